@@ -1,0 +1,25 @@
+//! Command-line interface: one file per subcommand, each turning its arguments into a stage call.
+
+use clap::{Parser, Subcommand};
+use ksinstall::exit::Outcome;
+
+mod validate;
+
+/// An installer for ESXi hosts that carry a DPU (vSphere 8 Distributed Services Engine).
+#[derive(Debug, Parser)]
+#[command(name = "ksinstall", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(validate::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Validate(a) => validate::run(a),
+    }
+}

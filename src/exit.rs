@@ -1,0 +1,34 @@
+//! Process exit codes, one per failure class, documented in README.md.
+//!
+//! Fleet tooling branches on these, so they are part of the interface: never renumber.
+
+use std::process::ExitCode;
+
+/// The classes of outcome a run of `ksinstall` can end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done (warnings allowed).
+    Success = 0,
+    /// Bad command-line usage, or an I/O failure outside the other classes.
+    UsageOrIo = 1,
+    /// The kickstart has at least one error (or a warning under `--strict`/`paranoid`).
+    InvalidKickstart = 2,
+    /// The hardware or the request does not allow the install (no disk, VMFS without consent, ...).
+    Precondition = 3,
+    /// The installation media is unreadable, malformed or fails its manifest.
+    Media = 4,
+    /// What was written did not read back as planned.
+    Verify = 5,
+    /// Writing to the target failed.
+    Write = 6,
+    /// The DPU could not be flashed.
+    Dpu = 7,
+    /// A `%pre` or `%post` script failed.
+    Script = 8,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        ExitCode::from(o as u8)
+    }
+}

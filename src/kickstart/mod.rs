@@ -1,0 +1,1 @@
+//! The kickstart stage: ESXi `ks.cfg` lexer, grammar table, model and diagnostics.
