@@ -5,3 +5,4 @@
 
 pub mod exit;
 pub mod kickstart;
+pub mod partition;
