@@ -1,0 +1,148 @@
+//! Arguments of one command line checked against the grammar table: `--key=value` split at the
+//! first `=`, case-insensitive option names, value patterns, duplicates, deprecated and refused
+//! options, exclusive pairs, and the positional argument (the last word that is not an option).
+
+use super::diag::{did_you_mean, Severity, Sink, Span};
+use super::grammar::{pattern_hint, pattern_matches, Positional, Value};
+use super::reader::{Arg, Invocation};
+
+/// One option as given: canonical name, its value (the default for a bare optional option).
+#[derive(Debug, Clone)]
+pub struct OptVal {
+    pub name: &'static str,
+    pub value: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Default)]
+pub struct Args {
+    pub opts: Vec<OptVal>,
+    pub positional: Option<Arg>,
+    /// Words that were neither options nor the positional argument (already warned about).
+    pub extras: Vec<Arg>,
+}
+
+impl Args {
+    pub fn get(&self, name: &str) -> Option<&OptVal> {
+        self.opts.iter().find(|o| o.name == name)
+    }
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|o| o.value.as_deref())
+    }
+}
+
+/// Options ESXi refuses outright on some commands (spec §1.2).
+fn refused(command: &str, option: &str) -> Option<&'static str> {
+    match (command, option.to_ascii_lowercase().as_str()) {
+        ("installorupgrade", "ignoressd") => Some("\"--ignoressd\" is not valid with installorupgrade"),
+        ("upgrade", "bootdiskmarker") => Some("\"--bootDiskMarker\" is not implemented by the ESXi installer"),
+        _ => None,
+    }
+}
+
+const MEDIA_WORDS: [&str; 4] = ["cdrom", "usb", "nfs", "url"];
+
+pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
+    let spec = inv.spec;
+    let cmd = spec.name;
+    let mut args = Args::default();
+    let mut loose: Vec<&Arg> = Vec::new();
+    for arg in &inv.args {
+        let Some(body) = arg.text.strip_prefix("--") else {
+            loose.push(arg);
+            continue;
+        };
+        let (key, value) = match body.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (body, None),
+        };
+        if let Some(why) = refused(cmd, key) {
+            sink.error(&arg.span, why);
+            continue;
+        }
+        let Some(opt) = spec.option(key) else {
+            loose.push(arg);
+            continue;
+        };
+        if opt.deprecated {
+            sink.warn(&arg.span, format!("argument \"--{key}\" to command \"{cmd}\" is deprecated and ignored"));
+            continue;
+        }
+        let value = match (opt.value, value) {
+            (Value::None, Some(_)) => {
+                sink.warn(&arg.span, format!("argument \"--{}\" to command \"{cmd}\" does not take a value; the value is ignored", opt.name));
+                None
+            }
+            (Value::None, None) => None,
+            (Value::Required(_), None) => {
+                sink.warn_help(
+                    &arg.span,
+                    format!("argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored", opt.name),
+                    format!("write it as --{}=VALUE", opt.name),
+                );
+                continue;
+            }
+            (Value::Required(_), Some(v)) if v.is_empty() => {
+                sink.warn(&arg.span, format!("argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored", opt.name));
+                continue;
+            }
+            (Value::Optional { default, .. }, None) => Some(default.to_string()),
+            (Value::Required(p) | Value::Optional { pattern: p, .. }, Some(v)) => {
+                if !pattern_matches(p, &v) {
+                    let msg = format!("argument \"--{}\" to command \"{cmd}\" has an invalid value \"{v}\": expected {}", opt.name, pattern_hint(p));
+                    sink.push(opt.bad_value, &arg.span, msg);
+                    if opt.bad_value == Severity::Warning {
+                        sink.items.last_mut().map(|d| d.message.push_str("; it is ignored"));
+                    }
+                    continue;
+                }
+                Some(v)
+            }
+        };
+        if let Some(i) = args.opts.iter().position(|o| o.name == opt.name) {
+            sink.push(opt.duplicate, &arg.span, format!("argument \"--{}\" to command \"{cmd}\" is given more than once", opt.name));
+            if opt.duplicate == Severity::Warning {
+                sink.items.last_mut().map(|d| d.message.push_str("; the last one is used"));
+            }
+            args.opts.remove(i);
+        }
+        args.opts.push(OptVal { name: opt.name, value, span: arg.span.clone() });
+    }
+    for (a, b) in spec.exclusive {
+        if let (Some(x), Some(y)) = (args.get(a), args.get(b)) {
+            let later = if x.span > y.span { x } else { y };
+            sink.error(&later.span, format!("\"--{a}\" is invalid when used with argument \"--{b}\""));
+        }
+    }
+    // The positional argument is the last loose word (ESXi: "the password is the last token").
+    match spec.positional {
+        Positional::Required(_) => {
+            args.positional = loose.pop().cloned();
+        }
+        Positional::DeprecatedMedia => {
+            loose.retain(|a| {
+                let media = MEDIA_WORDS.contains(&a.text.as_str());
+                if media {
+                    sink.warn(&a.span, format!("install media \"{}\" given to \"{cmd}\" is deprecated ESX 4 syntax and ignored", a.text));
+                }
+                !media
+            });
+        }
+        Positional::None => {}
+    }
+    for a in loose {
+        let msg = format!("unknown argument \"{}\" to command \"{cmd}\"", a.text);
+        let guess = a.text.strip_prefix("--").map(|k| k.split('=').next().unwrap_or(k)).and_then(|k| {
+            did_you_mean(k, spec.options.iter().flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied())))
+        });
+        match guess {
+            Some(g) => sink.warn_help(&a.span, msg, format!("did you mean `--{g}`?")),
+            None => sink.warn(&a.span, msg),
+        }
+        args.extras.push(a.clone());
+    }
+    args
+}

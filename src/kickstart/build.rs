@@ -1,0 +1,454 @@
+//! Turns checked command lines into the typed `Kickstart`, applying the rules a table cannot
+//! express: the one action command, required commands, passwords, networks, disks, DPU slots.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use super::args::{self, Args};
+use super::diag::{Sink, Span};
+use super::grammar::{Occurs, KEYBOARDS};
+use super::model::*;
+use super::password::{self, crypt_form};
+use super::reader::{Invocation, Visitor};
+
+#[derive(Default)]
+pub struct Builder {
+    pub ks: Kickstart,
+    /// Commands already seen, for the once-only rules.
+    seen: HashMap<&'static str, Span>,
+}
+
+impl Builder {
+    /// Whether the command (by its canonical name) was written anywhere.
+    pub fn seen(&self, command: &str) -> bool {
+        self.seen.contains_key(command)
+    }
+}
+
+fn split_list(v: &str, lower: bool) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| if lower { s.to_lowercase() } else { s.to_string() })
+        .collect()
+}
+
+impl Visitor for Builder {
+    fn pre_script(&mut self, inv: &Invocation, sink: &mut Sink) -> Option<Script> {
+        let s = script(inv, ScriptKind::Pre, sink)?;
+        self.ks.scripts.push(s.clone());
+        Some(s)
+    }
+
+    fn pending_include(&mut self, target: String, span: Span) {
+        self.ks.pending_includes.push(PendingInclude { target, span });
+    }
+
+    fn command(&mut self, inv: &Invocation, sink: &mut Sink) {
+        let spec = inv.spec;
+        let upgrading = matches!(self.ks.action, Some(Action { kind: ActionKind::Upgrade, .. }));
+        if upgrading && spec.invalidated_by_upgrade {
+            sink.warn(&inv.span, format!("command \"{}\" is ignored when upgrading", spec.name));
+            return;
+        }
+        if let Some(first) = self.seen.get(spec.name) {
+            match spec.occurs {
+                Occurs::Once => sink.warn(
+                    &inv.span,
+                    format!("command \"{}\" is given more than once (first at line {}); the last one is used", spec.name, first.line),
+                ),
+                Occurs::OnceStrict => {
+                    sink.error(&inv.span, format!("command \"{}\" is given more than once (first at {first})", spec.name));
+                    return;
+                }
+                Occurs::Many => {}
+            }
+        }
+        self.seen.entry(spec.name).or_insert_with(|| inv.span.clone());
+        let a = args::parse(inv, sink);
+        let span = inv.span.clone();
+        match spec.name {
+            "vmaccepteula" => self.ks.accept_eula = Some(span),
+            "rootpw" => self.ks.root_password = rootpw(&a, span, sink),
+            "install" | "upgrade" | "installorupgrade" => {
+                if let Some(other) = &self.ks.action {
+                    sink.error_help(
+                        &span,
+                        format!("\"{}\" cannot be used with \"{}\" (at {}): there can be only one", spec.name, other.kind.command(), other.span),
+                        "a kickstart has exactly one of install, upgrade and installorupgrade",
+                    );
+                    return;
+                }
+                self.ks.action = action(spec.name, &a, span, sink);
+            }
+            "clearpart" => {
+                if let Some(c) = clearpart(&a, span) {
+                    self.ks.clearpart.push(c);
+                }
+            }
+            "part" => {
+                if let Some(p) = part(&a, span, sink) {
+                    self.ks.parts.push(p);
+                }
+            }
+            "network" => self.ks.network = network(&a, span, sink),
+            "keyboard" => self.ks.keyboard = keyboard(&a, span, sink),
+            "serialnum" => match a.value("esx") {
+                Some(esx) => self.ks.serial_number = Some(SerialNumber { esx: esx.to_string(), span }),
+                None => sink.error_help(&span, "serialnum needs --esx", "serialnum --esx=XXXXX-XXXXX-XXXXX-XXXXX-XXXXX"),
+            },
+            "reboot" => self.ks.reboot = Some(Reboot { no_eject: a.has("noeject"), span }),
+            "paranoid" => self.ks.paranoid = Some(span),
+            "dryrun" => self.ks.dryrun = Some(span),
+            "partitionembed" => self.ks.partition_embed = Some(span),
+            "%post" => {
+                if let Some(s) = script(inv, ScriptKind::Post, sink) {
+                    self.ks.scripts.push(s);
+                }
+            }
+            "%firstboot" => {
+                if let Some(s) = script(inv, ScriptKind::Firstboot, sink) {
+                    self.ks.scripts.push(s);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn rootpw(a: &Args, span: Span, sink: &mut Sink) -> Option<RootPassword> {
+    let Some(pw) = &a.positional else {
+        let r = password::Refusal::Empty;
+        sink.error(&span, r.message());
+        if let Some(h) = r.help() {
+            sink.help(h);
+        }
+        return None;
+    };
+    if a.has("iscrypted") {
+        if crypt_form(&pw.text).is_none() {
+            sink.error_help(
+                &pw.span,
+                "crypted password is not valid",
+                "--iscrypted takes an MD5 ($1$...), SHA-512 ($6$salt$ with 86 characters) or 13-character DES crypt hash, e.g. from `openssl passwd -6`",
+            );
+            return None;
+        }
+        return Some(RootPassword { hash: pw.text.clone(), span });
+    }
+    if let Err(r) = password::check_plain(&pw.text) {
+        sink.error(&pw.span, r.message());
+        if let Some(h) = r.help() {
+            sink.help(h);
+        }
+        return None;
+    }
+    match password::sha512_crypt(&pw.text) {
+        Ok(hash) => Some(RootPassword { hash, span }),
+        Err(e) => {
+            sink.error(&pw.span, format!("{e:#}"));
+            None
+        }
+    }
+}
+
+fn action(name: &str, a: &Args, span: Span, sink: &mut Sink) -> Option<Action> {
+    let kind = match name {
+        "install" => ActionKind::Install,
+        "upgrade" => ActionKind::Upgrade,
+        _ => ActionKind::InstallOrUpgrade,
+    };
+    let mut act = Action::new(kind, span.clone());
+    act.target = match (a.value("disk"), a.value("firstdisk")) {
+        (Some(d), _) => Some(DiskTarget::Disk(d.to_string())),
+        (None, Some(f)) => Some(DiskTarget::FirstDisk(split_list(f, true))),
+        (None, None) => {
+            // ESXi cannot pick a disk without one of them; refusing here is the safe choice.
+            sink.error_help(&span, format!("{name} needs --disk (or --drive) or --firstdisk"), format!("e.g. `{name} --firstdisk --overwritevmfs`"));
+            None
+        }
+    };
+    if let Some(o) = a.get("ignoressd") {
+        if !a.has("firstdisk") && !a.has("disk") {
+            sink.error(&o.span, "\"--ignoressd\" is only valid together with \"--firstdisk\"");
+        }
+    }
+    act.ignore_ssd = a.has("ignoressd");
+    act.overwrite_vmfs = a.has("overwritevmfs");
+    act.preserve_vmfs = a.has("preservevmfs");
+    act.no_vmfs_on_disk = a.has("novmfsondisk");
+    act.overwrite_vsan = a.has("overwritevsan");
+    act.ignore_prereq_warnings = a.has("ignoreprereqwarnings");
+    act.ignore_prereq_errors = a.has("ignoreprereqerrors");
+    act.force_unsupported_install = a.has("forceunsupportedinstall");
+    act.force_migrate = a.has("forcemigrate");
+    act.system_disk = a.value("systemdisk").map(str::to_string);
+    act.repartition_system_disk = a.has("repartitionsystemdisk");
+    act.delete_cos_vmdk = a.has("deletecosvmdk");
+    act.disk_booted_from = a.has("diskBootedFrom");
+    act.save_bootbank = a.value("savebootbank").map(str::to_string);
+    if let Some(o) = a.get("dpuPciSlots") {
+        let slots = split_list(o.value.as_deref().unwrap_or(""), false);
+        if slots.len() > 1 {
+            sink.error_help(
+                &o.span,
+                format!("--dpuPciSlots names {} slots; ESXi 8 supports at most one DPU per host", slots.len()),
+                "name the one slot that holds the DPU",
+            );
+        }
+        if let Some(bad) = slots.iter().find(|s| !s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))) {
+            sink.error(&o.span, format!("--dpuPciSlots value \"{bad}\" is not a PCIe slot id"));
+        }
+        act.dpu_pci_slots = slots;
+    }
+    if let (Some(o), false) = (a.get("repartitionsystemdisk"), a.has("systemdisk")) {
+        sink.warn(&o.span, "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"");
+    }
+    Some(act)
+}
+
+fn clearpart(a: &Args, span: Span) -> Option<ClearPart> {
+    let target = if let Some(v) = a.value("drives") {
+        ClearTarget::Drives(split_list(v, false))
+    } else if a.has("alldrives") {
+        ClearTarget::AllDrives
+    } else if let Some(v) = a.value("ignoredrives") {
+        ClearTarget::IgnoreDrives(split_list(v, false))
+    } else if let Some(v) = a.value("firstdisk") {
+        ClearTarget::FirstDisk(split_list(v, true))
+    } else {
+        return None;
+    };
+    Some(ClearPart { target, overwrite_vmfs: a.has("overwritevmfs"), span })
+}
+
+fn part(a: &Args, span: Span, sink: &mut Sink) -> Option<Part> {
+    let name = a.positional.as_ref()?;
+    let n = &name.text;
+    if n.is_empty() || n.contains('/') || n.starts_with(' ') || n.ends_with(' ') {
+        sink.error(&name.span, format!("datastore name \"{n}\" is not valid: it must not be empty, contain `/`, or start or end with a space"));
+        return None;
+    }
+    let target = match (a.value("ondisk"), a.value("onfirstdisk")) {
+        (Some(d), _) => DiskTarget::Disk(d.to_string()),
+        (None, Some(f)) => DiskTarget::FirstDisk(split_list(f, true)),
+        (None, None) => {
+            sink.error_help(&span, "part needs --ondisk (or --ondrive) or --onfirstdisk", "e.g. `part datastore2 --ondisk=naa.xxxx`");
+            return None;
+        }
+    };
+    Some(Part { datastore: n.clone(), target, span })
+}
+
+fn keyboard(a: &Args, span: Span, sink: &mut Sink) -> Option<Keyboard> {
+    let arg = a.positional.as_ref()?;
+    if let Some(known) = KEYBOARDS.iter().find(|k| k.eq_ignore_ascii_case(&arg.text)) {
+        return Some(Keyboard { layout: known.to_string(), span });
+    }
+    if arg.text.ends_with(".map.gz") {
+        // A keymap file name; which files ESXi ships is not listed in our sources.
+        return Some(Keyboard { layout: arg.text.clone(), span });
+    }
+    let joined: Vec<&str> = a.extras.iter().map(|e| e.text.as_str()).chain(std::iter::once(arg.text.as_str())).collect();
+    let joined = joined.join(" ");
+    let msg = format!("keyboard layout \"{}\" is not known; the default (US Default) is used", arg.text);
+    match KEYBOARDS.iter().find(|k| k.eq_ignore_ascii_case(&joined)) {
+        Some(k) => sink.warn_help(&arg.span, msg, format!("quote names with spaces: keyboard '{k}'")),
+        None => match super::diag::did_you_mean(&arg.text, KEYBOARDS.iter().copied()) {
+            Some(k) => sink.warn_help(&arg.span, msg, format!("did you mean '{k}'?")),
+            None => sink.warn(&arg.span, msg),
+        },
+    }
+    None
+}
+
+fn parse_ip(a: &Args, name: &str, sink: &mut Sink) -> Option<Ipv4Addr> {
+    let o = a.get(name)?;
+    let v = o.value.as_deref()?;
+    match v.parse::<Ipv4Addr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            sink.error(&o.span, format!("--{name} \"{v}\" is not an IPv4 address"));
+            None
+        }
+    }
+}
+
+fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `network` (spec §0.10 and §1.2): DHCP by default; static needs an address, and the gateway
+/// must be on the address's subnet.
+fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
+    let bootproto = match a.value("bootproto").map(str::to_ascii_lowercase).as_deref() {
+        Some("static") => BootProto::Static,
+        Some(_) => BootProto::Dhcp,
+        None => {
+            sink.warn(&span, "network has no --bootproto; DHCP is used");
+            BootProto::Dhcp
+        }
+    };
+    let mut ok = true;
+    let device = match a.get("device") {
+        None => None,
+        Some(o) => {
+            let v = o.value.as_deref().unwrap_or("");
+            if v.contains(':') {
+                if is_mac(v) {
+                    Some(NetDevice::Mac(v.to_ascii_lowercase()))
+                } else {
+                    sink.error(&o.span, format!("--device \"{v}\" is not a MAC address"));
+                    ok = false;
+                    None
+                }
+            } else if v.strip_prefix("vmnic").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+                Some(NetDevice::Vmnic(v.to_string()))
+            } else {
+                sink.error_help(&o.span, format!("--device \"{v}\" is neither a vmnicN name nor a MAC address"), "e.g. --device=vmnic0 or --device=00:50:56:aa:bb:cc");
+                ok = false;
+                None
+            }
+        }
+    };
+    let vlan_id = match a.get("vlanid") {
+        None => None,
+        Some(o) => match o.value.as_deref().and_then(|v| v.parse::<u16>().ok()).filter(|v| *v <= 4095) {
+            Some(v) => Some(v),
+            None => {
+                sink.error(&o.span, "--vlanid must be between 0 and 4095");
+                ok = false;
+                None
+            }
+        },
+    };
+    let add_vm_portgroup = a
+        .value("addvmportgroup")
+        .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        .unwrap_or(true);
+    let mut net = Network {
+        bootproto,
+        device,
+        ip: None,
+        netmask: None,
+        gateway: None,
+        nameservers: Vec::new(),
+        hostname: a.value("hostname").map(str::to_string),
+        vlan_id,
+        add_vm_portgroup,
+        span: span.clone(),
+    };
+    if let Some(o) = a.get("nameserver") {
+        for ns in split_list(o.value.as_deref().unwrap_or(""), false) {
+            match ns.parse::<Ipv4Addr>() {
+                Ok(ip) => net.nameservers.push(ip),
+                Err(_) => {
+                    sink.error(&o.span, format!("--nameserver \"{ns}\" is not an IPv4 address"));
+                    ok = false;
+                }
+            }
+        }
+        if net.nameservers.len() > 2 {
+            sink.warn(&o.span, "only the first two name servers are used");
+            net.nameservers.truncate(2);
+        }
+    }
+    match bootproto {
+        BootProto::Dhcp => {
+            for k in ["ip", "netmask", "gateway"] {
+                if let Some(o) = a.get(k) {
+                    sink.error_help(&o.span, format!("\"--{k}\" is invalid with --bootproto=dhcp"), "use --bootproto=static for a fixed address");
+                    ok = false;
+                }
+            }
+            for k in ["hostname", "nameserver"] {
+                if let Some(o) = a.get(k) {
+                    sink.warn(&o.span, format!("\"--{k}\" is ignored with --bootproto=dhcp"));
+                }
+            }
+            net.hostname = None;
+            net.nameservers.clear();
+        }
+        BootProto::Static => {
+            net.ip = parse_ip(a, "ip", sink);
+            net.netmask = parse_ip(a, "netmask", sink);
+            net.gateway = parse_ip(a, "gateway", sink);
+            let Some(ip) = net.ip else {
+                if !a.has("ip") {
+                    sink.error_help(&span, "--bootproto=static needs --ip", "add --ip=ADDRESS --netmask=MASK --gateway=ADDRESS");
+                }
+                return None;
+            };
+            if let Some(o) = a.get("netmask") {
+                if let Some(m) = net.netmask {
+                    if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() != 32 || u32::from(m) == 0 {
+                        sink.error(&o.span, format!("--netmask {m} is not a valid netmask"));
+                        ok = false;
+                    }
+                }
+            } else {
+                sink.warn(&span, format!("network has no --netmask; the classful {} is used", classful_netmask(ip)));
+            }
+            let mask = u32::from(net.effective_netmask().unwrap_or(classful_netmask(ip)));
+            let host = u32::from(ip) & !mask;
+            if mask != u32::MAX && (host == 0 || host == !mask) {
+                sink.error(&a.get("ip").map(|o| o.span.clone()).unwrap_or(span.clone()), format!("--ip {ip} is the network or broadcast address of its subnet"));
+                ok = false;
+            }
+            match (net.gateway, a.get("gateway")) {
+                (Some(gw), Some(o)) => {
+                    if u32::from(gw) & mask != u32::from(ip) & mask {
+                        sink.error_help(&o.span, format!("--gateway {gw} is not on the subnet of --ip {ip} with netmask {}", Ipv4Addr::from(mask)), "the gateway must be on the same subnet as the address");
+                        ok = false;
+                    } else if gw == ip {
+                        sink.error(&o.span, format!("--gateway {gw} is the host's own address"));
+                        ok = false;
+                    }
+                }
+                (None, None) => {
+                    if let Some(g) = net.effective_gateway() {
+                        sink.warn(&span, format!("network has no --gateway; {g} is used"));
+                    }
+                }
+                _ => ok = false,
+            }
+            if net.hostname.is_none() {
+                sink.warn(&span, "network has no --hostname; \"localhost\" is used");
+            }
+        }
+    }
+    if let Some(h) = &net.hostname {
+        let valid = !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if !valid {
+            let o = a.get("hostname").map(|o| o.span.clone()).unwrap_or(span.clone());
+            sink.error(&o, format!("--hostname \"{h}\" is not a valid host name"));
+            ok = false;
+        }
+    }
+    ok.then_some(net)
+}
+
+fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script> {
+    let a = args::parse(inv, sink);
+    let interpreter = match a.value("interpreter") {
+        Some("python") => Interpreter::Python,
+        Some(_) => Interpreter::Busybox,
+        None => {
+            if !a.has("interpreter") {
+                sink.warn(&inv.span, format!("{} has no --interpreter; busybox is used", kind.section()));
+            }
+            Interpreter::Busybox
+        }
+    };
+    Some(Script {
+        kind,
+        interpreter,
+        timeout_secs: a.value("timeout").and_then(|t| t.parse().ok()),
+        ignore_failure: a.value("ignorefailure").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        body: inv.body.clone().unwrap_or_default(),
+        span: inv.span.clone(),
+    })
+}

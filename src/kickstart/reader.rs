@@ -1,0 +1,381 @@
+//! Reading kickstart files the way ESXi's installer does: CRLF to LF, one physical line at a time,
+//! section bodies up to the next section line (there is no `%end`), `%include` resolution with
+//! cycle detection, the 256-command limit, and the evaluation order: `%pre` first (run while
+//! reading, so it can write files that are included), then includes, then the action command, then
+//! everything else (spec §0.5). Commands are handed to `build.rs` in that order.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::diag::{did_you_mean, Sink, Span};
+use super::grammar::{self, CommandSpec, Kind, SECTION_ENDS};
+use super::lexer;
+use super::model::Script;
+
+/// ESXi counts every command across all included files and stops past this many.
+pub const COMMAND_LIMIT: usize = 256;
+
+/// What an `%include` names, already resolved against the including file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncludeTarget {
+    /// An absolute path on the installer's own file system (`/tmp/networkconfig`).
+    Installer(String),
+    /// A path relative to the including file (`./net.cfg`), joined with that file's location.
+    Relative(String),
+    /// A URL, fetched by the source stage.
+    Url(String),
+}
+
+/// What the caller could do with an include.
+pub enum Loaded {
+    /// The bytes, the name to use for the file in diagnostics, and a key that is the same for
+    /// every way of naming the same file (a canonical path or the URL), for cycle detection.
+    File { name: String, key: String, bytes: Vec<u8> },
+    /// Nothing there (yet).
+    NotFound,
+    /// Not fetched now (a URL while validating offline): recorded for the fetch stage.
+    Deferred,
+    /// Reading failed.
+    Failed(String),
+}
+
+/// How includes are read: files below a root, URLs through the source stage. Supplied by the
+/// caller so that this stage never reaches up into the sources.
+pub trait IncludeLoader {
+    fn load(&mut self, target: &IncludeTarget) -> Loaded;
+}
+
+/// Runs a `%pre` script while the kickstart is read. Returning `Err` aborts, as ESXi does.
+pub type PreRunner<'a> = &'a mut dyn FnMut(&Script) -> Result<(), String>;
+
+/// One argument word of a command line.
+#[derive(Debug, Clone)]
+pub struct Arg {
+    pub text: String,
+    pub span: Span,
+}
+
+/// One command line (or section header) as written.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub spec: &'static CommandSpec,
+    pub span: Span,
+    pub args: Vec<Arg>,
+    /// For sections: the body, byte for byte.
+    pub body: Option<String>,
+}
+
+struct FileItems {
+    items: Vec<Invocation>,
+}
+
+/// The four passes of ESXi's evaluation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Pre,
+    Include,
+    Action,
+    Rest,
+}
+
+pub fn pass_of(spec: &CommandSpec) -> Pass {
+    match spec.name {
+        "%pre" => Pass::Pre,
+        "%include" => Pass::Include,
+        n if grammar::ACTION_COMMANDS.contains(&n) => Pass::Action,
+        _ => Pass::Rest,
+    }
+}
+
+/// Receives each command in evaluation order.
+pub trait Visitor {
+    fn command(&mut self, inv: &Invocation, sink: &mut Sink);
+    /// A `%pre` section, built, before it runs.
+    fn pre_script(&mut self, inv: &Invocation, sink: &mut Sink) -> Option<Script>;
+    fn pending_include(&mut self, target: String, span: Span);
+}
+
+pub struct Reader<'a> {
+    loader: &'a mut dyn IncludeLoader,
+    pre_runner: Option<PreRunner<'a>>,
+    pub sink: Sink,
+    /// Names of the files read, in the order they were added.
+    pub files: Vec<Arc<str>>,
+    stack: Vec<String>,
+    command_count: usize,
+    limit_reported: bool,
+    saw_pre: bool,
+    pub pending: bool,
+    unknown_seen: HashSet<String>,
+    pub aborted: bool,
+    loaded: Vec<FileItems>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(loader: &'a mut dyn IncludeLoader, pre_runner: Option<PreRunner<'a>>) -> Self {
+        Reader {
+            loader,
+            pre_runner,
+            sink: Sink::default(),
+            files: Vec::new(),
+            stack: Vec::new(),
+            command_count: 0,
+            limit_reported: false,
+            saw_pre: false,
+            pending: false,
+            unknown_seen: HashSet::new(),
+            aborted: false,
+            loaded: Vec::new(),
+        }
+    }
+
+    /// Read the top file and everything it includes, calling `v` in ESXi's evaluation order.
+    /// `key` identifies the file as the loader's keys do.
+    pub fn run(&mut self, name: &str, key: &str, bytes: &[u8], v: &mut dyn Visitor) {
+        self.stack.push(key.to_string());
+        self.file(name, bytes, v);
+        self.stack.pop();
+        for pass in [Pass::Action, Pass::Rest] {
+            if self.aborted {
+                return;
+            }
+            for f in &self.loaded {
+                for inv in f.items.iter().filter(|i| pass_of(i.spec) == pass) {
+                    v.command(inv, &mut self.sink);
+                }
+            }
+        }
+    }
+
+    fn file(&mut self, name: &str, bytes: &[u8], v: &mut dyn Visitor) {
+        let name: Arc<str> = Arc::from(name);
+        self.files.push(name.clone());
+        let items = self.split(&name, bytes);
+        // %pre sections of this file run first; a file added by %include catches up on them.
+        for inv in items.iter().filter(|i| pass_of(i.spec) == Pass::Pre) {
+            self.saw_pre = true;
+            let Some(script) = v.pre_script(inv, &mut self.sink) else {
+                continue;
+            };
+            if let Some(run) = self.pre_runner.as_mut() {
+                if let Err(why) = run(&script) {
+                    self.sink.error(&inv.span, format!("\"%pre\" script returned with an error: {why}"));
+                    self.aborted = true;
+                    return;
+                }
+            }
+        }
+        let includes: Vec<Invocation> = items.iter().filter(|i| pass_of(i.spec) == Pass::Include).cloned().collect();
+        self.loaded.push(FileItems { items });
+        for inv in &includes {
+            if self.aborted {
+                return;
+            }
+            self.include(&name, inv, v);
+        }
+    }
+
+    fn include(&mut self, from: &str, inv: &Invocation, v: &mut dyn Visitor) {
+        for extra in inv.args.iter().skip(1) {
+            self.sink.warn(&extra.span, format!("unknown argument \"{}\" to command \"%include\"", extra.text));
+        }
+        let Some(arg) = inv.args.first() else {
+            self.sink.error(&inv.span, "%include needs a file name");
+            return;
+        };
+        let target = resolve(from, &arg.text);
+        let shown = match &target {
+            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => p.clone(),
+        };
+        match self.loader.load(&target) {
+            Loaded::File { name, key, bytes } => {
+                if self.stack.contains(&key) {
+                    let mut chain = self.stack.clone();
+                    chain.push(key);
+                    self.sink.error(&arg.span, format!("include cycle: {}", chain.join(" -> ")));
+                    return;
+                }
+                self.stack.push(key);
+                self.file(&name, &bytes, v);
+                self.stack.pop();
+            }
+            Loaded::Deferred => {
+                self.sink.warn(
+                    &arg.span,
+                    format!("included \"{shown}\" is fetched at install time; the commands it holds are not checked now"),
+                );
+                self.pending = true;
+                v.pending_include(shown, arg.span.clone());
+            }
+            Loaded::NotFound if self.saw_pre => {
+                self.sink.warn_help(
+                    &arg.span,
+                    format!("included file \"{shown}\" does not exist now; a %pre script may create it at install time, so the commands it may hold are not reported as missing"),
+                    "check the %pre script that writes it; `ksinstall validate --root DIR` reads absolute includes below DIR",
+                );
+                self.pending = true;
+                v.pending_include(shown, arg.span.clone());
+            }
+            Loaded::NotFound => {
+                self.sink.error_help(
+                    &arg.span,
+                    format!("cannot read included file \"{shown}\": no such file"),
+                    "paths starting with `.` are relative to the including file; other paths are absolute on the installer",
+                );
+            }
+            Loaded::Failed(why) => {
+                self.sink.error(&arg.span, format!("cannot read included file \"{shown}\": {why}"));
+            }
+        }
+    }
+
+    /// Split one file into command lines and sections.
+    fn split(&mut self, name: &Arc<str>, bytes: &[u8]) -> Vec<Invocation> {
+        let text = decode(name, bytes, &mut self.sink);
+        let mut items: Vec<Invocation> = Vec::new();
+        // Byte offset where the open section's body starts.
+        let mut body_start: Option<usize> = None;
+        let mut offset = 0usize;
+        for (index, raw) in text.split_inclusive('\n').enumerate() {
+            let line_start = offset;
+            offset += raw.len();
+            let line = raw.strip_suffix('\n').unwrap_or(raw);
+            let lineno = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let span_at = |byte: usize| Span {
+                file: name.clone(),
+                line: lineno,
+                col: u32::try_from(line[..byte].chars().count() + 1).unwrap_or(u32::MAX),
+            };
+            if let Some(i) = line.find(|c: char| !c.is_ascii()) {
+                self.sink.warn(&span_at(i), "script file contains a non-ASCII character");
+            }
+            if let Some(start) = body_start {
+                if !SECTION_ENDS.iter().any(|m| line.starts_with(m)) {
+                    continue;
+                }
+                close_body(&mut items, &text[start..line_start]);
+                body_start = None;
+            }
+            let words = match lexer::split(line) {
+                Ok(w) => w,
+                Err(e) => {
+                    self.sink.error(&span_at(e.offset), format!("cannot read this line: {}", e.message));
+                    continue;
+                }
+            };
+            let Some((first, rest)) = words.split_first() else {
+                continue;
+            };
+            let span = span_at(first.offset);
+            self.command_count += 1;
+            if self.command_count > COMMAND_LIMIT {
+                if !self.limit_reported {
+                    self.sink.error(
+                        &span,
+                        format!("more than {COMMAND_LIMIT} commands (counting included files); ESXi stops here"),
+                    );
+                    self.limit_reported = true;
+                }
+                // Stop reading: ESXi refuses the whole file past the limit.
+                self.aborted = true;
+                break;
+            }
+            let Some(spec) = grammar::lookup(&first.text) else {
+                if self.unknown_seen.insert(first.text.clone()) {
+                    let names = grammar::COMMANDS.iter().flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()));
+                    match did_you_mean(&first.text, names) {
+                        Some(s) => self.sink.warn_help(&span, format!("unknown command \"{}\"", first.text), format!("did you mean `{s}`?")),
+                        None => self.sink.warn(&span, format!("unknown command \"{}\"", first.text)),
+                    }
+                }
+                continue;
+            };
+            let args: Vec<Arg> = rest.iter().map(|w| Arg { text: w.text.clone(), span: span_at(w.offset) }).collect();
+            match spec.kind {
+                Kind::Deprecated => {
+                    self.sink.warn(&span, format!("command \"{}\" is deprecated and should not be used; it is ignored", first.text));
+                }
+                Kind::Unused => {
+                    self.sink.warn(&span, format!("command \"{}\" is currently unused; it is ignored", first.text));
+                }
+                Kind::DeprecatedSection => {
+                    self.sink.warn(&span, format!("section \"{}\" is deprecated and should not be used; it is ignored", first.text));
+                    items.push(Invocation { spec, span, args, body: Some(String::new()) });
+                    body_start = Some(offset);
+                }
+                Kind::Section => {
+                    items.push(Invocation { spec, span, args, body: Some(String::new()) });
+                    body_start = Some(offset);
+                }
+                Kind::Command => items.push(Invocation { spec, span, args, body: None }),
+            }
+        }
+        if let Some(start) = body_start {
+            close_body(&mut items, &text[start..]);
+        }
+        // Deprecated sections have been warned about; nothing else uses them.
+        items.retain(|i| i.spec.kind != Kind::DeprecatedSection);
+        items
+    }
+}
+
+fn close_body(items: &mut [Invocation], body: &str) {
+    if let Some(last) = items.last_mut() {
+        last.body = Some(body.to_string());
+    }
+}
+
+/// Bytes to text: CRLF becomes LF (ESXi does this first); invalid UTF-8 is replaced, with a
+/// warning, since we cannot keep such a script byte-exact.
+fn decode(name: &Arc<str>, bytes: &[u8], sink: &mut Sink) -> String {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            let span = Span { file: name.clone(), line: u32::try_from(line).unwrap_or(u32::MAX), col: 1 };
+            sink.warn(&span, "file is not valid UTF-8; the invalid bytes are replaced");
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    };
+    text.replace("\r\n", "\n")
+}
+
+/// Where an include points, as ESXi resolves it (spec §1.2 `%include`): URLs as they are, paths
+/// starting with `.` relative to the including file, everything else absolute (a bare name
+/// becomes `/<name>`, for ESX 3.5 compatibility).
+pub fn resolve(from: &str, path: &str) -> IncludeTarget {
+    if path.contains("://") {
+        return IncludeTarget::Url(path.to_string());
+    }
+    if path.starts_with('.') {
+        let dir = match from.rfind('/') {
+            Some(i) => &from[..=i],
+            None => "",
+        };
+        let rel = path.strip_prefix("./").unwrap_or(path);
+        if from.contains("://") {
+            return IncludeTarget::Url(format!("{dir}{rel}"));
+        }
+        return IncludeTarget::Relative(format!("{dir}{rel}"));
+    }
+    if path.starts_with('/') {
+        IncludeTarget::Installer(path.to_string())
+    } else {
+        IncludeTarget::Installer(format!("/{path}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_resolution() {
+        assert_eq!(resolve("/ks/main.cfg", "./net.cfg"), IncludeTarget::Relative("/ks/net.cfg".into()));
+        assert_eq!(resolve("main.cfg", "./net.cfg"), IncludeTarget::Relative("net.cfg".into()));
+        assert_eq!(resolve("/ks/main.cfg", "/tmp/x"), IncludeTarget::Installer("/tmp/x".into()));
+        assert_eq!(resolve("/ks/main.cfg", "tmp/x"), IncludeTarget::Installer("/tmp/x".into()));
+        assert_eq!(resolve("http://h/ks/a.cfg", "./b.cfg"), IncludeTarget::Url("http://h/ks/b.cfg".into()));
+        assert_eq!(resolve("/a", "https://h/x.cfg"), IncludeTarget::Url("https://h/x.cfg".into()));
+    }
+}
