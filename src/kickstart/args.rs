@@ -94,8 +94,8 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
                 if !pattern_matches(p, &v) {
                     let msg = format!("argument \"--{}\" to command \"{cmd}\" has an invalid value \"{v}\": expected {}", opt.name, pattern_hint(p));
                     sink.push(opt.bad_value, &arg.span, msg);
-                    if opt.bad_value == Severity::Warning {
-                        sink.items.last_mut().map(|d| d.message.push_str("; it is ignored"));
+                    if let (Severity::Warning, Some(d)) = (opt.bad_value, sink.items.last_mut()) {
+                        d.message.push_str("; it is ignored");
                     }
                     continue;
                 }
@@ -104,8 +104,8 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
         };
         if let Some(i) = args.opts.iter().position(|o| o.name == opt.name) {
             sink.push(opt.duplicate, &arg.span, format!("argument \"--{}\" to command \"{cmd}\" is given more than once", opt.name));
-            if opt.duplicate == Severity::Warning {
-                sink.items.last_mut().map(|d| d.message.push_str("; the last one is used"));
+            if let (Severity::Warning, Some(d)) = (opt.duplicate, sink.items.last_mut()) {
+                d.message.push_str("; the last one is used");
             }
             args.opts.remove(i);
         }
@@ -116,6 +116,10 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
             let later = if x.span > y.span { x } else { y };
             sink.error(&later.span, format!("\"--{a}\" is invalid when used with argument \"--{b}\""));
         }
+    }
+    if !spec.one_of.is_empty() && !spec.one_of.iter().any(|o| args.has(o)) {
+        let names: Vec<String> = spec.one_of.iter().map(|o| format!("--{o}")).collect();
+        sink.error(&inv.span, format!("{cmd} requires one of the following arguments: {}", names.join(", ")));
     }
     // The positional argument is the last loose word (ESXi: "the password is the last token").
     match spec.positional {

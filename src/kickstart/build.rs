@@ -443,12 +443,46 @@ fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script>
             Interpreter::Busybox
         }
     };
+    let body = inv.body.clone().unwrap_or_default();
+    lint_body(inv, kind, &body, sink);
     Some(Script {
         kind,
         interpreter,
         timeout_secs: a.value("timeout").and_then(|t| t.parse().ok()),
         ignore_failure: a.value("ignorefailure").is_some_and(|v| v.eq_ignore_ascii_case("true")),
-        body: inv.body.clone().unwrap_or_default(),
+        body,
         span: inv.span.clone(),
     })
+}
+
+/// Commands written after a section are part of its script (spec §0.6), which is rarely what
+/// the author meant: `reboot` at the end of a `%firstboot` reboots the host at its first boot.
+/// ESXi says nothing; we warn, since the mistake is silent until it bites.
+const KICKSTART_ONLY: &[&str] = &[
+    "vmaccepteula", "accepteula", "rootpw", "install", "installorupgrade", "upgrade", "clearpart", "part",
+    "partition", "network", "keyboard", "serialnum", "vmserialnum", "reboot", "paranoid", "dryrun",
+];
+
+fn lint_body(inv: &Invocation, kind: ScriptKind, body: &str, sink: &mut Sink) {
+    for (i, line) in body.lines().enumerate() {
+        let span = Span {
+            file: inv.span.file.clone(),
+            line: inv.span.line.saturating_add(u32::try_from(i + 1).unwrap_or(u32::MAX)),
+            col: 1,
+        };
+        let first = line.split_whitespace().next().unwrap_or("");
+        if line.trim_end() == "%end" {
+            sink.warn_help(
+                &span,
+                format!("`%end` does not end a section in an ESXi kickstart: it is part of the {} script", kind.section()),
+                "remove it; a section ends at the next line starting with %pre, %post, %firstboot or %include",
+            );
+        } else if line.starts_with(first) && KICKSTART_ONLY.contains(&first) && (first != "reboot" || kind != ScriptKind::Post) {
+            sink.warn_help(
+                &span,
+                format!("\"{first}\" here runs as script text inside the {} section begun at line {}, not as a kickstart command", kind.section(), inv.span.line),
+                "kickstart commands go before the first %pre/%post/%firstboot section",
+            );
+        }
+    }
 }

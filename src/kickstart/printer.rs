@@ -147,7 +147,8 @@ pub fn print(ks: &Kickstart) -> String {
     // without a final newline (the file's last section) at the very end, where it stays exact.
     let unterminated_pre = ks.scripts.iter().any(|s| s.kind == ScriptKind::Pre && !s.body.is_empty() && !s.body.ends_with('\n'));
     let (first, second): (Vec<&Script>, Vec<&Script>) = ks.scripts.iter().partition(|s| (s.kind == ScriptKind::Pre) != unterminated_pre);
-    for s in first.into_iter().chain(second) {
+    let ordered: Vec<&Script> = first.into_iter().chain(second).collect();
+    for (i, s) in ordered.iter().enumerate() {
         let mut l = s.kind.section().to_string();
         opt(&mut l, "interpreter", Some(s.interpreter.name()));
         if let Some(t) = s.timeout_secs {
@@ -158,7 +159,8 @@ pub fn print(ks: &Kickstart) -> String {
         }
         push_line(&mut out, l);
         out.push_str(&s.body);
-        if !s.body.is_empty() && !s.body.ends_with('\n') {
+        let last = i + 1 == ordered.len();
+        if !last && !s.body.is_empty() && !s.body.ends_with('\n') {
             out.push('\n');
         }
     }
