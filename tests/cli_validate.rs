@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn ksinstall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ksinstall")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
@@ -12,24 +15,45 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-const GOOD: &str = "vmaccepteula\nrootpw 'Sekr1t-Horse'\ninstall --firstdisk\nnetwork --bootproto=dhcp\n";
+const GOOD: &str =
+    "vmaccepteula\nrootpw 'Sekr1t-Horse'\ninstall --firstdisk\nnetwork --bootproto=dhcp\n";
 
 #[test]
 fn exit_codes_follow_the_documented_contract() {
     let d = tempfile::tempdir().unwrap();
     let good = write(&d, "good.cfg", GOOD);
     let warn = write(&d, "warn.cfg", &format!("{GOOD}timezone UTC\n"));
-    let bad = write(&d, "bad.cfg", &format!("{GOOD}network --bootproto=dhcp --vlanid=5000\n"));
+    let bad = write(
+        &d,
+        "bad.cfg",
+        &format!("{GOOD}network --bootproto=dhcp --vlanid=5000\n"),
+    );
     assert_eq!(ksinstall(&["validate", &good]).status.code(), Some(0));
-    assert_eq!(ksinstall(&["validate", &warn]).status.code(), Some(0), "warnings alone pass");
-    assert_eq!(ksinstall(&["validate", "--strict", &warn]).status.code(), Some(2));
+    assert_eq!(
+        ksinstall(&["validate", &warn]).status.code(),
+        Some(0),
+        "warnings alone pass"
+    );
+    assert_eq!(
+        ksinstall(&["validate", "--strict", &warn]).status.code(),
+        Some(2)
+    );
     assert_eq!(ksinstall(&["validate", &bad]).status.code(), Some(2));
-    assert_eq!(ksinstall(&["validate", &good, &bad]).status.code(), Some(2), "any invalid file fails the run");
+    assert_eq!(
+        ksinstall(&["validate", &good, &bad]).status.code(),
+        Some(2),
+        "any invalid file fails the run"
+    );
     let missing = d.path().join("nope.cfg").display().to_string();
     let out = ksinstall(&["validate", &missing]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.cfg"));
-    assert_eq!(ksinstall(&["validate", "--no-such-flag", &good]).status.code(), Some(1));
+    assert_eq!(
+        ksinstall(&["validate", "--no-such-flag", &good])
+            .status
+            .code(),
+        Some(1)
+    );
     assert_eq!(ksinstall(&["validate"]).status.code(), Some(1));
     assert_eq!(ksinstall(&["--help"]).status.code(), Some(0));
 }
@@ -42,10 +66,23 @@ fn every_diagnostic_is_one_located_line_and_all_are_reported() {
     let text = String::from_utf8_lossy(&out.stdout);
     let errors: Vec<&str> = text.lines().filter(|l| l.contains(": error: ")).collect();
     assert_eq!(errors.len(), 3, "{text}");
-    assert!(errors[0].starts_with(&format!("{f}:2:8: error: ")), "{text}");
-    assert!(errors[1].starts_with(&format!("{f}:3:37: error: ")), "{text}");
-    assert!(errors[2].starts_with(&format!("{f}:4:26: error: ")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with(&format!("{f}:2:8: help: "))), "{text}");
+    assert!(
+        errors[0].starts_with(&format!("{f}:2:8: error: ")),
+        "{text}"
+    );
+    assert!(
+        errors[1].starts_with(&format!("{f}:3:37: error: ")),
+        "{text}"
+    );
+    assert!(
+        errors[2].starts_with(&format!("{f}:4:26: error: ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{f}:2:8: help: "))),
+        "{text}"
+    );
 }
 
 #[test]
@@ -54,21 +91,44 @@ fn json_output_carries_diagnostics_and_the_model_but_never_the_plain_password() 
     let f = write(&d, "ks.cfg", &format!("{GOOD}keyboard German\n"));
     let out = ksinstall(&["validate", "--format", "json", &f]);
     assert_eq!(out.status.code(), Some(0));
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!all.contains("Sekr1t-Horse"), "the plain root password leaked: {all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("Sekr1t-Horse"),
+        "the plain root password leaked: {all}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let file = &v["files"][0];
     assert_eq!(file["valid"], true);
     assert_eq!(file["kickstart"]["keyboard"]["layout"], "German");
-    assert!(file["kickstart"]["root_password"]["hash"].as_str().unwrap().starts_with("$6$"));
+    assert!(file["kickstart"]["root_password"]["hash"]
+        .as_str()
+        .unwrap()
+        .starts_with("$6$"));
     // A weak password is refused without being echoed either.
-    let weak = write(&d, "weak.cfg", "vmaccepteula\nrootpw hunter2hunter\ninstall --firstdisk\n");
+    let weak = write(
+        &d,
+        "weak.cfg",
+        "vmaccepteula\nrootpw hunter2hunter\ninstall --firstdisk\n",
+    );
     let out = ksinstall(&["validate", "--format", "json", &weak]);
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains("hunter2hunter"), "{all}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["files"][0]["valid"], false);
-    let errs: Vec<&serde_json::Value> = v["files"][0]["diagnostics"].as_array().unwrap().iter().filter(|d| d["severity"] == "error").collect();
+    let errs: Vec<&serde_json::Value> = v["files"][0]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
     assert_eq!(errs.len(), 1, "{v}");
     assert_eq!(errs[0]["span"]["line"], 2);
 }

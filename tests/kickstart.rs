@@ -13,7 +13,12 @@ fn corpus() -> PathBuf {
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (the corpus lives in ../shared beside the checkout)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the corpus lives in ../shared beside the checkout)",
+                dir.display()
+            )
+        })
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().is_some_and(|n| n != "EXPECTED"))
         .collect();
@@ -37,7 +42,11 @@ fn errors(p: &Parsed) -> Vec<&Diagnostic> {
 }
 
 fn dump(p: &Parsed) -> String {
-    p.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    p.diagnostics
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -46,7 +55,11 @@ fn every_valid_corpus_file_validates_without_error() {
         let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
         assert!(!p.has_errors(), "{}:\n{}", f.display(), dump(&p));
         let ks = &p.kickstart;
-        assert!(ks.accept_eula.is_some() && ks.action.is_some(), "{}", f.display());
+        assert!(
+            ks.accept_eula.is_some() && ks.action.is_some(),
+            "{}",
+            f.display()
+        );
     }
 }
 
@@ -54,14 +67,28 @@ fn every_valid_corpus_file_validates_without_error() {
 fn every_policy_corpus_file_gets_exactly_the_expected_error() {
     let expected = std::fs::read_to_string(corpus().join("policy/EXPECTED")).unwrap();
     let mut checked = 0;
-    for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in expected
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut cols = line.split('\t');
-        let (file, lineno) = (cols.next().unwrap(), cols.next().unwrap().parse::<u32>().unwrap());
-        let p = kickstart::parse_file(&corpus().join("policy").join(file), Path::new("/nonexistent-root")).unwrap();
+        let (file, lineno) = (
+            cols.next().unwrap(),
+            cols.next().unwrap().parse::<u32>().unwrap(),
+        );
+        let p = kickstart::parse_file(
+            &corpus().join("policy").join(file),
+            Path::new("/nonexistent-root"),
+        )
+        .unwrap();
         let errs = errors(&p);
         assert_eq!(errs.len(), 1, "{file}: want one error, got:\n{}", dump(&p));
         assert_eq!(errs[0].span.line, lineno, "{file}: {}", errs[0]);
-        assert!(errs[0].message.contains("root password") || errs[0].message.contains("rootpw"), "{}", errs[0]);
+        assert!(
+            errs[0].message.contains("root password") || errs[0].message.contains("rootpw"),
+            "{}",
+            errs[0]
+        );
         checked += 1;
     }
     assert_eq!(checked, files_in(&corpus().join("policy")).len());
@@ -69,16 +96,30 @@ fn every_policy_corpus_file_gets_exactly_the_expected_error() {
 
 #[test]
 fn crypt_hash_given_as_plain_password_suggests_iscrypted() {
-    let p = kickstart::parse_file(&corpus().join("policy/tlhakhan-packer-esxi-httpdir-vsphere-7.0b-ks.cfg"), Path::new("/")).unwrap();
+    let p = kickstart::parse_file(
+        &corpus().join("policy/tlhakhan-packer-esxi-httpdir-vsphere-7.0b-ks.cfg"),
+        Path::new("/"),
+    )
+    .unwrap();
     let e = errors(&p)[0];
-    assert!(e.help.as_deref().unwrap_or("").contains("rootpw --iscrypted"), "{e}");
+    assert!(
+        e.help
+            .as_deref()
+            .unwrap_or("")
+            .contains("rootpw --iscrypted"),
+        "{e}"
+    );
 }
 
 #[test]
 fn templated_files_give_located_diagnostics_and_no_panic() {
     for f in files_in(&corpus().join("templated")) {
         let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
-        assert!(!p.diagnostics.is_empty(), "{} is a template: something must be reported", f.display());
+        assert!(
+            !p.diagnostics.is_empty(),
+            "{} is a template: something must be reported",
+            f.display()
+        );
         for d in &p.diagnostics {
             assert!(d.span.line >= 1 && d.span.col >= 1, "{d}");
             let shown = d.to_string();
@@ -109,8 +150,20 @@ struct Rule {
     says: &'static str,
 }
 
-fn rule(text: impl Into<String>, severity: Severity, line: u32, col: u32, says: &'static str) -> Rule {
-    Rule { text: text.into(), severity, line, col, says }
+fn rule(
+    text: impl Into<String>,
+    severity: Severity,
+    line: u32,
+    col: u32,
+    says: &'static str,
+) -> Rule {
+    Rule {
+        text: text.into(),
+        severity,
+        line,
+        col,
+        says,
+    }
 }
 
 fn base_with(extra: &str) -> String {
@@ -140,14 +193,14 @@ fn each_warning_and_error_rule_of_the_spec() {
         rule(base_with("serialnum\n"), E, 5, 1, "serialnum needs --esx"),
         // Duplicate options: warning, but an error for disk options.
         rule(base_with("reboot --noeject --noeject\n"), W, 5, 18, "given more than once"),
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=a --drive=b\nnetwork --bootproto=dhcp\n"), E, 3, 18, "given more than once"),
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --firstdisk=usb\nnetwork --bootproto=dhcp\n"), E, 3, 21, "given more than once"),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=a --drive=b\nnetwork --bootproto=dhcp\n", E, 3, 18, "given more than once"),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --firstdisk=usb\nnetwork --bootproto=dhcp\n", E, 3, 21, "given more than once"),
         // Mutually exclusive options.
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=a --firstdisk\nnetwork --bootproto=dhcp\n"), E, 3, 18, "\"--disk\" is invalid when used with argument \"--firstdisk\""),
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --overwritevmfs --preservevmfs\nnetwork --bootproto=dhcp\n"), E, 3, 37, "is invalid when used with"),
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --preservevmfs --novmfsondisk\nnetwork --bootproto=dhcp\n"), E, 3, 36, "is invalid when used with"),
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=a --ignoressd\nnetwork --bootproto=dhcp\n"), E, 3, 18, "\"--ignoressd\" is invalid when used with argument \"--disk\""),
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstallorupgrade --firstdisk --ignoressd\nnetwork --bootproto=dhcp\n"), E, 3, 30, "not valid with installorupgrade"),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=a --firstdisk\nnetwork --bootproto=dhcp\n", E, 3, 18, "\"--disk\" is invalid when used with argument \"--firstdisk\""),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --overwritevmfs --preservevmfs\nnetwork --bootproto=dhcp\n", E, 3, 37, "is invalid when used with"),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --preservevmfs --novmfsondisk\nnetwork --bootproto=dhcp\n", E, 3, 36, "is invalid when used with"),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=a --ignoressd\nnetwork --bootproto=dhcp\n", E, 3, 18, "\"--ignoressd\" is invalid when used with argument \"--disk\""),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstallorupgrade --firstdisk --ignoressd\nnetwork --bootproto=dhcp\n", E, 3, 30, "not valid with installorupgrade"),
         // Required commands and the one action command.
         rule("rootpw 'Change-Me-2day'\ninstall --firstdisk\nnetwork --bootproto=dhcp\n", E, 1, 1, "vmaccepteula is required"),
         rule("vmaccepteula\ninstall --firstdisk\nnetwork --bootproto=dhcp\n", E, 1, 1, "rootpw is required"),
@@ -198,7 +251,7 @@ fn each_warning_and_error_rule_of_the_spec() {
         rule(base_with("%firstboot --interpreter=busybox\necho hi\nreboot\n"), W, 7, 1, "runs as script text"),
         rule(base_with("%post --interpreter=busybox\necho hi\n%end\n"), W, 7, 1, "`%end` does not end a section"),
         // DPU slots: ESXi 8 allows one DPU per host.
-        rule(format!("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --dpupcislots=2,3\n"), E, 3, 21, "at most one DPU"),
+        rule("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --dpupcislots=2,3\n", E, 3, 21, "at most one DPU"),
         // The line itself.
         rule(base_with("keyboard 'US Default\n"), E, 5, 10, "no closing quotation"),
         rule(base_with("reboot \\\n"), E, 5, 8, "no line continuation"),
@@ -210,9 +263,19 @@ fn each_warning_and_error_rule_of_the_spec() {
         let (p, _dir) = parse_text(&r.text);
         let hit = p.diagnostics.iter().find(|d| d.message.contains(r.says));
         let Some(d) = hit else {
-            panic!("no diagnostic saying {:?} for:\n{}\ngot:\n{}", r.says, r.text, dump(&p));
+            panic!(
+                "no diagnostic saying {:?} for:\n{}\ngot:\n{}",
+                r.says,
+                r.text,
+                dump(&p)
+            );
         };
-        assert_eq!((d.severity, d.span.line, d.span.col), (r.severity, r.line, r.col), "{d}\nfor:\n{}", r.text);
+        assert_eq!(
+            (d.severity, d.span.line, d.span.col),
+            (r.severity, r.line, r.col),
+            "{d}\nfor:\n{}",
+            r.text
+        );
     }
 }
 
@@ -231,11 +294,24 @@ fn the_good_base_is_clean_and_options_are_case_insensitive() {
 #[test]
 fn unknown_command_is_reported_once_and_typos_get_a_hint() {
     let (p, _d) = parse_text(&base_with("frob\nfrob\nrebot\n"));
-    assert_eq!(p.diagnostics.iter().filter(|d| d.message.contains("\"frob\"")).count(), 1);
-    let d = p.diagnostics.iter().find(|d| d.message.contains("\"rebot\"")).unwrap();
+    assert_eq!(
+        p.diagnostics
+            .iter()
+            .filter(|d| d.message.contains("\"frob\""))
+            .count(),
+        1
+    );
+    let d = p
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("\"rebot\""))
+        .unwrap();
     assert_eq!(d.help.as_deref(), Some("did you mean `reboot`?"));
     let (p, _d) = parse_text(&base_with("reboot --noejct\n"));
-    assert_eq!(p.diagnostics[0].help.as_deref(), Some("did you mean `--noeject`?"));
+    assert_eq!(
+        p.diagnostics[0].help.as_deref(),
+        Some("did you mean `--noeject`?")
+    );
 }
 
 #[test]
@@ -245,19 +321,34 @@ fn evaluation_order_is_pre_include_action_rest_not_file_order() {
     assert!(!p.has_errors(), "{}", dump(&p));
     // upgrade invalidates keyboard even though keyboard comes first in the file.
     let (p, _d) = parse_text("keyboard German\nupgrade --firstdisk\n");
-    assert!(p.diagnostics.iter().any(|d| d.message.contains("\"keyboard\" is ignored when upgrading")));
+    assert!(p
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("\"keyboard\" is ignored when upgrading")));
     assert!(p.kickstart.keyboard.is_none());
 }
 
 #[test]
 fn section_bodies_are_byte_exact_and_end_only_at_section_lines() {
-    let body = "echo 'a  b'\t# tab and comment kept\n%end\nreboot\n  %post is not a section start\n\n";
-    let (p, _d) = parse_text(&format!("{BASE}%post --interpreter=busybox\n{body}%firstboot --interpreter=python\nprint(1)"));
+    let body =
+        "echo 'a  b'\t# tab and comment kept\n%end\nreboot\n  %post is not a section start\n\n";
+    let (p, _d) = parse_text(&format!(
+        "{BASE}%post --interpreter=busybox\n{body}%firstboot --interpreter=python\nprint(1)"
+    ));
     let s = &p.kickstart.scripts;
     assert_eq!(s.len(), 2);
-    assert_eq!(s[0].body, body, "%end and commands after a section belong to its body");
-    assert_eq!(s[1].body, "print(1)", "the last body keeps its missing final newline");
-    assert!(p.kickstart.reboot.is_none(), "reboot inside a body is script text");
+    assert_eq!(
+        s[0].body, body,
+        "%end and commands after a section belong to its body"
+    );
+    assert_eq!(
+        s[1].body, "print(1)",
+        "the last body keeps its missing final newline"
+    );
+    assert!(
+        p.kickstart.reboot.is_none(),
+        "reboot inside a body is script text"
+    );
 }
 
 #[test]
@@ -276,8 +367,17 @@ fn quoting_and_comments_follow_posix_shlex() {
     let (p, _d) = parse_text("vmaccepteula # trailing comment\nrootpw \"Pa ss#w0rd\"\ninstall --firstdisk=\"DELLBOSS VD\",local\nnetwork --bootproto=dhcp --device=vmnic0#comment\n");
     assert!(p.diagnostics.is_empty(), "{}", dump(&p));
     let a = p.kickstart.action.as_ref().unwrap();
-    assert_eq!(a.target, Some(kickstart::DiskTarget::FirstDisk(vec!["dellboss vd".into(), "local".into()])));
-    assert_eq!(p.kickstart.network.as_ref().unwrap().device, Some(kickstart::NetDevice::Vmnic("vmnic0".into())));
+    assert_eq!(
+        a.target,
+        Some(kickstart::DiskTarget::FirstDisk(vec![
+            "dellboss vd".into(),
+            "local".into()
+        ]))
+    );
+    assert_eq!(
+        p.kickstart.network.as_ref().unwrap().device,
+        Some(kickstart::NetDevice::Vmnic("vmnic0".into()))
+    );
 }
 
 #[test]
@@ -285,46 +385,96 @@ fn relative_and_absolute_includes_are_read_and_count_as_their_own_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("ks/parts")).unwrap();
     std::fs::create_dir_all(dir.path().join("root/tmp")).unwrap();
-    std::fs::write(dir.path().join("ks/main.cfg"), "vmaccepteula\n%include ./parts/net.cfg\ninclude /tmp/pw.cfg\ninstall --firstdisk\n").unwrap();
-    std::fs::write(dir.path().join("ks/parts/net.cfg"), "network --bootproto=dhcp --vlanid=9999\n").unwrap();
-    std::fs::write(dir.path().join("root/tmp/pw.cfg"), "rootpw 'Change-Me-2day'\n").unwrap();
-    let p = kickstart::parse_file(&dir.path().join("ks/main.cfg"), &dir.path().join("root")).unwrap();
+    std::fs::write(
+        dir.path().join("ks/main.cfg"),
+        "vmaccepteula\n%include ./parts/net.cfg\ninclude /tmp/pw.cfg\ninstall --firstdisk\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ks/parts/net.cfg"),
+        "network --bootproto=dhcp --vlanid=9999\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("root/tmp/pw.cfg"),
+        "rootpw 'Change-Me-2day'\n",
+    )
+    .unwrap();
+    let p =
+        kickstart::parse_file(&dir.path().join("ks/main.cfg"), &dir.path().join("root")).unwrap();
     assert_eq!(p.files.len(), 3, "{:?}", p.files);
     assert!(p.kickstart.root_password.is_some());
     // The diagnostic names the included file, not the top one.
     let e = errors(&p);
     assert_eq!(e.len(), 1, "{}", dump(&p));
-    assert!(e[0].span.file.ends_with("parts/net.cfg") && e[0].span.line == 1 && e[0].span.col == 26, "{}", e[0]);
+    assert!(
+        e[0].span.file.ends_with("parts/net.cfg") && e[0].span.line == 1 && e[0].span.col == 26,
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
 fn include_cycles_are_reported_with_the_chain() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.cfg"), format!("{BASE}%include ./b.cfg\n")).unwrap();
+    std::fs::write(
+        dir.path().join("a.cfg"),
+        format!("{BASE}%include ./b.cfg\n"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("b.cfg"), "%include ./a.cfg\n").unwrap();
     let p = kickstart::parse_file(&dir.path().join("a.cfg"), dir.path()).unwrap();
     let e = errors(&p);
     assert_eq!(e.len(), 1, "{}", dump(&p));
-    assert!(e[0].message.starts_with("include cycle:") && e[0].message.contains("a.cfg -> ") && e[0].span.file.ends_with("b.cfg"), "{}", e[0]);
+    assert!(
+        e[0].message.starts_with("include cycle:")
+            && e[0].message.contains("a.cfg -> ")
+            && e[0].span.file.ends_with("b.cfg"),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
 fn missing_include_is_an_error_unless_a_pre_script_may_write_it() {
     let (p, _d) = parse_text("vmaccepteula\ninstall --firstdisk\n%include /tmp/rootpw\n");
     let e = errors(&p);
-    assert!(e.iter().any(|d| d.message.contains("cannot read included file \"/tmp/rootpw\"") && d.span.line == 3), "{}", dump(&p));
+    assert!(
+        e.iter().any(|d| d
+            .message
+            .contains("cannot read included file \"/tmp/rootpw\"")
+            && d.span.line == 3),
+        "{}",
+        dump(&p)
+    );
     let (p, _d) = parse_text("vmaccepteula\ninstall --firstdisk\n%include /tmp/rootpw\n%pre --interpreter=busybox\necho 'rootpw Change-Me-2day' > /tmp/rootpw\n");
-    assert!(!p.has_errors(), "rootpw may come from the include: {}", dump(&p));
-    let w = p.diagnostics.iter().find(|d| d.message.contains("/tmp/rootpw")).unwrap();
-    assert_eq!((w.severity, w.span.line, w.span.col), (Severity::Warning, 3, 10));
+    assert!(
+        !p.has_errors(),
+        "rootpw may come from the include: {}",
+        dump(&p)
+    );
+    let w = p
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("/tmp/rootpw"))
+        .unwrap();
+    assert_eq!(
+        (w.severity, w.span.line, w.span.col),
+        (Severity::Warning, 3, 10)
+    );
     assert_eq!(p.kickstart.pending_includes[0].target, "/tmp/rootpw");
 }
 
 #[test]
 fn url_includes_are_recorded_for_the_fetch_stage() {
-    let (p, _d) = parse_text("vmaccepteula\n%include http://deploy.example/ks/common.cfg\ninstall --firstdisk\n");
+    let (p, _d) = parse_text(
+        "vmaccepteula\n%include http://deploy.example/ks/common.cfg\ninstall --firstdisk\n",
+    );
     assert!(!p.has_errors(), "{}", dump(&p));
-    assert_eq!(p.kickstart.pending_includes[0].target, "http://deploy.example/ks/common.cfg");
+    assert_eq!(
+        p.kickstart.pending_includes[0].target,
+        "http://deploy.example/ks/common.cfg"
+    );
 }
 
 #[test]
@@ -340,31 +490,66 @@ fn pre_scripts_run_before_includes_are_read() {
         std::fs::write(root.join("tmp/net"), "network --bootproto=static --ip=10.0.0.5 --netmask=255.255.255.0 --gateway=10.0.0.1 --hostname=h\n").map_err(|e| e.to_string())
     };
     let mut loader = kickstart::FsLoader::new(dir.path());
-    let p = kickstart::parse("ks.cfg", "ks.cfg", text.as_bytes(), &mut loader, Some(&mut runner));
+    let p = kickstart::parse(
+        "ks.cfg",
+        "ks.cfg",
+        text.as_bytes(),
+        &mut loader,
+        Some(&mut runner),
+    );
     assert!(p.diagnostics.is_empty(), "{}", dump(&p));
     assert_eq!(ran, ["echo network > /tmp/net\n"]);
-    assert_eq!(p.kickstart.network.unwrap().ip, Some("10.0.0.5".parse().unwrap()));
+    assert_eq!(
+        p.kickstart.network.unwrap().ip,
+        Some("10.0.0.5".parse().unwrap())
+    );
     // A failing %pre aborts, as on ESXi.
     let mut failing = |_: &kickstart::Script| -> Result<(), String> { Err("exit status 1".into()) };
     let mut loader = kickstart::FsLoader::new(dir.path());
-    let p = kickstart::parse("ks.cfg", "ks.cfg", text.as_bytes(), &mut loader, Some(&mut failing));
-    assert!(errors(&p).iter().any(|d| d.message.contains("\"%pre\" script returned with an error") && d.span.line == 5), "{}", dump(&p));
+    let p = kickstart::parse(
+        "ks.cfg",
+        "ks.cfg",
+        text.as_bytes(),
+        &mut loader,
+        Some(&mut failing),
+    );
+    assert!(
+        errors(&p).iter().any(
+            |d| d.message.contains("\"%pre\" script returned with an error") && d.span.line == 5
+        ),
+        "{}",
+        dump(&p)
+    );
 }
 
 #[test]
 fn more_than_256_commands_across_files_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let filler: String = (0..200).map(|_| "reboot\n").collect();
-    std::fs::write(dir.path().join("main.cfg"), format!("{BASE}%include ./more.cfg\n{filler}")).unwrap();
+    std::fs::write(
+        dir.path().join("main.cfg"),
+        format!("{BASE}%include ./more.cfg\n{filler}"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("more.cfg"), &filler[..7 * 60]).unwrap();
     let p = kickstart::parse_file(&dir.path().join("main.cfg"), dir.path()).unwrap();
-    let e: Vec<_> = errors(&p).into_iter().filter(|d| d.message.contains("more than 256 commands")).collect();
+    let e: Vec<_> = errors(&p)
+        .into_iter()
+        .filter(|d| d.message.contains("more than 256 commands"))
+        .collect();
     assert_eq!(e.len(), 1, "{}", dump(&p));
-    assert!(e[0].span.file.ends_with("more.cfg"), "the 257th command is in the included file: {}", e[0]);
+    assert!(
+        e[0].span.file.ends_with("more.cfg"),
+        "the 257th command is in the included file: {}",
+        e[0]
+    );
     // Exactly 256 is fine.
     let exactly: String = (0..251).map(|_| "reboot\n").collect();
     let (p, _d) = parse_text(&format!("{BASE}{exactly}"));
-    assert!(!p.diagnostics.iter().any(|d| d.message.contains("more than 256")));
+    assert!(!p
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("more than 256")));
 }
 
 fn without_spans(p: &Parsed) -> serde_json::Value {
@@ -395,19 +580,34 @@ fn without_spans(p: &Parsed) -> serde_json::Value {
 #[test]
 fn print_then_parse_gives_the_same_model() {
     let mut inputs: Vec<PathBuf> = files_in(&corpus().join("valid"));
-    inputs.extend(files_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples")));
+    inputs.extend(files_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples"),
+    ));
     for f in inputs {
         let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
         let printed = kickstart::print(&p.kickstart);
         let (q, _d) = parse_text(&printed);
-        assert!(!q.has_errors(), "{}: printed form has errors:\n{}\n{printed}", f.display(), dump(&q));
-        assert_eq!(without_spans(&p), without_spans(&q), "{}:\n{printed}", f.display());
+        assert!(
+            !q.has_errors(),
+            "{}: printed form has errors:\n{}\n{printed}",
+            f.display(),
+            dump(&q)
+        );
+        assert_eq!(
+            without_spans(&p),
+            without_spans(&q),
+            "{}:\n{printed}",
+            f.display()
+        );
         // The canonical form is a fixed point.
         assert_eq!(kickstart::print(&q.kickstart), printed, "{}", f.display());
         // Printing keeps the root password hashed, and the hash reads back unchanged.
         if let Some(pw) = &p.kickstart.root_password {
             assert!(printed.contains(&format!("rootpw --iscrypted {}", pw.hash)));
-            assert_eq!(q.kickstart.root_password.as_ref().map(|r| &r.hash), Some(&pw.hash));
+            assert_eq!(
+                q.kickstart.root_password.as_ref().map(|r| &r.hash),
+                Some(&pw.hash)
+            );
         }
     }
 }
@@ -416,7 +616,9 @@ fn print_then_parse_gives_the_same_model() {
 fn plain_password_becomes_a_sha512_hash_that_openssl_agrees_with() {
     let (p, _d) = parse_text(BASE);
     let hash = p.kickstart.root_password.unwrap().hash;
-    assert!(!serde_json::to_string(&p.diagnostics).unwrap().contains("Change-Me-2day"));
+    assert!(!serde_json::to_string(&p.diagnostics)
+        .unwrap()
+        .contains("Change-Me-2day"));
     let salt = hash.split('$').nth(2).unwrap();
     let out = std::process::Command::new("openssl")
         .args(["passwd", "-6", "-salt", salt, "Change-Me-2day"])
@@ -435,11 +637,52 @@ mod no_panic {
     }
 
     const WORDS: &[&str] = &[
-        "vmaccepteula", "rootpw", "--iscrypted", "install", "upgrade", "installorupgrade", "--firstdisk", "--disk=",
-        "--overwritevmfs", "--preservevmfs", "clearpart", "--drives=", "part", "network", "--bootproto=static",
-        "--ip=", "--netmask=", "--gateway=", "keyboard", "serialnum", "--esx=", "reboot", "paranoid", "%pre",
-        "%post", "%firstboot", "%include", "include", "--interpreter=", "\"", "'", "\\", "#", "=", ",", "\n",
-        "\r\n", " ", "\t", "é", "$6$", "10.0.0.1", "255.255.255.0", "vmnic0", "--dpuPciSlots=", "%end",
+        "vmaccepteula",
+        "rootpw",
+        "--iscrypted",
+        "install",
+        "upgrade",
+        "installorupgrade",
+        "--firstdisk",
+        "--disk=",
+        "--overwritevmfs",
+        "--preservevmfs",
+        "clearpart",
+        "--drives=",
+        "part",
+        "network",
+        "--bootproto=static",
+        "--ip=",
+        "--netmask=",
+        "--gateway=",
+        "keyboard",
+        "serialnum",
+        "--esx=",
+        "reboot",
+        "paranoid",
+        "%pre",
+        "%post",
+        "%firstboot",
+        "%include",
+        "include",
+        "--interpreter=",
+        "\"",
+        "'",
+        "\\",
+        "#",
+        "=",
+        ",",
+        "\n",
+        "\r\n",
+        " ",
+        "\t",
+        "é",
+        "$6$",
+        "10.0.0.1",
+        "255.255.255.0",
+        "vmnic0",
+        "--dpuPciSlots=",
+        "%end",
     ];
 
     proptest! {

@@ -46,7 +46,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 continue;
             }
         };
-        let errors = parsed.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = parsed
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         let warnings = parsed.diagnostics.len() - errors;
         let failed = errors > 0 || (a.strict && warnings > 0);
         if failed && outcome == Outcome::Success {

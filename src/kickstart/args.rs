@@ -37,8 +37,12 @@ impl Args {
 /// Options ESXi refuses outright on some commands (spec §1.2).
 fn refused(command: &str, option: &str) -> Option<&'static str> {
     match (command, option.to_ascii_lowercase().as_str()) {
-        ("installorupgrade", "ignoressd") => Some("\"--ignoressd\" is not valid with installorupgrade"),
-        ("upgrade", "bootdiskmarker") => Some("\"--bootDiskMarker\" is not implemented by the ESXi installer"),
+        ("installorupgrade", "ignoressd") => {
+            Some("\"--ignoressd\" is not valid with installorupgrade")
+        }
+        ("upgrade", "bootdiskmarker") => {
+            Some("\"--bootDiskMarker\" is not implemented by the ESXi installer")
+        }
         _ => None,
     }
 }
@@ -68,7 +72,10 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
             continue;
         };
         if opt.deprecated {
-            sink.warn(&arg.span, format!("argument \"--{key}\" to command \"{cmd}\" is deprecated and ignored"));
+            sink.warn(
+                &arg.span,
+                format!("argument \"--{key}\" to command \"{cmd}\" is deprecated and ignored"),
+            );
             continue;
         }
         let value = match (opt.value, value) {
@@ -80,13 +87,22 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
             (Value::Required(_), None) => {
                 sink.warn_help(
                     &arg.span,
-                    format!("argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored", opt.name),
+                    format!(
+                        "argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored",
+                        opt.name
+                    ),
                     format!("write it as --{}=VALUE", opt.name),
                 );
                 continue;
             }
             (Value::Required(_), Some(v)) if v.is_empty() => {
-                sink.warn(&arg.span, format!("argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored", opt.name));
+                sink.warn(
+                    &arg.span,
+                    format!(
+                        "argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored",
+                        opt.name
+                    ),
+                );
                 continue;
             }
             (Value::Optional { default, .. }, None) => Some(default.to_string()),
@@ -103,23 +119,43 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
             }
         };
         if let Some(i) = args.opts.iter().position(|o| o.name == opt.name) {
-            sink.push(opt.duplicate, &arg.span, format!("argument \"--{}\" to command \"{cmd}\" is given more than once", opt.name));
+            sink.push(
+                opt.duplicate,
+                &arg.span,
+                format!(
+                    "argument \"--{}\" to command \"{cmd}\" is given more than once",
+                    opt.name
+                ),
+            );
             if let (Severity::Warning, Some(d)) = (opt.duplicate, sink.items.last_mut()) {
                 d.message.push_str("; the last one is used");
             }
             args.opts.remove(i);
         }
-        args.opts.push(OptVal { name: opt.name, value, span: arg.span.clone() });
+        args.opts.push(OptVal {
+            name: opt.name,
+            value,
+            span: arg.span.clone(),
+        });
     }
     for (a, b) in spec.exclusive {
         if let (Some(x), Some(y)) = (args.get(a), args.get(b)) {
             let later = if x.span > y.span { x } else { y };
-            sink.error(&later.span, format!("\"--{a}\" is invalid when used with argument \"--{b}\""));
+            sink.error(
+                &later.span,
+                format!("\"--{a}\" is invalid when used with argument \"--{b}\""),
+            );
         }
     }
     if !spec.one_of.is_empty() && !spec.one_of.iter().any(|o| args.has(o)) {
         let names: Vec<String> = spec.one_of.iter().map(|o| format!("--{o}")).collect();
-        sink.error(&inv.span, format!("{cmd} requires one of the following arguments: {}", names.join(", ")));
+        sink.error(
+            &inv.span,
+            format!(
+                "{cmd} requires one of the following arguments: {}",
+                names.join(", ")
+            ),
+        );
     }
     // The positional argument is the last loose word (ESXi: "the password is the last token").
     match spec.positional {
@@ -139,9 +175,18 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
     }
     for a in loose {
         let msg = format!("unknown argument \"{}\" to command \"{cmd}\"", a.text);
-        let guess = a.text.strip_prefix("--").map(|k| k.split('=').next().unwrap_or(k)).and_then(|k| {
-            did_you_mean(k, spec.options.iter().flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied())))
-        });
+        let guess = a
+            .text
+            .strip_prefix("--")
+            .map(|k| k.split('=').next().unwrap_or(k))
+            .and_then(|k| {
+                did_you_mean(
+                    k,
+                    spec.options
+                        .iter()
+                        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied())),
+                )
+            });
         match guess {
             Some(g) => sink.warn_help(&a.span, msg, format!("did you mean `--{g}`?")),
             None => sink.warn(&a.span, msg),

@@ -29,7 +29,13 @@ fn split_list(v: &str, lower: bool) -> Vec<String> {
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| if lower { s.to_lowercase() } else { s.to_string() })
+        .map(|s| {
+            if lower {
+                s.to_lowercase()
+            } else {
+                s.to_string()
+            }
+        })
         .collect()
 }
 
@@ -41,14 +47,25 @@ impl Visitor for Builder {
     }
 
     fn pending_include(&mut self, target: String, span: Span) {
-        self.ks.pending_includes.push(PendingInclude { target, span });
+        self.ks
+            .pending_includes
+            .push(PendingInclude { target, span });
     }
 
     fn command(&mut self, inv: &Invocation, sink: &mut Sink) {
         let spec = inv.spec;
-        let upgrading = matches!(self.ks.action, Some(Action { kind: ActionKind::Upgrade, .. }));
+        let upgrading = matches!(
+            self.ks.action,
+            Some(Action {
+                kind: ActionKind::Upgrade,
+                ..
+            })
+        );
         if upgrading && spec.invalidated_by_upgrade {
-            sink.warn(&inv.span, format!("command \"{}\" is ignored when upgrading", spec.name));
+            sink.warn(
+                &inv.span,
+                format!("command \"{}\" is ignored when upgrading", spec.name),
+            );
             return;
         }
         if let Some(first) = self.seen.get(spec.name) {
@@ -64,7 +81,9 @@ impl Visitor for Builder {
                 Occurs::Many => {}
             }
         }
-        self.seen.entry(spec.name).or_insert_with(|| inv.span.clone());
+        self.seen
+            .entry(spec.name)
+            .or_insert_with(|| inv.span.clone());
         let a = args::parse(inv, sink);
         let span = inv.span.clone();
         match spec.name {
@@ -74,7 +93,12 @@ impl Visitor for Builder {
                 if let Some(other) = &self.ks.action {
                     sink.error_help(
                         &span,
-                        format!("\"{}\" cannot be used with \"{}\" (at {}): there can be only one", spec.name, other.kind.command(), other.span),
+                        format!(
+                            "\"{}\" cannot be used with \"{}\" (at {}): there can be only one",
+                            spec.name,
+                            other.kind.command(),
+                            other.span
+                        ),
                         "a kickstart has exactly one of install, upgrade and installorupgrade",
                     );
                     return;
@@ -94,10 +118,24 @@ impl Visitor for Builder {
             "network" => self.ks.network = network(&a, span, sink),
             "keyboard" => self.ks.keyboard = keyboard(&a, span, sink),
             "serialnum" => match a.value("esx") {
-                Some(esx) => self.ks.serial_number = Some(SerialNumber { esx: esx.to_string(), span }),
-                None => sink.error_help(&span, "serialnum needs --esx", "serialnum --esx=XXXXX-XXXXX-XXXXX-XXXXX-XXXXX"),
+                Some(esx) => {
+                    self.ks.serial_number = Some(SerialNumber {
+                        esx: esx.to_string(),
+                        span,
+                    })
+                }
+                None => sink.error_help(
+                    &span,
+                    "serialnum needs --esx",
+                    "serialnum --esx=XXXXX-XXXXX-XXXXX-XXXXX-XXXXX",
+                ),
             },
-            "reboot" => self.ks.reboot = Some(Reboot { no_eject: a.has("noeject"), span }),
+            "reboot" => {
+                self.ks.reboot = Some(Reboot {
+                    no_eject: a.has("noeject"),
+                    span,
+                })
+            }
             "paranoid" => self.ks.paranoid = Some(span),
             "dryrun" => self.ks.dryrun = Some(span),
             "partitionembed" => self.ks.partition_embed = Some(span),
@@ -134,7 +172,10 @@ fn rootpw(a: &Args, span: Span, sink: &mut Sink) -> Option<RootPassword> {
             );
             return None;
         }
-        return Some(RootPassword { hash: pw.text.clone(), span });
+        return Some(RootPassword {
+            hash: pw.text.clone(),
+            span,
+        });
     }
     if let Err(r) = password::check_plain(&pw.text) {
         sink.error(&pw.span, r.message());
@@ -164,13 +205,20 @@ fn action(name: &str, a: &Args, span: Span, sink: &mut Sink) -> Option<Action> {
         (None, Some(f)) => Some(DiskTarget::FirstDisk(split_list(f, true))),
         (None, None) => {
             // ESXi cannot pick a disk without one of them; refusing here is the safe choice.
-            sink.error_help(&span, format!("{name} needs --disk (or --drive) or --firstdisk"), format!("e.g. `{name} --firstdisk --overwritevmfs`"));
+            sink.error_help(
+                &span,
+                format!("{name} needs --disk (or --drive) or --firstdisk"),
+                format!("e.g. `{name} --firstdisk --overwritevmfs`"),
+            );
             None
         }
     };
     if let Some(o) = a.get("ignoressd") {
         if !a.has("firstdisk") && !a.has("disk") {
-            sink.error(&o.span, "\"--ignoressd\" is only valid together with \"--firstdisk\"");
+            sink.error(
+                &o.span,
+                "\"--ignoressd\" is only valid together with \"--firstdisk\"",
+            );
         }
     }
     act.ignore_ssd = a.has("ignoressd");
@@ -192,17 +240,29 @@ fn action(name: &str, a: &Args, span: Span, sink: &mut Sink) -> Option<Action> {
         if slots.len() > 1 {
             sink.error_help(
                 &o.span,
-                format!("--dpuPciSlots names {} slots; ESXi 8 supports at most one DPU per host", slots.len()),
+                format!(
+                    "--dpuPciSlots names {} slots; ESXi 8 supports at most one DPU per host",
+                    slots.len()
+                ),
                 "name the one slot that holds the DPU",
             );
         }
-        if let Some(bad) = slots.iter().find(|s| !s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))) {
-            sink.error(&o.span, format!("--dpuPciSlots value \"{bad}\" is not a PCIe slot id"));
+        if let Some(bad) = slots.iter().find(|s| {
+            !s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+        }) {
+            sink.error(
+                &o.span,
+                format!("--dpuPciSlots value \"{bad}\" is not a PCIe slot id"),
+            );
         }
         act.dpu_pci_slots = slots;
     }
     if let (Some(o), false) = (a.get("repartitionsystemdisk"), a.has("systemdisk")) {
-        sink.warn(&o.span, "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"");
+        sink.warn(
+            &o.span,
+            "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"",
+        );
     }
     Some(act)
 }
@@ -219,7 +279,11 @@ fn clearpart(a: &Args, span: Span) -> Option<ClearPart> {
     } else {
         return None;
     };
-    Some(ClearPart { target, overwrite_vmfs: a.has("overwritevmfs"), span })
+    Some(ClearPart {
+        target,
+        overwrite_vmfs: a.has("overwritevmfs"),
+        span,
+    })
 }
 
 fn part(a: &Args, span: Span, sink: &mut Sink) -> Option<Part> {
@@ -233,27 +297,53 @@ fn part(a: &Args, span: Span, sink: &mut Sink) -> Option<Part> {
         (Some(d), _) => DiskTarget::Disk(d.to_string()),
         (None, Some(f)) => DiskTarget::FirstDisk(split_list(f, true)),
         (None, None) => {
-            sink.error_help(&span, "part needs --ondisk (or --ondrive) or --onfirstdisk", "e.g. `part datastore2 --ondisk=naa.xxxx`");
+            sink.error_help(
+                &span,
+                "part needs --ondisk (or --ondrive) or --onfirstdisk",
+                "e.g. `part datastore2 --ondisk=naa.xxxx`",
+            );
             return None;
         }
     };
-    Some(Part { datastore: n.clone(), target, span })
+    Some(Part {
+        datastore: n.clone(),
+        target,
+        span,
+    })
 }
 
 fn keyboard(a: &Args, span: Span, sink: &mut Sink) -> Option<Keyboard> {
     let arg = a.positional.as_ref()?;
     if let Some(known) = KEYBOARDS.iter().find(|k| k.eq_ignore_ascii_case(&arg.text)) {
-        return Some(Keyboard { layout: known.to_string(), span });
+        return Some(Keyboard {
+            layout: known.to_string(),
+            span,
+        });
     }
     if arg.text.ends_with(".map.gz") {
         // A keymap file name; which files ESXi ships is not listed in our sources.
-        return Some(Keyboard { layout: arg.text.clone(), span });
+        return Some(Keyboard {
+            layout: arg.text.clone(),
+            span,
+        });
     }
-    let joined: Vec<&str> = a.extras.iter().map(|e| e.text.as_str()).chain(std::iter::once(arg.text.as_str())).collect();
+    let joined: Vec<&str> = a
+        .extras
+        .iter()
+        .map(|e| e.text.as_str())
+        .chain(std::iter::once(arg.text.as_str()))
+        .collect();
     let joined = joined.join(" ");
-    let msg = format!("keyboard layout \"{}\" is not known; the default (US Default) is used", arg.text);
+    let msg = format!(
+        "keyboard layout \"{}\" is not known; the default (US Default) is used",
+        arg.text
+    );
     match KEYBOARDS.iter().find(|k| k.eq_ignore_ascii_case(&joined)) {
-        Some(k) => sink.warn_help(&arg.span, msg, format!("quote names with spaces: keyboard '{k}'")),
+        Some(k) => sink.warn_help(
+            &arg.span,
+            msg,
+            format!("quote names with spaces: keyboard '{k}'"),
+        ),
         None => match super::diag::did_you_mean(&arg.text, KEYBOARDS.iter().copied()) {
             Some(k) => sink.warn_help(&arg.span, msg, format!("did you mean '{k}'?")),
             None => sink.warn(&arg.span, msg),
@@ -276,7 +366,10 @@ fn parse_ip(a: &Args, name: &str, sink: &mut Sink) -> Option<Ipv4Addr> {
 
 fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `network` (spec §0.10 and §1.2): DHCP by default; static needs an address, and the gateway
@@ -303,10 +396,17 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
                     ok = false;
                     None
                 }
-            } else if v.strip_prefix("vmnic").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            } else if v
+                .strip_prefix("vmnic")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
                 Some(NetDevice::Vmnic(v.to_string()))
             } else {
-                sink.error_help(&o.span, format!("--device \"{v}\" is neither a vmnicN name nor a MAC address"), "e.g. --device=vmnic0 or --device=00:50:56:aa:bb:cc");
+                sink.error_help(
+                    &o.span,
+                    format!("--device \"{v}\" is neither a vmnicN name nor a MAC address"),
+                    "e.g. --device=vmnic0 or --device=00:50:56:aa:bb:cc",
+                );
                 ok = false;
                 None
             }
@@ -314,7 +414,12 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
     };
     let vlan_id = match a.get("vlanid") {
         None => None,
-        Some(o) => match o.value.as_deref().and_then(|v| v.parse::<u16>().ok()).filter(|v| *v <= 4095) {
+        Some(o) => match o
+            .value
+            .as_deref()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|v| *v <= 4095)
+        {
             Some(v) => Some(v),
             None => {
                 sink.error(&o.span, "--vlanid must be between 0 and 4095");
@@ -344,7 +449,10 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
             match ns.parse::<Ipv4Addr>() {
                 Ok(ip) => net.nameservers.push(ip),
                 Err(_) => {
-                    sink.error(&o.span, format!("--nameserver \"{ns}\" is not an IPv4 address"));
+                    sink.error(
+                        &o.span,
+                        format!("--nameserver \"{ns}\" is not an IPv4 address"),
+                    );
                     ok = false;
                 }
             }
@@ -358,13 +466,20 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
         BootProto::Dhcp => {
             for k in ["ip", "netmask", "gateway"] {
                 if let Some(o) = a.get(k) {
-                    sink.error_help(&o.span, format!("\"--{k}\" is invalid with --bootproto=dhcp"), "use --bootproto=static for a fixed address");
+                    sink.error_help(
+                        &o.span,
+                        format!("\"--{k}\" is invalid with --bootproto=dhcp"),
+                        "use --bootproto=static for a fixed address",
+                    );
                     ok = false;
                 }
             }
             for k in ["hostname", "nameserver"] {
                 if let Some(o) = a.get(k) {
-                    sink.warn(&o.span, format!("\"--{k}\" is ignored with --bootproto=dhcp"));
+                    sink.warn(
+                        &o.span,
+                        format!("\"--{k}\" is ignored with --bootproto=dhcp"),
+                    );
                 }
             }
             net.hostname = None;
@@ -376,30 +491,52 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
             net.gateway = parse_ip(a, "gateway", sink);
             let Some(ip) = net.ip else {
                 if !a.has("ip") {
-                    sink.error_help(&span, "--bootproto=static needs --ip", "add --ip=ADDRESS --netmask=MASK --gateway=ADDRESS");
+                    sink.error_help(
+                        &span,
+                        "--bootproto=static needs --ip",
+                        "add --ip=ADDRESS --netmask=MASK --gateway=ADDRESS",
+                    );
                 }
                 return None;
             };
             if let Some(o) = a.get("netmask") {
                 if let Some(m) = net.netmask {
-                    if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() != 32 || u32::from(m) == 0 {
+                    if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() != 32
+                        || u32::from(m) == 0
+                    {
                         sink.error(&o.span, format!("--netmask {m} is not a valid netmask"));
                         ok = false;
                     }
                 }
             } else {
-                sink.warn(&span, format!("network has no --netmask; the classful {} is used", classful_netmask(ip)));
+                sink.warn(
+                    &span,
+                    format!(
+                        "network has no --netmask; the classful {} is used",
+                        classful_netmask(ip)
+                    ),
+                );
             }
             let mask = u32::from(net.effective_netmask().unwrap_or(classful_netmask(ip)));
             let host = u32::from(ip) & !mask;
             if mask != u32::MAX && (host == 0 || host == !mask) {
-                sink.error(&a.get("ip").map(|o| o.span.clone()).unwrap_or(span.clone()), format!("--ip {ip} is the network or broadcast address of its subnet"));
+                sink.error(
+                    &a.get("ip").map(|o| o.span.clone()).unwrap_or(span.clone()),
+                    format!("--ip {ip} is the network or broadcast address of its subnet"),
+                );
                 ok = false;
             }
             match (net.gateway, a.get("gateway")) {
                 (Some(gw), Some(o)) => {
                     if u32::from(gw) & mask != u32::from(ip) & mask {
-                        sink.error_help(&o.span, format!("--gateway {gw} is not on the subnet of --ip {ip} with netmask {}", Ipv4Addr::from(mask)), "the gateway must be on the same subnet as the address");
+                        sink.error_help(
+                            &o.span,
+                            format!(
+                                "--gateway {gw} is not on the subnet of --ip {ip} with netmask {}",
+                                Ipv4Addr::from(mask)
+                            ),
+                            "the gateway must be on the same subnet as the address",
+                        );
                         ok = false;
                     } else if gw == ip {
                         sink.error(&o.span, format!("--gateway {gw} is the host's own address"));
@@ -421,9 +558,18 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
     if let Some(h) = &net.hostname {
         let valid = !h.is_empty()
             && h.len() <= 253
-            && h.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            && h.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
         if !valid {
-            let o = a.get("hostname").map(|o| o.span.clone()).unwrap_or(span.clone());
+            let o = a
+                .get("hostname")
+                .map(|o| o.span.clone())
+                .unwrap_or(span.clone());
             sink.error(&o, format!("--hostname \"{h}\" is not a valid host name"));
             ok = false;
         }
@@ -438,7 +584,10 @@ fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script>
         Some(_) => Interpreter::Busybox,
         None => {
             if !a.has("interpreter") {
-                sink.warn(&inv.span, format!("{} has no --interpreter; busybox is used", kind.section()));
+                sink.warn(
+                    &inv.span,
+                    format!("{} has no --interpreter; busybox is used", kind.section()),
+                );
             }
             Interpreter::Busybox
         }
@@ -449,7 +598,9 @@ fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script>
         kind,
         interpreter,
         timeout_secs: a.value("timeout").and_then(|t| t.parse().ok()),
-        ignore_failure: a.value("ignorefailure").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        ignore_failure: a
+            .value("ignorefailure")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         body,
         span: inv.span.clone(),
     })
@@ -459,15 +610,32 @@ fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script>
 /// the author meant: `reboot` at the end of a `%firstboot` reboots the host at its first boot.
 /// ESXi says nothing; we warn, since the mistake is silent until it bites.
 const KICKSTART_ONLY: &[&str] = &[
-    "vmaccepteula", "accepteula", "rootpw", "install", "installorupgrade", "upgrade", "clearpart", "part",
-    "partition", "network", "keyboard", "serialnum", "vmserialnum", "reboot", "paranoid", "dryrun",
+    "vmaccepteula",
+    "accepteula",
+    "rootpw",
+    "install",
+    "installorupgrade",
+    "upgrade",
+    "clearpart",
+    "part",
+    "partition",
+    "network",
+    "keyboard",
+    "serialnum",
+    "vmserialnum",
+    "reboot",
+    "paranoid",
+    "dryrun",
 ];
 
 fn lint_body(inv: &Invocation, kind: ScriptKind, body: &str, sink: &mut Sink) {
     for (i, line) in body.lines().enumerate() {
         let span = Span {
             file: inv.span.file.clone(),
-            line: inv.span.line.saturating_add(u32::try_from(i + 1).unwrap_or(u32::MAX)),
+            line: inv
+                .span
+                .line
+                .saturating_add(u32::try_from(i + 1).unwrap_or(u32::MAX)),
             col: 1,
         };
         let first = line.split_whitespace().next().unwrap_or("");
@@ -477,7 +645,10 @@ fn lint_body(inv: &Invocation, kind: ScriptKind, body: &str, sink: &mut Sink) {
                 format!("`%end` does not end a section in an ESXi kickstart: it is part of the {} script", kind.section()),
                 "remove it; a section ends at the next line starting with %pre, %post, %firstboot or %include",
             );
-        } else if line.starts_with(first) && KICKSTART_ONLY.contains(&first) && (first != "reboot" || kind != ScriptKind::Post) {
+        } else if line.starts_with(first)
+            && KICKSTART_ONLY.contains(&first)
+            && (first != "reboot" || kind != ScriptKind::Post)
+        {
             sink.warn_help(
                 &span,
                 format!("\"{first}\" here runs as script text inside the {} section begun at line {}, not as a kickstart command", kind.section(), inv.span.line),

@@ -57,7 +57,10 @@ pub enum Value {
     /// `--key=value` is required.
     Required(Pattern),
     /// `--key` alone means `default`; `--key=value` gives one.
-    Optional { default: &'static str, pattern: Pattern },
+    Optional {
+        default: &'static str,
+        pattern: Pattern,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +82,8 @@ impl OptSpec {
     pub fn matches(&self, key: &str) -> bool {
         // Case-insensitive: the 8.x docs spell `--dpuPciSlots`/`--dpupcislots` and
         // `--systemDisk`/`--systemdisk` both ways (spec §0.2, UNCONFIRMED for 8.x itself).
-        self.name.eq_ignore_ascii_case(key) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(key))
+        self.name.eq_ignore_ascii_case(key)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(key))
     }
 }
 
@@ -155,7 +159,10 @@ const DISK: OptSpec = OptSpec {
 
 const fn firstdisk(default: &'static str) -> OptSpec {
     OptSpec {
-        value: Value::Optional { default, pattern: Pattern::Any },
+        value: Value::Optional {
+            default,
+            pattern: Pattern::Any,
+        },
         duplicate: Severity::Error,
         ..flag("firstdisk")
     }
@@ -502,7 +509,9 @@ pub const KEYBOARDS: &[&str] = &[
 pub fn pattern_matches(p: Pattern, v: &str) -> bool {
     match p {
         Pattern::Any => true,
-        Pattern::Bool => ["true", "false", "0", "1"].iter().any(|b| b.eq_ignore_ascii_case(v)),
+        Pattern::Bool => ["true", "false", "0", "1"]
+            .iter()
+            .any(|b| b.eq_ignore_ascii_case(v)),
         Pattern::TrueFalse => ["true", "false"].iter().any(|b| b.eq_ignore_ascii_case(v)),
         Pattern::Interpreter => v == "python" || v == "busybox",
         Pattern::Number => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
@@ -510,9 +519,9 @@ pub fn pattern_matches(p: Pattern, v: &str) -> bool {
         Pattern::SerialNumber => {
             let groups: Vec<&str> = v.split('-').collect();
             groups.len() == 5
-                && groups
-                    .iter()
-                    .all(|g| g.chars().count() == 5 && g.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                && groups.iter().all(|g| {
+                    g.chars().count() == 5 && g.chars().all(|c| c.is_alphanumeric() || c == '_')
+                })
         }
     }
 }

@@ -36,7 +36,11 @@ fn is_blank(c: char) -> bool {
 
 /// `'...'`: no escapes at all.
 fn single_quoted(i: &str) -> IResult<&str, String> {
-    map(delimited(tag("'"), take_while(|c| c != '\''), tag("'")), String::from).parse(i)
+    map(
+        delimited(tag("'"), take_while(|c| c != '\''), tag("'")),
+        String::from,
+    )
+    .parse(i)
 }
 
 /// `"..."`: `\"` and `\\` are escapes; any other backslash stays literal (POSIX shlex).
@@ -58,7 +62,9 @@ fn escaped(i: &str) -> IResult<&str, String> {
 
 fn bare(i: &str) -> IResult<&str, String> {
     map(
-        recognize(take_while_nonempty(|c| !is_blank(c) && !"'\"\\#".contains(c))),
+        recognize(take_while_nonempty(|c| {
+            !is_blank(c) && !"'\"\\#".contains(c)
+        })),
         String::from,
     )
     .parse(i)
@@ -68,7 +74,10 @@ fn take_while_nonempty<F: Fn(char) -> bool>(f: F) -> impl Fn(&str) -> IResult<&s
     move |i: &str| {
         let end = i.find(|c: char| !f(c)).unwrap_or(i.len());
         if end == 0 {
-            Err(nom::Err::Error(nom::error::Error::new(i, ErrorKind::TakeWhile1)))
+            Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                ErrorKind::TakeWhile1,
+            )))
         } else {
             Ok((&i[end..], &i[..end]))
         }
@@ -146,7 +155,10 @@ mod tests {
     #[test]
     fn posix_shlex_cases() {
         assert_eq!(texts("keyboard 'US Default'"), ["keyboard", "US Default"]);
-        assert_eq!(texts(r#"network --nameserver="a,b" x"#), ["network", "--nameserver=a,b", "x"]);
+        assert_eq!(
+            texts(r#"network --nameserver="a,b" x"#),
+            ["network", "--nameserver=a,b", "x"]
+        );
         assert_eq!(texts("rootpw abc#def ghi"), ["rootpw", "abc"]);
         assert_eq!(texts("a 'x#y' # c"), ["a", "x#y"]);
         assert_eq!(texts(r"a\ b c"), ["a b", "c"]);

@@ -37,32 +37,54 @@ impl Parsed {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
     pub fn has_warnings(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Warning)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Warning)
     }
 }
 
 /// Read a kickstart whose top file is already in memory. `key` identifies it for include-cycle
 /// detection (a canonical path or URL); includes go through `loader`; `%pre` scripts are handed
 /// to `pre_runner` as ESXi runs them (before includes are read), or not run at all when `None`.
-pub fn parse<'a>(name: &str, key: &str, bytes: &[u8], loader: &'a mut dyn IncludeLoader, pre_runner: Option<PreRunner<'a>>) -> Parsed {
+pub fn parse<'a>(
+    name: &str,
+    key: &str,
+    bytes: &[u8],
+    loader: &'a mut dyn IncludeLoader,
+    pre_runner: Option<PreRunner<'a>>,
+) -> Parsed {
     let mut builder = build::Builder::default();
     let mut reader = reader::Reader::new(loader, pre_runner);
     reader.run(name, key, bytes, &mut builder);
     let mut sink = std::mem::take(&mut reader.sink);
     let ks = builder.ks.clone();
-    let top = Span { file: name.into(), line: 1, col: 1 };
+    let top = Span {
+        file: name.into(),
+        line: 1,
+        col: 1,
+    };
     if !reader.aborted && !reader.pending {
         global_checks(&ks, &|c| builder.seen(c), &top, &mut sink);
     }
     if ks.paranoid.is_some() {
-        for d in sink.items.iter_mut().filter(|d| d.severity == Severity::Warning) {
+        for d in sink
+            .items
+            .iter_mut()
+            .filter(|d| d.severity == Severity::Warning)
+        {
             d.severity = Severity::Error;
             d.message.push_str(" (paranoid: warnings are errors)");
         }
     }
     let order: Vec<std::sync::Arc<str>> = reader.files.clone();
     let rank = |f: &std::sync::Arc<str>| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
-    sink.items.sort_by(|a, b| (rank(&a.span.file), a.span.line, a.span.col).cmp(&(rank(&b.span.file), b.span.line, b.span.col)));
+    sink.items.sort_by(|a, b| {
+        (rank(&a.span.file), a.span.line, a.span.col).cmp(&(
+            rank(&b.span.file),
+            b.span.line,
+            b.span.col,
+        ))
+    });
     Parsed {
         kickstart: ks,
         diagnostics: sink.items,
@@ -76,13 +98,25 @@ pub fn parse<'a>(name: &str, key: &str, bytes: &[u8], loader: &'a mut dyn Includ
 fn global_checks(ks: &Kickstart, seen: &dyn Fn(&str) -> bool, top: &Span, sink: &mut diag::Sink) {
     let upgrading = matches!(&ks.action, Some(a) if a.kind == ActionKind::Upgrade);
     if !seen("vmaccepteula") && !upgrading {
-        sink.error_help(top, "the EULA is not accepted: vmaccepteula is required", "add a line `vmaccepteula`");
+        sink.error_help(
+            top,
+            "the EULA is not accepted: vmaccepteula is required",
+            "add a line `vmaccepteula`",
+        );
     }
     if !seen("rootpw") && !upgrading {
-        sink.error_help(top, "rootpw is required", "add `rootpw --iscrypted HASH` (e.g. from `openssl passwd -6`) or `rootpw 'PASSWORD'`");
+        sink.error_help(
+            top,
+            "rootpw is required",
+            "add `rootpw --iscrypted HASH` (e.g. from `openssl passwd -6`) or `rootpw 'PASSWORD'`",
+        );
     }
     if !grammar::ACTION_COMMANDS.iter().any(|c| seen(c)) {
-        sink.error_help(top, "one of install, upgrade or installorupgrade is required", "e.g. `install --firstdisk --overwritevmfs`");
+        sink.error_help(
+            top,
+            "one of install, upgrade or installorupgrade is required",
+            "e.g. `install --firstdisk --overwritevmfs`",
+        );
     }
     if let Some(a) = &ks.action {
         let needs_install = ks
@@ -93,7 +127,10 @@ fn global_checks(ks: &Kickstart, seen: &dyn Fn(&str) -> bool, top: &Span, sink: 
             .chain(ks.partition_embed.iter().map(|s| ("partitionembed", s)));
         for (what, span) in needs_install {
             if a.kind != ActionKind::Install {
-                sink.error(span, format!("{what} requires install, not {}", a.kind.command()));
+                sink.error(
+                    span,
+                    format!("{what} requires install, not {}", a.kind.command()),
+                );
             }
         }
     }
@@ -116,8 +153,14 @@ impl FsLoader {
     fn read(path: &Path, shown: String) -> Loaded {
         match std::fs::read(path) {
             Ok(bytes) => {
-                let key = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string());
-                Loaded::File { name: shown, key, bytes }
+                let key = std::fs::canonicalize(path)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| path.display().to_string());
+                Loaded::File {
+                    name: shown,
+                    key,
+                    bytes,
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::NotFound,
             Err(e) => Loaded::Failed(e.to_string()),
@@ -143,5 +186,11 @@ pub fn parse_file(path: &Path, root: &Path) -> std::io::Result<Parsed> {
     let bytes = std::fs::read(path)?;
     let key = std::fs::canonicalize(path)?.display().to_string();
     let mut loader = FsLoader::new(root);
-    Ok(parse(&path.display().to_string(), &key, &bytes, &mut loader, None))
+    Ok(parse(
+        &path.display().to_string(),
+        &key,
+        &bytes,
+        &mut loader,
+        None,
+    ))
 }

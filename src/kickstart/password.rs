@@ -7,11 +7,19 @@
 pub enum Refusal {
     Empty,
     /// Outside 7..=40 characters (spec §1.2).
-    Length { chars: usize, looks_crypted: bool },
+    Length {
+        chars: usize,
+        looks_crypted: bool,
+    },
     /// A character outside digits, ASCII letters, punctuation and space.
-    Character { position: usize },
+    Character {
+        position: usize,
+    },
     /// ESXi's `Security.PasswordQualityControl` default refuses it.
-    Policy { classes: Vec<&'static str>, chars: usize },
+    Policy {
+        classes: Vec<&'static str>,
+        chars: usize,
+    },
 }
 
 impl Refusal {
@@ -109,7 +117,8 @@ pub enum CryptForm {
 }
 
 fn crypt_chars(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
 }
 
 /// Which accepted crypt form `s` is, if any: MD5 `$1$` (`\$1\$[a-zA-Z0-9./$]{22,31}`), SHA-512
@@ -118,7 +127,9 @@ fn crypt_chars(s: &str) -> bool {
 pub fn crypt_form(s: &str) -> Option<CryptForm> {
     if let Some(rest) = s.strip_prefix("$1$") {
         let ok = (22..=31).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"./$".contains(&b));
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"./$".contains(&b));
         return ok.then_some(CryptForm::Md5);
     }
     if let Some(rest) = s.strip_prefix("$6$") {
@@ -145,7 +156,10 @@ pub fn sha512_crypt(pw: &str) -> anyhow::Result<String> {
     // sha-crypt always writes `rounds=5000$`; 5000 is SHA-crypt's default, so dropping the field
     // gives the same hash in the classic `$6$salt$hash` form /etc/shadow and ESXi expect.
     let s = hash.as_str().replacen("$rounds=5000$", "$", 1);
-    anyhow::ensure!(crypt_form(&s) == Some(CryptForm::Sha512), "unexpected SHA-512 crypt output form");
+    anyhow::ensure!(
+        crypt_form(&s) == Some(CryptForm::Sha512),
+        "unexpected SHA-512 crypt output form"
+    );
     Ok(s)
 }
 
@@ -157,26 +171,48 @@ mod tests {
     fn policy_matches_the_esxi_guide_examples() {
         // VMware's 7.0 security guide: refused because the leading capital and trailing digit
         // do not count.
-        assert!(matches!(check_plain("Xqat3hi"), Err(Refusal::Policy { .. })));
-        assert!(matches!(check_plain("xQaTEh2"), Err(Refusal::Policy { .. })));
+        assert!(matches!(
+            check_plain("Xqat3hi"),
+            Err(Refusal::Policy { .. })
+        ));
+        assert!(matches!(
+            check_plain("xQaTEh2"),
+            Err(Refusal::Policy { .. })
+        ));
         assert_eq!(check_plain("xqaT3hi"), Ok(()));
         assert_eq!(check_plain("VMware1!"), Ok(()));
         assert_eq!(check_plain("VMware!"), Ok(()));
-        assert!(matches!(check_plain("vagrant"), Err(Refusal::Policy { ref classes, .. }) if classes == &["lowercase"]));
-        assert!(matches!(check_plain("<PASSWORD>"), Err(Refusal::Policy { ref classes, .. }) if classes.len() == 2));
-        assert!(matches!(check_plain("aB1!"), Err(Refusal::Length { chars: 4, .. })));
-        assert!(matches!(check_plain("pässWord1!"), Err(Refusal::Character { position: 2 })));
+        assert!(
+            matches!(check_plain("vagrant"), Err(Refusal::Policy { ref classes, .. }) if classes == &["lowercase"])
+        );
+        assert!(
+            matches!(check_plain("<PASSWORD>"), Err(Refusal::Policy { ref classes, .. }) if classes.len() == 2)
+        );
+        assert!(matches!(
+            check_plain("aB1!"),
+            Err(Refusal::Length { chars: 4, .. })
+        ));
+        assert!(matches!(
+            check_plain("pässWord1!"),
+            Err(Refusal::Character { position: 2 })
+        ));
         assert_eq!(check_plain(""), Err(Refusal::Empty));
     }
 
     #[test]
     fn crypt_forms() {
-        assert_eq!(crypt_form("$1$DK/hzmaO$ZFEGEeAv3rNc8gqvhY2it1"), Some(CryptForm::Md5));
+        assert_eq!(
+            crypt_form("$1$DK/hzmaO$ZFEGEeAv3rNc8gqvhY2it1"),
+            Some(CryptForm::Md5)
+        );
         assert_eq!(crypt_form("abcdefghijklm"), Some(CryptForm::Des));
         assert_eq!(crypt_form("abcdefghijkl"), None);
         let h = format!("$6$saltsalt${}", "a".repeat(86));
         assert_eq!(crypt_form(&h), Some(CryptForm::Sha512));
-        assert_eq!(crypt_form(&format!("$6$rounds=5000$salt${}", "a".repeat(86))), None);
+        assert_eq!(
+            crypt_form(&format!("$6$rounds=5000$salt${}", "a".repeat(86))),
+            None
+        );
         assert_eq!(crypt_form("$5$abc$def"), None);
     }
 

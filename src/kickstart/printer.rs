@@ -13,7 +13,10 @@ fn push_line(out: &mut String, s: String) {
 }
 
 fn quote(word: &str) -> String {
-    let plain = !word.is_empty() && !word.chars().any(|c| c.is_whitespace() || "'\"\\#".contains(c));
+    let plain = !word.is_empty()
+        && !word
+            .chars()
+            .any(|c| c.is_whitespace() || "'\"\\#".contains(c));
     if plain {
         word.to_string()
     } else {
@@ -65,7 +68,11 @@ pub fn print(ks: &Kickstart) -> String {
         flag(&mut l, "overwritevsan", a.overwrite_vsan);
         flag(&mut l, "ignoreprereqwarnings", a.ignore_prereq_warnings);
         flag(&mut l, "ignoreprereqerrors", a.ignore_prereq_errors);
-        flag(&mut l, "forceunsupportedinstall", a.force_unsupported_install);
+        flag(
+            &mut l,
+            "forceunsupportedinstall",
+            a.force_unsupported_install,
+        );
         flag(&mut l, "forcemigrate", a.force_migrate);
         if let Some(s) = &a.system_disk {
             opt(&mut l, "systemdisk", Some(s));
@@ -99,10 +106,14 @@ pub fn print(ks: &Kickstart) -> String {
     }
     if let Some(n) = &ks.network {
         let mut l = "network".to_string();
-        opt(&mut l, "bootproto", Some(match n.bootproto {
-            BootProto::Dhcp => "dhcp",
-            BootProto::Static => "static",
-        }));
+        opt(
+            &mut l,
+            "bootproto",
+            Some(match n.bootproto {
+                BootProto::Dhcp => "dhcp",
+                BootProto::Static => "static",
+            }),
+        );
         match &n.device {
             Some(NetDevice::Vmnic(v)) | Some(NetDevice::Mac(v)) => opt(&mut l, "device", Some(v)),
             None => {}
@@ -122,7 +133,11 @@ pub fn print(ks: &Kickstart) -> String {
         if let Some(v) = n.vlan_id {
             opt(&mut l, "vlanid", Some(&v.to_string()));
         }
-        opt(&mut l, "addvmportgroup", Some(if n.add_vm_portgroup { "1" } else { "0" }));
+        opt(
+            &mut l,
+            "addvmportgroup",
+            Some(if n.add_vm_portgroup { "1" } else { "0" }),
+        );
         push_line(&mut out, l);
     }
     if let Some(k) = &ks.keyboard {
@@ -132,9 +147,20 @@ pub fn print(ks: &Kickstart) -> String {
         push_line(&mut out, format!("serialnum --esx={}", quote(&s.esx)));
     }
     if let Some(r) = &ks.reboot {
-        push_line(&mut out, if r.no_eject { "reboot --noeject".into() } else { "reboot".into() });
+        push_line(
+            &mut out,
+            if r.no_eject {
+                "reboot --noeject".into()
+            } else {
+                "reboot".into()
+            },
+        );
     }
-    for (on, word) in [(&ks.paranoid, "paranoid"), (&ks.dryrun, "dryrun"), (&ks.partition_embed, "partitionembed")] {
+    for (on, word) in [
+        (&ks.paranoid, "paranoid"),
+        (&ks.dryrun, "dryrun"),
+        (&ks.partition_embed, "partitionembed"),
+    ] {
         if on.is_some() {
             push_line(&mut out, word.into());
         }
@@ -145,8 +171,14 @@ pub fn print(ks: &Kickstart) -> String {
     // Sections go last: a body runs to the next section line. %pre scripts are always evaluated
     // first, so printing them before or after the others reads back the same; we put a body
     // without a final newline (the file's last section) at the very end, where it stays exact.
-    let unterminated_pre = ks.scripts.iter().any(|s| s.kind == ScriptKind::Pre && !s.body.is_empty() && !s.body.ends_with('\n'));
-    let (first, second): (Vec<&Script>, Vec<&Script>) = ks.scripts.iter().partition(|s| (s.kind == ScriptKind::Pre) != unterminated_pre);
+    let unterminated_pre = ks
+        .scripts
+        .iter()
+        .any(|s| s.kind == ScriptKind::Pre && !s.body.is_empty() && !s.body.ends_with('\n'));
+    let (first, second): (Vec<&Script>, Vec<&Script>) = ks
+        .scripts
+        .iter()
+        .partition(|s| (s.kind == ScriptKind::Pre) != unterminated_pre);
     let ordered: Vec<&Script> = first.into_iter().chain(second).collect();
     for (i, s) in ordered.iter().enumerate() {
         let mut l = s.kind.section().to_string();

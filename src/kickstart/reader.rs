@@ -30,7 +30,11 @@ pub enum IncludeTarget {
 pub enum Loaded {
     /// The bytes, the name to use for the file in diagnostics, and a key that is the same for
     /// every way of naming the same file (a canonical path or the URL), for cycle detection.
-    File { name: String, key: String, bytes: Vec<u8> },
+    File {
+        name: String,
+        key: String,
+        bytes: Vec<u8>,
+    },
     /// Nothing there (yet).
     NotFound,
     /// Not fetched now (a URL while validating offline): recorded for the fetch stage.
@@ -159,13 +163,20 @@ impl<'a> Reader<'a> {
             };
             if let Some(run) = self.pre_runner.as_mut() {
                 if let Err(why) = run(&script) {
-                    self.sink.error(&inv.span, format!("\"%pre\" script returned with an error: {why}"));
+                    self.sink.error(
+                        &inv.span,
+                        format!("\"%pre\" script returned with an error: {why}"),
+                    );
                     self.aborted = true;
                     return;
                 }
             }
         }
-        let includes: Vec<Invocation> = items.iter().filter(|i| pass_of(i.spec) == Pass::Include).cloned().collect();
+        let includes: Vec<Invocation> = items
+            .iter()
+            .filter(|i| pass_of(i.spec) == Pass::Include)
+            .cloned()
+            .collect();
         self.loaded.push(FileItems { items });
         for inv in &includes {
             if self.aborted {
@@ -177,7 +188,13 @@ impl<'a> Reader<'a> {
 
     fn include(&mut self, from: &str, inv: &Invocation, v: &mut dyn Visitor) {
         for extra in inv.args.iter().skip(1) {
-            self.sink.warn(&extra.span, format!("unknown argument \"{}\" to command \"%include\"", extra.text));
+            self.sink.warn(
+                &extra.span,
+                format!(
+                    "unknown argument \"{}\" to command \"%include\"",
+                    extra.text
+                ),
+            );
         }
         let Some(arg) = inv.args.first() else {
             self.sink.error(&inv.span, "%include needs a file name");
@@ -185,14 +202,17 @@ impl<'a> Reader<'a> {
         };
         let target = resolve(from, &arg.text);
         let shown = match &target {
-            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => p.clone(),
+            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => {
+                p.clone()
+            }
         };
         match self.loader.load(&target) {
             Loaded::File { name, key, bytes } => {
                 if self.stack.contains(&key) {
                     let mut chain = self.stack.clone();
                     chain.push(key);
-                    self.sink.error(&arg.span, format!("include cycle: {}", chain.join(" -> ")));
+                    self.sink
+                        .error(&arg.span, format!("include cycle: {}", chain.join(" -> ")));
                     return;
                 }
                 self.stack.push(key);
@@ -224,7 +244,10 @@ impl<'a> Reader<'a> {
                 );
             }
             Loaded::Failed(why) => {
-                self.sink.error(&arg.span, format!("cannot read included file \"{shown}\": {why}"));
+                self.sink.error(
+                    &arg.span,
+                    format!("cannot read included file \"{shown}\": {why}"),
+                );
             }
         }
     }
@@ -247,7 +270,8 @@ impl<'a> Reader<'a> {
                 col: u32::try_from(line[..byte].chars().count() + 1).unwrap_or(u32::MAX),
             };
             if let Some(i) = line.find(|c: char| !c.is_ascii()) {
-                self.sink.warn(&span_at(i), "script file contains a non-ASCII character");
+                self.sink
+                    .warn(&span_at(i), "script file contains a non-ASCII character");
             }
             if let Some(start) = body_start {
                 if !SECTION_ENDS.iter().any(|m| line.starts_with(m)) {
@@ -259,7 +283,10 @@ impl<'a> Reader<'a> {
             let words = match lexer::split(line) {
                 Ok(w) => w,
                 Err(e) => {
-                    self.sink.error(&span_at(e.offset), format!("cannot read this line: {}", e.message));
+                    self.sink.error(
+                        &span_at(e.offset),
+                        format!("cannot read this line: {}", e.message),
+                    );
                     continue;
                 }
             };
@@ -282,32 +309,79 @@ impl<'a> Reader<'a> {
             }
             let Some(spec) = grammar::lookup(&first.text) else {
                 if self.unknown_seen.insert(first.text.clone()) {
-                    let names = grammar::COMMANDS.iter().flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()));
+                    let names = grammar::COMMANDS
+                        .iter()
+                        .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()));
                     match did_you_mean(&first.text, names) {
-                        Some(s) => self.sink.warn_help(&span, format!("unknown command \"{}\"", first.text), format!("did you mean `{s}`?")),
-                        None => self.sink.warn(&span, format!("unknown command \"{}\"", first.text)),
+                        Some(s) => self.sink.warn_help(
+                            &span,
+                            format!("unknown command \"{}\"", first.text),
+                            format!("did you mean `{s}`?"),
+                        ),
+                        None => self
+                            .sink
+                            .warn(&span, format!("unknown command \"{}\"", first.text)),
                     }
                 }
                 continue;
             };
-            let args: Vec<Arg> = rest.iter().map(|w| Arg { text: w.text.clone(), span: span_at(w.offset) }).collect();
+            let args: Vec<Arg> = rest
+                .iter()
+                .map(|w| Arg {
+                    text: w.text.clone(),
+                    span: span_at(w.offset),
+                })
+                .collect();
             match spec.kind {
                 Kind::Deprecated => {
-                    self.sink.warn(&span, format!("command \"{}\" is deprecated and should not be used; it is ignored", first.text));
+                    self.sink.warn(
+                        &span,
+                        format!(
+                            "command \"{}\" is deprecated and should not be used; it is ignored",
+                            first.text
+                        ),
+                    );
                 }
                 Kind::Unused => {
-                    self.sink.warn(&span, format!("command \"{}\" is currently unused; it is ignored", first.text));
+                    self.sink.warn(
+                        &span,
+                        format!(
+                            "command \"{}\" is currently unused; it is ignored",
+                            first.text
+                        ),
+                    );
                 }
                 Kind::DeprecatedSection => {
-                    self.sink.warn(&span, format!("section \"{}\" is deprecated and should not be used; it is ignored", first.text));
-                    items.push(Invocation { spec, span, args, body: Some(String::new()) });
+                    self.sink.warn(
+                        &span,
+                        format!(
+                            "section \"{}\" is deprecated and should not be used; it is ignored",
+                            first.text
+                        ),
+                    );
+                    items.push(Invocation {
+                        spec,
+                        span,
+                        args,
+                        body: Some(String::new()),
+                    });
                     body_start = Some(offset);
                 }
                 Kind::Section => {
-                    items.push(Invocation { spec, span, args, body: Some(String::new()) });
+                    items.push(Invocation {
+                        spec,
+                        span,
+                        args,
+                        body: Some(String::new()),
+                    });
                     body_start = Some(offset);
                 }
-                Kind::Command => items.push(Invocation { spec, span, args, body: None }),
+                Kind::Command => items.push(Invocation {
+                    spec,
+                    span,
+                    args,
+                    body: None,
+                }),
             }
         }
         if let Some(start) = body_start {
@@ -331,9 +405,20 @@ fn decode(name: &Arc<str>, bytes: &[u8], sink: &mut Sink) -> String {
     let text = match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            let span = Span { file: name.clone(), line: u32::try_from(line).unwrap_or(u32::MAX), col: 1 };
-            sink.warn(&span, "file is not valid UTF-8; the invalid bytes are replaced");
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            let span = Span {
+                file: name.clone(),
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                col: 1,
+            };
+            sink.warn(
+                &span,
+                "file is not valid UTF-8; the invalid bytes are replaced",
+            );
             String::from_utf8_lossy(bytes).into_owned()
         }
     };
@@ -371,11 +456,29 @@ mod tests {
 
     #[test]
     fn include_resolution() {
-        assert_eq!(resolve("/ks/main.cfg", "./net.cfg"), IncludeTarget::Relative("/ks/net.cfg".into()));
-        assert_eq!(resolve("main.cfg", "./net.cfg"), IncludeTarget::Relative("net.cfg".into()));
-        assert_eq!(resolve("/ks/main.cfg", "/tmp/x"), IncludeTarget::Installer("/tmp/x".into()));
-        assert_eq!(resolve("/ks/main.cfg", "tmp/x"), IncludeTarget::Installer("/tmp/x".into()));
-        assert_eq!(resolve("http://h/ks/a.cfg", "./b.cfg"), IncludeTarget::Url("http://h/ks/b.cfg".into()));
-        assert_eq!(resolve("/a", "https://h/x.cfg"), IncludeTarget::Url("https://h/x.cfg".into()));
+        assert_eq!(
+            resolve("/ks/main.cfg", "./net.cfg"),
+            IncludeTarget::Relative("/ks/net.cfg".into())
+        );
+        assert_eq!(
+            resolve("main.cfg", "./net.cfg"),
+            IncludeTarget::Relative("net.cfg".into())
+        );
+        assert_eq!(
+            resolve("/ks/main.cfg", "/tmp/x"),
+            IncludeTarget::Installer("/tmp/x".into())
+        );
+        assert_eq!(
+            resolve("/ks/main.cfg", "tmp/x"),
+            IncludeTarget::Installer("/tmp/x".into())
+        );
+        assert_eq!(
+            resolve("http://h/ks/a.cfg", "./b.cfg"),
+            IncludeTarget::Url("http://h/ks/b.cfg".into())
+        );
+        assert_eq!(
+            resolve("/a", "https://h/x.cfg"),
+            IncludeTarget::Url("https://h/x.cfg".into())
+        );
     }
 }
