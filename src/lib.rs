@@ -5,4 +5,5 @@
 
 pub mod exit;
 pub mod kickstart;
+pub mod media;
 pub mod partition;

@@ -9,6 +9,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod mkmedia;
+
 /// Programs the tests run, and the Debian package that brings each.
 const TEST_TOOLS: &[(&str, &str)] = &[
     ("sgdisk", "gdisk"),
@@ -26,8 +28,9 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
         Some("deps") => ensure_tools(),
+        Some("mkmedia") => mkmedia_cmd(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | deps>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N]>");
             std::process::exit(1);
         }
     }
@@ -88,6 +91,28 @@ fn ensure_tools() -> Result<()> {
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(())
+}
+
+fn mkmedia_cmd(args: &[String]) -> Result<()> {
+    let mut o = mkmedia::Options { out: PathBuf::new(), size: 1 << 30, version: "8.0.3".into(), seed: 1 };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--out" => o.out = PathBuf::from(val()?),
+            "--size" => o.size = mkmedia::parse_size(val()?)?,
+            "--version" => o.version = val()?.clone(),
+            "--seed" => o.seed = val()?.parse().context("--seed wants a number")?,
+            other => bail!("mkmedia: unknown argument {other}"),
+        }
+    }
+    if o.out.as_os_str().is_empty() {
+        bail!("mkmedia: --out DIR is required");
+    }
+    let m = mkmedia::mkmedia(&o)?;
+    let total: u64 = m.components.iter().map(|c| c.size).sum();
+    println!("{}: ESXi {} ({}), {} components, {} bytes", o.out.display(), m.version, m.build, m.components.len(), total);
     Ok(())
 }
 

@@ -1,0 +1,115 @@
+//! Where the media's bytes come from: a directory (an extracted ISO, a mounted CD) or an HTTP(S)
+//! base URL. Every source hands out plain `Read` streams, so the lay-down is one chain of
+//! readers: source -> SHA-256 -> target, as coreos-installer does.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::manifest::check_relative;
+
+pub trait MediaSource: Send + Sync {
+    /// For messages: the directory or URL.
+    fn describe(&self) -> String;
+    /// Open the file at a media path (checked with `check_relative`), reading from its start.
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>>;
+    /// The file's size, when the source can tell without reading it.
+    fn size(&self, path: &str) -> Result<Option<u64>>;
+}
+
+/// A directory tree. Names are matched exactly, then without case (ISO9660 names are upper case,
+/// `boot.cfg` names lower case).
+pub struct DirSource {
+    root: PathBuf,
+}
+
+impl DirSource {
+    pub fn new(root: impl Into<PathBuf>) -> Result<DirSource> {
+        let root = root.into();
+        anyhow::ensure!(root.is_dir(), "{}: not a directory", root.display());
+        Ok(DirSource { root })
+    }
+
+    fn resolve(&self, path: &str) -> Result<PathBuf> {
+        check_relative(path)?;
+        let mut cur = self.root.clone();
+        for part in path.split('/') {
+            let exact = cur.join(part);
+            if exact.exists() {
+                cur = exact;
+                continue;
+            }
+            cur = find_ignoring_case(&cur, part).with_context(|| format!("{}: no file {path} on the media", self.root.display()))?;
+        }
+        // A symlink in the tree must not lead outside it.
+        let real = cur.canonicalize().with_context(|| format!("{}", cur.display()))?;
+        let root = self.root.canonicalize().with_context(|| format!("{}", self.root.display()))?;
+        anyhow::ensure!(real.starts_with(&root), "{path}: leads outside the media ({})", real.display());
+        Ok(real)
+    }
+}
+
+fn find_ignoring_case(dir: &Path, name: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .map(|e| e.path())
+}
+
+impl MediaSource for DirSource {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
+        let p = self.resolve(path)?;
+        let f = std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
+        Ok(Box::new(f))
+    }
+    fn size(&self, path: &str) -> Result<Option<u64>> {
+        let p = self.resolve(path)?;
+        Ok(Some(std::fs::metadata(&p).with_context(|| format!("{}", p.display()))?.len()))
+    }
+}
+
+/// An HTTP(S) base URL: `BASE/PATH` for each file, streamed. Certificates are checked (rustls with
+/// the web PKI roots).
+pub struct HttpSource {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl HttpSource {
+    pub fn new(base: &str) -> HttpSource {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(std::time::Duration::from_secs(15)))
+            .timeout_recv_body(Some(std::time::Duration::from_secs(60)))
+            .http_status_as_error(true)
+            .build();
+        HttpSource {
+            base: base.trim_end_matches('/').to_string(),
+            agent: config.into(),
+        }
+    }
+    fn url(&self, path: &str) -> Result<String> {
+        check_relative(path)?;
+        Ok(format!("{}/{}", self.base, path))
+    }
+}
+
+impl MediaSource for HttpSource {
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
+        let url = self.url(path)?;
+        let resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        Ok(Box::new(resp.into_body().into_reader()))
+    }
+    fn size(&self, path: &str) -> Result<Option<u64>> {
+        let url = self.url(path)?;
+        let resp = self.agent.head(&url).call().with_context(|| format!("HEAD {url}"))?;
+        Ok(resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()))
+    }
+}
