@@ -6,6 +6,7 @@
 pub mod bootcfg;
 pub mod manifest;
 pub mod source;
+pub mod synth;
 
 use std::io::Read;
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-mod mkmedia;
+use ksinstall::media::synth as mkmedia;
 
 /// Programs the tests run, and the Debian package that brings each.
 const TEST_TOOLS: &[(&str, &str)] = &[

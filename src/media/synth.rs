@@ -1,4 +1,5 @@
-//! `cargo xtask mkmedia`: a deterministic synthetic ESXi 8 installer medium of any size.
+//! A deterministic synthetic ESXi 8 installer medium of any size (`cargo xtask mkmedia`, the
+//! demo, the tests and the benchmark all use it).
 //!
 //! We cannot ship VMware's bits, so the files hold pseudo-random bytes; their names, order and
 //! relative sizes follow the ESXi 8.0 Update 3 installer's BOOT.CFG (../shared/spec/layout.md),
@@ -8,9 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ksinstall::media::manifest::{Component, Manifest, Platform, Role, FORMAT, MANIFEST_NAME};
-use ksinstall::media::BootCfg;
 use sha2::{Digest, Sha256};
+
+use super::manifest::{Component, Manifest, Platform, Role, FORMAT, MANIFEST_NAME};
+use super::BootCfg;
 
 /// The 8.0U3 installer's modules after the kernel `b.b00`, in BOOT.CFG order.
 const MODULES: &str = "jumpstrt.gz useropts.gz features.gz k.b00 uc_intel.b00 uc_amd.b00 uc_hygon.b00 procfs.b00 vmx.v00 vim.v00 tpm.v00 sb.v00 s.v00 atlantic.v00 bcm_mpi3.v00 bnxtnet.v00 bnxtroce.v00 brcmfcoe.v00 cndi_igc.v00 dwi2c.v00 elxiscsi.v00 elxnet.v00 i40en.v00 iavmd.v00 icen.v00 igbn.v00 intelgpi.v00 ionic_cl.v00 ionic_en.v00 irdman.v00 iser.v00 ixgben.v00 lpfc.v00 lpnic.v00 lsi_mr3.v00 lsi_msgp.v00 lsi_msgp.v01 lsi_msgp.v02 mtip32xx.v00 ne1000.v00 nenic.v00 nfnic.v00 nhpsa.v00 nipmi.v00 nmlx5_cc.v00 nmlx5_co.v00 nmlx5_rd.v00 ntg3.v00 nvme_pci.v00 nvmerdma.v00 nvmetcp.v00 nvmxnet3.v00 nvmxnet3.v01 pvscsi.v00 qcnic.v00 qedentv.v00 qedrntv.v00 qfle3.v00 qfle3f.v00 qfle3i.v00 qflge.v00 rdmahl.v00 rshim_ne.v00 rshim.v00 rste.v00 sfvmk.v00 smartpqi.v00 vmkata.v00 vmksdhci.v00 vmkusb.v00 vmw_ahci.v00 bmcal.v00 clusters.v00 crx.v00 drivervm.v00 elx_esx_.v00 btldr.v00 dvfilter.v00 esx_ui.v00 esxupdt.v00 tpmesxup.v00 weaselin.v00 esxio_co.v00 infravis.v00 loadesx.v00 lsuv2_hp.v00 lsuv2_in.v00 lsuv2_ls.v00 lsuv2_nv.v00 lsuv2_oe.v00 lsuv2_oe.v01 lsuv2_sm.v00 native_m.v00 qlnative.v00 trx.v00 vcls_pod.v00 vdfs.v00 vds_vsip.v00 vmware_e.v00 hbrsrv.v00 vsan.v00 vsanheal.v00 vsanmgmt.v00 tools.t00 xorg.v00 gc.v00 imgdb.tgz basemisc.tgz resvibs.tgz esxiodpt.tgz imgpayld.tgz";
