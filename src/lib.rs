@@ -3,7 +3,10 @@
 //! The pipeline runs one way: source -> kickstart -> inventory -> plan -> apply -> report.
 //! Each stage is a module with a small typed interface; no stage reaches back up.
 
+pub mod apply;
 pub mod exit;
 pub mod kickstart;
 pub mod media;
 pub mod partition;
+pub mod plan;
+pub mod report;

@@ -1,0 +1,3 @@
+//! The apply stage: carries out a `Plan` and nothing else.
+
+pub mod verify;
