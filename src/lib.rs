@@ -4,5 +4,6 @@
 //! Each stage is a module with a small typed interface; no stage reaches back up.
 
 pub mod exit;
+pub mod inventory;
 pub mod kickstart;
 pub mod partition;
