@@ -75,11 +75,18 @@ fn bluefield2_is_one_card_in_slot_2_managed_through_rshim() {
     let inv = read("bluefield2");
     assert_eq!(inv.dpus.len(), 1);
     let d = &inv.dpus[0];
-    assert_eq!((d.vendor.as_str(), d.model.as_str()), ("NVIDIA", "BlueField-2"));
+    assert_eq!(
+        (d.vendor.as_str(), d.model.as_str()),
+        ("NVIDIA", "BlueField-2")
+    );
     assert!(d.supported);
     assert_eq!(d.slot.as_deref(), Some("2"));
     assert_eq!(d.address, "0000:3b:00");
-    let roles: Vec<(&str, Role)> = d.functions.iter().map(|f| (f.address.as_str(), f.role)).collect();
+    let roles: Vec<(&str, Role)> = d
+        .functions
+        .iter()
+        .map(|f| (f.address.as_str(), f.role))
+        .collect();
     // The SR-IOV VF 0000:3b:00.3 is not part of the card's identity.
     assert_eq!(
         roles,
@@ -112,7 +119,10 @@ fn pensando_dsc2_200_is_grouped_by_its_own_switch() {
     let inv = read("pensando-dsc2-200");
     assert_eq!(inv.dpus.len(), 1);
     let d = &inv.dpus[0];
-    assert_eq!((d.vendor.as_str(), d.model.as_str()), ("AMD Pensando", "DSC2-200"));
+    assert_eq!(
+        (d.vendor.as_str(), d.model.as_str()),
+        ("AMD Pensando", "DSC2-200")
+    );
     assert!(d.supported);
     // The card root is the Elba upstream port, not the AMD root port above it.
     assert_eq!(d.address, "0000:41:00");
@@ -151,8 +161,14 @@ fn two_dpus_are_a_finding_naming_both_slots_and_addresses() {
     let [DpuFinding::MultipleDpus { dpus }] = inv.findings.as_slice() else {
         panic!("expected one MultipleDpus finding, got {:?}", inv.findings);
     };
-    let at: Vec<(Option<&str>, &str)> = dpus.iter().map(|l| (l.slot.as_deref(), l.address.as_str())).collect();
-    assert_eq!(at, vec![(Some("2"), "0000:3b:00"), (Some("5"), "0000:5e:00")]);
+    let at: Vec<(Option<&str>, &str)> = dpus
+        .iter()
+        .map(|l| (l.slot.as_deref(), l.address.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        vec![(Some("2"), "0000:3b:00"), (Some("5"), "0000:5e:00")]
+    );
     let message = inv.findings[0].to_string();
     assert!(message.contains("slot 2 (PCI 0000:3b:00)"), "{message}");
     assert!(message.contains("slot 5 (PCI 0000:5e:00)"), "{message}");
@@ -232,17 +248,27 @@ fn a_dsc_of_unknown_model_counts_as_an_unsupported_dpu() {
     assert!(!inv.dpus[0].supported);
     // Roles still come out, so the plan stage can name the management path.
     assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:45:00.0"));
-    assert!(matches!(inv.findings.as_slice(), [DpuFinding::UnsupportedDpu { .. }]));
+    assert!(matches!(
+        inv.findings.as_slice(),
+        [DpuFinding::UnsupportedDpu { .. }]
+    ));
 }
 
 #[test]
 fn a_bluefield_in_flash_recovery_mode_is_flagged() {
     let (_tmp, root) = copy_fixture("bluefield2");
-    set_attr(&root, "sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0/device", "0x0214");
+    set_attr(
+        &root,
+        "sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0/device",
+        "0x0214",
+    );
     let inv = Inventory::read(&root).expect("read");
     assert_eq!(inv.dpus.len(), 1);
     assert!(inv.dpus[0].needs_recovery);
-    assert!(matches!(inv.findings.as_slice(), [DpuFinding::DpuNeedsRecovery { .. }]));
+    assert!(matches!(
+        inv.findings.as_slice(),
+        [DpuFinding::DpuNeedsRecovery { .. }]
+    ));
 }
 
 #[test]
@@ -258,7 +284,10 @@ management = ["rshim"]
 functions = [ { vendor = 0x15b3, device = 0xa2d6, role = "nic-pf" } ]
 "#;
     let err = Catalog::parse(text).expect_err("must refuse");
-    assert!(format!("{err:#}").contains("management role rshim"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("management role rshim"),
+        "{err:#}"
+    );
     assert!(Catalog::builtin().is_ok());
 }
 
@@ -289,7 +318,10 @@ fn disks_are_named_the_way_esxi_names_them() {
         "sda",
         "/dev/sda",
     ] {
-        assert!(sata.aliases.iter().any(|a| a == alias), "missing alias {alias}");
+        assert!(
+            sata.aliases.iter().any(|a| a == alias),
+            "missing alias {alias}"
+        );
     }
     assert!(sata.aliases.iter().any(|a| a.starts_with("vml.0200000000")));
 }
@@ -339,13 +371,25 @@ fn resolve_disk_accepts_each_alias_and_lists_the_disks_for_an_unknown_name() {
         "/dev/disks/naa.600a098038303053453f463045727a4a",
         "vml.0200010000600a098038303053453f463045727a4a4c554e20432d",
     ] {
-        assert_eq!(inv.resolve_disk(name).map(|d| d.kernel_name.as_str()), Ok("sdb"), "{name}");
+        assert_eq!(
+            inv.resolve_disk(name).map(|d| d.kernel_name.as_str()),
+            Ok("sdb"),
+            "{name}"
+        );
     }
-    let err = inv.resolve_disk("naa.6000000000000000").expect_err("unknown");
+    let err = inv
+        .resolve_disk("naa.6000000000000000")
+        .expect_err("unknown");
     assert!(matches!(err, DiskLookupError::NotFound { .. }));
     let message = err.to_string();
-    assert!(message.contains("naa.600062b212345678290a3b4c5d6e7f80 (sda"), "{message}");
-    assert!(message.contains("naa.600a098038303053453f463045727a4a (sdb"), "{message}");
+    assert!(
+        message.contains("naa.600062b212345678290a3b4c5d6e7f80 (sda"),
+        "{message}"
+    );
+    assert!(
+        message.contains("naa.600a098038303053453f463045727a4a (sdb"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -359,7 +403,10 @@ fn resolve_disk_refuses_a_name_two_disks_share() {
     assert_eq!(matches.len(), 2);
     assert!(err.to_string().contains("(sdb,") && err.to_string().contains("(sdc,"));
     // The Linux name still tells them apart.
-    assert_eq!(inv.resolve_disk("sdc").map(|d| d.kernel_name.as_str()), Ok("sdc"));
+    assert_eq!(
+        inv.resolve_disk("sdc").map(|d| d.kernel_name.as_str()),
+        Ok("sdc")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -371,12 +418,22 @@ fn firstdisk_default_prefers_the_local_disk_over_the_usb_stick() {
     // The stick sorts first by topology (xHCI at 00:14.0), yet `local` comes first in the list.
     assert_eq!(inv.disks[0].kernel_name, "sdb");
     assert_eq!(first(&inv, &[], false, false).as_deref(), Some("sda"));
-    assert_eq!(first(&inv, &["local", "remote", "usb"], false, false).as_deref(), Some("sda"));
+    assert_eq!(
+        first(&inv, &["local", "remote", "usb"], false, false).as_deref(),
+        Some("sda")
+    );
     assert_eq!(first(&inv, &["usb"], false, false).as_deref(), Some("sdb"));
     for usb_driver in ["usb-storage", "vmkusb", "umass"] {
-        assert_eq!(first(&inv, &[usb_driver], false, false).as_deref(), Some("sdb"), "{usb_driver}");
+        assert_eq!(
+            first(&inv, &[usb_driver], false, false).as_deref(),
+            Some("sdb"),
+            "{usb_driver}"
+        );
     }
-    assert_eq!(first(&inv, &["SanDisk"], false, false).as_deref(), Some("sdb"));
+    assert_eq!(
+        first(&inv, &["SanDisk"], false, false).as_deref(),
+        Some("sdb")
+    );
     let choice = inv
         .first_disk_choice(&strings(&["remote", "usb"]), false, false)
         .expect("usb matches");
@@ -398,24 +455,58 @@ fn firstdisk_refuses_loudly_when_nothing_matches() {
 #[test]
 fn firstdisk_matches_vendor_model_and_driver_exactly() {
     let inv = read("plain");
-    assert_eq!(first(&inv, &["local"], false, false).as_deref(), Some("sda"));
+    assert_eq!(
+        first(&inv, &["local"], false, false).as_deref(),
+        Some("sda")
+    );
     // Exact (case-insensitive) model: a prefix is not enough.
-    assert_eq!(first(&inv, &["samsung ssd 870 evo 1tb"], false, false).as_deref(), Some("sda"));
+    assert_eq!(
+        first(&inv, &["samsung ssd 870 evo 1tb"], false, false).as_deref(),
+        Some("sda")
+    );
     assert_eq!(first(&inv, &["Samsung SSD"], false, false), None);
-    assert_eq!(first(&inv, &["Samsung SSD", "WDC WD40EFRX-68N32N0"], false, false).as_deref(), Some("sdd"));
+    assert_eq!(
+        first(&inv, &["Samsung SSD", "WDC WD40EFRX-68N32N0"], false, false).as_deref(),
+        Some("sdd")
+    );
     assert_eq!(first(&inv, &["ATA"], false, false).as_deref(), Some("sda"));
     // Driver names, Linux or the ESXi equivalent.
-    assert_eq!(first(&inv, &["nvme"], false, false).as_deref(), Some("nvme0n1"));
-    assert_eq!(first(&inv, &["nvme_pcie"], false, false).as_deref(), Some("nvme0n1"));
-    assert_eq!(first(&inv, &["vmw_ahci"], false, false).as_deref(), Some("sda"));
-    assert_eq!(first(&inv, &["Micron_7450_MTFDKBG3T8TFR", "local"], false, false).as_deref(), Some("nvme0n1"));
+    assert_eq!(
+        first(&inv, &["nvme"], false, false).as_deref(),
+        Some("nvme0n1")
+    );
+    assert_eq!(
+        first(&inv, &["nvme_pcie"], false, false).as_deref(),
+        Some("nvme0n1")
+    );
+    assert_eq!(
+        first(&inv, &["vmw_ahci"], false, false).as_deref(),
+        Some("sda")
+    );
+    assert_eq!(
+        first(&inv, &["Micron_7450_MTFDKBG3T8TFR", "local"], false, false).as_deref(),
+        Some("nvme0n1")
+    );
 
     let bf2 = read("bluefield2");
-    assert_eq!(first(&bf2, &["DELLBOSS VD"], true, false), None, "the BOSS is an SSD");
-    assert_eq!(first(&bf2, &["DELLBOSS VD"], false, false).as_deref(), Some("sda"));
+    assert_eq!(
+        first(&bf2, &["DELLBOSS VD"], true, false),
+        None,
+        "the BOSS is an SSD"
+    );
+    assert_eq!(
+        first(&bf2, &["DELLBOSS VD"], false, false).as_deref(),
+        Some("sda")
+    );
     let bf3 = read("bluefield3");
-    assert_eq!(first(&bf3, &["lsi_mr3"], false, false).as_deref(), Some("sda"));
-    assert_eq!(first(&bf3, &["remote"], false, false).as_deref(), Some("sdb"));
+    assert_eq!(
+        first(&bf3, &["lsi_mr3"], false, false).as_deref(),
+        Some("sda")
+    );
+    assert_eq!(
+        first(&bf3, &["remote"], false, false).as_deref(),
+        Some("sdb")
+    );
 }
 
 #[test]
@@ -428,7 +519,11 @@ fn firstdisk_ignoressd_and_minimum_size() {
     let err = inv
         .first_disk_choice(&strings(&["SuperMicro SSD"]), false, false)
         .expect_err("too small");
-    assert!(err.to_string().contains("not eligible: smaller than the 32 GB minimum"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not eligible: smaller than the 32 GB minimum"),
+        "{err}"
+    );
     // A 16 GB USB stick is enough (8 GB minimum for USB/SD).
     let usb = read("usb-boot");
     assert_eq!(first(&usb, &["usb"], false, false).as_deref(), Some("sdb"));
@@ -484,11 +579,20 @@ const LB: u64 = 512;
 /// The ESXi 7/8 layout of layout.md §3 on a disk of `sectors`: partitions 1, 5, 6, 7, 8 in
 /// those GPT slots, a protective MBR, bank 5 newer than bank 6.
 fn write_old_esxi(path: &Path, sectors: u64) {
-    let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).expect("image");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("image");
     file.set_len(sectors * LB).expect("sparse size");
     drop(file);
 
-    let vmware = |guid| Type { guid, os: OperatingSystem::Custom("VMware".into()) };
+    let vmware = |guid| Type {
+        guid,
+        os: OperatingSystem::Custom("VMware".into()),
+    };
     let layout: [(u32, &str, Type, u64, u64); 5] = [
         (1, "", vmware(types::EFI_SYSTEM), 64, 204_863),
         (5, "", vmware(types::BASIC_DATA), 208_896, 8_595_455),
@@ -502,7 +606,8 @@ fn write_old_esxi(path: &Path, sectors: u64) {
         .create(path)
         .expect("gpt create");
     for (id, name, ty, first, last) in layout.iter().cloned() {
-        disk.add_partition_at(name, id, first, last - first + 1, ty, 0).expect("add partition");
+        disk.add_partition_at(name, id, first, last - first + 1, ty, 0)
+            .expect("add partition");
     }
     let mut file = disk.write().expect("gpt write");
 
@@ -517,23 +622,42 @@ fn write_old_esxi(path: &Path, sectors: u64) {
     let parts: Vec<gpt::partition::Partition> = reopened.partitions().values().cloned().collect();
     for header in [&primary, &backup] {
         gpt::partition::Partition::write_zero_entries_to_device(
-            &mut file, 0, u64::from(header.num_parts), header.part_start, LogicalBlockSize::Lb512, 128,
+            &mut file,
+            0,
+            u64::from(header.num_parts),
+            header.part_start,
+            LogicalBlockSize::Lb512,
+            128,
         )
         .expect("zero entries");
         for ((id, ..), p) in layout.iter().zip(parts.iter()) {
-            p.write_to_device(&mut file, u64::from(*id - 1), header.part_start, LogicalBlockSize::Lb512, 128)
-                .expect("entry");
+            p.write_to_device(
+                &mut file,
+                u64::from(*id - 1),
+                header.part_start,
+                LogicalBlockSize::Lb512,
+                128,
+            )
+            .expect("entry");
         }
     }
-    primary.write_primary(&mut file, LogicalBlockSize::Lb512).expect("primary header");
-    backup.write_backup(&mut file, LogicalBlockSize::Lb512).expect("backup header");
+    primary
+        .write_primary(&mut file, LogicalBlockSize::Lb512)
+        .expect("primary header");
+    backup
+        .write_backup(&mut file, LogicalBlockSize::Lb512)
+        .expect("backup header");
     gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(sectors - 1).unwrap_or(u32::MAX))
         .overwrite_lba0(&mut file)
         .expect("protective MBR");
 
     let bank = |first: u64, last: u64, cfg: &str| {
         let window = || Window {
-            file: OpenOptions::new().read(true).write(true).open(path).expect("open"),
+            file: OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .expect("open"),
             start: first * LB,
             len: (last - first + 1) * LB,
             pos: 0,
@@ -583,7 +707,11 @@ fn an_old_esxi_disk_shows_its_build_its_partitions_and_vmfs() {
     let image = root.join("dev/sdb");
     let before = digest(&image);
     let inv = Inventory::read(&root).expect("read");
-    assert_eq!(digest(&image), before, "the inventory must not write the disk");
+    assert_eq!(
+        digest(&image),
+        before,
+        "the inventory must not write the disk"
+    );
 
     let blank = disk(&inv, "sda");
     assert_eq!(blank.content.table, PartitionTable::Blank);
@@ -600,18 +728,38 @@ fn an_old_esxi_disk_shows_its_build_its_partitions_and_vmfs() {
     let esx = c.esx.as_ref().expect("ESXi found");
     // Bank 5 has the higher `updated`: its build is the one that boots.
     assert_eq!(esx.version.as_deref(), Some("7.0.3-0.50.20036589"));
-    let banks: Vec<(u32, Option<&str>)> = esx.banks.iter().map(|b| (b.partition, b.build.as_deref())).collect();
-    assert_eq!(banks, vec![(5, Some("7.0.3-0.50.20036589")), (6, Some("7.0.3-0.35.19482537"))]);
-    assert!(c.summary().contains("ESXi 7.0.3-0.50.20036589"), "{}", c.summary());
+    let banks: Vec<(u32, Option<&str>)> = esx
+        .banks
+        .iter()
+        .map(|b| (b.partition, b.build.as_deref()))
+        .collect();
+    assert_eq!(
+        banks,
+        vec![
+            (5, Some("7.0.3-0.50.20036589")),
+            (6, Some("7.0.3-0.35.19482537"))
+        ]
+    );
+    assert!(
+        c.summary().contains("ESXi 7.0.3-0.50.20036589"),
+        "{}",
+        c.summary()
+    );
 }
 
 #[test]
 fn firstdisk_esx_keywords_choose_the_disk_holding_esxi() {
     let (_tmp, root) = old_esxi();
     let inv = Inventory::read(&root).expect("read");
-    assert_eq!(first(&inv, &["local"], false, false).as_deref(), Some("sda"));
+    assert_eq!(
+        first(&inv, &["local"], false, false).as_deref(),
+        Some("sda")
+    );
     assert_eq!(first(&inv, &["esx"], false, false).as_deref(), Some("sdb"));
-    assert_eq!(first(&inv, &["localesx"], false, false).as_deref(), Some("sdb"));
+    assert_eq!(
+        first(&inv, &["localesx"], false, false).as_deref(),
+        Some("sdb")
+    );
     assert_eq!(first(&inv, &["remoteesx"], false, false), None);
     // Upgrade: only disks that hold ESXi are candidates.
     assert_eq!(first(&inv, &["local"], false, true).as_deref(), Some("sdb"));
@@ -649,7 +797,11 @@ fn a_gpt_header_with_odd_entry_size_is_refused_not_trusted() {
     let inv = Inventory::read(&root).expect("read");
     let c = &disk(&inv, "sda").content;
     assert_eq!(c.table, PartitionTable::Unknown);
-    assert!(c.problem.as_deref().is_some_and(|p| p.contains("64 bytes")), "{:?}", c.problem);
+    assert!(
+        c.problem.as_deref().is_some_and(|p| p.contains("64 bytes")),
+        "{:?}",
+        c.problem
+    );
 }
 
 #[test]
@@ -658,7 +810,11 @@ fn a_missing_device_node_or_odd_attribute_degrades_instead_of_failing() {
     fs::remove_file(root.join("dev/sda")).expect("remove dev/sda");
     let sd = "sys/devices/pci0000:00/0000:00:1c.0/0000:02:00.0/ata1/host0/target0:0:0/0:0:0:0";
     fs::remove_file(root.join(sd).join("model")).expect("remove model");
-    set_attr(&root, &format!("{sd}/block/sda/queue/logical_block_size"), "banana");
+    set_attr(
+        &root,
+        &format!("{sd}/block/sda/queue/logical_block_size"),
+        "banana",
+    );
     let inv = Inventory::read(&root).expect("read");
     let sda = disk(&inv, "sda");
     assert_eq!(sda.content.table, PartitionTable::Unreadable);
@@ -675,7 +831,16 @@ fn same_view(a: &Inventory, b: &Inventory) {
     let view = |i: &Inventory| -> Vec<(String, String, u64, Transport, bool, Option<String>)> {
         i.disks
             .iter()
-            .map(|d| (d.name.clone(), d.kernel_name.clone(), d.size_bytes, d.transport, d.ssd, d.driver.clone()))
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    d.kernel_name.clone(),
+                    d.size_bytes,
+                    d.transport,
+                    d.ssd,
+                    d.driver.clone(),
+                )
+            })
             .collect()
     };
     assert_eq!(view(a), view(b));
@@ -690,8 +855,14 @@ fn a_recorded_fixture_reads_back_the_same() {
         let dest = tmp.path().join(name);
         let summary = ksinstall::inventory::record::record(&fixture(name), &dest).expect("record");
         assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
-        assert!(!dest.join("dev").exists(), "no device contents are recorded");
-        same_view(&read(name), &Inventory::read(&dest).expect("read recording"));
+        assert!(
+            !dest.join("dev").exists(),
+            "no device contents are recorded"
+        );
+        same_view(
+            &read(name),
+            &Inventory::read(&dest).expect("read recording"),
+        );
     }
 }
 
@@ -710,13 +881,20 @@ fn recording_the_live_sys_reads_back_the_same() {
 fn record_refuses_a_directory_that_is_not_empty() {
     let tmp = tempfile::tempdir().expect("temp dir");
     fs::write(tmp.path().join("keep"), "x").expect("write");
-    let err = ksinstall::inventory::record::record(&fixture("plain"), tmp.path()).expect_err("refuse");
+    let err =
+        ksinstall::inventory::record::record(&fixture("plain"), tmp.path()).expect_err("refuse");
     assert!(err.to_string().contains("not empty"), "{err}");
 }
 
 fn ksinstall(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall")).args(args).output().expect("run ksinstall");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(args)
+        .output()
+        .expect("run ksinstall");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -739,5 +917,8 @@ fn probe_prints_json_for_machines_and_a_table_for_people() {
     assert!(text.contains("management: 0000:60:00.0 (eth-pf)"), "{text}");
 
     let (_, checked) = ksinstall(&["probe", "--sysroot", root, "--dpu-pci-slots", "7"]);
-    assert!(checked.contains("--dpuPciSlots names slot \"7\""), "{checked}");
+    assert!(
+        checked.contains("--dpuPciSlots names slot \"7\""),
+        "{checked}"
+    );
 }

@@ -44,8 +44,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Success);
     }
-    let inv = Inventory::read(&a.sysroot)
-        .with_context(|| format!("probing {}", a.sysroot.display()))?;
+    let inv =
+        Inventory::read(&a.sysroot).with_context(|| format!("probing {}", a.sysroot.display()))?;
     let findings = inv.dpu_findings(&a.dpu_pci_slots);
     match a.format {
         Format::Json => {
@@ -115,7 +115,11 @@ fn render_text(inv: &Inventory, findings: &[ksinstall::inventory::DpuFinding]) -
     }
     let _ = writeln!(out, "DPUs ({}):", inv.dpus.len());
     for p in &inv.dpus {
-        let support = if p.supported { "supported" } else { "NOT supported by vSphere 8" };
+        let support = if p.supported {
+            "supported"
+        } else {
+            "NOT supported by vSphere 8"
+        };
         let _ = writeln!(
             out,
             "  {} {} [{}], {}, {}",

@@ -96,7 +96,9 @@ impl CatalogEntry {
         if self.subsystem_devices.is_empty() {
             return 1;
         }
-        let vendor_ok = self.subsystem_vendor.is_none_or(|v| Some(v) == ids.subsystem_vendor);
+        let vendor_ok = self
+            .subsystem_vendor
+            .is_none_or(|v| Some(v) == ids.subsystem_vendor);
         let device_ok = ids
             .subsystem_device
             .is_some_and(|d| self.subsystem_devices.contains(&d));

@@ -108,11 +108,16 @@ impl DiskContent {
             PartitionTable::Unreadable => parts.push("unreadable".to_string()),
             PartitionTable::Blank => parts.push("blank".to_string()),
             PartitionTable::Unknown => parts.push("unknown data".to_string()),
-            PartitionTable::Mbr => parts.push(format!("MBR, {} partitions", self.mbr_partitions.len())),
+            PartitionTable::Mbr => {
+                parts.push(format!("MBR, {} partitions", self.mbr_partitions.len()))
+            }
             PartitionTable::Gpt => parts.push(format!("GPT, {} partitions", self.partitions.len())),
         }
         if let Some(esx) = &self.esx {
-            parts.push(format!("ESXi {}", esx.version.as_deref().unwrap_or("(unknown build)")));
+            parts.push(format!(
+                "ESXi {}",
+                esx.version.as_deref().unwrap_or("(unknown build)")
+            ));
         }
         let list = |label: &str, nums: &[u32]| {
             let n: Vec<String> = nums.iter().map(|n| format!("p{n}")).collect();
@@ -337,7 +342,9 @@ fn parse_mbr(lba0: &[u8]) -> Vec<MbrPartition> {
     let mut out = Vec::new();
     for i in 0..4u32 {
         let at = 446 + 16 * i as usize;
-        let Some(rec) = lba0.get(at..at + 16) else { break };
+        let Some(rec) = lba0.get(at..at + 16) else {
+            break;
+        };
         let le32 = |o: usize| u32::from_le_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
         let (os_type, first_lba, sectors) = (rec[4], le32(8), le32(12));
         if os_type != 0 && sectors != 0 {
@@ -355,7 +362,7 @@ fn parse_mbr(lba0: &[u8]) -> Vec<MbrPartition> {
 enum GptRead {
     None,
     Refused(String),
-    Table(gpt::GptDisk<ReadOnly<File>>),
+    Table(Box<gpt::GptDisk<ReadOnly<File>>>),
 }
 
 fn open_gpt(file: &File, lb: LogicalBlockSize) -> io::Result<GptRead> {
@@ -386,7 +393,9 @@ fn open_gpt(file: &File, lb: LogicalBlockSize) -> io::Result<GptRead> {
             )));
         }
         // The crate prefers the primary header when it is valid; checking that one is enough.
-        if at == lbs && gpt::header::read_header_from_arbitrary_device(&mut ReadOnly(file), lb).is_ok() {
+        if at == lbs
+            && gpt::header::read_header_from_arbitrary_device(&mut ReadOnly(file), lb).is_ok()
+        {
             break;
         }
     }
@@ -399,7 +408,7 @@ fn open_gpt(file: &File, lb: LogicalBlockSize) -> io::Result<GptRead> {
         .logical_block_size(lb)
         .open_from_device(device)
     {
-        Ok(disk) => Ok(GptRead::Table(disk)),
+        Ok(disk) => Ok(GptRead::Table(Box::new(disk))),
         Err(e) => Ok(GptRead::Refused(format!("GPT present but unreadable: {e}"))),
     }
 }
@@ -462,7 +471,9 @@ fn read_boot_cfg(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option
         bootstate: None,
     };
     for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let value = value.trim();
         match key.trim() {
             "build" => bank.build = Some(value.to_string()),

@@ -262,7 +262,11 @@ fn read_disks_impl(sys: &Sysroot, read_content: bool) -> anyhow::Result<Vec<Disk
             name,
             aliases,
             device: format!("/dev/{}", p.kernel_name),
-            esxi_driver: p.driver.as_deref().and_then(esxi_driver_for).map(String::from),
+            esxi_driver: p
+                .driver
+                .as_deref()
+                .and_then(esxi_driver_for)
+                .map(String::from),
             local: !remote && !usb,
             remote,
             usb,
@@ -323,10 +327,18 @@ fn probe_one(sys: &Sysroot, name: &str) -> anyhow::Result<Option<Probed>> {
     let ssd = sys.attr_or_warn(&real.join("queue/rotational")).as_deref() == Some("0");
     let removable = sys.attr_or_warn(&real.join("removable")).as_deref() == Some("1");
 
-    let dev_attr = |file: &str| device.as_ref().and_then(|d| sys.attr_or_warn(&d.join(file)));
+    let dev_attr = |file: &str| {
+        device
+            .as_ref()
+            .and_then(|d| sys.attr_or_warn(&d.join(file)))
+    };
     let (vendor, model, serial) = match transport {
         // ESXi shows "NVMe" as the vendor of every NVMe disk (UNCONFIRMED).
-        Transport::Nvme => (Some("NVMe".to_string()), dev_attr("model"), dev_attr("serial")),
+        Transport::Nvme => (
+            Some("NVMe".to_string()),
+            dev_attr("model"),
+            dev_attr("serial"),
+        ),
         Transport::Mmc => (None, dev_attr("name"), dev_attr("serial")),
         Transport::Virtio => (None, None, sys.attr_or_warn(&real.join("serial"))),
         _ => (dev_attr("vendor"), dev_attr("model"), dev_attr("serial")),
@@ -342,14 +354,21 @@ fn probe_one(sys: &Sysroot, name: &str) -> anyhow::Result<Option<Probed>> {
     }
     if transport == Transport::Nvme && uids.is_empty() {
         for file in ["nguid", "eui"] {
-            if let Some(hex) = sys.attr_or_warn(&real.join(file)).and_then(|v| nonzero_hex(&v)) {
+            if let Some(hex) = sys
+                .attr_or_warn(&real.join(file))
+                .and_then(|v| nonzero_hex(&v))
+            {
                 uids.push(format!("eui.{hex}"));
                 break;
             }
         }
         if uids.is_empty() {
             if let (Some(m), Some(s)) = (&model, &serial) {
-                uids.push(format!("t10.NVMe____{}____{}", underscores(m), underscores(s)));
+                uids.push(format!(
+                    "t10.NVMe____{}____{}",
+                    underscores(m),
+                    underscores(s)
+                ));
             }
         }
     }
@@ -362,7 +381,10 @@ fn probe_one(sys: &Sysroot, name: &str) -> anyhow::Result<Option<Probed>> {
                 .take(6)
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            uids.push(format!("vml.0200{:02x}0000{naa}{model_hex}", address.2 & 0xff));
+            uids.push(format!(
+                "vml.0200{:02x}0000{naa}{model_hex}",
+                address.2 & 0xff
+            ));
         }
     }
     Ok(Some(Probed {
@@ -430,15 +452,16 @@ fn controller_of(sys: &Sysroot, device: Option<&Path>) -> (Option<String>, Optio
         if driver.is_none() {
             let link = dir.join("driver");
             if let Some(d) = sys.link_name(&link) {
-                let bus = std::fs::read_link(sys.host_path(&link))
-                    .ok()
-                    .and_then(|t| {
-                        let parts: Vec<String> = t
-                            .components()
-                            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                            .collect();
-                        parts.iter().position(|p| p == "bus").and_then(|i| parts.get(i + 1).cloned())
-                    });
+                let bus = std::fs::read_link(sys.host_path(&link)).ok().and_then(|t| {
+                    let parts: Vec<String> = t
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    parts
+                        .iter()
+                        .position(|p| p == "bus")
+                        .and_then(|i| parts.get(i + 1).cloned())
+                });
                 if bus.as_deref() != Some("scsi") {
                     driver = Some(d);
                 }
@@ -470,7 +493,10 @@ fn scsi_address(
             // The adapter is the SCSI host (`hostN`), whatever targets hang below it.
             let host_end = components[..i]
                 .iter()
-                .rposition(|c| c.strip_prefix("host").is_some_and(|r| r.parse::<u32>().is_ok()))
+                .rposition(|c| {
+                    c.strip_prefix("host")
+                        .is_some_and(|r| r.parse::<u32>().is_ok())
+                })
                 .map_or(i, |h| h + 1);
             let adapter = components[..host_end].join("/");
             if let [_, ch, t, l] = n[..] {
@@ -481,7 +507,10 @@ fn scsi_address(
     let adapter = match transport {
         // Namespaces of one controller share an adapter: key on the controller directory.
         Transport::Nvme => {
-            let upto = components.iter().position(|c| c == "nvme").unwrap_or(components.len());
+            let upto = components
+                .iter()
+                .position(|c| c == "nvme")
+                .unwrap_or(components.len());
             components[..upto].join("/")
         }
         _ => real

@@ -28,7 +28,11 @@ impl std::fmt::Display for DpuLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.slot {
             Some(s) => write!(f, "{} in slot {s} (PCI {})", self.model, self.address),
-            None => write!(f, "{} at PCI {} (no slot information)", self.model, self.address),
+            None => write!(
+                f,
+                "{} at PCI {} (no slot information)",
+                self.model, self.address
+            ),
         }
     }
 }
@@ -37,7 +41,10 @@ fn join(locs: &[DpuLocation]) -> String {
     if locs.is_empty() {
         return "none".to_string();
     }
-    locs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    locs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -90,10 +97,13 @@ pub fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
 /// the card's PCI address (`0000:3b:00`), for hosts whose firmware names no slots.
 pub fn findings(dpus: &[Dpu], dpu_pci_slots: &[String]) -> Vec<DpuFinding> {
     let mut out = host_findings(dpus);
-    for slot in dpu_pci_slots.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    for slot in dpu_pci_slots
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         let holds_supported = dpus.iter().any(|d| {
-            d.supported
-                && (d.slot.as_deref() == Some(slot) || d.address.eq_ignore_ascii_case(slot))
+            d.supported && (d.slot.as_deref() == Some(slot) || d.address.eq_ignore_ascii_case(slot))
         });
         if !holds_supported {
             out.push(DpuFinding::SlotWithoutSupportedDpu {

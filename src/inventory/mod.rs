@@ -86,7 +86,12 @@ impl Inventory {
         select::first_disk(&self.disks, filters, ignore_ssd, esx_only)
     }
 
-    pub fn first_disk(&self, filters: &[String], ignore_ssd: bool, esx_only: bool) -> Option<&Disk> {
+    pub fn first_disk(
+        &self,
+        filters: &[String],
+        ignore_ssd: bool,
+        esx_only: bool,
+    ) -> Option<&Disk> {
         self.first_disk_choice(filters, ignore_ssd, esx_only)
             .ok()
             .map(|c| c.disk)

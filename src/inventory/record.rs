@@ -31,7 +31,10 @@ pub fn record(sysroot: &Path, dest: &Path) -> anyhow::Result<RecordSummary> {
         let mut entries =
             std::fs::read_dir(dest).with_context(|| format!("listing {}", dest.display()))?;
         if entries.next().is_some() {
-            bail!("{} is not empty; record into a new directory", dest.display());
+            bail!(
+                "{} is not empty; record into a new directory",
+                dest.display()
+            );
         }
     }
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
@@ -80,7 +83,9 @@ impl Copier {
             let meta = match std::fs::symlink_metadata(&src) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.summary.skipped.push(format!("{}: {e}", next.display()));
+                    self.summary
+                        .skipped
+                        .push(format!("{}: {e}", next.display()));
                     return Ok(());
                 }
             };
@@ -114,7 +119,8 @@ impl Copier {
         let dst = self.dst.join(rel);
         if meta.is_dir() {
             if !dst.exists() {
-                std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+                std::fs::create_dir_all(&dst)
+                    .with_context(|| format!("creating {}", dst.display()))?;
                 self.summary.dirs += 1;
             }
             return Ok(());
@@ -124,8 +130,8 @@ impl Copier {
         }
         let src = self.src.join(rel);
         let mut bytes = Vec::new();
-        let read = std::fs::File::open(&src)
-            .and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes));
+        let read =
+            std::fs::File::open(&src).and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes));
         if let Err(e) = read {
             self.summary.skipped.push(format!("{}: {e}", rel.display()));
             return Ok(());
