@@ -67,13 +67,18 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 fn render_text(inv: &Inventory, findings: &[ksinstall::inventory::DpuFinding]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Disks ({}):", inv.disks.len());
-    if !inv.disks.is_empty() {
-        let _ = writeln!(
-            out,
-            "  {:<44} {:<8} {:>9} {:<7} {:<14} {:<28} {:<14} CONTENT",
-            "NAME", "KERNEL", "SIZE", "BUS", "KIND", "VENDOR/MODEL", "DRIVER"
-        );
-    }
+    let mut rows: Vec<[String; 8]> = vec![[
+        "NAME",
+        "KERNEL",
+        "SIZE",
+        "BUS",
+        "KIND",
+        "VENDOR/MODEL",
+        "DRIVER",
+        "CONTENT",
+    ]
+    .map(String::from)];
+    let mut also = Vec::new();
     for d in &inv.disks {
         let mut kind = vec![if d.remote {
             "remote"
@@ -91,26 +96,43 @@ fn render_text(inv: &Inventory, findings: &[ksinstall::inventory::DpuFinding]) -
             (Some(l), _) => l.clone(),
             (None, _) => "-".to_string(),
         };
-        let _ = writeln!(
-            out,
-            "  {:<44} {:<8} {:>9} {:<7} {:<14} {:<28} {:<14} {}",
-            d.name,
-            d.kernel_name,
+        rows.push([
+            d.name.clone(),
+            d.kernel_name.clone(),
             human_size(d.size_bytes),
-            d.transport.as_str(),
+            d.transport.as_str().to_string(),
             kind.join(","),
             d.description(),
             driver,
-            d.content.summary()
-        );
+            d.content.summary(),
+        ]);
+        // Other UIDs (vml.…); the path forms of every name are accepted too.
         let others: Vec<&str> = d
             .aliases
             .iter()
             .map(String::as_str)
             .filter(|a| *a != d.name && !a.contains('/') && *a != d.kernel_name)
             .collect();
-        if !others.is_empty() {
-            let _ = writeln!(out, "      also: {}", others.join(", "));
+        also.push(others.join(", "));
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    if !inv.disks.is_empty() {
+        for (i, row) in rows.iter().enumerate() {
+            let mut line = String::from(" ");
+            for (cell, w) in row.iter().zip(widths.iter()) {
+                let _ = write!(line, " {cell:<w$}");
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+            if let Some(a) = i.checked_sub(1).and_then(|j| also.get(j)) {
+                if !a.is_empty() {
+                    let _ = writeln!(out, "      also: {a}");
+                }
+            }
         }
     }
     let _ = writeln!(out, "DPUs ({}):", inv.dpus.len());
