@@ -922,3 +922,10 @@ fn probe_prints_json_for_machines_and_a_table_for_people() {
         "{checked}"
     );
 }
+
+#[test]
+fn a_directory_without_sys_block_is_not_a_sysroot() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let err = Inventory::read(tmp.path()).expect_err("not a sysroot");
+    assert!(format!("{err:#}").contains("no sys/block"), "{err:#}");
+}

@@ -606,3 +606,40 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
     xa.len().cmp(&xb.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_order_counts_numbers_and_keeps_pci_addresses_as_text() {
+        let mut paths: Vec<PathBuf> = [
+            "sys/devices/pci0000:00/0000:00:1f.2/ata1/host10/target10:0:0/10:0:0:0/block/sdaa",
+            "sys/devices/pci0000:00/0000:00:02.0/ata1/host2/target2:0:0/2:0:0:0/block/sdz",
+            "sys/devices/pci0000:00/0000:00:1f.2/ata1/host2/target2:0:0/2:0:0:0/block/sdb",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        paths.sort_by(|a, b| topology_cmp(a, b));
+        let names: Vec<_> = paths.iter().filter_map(|p| p.file_name()).collect();
+        assert_eq!(names, ["sdz", "sdb", "sdaa"]);
+        assert_eq!(natural_cmp("sdz", "sdaa"), Ordering::Less);
+        assert_eq!(natural_cmp("host2", "host10"), Ordering::Less);
+    }
+
+    #[test]
+    fn wwids_become_esxi_uids() {
+        assert_eq!(
+            esxi_uid_from_wwid("naa.5000C500A1B2C3D4").as_deref(),
+            Some("naa.5000c500a1b2c3d4")
+        );
+        assert_eq!(
+            esxi_uid_from_wwid("t10.ATA     ST3120814A        5LS3DQ1L").as_deref(),
+            Some("t10.ATA_____ST3120814A________5LS3DQ1L")
+        );
+        // The kernel's NVMe fallback form has no ESXi counterpart.
+        assert_eq!(esxi_uid_from_wwid("nvme.8086-5048-494e-00000001"), None);
+        assert_eq!(esxi_uid_from_wwid("naa.not-hex"), None);
+    }
+}

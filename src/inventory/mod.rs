@@ -43,6 +43,14 @@ impl Inventory {
 
     pub fn read_with_catalog(sysroot: &Path, catalog: &Catalog) -> anyhow::Result<Inventory> {
         let sys = sysfs::Sysroot::new(sysroot)?;
+        // Every Linux system has sys/block; without it this is not a sysroot, and an empty
+        // inventory would read as "a machine without disks".
+        if !sys.host_path(Path::new("sys/block")).is_dir() {
+            anyhow::bail!(
+                "{} has no sys/block directory: not a sysroot",
+                sysroot.display()
+            );
+        }
         Inventory::read_from(&sys, catalog)
     }
 
