@@ -929,3 +929,59 @@ fn a_directory_without_sys_block_is_not_a_sysroot() {
     let err = Inventory::read(tmp.path()).expect_err("not a sysroot");
     assert!(format!("{err:#}").contains("no sys/block"), "{err:#}");
 }
+
+#[test]
+fn bluefield_3_lx_and_bluefield_4_are_recognised_but_unsupported() {
+    for (nic, rshim, model) in [
+        ("0xa2d9", "0xc2d4", "BlueField-3 Lx"),
+        ("0xa2df", "0xc2d6", "BlueField-4"),
+    ] {
+        let (_tmp, root) = copy_fixture("bluefield3");
+        let card = "sys/devices/pci0000:c9/0000:c9:02.0/0000:ca:00";
+        set_attr(&root, &format!("{card}.0/device"), nic);
+        set_attr(&root, &format!("{card}.1/device"), nic);
+        set_attr(&root, &format!("{card}.2/device"), rshim);
+        let inv = Inventory::read(&root).expect("read");
+        assert_eq!(inv.dpus.len(), 1, "{model}");
+        assert_eq!(inv.dpus[0].model, model);
+        assert!(!inv.dpus[0].supported, "{model}");
+        assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:ca:00.2"));
+        assert!(
+            matches!(inv.findings.as_slice(), [DpuFinding::UnsupportedDpu { .. }]),
+            "{model}: {:?}",
+            inv.findings
+        );
+        assert!(!inv.dpu_findings(&strings(&["4"])).is_empty(), "{model}");
+    }
+}
+
+#[test]
+fn a_vsan_claimed_disk_is_recognised() {
+    let (_tmp, root) = copy_fixture("old-esxi");
+    let path = root.join("dev/sda");
+    let sectors = 1_172_123_568u64;
+    File::create(&path)
+        .and_then(|f| f.set_len(sectors * LB))
+        .expect("sparse image");
+    let mut table = gpt::GptConfig::new()
+        .writable(true)
+        .logical_block_size(LogicalBlockSize::Lb512)
+        .create(&path)
+        .expect("gpt create");
+    let vsan = Type {
+        guid: types::VSAN,
+        os: OperatingSystem::Custom("VMware".into()),
+    };
+    table
+        .add_partition_at("", 1, 2048, 6_000_000, vsan.clone(), 0)
+        .expect("partition 1");
+    table
+        .add_partition_at("", 2, 6_002_048, sectors - 6_002_048 - 34, vsan, 0)
+        .expect("partition 2");
+    table.write().expect("gpt write");
+    let inv = Inventory::read(&root).expect("read");
+    let c = &disk(&inv, "sda").content;
+    assert_eq!(c.vsan, vec![1, 2]);
+    assert!(c.vmfs.is_empty() && c.esx.is_none());
+    assert!(c.summary().contains("vSAN (p1,p2)"), "{}", c.summary());
+}
