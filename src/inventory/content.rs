@@ -181,8 +181,11 @@ impl Read for Slice<'_> {
         if want == 0 {
             return Ok(0);
         }
+        let at = self.start.checked_add(self.pos).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "partition beyond 2^64 bytes")
+        })?;
         let mut file = self.file;
-        file.seek(SeekFrom::Start(self.start + self.pos))?;
+        file.seek(SeekFrom::Start(at))?;
         let n = file.read(&mut buf[..want])?;
         self.pos += n as u64;
         Ok(n)

@@ -100,17 +100,17 @@ pub fn read_functions(sys: &Sysroot) -> anyhow::Result<Vec<PciFunction>> {
                 continue;
             }
         };
+        let narrow16 = |v: Option<u32>| v.and_then(|v| u16::try_from(v).ok());
         let (Some(vendor), Some(device)) = (
-            sys.hex_attr(&real.join("vendor")),
-            sys.hex_attr(&real.join("device")),
+            narrow16(sys.hex_attr(&real.join("vendor"))),
+            narrow16(sys.hex_attr(&real.join("device"))),
         ) else {
             log::warn!("skipping PCI function {address}: vendor or device ID unreadable");
             continue;
         };
-        let narrow16 = |v: Option<u32>| v.and_then(|v| u16::try_from(v).ok());
         out.push(PciFunction {
-            vendor: vendor as u16,
-            device: device as u16,
+            vendor,
+            device,
             class: sys.hex_attr(&real.join("class")),
             subsystem_vendor: narrow16(sys.hex_attr(&real.join("subsystem_vendor"))),
             subsystem_device: narrow16(sys.hex_attr(&real.join("subsystem_device"))),
