@@ -985,3 +985,30 @@ fn a_vsan_claimed_disk_is_recognised() {
     assert!(c.vmfs.is_empty() && c.esx.is_none());
     assert!(c.summary().contains("vSAN (p1,p2)"), "{}", c.summary());
 }
+
+#[test]
+fn sd_and_emmc_media_are_disks_but_emmc_boot_partitions_are_not() {
+    let inv = read("sd-boot");
+    let names: Vec<(&str, &str)> = inv
+        .disks
+        .iter()
+        .map(|d| (d.kernel_name.as_str(), d.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("mmcblk0", "mpx.vmhba0:C0:T0:L0"),
+            ("mmcblk1", "mpx.vmhba1:C0:T0:L0")
+        ]
+    );
+    let sd = disk(&inv, "mmcblk0");
+    assert_eq!(sd.transport, Transport::Mmc);
+    assert_eq!(sd.model.as_deref(), Some("SD32G"));
+    assert_eq!(sd.driver.as_deref(), Some("sdhci-pci"));
+    assert_eq!(sd.esxi_driver.as_deref(), Some("vmksdhci"));
+    // SD media need only 8 GB.
+    assert_eq!(
+        first(&inv, &["local"], false, false).as_deref(),
+        Some("mmcblk0")
+    );
+}

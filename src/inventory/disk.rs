@@ -304,7 +304,16 @@ fn probe_one(sys: &Sysroot, name: &str) -> anyhow::Result<Option<Probed>> {
     }
     let dev_link = real.join("device");
     let device = sys.resolve(&dev_link).ok();
-    if let Some(dev) = &device {
+    // eMMC boot partitions are block devices of their own, but parts of the eMMC disk.
+    if name.starts_with("mmcblk") && name.contains("boot") {
+        return Ok(None);
+    }
+    let is_scsi = |dev: &Path| {
+        dev.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.split(':').filter(|p| p.parse::<u32>().is_ok()).count() == 4)
+    };
+    if let Some(dev) = device.as_deref().filter(|d| is_scsi(d)) {
         // SCSI peripheral type: 0 disk, 14 simplified disk (card readers); 5 is a CD/DVD drive.
         if let Some(t) = sys.attr_or_warn(&dev.join("type")) {
             if t != "0" && t != "14" {
@@ -435,8 +444,9 @@ fn transport_of(components: &[String], name: &str) -> Transport {
     }
 }
 
-/// The controller driver: the first `driver` link above the disk that is not the SCSI disk
-/// driver itself (`sd` on bus `scsi`). For USB that is `usb-storage`/`uas` on the interface.
+/// The controller driver: the first `driver` link above the disk that is not the disk driver
+/// itself (`sd` on bus `scsi`, `mmcblk` on bus `mmc`). For USB that is `usb-storage`/`uas` on
+/// the interface.
 fn controller_of(sys: &Sysroot, device: Option<&Path>) -> (Option<String>, Option<String>) {
     let Some(mut dir) = device else {
         return (None, None);
@@ -462,7 +472,8 @@ fn controller_of(sys: &Sysroot, device: Option<&Path>) -> (Option<String>, Optio
                         .position(|p| p == "bus")
                         .and_then(|i| parts.get(i + 1).cloned())
                 });
-                if bus.as_deref() != Some("scsi") {
+                // `sd` and `mmcblk` drive the disk itself, not the controller.
+                if !matches!(bus.as_deref(), Some("scsi") | Some("mmc")) {
                     driver = Some(d);
                 }
             }
