@@ -1012,3 +1012,19 @@ fn sd_and_emmc_media_are_disks_but_emmc_boot_partitions_are_not() {
         Some("mmcblk0")
     );
 }
+
+#[test]
+fn a_bluefield3_whose_rshim_shows_the_lx_id_is_still_a_bluefield3() {
+    let (_tmp, root) = copy_fixture("bluefield3");
+    set_attr(
+        &root,
+        "sys/devices/pci0000:c9/0000:c9:02.0/0000:ca:00.2/device",
+        "0xc2d4",
+    );
+    let inv = Inventory::read(&root).expect("read");
+    assert_eq!(inv.dpus.len(), 1);
+    assert_eq!(inv.dpus[0].model, "BlueField-3");
+    assert!(inv.dpus[0].supported);
+    assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:ca:00.2"));
+    assert_eq!(inv.dpus[0].management_role, Some(Role::Rshim));
+}
