@@ -1028,3 +1028,18 @@ fn a_bluefield3_whose_rshim_shows_the_lx_id_is_still_a_bluefield3() {
     assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:ca:00.2"));
     assert_eq!(inv.dpus[0].management_role, Some(Role::Rshim));
 }
+
+#[test]
+fn probe_shows_what_an_old_esxi_disk_holds() {
+    let (_tmp, root) = old_esxi();
+    let (code, text) = ksinstall(&["probe", "--sysroot", root.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0);
+    let line = text
+        .lines()
+        .find(|l| l.contains("naa.5000cca01234abce"))
+        .unwrap_or_else(|| panic!("no line for sdb in:\n{text}"));
+    assert!(
+        line.contains("GPT, 5 partitions, ESXi 7.0.3-0.50.20036589, VMFS (p8), VMFS-L (p7)"),
+        "{line}"
+    );
+}
