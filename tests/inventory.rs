@@ -851,19 +851,31 @@ fn same_view(a: &Inventory, b: &Inventory) {
 #[test]
 fn a_recorded_fixture_reads_back_the_same() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    for name in ["two-dpus", "usb-boot", "bluefield3"] {
-        let dest = tmp.path().join(name);
-        let summary = ksinstall::inventory::record::record(&fixture(name), &dest).expect("record");
-        assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
+    let mut recorded = 0;
+    for entry in fs::read_dir(fixture("")).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let dest = tmp.path().join(&name);
+        let summary = ksinstall::inventory::record::record(&path, &dest).expect("record");
+        assert!(summary.skipped.is_empty(), "{name}: {:?}", summary.skipped);
         assert!(
             !dest.join("dev").exists(),
             "no device contents are recorded"
         );
         same_view(
-            &read(name),
+            &read(&name),
             &Inventory::read(&dest).expect("read recording"),
         );
+        recorded += 1;
     }
+    assert!(recorded >= 10, "only {recorded} fixtures found");
 }
 
 #[test]
