@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod exit;
+pub mod inventory;
 pub mod kickstart;
 pub mod media;
 pub mod partition;

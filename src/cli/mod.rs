@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
+mod probe;
 mod validate;
 
 /// An installer for ESXi hosts that carry a DPU (vSphere 8 Distributed Services Engine).
@@ -16,10 +17,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Probe(probe::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Validate(a) => validate::run(a),
+        Command::Probe(a) => probe::run(a),
     }
 }

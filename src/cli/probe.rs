@@ -1,0 +1,182 @@
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ksinstall::exit::Outcome;
+use ksinstall::inventory::{disk::human_size, record, Inventory};
+
+/// Show the disks and DPUs the installer sees, or record them as a test fixture.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory standing for `/`: sys/block, sys/bus/pci and dev are read below it.
+    #[arg(long, default_value = "/")]
+    sysroot: PathBuf,
+    /// Output for people (text) or machines (json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Also check these `--dpuPciSlots` values (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    dpu_pci_slots: Vec<String>,
+    /// Copy the sysfs files the installer reads into DIR (no device contents), to send as a
+    /// fixture of this server.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if let Some(dest) = &a.record {
+        let summary = record::record(&a.sysroot, dest)?;
+        println!(
+            "recorded {} files, {} links, {} directories into {}",
+            summary.files,
+            summary.links,
+            summary.dirs,
+            dest.display()
+        );
+        for s in &summary.skipped {
+            println!("  skipped {s}");
+        }
+        return Ok(Outcome::Success);
+    }
+    let inv =
+        Inventory::read(&a.sysroot).with_context(|| format!("probing {}", a.sysroot.display()))?;
+    let findings = inv.dpu_findings(&a.dpu_pci_slots);
+    match a.format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "disks": inv.disks,
+                "dpus": inv.dpus,
+                "findings": findings
+                    .iter()
+                    .map(|f| serde_json::json!({"finding": f, "message": f.to_string()}))
+                    .collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Text => print!("{}", render_text(&inv, &findings)),
+    }
+    Ok(Outcome::Success)
+}
+
+fn render_text(inv: &Inventory, findings: &[ksinstall::inventory::DpuFinding]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Disks ({}):", inv.disks.len());
+    let mut rows: Vec<[String; 8]> = vec![[
+        "NAME",
+        "KERNEL",
+        "SIZE",
+        "BUS",
+        "KIND",
+        "VENDOR/MODEL",
+        "DRIVER",
+        "CONTENT",
+    ]
+    .map(String::from)];
+    let mut also = Vec::new();
+    for d in &inv.disks {
+        let mut kind = vec![if d.remote {
+            "remote"
+        } else if d.usb {
+            "usb"
+        } else {
+            "local"
+        }];
+        kind.push(if d.ssd { "ssd" } else { "hdd" });
+        if d.removable {
+            kind.push("removable");
+        }
+        let driver = match (&d.driver, &d.esxi_driver) {
+            (Some(l), Some(e)) if l != e => format!("{l} ({e})"),
+            (Some(l), _) => l.clone(),
+            (None, _) => "-".to_string(),
+        };
+        rows.push([
+            d.name.clone(),
+            d.kernel_name.clone(),
+            human_size(d.size_bytes),
+            d.transport.as_str().to_string(),
+            kind.join(","),
+            d.description(),
+            driver,
+            d.content.summary(),
+        ]);
+        // Other UIDs (vml.…); the path forms of every name are accepted too.
+        let others: Vec<&str> = d
+            .aliases
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != d.name && !a.contains('/') && *a != d.kernel_name)
+            .collect();
+        also.push(others.join(", "));
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    if !inv.disks.is_empty() {
+        for (i, row) in rows.iter().enumerate() {
+            let mut line = String::from(" ");
+            for (cell, w) in row.iter().zip(widths.iter()) {
+                let _ = write!(line, " {cell:<w$}");
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+            if let Some(a) = i.checked_sub(1).and_then(|j| also.get(j)) {
+                if !a.is_empty() {
+                    let _ = writeln!(out, "      also: {a}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "DPUs ({}):", inv.dpus.len());
+    for p in &inv.dpus {
+        let support = if p.supported {
+            "supported"
+        } else {
+            "NOT supported by vSphere 8"
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} [{}], {}, {}",
+            p.vendor,
+            p.model,
+            p.generation,
+            p.location(),
+            support
+        );
+        for f in &p.functions {
+            let _ = writeln!(
+                out,
+                "    {}  {}  subsys {:<9}  class {:<8}  {:<15} {}",
+                f.address,
+                f.id,
+                f.subsystem.as_deref().unwrap_or("-"),
+                f.class.as_deref().unwrap_or("-"),
+                f.role.as_str(),
+                f.driver.as_deref().unwrap_or("-")
+            );
+        }
+        match (&p.management, p.management_role) {
+            (Some(addr), Some(role)) => {
+                let _ = writeln!(out, "    management: {addr} ({})", role.as_str());
+            }
+            _ => {
+                let _ = writeln!(out, "    management: none found");
+            }
+        }
+    }
+    if !findings.is_empty() {
+        let _ = writeln!(out, "Findings:");
+        for f in findings {
+            let _ = writeln!(out, "  - {f}");
+        }
+    }
+    out
+}

@@ -1,0 +1,489 @@
+//! What a disk holds now: partition table (GPT via the `gpt` crate, or a legacy MBR), an ESXi
+//! install (boot banks with `boot.cfg`), VMFS, VMFS-L, vSAN. Read-only, always.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use gpt::disk::LogicalBlockSize;
+use serde::Serialize;
+
+use crate::partition::{types, PartitionEntry};
+
+/// Largest GPT entry array we accept; real tables have 128 entries.
+const MAX_GPT_ENTRIES: u32 = 4096;
+/// A `boot.cfg` is a few kilobytes; read no more than this.
+const MAX_BOOT_CFG: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionTable {
+    /// The device could not be opened or read.
+    Unreadable,
+    /// The first sector is all zeros and there is no GPT.
+    Blank,
+    /// Data, but no partition table we recognise (or a damaged one).
+    Unknown,
+    /// A legacy (non-protective) MBR.
+    Mbr,
+    Gpt,
+}
+
+/// One legacy MBR partition record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MbrPartition {
+    /// 1 to 4.
+    pub number: u32,
+    pub os_type: u8,
+    pub first_lba: u32,
+    pub sectors: u32,
+}
+
+/// One ESXi boot bank found on the disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bootbank {
+    pub partition: u32,
+    /// `build=` of its `boot.cfg`, e.g. `7.0.3-0.50.20036589`.
+    pub build: Option<String>,
+    pub updated: Option<u64>,
+    pub bootstate: Option<i64>,
+}
+
+impl Bootbank {
+    /// What ESXi's bootloader would boot: state 0 or 2, `updated` > 0, a build (layout.md, esx-boot).
+    pub fn is_bootable(&self) -> bool {
+        matches!(self.bootstate, Some(0) | Some(2))
+            && self.updated.is_some_and(|u| u > 0)
+            && self.build.as_deref().is_some_and(|b| !b.is_empty())
+    }
+}
+
+/// An existing ESXi install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EsxInstall {
+    /// Build of the bank that would boot (highest `updated` among bootable banks), else of the
+    /// bank with the highest `updated` that names a build.
+    pub version: Option<String>,
+    pub banks: Vec<Bootbank>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskContent {
+    pub table: PartitionTable,
+    /// Why the table is unreadable or unknown.
+    pub problem: Option<String>,
+    /// LBA 0 holds a protective MBR (type 0xEE) in front of the GPT.
+    pub protective_mbr: bool,
+    pub partitions: Vec<PartitionEntry>,
+    pub mbr_partitions: Vec<MbrPartition>,
+    pub esx: Option<EsxInstall>,
+    /// Numbers of partitions typed VMFS (datastores).
+    pub vmfs: Vec<u32>,
+    /// Numbers of partitions typed VMFS-L (ESX-OSData).
+    pub vmfsl: Vec<u32>,
+    /// Numbers of partitions typed vSAN.
+    pub vsan: Vec<u32>,
+}
+
+impl DiskContent {
+    fn empty(table: PartitionTable, problem: Option<String>) -> DiskContent {
+        DiskContent {
+            table,
+            problem,
+            protective_mbr: false,
+            partitions: Vec::new(),
+            mbr_partitions: Vec::new(),
+            esx: None,
+            vmfs: Vec::new(),
+            vmfsl: Vec::new(),
+            vsan: Vec::new(),
+        }
+    }
+
+    /// A short text such as `ESXi 7.0.3-0.50.20036589, VMFS (p8)`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        match self.table {
+            PartitionTable::Unreadable => parts.push("unreadable".to_string()),
+            PartitionTable::Blank => parts.push("blank".to_string()),
+            PartitionTable::Unknown => parts.push("unknown data".to_string()),
+            PartitionTable::Mbr => {
+                parts.push(format!("MBR, {} partitions", self.mbr_partitions.len()))
+            }
+            PartitionTable::Gpt => parts.push(format!("GPT, {} partitions", self.partitions.len())),
+        }
+        if let Some(esx) = &self.esx {
+            parts.push(format!(
+                "ESXi {}",
+                esx.version.as_deref().unwrap_or("(unknown build)")
+            ));
+        }
+        let list = |label: &str, nums: &[u32]| {
+            let n: Vec<String> = nums.iter().map(|n| format!("p{n}")).collect();
+            format!("{label} ({})", n.join(","))
+        };
+        if !self.vmfs.is_empty() {
+            parts.push(list("VMFS", &self.vmfs));
+        }
+        if !self.vmfsl.is_empty() {
+            parts.push(list("VMFS-L", &self.vmfsl));
+        }
+        if !self.vsan.is_empty() {
+            parts.push(list("vSAN", &self.vsan));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A device opened for reading that refuses every write: the `gpt` and `fatfs` crates want a
+/// `Write` bound even to read, and nothing here may ever write a disk.
+#[derive(Debug)]
+struct ReadOnly<T>(T);
+
+impl<T: Read> Read for ReadOnly<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<T: Seek> Seek for ReadOnly<T> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl<T> Write for ReadOnly<T> {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the inventory opens disks read-only",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A partition seen as a device of its own (fatfs must start at offset 0).
+#[derive(Debug)]
+struct Slice<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Slice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let at = self.start.checked_add(self.pos).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "partition beyond 2^64 bytes")
+        })?;
+        let mut file = self.file;
+        file.seek(SeekFrom::Start(at))?;
+        let n = file.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Slice<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let target = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match target {
+            Some(p) if p <= self.len => {
+                self.pos = p;
+                Ok(p)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek outside the partition",
+            )),
+        }
+    }
+}
+
+impl Write for Slice<'_> {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the inventory opens disks read-only",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Content left unread on purpose.
+pub fn not_read() -> DiskContent {
+    DiskContent::empty(PartitionTable::Unreadable, Some("not read".to_string()))
+}
+
+/// Reads what is on the device at `path` (a block device, or in tests a regular file).
+/// Never fails: what cannot be read is reported in the result and logged.
+pub fn read(path: &Path, logical_block_size: u32) -> DiskContent {
+    // Opened read-only: no code path below can write through this handle.
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            log::warn!("cannot open {} to see what it holds: {e}", path.display());
+            return DiskContent::empty(
+                PartitionTable::Unreadable,
+                Some(format!("{}: {e}", path.display())),
+            );
+        }
+    };
+    let lb = match LogicalBlockSize::try_from(u64::from(logical_block_size)) {
+        Ok(lb) => lb,
+        Err(_) => {
+            let why = format!("logical block size {logical_block_size} is neither 512 nor 4096");
+            log::warn!("{}: {why}", path.display());
+            return DiskContent::empty(PartitionTable::Unknown, Some(why));
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(|| read_table(&file, lb))) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            log::warn!("reading {}: {e}", path.display());
+            DiskContent::empty(
+                PartitionTable::Unreadable,
+                Some(format!("{}: {e}", path.display())),
+            )
+        }
+        Err(_) => {
+            log::warn!("{}: partition table is malformed", path.display());
+            DiskContent::empty(
+                PartitionTable::Unknown,
+                Some("malformed partition table".to_string()),
+            )
+        }
+    }
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, zero-filling what lies past the end.
+fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    buf.fill(0);
+    let mut f = file;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn read_table(file: &File, lb: LogicalBlockSize) -> io::Result<DiskContent> {
+    let lbs = lb.as_u64();
+    let mut lba0 = vec![0u8; lb.as_usize()];
+    read_at(file, 0, &mut lba0)?;
+    let mbr = parse_mbr(&lba0);
+    let protective = mbr.iter().any(|p| p.os_type == 0xee);
+
+    match open_gpt(file, lb)? {
+        GptRead::Table(disk) => {
+            let mut content = DiskContent::empty(PartitionTable::Gpt, None);
+            content.protective_mbr = protective;
+            for (number, p) in disk.partitions() {
+                content.partitions.push(PartitionEntry {
+                    number: *number,
+                    type_guid: p.part_type_guid.guid,
+                    part_guid: p.part_guid,
+                    first_lba: p.first_lba,
+                    last_lba: p.last_lba,
+                    attributes: p.flags,
+                    name: p.name.clone(),
+                });
+            }
+            classify(file, lbs, &mut content);
+            Ok(content)
+        }
+        GptRead::Refused(why) => Ok(DiskContent::empty(PartitionTable::Unknown, Some(why))),
+        GptRead::None => {
+            if protective {
+                return Ok(DiskContent::empty(
+                    PartitionTable::Unknown,
+                    Some("protective MBR, but no readable GPT".to_string()),
+                ));
+            }
+            if !mbr.is_empty() {
+                let mut content = DiskContent::empty(PartitionTable::Mbr, None);
+                content.mbr_partitions = mbr;
+                return Ok(content);
+            }
+            if lba0.iter().all(|b| *b == 0) {
+                Ok(DiskContent::empty(PartitionTable::Blank, None))
+            } else {
+                Ok(DiskContent::empty(
+                    PartitionTable::Unknown,
+                    Some("data, but no partition table".to_string()),
+                ))
+            }
+        }
+    }
+}
+
+/// The used records of an MBR, if LBA 0 carries the 0x55AA signature.
+fn parse_mbr(lba0: &[u8]) -> Vec<MbrPartition> {
+    if lba0.get(510..512) != Some(&[0x55, 0xaa][..]) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for i in 0..4u32 {
+        let at = 446 + 16 * i as usize;
+        let Some(rec) = lba0.get(at..at + 16) else {
+            break;
+        };
+        let le32 = |o: usize| u32::from_le_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
+        let (os_type, first_lba, sectors) = (rec[4], le32(8), le32(12));
+        if os_type != 0 && sectors != 0 {
+            out.push(MbrPartition {
+                number: i + 1,
+                os_type,
+                first_lba,
+                sectors,
+            });
+        }
+    }
+    out
+}
+
+enum GptRead {
+    None,
+    Refused(String),
+    Table(Box<gpt::GptDisk<ReadOnly<File>>>),
+}
+
+fn open_gpt(file: &File, lb: LogicalBlockSize) -> io::Result<GptRead> {
+    // The gpt crate asserts 128-byte entries and allocates the whole entry array: check the
+    // header it will use before handing it untrusted bytes.
+    let lbs = lb.as_u64();
+    let len = {
+        let mut f = file;
+        f.seek(SeekFrom::End(0))?
+    };
+    let mut header = [0u8; 92];
+    let mut candidates = vec![lbs];
+    if len >= 3 * lbs {
+        candidates.push((len / lbs - 1) * lbs);
+    }
+    let mut any = false;
+    for at in candidates {
+        read_at(file, at, &mut header)?;
+        if &header[..8] != b"EFI PART" {
+            continue;
+        }
+        any = true;
+        let num_parts = u32::from_le_bytes([header[80], header[81], header[82], header[83]]);
+        let part_size = u32::from_le_bytes([header[84], header[85], header[86], header[87]]);
+        if part_size != 128 || num_parts > MAX_GPT_ENTRIES {
+            return Ok(GptRead::Refused(format!(
+                "GPT with {num_parts} entries of {part_size} bytes is not supported"
+            )));
+        }
+        // The crate prefers the primary header when it is valid; checking that one is enough.
+        if at == lbs
+            && gpt::header::read_header_from_arbitrary_device(&mut ReadOnly(file), lb).is_ok()
+        {
+            break;
+        }
+    }
+    if !any {
+        return Ok(GptRead::None);
+    }
+    let device = ReadOnly(file.try_clone()?);
+    match gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(lb)
+        .open_from_device(device)
+    {
+        Ok(disk) => Ok(GptRead::Table(Box::new(disk))),
+        Err(e) => Ok(GptRead::Refused(format!("GPT present but unreadable: {e}"))),
+    }
+}
+
+fn classify(file: &File, lbs: u64, content: &mut DiskContent) {
+    let mut banks = Vec::new();
+    for p in &content.partitions {
+        if p.type_guid == types::VMFS {
+            content.vmfs.push(p.number);
+        } else if p.type_guid == types::VMFSL {
+            content.vmfsl.push(p.number);
+        } else if p.type_guid == types::VSAN {
+            content.vsan.push(p.number);
+        } else if p.type_guid == types::BASIC_DATA {
+            // Like ESXi's bootloader, consider every Basic Data (FAT) partition, not only 5 and 6.
+            match catch_unwind(AssertUnwindSafe(|| read_boot_cfg(file, lbs, p))) {
+                Ok(Ok(Some(bank))) => banks.push(bank),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => log::debug!("partition {}: no boot bank: {e}", p.number),
+                Err(_) => log::warn!("partition {}: malformed FAT file system", p.number),
+            }
+        }
+    }
+    if banks.is_empty() {
+        return;
+    }
+    let newest = |pred: &dyn Fn(&Bootbank) -> bool| {
+        banks
+            .iter()
+            .filter(|b| pred(b))
+            .max_by_key(|b| (b.updated.unwrap_or(0), std::cmp::Reverse(b.partition)))
+            .and_then(|b| b.build.clone())
+    };
+    let version = newest(&|b: &Bootbank| b.is_bootable())
+        .or_else(|| newest(&|b: &Bootbank| b.build.as_deref().is_some_and(|s| !s.is_empty())));
+    content.esx = Some(EsxInstall { version, banks });
+}
+
+fn read_boot_cfg(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option<Bootbank>> {
+    let overflow = || io::Error::new(io::ErrorKind::InvalidData, "partition beyond 2^64 bytes");
+    let slice = Slice {
+        file,
+        start: p.first_lba.checked_mul(lbs).ok_or_else(overflow)?,
+        len: p.sectors().checked_mul(lbs).ok_or_else(overflow)?,
+        pos: 0,
+    };
+    let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())?;
+    let cfg = match fs.root_dir().open_file("boot.cfg") {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    cfg.take(MAX_BOOT_CFG).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut bank = Bootbank {
+        partition: p.number,
+        build: None,
+        updated: None,
+        bootstate: None,
+    };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "build" => bank.build = Some(value.to_string()),
+            "updated" => bank.updated = value.parse().ok(),
+            "bootstate" => bank.bootstate = value.parse().ok(),
+            _ => {}
+        }
+    }
+    Ok(Some(bank))
+}

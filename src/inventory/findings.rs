@@ -1,0 +1,116 @@
+//! The Distributed Services Engine rules that need only the inventory, as typed findings.
+//! Whether a finding stops the install is the plan stage's decision.
+
+use serde::Serialize;
+
+use super::pci::Dpu;
+
+/// Where a DPU sits, for messages and for the plan stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DpuLocation {
+    pub slot: Option<String>,
+    /// `domain:bus:device` of the card.
+    pub address: String,
+    pub model: String,
+}
+
+impl DpuLocation {
+    pub fn of(d: &Dpu) -> DpuLocation {
+        DpuLocation {
+            slot: d.slot.clone(),
+            address: d.address.clone(),
+            model: format!("{} {}", d.vendor, d.model),
+        }
+    }
+}
+
+impl std::fmt::Display for DpuLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.slot {
+            Some(s) => write!(f, "{} in slot {s} (PCI {})", self.model, self.address),
+            None => write!(
+                f,
+                "{} at PCI {} (no slot information)",
+                self.model, self.address
+            ),
+        }
+    }
+}
+
+fn join(locs: &[DpuLocation]) -> String {
+    if locs.is_empty() {
+        return "none".to_string();
+    }
+    locs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DpuFinding {
+    /// vSphere 8.0 GA hosts one DPU; dual-DPU support came later (UNCONFIRMED which update).
+    #[error("this host has {} DPUs: {}", .dpus.len(), join(.dpus))]
+    MultipleDpus { dpus: Vec<DpuLocation> },
+    #[error("{dpu} is a DPU that vSphere 8 does not support{}", .note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())]
+    UnsupportedDpu {
+        dpu: DpuLocation,
+        note: Option<String>,
+    },
+    /// A function shows a flash-recovery ID: the card's NIC firmware is not running.
+    #[error("{dpu} is in flash-recovery mode: its firmware must be recovered before use")]
+    DpuNeedsRecovery { dpu: DpuLocation },
+    #[error("--dpuPciSlots names slot {slot:?}, which holds no supported DPU; DPUs found: {}", join(.dpus))]
+    SlotWithoutSupportedDpu {
+        slot: String,
+        /// Every DPU in the host, so the message can say where they are.
+        dpus: Vec<DpuLocation>,
+    },
+}
+
+/// Findings that hold whatever the kickstart says.
+pub fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
+    let mut out = Vec::new();
+    if dpus.len() > 1 {
+        out.push(DpuFinding::MultipleDpus {
+            dpus: dpus.iter().map(DpuLocation::of).collect(),
+        });
+    }
+    for d in dpus {
+        if !d.supported {
+            out.push(DpuFinding::UnsupportedDpu {
+                dpu: DpuLocation::of(d),
+                note: d.note.clone(),
+            });
+        }
+        if d.needs_recovery {
+            out.push(DpuFinding::DpuNeedsRecovery {
+                dpu: DpuLocation::of(d),
+            });
+        }
+    }
+    out
+}
+
+/// Host findings plus those about the slots `--dpuPciSlots` names. A slot value may also be
+/// the card's PCI address (`0000:3b:00`), for hosts whose firmware names no slots.
+pub fn findings(dpus: &[Dpu], dpu_pci_slots: &[String]) -> Vec<DpuFinding> {
+    let mut out = host_findings(dpus);
+    for slot in dpu_pci_slots
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let holds_supported = dpus.iter().any(|d| {
+            d.supported && (d.slot.as_deref() == Some(slot) || d.address.eq_ignore_ascii_case(slot))
+        });
+        if !holds_supported {
+            out.push(DpuFinding::SlotWithoutSupportedDpu {
+                slot: slot.to_string(),
+                dpus: dpus.iter().map(DpuLocation::of).collect(),
+            });
+        }
+    }
+    out
+}
