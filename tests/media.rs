@@ -7,7 +7,12 @@ use std::process::Command;
 use ksinstall::media::{synth, Media, Role};
 
 fn mkmedia(dir: &Path, size: &str, seed: &str) {
-    let o = synth::Options { out: dir.to_path_buf(), size: synth::parse_size(size).unwrap(), version: "8.0.3".into(), seed: seed.parse().unwrap() };
+    let o = synth::Options {
+        out: dir.to_path_buf(),
+        size: synth::parse_size(size).unwrap(),
+        version: "8.0.3".into(),
+        seed: seed.parse().unwrap(),
+    };
     synth::mkmedia(&o).unwrap();
 }
 
@@ -31,44 +36,81 @@ fn mkmedia_is_deterministic_and_its_manifest_matches_sha256sum() {
     let media = Media::open(&dir.display().to_string()).unwrap();
     let m = &media.manifest;
     assert_eq!(m.version, "8.0.3");
-    assert_eq!(m.components.len(), 115, "kernel + 111 modules of 8.0U3 + 3 bootloader files");
+    assert_eq!(
+        m.components.len(),
+        115,
+        "kernel + 111 modules of 8.0U3 + 3 bootloader files"
+    );
     assert_eq!(media.boot_cfg.kernel.as_deref(), Some("/b.b00"));
-    assert_eq!(m.dpu_components().map(|c| c.path.as_str()).collect::<Vec<_>>(), ["esxiodpt.tgz"]);
-    assert_eq!(media.bank_components().len(), 111, "the DPU depot does not go to the host bank");
+    assert_eq!(
+        m.dpu_components()
+            .map(|c| c.path.as_str())
+            .collect::<Vec<_>>(),
+        ["esxiodpt.tgz"]
+    );
+    assert_eq!(
+        media.bank_components().len(),
+        111,
+        "the DPU depot does not go to the host bank"
+    );
     assert!(media.bank_components().iter().all(|c| c.role != Role::Dpu));
     for c in m.components.iter().step_by(9) {
-        let out = Command::new("sha256sum").arg(dir.join(&c.path)).output().unwrap();
+        let out = Command::new("sha256sum")
+            .arg(dir.join(&c.path))
+            .output()
+            .unwrap();
         let sum = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(sum.split_whitespace().next(), Some(c.sha256.as_str()), "{}", c.path);
+        assert_eq!(
+            sum.split_whitespace().next(),
+            Some(c.sha256.as_str()),
+            "{}",
+            c.path
+        );
     }
     let t2 = tempfile::tempdir().unwrap();
     mkmedia(&t2.path().join("m"), "8M", "7");
-    assert_eq!(std::fs::read(dir.join("MANIFEST.JSON")).unwrap(), std::fs::read(t2.path().join("m/MANIFEST.JSON")).unwrap());
+    assert_eq!(
+        std::fs::read(dir.join("MANIFEST.JSON")).unwrap(),
+        std::fs::read(t2.path().join("m/MANIFEST.JSON")).unwrap()
+    );
 }
 
 #[test]
 fn a_truncated_module_is_refused_by_name() {
     let (_t, dir) = fresh("8M");
-    let f = std::fs::OpenOptions::new().write(true).open(dir.join("vsan.v00")).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("vsan.v00"))
+        .unwrap();
     let len = f.metadata().unwrap().len();
     f.set_len(len - 1).unwrap();
     let e = open_err(&dir);
-    assert!(e.contains("vsan.v00") && e.contains("the manifest says"), "{e}");
+    assert!(
+        e.contains("vsan.v00") && e.contains("the manifest says"),
+        "{e}"
+    );
 }
 
 #[test]
 fn module_names_that_leave_the_media_are_refused() {
     let (_t, dir) = fresh("8M");
-    let cfg = std::fs::read_to_string(dir.join("BOOT.CFG")).unwrap().replace("/k.b00", "/../k.b00");
+    let cfg = std::fs::read_to_string(dir.join("BOOT.CFG"))
+        .unwrap()
+        .replace("/k.b00", "/../k.b00");
     std::fs::write(dir.join("BOOT.CFG"), cfg).unwrap();
     let e = open_err(&dir);
     assert!(e.contains("BOOT.CFG") && e.contains("../k.b00"), "{e}");
 
     let (_t, dir) = fresh("8M");
-    let m = std::fs::read_to_string(dir.join("MANIFEST.JSON")).unwrap().replace("\"path\": \"xorg.v00\"", "\"path\": \"/etc/passwd\"");
+    let m = std::fs::read_to_string(dir.join("MANIFEST.JSON"))
+        .unwrap()
+        .replace("\"path\": \"xorg.v00\"", "\"path\": \"/etc/passwd\"");
     std::fs::write(dir.join("MANIFEST.JSON"), m).unwrap();
     let e = open_err(&dir);
-    assert!(e.contains("MANIFEST.JSON") && e.contains("/etc/passwd"), "{e}");
+    assert!(
+        e.contains("MANIFEST.JSON") && e.contains("/etc/passwd"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -79,13 +121,18 @@ fn a_symlink_out_of_the_media_is_refused() {
     std::fs::remove_file(dir.join("xorg.v00")).unwrap();
     std::os::unix::fs::symlink(&outside, dir.join("xorg.v00")).unwrap();
     let e = open_err(&dir);
-    assert!(e.contains("xorg.v00") && e.contains("outside the media"), "{e}");
+    assert!(
+        e.contains("xorg.v00") && e.contains("outside the media"),
+        "{e}"
+    );
 }
 
 #[test]
 fn boot_cfg_and_manifest_must_agree() {
     let (_t, dir) = fresh("8M");
-    let cfg = std::fs::read_to_string(dir.join("BOOT.CFG")).unwrap().replace(" --- /gc.v00", " --- /gc.v00 --- /extra.v00");
+    let cfg = std::fs::read_to_string(dir.join("BOOT.CFG"))
+        .unwrap()
+        .replace(" --- /gc.v00", " --- /gc.v00 --- /extra.v00");
     std::fs::write(dir.join("BOOT.CFG"), cfg).unwrap();
     let e = open_err(&dir);
     assert!(e.contains("extra.v00 is not in the manifest"), "{e}");

@@ -10,7 +10,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Mismatch {
     #[error("{name}: SHA-256 is {got}, the manifest says {want}")]
-    Hash { name: String, want: String, got: String },
+    Hash {
+        name: String,
+        want: String,
+        got: String,
+    },
     #[error("{name}: ended after {got} bytes, the manifest says {want}")]
     Short { name: String, want: u64, got: u64 },
     #[error("{name}: longer than the {want} bytes the manifest says")]
@@ -51,11 +55,19 @@ impl<R: Read> VerifyingReader<R> {
 
     fn check_end(&mut self) -> io::Result<()> {
         if self.seen < self.want_size {
-            return Err(Self::fail(Mismatch::Short { name: self.name.clone(), want: self.want_size, got: self.seen }));
+            return Err(Self::fail(Mismatch::Short {
+                name: self.name.clone(),
+                want: self.want_size,
+                got: self.seen,
+            }));
         }
         let got = hex(&std::mem::take(&mut self.hasher).finalize());
         if got != self.want_sha256 {
-            return Err(Self::fail(Mismatch::Hash { name: self.name.clone(), want: self.want_sha256.clone(), got }));
+            return Err(Self::fail(Mismatch::Hash {
+                name: self.name.clone(),
+                want: self.want_sha256.clone(),
+                got,
+            }));
         }
         self.verified = true;
         Ok(())
@@ -77,7 +89,10 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         self.seen += n as u64;
         if self.seen > self.want_size {
-            return Err(Self::fail(Mismatch::Long { name: self.name.clone(), want: self.want_size }));
+            return Err(Self::fail(Mismatch::Long {
+                name: self.name.clone(),
+                want: self.want_size,
+            }));
         }
         self.hasher.update(&buf[..n]);
         if self.seen == self.want_size {
@@ -86,7 +101,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             let mut probe = [0u8; 1];
             let extra = self.inner.read(&mut probe)?;
             if extra > 0 {
-                return Err(Self::fail(Mismatch::Long { name: self.name.clone(), want: self.want_size }));
+                return Err(Self::fail(Mismatch::Long {
+                    name: self.name.clone(),
+                    want: self.want_size,
+                }));
             }
             self.check_end()?;
         }
@@ -97,7 +115,11 @@ impl<R: Read> Read for VerifyingReader<R> {
 /// The `Mismatch` inside an error chain, if that is what went wrong.
 pub fn mismatch_of(err: &anyhow::Error) -> Option<&Mismatch> {
     err.chain().find_map(|e| {
-        e.downcast_ref::<Mismatch>().or_else(|| e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<Mismatch>()))
+        e.downcast_ref::<Mismatch>().or_else(|| {
+            e.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<Mismatch>())
+        })
     })
 }
 

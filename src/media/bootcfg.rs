@@ -33,7 +33,10 @@ impl BootCfg {
         let mut cfg = BootCfg::default();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim_end_matches('\r');
-            let err = |message: String| BootCfgError { line: i + 1, message };
+            let err = |message: String| BootCfgError {
+                line: i + 1,
+                message,
+            };
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
@@ -41,16 +44,35 @@ impl BootCfg {
                 cfg.other.push(line.to_string());
                 continue;
             };
-            let num = |v: &str| v.trim().parse::<u64>().map_err(|_| err(format!("{key}= wants a number, not \"{v}\"")));
+            let num = |v: &str| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| err(format!("{key}= wants a number, not \"{v}\"")))
+            };
             match key.trim() {
-                "bootstate" => cfg.bootstate = Some(u32::try_from(num(value)?).map_err(|_| err("bootstate out of range".into()))?),
+                "bootstate" => {
+                    cfg.bootstate = Some(
+                        u32::try_from(num(value)?)
+                            .map_err(|_| err("bootstate out of range".into()))?,
+                    )
+                }
                 "title" => cfg.title = Some(value.to_string()),
-                "timeout" => cfg.timeout = Some(u32::try_from(num(value)?).map_err(|_| err("timeout out of range".into()))?),
+                "timeout" => {
+                    cfg.timeout = Some(
+                        u32::try_from(num(value)?)
+                            .map_err(|_| err("timeout out of range".into()))?,
+                    )
+                }
                 "prefix" => cfg.prefix = Some(value.trim().to_string()),
                 "kernel" => cfg.kernel = Some(value.trim().to_string()),
                 "kernelopt" => cfg.kernelopt = Some(value.to_string()),
                 "modules" => {
-                    cfg.modules = value.split(" --- ").map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect();
+                    cfg.modules = value
+                        .split(" --- ")
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(String::from)
+                        .collect();
                 }
                 "build" => cfg.build = Some(value.trim().to_string()),
                 "updated" => cfg.updated = Some(num(value)?),
@@ -93,7 +115,10 @@ impl BootCfg {
         put("prefix", self.prefix.clone());
         put("kernel", self.kernel.clone());
         put("kernelopt", self.kernelopt.clone());
-        put("modules", (!self.modules.is_empty()).then(|| self.modules.join(" --- ")));
+        put(
+            "modules",
+            (!self.modules.is_empty()).then(|| self.modules.join(" --- ")),
+        );
         put("build", self.build.clone());
         put("updated", self.updated.map(|v| v.to_string()));
         for l in &self.other {
@@ -107,7 +132,9 @@ impl BootCfg {
     /// `updated` > 0, `bootstate` 0 (or 2), a kernel. `None` when bootable.
     pub fn unbootable_reason(&self) -> Option<&'static str> {
         match () {
-            _ if self.build.as_deref().is_none_or(|b| b.trim().is_empty()) => Some("build= is empty"),
+            _ if self.build.as_deref().is_none_or(|b| b.trim().is_empty()) => {
+                Some("build= is empty")
+            }
             _ if self.updated.unwrap_or(0) == 0 => Some("updated= is not above 0"),
             _ if !matches!(self.bootstate, Some(0) | Some(2)) => Some("bootstate= is not 0 or 2"),
             _ if self.kernel.as_deref().is_none_or(str::is_empty) => Some("kernel= is empty"),

@@ -98,25 +98,38 @@ pub fn module_path(reference: &str) -> Result<String, PathError> {
 impl Manifest {
     pub fn parse(bytes: &[u8]) -> anyhow::Result<Manifest> {
         let m: Manifest = serde_json::from_slice(bytes)?;
-        anyhow::ensure!(m.format == FORMAT, "manifest format {} is not supported (we read {FORMAT})", m.format);
+        anyhow::ensure!(
+            m.format == FORMAT,
+            "manifest format {} is not supported (we read {FORMAT})",
+            m.format
+        );
         for c in &m.components {
             check_relative(&c.path)?;
             if let Some(e) = &c.esp_path {
                 check_relative(e)?;
             }
             anyhow::ensure!(
-                c.sha256.len() == 64 && c.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                c.sha256.len() == 64
+                    && c.sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
                 "component {}: sha256 is not 64 lower-case hex digits",
                 c.path
             );
-            anyhow::ensure!(c.role != Role::Bootloader || c.esp_path.is_some(), "bootloader component {} has no esp_path", c.path);
+            anyhow::ensure!(
+                c.role != Role::Bootloader || c.esp_path.is_some(),
+                "bootloader component {} has no esp_path",
+                c.path
+            );
         }
         Ok(m)
     }
 
     /// The component at a media path, compared without case (ISO9660 names are upper case).
     pub fn find(&self, path: &str) -> Option<&Component> {
-        self.components.iter().find(|c| c.path.eq_ignore_ascii_case(path))
+        self.components
+            .iter()
+            .find(|c| c.path.eq_ignore_ascii_case(path))
     }
 
     pub fn dpu_components(&self) -> impl Iterator<Item = &Component> {
@@ -141,11 +154,23 @@ mod tests {
     fn paths_that_leave_the_media_are_refused() {
         assert!(check_relative("s.v00").is_ok());
         assert!(check_relative("EFI/BOOT/BOOTX64.EFI").is_ok());
-        assert_eq!(check_relative("../etc/shadow"), Err(PathError::Escapes("../etc/shadow".into())));
-        assert_eq!(check_relative("a/../../b"), Err(PathError::Escapes("a/../../b".into())));
-        assert!(matches!(check_relative("/etc/shadow"), Err(PathError::Absolute(_))));
+        assert_eq!(
+            check_relative("../etc/shadow"),
+            Err(PathError::Escapes("../etc/shadow".into()))
+        );
+        assert_eq!(
+            check_relative("a/../../b"),
+            Err(PathError::Escapes("a/../../b".into()))
+        );
+        assert!(matches!(
+            check_relative("/etc/shadow"),
+            Err(PathError::Absolute(_))
+        ));
         assert!(matches!(check_relative("a//b"), Err(PathError::Empty(_))));
-        assert!(matches!(check_relative("a\\..\\b"), Err(PathError::BadChar(_))));
+        assert!(matches!(
+            check_relative("a\\..\\b"),
+            Err(PathError::BadChar(_))
+        ));
         assert_eq!(module_path("/b.b00").unwrap(), "b.b00");
         assert!(module_path("//etc/passwd").is_err());
         assert!(module_path("/../x").is_err());

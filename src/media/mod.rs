@@ -20,7 +20,11 @@ pub use source::{DirSource, HttpSource, MediaSource};
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("{source_name}: {file}: {message}")]
-    Invalid { source_name: String, file: String, message: String },
+    Invalid {
+        source_name: String,
+        file: String,
+        message: String,
+    },
 }
 
 /// Media whose structure has been checked: the manifest and the installer's `BOOT.CFG` agree,
@@ -35,59 +39,98 @@ const READ_LIMIT: u64 = 16 << 20;
 
 fn read_small(source: &dyn MediaSource, path: &str) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    source.open(path)?.take(READ_LIMIT).read_to_end(&mut buf).with_context(|| format!("reading {path}"))?;
+    source
+        .open(path)?
+        .take(READ_LIMIT)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading {path}"))?;
     Ok(buf)
 }
 
 impl Media {
     /// Open media from a directory or an `http(s)://` URL.
     pub fn open(location: &str) -> Result<Media> {
-        let source: Box<dyn MediaSource> = if location.starts_with("http://") || location.starts_with("https://") {
-            Box::new(HttpSource::new(location))
-        } else {
-            Box::new(DirSource::new(location)?)
-        };
+        let source: Box<dyn MediaSource> =
+            if location.starts_with("http://") || location.starts_with("https://") {
+                Box::new(HttpSource::new(location))
+            } else {
+                Box::new(DirSource::new(location)?)
+            };
         Media::from_source(source)
     }
 
     pub fn from_source(source: Box<dyn MediaSource>) -> Result<Media> {
         let name = source.describe();
-        let bad = |file: &str, message: String| MediaError::Invalid { source_name: name.clone(), file: file.to_string(), message };
-        let manifest_bytes = read_small(source.as_ref(), manifest::MANIFEST_NAME).map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
-        let manifest = Manifest::parse(&manifest_bytes).map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
-        let cfg_bytes = read_small(source.as_ref(), "BOOT.CFG").map_err(|e| bad("BOOT.CFG", format!("{e:#}")))?;
-        let cfg_text = String::from_utf8(cfg_bytes).map_err(|_| bad("BOOT.CFG", "not UTF-8 text".into()))?;
+        let bad = |file: &str, message: String| MediaError::Invalid {
+            source_name: name.clone(),
+            file: file.to_string(),
+            message,
+        };
+        let manifest_bytes = read_small(source.as_ref(), manifest::MANIFEST_NAME)
+            .map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
+        let manifest = Manifest::parse(&manifest_bytes)
+            .map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
+        let cfg_bytes = read_small(source.as_ref(), "BOOT.CFG")
+            .map_err(|e| bad("BOOT.CFG", format!("{e:#}")))?;
+        let cfg_text =
+            String::from_utf8(cfg_bytes).map_err(|_| bad("BOOT.CFG", "not UTF-8 text".into()))?;
         let boot_cfg = BootCfg::parse(&cfg_text).map_err(|e| bad("BOOT.CFG", e.to_string()))?;
         if boot_cfg.build.as_deref().is_none_or(str::is_empty) {
             return Err(bad("BOOT.CFG", "has no build=".into()).into());
         }
         if boot_cfg.build.as_deref() != Some(manifest.build.as_str()) {
-            return Err(bad("BOOT.CFG", format!("build={} but the manifest says {}", boot_cfg.build.as_deref().unwrap_or(""), manifest.build)).into());
+            return Err(bad(
+                "BOOT.CFG",
+                format!(
+                    "build={} but the manifest says {}",
+                    boot_cfg.build.as_deref().unwrap_or(""),
+                    manifest.build
+                ),
+            )
+            .into());
         }
         let files = boot_cfg.files();
         if files.is_empty() {
             return Err(bad("BOOT.CFG", "names no kernel".into()).into());
         }
         for (i, reference) in files.iter().enumerate() {
-            let path = manifest::module_path(reference).map_err(|e| bad("BOOT.CFG", format!("module {e}")))?;
+            let path = manifest::module_path(reference)
+                .map_err(|e| bad("BOOT.CFG", format!("module {e}")))?;
             let Some(c) = manifest.find(&path) else {
-                return Err(bad("BOOT.CFG", format!("module {path} is not in the manifest")).into());
+                return Err(
+                    bad("BOOT.CFG", format!("module {path} is not in the manifest")).into(),
+                );
             };
             let want = if i == 0 { Role::Kernel } else { Role::Module };
             if c.role != want && c.role != Role::Dpu {
-                return Err(bad(&path, format!("BOOT.CFG lists it as a {want:?} but the manifest says {:?}", c.role)).into());
+                return Err(bad(
+                    &path,
+                    format!(
+                        "BOOT.CFG lists it as a {want:?} but the manifest says {:?}",
+                        c.role
+                    ),
+                )
+                .into());
             }
         }
         for c in &manifest.components {
             match source.size(&c.path) {
                 Ok(Some(size)) if size != c.size => {
-                    return Err(bad(&c.path, format!("is {size} bytes; the manifest says {}", c.size)).into());
+                    return Err(bad(
+                        &c.path,
+                        format!("is {size} bytes; the manifest says {}", c.size),
+                    )
+                    .into());
                 }
                 Ok(_) => {}
                 Err(e) => return Err(bad(&c.path, format!("{e:#}")).into()),
             }
         }
-        Ok(Media { source, manifest, boot_cfg })
+        Ok(Media {
+            source,
+            manifest,
+            boot_cfg,
+        })
     }
 
     /// The components that go into the host's boot bank, in `boot.cfg` order (kernel first).

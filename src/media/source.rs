@@ -40,12 +40,22 @@ impl DirSource {
                 cur = exact;
                 continue;
             }
-            cur = find_ignoring_case(&cur, part).with_context(|| format!("{}: no file {path} on the media", self.root.display()))?;
+            cur = find_ignoring_case(&cur, part)
+                .with_context(|| format!("{}: no file {path} on the media", self.root.display()))?;
         }
         // A symlink in the tree must not lead outside it.
-        let real = cur.canonicalize().with_context(|| format!("{}", cur.display()))?;
-        let root = self.root.canonicalize().with_context(|| format!("{}", self.root.display()))?;
-        anyhow::ensure!(real.starts_with(&root), "{path}: leads outside the media ({})", real.display());
+        let real = cur
+            .canonicalize()
+            .with_context(|| format!("{}", cur.display()))?;
+        let root = self
+            .root
+            .canonicalize()
+            .with_context(|| format!("{}", self.root.display()))?;
+        anyhow::ensure!(
+            real.starts_with(&root),
+            "{path}: leads outside the media ({})",
+            real.display()
+        );
         Ok(real)
     }
 }
@@ -54,7 +64,11 @@ fn find_ignoring_case(dir: &Path, name: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .find(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
         .map(|e| e.path())
 }
 
@@ -69,7 +83,11 @@ impl MediaSource for DirSource {
     }
     fn size(&self, path: &str) -> Result<Option<u64>> {
         let p = self.resolve(path)?;
-        Ok(Some(std::fs::metadata(&p).with_context(|| format!("{}", p.display()))?.len()))
+        Ok(Some(
+            std::fs::metadata(&p)
+                .with_context(|| format!("{}", p.display()))?
+                .len(),
+        ))
     }
 }
 
@@ -104,12 +122,24 @@ impl MediaSource for HttpSource {
     }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let url = self.url(path)?;
-        let resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        let resp = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
         Ok(Box::new(resp.into_body().into_reader()))
     }
     fn size(&self, path: &str) -> Result<Option<u64>> {
         let url = self.url(path)?;
-        let resp = self.agent.head(&url).call().with_context(|| format!("HEAD {url}"))?;
-        Ok(resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()))
+        let resp = self
+            .agent
+            .head(&url)
+            .call()
+            .with_context(|| format!("HEAD {url}"))?;
+        Ok(resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()))
     }
 }

@@ -59,7 +59,8 @@ pub fn parse_size(s: &str) -> Result<u64> {
         _ => (s, 1),
     };
     let n: u64 = num.parse().with_context(|| format!("size \"{s}\""))?;
-    n.checked_mul(mult).with_context(|| format!("size \"{s}\" is too large"))
+    n.checked_mul(mult)
+        .with_context(|| format!("size \"{s}\" is too large"))
 }
 
 /// splitmix64: deterministic, fast, and enough for filler bytes (no secrecy needed).
@@ -75,7 +76,9 @@ impl Filler {
 }
 
 fn name_seed(seed: u64, name: &str) -> u64 {
-    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Write `size` filler bytes to `path`, returning their SHA-256.
@@ -83,7 +86,10 @@ fn write_filler(path: &Path, size: u64, seed: u64) -> Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).with_context(|| format!("{}", path.display()))?);
+    let mut f = std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
+    );
     let mut h = Sha256::new();
     let mut rng = Filler(seed);
     let mut buf = vec![0u8; 1 << 16];
@@ -112,23 +118,41 @@ pub fn mkmedia(o: &Options) -> Result<Manifest> {
         bail!("--version wants MAJOR.MINOR.PATCH, not {}", o.version);
     }
     std::fs::create_dir_all(&o.out).with_context(|| format!("{}", o.out.display()))?;
-    let build = format!("{}-0.35.{}", o.version, 24_280_767u64.wrapping_add(o.seed % 1000));
-    let names: Vec<&str> = std::iter::once("b.b00").chain(MODULES.split_whitespace()).collect();
+    let build = format!(
+        "{}-0.35.{}",
+        o.version,
+        24_280_767u64.wrapping_add(o.seed % 1000)
+    );
+    let names: Vec<&str> = std::iter::once("b.b00")
+        .chain(MODULES.split_whitespace())
+        .collect();
     let bootloader_bytes: u64 = 3 * 64 * 1024;
-    let budget = o.size.saturating_sub(bootloader_bytes).max(names.len() as u64 * 512);
+    let budget = o
+        .size
+        .saturating_sub(bootloader_bytes)
+        .max(names.len() as u64 * 512);
     let total_weight: u64 = names.iter().map(|n| weight(n)).sum();
     let mut components = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let size = (budget as u128 * weight(name) as u128 / total_weight as u128) as u64;
         // Odd sizes, so nothing depends on sector multiples.
-        let size = size.saturating_sub(size % 4096).saturating_add(17 + i as u64 * 31);
+        let size = size
+            .saturating_sub(size % 4096)
+            .saturating_add(17 + i as u64 * 31);
         let sha256 = write_filler(&o.out.join(name), size, name_seed(o.seed, name))?;
         let (platform, role) = match *name {
             "b.b00" => (Platform::X86_64, Role::Kernel),
             "esxiodpt.tgz" => (Platform::Esxio, Role::Dpu),
             _ => (Platform::X86_64, Role::Module),
         };
-        components.push(Component { path: name.to_string(), size, sha256, platform, role, esp_path: None });
+        components.push(Component {
+            path: name.to_string(),
+            size,
+            sha256,
+            platform,
+            role,
+            esp_path: None,
+        });
     }
     for (media_path, esp_path) in BOOTLOADER {
         let size = 64 * 1024 - 123;
@@ -158,8 +182,19 @@ pub fn mkmedia(o: &Options) -> Result<Manifest> {
     std::fs::create_dir_all(o.out.join("EFI/BOOT"))?;
     std::fs::write(o.out.join("EFI/BOOT/BOOT.CFG"), boot_cfg.render())?;
     // On real media EFI/BOOT/BOOTX64.EFI is mboot; ours is a copy of the synthetic mboot.
-    std::fs::copy(o.out.join("EFI/VMware/mboot64.efi"), o.out.join("EFI/BOOT/BOOTX64.EFI"))?;
-    let manifest = Manifest { format: FORMAT, version: o.version.clone(), build, components };
-    std::fs::write(o.out.join(MANIFEST_NAME), serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::copy(
+        o.out.join("EFI/VMware/mboot64.efi"),
+        o.out.join("EFI/BOOT/BOOTX64.EFI"),
+    )?;
+    let manifest = Manifest {
+        format: FORMAT,
+        version: o.version.clone(),
+        build,
+        components,
+    };
+    std::fs::write(
+        o.out.join(MANIFEST_NAME),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
     Ok(manifest)
 }

@@ -25,7 +25,12 @@ pub struct GeneratedFile {
 
 impl GeneratedFile {
     pub fn new(name: &str, bytes: Vec<u8>) -> GeneratedFile {
-        GeneratedFile { name: name.into(), size: bytes.len() as u64, sha256: crate::apply::verify::sha256_hex(&bytes), bytes }
+        GeneratedFile {
+            name: name.into(),
+            size: bytes.len() as u64,
+            sha256: crate::apply::verify::sha256_hex(&bytes),
+            bytes,
+        }
     }
 }
 
@@ -42,7 +47,9 @@ pub struct HostConfig {
 }
 
 fn tar_gz(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>> {
-    let gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     for (path, data, mode) in files {
@@ -65,7 +72,10 @@ fn esx_conf(ks: &Kickstart, hostname: &str) -> String {
     let mut kv = |k: &str, v: &str| c.push_str(&format!("{k} = \"{}\"\n", v.replace('"', "")));
     kv("/adv/Misc/HostName", hostname);
     kv("/net/vmkernelnic/child[0000]/name", "vmk0");
-    kv("/net/vmkernelnic/child[0000]/portgroup", "Management Network");
+    kv(
+        "/net/vmkernelnic/child[0000]/portgroup",
+        "Management Network",
+    );
     if let Some(n) = &ks.network {
         match &n.device {
             Some(NetDevice::Vmnic(v)) => kv("/net/vswitch/child[0000]/uplinks/child[0000]/pnic", v),
@@ -88,9 +98,15 @@ fn esx_conf(ks: &Kickstart, hostname: &str) -> String {
             }
         }
         if let Some(v) = n.vlan_id {
-            kv("/net/vswitch/child[0000]/portgroup/child[0000]/vlanId", &v.to_string());
+            kv(
+                "/net/vswitch/child[0000]/portgroup/child[0000]/vlanId",
+                &v.to_string(),
+            );
         }
-        kv("/net/vswitch/child[0000]/portgroup/child[0001]/name", if n.add_vm_portgroup { "VM Network" } else { "" });
+        kv(
+            "/net/vswitch/child[0000]/portgroup/child[0001]/name",
+            if n.add_vm_portgroup { "VM Network" } else { "" },
+        );
     } else {
         kv("/net/vmkernelnic/child[0000]/dhcp", "true");
     }
@@ -111,17 +127,33 @@ pub fn host_config(ks: &Kickstart) -> HostConfig {
         Some(n) => format!(
             "static {}/{} via {}",
             n.ip.map(|i| i.to_string()).unwrap_or_default(),
-            n.effective_netmask().map(|i| i.to_string()).unwrap_or_default(),
-            n.effective_gateway().map(|i| i.to_string()).unwrap_or_default()
+            n.effective_netmask()
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            n.effective_gateway()
+                .map(|i| i.to_string())
+                .unwrap_or_default()
         ),
     };
     HostConfig {
-        hostname: net.map(|n| n.effective_hostname().to_string()).unwrap_or_else(|| "localhost".into()),
+        hostname: net
+            .map(|n| n.effective_hostname().to_string())
+            .unwrap_or_else(|| "localhost".into()),
         network,
         vlan_id: net.and_then(|n| n.vlan_id),
-        nameservers: net.map(|n| n.nameservers.iter().map(|i| i.to_string()).collect()).unwrap_or_default(),
-        keyboard: ks.keyboard.as_ref().map(|k| k.layout.clone()).unwrap_or_else(|| "US Default".into()),
-        root_password: if ks.root_password.is_some() { "set (crypt hash)" } else { "not set" },
+        nameservers: net
+            .map(|n| n.nameservers.iter().map(|i| i.to_string()).collect())
+            .unwrap_or_default(),
+        keyboard: ks
+            .keyboard
+            .as_ref()
+            .map(|k| k.layout.clone())
+            .unwrap_or_else(|| "US Default".into()),
+        root_password: if ks.root_password.is_some() {
+            "set (crypt hash)"
+        } else {
+            "not set"
+        },
         serial_number: ks.serial_number.is_some(),
     }
 }
@@ -130,13 +162,28 @@ pub fn host_config(ks: &Kickstart) -> HostConfig {
 /// `etc/vmware/esx.conf`.
 pub fn state_tgz(ks: &Kickstart) -> Result<GeneratedFile> {
     let host = host_config(ks);
-    let hash = ks.root_password.as_ref().map(|r| r.hash.as_str()).unwrap_or("*");
+    let hash = ks
+        .root_password
+        .as_ref()
+        .map(|r| r.hash.as_str())
+        .unwrap_or("*");
     let shadow = format!("root:{hash}:0:0:99999:7:::\n");
-    let hosts = format!("127.0.0.1 localhost.localdomain localhost\n::1 localhost.localdomain localhost\n{}\n", match ks.network.as_ref().and_then(|n| n.ip) {
-        Some(ip) => format!("{ip} {} {}", host.hostname, host.hostname.split('.').next().unwrap_or("")),
-        None => String::new(),
-    });
-    let resolv: String = host.nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
+    let hosts = format!(
+        "127.0.0.1 localhost.localdomain localhost\n::1 localhost.localdomain localhost\n{}\n",
+        match ks.network.as_ref().and_then(|n| n.ip) {
+            Some(ip) => format!(
+                "{ip} {} {}",
+                host.hostname,
+                host.hostname.split('.').next().unwrap_or("")
+            ),
+            None => String::new(),
+        }
+    );
+    let resolv: String = host
+        .nameservers
+        .iter()
+        .map(|n| format!("nameserver {n}\n"))
+        .collect();
     let conf = esx_conf(ks, &host.hostname);
     let local = tar_gz(&[
         ("etc/shadow", shadow.as_bytes(), 0o400),
@@ -144,13 +191,20 @@ pub fn state_tgz(ks: &Kickstart) -> Result<GeneratedFile> {
         ("etc/resolv.conf", resolv.as_bytes(), 0o644),
         ("etc/vmware/esx.conf", conf.as_bytes(), 0o644),
     ])?;
-    Ok(GeneratedFile::new("state.tgz", tar_gz(&[("local.tgz", &local, 0o644)])?))
+    Ok(GeneratedFile::new(
+        "state.tgz",
+        tar_gz(&[("local.tgz", &local, 0o644)])?,
+    ))
 }
 
 /// `onetime.tgz`: each `%firstboot` script as `var/lib/vmware/firstboot/NNN.firstboot_NNN` with
 /// its interpreter's shebang, and `firstboot.json`. `None` when there is no `%firstboot`.
 pub fn onetime_tgz(ks: &Kickstart) -> Result<Option<GeneratedFile>> {
-    let scripts: Vec<_> = ks.scripts.iter().filter(|s| s.kind == ScriptKind::Firstboot).collect();
+    let scripts: Vec<_> = ks
+        .scripts
+        .iter()
+        .filter(|s| s.kind == ScriptKind::Firstboot)
+        .collect();
     if scripts.is_empty() {
         return Ok(None);
     }
@@ -161,7 +215,11 @@ pub fn onetime_tgz(ks: &Kickstart) -> Result<Option<GeneratedFile>> {
             Interpreter::Busybox => "#!/bin/sh -l\n",
             Interpreter::Python => "#!/usr/bin/python\n",
         };
-        files.push((format!("var/lib/vmware/firstboot/{n:03}.firstboot_{n:03}"), format!("{shebang}{}", s.body).into_bytes(), 0o755));
+        files.push((
+            format!("var/lib/vmware/firstboot/{n:03}.firstboot_{n:03}"),
+            format!("{shebang}{}", s.body).into_bytes(),
+            0o755,
+        ));
     }
     let host = host_config(ks);
     let json = serde_json::json!({
@@ -170,7 +228,14 @@ pub fn onetime_tgz(ks: &Kickstart) -> Result<Option<GeneratedFile>> {
         "bootCfgPath": "/bootbank/boot.cfg",
         "scripts": files.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
     });
-    files.push(("var/lib/vmware/firstboot/firstboot.json".into(), serde_json::to_vec_pretty(&json)?, 0o600));
-    let refs: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, b, m)| (p.as_str(), b.as_slice(), *m)).collect();
+    files.push((
+        "var/lib/vmware/firstboot/firstboot.json".into(),
+        serde_json::to_vec_pretty(&json)?,
+        0o600,
+    ));
+    let refs: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .map(|(p, b, m)| (p.as_str(), b.as_slice(), *m))
+        .collect();
     Ok(Some(GeneratedFile::new("onetime.tgz", tar_gz(&refs)?)))
 }

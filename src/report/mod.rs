@@ -12,12 +12,34 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    StepStarted { step: String, description: String, total_bytes: Option<u64> },
-    Progress { step: String, done_bytes: u64, total_bytes: u64, percent: f64 },
-    StepFinished { step: String, elapsed_ms: u64 },
-    Warning { step: String, message: String },
-    Failed { step: String, message: String, exit_code: u8 },
-    Finished { exit_code: u8, elapsed_ms: u64 },
+    StepStarted {
+        step: String,
+        description: String,
+        total_bytes: Option<u64>,
+    },
+    Progress {
+        step: String,
+        done_bytes: u64,
+        total_bytes: u64,
+        percent: f64,
+    },
+    StepFinished {
+        step: String,
+        elapsed_ms: u64,
+    },
+    Warning {
+        step: String,
+        message: String,
+    },
+    Failed {
+        step: String,
+        message: String,
+        exit_code: u8,
+    },
+    Finished {
+        exit_code: u8,
+        elapsed_ms: u64,
+    },
 }
 
 pub trait EventSink: Send + Sync {
@@ -41,13 +63,23 @@ pub struct JsonLines<W: Write + Send> {
 
 impl<W: Write + Send> JsonLines<W> {
     pub fn new(out: W) -> Self {
-        JsonLines { out: Mutex::new(out), every_bytes: 16 << 20, last: Mutex::new(Default::default()) }
+        JsonLines {
+            out: Mutex::new(out),
+            every_bytes: 16 << 20,
+            last: Mutex::new(Default::default()),
+        }
     }
 }
 
 impl<W: Write + Send> EventSink for JsonLines<W> {
     fn emit(&self, event: Event) {
-        if let Event::Progress { step, done_bytes, total_bytes, .. } = &event {
+        if let Event::Progress {
+            step,
+            done_bytes,
+            total_bytes,
+            ..
+        } = &event
+        {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             let prev = last.entry(step.clone()).or_insert(0);
             if *done_bytes < *total_bytes && *done_bytes < prev.saturating_add(self.every_bytes) {
@@ -72,7 +104,10 @@ pub struct Bars {
 
 impl Default for Bars {
     fn default() -> Self {
-        Bars { multi: indicatif::MultiProgress::new(), bars: Mutex::new(Default::default()) }
+        Bars {
+            multi: indicatif::MultiProgress::new(),
+            bars: Mutex::new(Default::default()),
+        }
     }
 }
 
@@ -80,11 +115,17 @@ impl EventSink for Bars {
     fn emit(&self, event: Event) {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            Event::StepStarted { step, description, total_bytes } => {
+            Event::StepStarted {
+                step,
+                description,
+                total_bytes,
+            } => {
                 let bar = match total_bytes {
                     Some(n) => {
                         let b = self.multi.add(indicatif::ProgressBar::new(n));
-                        if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}") {
+                        if let Ok(style) = indicatif::ProgressStyle::with_template(
+                            "{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                        ) {
                             b.set_style(style.progress_chars("=> "));
                         }
                         b
@@ -95,7 +136,9 @@ impl EventSink for Bars {
                 bar.set_message(description);
                 bars.insert(step, bar);
             }
-            Event::Progress { step, done_bytes, .. } => {
+            Event::Progress {
+                step, done_bytes, ..
+            } => {
                 if let Some(b) = bars.get(&step) {
                     b.set_position(done_bytes);
                 }
@@ -128,20 +171,49 @@ pub struct Step<'a> {
 }
 
 impl<'a> Step<'a> {
-    pub fn start(sink: &'a dyn EventSink, id: &str, description: impl Into<String>, total_bytes: Option<u64>) -> Step<'a> {
-        sink.emit(Event::StepStarted { step: id.into(), description: description.into(), total_bytes });
-        Step { sink, id: id.into(), started: Instant::now(), total: total_bytes.unwrap_or(0) }
+    pub fn start(
+        sink: &'a dyn EventSink,
+        id: &str,
+        description: impl Into<String>,
+        total_bytes: Option<u64>,
+    ) -> Step<'a> {
+        sink.emit(Event::StepStarted {
+            step: id.into(),
+            description: description.into(),
+            total_bytes,
+        });
+        Step {
+            sink,
+            id: id.into(),
+            started: Instant::now(),
+            total: total_bytes.unwrap_or(0),
+        }
     }
     pub fn progress(&self, done_bytes: u64) {
-        let percent = if self.total == 0 { 100.0 } else { (done_bytes as f64 * 100.0 / self.total as f64).min(100.0) };
-        self.sink.emit(Event::Progress { step: self.id.clone(), done_bytes, total_bytes: self.total, percent: (percent * 10.0).round() / 10.0 });
+        let percent = if self.total == 0 {
+            100.0
+        } else {
+            (done_bytes as f64 * 100.0 / self.total as f64).min(100.0)
+        };
+        self.sink.emit(Event::Progress {
+            step: self.id.clone(),
+            done_bytes,
+            total_bytes: self.total,
+            percent: (percent * 10.0).round() / 10.0,
+        });
     }
     pub fn warn(&self, message: impl Into<String>) {
-        self.sink.emit(Event::Warning { step: self.id.clone(), message: message.into() });
+        self.sink.emit(Event::Warning {
+            step: self.id.clone(),
+            message: message.into(),
+        });
     }
     pub fn finish(self) -> u64 {
         let elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.sink.emit(Event::StepFinished { step: self.id.clone(), elapsed_ms });
+        self.sink.emit(Event::StepFinished {
+            step: self.id.clone(),
+            elapsed_ms,
+        });
         elapsed_ms
     }
     pub fn id(&self) -> &str {

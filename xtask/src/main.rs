@@ -95,7 +95,12 @@ fn ensure_tools() -> Result<()> {
 }
 
 fn mkmedia_cmd(args: &[String]) -> Result<()> {
-    let mut o = mkmedia::Options { out: PathBuf::new(), size: 1 << 30, version: "8.0.3".into(), seed: 1 };
+    let mut o = mkmedia::Options {
+        out: PathBuf::new(),
+        size: 1 << 30,
+        version: "8.0.3".into(),
+        seed: 1,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
@@ -112,7 +117,14 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
     }
     let m = mkmedia::mkmedia(&o)?;
     let total: u64 = m.components.iter().map(|c| c.size).sum();
-    println!("{}: ESXi {} ({}), {} components, {} bytes", o.out.display(), m.version, m.build, m.components.len(), total);
+    println!(
+        "{}: ESXi {} ({}), {} components, {} bytes",
+        o.out.display(),
+        m.version,
+        m.build,
+        m.components.len(),
+        total
+    );
     Ok(())
 }
 
