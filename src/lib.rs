@@ -11,3 +11,4 @@ pub mod media;
 pub mod partition;
 pub mod plan;
 pub mod report;
+pub mod source;

@@ -1,4 +1,406 @@
 //! The plan stage: kickstart + inventory + media + boot options -> one serde `Plan`. Every check
-//! runs here; apply does exactly what the plan says.
+//! runs here, before anything is written; `apply` does exactly what the plan says and nothing
+//! else. `--dry-run` prints the plan.
 
 pub mod hostconfig;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::exit::Outcome;
+use crate::inventory::{DpuFinding, Inventory};
+use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
+use crate::media::{BootCfg, Media, Role};
+use crate::source::cmdline::{self, BootOptions};
+use crate::storage::{self, Layout, LayoutRequest, MediaKind, SystemMediaSize, VmfsPolicy};
+use hostconfig::{GeneratedFile, HostConfig};
+
+/// A refusal at plan time: nothing has been written. Carries its exit code class.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PlanError {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+fn refuse(outcome: Outcome, message: impl Into<String>) -> PlanError {
+    PlanError { outcome, message: message.into() }
+}
+
+/// The disk we install to, and why it is that one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// The device node or image file that will be written.
+    pub path: PathBuf,
+    /// ESXi-style name (`naa.…`, `mpx.…`), or the image file's name.
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub size_bytes: u64,
+    pub logical_sector_size: u32,
+    pub model: Option<String>,
+    pub kind: MediaKind,
+    pub chosen_because: String,
+    /// What is on it now, in words.
+    pub holds_now: String,
+}
+
+/// A file copied from the media: its media path, where it goes, its size and SHA-256.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileCopy {
+    pub from: String,
+    /// Path inside the target FAT partition.
+    pub to: String,
+    pub partition: u32,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptPlan {
+    pub kind: ScriptKind,
+    pub interpreter: String,
+    /// The program that runs it on this machine (`/bin/sh`, `python3`).
+    pub program: Option<String>,
+    pub timeout_secs: Option<u64>,
+    pub ignore_failure: bool,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DpuPlan {
+    pub vendor: String,
+    pub model: String,
+    pub slot: Option<String>,
+    pub address: String,
+    pub management: Option<String>,
+    /// What this install does with it.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MediaSummary {
+    pub location: String,
+    pub version: String,
+    pub build: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub kickstart: String,
+    pub media: MediaSummary,
+    pub target: Target,
+    pub layout: Layout,
+    /// Bootloader files for the EFI System Partition (partition 1).
+    pub esp_files: Vec<FileCopy>,
+    /// Kernel and modules for boot bank 0 (partition 5).
+    pub bank_files: Vec<FileCopy>,
+    /// `state.tgz`, `onetime.tgz`: made by the installer, written to partition 5.
+    pub generated: Vec<GeneratedFile>,
+    /// The boot bank's `boot.cfg`, written last.
+    pub boot_cfg: BootCfg,
+    pub host: HostConfig,
+    pub post_scripts: Vec<ScriptPlan>,
+    pub dpus: Vec<DpuPlan>,
+    pub reboot: Option<bool>,
+    pub warnings: Vec<String>,
+}
+
+/// Everything the plan is made from.
+pub struct Inputs<'a> {
+    pub kickstart_name: &'a str,
+    pub kickstart: &'a Kickstart,
+    pub inventory: &'a Inventory,
+    pub sysroot: &'a Path,
+    pub media: &'a Media,
+    pub boot: &'a BootOptions,
+    /// `--disk`: a device or image file named on the command line, overriding the kickstart.
+    pub disk_override: Option<&'a Path>,
+    /// Sector size for an image file (512 or 4096).
+    pub image_sector_size: u32,
+}
+
+/// The interpreter program for a script on this machine: busybox -> `/bin/sh`, python ->
+/// `python3` (ESXi runs `/bin/sh -l` and `/usr/bin/python`, Python 3 on 7/8).
+pub fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> {
+    let candidates: &[&str] = match i {
+        crate::kickstart::Interpreter::Busybox => &["/bin/sh", "/usr/bin/sh"],
+        crate::kickstart::Interpreter::Python => &["/usr/bin/python3", "/usr/local/bin/python3", "/usr/bin/python"],
+    };
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
+        let name = match i {
+            crate::kickstart::Interpreter::Busybox => "sh",
+            crate::kickstart::Interpreter::Python => "python3",
+        };
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|d| d.join(name)).find(|p| p.is_file())
+    })
+}
+
+fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, PlanError> {
+    let ks = i.kickstart;
+    let action = ks.action.as_ref().ok_or_else(|| refuse(Outcome::InvalidKickstart, "the kickstart has no install command"))?;
+    if let Some(path) = i.disk_override {
+        // Like coreos-installer's positional disk: the command line names the target.
+        let meta = std::fs::metadata(path).map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
+        use std::os::unix::fs::FileTypeExt;
+        if !(meta.is_file() || meta.file_type().is_block_device()) {
+            return Err(refuse(Outcome::Precondition, format!("{}: neither a block device nor a regular file", path.display())));
+        }
+        let known = i.inventory.disks.iter().find(|d| {
+            let node = i.sysroot.join(d.device.trim_start_matches('/'));
+            std::fs::canonicalize(&node).ok() == std::fs::canonicalize(path).ok()
+        });
+        if action.target.is_some() {
+            warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
+        }
+        let dev = storage::BlockDev::open_read_only(path, i.image_sector_size).map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
+        let content = crate::inventory::content::read(path, dev.logical_sector_size());
+        return Ok(Target {
+            path: path.to_path_buf(),
+            name: known.map(|d| d.name.clone()).unwrap_or_else(|| path.display().to_string()),
+            aliases: known.map(|d| d.aliases.clone()).unwrap_or_default(),
+            size_bytes: dev.size_bytes(),
+            logical_sector_size: dev.logical_sector_size(),
+            model: known.and_then(|d| d.model.clone()),
+            kind: if known.is_some_and(|d| d.usb || d.minimum_size() < 32_000_000_000) { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
+            chosen_because: "named with --disk on the command line".into(),
+            holds_now: content.summary(),
+        });
+    }
+    let (disk, why) = match &action.target {
+        Some(DiskTarget::Disk(name)) => {
+            let d = i.inventory.resolve_disk(name).map_err(|e| refuse(Outcome::Precondition, format!("{} --disk: {e}", action.kind.command())))?;
+            (d, format!("--disk={name}"))
+        }
+        Some(DiskTarget::FirstDisk(filters)) => {
+            let choice = i
+                .inventory
+                .first_disk_choice(filters, action.ignore_ssd, false)
+                .map_err(|e| refuse(Outcome::Precondition, format!("{} --firstdisk={}: {e}", action.kind.command(), filters.join(","))))?;
+            (choice.disk, format!("--firstdisk={}: filter \"{}\" matched it first", filters.join(","), choice.filter))
+        }
+        None => return Err(refuse(Outcome::InvalidKickstart, "install names no disk")),
+    };
+    Ok(Target {
+        path: i.sysroot.join(disk.device.trim_start_matches('/')),
+        name: disk.name.clone(),
+        aliases: disk.aliases.clone(),
+        size_bytes: disk.size_bytes,
+        logical_sector_size: disk.logical_block_size,
+        model: disk.model.clone(),
+        kind: if disk.usb || disk.minimum_size() < 32_000_000_000 { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
+        chosen_because: why,
+        holds_now: disk.content.summary(),
+    })
+}
+
+fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>, PlanError> {
+    let slots = i.kickstart.action.as_ref().map(|a| a.dpu_pci_slots.clone()).unwrap_or_default();
+    for f in i.inventory.dpu_findings(&slots) {
+        // Every finding is a Distributed Services Engine rule the install must not break.
+        let outcome = match f {
+            DpuFinding::MultipleDpus { .. } | DpuFinding::UnsupportedDpu { .. } | DpuFinding::DpuNeedsRecovery { .. } | DpuFinding::SlotWithoutSupportedDpu { .. } => Outcome::Precondition,
+        };
+        return Err(refuse(outcome, f.to_string()));
+    }
+    let mut out = Vec::new();
+    for d in i.inventory.dpus.iter().filter(|d| d.supported) {
+        let esxio = i.media.manifest.dpu_components().count();
+        let version_ok = i.media.manifest.version_triple().is_some_and(|(major, _, _)| major >= 8);
+        if !version_ok {
+            return Err(refuse(Outcome::Media, format!("{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later", i.media.source.describe(), d.location(), i.media.manifest.version)));
+        }
+        if esxio == 0 {
+            return Err(refuse(Outcome::Media, format!("{} has a DPU ({}), but the media carries no ESXio components for it", i.media.source.describe(), d.location())));
+        }
+        if let Some(a) = &i.kickstart.action {
+            if a.kind != ActionKind::Install {
+                return Err(refuse(Outcome::Precondition, format!("{} on a host with a DPU ({}): a DPU is enabled only by a fresh install; host and DPU are updated together by image-based lifecycle management", a.kind.command(), d.location())));
+            }
+        }
+        warnings.push(format!("{}: the DPU's ESXio and firmware are not installed by this version of ksinstall (DPU flashing is not built yet); the host is installed without enabling the DPU", d.location()));
+        out.push(DpuPlan {
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            slot: d.slot.clone(),
+            address: d.address.clone(),
+            management: d.management.clone(),
+            action: "none: DPU flashing is not built yet".into(),
+        });
+    }
+    Ok(out)
+}
+
+fn media_size(o: Option<cmdline::SystemMediaSize>) -> SystemMediaSize {
+    match o {
+        Some(cmdline::SystemMediaSize::Min) => SystemMediaSize::Min,
+        Some(cmdline::SystemMediaSize::Small) => SystemMediaSize::Small,
+        Some(cmdline::SystemMediaSize::Max) => SystemMediaSize::Max,
+        Some(cmdline::SystemMediaSize::Default) | None => SystemMediaSize::Default,
+    }
+}
+
+pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
+    let ks = i.kickstart;
+    let mut warnings: Vec<String> = i.boot.warnings.clone();
+    let action = ks.action.as_ref().ok_or_else(|| refuse(Outcome::InvalidKickstart, "the kickstart has no install command"))?;
+    if ks.root_password.is_none() {
+        return Err(refuse(Outcome::InvalidKickstart, "the kickstart sets no root password"));
+    }
+    if let Some(p) = ks.pending_includes.first() {
+        return Err(refuse(Outcome::InvalidKickstart, format!("{}: included \"{}\" could not be read, so the kickstart is incomplete", p.span, p.target)));
+    }
+    if action.kind == ActionKind::Upgrade {
+        return Err(refuse(Outcome::Precondition, "upgrade is not supported yet: ksinstall does fresh installs only"));
+    }
+    let target = choose_target(i, &mut warnings)?;
+    if action.kind == ActionKind::InstallOrUpgrade {
+        let has_esx = crate::inventory::content::read(&target.path, target.logical_sector_size).esx.is_some();
+        if has_esx {
+            return Err(refuse(Outcome::Precondition, format!("installorupgrade: {} holds an ESXi install, and upgrade is not supported yet; use install --overwritevmfs to replace it", target.name)));
+        }
+        warnings.push(format!("installorupgrade: {} holds no ESXi, so this is a fresh install", target.name));
+    }
+    let dpus = dpu_plans(i, &mut warnings)?;
+
+    let existing = crate::inventory::content::read(&target.path, target.logical_sector_size);
+    let mut req = LayoutRequest::new(target.name.clone(), target.size_bytes, target.logical_sector_size);
+    req.kind = target.kind;
+    req.media_size = media_size(i.boot.system_media_size);
+    req.osdata_size_mib = i.boot.osdata_size_mib;
+    req.no_vmfs_on_disk = action.no_vmfs_on_disk;
+    req.existing = existing.partitions.clone();
+    req.vmfs_policy = if action.preserve_vmfs {
+        VmfsPolicy::Preserve
+    } else if action.overwrite_vmfs {
+        VmfsPolicy::Overwrite
+    } else {
+        VmfsPolicy::Refuse
+    };
+    req.overwrite_vsan = action.overwrite_vsan;
+    let layout = storage::plan_layout(&req).map_err(|e| refuse(e.outcome(), e.to_string()))?;
+    warnings.extend(layout.warnings.iter().cloned());
+    if layout.osdata_elsewhere && action.system_disk.is_none() {
+        warnings.push(format!("{} is USB/SD media: it holds only the boot banks, and no --systemdisk names a disk for ESX-OSData", target.name));
+    }
+
+    let media = i.media;
+    let copy = |c: &crate::media::Component, to: String, partition: u32| FileCopy { from: c.path.clone(), to, partition, size: c.size, sha256: c.sha256.clone() };
+    let esp_files: Vec<FileCopy> = media
+        .manifest
+        .components
+        .iter()
+        .filter(|c| c.role == Role::Bootloader)
+        .map(|c| copy(c, c.esp_path.clone().unwrap_or_default(), 1))
+        .collect();
+    if !esp_files.iter().any(|f| f.to.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI")) {
+        return Err(refuse(Outcome::Media, format!("{}: no bootloader component for EFI/BOOT/BOOTX64.EFI", media.source.describe())));
+    }
+    let bank_components = media.bank_components();
+    let mut bank_files = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for c in &bank_components {
+        let base = c.path.rsplit('/').next().unwrap_or(&c.path).to_ascii_lowercase();
+        if !names.insert(base.clone()) {
+            return Err(refuse(Outcome::Media, format!("{}: two modules are named {base}", media.source.describe())));
+        }
+        bank_files.push(copy(c, base, 5));
+    }
+    let bank_bytes: u64 = bank_files.iter().map(|f| f.size).sum();
+    if let Some(bank) = layout.partition(5) {
+        // Leave room for FAT overhead and the generated files.
+        if bank_bytes > bank.size_bytes.saturating_sub(bank.size_bytes / 16) {
+            return Err(refuse(Outcome::Precondition, format!("the image's modules ({bank_bytes} bytes) do not fit boot bank 0 ({} bytes) on {}", bank.size_bytes, target.name)));
+        }
+    }
+
+    let mut generated = vec![hostconfig::state_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?];
+    let onetime = hostconfig::onetime_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?;
+    let imgdb = serde_json::to_vec_pretty(&media.manifest).map_err(|e| refuse(Outcome::UsageOrIo, e.to_string()))?;
+    generated.push(GeneratedFile::new("imgdb.json", imgdb));
+
+    let mut modules: Vec<String> = bank_files.iter().skip(1).map(|f| f.to.clone()).collect();
+    modules.push("state.tgz".into());
+    let mut kernelopt = media.boot_cfg.kernelopt.clone().unwrap_or_default().split_whitespace().filter(|w| !matches!(*w, "runweasel" | "cdromBoot") && !w.starts_with("ks=")).collect::<Vec<_>>().join(" ");
+    if let Some(o) = onetime {
+        modules.push("onetime.tgz".into());
+        // ESXi adds this so that first boot does not auto-partition (spec §1.2 %firstboot).
+        kernelopt = format!("{kernelopt} no-auto-partition").trim().to_string();
+        generated.push(o);
+    }
+    let boot_cfg = BootCfg {
+        bootstate: Some(0),
+        title: Some("Loading VMware ESXi".into()),
+        timeout: Some(5),
+        prefix: Some(String::new()),
+        kernel: bank_files.first().map(|f| f.to.clone()),
+        kernelopt: Some(kernelopt),
+        modules,
+        build: Some(media.manifest.build.clone()),
+        updated: Some(1),
+        other: Vec::new(),
+    };
+    if let Some(why) = boot_cfg.unbootable_reason() {
+        return Err(refuse(Outcome::Media, format!("the boot.cfg we would write is not bootable: {why}")));
+    }
+
+    let mut post_scripts = Vec::new();
+    for s in ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post) {
+        let program = interpreter_program(s.interpreter);
+        if program.is_none() {
+            return Err(refuse(Outcome::Script, format!("{}: %post --interpreter={} needs {} on this machine, and there is none", s.span, s.interpreter.name(), if s.interpreter == crate::kickstart::Interpreter::Python { "python3" } else { "/bin/sh" })));
+        }
+        post_scripts.push(ScriptPlan {
+            kind: s.kind,
+            interpreter: s.interpreter.name().into(),
+            program: program.map(|p| p.display().to_string()),
+            timeout_secs: s.timeout_secs,
+            ignore_failure: s.ignore_failure,
+            line: s.span.line,
+        });
+    }
+
+    Ok(Plan {
+        kickstart: i.kickstart_name.to_string(),
+        media: MediaSummary { location: media.source.describe(), version: media.manifest.version.clone(), build: media.manifest.build.clone() },
+        target,
+        layout,
+        esp_files,
+        bank_files,
+        generated,
+        boot_cfg,
+        host: hostconfig::host_config(ks),
+        post_scripts,
+        dpus,
+        reboot: ks.reboot.as_ref().map(|r| r.no_eject),
+        warnings,
+    })
+}
+
+impl Plan {
+    /// The plan for people: what will be erased and written.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let t = &self.target;
+        let _ = writeln!(s, "Install ESXi {} ({}) from {}", self.media.version, self.media.build, self.media.location);
+        let _ = writeln!(s, "Target: {} ({}), {} bytes, {}-byte sectors; {}", t.name, t.path.display(), t.size_bytes, t.logical_sector_size, t.chosen_because);
+        let _ = writeln!(s, "  holds now: {} -- everything on it except preserved partitions is ERASED", t.holds_now);
+        let _ = writeln!(s, "{}", self.layout.dry_run_text());
+        let esp: u64 = self.esp_files.iter().map(|f| f.size).sum();
+        let bank: u64 = self.bank_files.iter().map(|f| f.size).sum();
+        let _ = writeln!(s, "Partition 1: {} bootloader files ({esp} bytes)", self.esp_files.len());
+        let _ = writeln!(s, "Partition 5: {} modules ({bank} bytes), {}, boot.cfg last", self.bank_files.len(), self.generated.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(s, "Host: {} | network {} | keyboard {} | root password {}", self.host.hostname, self.host.network, self.host.keyboard, self.host.root_password);
+        for d in &self.dpus {
+            let _ = writeln!(s, "DPU: {} {} in slot {} ({}): {}", d.vendor, d.model, d.slot.as_deref().unwrap_or("?"), d.address, d.action);
+        }
+        if !self.post_scripts.is_empty() {
+            let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+}

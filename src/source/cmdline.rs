@@ -1,0 +1,186 @@
+//! Installer boot options from the kernel command line (`/proc/cmdline` or `--cmdline`), read as
+//! ESXi's installer reads them (../shared/spec/kickstart.md §2): split like shlex, each word
+//! matched in a fixed order, unknown words logged and ignored.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::kickstart::lexer;
+
+/// Where `ks=` says the kickstart is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "location")]
+pub enum KsLocation {
+    /// `ks=file://path`, `ks=/path`.
+    File(String),
+    /// `ks=http://...`, `ks=https://...`.
+    Http(String),
+    /// `ks=ftp://...` or `ks=nfs://...`: recognised, not supported.
+    Unsupported(String),
+    /// `ks=cdrom:/PATH`.
+    Cdrom(String),
+    /// `ks=usb` (`ks.cfg` at the root) or `ks=usb:/path`.
+    Usb(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemMediaSize {
+    Min,
+    Small,
+    Default,
+    Max,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BootOptions {
+    pub ks: Vec<KsLocation>,
+    pub ip: Option<String>,
+    pub netmask: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+    pub nameserver: Option<Ipv4Addr>,
+    /// `netdevice=`/`ksdevice=`/`BOOTIF=`: a MAC (with `:`) or `vmnicN`.
+    pub netdevice: Option<String>,
+    pub vlan_id: Option<u16>,
+    pub system_media_size: Option<SystemMediaSize>,
+    /// `autoPartitionOSDataSize=` in MiB.
+    pub osdata_size_mib: Option<u64>,
+    pub allow_legacy_cpu: bool,
+    /// Words we did not recognise (logged, ignored).
+    pub ignored: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("boot option \"{word}\": {why}")]
+pub struct BootOptionError {
+    pub word: String,
+    pub why: String,
+}
+
+fn ks_location(v: &str) -> Result<KsLocation, String> {
+    let lower = v.to_ascii_lowercase();
+    if lower.starts_with("uuid") {
+        return Err("ks=uuid is no longer a supported method".into());
+    }
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(KsLocation::Http(v.to_string()));
+    }
+    if lower.starts_with("ftp://") || lower.starts_with("nfs://") {
+        return Ok(KsLocation::Unsupported(v.to_string()));
+    }
+    if let Some(p) = v.strip_prefix("file://") {
+        // `file://etc/ks.cfg` (no third slash) means `/etc/ks.cfg`.
+        return Ok(KsLocation::File(if p.starts_with('/') { p.to_string() } else { format!("/{p}") }));
+    }
+    if v.starts_with('/') {
+        return Ok(KsLocation::File(v.to_string()));
+    }
+    if let Some(p) = v.strip_prefix("cdrom:") {
+        return Ok(KsLocation::Cdrom(p.to_string()));
+    }
+    if lower == "usb" {
+        return Ok(KsLocation::Usb("/ks.cfg".into()));
+    }
+    if let Some(p) = v.strip_prefix("usb:") {
+        return Ok(KsLocation::Usb(p.to_string()));
+    }
+    Err("not a kickstart location (file://, /path, http(s)://, cdrom:/PATH, usb, usb:/PATH)".into())
+}
+
+fn mac_from_bootif(v: &str) -> Option<String> {
+    // PXELINUX IPAPPEND 2: `01-aa-bb-cc-dd-ee-ff`, the first byte being the hardware type.
+    let (_, rest) = v.split_once('-')?;
+    let mac = rest.replace('-', ":").to_ascii_lowercase();
+    (mac.split(':').count() == 6 && mac.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))).then_some(mac)
+}
+
+impl BootOptions {
+    pub fn parse(cmdline: &str) -> Result<BootOptions, BootOptionError> {
+        let mut o = BootOptions::default();
+        if cmdline.len() >= 4096 {
+            o.warnings.push("the boot command line is 4096 bytes or longer and may have been truncated".into());
+        }
+        let words = lexer::split(cmdline.trim_end()).map_err(|e| BootOptionError { word: cmdline.to_string(), why: e.message.to_string() })?;
+        for w in words.into_iter().map(|w| w.text) {
+            let err = |why: String| BootOptionError { word: w.clone(), why };
+            let Some((key, value)) = w.split_once('=') else {
+                o.ignored.push(w);
+                continue;
+            };
+            match key {
+                "ks" => o.ks.push(ks_location(value).map_err(err)?),
+                "ip" => {
+                    let ok = value.parse::<Ipv4Addr>().is_ok() || (value.contains(':') && value.split(':').next().is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
+                    if !ok {
+                        return Err(err("not an IPv4 address or a colon form".into()));
+                    }
+                    o.ip = Some(value.to_string());
+                }
+                "netmask" => {
+                    let ok = value.parse::<Ipv4Addr>().is_ok() || value.parse::<u8>().is_ok_and(|p| p <= 32);
+                    if !ok {
+                        return Err(err("not a dotted netmask or a prefix length 0..32".into()));
+                    }
+                    o.netmask = Some(value.to_string());
+                }
+                "gateway" => o.gateway = Some(value.parse().map_err(|_| err("not an IPv4 address".into()))?),
+                "nameserver" => o.nameserver = Some(value.parse().map_err(|_| err("not an IPv4 address".into()))?),
+                "netdevice" | "ksdevice" => o.netdevice = Some(value.replace('-', ":")),
+                "BOOTIF" => o.netdevice = Some(mac_from_bootif(value).ok_or_else(|| err("not of the form 01-aa-bb-cc-dd-ee-ff".into()))?),
+                "vlanid" => o.vlan_id = Some(value.parse::<u16>().ok().filter(|v| *v <= 4095).ok_or_else(|| err("must be 0..4095".into()))?),
+                "systemMediaSize" => {
+                    o.system_media_size = Some(match value.to_ascii_lowercase().as_str() {
+                        "min" => SystemMediaSize::Min,
+                        "small" => SystemMediaSize::Small,
+                        "default" => SystemMediaSize::Default,
+                        "max" => SystemMediaSize::Max,
+                        _ => return Err(err("must be min, small, default or max".into())),
+                    })
+                }
+                "autoPartitionOSDataSize" => {
+                    o.osdata_size_mib = Some(value.parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| err("must be a size in MiB above 0".into()))?)
+                }
+                "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
+                _ => o.ignored.push(w),
+            }
+        }
+        if o.netmask.is_some() && o.ip.is_none() {
+            return Err(BootOptionError { word: format!("netmask={}", o.netmask.unwrap_or_default()), why: "netmask= without ip=".into() });
+        }
+        if o.ip.as_deref().is_some_and(|ip| !ip.contains(':')) && o.netmask.is_none() {
+            o.warnings.push("ip= without netmask=: the classful netmask is used".into());
+        }
+        for w in &o.ignored {
+            log::info!("boot option {w:?} is not one of ours; ignored");
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_of_the_spec() {
+        let o = BootOptions::parse("runweasel ks=http://10.0.0.1/ks.cfg ip=10.0.0.5 netmask=255.255.255.0 gateway=10.0.0.1 nameserver=10.0.0.2 BOOTIF=01-00-50-56-AA-BB-CC vlanid=20 systemMediaSize=min autoPartitionOSDataSize=8192 allowLegacyCPU=true debug").unwrap();
+        assert_eq!(o.ks, [KsLocation::Http("http://10.0.0.1/ks.cfg".into())]);
+        assert_eq!(o.netdevice.as_deref(), Some("00:50:56:aa:bb:cc"));
+        assert_eq!((o.vlan_id, o.system_media_size, o.osdata_size_mib, o.allow_legacy_cpu), (Some(20), Some(SystemMediaSize::Min), Some(8192), true));
+        assert_eq!(o.ignored, ["runweasel", "debug"]);
+        assert_eq!(BootOptions::parse("ks=file://etc/vmware/weasel/ks.cfg").unwrap().ks, [KsLocation::File("/etc/vmware/weasel/ks.cfg".into())]);
+        assert_eq!(BootOptions::parse("ks=usb").unwrap().ks, [KsLocation::Usb("/ks.cfg".into())]);
+        assert_eq!(BootOptions::parse("ks=cdrom:/KS_CUST.CFG").unwrap().ks, [KsLocation::Cdrom("/KS_CUST.CFG".into())]);
+        assert_eq!(BootOptions::parse("netdevice=00-50-56-aa-bb-cc").unwrap().netdevice.as_deref(), Some("00:50:56:aa:bb:cc"));
+    }
+
+    #[test]
+    fn the_spec_errors() {
+        assert!(BootOptions::parse("netmask=255.255.255.0").unwrap_err().why.contains("without ip="));
+        assert!(BootOptions::parse("ks=uuid:1234").unwrap_err().why.contains("no longer"));
+        assert!(BootOptions::parse("systemMediaSize=huge").is_err());
+        assert!(BootOptions::parse("vlanid=4096").is_err());
+    }
+}
