@@ -6,3 +6,4 @@
 pub mod exit;
 pub mod kickstart;
 pub mod partition;
+pub mod storage;
