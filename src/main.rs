@@ -13,7 +13,11 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             // --help and --version are not failures; every real usage error is exit 1.
-            let code = if e.use_stderr() { Outcome::UsageOrIo } else { Outcome::Success };
+            let code = if e.use_stderr() {
+                Outcome::UsageOrIo
+            } else {
+                Outcome::Success
+            };
             let _ = e.print();
             return code.into();
         }

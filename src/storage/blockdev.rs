@@ -48,7 +48,10 @@ impl BlockDev {
         } else if ft.is_file() {
             (meta.len(), image_sector_size, false)
         } else {
-            bail!("{} is neither a block device nor a regular file", path.display());
+            bail!(
+                "{} is neither a block device nor a regular file",
+                path.display()
+            );
         };
         if logical_sector_size != 512 && logical_sector_size != 4096 {
             bail!(
@@ -88,7 +91,12 @@ impl BlockDev {
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.read_exact(buf))
             .with_context(|| {
-                format!("reading {} bytes at offset {} of {}", buf.len(), offset, self.path.display())
+                format!(
+                    "reading {} bytes at offset {} of {}",
+                    buf.len(),
+                    offset,
+                    self.path.display()
+                )
             })
     }
 
@@ -98,7 +106,12 @@ impl BlockDev {
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.write_all(buf))
             .with_context(|| {
-                format!("writing {} bytes at offset {} of {}", buf.len(), offset, self.path.display())
+                format!(
+                    "writing {} bytes at offset {} of {}",
+                    buf.len(),
+                    offset,
+                    self.path.display()
+                )
             })
     }
 

@@ -66,7 +66,11 @@ fn label_bytes(label: &str) -> Result<[u8; 11]> {
 }
 
 /// Format partition `entry` of `dev` as FAT16 according to `spec`, then check the result.
-pub fn format_fat16(dev: &mut BlockDev, entry: &PartitionEntry, spec: &FatSpec) -> Result<FatReport> {
+pub fn format_fat16(
+    dev: &mut BlockDev,
+    entry: &PartitionEntry,
+    spec: &FatSpec,
+) -> Result<FatReport> {
     let sector = dev.logical_sector_size();
     let ss = u64::from(sector);
     let (start, end) = byte_range(entry, sector);
@@ -77,7 +81,10 @@ pub fn format_fat16(dev: &mut BlockDev, entry: &PartitionEntry, spec: &FatSpec) 
     let spc = spec.bytes_per_cluster / sector;
     if spc == 0 || spc > 128 || !spc.is_power_of_two() || spec.bytes_per_cluster % sector != 0 {
         // fatfs asserts (panics) on more than 255 sectors per cluster: refuse before calling it.
-        bail!("cluster size {} does not suit {sector}-byte sectors", spec.bytes_per_cluster);
+        bail!(
+            "cluster size {} does not suit {sector}-byte sectors",
+            spec.bytes_per_cluster
+        );
     }
     let reserved_extra: u32 = if spec.bank_uuid.is_some() { 1 } else { 0 };
     let opts = FormatVolumeOptions::new()
@@ -105,7 +112,11 @@ pub fn format_fat16(dev: &mut BlockDev, entry: &PartitionEntry, spec: &FatSpec) 
         let t32 = u32::from_le_bytes([boot[0x20], boot[0x21], boot[0x22], boot[0x23]]);
         let new_total = if t16 != 0 { u32::from(t16) } else { t32 } + 1;
         if new_total != total {
-            bail!("{path} partition {n}: fatfs used {} sectors, expected {}", new_total - 1, total - 1);
+            bail!(
+                "{path} partition {n}: fatfs used {} sectors, expected {}",
+                new_total - 1,
+                total - 1
+            );
         }
         match u16::try_from(new_total) {
             Ok(v) if t16 != 0 => boot[0x13..0x15].copy_from_slice(&v.to_le_bytes()),
@@ -125,7 +136,10 @@ pub fn format_fat16(dev: &mut BlockDev, entry: &PartitionEntry, spec: &FatSpec) 
 
     let report = inspect_fat(dev, entry)?;
     if report.fat_type != "FAT16" {
-        bail!("{path} partition {n}: formatted as {}, not FAT16", report.fat_type);
+        bail!(
+            "{path} partition {n}: formatted as {}, not FAT16",
+            report.fat_type
+        );
     }
     if report.bank_uuid != spec.bank_uuid {
         bail!("{path} partition {n}: VMware FAT signature did not read back");
@@ -145,7 +159,10 @@ pub fn write_bank_signature(dev: &mut BlockDev, entry: &PartitionEntry, uuid: Uu
 /// The bank UUID in the partition's second sector, if it carries the VMware FAT signature.
 pub fn read_bank_signature(dev: &mut BlockDev, entry: &PartitionEntry) -> Result<Option<Uuid>> {
     let mut buf = [0u8; 32];
-    dev.read_at((entry.first_lba + 1) * u64::from(dev.logical_sector_size()), &mut buf)?;
+    dev.read_at(
+        (entry.first_lba + 1) * u64::from(dev.logical_sector_size()),
+        &mut buf,
+    )?;
     if &buf[..16] != VMWARE_FAT_MAGIC {
         return Ok(None);
     }

@@ -71,7 +71,10 @@ fn validate(layout: &Layout) -> Result<()> {
     for p in &layout.partitions {
         let e = &p.entry;
         if e.number == 0 || e.number > GPT_ENTRY_SLOTS {
-            bail!("partition number {} is not a GPT slot (1-{GPT_ENTRY_SLOTS})", e.number);
+            bail!(
+                "partition number {} is not a GPT slot (1-{GPT_ENTRY_SLOTS})",
+                e.number
+            );
         }
         if e.first_lba > e.last_lba
             || e.first_lba < layout.first_usable_lba
@@ -88,7 +91,11 @@ fn validate(layout: &Layout) -> Result<()> {
         }
         if let Some(q) = prev {
             if q.number >= e.number {
-                bail!("partitions are not in ascending slot order ({} then {})", q.number, e.number);
+                bail!(
+                    "partitions are not in ascending slot order ({} then {})",
+                    q.number,
+                    e.number
+                );
             }
         }
         prev = Some(e);

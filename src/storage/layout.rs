@@ -165,7 +165,9 @@ pub enum LayoutRefusal {
     },
     #[error("install --overwritevmfs not specified but {disk} contains a VMFS partition (partition {numbers:?})")]
     VmfsPresent { disk: String, numbers: Vec<u32> },
-    #[error("{disk} is claimed by vSAN (partition {numbers:?}); install --overwritevsan is needed")]
+    #[error(
+        "{disk} is claimed by vSAN (partition {numbers:?}); install --overwritevsan is needed"
+    )]
     VsanClaimed { disk: String, numbers: Vec<u32> },
     #[error("--preservevmfs cannot be combined with --novmfsondisk")]
     PreserveWithNoVmfs,
@@ -294,6 +296,62 @@ impl Layout {
     /// The partition numbers, ascending.
     pub fn numbers(&self) -> Vec<u32> {
         self.partitions.iter().map(|p| p.entry.number).collect()
+    }
+
+    /// The human-readable table `--dry-run` prints (the JSON plan is the serde form of `self`).
+    pub fn dry_run_text(&self) -> String {
+        let mut out = format!(
+            "disk {}: {} bytes, {}-byte sectors, GPT disk GUID {}, usable LBA {}-{}\n",
+            self.disk_id,
+            self.disk_bytes,
+            self.logical_sector_size,
+            self.disk_guid,
+            self.first_usable_lba,
+            self.last_usable_lba
+        );
+        out.push_str("  # action     first LBA     last LBA        size MiB  type GUID                             partition GUID                        name / file system\n");
+        for p in &self.partitions {
+            let e = &p.entry;
+            let fs = match &p.filesystem {
+                Filesystem::Fat16 {
+                    label,
+                    bytes_per_cluster,
+                    bank_uuid,
+                    ..
+                } => match bank_uuid {
+                    Some(u) => {
+                        format!("FAT16 {label}, {bytes_per_cluster} B clusters, VMware bank {u}")
+                    }
+                    None => format!("FAT16 {label}, {bytes_per_cluster} B clusters"),
+                },
+                Filesystem::VmfslAtFirstBoot => "VMFS-L, formatted by ESXi at first boot".into(),
+                Filesystem::VmfsAtFirstBoot => "VMFS, formatted by ESXi at first boot".into(),
+                Filesystem::Preserved => "kept as is".into(),
+            };
+            let action = match p.action {
+                Action::Create => "create",
+                Action::Preserve => "preserve",
+            };
+            out.push_str(&format!(
+                "{:>3} {:<8} {:>12} {:>12} {:>15}  {}  {}  {} / {}\n",
+                e.number,
+                action,
+                e.first_lba,
+                e.last_lba,
+                p.size_bytes / MIB,
+                e.type_guid,
+                e.part_guid,
+                e.name,
+                fs
+            ));
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+        if self.osdata_elsewhere {
+            out.push_str("  ESX-OSData is not on this disk: it needs install --systemdisk=\n");
+        }
+        out
     }
 }
 
@@ -492,14 +550,24 @@ pub fn plan_layout_with_ids(
     partitions.push(PlannedPartition {
         role: Role::SystemBoot,
         action: Action::Create,
-        entry: entry(1, types::EFI_SYSTEM, (p1_first, p1_last), 1 << 2, "System Boot", next_id),
+        entry: entry(
+            1,
+            types::EFI_SYSTEM,
+            (p1_first, p1_last),
+            1 << 2,
+            "System Boot",
+            next_id,
+        ),
         size_bytes: SYSTEM_BOOT_BYTES,
         filesystem: fs,
     });
     // Partitions 5 and 6: the boot banks.
-    for (i, (number, role, label)) in [(5, Role::BootBank0, "BOOTBANK1"), (6, Role::BootBank1, "BOOTBANK2")]
-        .into_iter()
-        .enumerate()
+    for (i, (number, role, label)) in [
+        (5, Role::BootBank0, "BOOTBANK1"),
+        (6, Role::BootBank1, "BOOTBANK2"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let first = lba(BOOTBANK0_START_BYTES + i as u64 * slot);
         let last = first + lba(bank_bytes) - 1;
@@ -546,7 +614,14 @@ pub fn plan_layout_with_ids(
             partitions.push(PlannedPartition {
                 role: Role::OsData,
                 action: Action::Create,
-                entry: entry(7, types::VMFSL, (p7_first, p7_last), 0, "ESX-OSData", next_id),
+                entry: entry(
+                    7,
+                    types::VMFSL,
+                    (p7_first, p7_last),
+                    0,
+                    "ESX-OSData",
+                    next_id,
+                ),
                 size_bytes: (p7_last + 1 - p7_first) * ss,
                 filesystem: Filesystem::VmfslAtFirstBoot,
             });
@@ -566,7 +641,14 @@ pub fn plan_layout_with_ids(
                     partitions.push(PlannedPartition {
                         role: Role::Datastore,
                         action: Action::Create,
-                        entry: entry(8, types::VMFS, (p8_first, last_usable), 0, "VMFS Datastore", next_id),
+                        entry: entry(
+                            8,
+                            types::VMFS,
+                            (p8_first, last_usable),
+                            0,
+                            "VMFS Datastore",
+                            next_id,
+                        ),
                         size_bytes: room,
                         filesystem: Filesystem::VmfsAtFirstBoot,
                     });
@@ -601,7 +683,9 @@ pub fn plan_layout_with_ids(
             last_lba: head_last,
             why: format!("partition {} head: old file system signatures", e.number),
         });
-        let tail_first = (e.last_lba + 1).saturating_sub(lba(WIPE_TAIL_BYTES)).max(head_last + 1);
+        let tail_first = (e.last_lba + 1)
+            .saturating_sub(lba(WIPE_TAIL_BYTES))
+            .max(head_last + 1);
         if tail_first <= e.last_lba {
             wipes.push(Wipe {
                 first_lba: tail_first,
@@ -637,7 +721,12 @@ pub fn plan_layout_with_ids(
     })
 }
 
-fn out_of_bounds(disk: &str, p: &PartitionEntry, first_usable: u64, last_usable: u64) -> LayoutRefusal {
+fn out_of_bounds(
+    disk: &str,
+    p: &PartitionEntry,
+    first_usable: u64,
+    last_usable: u64,
+) -> LayoutRefusal {
     LayoutRefusal::PreserveOutOfBounds {
         disk: disk.to_string(),
         number: p.number,

@@ -87,7 +87,9 @@ fn written_ranges(layout: &Layout) -> Vec<(u64, u64)> {
 /// Check, without writing, that `dev` is the disk `layout` was planned for.
 pub fn check_target(dev: &mut BlockDev, layout: &Layout) -> Result<()> {
     let path = dev.path().display().to_string();
-    if dev.size_bytes() != layout.disk_bytes || dev.logical_sector_size() != layout.logical_sector_size {
+    if dev.size_bytes() != layout.disk_bytes
+        || dev.logical_sector_size() != layout.logical_sector_size
+    {
         return Err(ApplyRefusal::DiskChanged {
             path,
             planned_bytes: layout.disk_bytes,
@@ -152,7 +154,12 @@ pub fn apply_layout(dev: &mut BlockDev, layout: &Layout) -> Result<WrittenLayout
     log::info!("{path}: writing layout {:?}", layout.numbers());
 
     for w in &layout.wipes {
-        log::debug!("{path}: zeroing LBA {}-{} ({})", w.first_lba, w.last_lba, w.why);
+        log::debug!(
+            "{path}: zeroing LBA {}-{} ({})",
+            w.first_lba,
+            w.last_lba,
+            w.why
+        );
         zero_range(dev, w.first_lba * ss, (w.last_lba + 1 - w.first_lba) * ss)?;
     }
     gpt_write::write_gpt(dev, layout)?;

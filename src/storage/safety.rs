@@ -56,7 +56,10 @@ pub struct Clearpart {
 #[serde(rename_all = "snake_case", tag = "refusal")]
 pub enum SafetyRefusal {
     #[error("clearpart: no disk is called {name:?}; available: {available:?}")]
-    UnknownDrive { name: String, available: Vec<String> },
+    UnknownDrive {
+        name: String,
+        available: Vec<String>,
+    },
     #[error("{disk} is the disk the installer booted from; it is never cleared or installed to")]
     BootMedia { disk: String },
     #[error("clearpart --overwritevmfs not specified but {disk} contains a VMFS partition")]
@@ -93,12 +96,11 @@ pub fn clearpart_disks(
     lines: &[Clearpart],
 ) -> Result<Vec<String>, SafetyRefusal> {
     let mut chosen: Vec<(String, bool)> = Vec::new(); // (id, overwrite_vmfs)
-    let mut add = |d: &DiskFacts, overwrite: bool| {
-        match chosen.iter_mut().find(|(id, _)| *id == d.id) {
+    let mut add =
+        |d: &DiskFacts, overwrite: bool| match chosen.iter_mut().find(|(id, _)| *id == d.id) {
             Some((_, o)) => *o |= overwrite,
             None => chosen.push((d.id.clone(), overwrite)),
-        }
-    };
+        };
     for line in lines {
         let ow = line.overwrite_vmfs;
         match &line.target {
@@ -130,7 +132,10 @@ pub fn clearpart_disks(
                         continue;
                     }
                     if d.is_boot_media || d.is_usb_loop {
-                        log::info!("clearpart --ignoredrives: skipping {} (install media)", d.id);
+                        log::info!(
+                            "clearpart --ignoredrives: skipping {} (install media)",
+                            d.id
+                        );
                     } else {
                         add(d, ow);
                     }
