@@ -83,7 +83,10 @@ fn sgdisk(args: &[&str]) -> String {
 }
 
 /// Rows of `sgdisk -p`: (number, first, last, code, name).
-fn sgdisk_rows(target: &str) -> (String, Vec<(u32, u64, u64, String, String)>) {
+/// (number, first LBA, last LBA, type code, name)
+type Row = (u32, u64, u64, String, String);
+
+fn sgdisk_rows(target: &str) -> (String, Vec<Row>) {
     let out = sgdisk(&["-p", target]);
     let mut rows = Vec::new();
     let mut in_table = false;
@@ -1137,7 +1140,7 @@ mod props {
                 prop_assert_eq!(p.size_bytes, e.sectors() * ss);
                 if e.number != 1 {
                     prop_assert_eq!(e.first_lba * ss % MIB, 0, "partition {} aligned", e.number);
-                    prop_assert!(e.first_lba - prev_end - 1 >= MIB / ss, "1 MiB gap before {}", e.number);
+                    prop_assert!(e.first_lba - prev_end > MIB / ss, "1 MiB gap before {}", e.number);
                 }
                 if let Filesystem::Fat16 { bytes_per_cluster, .. } = &p.filesystem {
                     // FAT16 cluster count stays below 65525 (two reserved sectors, 2 FATs
