@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use ksinstall::partition::{types, PartitionEntry};
-use ksinstall::storage::layout::{bootbank_slot_bytes, plan_layout_with_ids};
+use ksinstall::storage::layout::{self, bootbank_slot_bytes, plan_layout_with_ids};
 use ksinstall::storage::safety::{
     check_install_target, clearpart_disks, Clearpart, ClearpartTarget, DiskFacts, SafetyRefusal,
 };
@@ -1282,4 +1282,110 @@ fn clearpart_selects_disks_and_never_the_boot_media() {
         SafetyRefusal::NoFirstDisk.outcome(),
         ksinstall::exit::Outcome::Precondition
     );
+}
+
+#[test]
+fn preservevmfs_keeps_a_datastore_in_its_own_slot() {
+    // A 6.x-style disk whose datastore is partition 3, far enough out for the 8.0 system.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = image(tmp.path(), "disk.img", 300 * GIB);
+    let s = img.display().to_string();
+    sgdisk(&[
+        "-n1:2048:+4M",
+        "-t1:EF00",
+        "-n3:150G:0",
+        "-t3:FB00",
+        "-c3:datastore1",
+        &s,
+    ]);
+    let first3 = 150 * GIB / 512;
+    poke(&img, first3 * 512 + MIB, b"VMFS volume header");
+    let end3 = (300 * GIB / 512 - 33) * 512;
+    let before = hash_range(&img, first3 * 512, end3);
+    let (layout, _) =
+        attempt(&img, 512, |r| r.vmfs_policy = VmfsPolicy::Preserve).expect("preserve slot 3");
+    assert_eq!(layout.numbers(), vec![1, 3, 5, 6, 7]);
+    assert_eq!(
+        layout.partition(7).expect("7").entry.last_lba,
+        128 * GIB / 512 - 1
+    );
+    assert_eq!(hash_range(&img, first3 * 512, end3), before);
+    let v = sgdisk(&["-v", &s]);
+    assert!(v.contains("No problems found"), "{v}");
+    let (_, rows) = sgdisk_rows(&s);
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1, 3, 5, 6, 7]
+    );
+}
+
+#[test]
+fn apply_refuses_a_tampered_plan_before_writing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = image(tmp.path(), "disk.img", 200 * GIB);
+    old_install(&img, 8, 268437504);
+    let mut dev = BlockDev::open(&img, 512).expect("open");
+    let mut req = LayoutRequest::new("d", 200 * GIB, 512);
+    req.existing = read_gpt(&mut dev).expect("gpt").entries;
+    req.vmfs_policy = VmfsPolicy::Preserve;
+    let good = plan_layout(&req).expect("plan");
+    let before = hash_image(&img);
+
+    let mut tampered: Vec<(Layout, &str)> = Vec::new();
+    let mut l = good.clone();
+    l.wipes.push(layout::Wipe {
+        first_lba: 268437504 + 2048,
+        last_lba: 268437504 + 4095,
+        why: "bad".into(),
+    });
+    tampered.push((l, "wipe into the preserved datastore"));
+    let mut l = good.clone();
+    l.partitions[2].entry.first_lba -= 4096; // 6 overlaps 5
+    tampered.push((l, "overlapping partitions"));
+    let mut l = good.clone();
+    if let Filesystem::Fat16 {
+        bytes_per_cluster, ..
+    } = &mut l.partitions[1].filesystem
+    {
+        *bytes_per_cluster = 128 * 1024;
+    }
+    tampered.push((l, "cluster size fatfs would panic on"));
+    let mut l = good.clone();
+    if let Filesystem::Fat16 { label, .. } = &mut l.partitions[0].filesystem {
+        *label = "A LABEL TOO LONG".into();
+    }
+    tampered.push((l, "label"));
+    let mut l = good.clone();
+    l.partitions[4].entry.number = 200;
+    tampered.push((l, "slot beyond the array"));
+    let mut l = good.clone();
+    l.last_usable_lba += 10;
+    tampered.push((l, "geometry"));
+
+    for (l, what) in tampered {
+        let err = apply_layout(&mut dev, &l).expect_err(what);
+        let expected = if what.starts_with("wipe") {
+            "WouldTouchPreserved"
+        } else {
+            "InvalidLayout"
+        };
+        let got = format!("{:?}", err.downcast_ref::<ApplyRefusal>());
+        assert!(
+            got.starts_with(&format!("Some({expected}")),
+            "{what}: {err:#}"
+        );
+        assert_eq!(outcome_of(&err), ksinstall::exit::Outcome::Precondition);
+        assert_eq!(hash_image(&img), before, "{what} changed the disk");
+    }
+}
+
+#[test]
+fn errors_map_to_exit_codes() {
+    use ksinstall::exit::Outcome;
+    let refusal: anyhow::Error = LayoutRefusal::OsDataZero.into();
+    assert_eq!(outcome_of(&refusal), Outcome::Precondition);
+    let verify: anyhow::Error = VerifyFailed("x".into()).into();
+    assert_eq!(outcome_of(&verify.context("apply")), Outcome::Verify);
+    let io: anyhow::Error = std::io::Error::other("disk gone").into();
+    assert_eq!(outcome_of(&io), Outcome::Write);
 }

@@ -54,7 +54,7 @@ fn byte_range(entry: &PartitionEntry, sector: u32) -> (u64, u64) {
     (entry.first_lba * ss, (entry.last_lba + 1) * ss)
 }
 
-fn label_bytes(label: &str) -> Result<[u8; 11]> {
+pub(crate) fn label_bytes(label: &str) -> Result<[u8; 11]> {
     if label.len() > 11 || !label.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         bail!("FAT label {label:?} must be at most 11 printable ASCII characters");
     }
@@ -63,6 +63,21 @@ fn label_bytes(label: &str) -> Result<[u8; 11]> {
         *o = b.to_ascii_uppercase();
     }
     Ok(out)
+}
+
+/// A FAT16 cluster size must be a power of two, at least a sector, at most 64 KiB (fatfs asserts,
+/// i.e. panics, on more than 255 sectors per cluster: we refuse before calling it).
+pub(crate) fn check_cluster_size(bytes_per_cluster: u32, sector: u32) -> Result<()> {
+    let spc = bytes_per_cluster / sector;
+    if spc == 0
+        || spc > 128
+        || !spc.is_power_of_two()
+        || bytes_per_cluster % sector != 0
+        || bytes_per_cluster > 65536
+    {
+        bail!("cluster size {bytes_per_cluster} does not suit {sector}-byte sectors");
+    }
+    Ok(())
 }
 
 /// Format partition `entry` of `dev` as FAT16 according to `spec`, then check the result.
@@ -78,14 +93,7 @@ pub fn format_fat16(
     let n = entry.number;
     let total = u32::try_from(entry.sectors())
         .with_context(|| format!("{path} partition {n}: too many sectors for FAT16"))?;
-    let spc = spec.bytes_per_cluster / sector;
-    if spc == 0 || spc > 128 || !spc.is_power_of_two() || spec.bytes_per_cluster % sector != 0 {
-        // fatfs asserts (panics) on more than 255 sectors per cluster: refuse before calling it.
-        bail!(
-            "cluster size {} does not suit {sector}-byte sectors",
-            spec.bytes_per_cluster
-        );
-    }
+    check_cluster_size(spec.bytes_per_cluster, sector)?;
     let reserved_extra: u32 = if spec.bank_uuid.is_some() { 1 } else { 0 };
     let opts = FormatVolumeOptions::new()
         .bytes_per_sector(sector as u16)
@@ -136,13 +144,17 @@ pub fn format_fat16(
 
     let report = inspect_fat(dev, entry)?;
     if report.fat_type != "FAT16" {
-        bail!(
+        return Err(super::VerifyFailed(format!(
             "{path} partition {n}: formatted as {}, not FAT16",
             report.fat_type
-        );
+        ))
+        .into());
     }
     if report.bank_uuid != spec.bank_uuid {
-        bail!("{path} partition {n}: VMware FAT signature did not read back");
+        return Err(super::VerifyFailed(format!(
+            "{path} partition {n}: VMware FAT signature did not read back"
+        ))
+        .into());
     }
     Ok(report)
 }

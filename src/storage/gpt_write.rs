@@ -66,7 +66,7 @@ fn from_gpt(number: u32, p: &Partition) -> PartitionEntry {
 
 /// Check that the entries are placeable: slots 1..=128, inside the usable area, no overlap.
 /// (`gpt`'s `update_partitions` does not validate, and `add_partition_at` panics on bad input.)
-fn validate(layout: &Layout) -> Result<()> {
+pub(crate) fn validate(layout: &Layout) -> Result<()> {
     let mut prev: Option<&PartitionEntry> = None;
     for p in &layout.partitions {
         let e = &p.entry;

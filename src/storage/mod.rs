@@ -56,6 +56,8 @@ pub enum ApplyRefusal {
         number: u32,
         why: String,
     },
+    #[error("{path}: the layout is not writable as it stands: {why}")]
+    InvalidLayout { path: String, why: String },
     #[error("{path}: planned write at LBA {first}-{last} overlaps preserved partition {number}")]
     WouldTouchPreserved {
         path: String,
@@ -63,6 +65,27 @@ pub enum ApplyRefusal {
         first: u64,
         last: u64,
     },
+}
+
+/// What was written did not read back as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("verification failed: {0}")]
+pub struct VerifyFailed(pub String);
+
+/// The process outcome for an error from this module: refusals (nothing written) are
+/// preconditions, a failed read-back is a verify failure, anything else a write failure.
+pub fn outcome_of(err: &anyhow::Error) -> crate::exit::Outcome {
+    use crate::exit::Outcome;
+    if err.downcast_ref::<LayoutRefusal>().is_some()
+        || err.downcast_ref::<ApplyRefusal>().is_some()
+        || err.downcast_ref::<safety::SafetyRefusal>().is_some()
+    {
+        Outcome::Precondition
+    } else if err.downcast_ref::<VerifyFailed>().is_some() {
+        Outcome::Verify
+    } else {
+        Outcome::Write
+    }
 }
 
 /// Which of the layout's LBA ranges `apply` writes (wipes, GPT areas, created partitions).
@@ -84,9 +107,69 @@ fn written_ranges(layout: &Layout) -> Vec<(u64, u64)> {
     r
 }
 
+/// Structural checks of a `Layout` (it may come from a serialised plan): geometry consistent,
+/// entries placeable, wipes on the disk, FAT parameters that `fatfs` accepts without panicking.
+fn validate_layout(layout: &Layout) -> Result<()> {
+    let ss = u64::from(layout.logical_sector_size);
+    gpt_write::lb_size(layout.logical_sector_size)?;
+    let array = (u64::from(layout::GPT_ENTRY_SLOTS) * layout::GPT_ENTRY_BYTES).div_ceil(ss);
+    if layout.total_sectors != layout.disk_bytes / ss
+        || layout.first_usable_lba != 2 + array
+        || layout.last_usable_lba + 2 + array != layout.total_sectors
+    {
+        anyhow::bail!("disk geometry fields disagree");
+    }
+    gpt_write::validate(layout)?;
+    for w in &layout.wipes {
+        if w.first_lba > w.last_lba || w.last_lba >= layout.total_sectors {
+            anyhow::bail!("wipe LBA {}-{} is not on the disk", w.first_lba, w.last_lba);
+        }
+    }
+    for p in &layout.partitions {
+        match (&p.filesystem, p.action) {
+            (
+                Filesystem::Fat16 {
+                    label,
+                    bytes_per_cluster,
+                    reserved_sectors,
+                    bank_uuid,
+                    ..
+                },
+                Action::Create,
+            ) => {
+                fat::label_bytes(label)?;
+                fat::check_cluster_size(*bytes_per_cluster, layout.logical_sector_size)?;
+                let want = if bank_uuid.is_some() { 2 } else { 1 };
+                if *reserved_sectors != want {
+                    anyhow::bail!(
+                        "partition {}: reserved sectors do not match",
+                        p.entry.number
+                    );
+                }
+            }
+            (Filesystem::Preserved, Action::Preserve)
+            | (Filesystem::VmfslAtFirstBoot | Filesystem::VmfsAtFirstBoot, Action::Create) => {}
+            _ => anyhow::bail!(
+                "partition {}: action {:?} with {:?}",
+                p.entry.number,
+                p.action,
+                p.filesystem
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Check, without writing, that `dev` is the disk `layout` was planned for.
 pub fn check_target(dev: &mut BlockDev, layout: &Layout) -> Result<()> {
     let path = dev.path().display().to_string();
+    if let Err(e) = validate_layout(layout) {
+        return Err(ApplyRefusal::InvalidLayout {
+            path,
+            why: format!("{e:#}"),
+        }
+        .into());
+    }
     if dev.size_bytes() != layout.disk_bytes
         || dev.logical_sector_size() != layout.logical_sector_size
     {
@@ -188,11 +271,11 @@ pub fn apply_layout(dev: &mut BlockDev, layout: &Layout) -> Result<WrittenLayout
     let gpt = read_gpt(dev).with_context(|| format!("{path}: reading back the GPT we wrote"))?;
     let planned: Vec<_> = layout.partitions.iter().map(|p| p.entry.clone()).collect();
     if gpt.entries != planned || gpt.disk_guid != layout.disk_guid {
-        anyhow::bail!(
+        return Err(VerifyFailed(format!(
             "{path}: the GPT read back differs from the plan: read {:?}, planned {:?}",
-            gpt.entries,
-            planned
-        );
+            gpt.entries, planned
+        ))
+        .into());
     }
     log::info!("{path}: layout written and read back");
     Ok(WrittenLayout {
