@@ -620,6 +620,27 @@ fn block_device_reports_its_own_size_and_sector_size() {
         (dev.size_bytes(), dev.logical_sector_size()),
         (40 * GIB, 4096)
     );
+    // While we hold it for writing, nobody else gets it exclusively (as a mount would), and
+    // while someone else holds it, we do not get it.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let other = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_EXCL)
+            .open(&lo.0);
+        assert!(other.is_err(), "a second exclusive open succeeded");
+    }
+    drop(dev);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _held = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_EXCL)
+            .open(&lo.0)
+            .expect("hold the device");
+        let err = BlockDev::open(Path::new(&lo.0), 512).expect_err("busy device");
+        assert!(format!("{err:#}").contains("busy"), "{err:#}");
+    }
     let file = BlockDev::open(&img, 4096).expect("open image");
     assert!(!file.is_block_device());
     assert_eq!(

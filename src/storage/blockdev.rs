@@ -32,11 +32,27 @@ impl BlockDev {
     }
 
     fn open_with(path: &Path, image_sector_size: u32, write: bool) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let pre =
+            std::fs::metadata(path).with_context(|| format!("looking at {}", path.display()))?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(write);
+        if write && pre.file_type().is_block_device() {
+            // Exclusive open: the kernel refuses (EBUSY) a block device that is mounted or
+            // otherwise claimed, so we never write under a live file system.
+            opts.custom_flags(libc::O_EXCL);
+        }
+        let file = opts.open(path).with_context(|| {
+            format!(
+                "opening {} for {}",
+                path.display(),
+                if write {
+                    "writing (exclusive)"
+                } else {
+                    "reading"
+                }
+            )
+        })?;
         let meta = file
             .metadata()
             .with_context(|| format!("reading metadata of {}", path.display()))?;
