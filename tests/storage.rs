@@ -10,7 +10,8 @@ use common::*;
 use ksinstall::partition::{types, PartitionEntry};
 use ksinstall::storage::layout::{self, bootbank_slot_bytes, plan_layout_with_ids};
 use ksinstall::storage::safety::{
-    check_install_target, clearpart_disks, Clearpart, ClearpartTarget, DiskFacts, SafetyRefusal,
+    self, check_install_target, clearpart_disks, Clearpart, ClearpartTarget, DiskFacts,
+    SafetyRefusal,
 };
 use ksinstall::storage::*;
 use uuid::Uuid;
@@ -1409,4 +1410,113 @@ fn errors_map_to_exit_codes() {
     assert_eq!(outcome_of(&verify.context("apply")), Outcome::Verify);
     let io: anyhow::Error = std::io::Error::other("disk gone").into();
     assert_eq!(outcome_of(&io), Outcome::Write);
+}
+
+#[test]
+fn part_datastore_disk_is_one_vmfs_partition() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for sector in [512u32, 4096] {
+        let img = image(tmp.path(), "ds.img", 100 * GIB);
+        let lo = (sector == 4096).then(|| Loop::attach(&img, 4096));
+        let target = lo
+            .as_ref()
+            .map(|l| l.0.clone())
+            .unwrap_or_else(|| img.display().to_string());
+        let mut dev = BlockDev::open(Path::new(&target), 512).expect("open");
+        let req = DatastoreRequest {
+            disk_id: "naa.data".into(),
+            disk_bytes: dev.size_bytes(),
+            logical_sector_size: dev.logical_sector_size(),
+            name: "datastore2".into(),
+            existing: read_gpt(&mut dev).map(|g| g.entries).unwrap_or_default(),
+            cleared: false,
+        };
+        let layout = plan_datastore_disk(&req).expect("plan");
+        apply_layout(&mut dev, &layout).expect("apply");
+        drop(dev);
+        let ss = u64::from(sector);
+        let v = sgdisk(&["-v", &target]);
+        assert!(v.contains("No problems found"), "{v}");
+        let (_, rows) = sgdisk_rows(&target);
+        let last_usable = 100 * GIB / ss - 2 - 16384 / ss;
+        assert_eq!(
+            rows,
+            vec![(
+                1,
+                MIB / ss,
+                last_usable,
+                "FB00".to_string(),
+                "datastore2".to_string()
+            )]
+        );
+        let (found, out, _) = run(
+            "blkid",
+            &["-p", "-O", &MIB.to_string(), "-o", "export", &target],
+        );
+        assert!(
+            !found,
+            "an unformatted datastore shows no file system: {out}"
+        );
+        drop(lo);
+        std::fs::remove_file(&img).expect("rm");
+    }
+}
+
+#[test]
+fn part_refuses_a_used_disk_unless_cleared_and_bad_names() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = image(tmp.path(), "ds.img", 100 * GIB);
+    sgdisk(&["-n1:2048:+10G", "-t1:8300", &img.display().to_string()]);
+    let mut req = DatastoreRequest {
+        disk_id: "naa.data".into(),
+        disk_bytes: 100 * GIB,
+        logical_sector_size: 512,
+        name: "datastore2".into(),
+        existing: {
+            let mut dev = BlockDev::open(&img, 512).expect("open");
+            read_gpt(&mut dev).expect("gpt").entries
+        },
+        cleared: false,
+    };
+    let before = hash_image(&img);
+    let err = plan_datastore_disk(&req).expect_err("not empty");
+    assert!(
+        matches!(err, LayoutRefusal::DatastoreDiskNotEmpty { ref numbers, .. } if numbers == &vec![1]),
+        "{err}"
+    );
+    assert_eq!(hash_image(&img), before);
+    for bad in ["", "a/b", " lead", "trail ", "x".repeat(37).as_str()] {
+        let mut r = req.clone();
+        r.name = bad.to_string();
+        assert!(
+            matches!(
+                plan_datastore_disk(&r),
+                Err(LayoutRefusal::DatastoreName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    let mut small = req.clone();
+    small.disk_bytes = 2 * GIB;
+    assert!(matches!(
+        plan_datastore_disk(&small),
+        Err(LayoutRefusal::DiskTooSmall { .. })
+    ));
+    req.cleared = true;
+    let layout = plan_datastore_disk(&req).expect("cleared by clearpart");
+    let mut dev = BlockDev::open(&img, 512).expect("open");
+    apply_layout(&mut dev, &layout).expect("apply");
+    let v = sgdisk(&["-v", &img.display().to_string()]);
+    assert!(v.contains("No problems found"), "{v}");
+
+    let install = disk("naa.sys", false, false, false);
+    let data = disk("naa.data", false, false, false);
+    assert_eq!(
+        safety::check_part_target(&install, "naa.sys"),
+        Err(SafetyRefusal::PartOnInstallDisk {
+            disk: "naa.sys".into()
+        })
+    );
+    assert!(safety::check_part_target(&data, "naa.sys").is_ok());
+    assert!(safety::check_part_target(&disk("mpx.boot", true, false, false), "naa.sys").is_err());
 }

@@ -199,6 +199,10 @@ pub enum LayoutRefusal {
     },
     #[error("autoPartitionOSDataSize=0 is not a size")]
     OsDataZero,
+    #[error("part: {disk} is not empty (partitions {numbers:?}) and no clearpart names it")]
+    DatastoreDiskNotEmpty { disk: String, numbers: Vec<u32> },
+    #[error("part: datastore name {name:?} {why}")]
+    DatastoreName { name: String, why: String },
 }
 
 impl LayoutRefusal {
@@ -238,6 +242,10 @@ pub enum Filesystem {
     VmfsAtFirstBoot,
     /// Kept as it is (`--preservevmfs`): not one byte of it is written.
     Preserved,
+    /// A `part` datastore on another disk: typed VMFS and wiped here; ESXi does not format such
+    /// a partition by itself (UNCONFIRMED), so the plan stage must add a first-boot
+    /// `vmkfstools -C vmfs6 -S <volume_name> <disk>:1`.
+    VmfsByFirstBootScript { volume_name: String },
 }
 
 /// Create a new partition or keep an existing one.
@@ -327,6 +335,9 @@ impl Layout {
                 Filesystem::VmfslAtFirstBoot => "VMFS-L, formatted by ESXi at first boot".into(),
                 Filesystem::VmfsAtFirstBoot => "VMFS, formatted by ESXi at first boot".into(),
                 Filesystem::Preserved => "kept as is".into(),
+                Filesystem::VmfsByFirstBootScript { volume_name } => {
+                    format!("VMFS {volume_name:?}, formatted by a first-boot vmkfstools")
+                }
             };
             let action = match p.action {
                 Action::Create => "create",
@@ -718,6 +729,126 @@ pub fn plan_layout_with_ids(
         wipes,
         osdata_elsewhere,
         warnings,
+    })
+}
+
+/// What `part <name> --ondisk=<disk>` needs: a datastore on a disk other than the install disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatastoreRequest {
+    pub disk_id: String,
+    pub disk_bytes: u64,
+    pub logical_sector_size: u32,
+    /// The datastore name given to `part`.
+    pub name: String,
+    /// The partitions on the disk now.
+    pub existing: Vec<PartitionEntry>,
+    /// A `clearpart` line names this disk (and `clearpart_disks` accepted it).
+    pub cleared: bool,
+}
+
+/// Plan a `part` datastore disk: one VMFS partition, slot 1, from 1 MiB to the last usable LBA
+/// (the way vSphere lays out a new datastore; UNCONFIRMED for the installer). The disk must be
+/// empty or cleared; the name must not contain `/` nor start or end with a space.
+pub fn plan_datastore_disk(req: &DatastoreRequest) -> Result<Layout, LayoutRefusal> {
+    plan_datastore_disk_with_ids(req, &mut Uuid::new_v4)
+}
+
+/// [`plan_datastore_disk`] with identities drawn from `next_id`.
+pub fn plan_datastore_disk_with_ids(
+    req: &DatastoreRequest,
+    next_id: &mut dyn FnMut() -> Uuid,
+) -> Result<Layout, LayoutRefusal> {
+    let disk = req.disk_id.clone();
+    let name_refusal = |why: &str| LayoutRefusal::DatastoreName {
+        name: req.name.clone(),
+        why: why.to_string(),
+    };
+    if req.name.is_empty() {
+        return Err(name_refusal("is empty"));
+    }
+    if req.name.contains('/') {
+        return Err(name_refusal("contains '/'"));
+    }
+    if req.name.starts_with(' ') || req.name.ends_with(' ') {
+        return Err(name_refusal("starts or ends with a space"));
+    }
+    if req.name.encode_utf16().count() > 36 {
+        return Err(name_refusal("is longer than a GPT name (36 UTF-16 units)"));
+    }
+    if req.logical_sector_size != 512 && req.logical_sector_size != 4096 {
+        return Err(LayoutRefusal::UnsupportedSectorSize {
+            disk,
+            size: req.logical_sector_size,
+        });
+    }
+    let minimum = MIB + MIN_DATASTORE_BYTES + MIB;
+    if req.disk_bytes < minimum {
+        return Err(LayoutRefusal::DiskTooSmall {
+            disk,
+            bytes: req.disk_bytes,
+            minimum,
+            kind: MediaKind::SystemDisk,
+        });
+    }
+    if !req.existing.is_empty() && !req.cleared {
+        return Err(LayoutRefusal::DatastoreDiskNotEmpty {
+            disk,
+            numbers: req.existing.iter().map(|e| e.number).collect(),
+        });
+    }
+    let ss = u64::from(req.logical_sector_size);
+    let total_sectors = req.disk_bytes / ss;
+    let array_sectors = (u64::from(GPT_ENTRY_SLOTS) * GPT_ENTRY_BYTES).div_ceil(ss);
+    let first_usable = 2 + array_sectors;
+    let last_usable = total_sectors - 2 - array_sectors;
+    let first = MIB / ss;
+    let entry = PartitionEntry {
+        number: 1,
+        type_guid: types::VMFS,
+        part_guid: next_id(),
+        first_lba: first,
+        last_lba: last_usable,
+        attributes: 0,
+        name: req.name.clone(),
+    };
+    let head_last = first + WIPE_HEAD_BYTES / ss - 1;
+    let wipes = vec![
+        Wipe {
+            first_lba: 0,
+            last_lba: first - 1,
+            why: "disk head: old MBR, GPT and volume signatures".into(),
+        },
+        Wipe {
+            first_lba: first,
+            last_lba: head_last,
+            why: "partition 1 head: old file system signatures".into(),
+        },
+        Wipe {
+            first_lba: total_sectors - MIB / ss,
+            last_lba: total_sectors - 1,
+            why: "partition 1 tail and old backup GPT".into(),
+        },
+    ];
+    Ok(Layout {
+        disk_id: disk,
+        disk_bytes: req.disk_bytes,
+        logical_sector_size: req.logical_sector_size,
+        total_sectors,
+        disk_guid: next_id(),
+        first_usable_lba: first_usable,
+        last_usable_lba: last_usable,
+        partitions: vec![PlannedPartition {
+            role: Role::Datastore,
+            action: Action::Create,
+            size_bytes: entry.sectors() * ss,
+            entry,
+            filesystem: Filesystem::VmfsByFirstBootScript {
+                volume_name: req.name.clone(),
+            },
+        }],
+        wipes,
+        osdata_elsewhere: false,
+        warnings: Vec::new(),
     })
 }
 

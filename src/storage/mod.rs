@@ -27,8 +27,8 @@ pub use blockdev::BlockDev;
 pub use fat::{FatReport, FatVolume};
 pub use gpt_write::{read_gpt, GptSnapshot};
 pub use layout::{
-    plan_layout, Action, Filesystem, Layout, LayoutRefusal, LayoutRequest, MediaKind,
-    PlannedPartition, Role, SystemMediaSize, VmfsPolicy,
+    plan_datastore_disk, plan_layout, Action, DatastoreRequest, Filesystem, Layout, LayoutRefusal,
+    LayoutRequest, MediaKind, PlannedPartition, Role, SystemMediaSize, VmfsPolicy,
 };
 
 /// What `apply_layout` wrote, as read back from the disk.
@@ -148,7 +148,12 @@ fn validate_layout(layout: &Layout) -> Result<()> {
                 }
             }
             (Filesystem::Preserved, Action::Preserve)
-            | (Filesystem::VmfslAtFirstBoot | Filesystem::VmfsAtFirstBoot, Action::Create) => {}
+            | (
+                Filesystem::VmfslAtFirstBoot
+                | Filesystem::VmfsAtFirstBoot
+                | Filesystem::VmfsByFirstBootScript { .. },
+                Action::Create,
+            ) => {}
             _ => anyhow::bail!(
                 "partition {}: action {:?} with {:?}",
                 p.entry.number,

@@ -66,6 +66,8 @@ pub enum SafetyRefusal {
     VmfsWithoutOverwrite { disk: String },
     #[error("clearpart --firstdisk: no eligible disk matched")]
     NoFirstDisk,
+    #[error("part: {disk} is the install disk; a part datastore must go to another disk")]
+    PartOnInstallDisk { disk: String },
 }
 
 impl SafetyRefusal {
@@ -164,6 +166,17 @@ pub fn clearpart_disks(
 pub fn check_install_target(disk: &DiskFacts) -> Result<(), SafetyRefusal> {
     if disk.is_boot_media {
         return Err(SafetyRefusal::BootMedia {
+            disk: disk.id.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// `part --ondisk=`: never the boot media, never the `install` disk.
+pub fn check_part_target(disk: &DiskFacts, install_disk_id: &str) -> Result<(), SafetyRefusal> {
+    check_install_target(disk)?;
+    if disk.id == install_disk_id {
+        return Err(SafetyRefusal::PartOnInstallDisk {
             disk: disk.id.clone(),
         });
     }
