@@ -131,6 +131,27 @@ impl BlockDev {
             })
     }
 
+    /// Ask the kernel to re-read the partition table of a block device (`BLKRRPART`), so that
+    /// `/dev/<disk><N>` match what we wrote. Best effort: a loop device without partition
+    /// scanning refuses, which only matters to tools outside ksinstall.
+    pub fn reread_partitions(&mut self) {
+        if !self.is_block_device {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        // From <linux/fs.h>: BLKRRPART = _IO(0x12, 95).
+        const BLKRRPART: libc::c_ulong = 0x125F;
+        // SAFETY: BLKRRPART takes no argument; the fd is open for the lifetime of `self.file`.
+        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), BLKRRPART as _) };
+        if rc != 0 {
+            log::warn!(
+                "{}: the kernel did not re-read the partition table: {}",
+                self.path.display(),
+                io::Error::last_os_error()
+            );
+        }
+    }
+
     /// Flush to stable storage.
     pub fn sync(&mut self) -> Result<()> {
         self.file

@@ -272,6 +272,7 @@ pub fn apply_layout(dev: &mut BlockDev, layout: &Layout) -> Result<WrittenLayout
         }
     }
     dev.sync()?;
+    dev.reread_partitions();
 
     let gpt = read_gpt(dev).with_context(|| format!("{path}: reading back the GPT we wrote"))?;
     let planned: Vec<_> = layout.partitions.iter().map(|p| p.entry.clone()).collect();
