@@ -1186,6 +1186,68 @@ mod props {
     }
 }
 
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry() -> impl Strategy<Value = PartitionEntry> {
+        (
+            0u32..300,
+            prop_oneof![
+                Just(types::VMFS),
+                Just(types::VMFSL),
+                Just(types::BASIC_DATA),
+                Just(types::VSAN)
+            ],
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(number, type_guid, a, b)| PartitionEntry {
+                number,
+                type_guid,
+                part_guid: Uuid::from_u128(u128::from(a) << 64 | u128::from(b)),
+                first_lba: a.min(b) % (1 << 34),
+                last_lba: if a % 7 == 0 { b } else { a.max(b) % (1 << 34) },
+                attributes: 0,
+                name: "x".into(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// Whatever the inventory reports, planning does not panic, and a preserved datastore is
+        /// never overlapped by anything we create or wipe.
+        #[test]
+        fn planning_never_panics_and_never_touches_what_it_keeps(
+            gib in 0u64..20_000,
+            existing in proptest::collection::vec(entry(), 0..4),
+            policy in prop_oneof![Just(VmfsPolicy::Refuse), Just(VmfsPolicy::Overwrite), Just(VmfsPolicy::Preserve)],
+            osdata in proptest::option::of(any::<u64>()),
+            usb in any::<bool>(),
+            vsan in any::<bool>(),
+        ) {
+            let mut req = LayoutRequest::new("h", gib * GIB, 512);
+            req.existing = existing;
+            req.vmfs_policy = policy;
+            req.osdata_size_mib = osdata;
+            req.overwrite_vsan = vsan;
+            if usb { req.kind = MediaKind::UsbOrSd; }
+            if let Ok(l) = plan_layout(&req) {
+                for kept in l.partitions.iter().filter(|p| p.action == Action::Preserve) {
+                    prop_assert!(req.existing.contains(&kept.entry));
+                    let (a, b) = (kept.entry.first_lba, kept.entry.last_lba);
+                    for p in l.partitions.iter().filter(|p| p.action == Action::Create) {
+                        prop_assert!(p.entry.last_lba < a || p.entry.first_lba > b);
+                    }
+                    for w in &l.wipes {
+                        prop_assert!(w.last_lba < a || w.first_lba > b);
+                    }
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- clearpart and the boot media
 
 fn disk(id: &str, boot: bool, vmfs: bool, usb_loop: bool) -> DiskFacts {

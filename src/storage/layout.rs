@@ -510,9 +510,8 @@ pub fn plan_layout_with_ids(
         // system partitions (or the explicit OSData size), plus the 1 MiB gap.
         let needed_bytes = match (req.kind, req.osdata_size_mib) {
             (MediaKind::UsbOrSd, _) => BOOTBANK0_START_BYTES + 2 * slot,
-            (MediaKind::SystemDisk, Some(mib)) => {
-                BOOTBANK0_START_BYTES + 2 * slot + mib.saturating_mul(MIB) + GAP_BYTES
-            }
+            (MediaKind::SystemDisk, Some(mib)) => (BOOTBANK0_START_BYTES + 2 * slot + GAP_BYTES)
+                .saturating_add(mib.saturating_mul(MIB)),
             (MediaKind::SystemDisk, None) => MIN_SYSTEM_DISK_BYTES,
         };
         let datastore_start_bytes = p.first_lba * ss;

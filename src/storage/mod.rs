@@ -115,7 +115,7 @@ fn validate_layout(layout: &Layout) -> Result<()> {
     let array = (u64::from(layout::GPT_ENTRY_SLOTS) * layout::GPT_ENTRY_BYTES).div_ceil(ss);
     if layout.total_sectors != layout.disk_bytes / ss
         || layout.first_usable_lba != 2 + array
-        || layout.last_usable_lba + 2 + array != layout.total_sectors
+        || layout.last_usable_lba.checked_add(2 + array) != Some(layout.total_sectors)
     {
         anyhow::bail!("disk geometry fields disagree");
     }
