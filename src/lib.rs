@@ -12,3 +12,4 @@ pub mod partition;
 pub mod plan;
 pub mod report;
 pub mod source;
+pub mod storage;
