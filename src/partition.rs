@@ -21,6 +21,14 @@ pub mod types {
     pub const VSAN: Uuid = uuid!("381CFCCC-7288-11E0-92EE-000C2911D0B2");
 }
 
+/// The smallest disk ESXi 7/8 installs to: 32 GB for a system disk, 8 GB for USB/SD boot media
+/// (layout.md §3). The 7.0 documentation defines GB as 2^30 bytes; reading the minimums in GiB is
+/// also the safe side. The inventory (`--firstdisk` eligibility) and the storage planner (refusal)
+/// both use these, so a disk the one picks is never refused by the other for its size.
+pub const MIN_SYSTEM_DISK_BYTES: u64 = 32 << 30;
+/// See [`MIN_SYSTEM_DISK_BYTES`].
+pub const MIN_USB_SD_BYTES: u64 = 8 << 30;
+
 /// One used GPT entry. `number` is the 1-based entry slot, which is what ESXi's bootloader and
 /// `partedUtil` call the partition number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -521,7 +521,7 @@ fn firstdisk_ignoressd_and_minimum_size() {
         .expect_err("too small");
     assert!(
         err.to_string()
-            .contains("not eligible: smaller than the 32 GB minimum"),
+            .contains("not eligible: smaller than the 32 GiB minimum"),
         "{err}"
     );
     // A 16 GB USB stick is enough (8 GB minimum for USB/SD).

@@ -86,14 +86,19 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// USB and SD media need 8 GB, other boot disks 32 GB (layout.md §3, "Minimum boot disk").
-    /// Decimal gigabytes, as media are sold: the safer reading of an UNCONFIRMED code-level value.
+    /// USB and SD media need 8 GB, other boot disks 32 GB (layout.md §3, "Minimum boot disk"),
+    /// in GiB like the storage planner (see `partition::MIN_SYSTEM_DISK_BYTES`).
     pub fn minimum_size(&self) -> u64 {
-        if self.usb || self.transport == Transport::Mmc {
-            8_000_000_000
+        if self.is_usb_or_sd() {
+            crate::partition::MIN_USB_SD_BYTES
         } else {
-            32_000_000_000
+            crate::partition::MIN_SYSTEM_DISK_BYTES
         }
+    }
+
+    /// USB sticks and SD/eMMC cards: boot media that hold only the boot banks.
+    pub fn is_usb_or_sd(&self) -> bool {
+        self.usb || self.transport == Transport::Mmc
     }
 
     pub fn is_large_enough(&self) -> bool {

@@ -75,8 +75,8 @@ pub fn resolve<'a>(disks: &'a [Disk], name: &str) -> Result<&'a Disk, DiskLookup
 pub fn ineligible_reason(d: &Disk, ignore_ssd: bool, esx_only: bool) -> Option<String> {
     if !d.is_large_enough() {
         Some(format!(
-            "smaller than the {} GB minimum",
-            d.minimum_size() / 1_000_000_000
+            "smaller than the {} GiB minimum",
+            d.minimum_size() >> 30
         ))
     } else if ignore_ssd && d.ssd {
         Some("SSD (--ignoressd)".to_string())

@@ -162,7 +162,7 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
             size_bytes: dev.size_bytes(),
             logical_sector_size: dev.logical_sector_size(),
             model: known.and_then(|d| d.model.clone()),
-            kind: if known.is_some_and(|d| d.usb || d.minimum_size() < 32_000_000_000) { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
+            kind: if known.is_some_and(|d| d.is_usb_or_sd()) { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
             chosen_because: "named with --disk on the command line".into(),
             holds_now: content.summary(),
         });
@@ -188,7 +188,7 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
         size_bytes: disk.size_bytes,
         logical_sector_size: disk.logical_block_size,
         model: disk.model.clone(),
-        kind: if disk.usb || disk.minimum_size() < 32_000_000_000 { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
+        kind: if disk.is_usb_or_sd() { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
         chosen_because: why,
         holds_now: disk.content.summary(),
     })

@@ -22,9 +22,9 @@ pub const MIB: u64 = 1024 * 1024;
 pub const GIB: u64 = 1024 * MIB;
 
 /// Smallest disk that may hold a full ESXi 8 system (HDD/SSD/NVMe/SAN): 32 GB (read as GiB).
-pub const MIN_SYSTEM_DISK_BYTES: u64 = 32 * GIB;
+pub use crate::partition::MIN_SYSTEM_DISK_BYTES;
 /// Smallest USB/SD medium: 8 GB (read as GiB); it then holds the boot banks only.
-pub const MIN_USB_SD_BYTES: u64 = 8 * GIB;
+pub use crate::partition::MIN_USB_SD_BYTES;
 /// A VMFS datastore is created automatically only on media larger than 142 GB (read as GiB).
 pub const DATASTORE_MEDIA_THRESHOLD_BYTES: u64 = 142 * GIB;
 /// Below this much free space after ESX-OSData no datastore is created (UNCONFIRMED; VMFS6
