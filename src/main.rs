@@ -6,7 +6,7 @@ use ksinstall::exit::Outcome;
 mod cli;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fatfs=error"))
         .format_timestamp(None)
         .init();
     let args = match cli::Cli::try_parse() {

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
+mod install;
 mod probe;
 mod validate;
 
@@ -18,11 +19,13 @@ pub struct Cli {
 enum Command {
     Validate(validate::Args),
     Probe(probe::Args),
+    Install(install::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Install(a) => install::run(a),
     }
 }

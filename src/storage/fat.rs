@@ -221,3 +221,123 @@ pub fn inspect_fat(dev: &mut BlockDev, entry: &PartitionEntry) -> Result<FatRepo
         .with_context(|| format!("{path} partition {n}: closing the FAT file system"))?;
     Ok(report)
 }
+
+/// The 11-byte short name FAT stores for a directory name we create (upper case, at most eight
+/// characters, no extension).
+fn short_dir_name(name: &str) -> Result<[u8; 11]> {
+    if name.is_empty() || name.len() > 8 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        bail!("directory name {name:?}: we only create names of up to eight letters and digits");
+    }
+    let mut sfn = [b' '; 11];
+    sfn[..name.len()].copy_from_slice(name.to_ascii_uppercase().as_bytes());
+    Ok(sfn)
+}
+
+const DIR_ENTRY: usize = 32;
+const ATTR_DIRECTORY: u8 = 0x10;
+const ATTR_LFN: u8 = 0x0F;
+
+/// Where a FAT16 volume keeps things, from its boot sector (offsets in bytes from the volume start).
+struct Fat16Geometry {
+    root_dir: u64,
+    root_dir_bytes: u64,
+    data: u64,
+    cluster_bytes: u64,
+}
+
+fn fat16_geometry(boot: &[u8]) -> Result<Fat16Geometry> {
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([boot[o], boot[o + 1]]));
+    let bytes_per_sector = u16_at(11);
+    let sectors_per_cluster = u64::from(boot[13]);
+    let reserved = u16_at(14);
+    let fats = u64::from(boot[16]);
+    let root_entries = u16_at(17);
+    let fat_sectors = u16_at(22);
+    if bytes_per_sector == 0 || sectors_per_cluster == 0 || fat_sectors == 0 {
+        bail!("not a FAT16 boot sector");
+    }
+    let root_dir = (reserved + fats * fat_sectors) * bytes_per_sector;
+    let root_dir_bytes = root_entries * DIR_ENTRY as u64;
+    let data = root_dir + root_dir_bytes.div_ceil(bytes_per_sector) * bytes_per_sector;
+    Ok(Fat16Geometry { root_dir, root_dir_bytes, data, cluster_bytes: sectors_per_cluster * bytes_per_sector })
+}
+
+/// The first cluster of the directory entry called `sfn` in `entries`, if there is one.
+fn find_dir(entries: &[u8], sfn: &[u8; 11]) -> Option<u64> {
+    entries.chunks_exact(DIR_ENTRY).take_while(|e| e[0] != 0).find_map(|e| {
+        (e[0] != 0xE5 && e[11] & ATTR_DIRECTORY != 0 && e[11] != ATTR_LFN && e[..11] == sfn[..])
+            .then(|| u64::from(u16::from_le_bytes([e[26], e[27]])))
+    })
+}
+
+/// Create directory `path` (`EFI/BOOT`) on the FAT16 of partition `entry`, parents first.
+///
+/// `fatfs` 0.3.6 writes long-name entries in front of the `.` and `..` entries of every directory
+/// it creates (rust-fatfs #117, fixed upstream after 0.3.6, never released); `fsck.fat` rejects
+/// such a directory, and firmware FAT drivers need not accept it either. So right after `fatfs`
+/// creates each directory (while it holds nothing else) we rewrite its first cluster to the
+/// standard form: `.` and `..` as its first two entries. Files are still written with `fatfs`.
+pub fn create_dir_all(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Result<()> {
+    let dev_path = dev.path().display().to_string();
+    let mut done = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        short_dir_name(part)?;
+        if !done.is_empty() {
+            done.push('/');
+        }
+        done.push_str(part);
+        let created = {
+            let fs = open_fat(dev, entry)?;
+            let created = {
+                let root = fs.root_dir();
+                if root.open_dir(&done).is_ok() {
+                    false
+                } else {
+                    root.create_dir(&done).with_context(|| format!("{dev_path} partition {}: creating /{done}", entry.number))?;
+                    true
+                }
+            };
+            fs.unmount().with_context(|| format!("{dev_path} partition {}: closing the FAT file system", entry.number))?;
+            created
+        };
+        if created {
+            fix_dot_entries(dev, entry, &done).with_context(|| format!("{dev_path} partition {}: fixing /{done}", entry.number))?;
+        }
+    }
+    Ok(())
+}
+
+fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Result<()> {
+    let base = entry.first_lba * u64::from(dev.logical_sector_size());
+    let mut boot = vec![0u8; 512];
+    dev.read_at(base, &mut boot)?;
+    let g = fat16_geometry(&boot)?;
+    let mut entries = vec![0u8; usize::try_from(g.root_dir_bytes)?];
+    dev.read_at(base + g.root_dir, &mut entries)?;
+    let mut cluster_data = vec![0u8; usize::try_from(g.cluster_bytes)?];
+    let mut offset = 0;
+    for part in path.split('/') {
+        let cluster = find_dir(&entries, &short_dir_name(part)?).with_context(|| format!("no directory {part} on the volume"))?;
+        if cluster < 2 {
+            bail!("directory {part} has first cluster {cluster}");
+        }
+        offset = base + g.data + (cluster - 2) * g.cluster_bytes;
+        dev.read_at(offset, &mut cluster_data)?;
+        entries.clone_from(&cluster_data);
+    }
+    let is_dot = |e: &[u8], name: &[u8; 11]| e[..11] == name[..] && e[11] & ATTR_DIRECTORY != 0;
+    let dot = *b".          ";
+    let dotdot = *b"..         ";
+    let e = |i: usize| &cluster_data[i * DIR_ENTRY..(i + 1) * DIR_ENTRY];
+    if is_dot(e(0), &dot) && is_dot(e(1), &dotdot) {
+        return Ok(()); // already standard (a fixed fatfs)
+    }
+    // What fatfs 0.3.6 writes: [LFN "."] [.] [LFN ".."] [..], then free entries.
+    if !(e(0)[11] == ATTR_LFN && is_dot(e(1), &dot) && e(2)[11] == ATTR_LFN && is_dot(e(3), &dotdot) && e(4)[0] == 0) {
+        bail!("unexpected entries at the start of a new directory");
+    }
+    let mut fixed = vec![0u8; cluster_data.len()];
+    fixed[..DIR_ENTRY].copy_from_slice(e(1));
+    fixed[DIR_ENTRY..2 * DIR_ENTRY].copy_from_slice(e(3));
+    dev.write_at(offset, &fixed)
+}

@@ -1,0 +1,231 @@
+//! `ksinstall install`: kickstart + hardware + media -> a disk ESXi boots.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use ksinstall::apply::{self, ApplyError};
+use ksinstall::exit::Outcome;
+use ksinstall::inventory::Inventory;
+use ksinstall::kickstart::{self, ScriptKind};
+use ksinstall::media::Media;
+use ksinstall::plan::{self, Plan};
+use ksinstall::report::{Bars, Event, EventSink, JsonLines, Quiet};
+use ksinstall::source::cmdline::BootOptions;
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    /// Bars on a terminal, nothing otherwise.
+    Auto,
+    Tty,
+    Json,
+    None,
+}
+
+/// Install ESXi as a kickstart says: plan everything, check everything, then write.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The kickstart file.
+    #[arg(long, value_name = "FILE")]
+    ks: PathBuf,
+    /// The installation media: a directory (extracted ISO) or an http(s):// URL.
+    #[arg(long, value_name = "DIR|URL")]
+    media: String,
+    /// Install to this block device or image file instead of the disk the kickstart chooses.
+    #[arg(long, value_name = "DEV|IMG")]
+    disk: Option<PathBuf>,
+    /// Create the --disk image file (sparse) with this size if it does not exist: 40G, 512M, ...
+    #[arg(long, value_name = "SIZE", requires = "disk")]
+    disk_size: Option<String>,
+    /// Logical sector size of an image file.
+    #[arg(long, value_name = "BYTES", default_value_t = 512)]
+    sector_size: u32,
+    /// Where the hardware is read: sys/, dev/, proc/cmdline below this directory.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    sysroot: PathBuf,
+    /// Boot options (kernel command line); default: proc/cmdline below the sysroot.
+    #[arg(long, value_name = "STRING")]
+    cmdline: Option<String>,
+    /// Print the plan and write nothing (no scripts run either).
+    #[arg(long)]
+    dry_run: bool,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    progress: Progress,
+    /// Write the final JSON report here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("size {s:?}"))?;
+    n.checked_mul(mult).with_context(|| format!("size {s:?} is too large"))
+}
+
+fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
+    sink.emit(Event::Failed { step: step.into(), message: message.into(), exit_code: outcome as u8 });
+    eprintln!("ksinstall: error: {message}");
+    outcome
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let sink: Box<dyn EventSink> = match a.progress {
+        Progress::Json => Box::new(JsonLines::new(std::io::stdout())),
+        Progress::Tty => Box::new(Bars::default()),
+        Progress::Auto if std::io::stderr().is_terminal() && !a.dry_run => Box::new(Bars::default()),
+        _ => Box::new(Quiet),
+    };
+    let sink = sink.as_ref();
+
+    // Boot options.
+    let cmdline = match &a.cmdline {
+        Some(c) => c.clone(),
+        None => std::fs::read_to_string(a.sysroot.join("proc/cmdline")).unwrap_or_default(),
+    };
+    let boot = match BootOptions::parse(&cmdline) {
+        Ok(b) => b,
+        Err(e) => return Ok(fail(sink, "plan", Outcome::Precondition, &e.to_string())),
+    };
+
+    // The kickstart: %pre scripts run while it is read (not on a dry run).
+    let bytes = std::fs::read(&a.ks).with_context(|| format!("reading {}", a.ks.display()))?;
+    let key = std::fs::canonicalize(&a.ks).unwrap_or_else(|_| a.ks.clone()).display().to_string();
+    let name = a.ks.display().to_string();
+    let mut loader = kickstart::FsLoader::new(&a.sysroot);
+    let workdir = tempfile::tempdir().context("making a scratch directory for scripts")?;
+    let mut runner = |s: &kickstart::Script| apply::scripts::run(s, workdir.path());
+    let parsed = kickstart::parse(&name, &key, &bytes, &mut loader, if a.dry_run { None } else { Some(&mut runner) });
+    for d in &parsed.diagnostics {
+        eprintln!("{d}");
+    }
+    if parsed.has_errors() {
+        let pre_failed = parsed.diagnostics.iter().any(|d| d.message.starts_with("\"%pre\" script returned"));
+        let outcome = if pre_failed { Outcome::Script } else { Outcome::InvalidKickstart };
+        return Ok(fail(sink, "kickstart", outcome, &format!("{}: the kickstart has errors", a.ks.display())));
+    }
+    let ks = &parsed.kickstart;
+
+    // Hardware and media.
+    let inventory = match Inventory::read(&a.sysroot) {
+        Ok(i) => i,
+        Err(e) => return Ok(fail(sink, "inventory", Outcome::Precondition, &format!("{e:#}"))),
+    };
+    let media = match Media::open(&a.media) {
+        Ok(m) => m,
+        Err(e) => return Ok(fail(sink, "media", Outcome::Media, &format!("{e:#}"))),
+    };
+    if let (Some(disk), Some(size)) = (&a.disk, &a.disk_size) {
+        if !disk.exists() && !a.dry_run {
+            let bytes = parse_size(size)?;
+            let f = std::fs::File::create_new(disk).with_context(|| format!("creating {}", disk.display()))?;
+            f.set_len(bytes).with_context(|| format!("sizing {}", disk.display()))?;
+        } else if !disk.exists() {
+            return Ok(fail(sink, "plan", Outcome::Precondition, &format!("{} does not exist (a dry run creates nothing)", disk.display())));
+        }
+    }
+
+    // The plan: every check.
+    let inputs = plan::Inputs {
+        kickstart_name: &name,
+        kickstart: ks,
+        inventory: &inventory,
+        sysroot: &a.sysroot,
+        media: &media,
+        boot: &boot,
+        disk_override: a.disk.as_deref(),
+        image_sector_size: a.sector_size,
+    };
+    let plan = match plan::make(&inputs) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(sink, "plan", e.outcome, &e.message)),
+    };
+    if a.dry_run {
+        if a.progress == Progress::Json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{}", plan.text());
+        }
+        return Ok(Outcome::Success);
+    }
+    for w in &plan.warnings {
+        sink.emit(Event::Warning { step: "plan".into(), message: w.clone() });
+        log::warn!("{w}");
+    }
+
+    // Apply, then %post.
+    let result = apply::apply(&plan, &media, sink, &mut |_applied| Ok(()));
+    let (outcome, applied, error) = match result {
+        Ok(applied) => {
+            let post = run_post(ks, workdir.path(), sink);
+            match post {
+                Ok(()) => (Outcome::Success, Some(applied), None),
+                Err(e) => (e.outcome, Some(applied), Some(e)),
+            }
+        }
+        Err(e) => (e.outcome, None, Some(e)),
+    };
+    if let Some(e) = &error {
+        fail(sink, &e.step, e.outcome, &e.message);
+    }
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Some(path) = &a.report {
+        write_report(path, &plan, applied.as_ref(), error.as_ref(), outcome, elapsed_ms)?;
+    }
+    sink.emit(Event::Finished { exit_code: outcome as u8, elapsed_ms });
+    if outcome == Outcome::Success && a.progress != Progress::Json {
+        eprintln!("ksinstall: installed ESXi {} on {} ({}) in {:.1}s", plan.media.build, plan.target.name, plan.target.path.display(), elapsed_ms as f64 / 1000.0);
+    }
+    Ok(outcome)
+}
+
+fn run_post(ks: &kickstart::Kickstart, workdir: &Path, sink: &dyn EventSink) -> Result<(), ApplyError> {
+    let posts: Vec<_> = ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post).collect();
+    if posts.is_empty() {
+        return Ok(());
+    }
+    let step = ksinstall::report::Step::start(sink, "post", format!("{} %post script(s)", posts.len()), None);
+    for s in posts {
+        if let Err(why) = apply::scripts::run(s, workdir) {
+            if s.ignore_failure {
+                step.warn(format!("{}: {why} (--ignorefailure=true)", s.span));
+            } else {
+                return Err(ApplyError { step: "post".into(), outcome: Outcome::Script, message: format!("{}: User-supplied %post script failed: {why}", s.span) });
+            }
+        }
+    }
+    step.finish();
+    Ok(())
+}
+
+fn write_report(path: &Path, plan: &Plan, applied: Option<&apply::Applied>, error: Option<&ApplyError>, outcome: Outcome, elapsed_ms: u64) -> anyhow::Result<()> {
+    let report = json!({
+        "ksinstall": env!("CARGO_PKG_VERSION"),
+        "outcome": format!("{outcome:?}"),
+        "exit_code": outcome as u8,
+        "elapsed_ms": elapsed_ms,
+        "kickstart": plan.kickstart,
+        "media": plan.media,
+        "target": plan.target,
+        "partitions": plan.layout.partitions,
+        "boot_cfg": plan.boot_cfg.render(),
+        "host": plan.host,
+        "dpus": plan.dpus,
+        "files": applied.map(|a| &a.files),
+        "timings": applied.map(|a| &a.timings),
+        "bytes_written": applied.map(|a| a.bytes_written),
+        "warnings": plan.warnings,
+        "error": error.map(|e| json!({"step": e.step, "message": e.message})),
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing the report {}", path.display()))
+}
