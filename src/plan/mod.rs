@@ -244,14 +244,14 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let ks = i.kickstart;
     let mut warnings: Vec<String> = i.boot.warnings.clone();
     let action = ks.action.as_ref().ok_or_else(|| refuse(Outcome::InvalidKickstart, "the kickstart has no install command"))?;
+    if action.kind == ActionKind::Upgrade {
+        return Err(refuse(Outcome::Precondition, "upgrade is not supported yet: ksinstall does fresh installs only"));
+    }
     if ks.root_password.is_none() {
         return Err(refuse(Outcome::InvalidKickstart, "the kickstart sets no root password"));
     }
     if let Some(p) = ks.pending_includes.first() {
         return Err(refuse(Outcome::InvalidKickstart, format!("{}: included \"{}\" could not be read, so the kickstart is incomplete", p.span, p.target)));
-    }
-    if action.kind == ActionKind::Upgrade {
-        return Err(refuse(Outcome::Precondition, "upgrade is not supported yet: ksinstall does fresh installs only"));
     }
     let target = choose_target(i, &mut warnings)?;
     if action.kind == ActionKind::InstallOrUpgrade {

@@ -157,3 +157,21 @@ pub fn peek(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     f.read_exact(&mut b).expect("peek");
     b
 }
+
+/// Whether `needle` occurs anywhere in the data extents of `path` (fast on sparse images).
+pub fn image_contains(path: &Path, needle: &[u8]) -> bool {
+    let len = std::fs::metadata(path).expect("stat").len();
+    let mut f = File::open(path).expect("open for search");
+    let mut buf = Vec::new();
+    for (d, e) in data_extents(&f, 0, len) {
+        // Overlap the extent by the needle's length so a match across extents is found.
+        let start = d.saturating_sub(needle.len() as u64);
+        buf.resize((e - start) as usize, 0);
+        f.seek(SeekFrom::Start(start)).expect("seek");
+        f.read_exact(&mut buf).expect("read");
+        if buf.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
+}
