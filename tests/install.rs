@@ -21,7 +21,12 @@ struct Setup {
 impl Setup {
     fn new(media_size: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let o = synth::Options { out: dir.path().join("media"), size: synth::parse_size(media_size).unwrap(), version: "8.0.3".into(), seed: 3 };
+        let o = synth::Options {
+            out: dir.path().join("media"),
+            size: synth::parse_size(media_size).unwrap(),
+            version: "8.0.3".into(),
+            seed: 3,
+        };
         synth::mkmedia(&o).unwrap();
         Setup { dir }
     }
@@ -60,17 +65,27 @@ fn ks_text(extra: &str) -> String {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn bank_boot_cfg(img: &Path) -> Option<String> {
-    let (ok, out, _) = run("mtype", &["-i", &format!("{}@@{P5}", img.display()), "::/boot.cfg"]);
+    let (ok, out, _) = run(
+        "mtype",
+        &["-i", &format!("{}@@{P5}", img.display()), "::/boot.cfg"],
+    );
     ok.then_some(out)
 }
 
 fn sha256_file(p: &Path) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -79,7 +94,17 @@ fn a_full_install_checks_out_with_real_tools() {
     let ks = s.ks(&ks_text("%firstboot --interpreter=busybox\necho first boot\n%firstboot --interpreter=python\nprint('hi')\n"));
     let img = s.path("disk.img");
     let report = s.path("report.json");
-    let out = s.install(&ks, &["--disk", img.to_str().unwrap(), "--disk-size", "40G", "--report", report.to_str().unwrap()]);
+    let out = s.install(
+        &ks,
+        &[
+            "--disk",
+            img.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 40 * GIB);
@@ -87,10 +112,23 @@ fn a_full_install_checks_out_with_real_tools() {
     let (ok, v, _) = run("sgdisk", &["-v", img.to_str().unwrap()]);
     assert!(ok && v.contains("No problems found"), "{v}");
     let (_, p, _) = run("sgdisk", &["-p", img.to_str().unwrap()]);
-    let numbers: Vec<&str> = p.lines().skip_while(|l| !l.starts_with("Number")).skip(1).filter_map(|l| l.split_whitespace().next()).collect();
-    assert_eq!(numbers, ["1", "5", "6", "7"], "40 GB gets no datastore:\n{p}");
+    let numbers: Vec<&str> = p
+        .lines()
+        .skip_while(|l| !l.starts_with("Number"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        numbers,
+        ["1", "5", "6", "7"],
+        "40 GB gets no datastore:\n{p}"
+    );
 
-    for (n, first, last) in [(1u32, 64u64, 204_863u64), (5, 208_896, 8_595_455), (6, 8_597_504, 16_984_063)] {
+    for (n, first, last) in [
+        (1u32, 64u64, 204_863u64),
+        (5, 208_896, 8_595_455),
+        (6, 8_597_504, 16_984_063),
+    ] {
         let part = s.path(&format!("p{n}.img"));
         common::extract(&img, first * 512, (last + 1) * 512, &part);
         let (ok, out, err) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
@@ -100,72 +138,161 @@ fn a_full_install_checks_out_with_real_tools() {
     // Every module and bootloader file, copied back out with mcopy, hashes to the manifest.
     let back = s.path("back");
     std::fs::create_dir(&back).unwrap();
-    let (ok, _, err) = run("mcopy", &["-s", "-n", "-i", &format!("{}@@{P5}", img.display()), "::/", back.to_str().unwrap()]);
+    let (ok, _, err) = run(
+        "mcopy",
+        &[
+            "-s",
+            "-n",
+            "-i",
+            &format!("{}@@{P5}", img.display()),
+            "::/",
+            back.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{err}");
     let m = s.manifest();
     let mut checked = 0;
-    for c in m.components.iter().filter(|c| c.role == ksinstall::media::Role::Kernel || c.role == ksinstall::media::Role::Module) {
+    for c in m.components.iter().filter(|c| {
+        c.role == ksinstall::media::Role::Kernel || c.role == ksinstall::media::Role::Module
+    }) {
         assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
         checked += 1;
     }
     assert_eq!(checked, 111);
-    assert!(!back.join("esxiodpt.tgz").exists(), "the DPU depot is not the host's");
+    assert!(
+        !back.join("esxiodpt.tgz").exists(),
+        "the DPU depot is not the host's"
+    );
     let esp = s.path("esp");
     std::fs::create_dir(&esp).unwrap();
-    let (ok, _, err) = run("mcopy", &["-s", "-n", "-i", &format!("{}@@{P1}", img.display()), "::/EFI", esp.to_str().unwrap()]);
+    let (ok, _, err) = run(
+        "mcopy",
+        &[
+            "-s",
+            "-n",
+            "-i",
+            &format!("{}@@{P1}", img.display()),
+            "::/EFI",
+            esp.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{err}");
-    for c in m.components.iter().filter(|c| c.role == ksinstall::media::Role::Bootloader) {
+    for c in m
+        .components
+        .iter()
+        .filter(|c| c.role == ksinstall::media::Role::Bootloader)
+    {
         let on_esp = esp.join(c.esp_path.as_deref().unwrap());
         assert_eq!(sha256_file(&on_esp), c.sha256, "{}", on_esp.display());
     }
 
     // boot.cfg: what ESXi's bootloader checks.
     let cfg = bank_boot_cfg(&img).expect("boot.cfg on bank 0");
-    for want in ["bootstate=0\n", "kernel=b.b00\n", &format!("build={}\n", m.build), "updated=1\n", "title=Loading VMware ESXi\n"] {
+    for want in [
+        "bootstate=0\n",
+        "kernel=b.b00\n",
+        &format!("build={}\n", m.build),
+        "updated=1\n",
+        "title=Loading VMware ESXi\n",
+    ] {
         assert!(cfg.contains(want), "{want:?} not in\n{cfg}");
     }
-    let modules = cfg.lines().find_map(|l| l.strip_prefix("modules=")).unwrap();
-    assert!(modules.starts_with("jumpstrt.gz --- useropts.gz --- ") && modules.ends_with(" --- state.tgz --- onetime.tgz"), "{modules}");
-    assert!(cfg.contains("kernelopt=no-auto-partition"), "%firstboot adds no-auto-partition:\n{cfg}");
-    assert!(bank_boot_cfg_in(&img, 6).is_none(), "bank 1 stays without boot.cfg until an upgrade");
+    let modules = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("modules="))
+        .unwrap();
+    assert!(
+        modules.starts_with("jumpstrt.gz --- useropts.gz --- ")
+            && modules.ends_with(" --- state.tgz --- onetime.tgz"),
+        "{modules}"
+    );
+    assert!(
+        cfg.contains("kernelopt=no-auto-partition"),
+        "%firstboot adds no-auto-partition:\n{cfg}"
+    );
+    assert!(
+        bank_boot_cfg_in(&img, 6).is_none(),
+        "bank 1 stays without boot.cfg until an upgrade"
+    );
 
     // state.tgz and onetime.tgz hold what the kickstart said.
     let state = tar_listing(&back.join("state.tgz"), "local.tgz");
     let local = back.join("local.tgz");
     std::fs::write(&local, state).unwrap();
     let shadow = tar_file(&local, "etc/shadow");
-    assert!(shadow.starts_with("root:$6$") && !shadow.contains(PASSWORD), "{shadow}");
+    assert!(
+        shadow.starts_with("root:$6$") && !shadow.contains(PASSWORD),
+        "{shadow}"
+    );
     let conf = tar_file(&local, "etc/vmware/esx.conf");
-    for want in ["/adv/Misc/HostName = \"esx1.example\"", "ipv4address = \"10.1.2.3\"", "/net/routes/kernel/gateway = \"10.1.2.1\"", "/system/keymap = \"German\""] {
+    for want in [
+        "/adv/Misc/HostName = \"esx1.example\"",
+        "ipv4address = \"10.1.2.3\"",
+        "/net/routes/kernel/gateway = \"10.1.2.1\"",
+        "/system/keymap = \"German\"",
+    ] {
         assert!(conf.contains(want), "{want} not in\n{conf}");
     }
     assert_eq!(tar_file(&local, "etc/resolv.conf"), "nameserver 10.1.2.2\n");
-    let fb = tar_file(&back.join("onetime.tgz"), "var/lib/vmware/firstboot/010.firstboot_010");
+    let fb = tar_file(
+        &back.join("onetime.tgz"),
+        "var/lib/vmware/firstboot/010.firstboot_010",
+    );
     assert_eq!(fb, "#!/bin/sh -l\necho first boot\n");
-    let fb2 = tar_file(&back.join("onetime.tgz"), "var/lib/vmware/firstboot/020.firstboot_020");
+    let fb2 = tar_file(
+        &back.join("onetime.tgz"),
+        "var/lib/vmware/firstboot/020.firstboot_020",
+    );
     assert_eq!(fb2, "#!/usr/bin/python\nprint('hi')\n");
 
     // The plain password is nowhere: not in the image, the log or the report.
     let r = std::fs::read_to_string(&report).unwrap();
     assert!(!r.contains(PASSWORD) && !log.contains(PASSWORD));
-    assert!(!common::image_contains(&img, PASSWORD.as_bytes()), "the plain password is in the image");
-    assert!(common::image_contains(&img, b"bootstate=0"), "the search itself works");
+    assert!(
+        !common::image_contains(&img, PASSWORD.as_bytes()),
+        "the plain password is in the image"
+    );
+    assert!(
+        common::image_contains(&img, b"bootstate=0"),
+        "the search itself works"
+    );
     let v: serde_json::Value = serde_json::from_str(&r).unwrap();
     assert_eq!(v["exit_code"], 0);
-    assert_eq!(v["files"].as_array().unwrap().len(), 3 + 111 + 4, "bootloader + modules + state/imgdb/onetime + boot.cfg");
-    assert!(v["timings"].as_array().unwrap().iter().any(|t| t["step"] == "bootbank"));
+    assert_eq!(
+        v["files"].as_array().unwrap().len(),
+        3 + 111 + 4,
+        "bootloader + modules + state/imgdb/onetime + boot.cfg"
+    );
+    assert!(v["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["step"] == "bootbank"));
 }
 
 fn bank_boot_cfg_in(img: &Path, n: u32) -> Option<String> {
     let off = if n == 6 { 8_597_504 * 512 } else { P5 };
-    let (ok, out, _) = run("mtype", &["-i", &format!("{}@@{off}", img.display()), "::/boot.cfg"]);
+    let (ok, out, _) = run(
+        "mtype",
+        &["-i", &format!("{}@@{off}", img.display()), "::/boot.cfg"],
+    );
     ok.then_some(out)
 }
 
 /// The bytes of one member of a .tgz, through the real tar.
 fn tar_listing(tgz: &Path, member: &str) -> Vec<u8> {
-    let out = Command::new("tar").arg("-xzOf").arg(tgz).arg(member).output().unwrap();
-    assert!(out.status.success(), "tar {}: {}", tgz.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("tar")
+        .arg("-xzOf")
+        .arg(tgz)
+        .arg(member)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tar {}: {}",
+        tgz.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -182,10 +309,16 @@ fn a_flipped_byte_in_a_module_stops_the_install_with_its_name_and_no_bootable_ba
     b[i] ^= 0x01;
     std::fs::write(&f, b).unwrap();
     let img = s.path("disk.img");
-    let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap(), "--disk-size", "40G"]);
+    let out = s.install(
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("vim.v00: SHA-256"), "{}", text(&out));
-    assert!(bank_boot_cfg(&img).is_none(), "no boot.cfg may exist after a failed lay-down");
+    assert!(
+        bank_boot_cfg(&img).is_none(),
+        "no boot.cfg may exist after a failed lay-down"
+    );
 }
 
 #[test]
@@ -193,7 +326,10 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let s = Setup::new("32M");
     let img = s.path("disk.img");
     // A disk that already holds an install: a second install is what must not touch it.
-    let ok = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap(), "--disk-size", "40G"]);
+    let ok = s.install(
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     let before = hash_image(&img);
     let disk = ["--disk", img.to_str().unwrap()];
@@ -201,24 +337,43 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let dry = s.install(&s.ks(&ks_text("")), &[&disk[..], &["--dry-run"]].concat());
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     let plan = String::from_utf8_lossy(&dry.stdout);
-    assert!(plan.contains("BOOTBANK1") && plan.contains("ERASED"), "{plan}");
-    let json = s.install(&s.ks(&ks_text("")), &[&disk[..], &["--dry-run", "--progress", "json"]].concat());
+    assert!(
+        plan.contains("BOOTBANK1") && plan.contains("ERASED"),
+        "{plan}"
+    );
+    let json = s.install(
+        &s.ks(&ks_text("")),
+        &[&disk[..], &["--dry-run", "--progress", "json"]].concat(),
+    );
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["layout"]["partitions"].as_array().unwrap().len(), 4);
     assert_eq!(v["boot_cfg"]["bootstate"], 0);
     assert!(!String::from_utf8_lossy(&json.stdout).contains(PASSWORD));
 
     // Invalid kickstart: 2.
-    let bad = s.install(&s.ks("vmaccepteula\nrootpw vagrant\ninstall --firstdisk\n"), &disk);
+    let bad = s.install(
+        &s.ks("vmaccepteula\nrootpw vagrant\ninstall --firstdisk\n"),
+        &disk,
+    );
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     // Media problems: 4 (a truncated module, a module name leaving the media).
     let trunc = s.path("media/xorg.v00");
     let len = std::fs::metadata(&trunc).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&trunc).unwrap().set_len(len - 1).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&trunc)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
     let out = s.install(&s.ks(&ks_text("")), &disk);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("xorg.v00"), "{}", text(&out));
-    std::fs::OpenOptions::new().write(true).open(&trunc).unwrap().set_len(len).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&trunc)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
     let cfg = std::fs::read_to_string(s.path("media/BOOT.CFG")).unwrap();
     std::fs::write(s.path("media/BOOT.CFG"), cfg.replace("/k.b00", "/../k.b00")).unwrap();
     let out = s.install(&s.ks(&ks_text("")), &disk);
@@ -231,10 +386,25 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let no_ow = s.install(&s.ks(&ks_text("").replace(" --overwritevmfs", "")), &disk);
     assert_eq!(no_ow.status.code(), Some(3), "{}", text(&no_ow));
     assert!(text(&no_ow).contains("--overwritevmfs"), "{}", text(&no_ow));
-    let iou = s.install(&s.ks(&ks_text("").replace("install --firstdisk --overwritevmfs", "installorupgrade --firstdisk")), &disk);
-    assert_eq!(iou.status.code(), Some(3), "an existing ESXi is never silently reinstalled: {}", text(&iou));
+    let iou = s.install(
+        &s.ks(&ks_text("").replace(
+            "install --firstdisk --overwritevmfs",
+            "installorupgrade --firstdisk",
+        )),
+        &disk,
+    );
+    assert_eq!(
+        iou.status.code(),
+        Some(3),
+        "an existing ESXi is never silently reinstalled: {}",
+        text(&iou)
+    );
 
-    assert_eq!(hash_image(&img), before, "a refused install changed the disk");
+    assert_eq!(
+        hash_image(&img),
+        before,
+        "a refused install changed the disk"
+    );
 }
 
 #[test]
@@ -242,18 +412,28 @@ fn post_scripts_run_after_the_install_and_their_failure_is_exit_8() {
     let s = Setup::new("32M");
     let img = s.path("disk.img");
     let marker = s.path("post-ran");
-    let ks = s.ks(&ks_text(&format!("%post --interpreter=busybox\necho done > {}\n", marker.display())));
-    let out = s.install(&ks, &["--disk", img.to_str().unwrap(), "--disk-size", "40G"]);
+    let ks = s.ks(&ks_text(&format!(
+        "%post --interpreter=busybox\necho done > {}\n",
+        marker.display()
+    )));
+    let out = s.install(
+        &ks,
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "done\n");
     let ks = s.ks(&ks_text("%post --interpreter=busybox\nexit 3\n"));
     let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(text(&out).contains("%post script failed"), "{}", text(&out));
-    let ks = s.ks(&ks_text("%post --interpreter=busybox --ignorefailure=true\nexit 3\n"));
+    let ks = s.ks(&ks_text(
+        "%post --interpreter=busybox --ignorefailure=true\nexit 3\n",
+    ));
     let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let ks = s.ks(&ks_text("%post --interpreter=busybox --timeout=1\nsleep 30\n"));
+    let ks = s.ks(&ks_text(
+        "%post --interpreter=busybox --timeout=1\nsleep 30\n",
+    ));
     let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(text(&out).contains("--timeout of 1s"), "{}", text(&out));
@@ -263,12 +443,35 @@ fn post_scripts_run_after_the_install_and_their_failure_is_exit_8() {
 fn json_progress_has_stable_steps_in_order() {
     let s = Setup::new("64M");
     let img = s.path("disk.img");
-    let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap(), "--disk-size", "40G", "--progress", "json"]);
+    let out = s.install(
+        &s.ks(&ks_text("")),
+        &[
+            "--disk",
+            img.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--progress",
+            "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let started: Vec<&str> = events.iter().filter(|e| e["event"] == "step_started").map(|e| e["step"].as_str().unwrap()).collect();
-    assert_eq!(started, ["partition", "bootloader", "bootbank", "verify", "bootcfg"]);
-    let last_bank = events.iter().filter(|e| e["event"] == "progress" && e["step"] == "bootbank").last().unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        started,
+        ["partition", "bootloader", "bootbank", "verify", "bootcfg"]
+    );
+    let last_bank = events
+        .iter()
+        .rfind(|e| e["event"] == "progress" && e["step"] == "bootbank")
+        .unwrap();
     assert_eq!(last_bank["percent"], 100.0);
     assert_eq!(last_bank["done_bytes"], last_bank["total_bytes"]);
     assert_eq!(events.last().unwrap()["event"], "finished");

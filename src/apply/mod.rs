@@ -56,27 +56,51 @@ const COPY_BUFFER: usize = 1 << 20;
 fn classify(step: &str, err: anyhow::Error) -> ApplyError {
     let outcome = if verify::mismatch_of(&err).is_some() {
         Outcome::Media
-    } else if err.chain().any(|e| e.downcast_ref::<storage::VerifyFailed>().is_some()) {
+    } else if err
+        .chain()
+        .any(|e| e.downcast_ref::<storage::VerifyFailed>().is_some())
+    {
         Outcome::Verify
     } else {
         storage::outcome_of(&err)
     };
-    ApplyError { step: step.to_string(), outcome, message: format!("{err:#}") }
+    ApplyError {
+        step: step.to_string(),
+        outcome,
+        message: format!("{err:#}"),
+    }
 }
 
 /// Copy one media component into an open FAT through the verifier, with a bounded buffer.
-fn copy_in(fs: &FatVolume<'_>, media: &Media, f: &FileCopy, step: &Step<'_>, done: &mut u64) -> Result<()> {
-    let src = media.source.open(&f.from).with_context(|| format!("opening {} on the media", f.from))?;
+fn copy_in(
+    fs: &FatVolume<'_>,
+    media: &Media,
+    f: &FileCopy,
+    step: &Step<'_>,
+    done: &mut u64,
+) -> Result<()> {
+    let src = media
+        .source
+        .open(&f.from)
+        .with_context(|| format!("opening {} on the media", f.from))?;
     let mut reader = VerifyingReader::new(src, &f.from, f.size, &f.sha256);
-    let mut out = fs.root_dir().create_file(&f.to).with_context(|| format!("creating {}", f.to))?;
-    out.truncate().with_context(|| format!("truncating {}", f.to))?;
+    let mut out = fs
+        .root_dir()
+        .create_file(&f.to)
+        .with_context(|| format!("creating {}", f.to))?;
+    out.truncate()
+        .with_context(|| format!("truncating {}", f.to))?;
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
-        let n = reader.read(&mut buf).map_err(anyhow::Error::from).with_context(|| format!("reading {}", f.from))?;
+        let n = reader
+            .read(&mut buf)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("reading {}", f.from))?;
         if n == 0 {
             break;
         }
-        out.write_all(&buf[..n]).with_context(|| format!("writing {} to partition {}", f.to, f.partition))?;
+        out.write_all(&buf[..n])
+            .with_context(|| format!("writing {} to partition {}", f.to, f.partition))?;
         *done += n as u64;
         step.progress(*done);
     }
@@ -86,52 +110,102 @@ fn copy_in(fs: &FatVolume<'_>, media: &Media, f: &FileCopy, step: &Step<'_>, don
 }
 
 fn write_bytes(fs: &FatVolume<'_>, name: &str, bytes: &[u8]) -> Result<()> {
-    let mut out = fs.root_dir().create_file(name).with_context(|| format!("creating {name}"))?;
+    let mut out = fs
+        .root_dir()
+        .create_file(name)
+        .with_context(|| format!("creating {name}"))?;
     out.truncate()?;
-    out.write_all(bytes).with_context(|| format!("writing {name}"))?;
+    out.write_all(bytes)
+        .with_context(|| format!("writing {name}"))?;
     out.flush()?;
     Ok(())
 }
 
 fn read_back(fs: &FatVolume<'_>, partition: u32, path: &str) -> Result<WrittenFile> {
-    let mut f = fs.root_dir().open_file(path).with_context(|| format!("partition {partition}: {path} is missing"))?;
+    let mut f = fs
+        .root_dir()
+        .open_file(path)
+        .with_context(|| format!("partition {partition}: {path} is missing"))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("partition {partition}: reading {path} back"))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("partition {partition}: reading {path} back"))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
         size += n as u64;
     }
-    Ok(WrittenFile { partition, path: path.to_string(), size, sha256: verify::hex(&h.finalize()) })
+    Ok(WrittenFile {
+        partition,
+        path: path.to_string(),
+        size,
+        sha256: verify::hex(&h.finalize()),
+    })
 }
 
 fn unmount(fs: FatVolume<'_>, what: &str) -> Result<()> {
-    fs.unmount().with_context(|| format!("closing the FAT file system of {what}"))
+    fs.unmount()
+        .with_context(|| format!("closing the FAT file system of {what}"))
 }
 
 /// Carry out `plan` with the bytes of `media`. `before_boot_cfg` runs after everything else is
 /// written and verified, before `boot.cfg` (the DPU flash and the report hook in there).
-pub fn apply(plan: &Plan, media: &Media, sink: &dyn EventSink, before_boot_cfg: &mut dyn FnMut(&mut Applied) -> Result<(), ApplyError>) -> Result<Applied, ApplyError> {
-    let mut applied = Applied { timings: Vec::new(), files: Vec::new(), bytes_written: 0 };
+pub fn apply(
+    plan: &Plan,
+    media: &Media,
+    sink: &dyn EventSink,
+    before_boot_cfg: &mut dyn FnMut(&mut Applied) -> Result<(), ApplyError>,
+) -> Result<Applied, ApplyError> {
+    let mut applied = Applied {
+        timings: Vec::new(),
+        files: Vec::new(),
+        bytes_written: 0,
+    };
     let started = Instant::now();
     let t = &plan.target;
-    let mut dev = BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify("open", e))?;
+    let mut dev =
+        BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify("open", e))?;
 
     let step = Step::start(sink, "partition", format!("partitioning {}", t.name), None);
     storage::apply_layout(&mut dev, &plan.layout).map_err(|e| classify("partition", e))?;
-    applied.timings.push(StepTiming { step: "partition".into(), elapsed_ms: step.finish() });
+    applied.timings.push(StepTiming {
+        step: "partition".into(),
+        elapsed_ms: step.finish(),
+    });
 
-    let esp = plan.layout.partition(1).map(|p| p.entry.clone()).ok_or_else(|| classify("bootloader", anyhow::anyhow!("the layout has no partition 1")))?;
-    let bank = plan.layout.partition(5).map(|p| p.entry.clone()).ok_or_else(|| classify("bootbank", anyhow::anyhow!("the layout has no partition 5")))?;
+    let esp = plan
+        .layout
+        .partition(1)
+        .map(|p| p.entry.clone())
+        .ok_or_else(|| {
+            classify(
+                "bootloader",
+                anyhow::anyhow!("the layout has no partition 1"),
+            )
+        })?;
+    let bank = plan
+        .layout
+        .partition(5)
+        .map(|p| p.entry.clone())
+        .ok_or_else(|| classify("bootbank", anyhow::anyhow!("the layout has no partition 5")))?;
 
     // The EFI System Partition: safeboot as EFI/BOOT/BOOTX64.EFI, mboot and crypto in EFI/VMware.
     let esp_bytes: u64 = plan.esp_files.iter().map(|f| f.size).sum();
-    let step = Step::start(sink, "bootloader", "bootloader files to partition 1", Some(esp_bytes));
-    let mut dirs: Vec<&str> = plan.esp_files.iter().filter_map(|f| f.to.rsplit_once('/').map(|(d, _)| d)).collect();
+    let step = Step::start(
+        sink,
+        "bootloader",
+        "bootloader files to partition 1",
+        Some(esp_bytes),
+    );
+    let mut dirs: Vec<&str> = plan
+        .esp_files
+        .iter()
+        .filter_map(|f| f.to.rsplit_once('/').map(|(d, _)| d))
+        .collect();
     dirs.sort_unstable();
     dirs.dedup();
     for d in dirs {
@@ -146,11 +220,23 @@ pub fn apply(plan: &Plan, media: &Media, sink: &dyn EventSink, before_boot_cfg: 
         unmount(fs, "partition 1").map_err(|e| classify("bootloader", e))?;
     }
     applied.bytes_written += done;
-    applied.timings.push(StepTiming { step: "bootloader".into(), elapsed_ms: step.finish() });
+    applied.timings.push(StepTiming {
+        step: "bootloader".into(),
+        elapsed_ms: step.finish(),
+    });
 
     // Boot bank 0: every module, streamed and verified, then the generated archives.
-    let bank_bytes: u64 = plan.bank_files.iter().map(|f| f.size).sum::<u64>() + plan.generated.iter().map(|g| g.size).sum::<u64>();
-    let step = Step::start(sink, "bootbank", format!("{} modules to boot bank 0 (partition 5)", plan.bank_files.len()), Some(bank_bytes));
+    let bank_bytes: u64 = plan.bank_files.iter().map(|f| f.size).sum::<u64>()
+        + plan.generated.iter().map(|g| g.size).sum::<u64>();
+    let step = Step::start(
+        sink,
+        "bootbank",
+        format!(
+            "{} modules to boot bank 0 (partition 5)",
+            plan.bank_files.len()
+        ),
+        Some(bank_bytes),
+    );
     let mut done = 0;
     {
         let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootbank", e))?;
@@ -165,11 +251,19 @@ pub fn apply(plan: &Plan, media: &Media, sink: &dyn EventSink, before_boot_cfg: 
         unmount(fs, "partition 5").map_err(|e| classify("bootbank", e))?;
     }
     applied.bytes_written += done;
-    applied.timings.push(StepTiming { step: "bootbank".into(), elapsed_ms: step.finish() });
+    applied.timings.push(StepTiming {
+        step: "bootbank".into(),
+        elapsed_ms: step.finish(),
+    });
 
     // Read everything back from the disk and compare with the plan.
     let total = esp_bytes + bank_bytes;
-    let step = Step::start(sink, "verify", "reading every written file back", Some(total));
+    let step = Step::start(
+        sink,
+        "verify",
+        "reading every written file back",
+        Some(total),
+    );
     let mut done = 0;
     let mismatch = |w: &WrittenFile, size: u64, sha: &str| -> Option<ApplyError> {
         (w.size != size || w.sha256 != sha).then(|| ApplyError {
@@ -186,7 +280,12 @@ pub fn apply(plan: &Plan, media: &Media, sink: &dyn EventSink, before_boot_cfg: 
             .chain(plan.bank_files.iter())
             .filter(|f| f.partition == number)
             .map(|f| (f.to.clone(), f.size, f.sha256.clone()))
-            .chain(plan.generated.iter().filter(|_| number == 5).map(|g| (g.name.clone(), g.size, g.sha256.clone())))
+            .chain(
+                plan.generated
+                    .iter()
+                    .filter(|_| number == 5)
+                    .map(|g| (g.name.clone(), g.size, g.sha256.clone())),
+            )
             .collect();
         for (path, size, sha) in expected {
             let w = read_back(&fs, number, &path).map_err(|e| classify("verify", e))?;
@@ -199,7 +298,10 @@ pub fn apply(plan: &Plan, media: &Media, sink: &dyn EventSink, before_boot_cfg: 
         }
         unmount(fs, &format!("partition {number}")).map_err(|e| classify("verify", e))?;
     }
-    applied.timings.push(StepTiming { step: "verify".into(), elapsed_ms: step.finish() });
+    applied.timings.push(StepTiming {
+        step: "verify".into(),
+        elapsed_ms: step.finish(),
+    });
 
     before_boot_cfg(&mut applied)?;
 
@@ -222,7 +324,14 @@ pub fn apply(plan: &Plan, media: &Media, sink: &dyn EventSink, before_boot_cfg: 
         applied.files.push(w);
         unmount(fs, "partition 5").map_err(|e| classify("bootcfg", e))?;
     }
-    applied.timings.push(StepTiming { step: "bootcfg".into(), elapsed_ms: step.finish() });
-    log::info!("{}: installed in {:.1}s", t.path.display(), started.elapsed().as_secs_f64());
+    applied.timings.push(StepTiming {
+        step: "bootcfg".into(),
+        elapsed_ms: step.finish(),
+    });
+    log::info!(
+        "{}: installed in {:.1}s",
+        t.path.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(applied)
 }

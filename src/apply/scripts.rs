@@ -12,9 +12,18 @@ use crate::plan::interpreter_program;
 
 /// Run one script to completion. `Err` says why it failed (exit status, timeout, no interpreter).
 pub fn run(script: &Script, workdir: &Path) -> Result<(), String> {
-    let program = interpreter_program(script.interpreter).ok_or_else(|| format!("no interpreter for --interpreter={}", script.interpreter.name()))?;
-    let mut file = tempfile::Builder::new().prefix("ks-script-").tempfile_in(workdir).map_err(|e| format!("cannot write the script: {e}"))?;
-    file.write_all(script.body.as_bytes()).map_err(|e| format!("cannot write the script: {e}"))?;
+    let program = interpreter_program(script.interpreter).ok_or_else(|| {
+        format!(
+            "no interpreter for --interpreter={}",
+            script.interpreter.name()
+        )
+    })?;
+    let mut file = tempfile::Builder::new()
+        .prefix("ks-script-")
+        .tempfile_in(workdir)
+        .map_err(|e| format!("cannot write the script: {e}"))?;
+    file.write_all(script.body.as_bytes())
+        .map_err(|e| format!("cannot write the script: {e}"))?;
     // Output goes to a file, not a pipe: a script that prints more than a pipe holds would
     // otherwise block until its timeout.
     let log = tempfile::tempfile_in(workdir).map_err(|e| format!("cannot make a log file: {e}"))?;
@@ -39,17 +48,31 @@ pub fn run(script: &Script, workdir: &Path) -> Result<(), String> {
                 use std::io::{Read, Seek};
                 let mut text = String::new();
                 let mut log = log;
-                let _ = log.rewind().and_then(|_| log.take(1 << 20).read_to_string(&mut text));
+                let _ = log
+                    .rewind()
+                    .and_then(|_| log.take(1 << 20).read_to_string(&mut text));
                 for line in text.lines() {
-                    log::info!("{} at line {}: {line}", script.kind.section(), script.span.line);
+                    log::info!(
+                        "{} at line {}: {line}",
+                        script.kind.section(),
+                        script.span.line
+                    );
                 }
-                return if status.success() { Ok(()) } else { Err(format!("{} returned {status}", script.kind.section())) };
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("{} returned {status}", script.kind.section()))
+                };
             }
             Ok(None) => {
                 if limit.is_some_and(|l| started.elapsed() > l) {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{} did not finish within its --timeout of {}s", script.kind.section(), script.timeout_secs.unwrap_or(0)));
+                    return Err(format!(
+                        "{} did not finish within its --timeout of {}s",
+                        script.kind.section(),
+                        script.timeout_secs.unwrap_or(0)
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -69,11 +69,16 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
         _ => (t, 1),
     };
     let n: u64 = num.parse().with_context(|| format!("size {s:?}"))?;
-    n.checked_mul(mult).with_context(|| format!("size {s:?} is too large"))
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} is too large"))
 }
 
 fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
-    sink.emit(Event::Failed { step: step.into(), message: message.into(), exit_code: outcome as u8 });
+    sink.emit(Event::Failed {
+        step: step.into(),
+        message: message.into(),
+        exit_code: outcome as u8,
+    });
     eprintln!("ksinstall: error: {message}");
     outcome
 }
@@ -83,7 +88,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let sink: Box<dyn EventSink> = match a.progress {
         Progress::Json => Box::new(JsonLines::new(std::io::stdout())),
         Progress::Tty => Box::new(Bars::default()),
-        Progress::Auto if std::io::stderr().is_terminal() && !a.dry_run => Box::new(Bars::default()),
+        Progress::Auto if std::io::stderr().is_terminal() && !a.dry_run => {
+            Box::new(Bars::default())
+        }
         _ => Box::new(Quiet),
     };
     let sink = sink.as_ref();
@@ -100,26 +107,54 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 
     // The kickstart: %pre scripts run while it is read (not on a dry run).
     let bytes = std::fs::read(&a.ks).with_context(|| format!("reading {}", a.ks.display()))?;
-    let key = std::fs::canonicalize(&a.ks).unwrap_or_else(|_| a.ks.clone()).display().to_string();
+    let key = std::fs::canonicalize(&a.ks)
+        .unwrap_or_else(|_| a.ks.clone())
+        .display()
+        .to_string();
     let name = a.ks.display().to_string();
     let mut loader = kickstart::FsLoader::new(&a.sysroot);
     let workdir = tempfile::tempdir().context("making a scratch directory for scripts")?;
     let mut runner = |s: &kickstart::Script| apply::scripts::run(s, workdir.path());
-    let parsed = kickstart::parse(&name, &key, &bytes, &mut loader, if a.dry_run { None } else { Some(&mut runner) });
+    let parsed = kickstart::parse(
+        &name,
+        &key,
+        &bytes,
+        &mut loader,
+        if a.dry_run { None } else { Some(&mut runner) },
+    );
     for d in &parsed.diagnostics {
         eprintln!("{d}");
     }
     if parsed.has_errors() {
-        let pre_failed = parsed.diagnostics.iter().any(|d| d.message.starts_with("\"%pre\" script returned"));
-        let outcome = if pre_failed { Outcome::Script } else { Outcome::InvalidKickstart };
-        return Ok(fail(sink, "kickstart", outcome, &format!("{}: the kickstart has errors", a.ks.display())));
+        let pre_failed = parsed
+            .diagnostics
+            .iter()
+            .any(|d| d.message.starts_with("\"%pre\" script returned"));
+        let outcome = if pre_failed {
+            Outcome::Script
+        } else {
+            Outcome::InvalidKickstart
+        };
+        return Ok(fail(
+            sink,
+            "kickstart",
+            outcome,
+            &format!("{}: the kickstart has errors", a.ks.display()),
+        ));
     }
     let ks = &parsed.kickstart;
 
     // Hardware and media.
     let inventory = match Inventory::read(&a.sysroot) {
         Ok(i) => i,
-        Err(e) => return Ok(fail(sink, "inventory", Outcome::Precondition, &format!("{e:#}"))),
+        Err(e) => {
+            return Ok(fail(
+                sink,
+                "inventory",
+                Outcome::Precondition,
+                &format!("{e:#}"),
+            ))
+        }
     };
     let media = match Media::open(&a.media) {
         Ok(m) => m,
@@ -128,10 +163,20 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let (Some(disk), Some(size)) = (&a.disk, &a.disk_size) {
         if !disk.exists() && !a.dry_run {
             let bytes = parse_size(size)?;
-            let f = std::fs::File::create_new(disk).with_context(|| format!("creating {}", disk.display()))?;
-            f.set_len(bytes).with_context(|| format!("sizing {}", disk.display()))?;
+            let f = std::fs::File::create_new(disk)
+                .with_context(|| format!("creating {}", disk.display()))?;
+            f.set_len(bytes)
+                .with_context(|| format!("sizing {}", disk.display()))?;
         } else if !disk.exists() {
-            return Ok(fail(sink, "plan", Outcome::Precondition, &format!("{} does not exist (a dry run creates nothing)", disk.display())));
+            return Ok(fail(
+                sink,
+                "plan",
+                Outcome::Precondition,
+                &format!(
+                    "{} does not exist (a dry run creates nothing)",
+                    disk.display()
+                ),
+            ));
         }
     }
 
@@ -159,7 +204,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     for w in &plan.warnings {
-        sink.emit(Event::Warning { step: "plan".into(), message: w.clone() });
+        sink.emit(Event::Warning {
+            step: "plan".into(),
+            message: w.clone(),
+        });
         log::warn!("{w}");
     }
 
@@ -180,27 +228,60 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(path) = &a.report {
-        write_report(path, &plan, applied.as_ref(), error.as_ref(), outcome, elapsed_ms)?;
+        write_report(
+            path,
+            &plan,
+            applied.as_ref(),
+            error.as_ref(),
+            outcome,
+            elapsed_ms,
+        )?;
     }
-    sink.emit(Event::Finished { exit_code: outcome as u8, elapsed_ms });
+    sink.emit(Event::Finished {
+        exit_code: outcome as u8,
+        elapsed_ms,
+    });
     if outcome == Outcome::Success && a.progress != Progress::Json {
-        eprintln!("ksinstall: installed ESXi {} on {} ({}) in {:.1}s", plan.media.build, plan.target.name, plan.target.path.display(), elapsed_ms as f64 / 1000.0);
+        eprintln!(
+            "ksinstall: installed ESXi {} on {} ({}) in {:.1}s",
+            plan.media.build,
+            plan.target.name,
+            plan.target.path.display(),
+            elapsed_ms as f64 / 1000.0
+        );
     }
     Ok(outcome)
 }
 
-fn run_post(ks: &kickstart::Kickstart, workdir: &Path, sink: &dyn EventSink) -> Result<(), ApplyError> {
-    let posts: Vec<_> = ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post).collect();
+fn run_post(
+    ks: &kickstart::Kickstart,
+    workdir: &Path,
+    sink: &dyn EventSink,
+) -> Result<(), ApplyError> {
+    let posts: Vec<_> = ks
+        .scripts
+        .iter()
+        .filter(|s| s.kind == ScriptKind::Post)
+        .collect();
     if posts.is_empty() {
         return Ok(());
     }
-    let step = ksinstall::report::Step::start(sink, "post", format!("{} %post script(s)", posts.len()), None);
+    let step = ksinstall::report::Step::start(
+        sink,
+        "post",
+        format!("{} %post script(s)", posts.len()),
+        None,
+    );
     for s in posts {
         if let Err(why) = apply::scripts::run(s, workdir) {
             if s.ignore_failure {
                 step.warn(format!("{}: {why} (--ignorefailure=true)", s.span));
             } else {
-                return Err(ApplyError { step: "post".into(), outcome: Outcome::Script, message: format!("{}: User-supplied %post script failed: {why}", s.span) });
+                return Err(ApplyError {
+                    step: "post".into(),
+                    outcome: Outcome::Script,
+                    message: format!("{}: User-supplied %post script failed: {why}", s.span),
+                });
             }
         }
     }
@@ -208,7 +289,14 @@ fn run_post(ks: &kickstart::Kickstart, workdir: &Path, sink: &dyn EventSink) -> 
     Ok(())
 }
 
-fn write_report(path: &Path, plan: &Plan, applied: Option<&apply::Applied>, error: Option<&ApplyError>, outcome: Outcome, elapsed_ms: u64) -> anyhow::Result<()> {
+fn write_report(
+    path: &Path,
+    plan: &Plan,
+    applied: Option<&apply::Applied>,
+    error: Option<&ApplyError>,
+    outcome: Outcome,
+    elapsed_ms: u64,
+) -> anyhow::Result<()> {
     let report = json!({
         "ksinstall": env!("CARGO_PKG_VERSION"),
         "outcome": format!("{outcome:?}"),
@@ -227,5 +315,6 @@ fn write_report(path: &Path, plan: &Plan, applied: Option<&apply::Applied>, erro
         "warnings": plan.warnings,
         "error": error.map(|e| json!({"step": e.step, "message": e.message})),
     });
-    std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing the report {}", path.display()))
+    std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing the report {}", path.display()))
 }

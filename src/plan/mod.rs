@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::exit::Outcome;
-use crate::inventory::{DpuFinding, Inventory};
+use crate::inventory::Inventory;
 use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
 use crate::media::{BootCfg, Media, Role};
 use crate::source::cmdline::{self, BootOptions};
@@ -25,7 +25,10 @@ pub struct PlanError {
 }
 
 fn refuse(outcome: Outcome, message: impl Into<String>) -> PlanError {
-    PlanError { outcome, message: message.into() }
+    PlanError {
+        outcome,
+        message: message.into(),
+    }
 }
 
 /// The disk we install to, and why it is that one.
@@ -125,26 +128,48 @@ pub struct Inputs<'a> {
 pub fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> {
     let candidates: &[&str] = match i {
         crate::kickstart::Interpreter::Busybox => &["/bin/sh", "/usr/bin/sh"],
-        crate::kickstart::Interpreter::Python => &["/usr/bin/python3", "/usr/local/bin/python3", "/usr/bin/python"],
+        crate::kickstart::Interpreter::Python => &[
+            "/usr/bin/python3",
+            "/usr/local/bin/python3",
+            "/usr/bin/python",
+        ],
     };
-    candidates.iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
-        let name = match i {
-            crate::kickstart::Interpreter::Busybox => "sh",
-            crate::kickstart::Interpreter::Python => "python3",
-        };
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|d| d.join(name)).find(|p| p.is_file())
-    })
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| {
+            let name = match i {
+                crate::kickstart::Interpreter::Busybox => "sh",
+                crate::kickstart::Interpreter::Python => "python3",
+            };
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
 }
 
 fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, PlanError> {
     let ks = i.kickstart;
-    let action = ks.action.as_ref().ok_or_else(|| refuse(Outcome::InvalidKickstart, "the kickstart has no install command"))?;
+    let action = ks.action.as_ref().ok_or_else(|| {
+        refuse(
+            Outcome::InvalidKickstart,
+            "the kickstart has no install command",
+        )
+    })?;
     if let Some(path) = i.disk_override {
         // Like coreos-installer's positional disk: the command line names the target.
-        let meta = std::fs::metadata(path).map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
         use std::os::unix::fs::FileTypeExt;
         if !(meta.is_file() || meta.file_type().is_block_device()) {
-            return Err(refuse(Outcome::Precondition, format!("{}: neither a block device nor a regular file", path.display())));
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
+                    "{}: neither a block device nor a regular file",
+                    path.display()
+                ),
+            ));
         }
         let known = i.inventory.disks.iter().find(|d| {
             let node = i.sysroot.join(d.device.trim_start_matches('/'));
@@ -153,31 +178,59 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
         if action.target.is_some() {
             warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
         }
-        let dev = storage::BlockDev::open_read_only(path, i.image_sector_size).map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
+        let dev = storage::BlockDev::open_read_only(path, i.image_sector_size)
+            .map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
         let content = crate::inventory::content::read(path, dev.logical_sector_size());
         return Ok(Target {
             path: path.to_path_buf(),
-            name: known.map(|d| d.name.clone()).unwrap_or_else(|| path.display().to_string()),
+            name: known
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| path.display().to_string()),
             aliases: known.map(|d| d.aliases.clone()).unwrap_or_default(),
             size_bytes: dev.size_bytes(),
             logical_sector_size: dev.logical_sector_size(),
             model: known.and_then(|d| d.model.clone()),
-            kind: if known.is_some_and(|d| d.is_usb_or_sd()) { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
+            kind: if known.is_some_and(|d| d.is_usb_or_sd()) {
+                MediaKind::UsbOrSd
+            } else {
+                MediaKind::SystemDisk
+            },
             chosen_because: "named with --disk on the command line".into(),
             holds_now: content.summary(),
         });
     }
     let (disk, why) = match &action.target {
         Some(DiskTarget::Disk(name)) => {
-            let d = i.inventory.resolve_disk(name).map_err(|e| refuse(Outcome::Precondition, format!("{} --disk: {e}", action.kind.command())))?;
+            let d = i.inventory.resolve_disk(name).map_err(|e| {
+                refuse(
+                    Outcome::Precondition,
+                    format!("{} --disk: {e}", action.kind.command()),
+                )
+            })?;
             (d, format!("--disk={name}"))
         }
         Some(DiskTarget::FirstDisk(filters)) => {
             let choice = i
                 .inventory
                 .first_disk_choice(filters, action.ignore_ssd, false)
-                .map_err(|e| refuse(Outcome::Precondition, format!("{} --firstdisk={}: {e}", action.kind.command(), filters.join(","))))?;
-            (choice.disk, format!("--firstdisk={}: filter \"{}\" matched it first", filters.join(","), choice.filter))
+                .map_err(|e| {
+                    refuse(
+                        Outcome::Precondition,
+                        format!(
+                            "{} --firstdisk={}: {e}",
+                            action.kind.command(),
+                            filters.join(",")
+                        ),
+                    )
+                })?;
+            (
+                choice.disk,
+                format!(
+                    "--firstdisk={}: filter \"{}\" matched it first",
+                    filters.join(","),
+                    choice.filter
+                ),
+            )
         }
         None => return Err(refuse(Outcome::InvalidKickstart, "install names no disk")),
     };
@@ -188,30 +241,58 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
         size_bytes: disk.size_bytes,
         logical_sector_size: disk.logical_block_size,
         model: disk.model.clone(),
-        kind: if disk.is_usb_or_sd() { MediaKind::UsbOrSd } else { MediaKind::SystemDisk },
+        kind: if disk.is_usb_or_sd() {
+            MediaKind::UsbOrSd
+        } else {
+            MediaKind::SystemDisk
+        },
         chosen_because: why,
         holds_now: disk.content.summary(),
     })
 }
 
 fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>, PlanError> {
-    let slots = i.kickstart.action.as_ref().map(|a| a.dpu_pci_slots.clone()).unwrap_or_default();
-    for f in i.inventory.dpu_findings(&slots) {
-        // Every finding is a Distributed Services Engine rule the install must not break.
-        let outcome = match f {
-            DpuFinding::MultipleDpus { .. } | DpuFinding::UnsupportedDpu { .. } | DpuFinding::DpuNeedsRecovery { .. } | DpuFinding::SlotWithoutSupportedDpu { .. } => Outcome::Precondition,
-        };
-        return Err(refuse(outcome, f.to_string()));
+    let slots = i
+        .kickstart
+        .action
+        .as_ref()
+        .map(|a| a.dpu_pci_slots.clone())
+        .unwrap_or_default();
+    // Every finding is a Distributed Services Engine rule the install must not break: more than
+    // one DPU, an unsupported or unrecovered DPU, --dpuPciSlots naming a slot without one.
+    let findings = i.inventory.dpu_findings(&slots);
+    if !findings.is_empty() {
+        let all: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+        return Err(refuse(Outcome::Precondition, all.join("; ")));
     }
     let mut out = Vec::new();
     for d in i.inventory.dpus.iter().filter(|d| d.supported) {
         let esxio = i.media.manifest.dpu_components().count();
-        let version_ok = i.media.manifest.version_triple().is_some_and(|(major, _, _)| major >= 8);
+        let version_ok = i
+            .media
+            .manifest
+            .version_triple()
+            .is_some_and(|(major, _, _)| major >= 8);
         if !version_ok {
-            return Err(refuse(Outcome::Media, format!("{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later", i.media.source.describe(), d.location(), i.media.manifest.version)));
+            return Err(refuse(
+                Outcome::Media,
+                format!(
+                    "{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later",
+                    i.media.source.describe(),
+                    d.location(),
+                    i.media.manifest.version
+                ),
+            ));
         }
         if esxio == 0 {
-            return Err(refuse(Outcome::Media, format!("{} has a DPU ({}), but the media carries no ESXio components for it", i.media.source.describe(), d.location())));
+            return Err(refuse(
+                Outcome::Media,
+                format!(
+                    "{} has a DPU ({}), but the media carries no ESXio components for it",
+                    i.media.source.describe(),
+                    d.location()
+                ),
+            ));
         }
         if let Some(a) = &i.kickstart.action {
             if a.kind != ActionKind::Install {
@@ -243,28 +324,54 @@ fn media_size(o: Option<cmdline::SystemMediaSize>) -> SystemMediaSize {
 pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let ks = i.kickstart;
     let mut warnings: Vec<String> = i.boot.warnings.clone();
-    let action = ks.action.as_ref().ok_or_else(|| refuse(Outcome::InvalidKickstart, "the kickstart has no install command"))?;
+    let action = ks.action.as_ref().ok_or_else(|| {
+        refuse(
+            Outcome::InvalidKickstart,
+            "the kickstart has no install command",
+        )
+    })?;
     if action.kind == ActionKind::Upgrade {
-        return Err(refuse(Outcome::Precondition, "upgrade is not supported yet: ksinstall does fresh installs only"));
+        return Err(refuse(
+            Outcome::Precondition,
+            "upgrade is not supported yet: ksinstall does fresh installs only",
+        ));
     }
     if ks.root_password.is_none() {
-        return Err(refuse(Outcome::InvalidKickstart, "the kickstart sets no root password"));
+        return Err(refuse(
+            Outcome::InvalidKickstart,
+            "the kickstart sets no root password",
+        ));
     }
     if let Some(p) = ks.pending_includes.first() {
-        return Err(refuse(Outcome::InvalidKickstart, format!("{}: included \"{}\" could not be read, so the kickstart is incomplete", p.span, p.target)));
+        return Err(refuse(
+            Outcome::InvalidKickstart,
+            format!(
+                "{}: included \"{}\" could not be read, so the kickstart is incomplete",
+                p.span, p.target
+            ),
+        ));
     }
     let target = choose_target(i, &mut warnings)?;
     if action.kind == ActionKind::InstallOrUpgrade {
-        let has_esx = crate::inventory::content::read(&target.path, target.logical_sector_size).esx.is_some();
+        let has_esx = crate::inventory::content::read(&target.path, target.logical_sector_size)
+            .esx
+            .is_some();
         if has_esx {
             return Err(refuse(Outcome::Precondition, format!("installorupgrade: {} holds an ESXi install, and upgrade is not supported yet; use install --overwritevmfs to replace it", target.name)));
         }
-        warnings.push(format!("installorupgrade: {} holds no ESXi, so this is a fresh install", target.name));
+        warnings.push(format!(
+            "installorupgrade: {} holds no ESXi, so this is a fresh install",
+            target.name
+        ));
     }
     let dpus = dpu_plans(i, &mut warnings)?;
 
     let existing = crate::inventory::content::read(&target.path, target.logical_sector_size);
-    let mut req = LayoutRequest::new(target.name.clone(), target.size_bytes, target.logical_sector_size);
+    let mut req = LayoutRequest::new(
+        target.name.clone(),
+        target.size_bytes,
+        target.logical_sector_size,
+    );
     req.kind = target.kind;
     req.media_size = media_size(i.boot.system_media_size);
     req.osdata_size_mib = i.boot.osdata_size_mib;
@@ -285,7 +392,13 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     }
 
     let media = i.media;
-    let copy = |c: &crate::media::Component, to: String, partition: u32| FileCopy { from: c.path.clone(), to, partition, size: c.size, sha256: c.sha256.clone() };
+    let copy = |c: &crate::media::Component, to: String, partition: u32| FileCopy {
+        from: c.path.clone(),
+        to,
+        partition,
+        size: c.size,
+        sha256: c.sha256.clone(),
+    };
     let esp_files: Vec<FileCopy> = media
         .manifest
         .components
@@ -293,16 +406,33 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         .filter(|c| c.role == Role::Bootloader)
         .map(|c| copy(c, c.esp_path.clone().unwrap_or_default(), 1))
         .collect();
-    if !esp_files.iter().any(|f| f.to.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI")) {
-        return Err(refuse(Outcome::Media, format!("{}: no bootloader component for EFI/BOOT/BOOTX64.EFI", media.source.describe())));
+    if !esp_files
+        .iter()
+        .any(|f| f.to.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI"))
+    {
+        return Err(refuse(
+            Outcome::Media,
+            format!(
+                "{}: no bootloader component for EFI/BOOT/BOOTX64.EFI",
+                media.source.describe()
+            ),
+        ));
     }
     let bank_components = media.bank_components();
     let mut bank_files = Vec::new();
     let mut names = std::collections::HashSet::new();
     for c in &bank_components {
-        let base = c.path.rsplit('/').next().unwrap_or(&c.path).to_ascii_lowercase();
+        let base = c
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&c.path)
+            .to_ascii_lowercase();
         if !names.insert(base.clone()) {
-            return Err(refuse(Outcome::Media, format!("{}: two modules are named {base}", media.source.describe())));
+            return Err(refuse(
+                Outcome::Media,
+                format!("{}: two modules are named {base}", media.source.describe()),
+            ));
         }
         bank_files.push(copy(c, base, 5));
     }
@@ -314,14 +444,25 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         }
     }
 
-    let mut generated = vec![hostconfig::state_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?];
-    let onetime = hostconfig::onetime_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?;
-    let imgdb = serde_json::to_vec_pretty(&media.manifest).map_err(|e| refuse(Outcome::UsageOrIo, e.to_string()))?;
+    let mut generated =
+        vec![hostconfig::state_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?];
+    let onetime =
+        hostconfig::onetime_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?;
+    let imgdb = serde_json::to_vec_pretty(&media.manifest)
+        .map_err(|e| refuse(Outcome::UsageOrIo, e.to_string()))?;
     generated.push(GeneratedFile::new("imgdb.json", imgdb));
 
     let mut modules: Vec<String> = bank_files.iter().skip(1).map(|f| f.to.clone()).collect();
     modules.push("state.tgz".into());
-    let mut kernelopt = media.boot_cfg.kernelopt.clone().unwrap_or_default().split_whitespace().filter(|w| !matches!(*w, "runweasel" | "cdromBoot") && !w.starts_with("ks=")).collect::<Vec<_>>().join(" ");
+    let mut kernelopt = media
+        .boot_cfg
+        .kernelopt
+        .clone()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "runweasel" | "cdromBoot") && !w.starts_with("ks="))
+        .collect::<Vec<_>>()
+        .join(" ");
     if let Some(o) = onetime {
         modules.push("onetime.tgz".into());
         // ESXi adds this so that first boot does not auto-partition (spec §1.2 %firstboot).
@@ -341,14 +482,29 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         other: Vec::new(),
     };
     if let Some(why) = boot_cfg.unbootable_reason() {
-        return Err(refuse(Outcome::Media, format!("the boot.cfg we would write is not bootable: {why}")));
+        return Err(refuse(
+            Outcome::Media,
+            format!("the boot.cfg we would write is not bootable: {why}"),
+        ));
     }
 
     let mut post_scripts = Vec::new();
     for s in ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post) {
         let program = interpreter_program(s.interpreter);
         if program.is_none() {
-            return Err(refuse(Outcome::Script, format!("{}: %post --interpreter={} needs {} on this machine, and there is none", s.span, s.interpreter.name(), if s.interpreter == crate::kickstart::Interpreter::Python { "python3" } else { "/bin/sh" })));
+            return Err(refuse(
+                Outcome::Script,
+                format!(
+                    "{}: %post --interpreter={} needs {} on this machine, and there is none",
+                    s.span,
+                    s.interpreter.name(),
+                    if s.interpreter == crate::kickstart::Interpreter::Python {
+                        "python3"
+                    } else {
+                        "/bin/sh"
+                    }
+                ),
+            ));
         }
         post_scripts.push(ScriptPlan {
             kind: s.kind,
@@ -362,7 +518,11 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
 
     Ok(Plan {
         kickstart: i.kickstart_name.to_string(),
-        media: MediaSummary { location: media.source.describe(), version: media.manifest.version.clone(), build: media.manifest.build.clone() },
+        media: MediaSummary {
+            location: media.source.describe(),
+            version: media.manifest.version.clone(),
+            build: media.manifest.build.clone(),
+        },
         target,
         layout,
         esp_files,
@@ -383,17 +543,58 @@ impl Plan {
         use std::fmt::Write;
         let mut s = String::new();
         let t = &self.target;
-        let _ = writeln!(s, "Install ESXi {} ({}) from {}", self.media.version, self.media.build, self.media.location);
-        let _ = writeln!(s, "Target: {} ({}), {} bytes, {}-byte sectors; {}", t.name, t.path.display(), t.size_bytes, t.logical_sector_size, t.chosen_because);
-        let _ = writeln!(s, "  holds now: {} -- everything on it except preserved partitions is ERASED", t.holds_now);
+        let _ = writeln!(
+            s,
+            "Install ESXi {} ({}) from {}",
+            self.media.version, self.media.build, self.media.location
+        );
+        let _ = writeln!(
+            s,
+            "Target: {} ({}), {} bytes, {}-byte sectors; {}",
+            t.name,
+            t.path.display(),
+            t.size_bytes,
+            t.logical_sector_size,
+            t.chosen_because
+        );
+        let _ = writeln!(
+            s,
+            "  holds now: {} -- everything on it except preserved partitions is ERASED",
+            t.holds_now
+        );
         let _ = writeln!(s, "{}", self.layout.dry_run_text());
         let esp: u64 = self.esp_files.iter().map(|f| f.size).sum();
         let bank: u64 = self.bank_files.iter().map(|f| f.size).sum();
-        let _ = writeln!(s, "Partition 1: {} bootloader files ({esp} bytes)", self.esp_files.len());
-        let _ = writeln!(s, "Partition 5: {} modules ({bank} bytes), {}, boot.cfg last", self.bank_files.len(), self.generated.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", "));
-        let _ = writeln!(s, "Host: {} | network {} | keyboard {} | root password {}", self.host.hostname, self.host.network, self.host.keyboard, self.host.root_password);
+        let _ = writeln!(
+            s,
+            "Partition 1: {} bootloader files ({esp} bytes)",
+            self.esp_files.len()
+        );
+        let _ = writeln!(
+            s,
+            "Partition 5: {} modules ({bank} bytes), {}, boot.cfg last",
+            self.bank_files.len(),
+            self.generated
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "Host: {} | network {} | keyboard {} | root password {}",
+            self.host.hostname, self.host.network, self.host.keyboard, self.host.root_password
+        );
         for d in &self.dpus {
-            let _ = writeln!(s, "DPU: {} {} in slot {} ({}): {}", d.vendor, d.model, d.slot.as_deref().unwrap_or("?"), d.address, d.action);
+            let _ = writeln!(
+                s,
+                "DPU: {} {} in slot {} ({}): {}",
+                d.vendor,
+                d.model,
+                d.slot.as_deref().unwrap_or("?"),
+                d.address,
+                d.action
+            );
         }
         if !self.post_scripts.is_empty() {
             let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());

@@ -72,7 +72,11 @@ fn ks_location(v: &str) -> Result<KsLocation, String> {
     }
     if let Some(p) = v.strip_prefix("file://") {
         // `file://etc/ks.cfg` (no third slash) means `/etc/ks.cfg`.
-        return Ok(KsLocation::File(if p.starts_with('/') { p.to_string() } else { format!("/{p}") }));
+        return Ok(KsLocation::File(if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("/{p}")
+        }));
     }
     if v.starts_with('/') {
         return Ok(KsLocation::File(v.to_string()));
@@ -93,18 +97,30 @@ fn mac_from_bootif(v: &str) -> Option<String> {
     // PXELINUX IPAPPEND 2: `01-aa-bb-cc-dd-ee-ff`, the first byte being the hardware type.
     let (_, rest) = v.split_once('-')?;
     let mac = rest.replace('-', ":").to_ascii_lowercase();
-    (mac.split(':').count() == 6 && mac.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))).then_some(mac)
+    (mac.split(':').count() == 6
+        && mac
+            .split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())))
+    .then_some(mac)
 }
 
 impl BootOptions {
     pub fn parse(cmdline: &str) -> Result<BootOptions, BootOptionError> {
         let mut o = BootOptions::default();
         if cmdline.len() >= 4096 {
-            o.warnings.push("the boot command line is 4096 bytes or longer and may have been truncated".into());
+            o.warnings.push(
+                "the boot command line is 4096 bytes or longer and may have been truncated".into(),
+            );
         }
-        let words = lexer::split(cmdline.trim_end()).map_err(|e| BootOptionError { word: cmdline.to_string(), why: e.message.to_string() })?;
+        let words = lexer::split(cmdline.trim_end()).map_err(|e| BootOptionError {
+            word: cmdline.to_string(),
+            why: e.message.to_string(),
+        })?;
         for w in words.into_iter().map(|w| w.text) {
-            let err = |why: String| BootOptionError { word: w.clone(), why };
+            let err = |why: String| BootOptionError {
+                word: w.clone(),
+                why,
+            };
             let Some((key, value)) = w.split_once('=') else {
                 o.ignored.push(w);
                 continue;
@@ -112,24 +128,55 @@ impl BootOptions {
             match key {
                 "ks" => o.ks.push(ks_location(value).map_err(err)?),
                 "ip" => {
-                    let ok = value.parse::<Ipv4Addr>().is_ok() || (value.contains(':') && value.split(':').next().is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
+                    let ok = value.parse::<Ipv4Addr>().is_ok()
+                        || (value.contains(':')
+                            && value
+                                .split(':')
+                                .next()
+                                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
                     if !ok {
                         return Err(err("not an IPv4 address or a colon form".into()));
                     }
                     o.ip = Some(value.to_string());
                 }
                 "netmask" => {
-                    let ok = value.parse::<Ipv4Addr>().is_ok() || value.parse::<u8>().is_ok_and(|p| p <= 32);
+                    let ok = value.parse::<Ipv4Addr>().is_ok()
+                        || value.parse::<u8>().is_ok_and(|p| p <= 32);
                     if !ok {
                         return Err(err("not a dotted netmask or a prefix length 0..32".into()));
                     }
                     o.netmask = Some(value.to_string());
                 }
-                "gateway" => o.gateway = Some(value.parse().map_err(|_| err("not an IPv4 address".into()))?),
-                "nameserver" => o.nameserver = Some(value.parse().map_err(|_| err("not an IPv4 address".into()))?),
+                "gateway" => {
+                    o.gateway = Some(
+                        value
+                            .parse()
+                            .map_err(|_| err("not an IPv4 address".into()))?,
+                    )
+                }
+                "nameserver" => {
+                    o.nameserver = Some(
+                        value
+                            .parse()
+                            .map_err(|_| err("not an IPv4 address".into()))?,
+                    )
+                }
                 "netdevice" | "ksdevice" => o.netdevice = Some(value.replace('-', ":")),
-                "BOOTIF" => o.netdevice = Some(mac_from_bootif(value).ok_or_else(|| err("not of the form 01-aa-bb-cc-dd-ee-ff".into()))?),
-                "vlanid" => o.vlan_id = Some(value.parse::<u16>().ok().filter(|v| *v <= 4095).ok_or_else(|| err("must be 0..4095".into()))?),
+                "BOOTIF" => {
+                    o.netdevice = Some(
+                        mac_from_bootif(value)
+                            .ok_or_else(|| err("not of the form 01-aa-bb-cc-dd-ee-ff".into()))?,
+                    )
+                }
+                "vlanid" => {
+                    o.vlan_id = Some(
+                        value
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|v| *v <= 4095)
+                            .ok_or_else(|| err("must be 0..4095".into()))?,
+                    )
+                }
                 "systemMediaSize" => {
                     o.system_media_size = Some(match value.to_ascii_lowercase().as_str() {
                         "min" => SystemMediaSize::Min,
@@ -140,17 +187,27 @@ impl BootOptions {
                     })
                 }
                 "autoPartitionOSDataSize" => {
-                    o.osdata_size_mib = Some(value.parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| err("must be a size in MiB above 0".into()))?)
+                    o.osdata_size_mib = Some(
+                        value
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|v| *v > 0)
+                            .ok_or_else(|| err("must be a size in MiB above 0".into()))?,
+                    )
                 }
                 "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
                 _ => o.ignored.push(w),
             }
         }
         if o.netmask.is_some() && o.ip.is_none() {
-            return Err(BootOptionError { word: format!("netmask={}", o.netmask.unwrap_or_default()), why: "netmask= without ip=".into() });
+            return Err(BootOptionError {
+                word: format!("netmask={}", o.netmask.unwrap_or_default()),
+                why: "netmask= without ip=".into(),
+            });
         }
         if o.ip.as_deref().is_some_and(|ip| !ip.contains(':')) && o.netmask.is_none() {
-            o.warnings.push("ip= without netmask=: the classful netmask is used".into());
+            o.warnings
+                .push("ip= without netmask=: the classful netmask is used".into());
         }
         for w in &o.ignored {
             log::info!("boot option {w:?} is not one of ours; ignored");
@@ -168,18 +225,49 @@ mod tests {
         let o = BootOptions::parse("runweasel ks=http://10.0.0.1/ks.cfg ip=10.0.0.5 netmask=255.255.255.0 gateway=10.0.0.1 nameserver=10.0.0.2 BOOTIF=01-00-50-56-AA-BB-CC vlanid=20 systemMediaSize=min autoPartitionOSDataSize=8192 allowLegacyCPU=true debug").unwrap();
         assert_eq!(o.ks, [KsLocation::Http("http://10.0.0.1/ks.cfg".into())]);
         assert_eq!(o.netdevice.as_deref(), Some("00:50:56:aa:bb:cc"));
-        assert_eq!((o.vlan_id, o.system_media_size, o.osdata_size_mib, o.allow_legacy_cpu), (Some(20), Some(SystemMediaSize::Min), Some(8192), true));
+        assert_eq!(
+            (
+                o.vlan_id,
+                o.system_media_size,
+                o.osdata_size_mib,
+                o.allow_legacy_cpu
+            ),
+            (Some(20), Some(SystemMediaSize::Min), Some(8192), true)
+        );
         assert_eq!(o.ignored, ["runweasel", "debug"]);
-        assert_eq!(BootOptions::parse("ks=file://etc/vmware/weasel/ks.cfg").unwrap().ks, [KsLocation::File("/etc/vmware/weasel/ks.cfg".into())]);
-        assert_eq!(BootOptions::parse("ks=usb").unwrap().ks, [KsLocation::Usb("/ks.cfg".into())]);
-        assert_eq!(BootOptions::parse("ks=cdrom:/KS_CUST.CFG").unwrap().ks, [KsLocation::Cdrom("/KS_CUST.CFG".into())]);
-        assert_eq!(BootOptions::parse("netdevice=00-50-56-aa-bb-cc").unwrap().netdevice.as_deref(), Some("00:50:56:aa:bb:cc"));
+        assert_eq!(
+            BootOptions::parse("ks=file://etc/vmware/weasel/ks.cfg")
+                .unwrap()
+                .ks,
+            [KsLocation::File("/etc/vmware/weasel/ks.cfg".into())]
+        );
+        assert_eq!(
+            BootOptions::parse("ks=usb").unwrap().ks,
+            [KsLocation::Usb("/ks.cfg".into())]
+        );
+        assert_eq!(
+            BootOptions::parse("ks=cdrom:/KS_CUST.CFG").unwrap().ks,
+            [KsLocation::Cdrom("/KS_CUST.CFG".into())]
+        );
+        assert_eq!(
+            BootOptions::parse("netdevice=00-50-56-aa-bb-cc")
+                .unwrap()
+                .netdevice
+                .as_deref(),
+            Some("00:50:56:aa:bb:cc")
+        );
     }
 
     #[test]
     fn the_spec_errors() {
-        assert!(BootOptions::parse("netmask=255.255.255.0").unwrap_err().why.contains("without ip="));
-        assert!(BootOptions::parse("ks=uuid:1234").unwrap_err().why.contains("no longer"));
+        assert!(BootOptions::parse("netmask=255.255.255.0")
+            .unwrap_err()
+            .why
+            .contains("without ip="));
+        assert!(BootOptions::parse("ks=uuid:1234")
+            .unwrap_err()
+            .why
+            .contains("no longer"));
         assert!(BootOptions::parse("systemMediaSize=huge").is_err());
         assert!(BootOptions::parse("vlanid=4096").is_err());
     }

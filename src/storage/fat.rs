@@ -225,7 +225,10 @@ pub fn inspect_fat(dev: &mut BlockDev, entry: &PartitionEntry) -> Result<FatRepo
 /// The 11-byte short name FAT stores for a directory name we create (upper case, at most eight
 /// characters, no extension).
 fn short_dir_name(name: &str) -> Result<[u8; 11]> {
-    if name.is_empty() || name.len() > 8 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if name.is_empty()
+        || name.len() > 8
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         bail!("directory name {name:?}: we only create names of up to eight letters and digits");
     }
     let mut sfn = [b' '; 11];
@@ -259,15 +262,23 @@ fn fat16_geometry(boot: &[u8]) -> Result<Fat16Geometry> {
     let root_dir = (reserved + fats * fat_sectors) * bytes_per_sector;
     let root_dir_bytes = root_entries * DIR_ENTRY as u64;
     let data = root_dir + root_dir_bytes.div_ceil(bytes_per_sector) * bytes_per_sector;
-    Ok(Fat16Geometry { root_dir, root_dir_bytes, data, cluster_bytes: sectors_per_cluster * bytes_per_sector })
+    Ok(Fat16Geometry {
+        root_dir,
+        root_dir_bytes,
+        data,
+        cluster_bytes: sectors_per_cluster * bytes_per_sector,
+    })
 }
 
 /// The first cluster of the directory entry called `sfn` in `entries`, if there is one.
 fn find_dir(entries: &[u8], sfn: &[u8; 11]) -> Option<u64> {
-    entries.chunks_exact(DIR_ENTRY).take_while(|e| e[0] != 0).find_map(|e| {
-        (e[0] != 0xE5 && e[11] & ATTR_DIRECTORY != 0 && e[11] != ATTR_LFN && e[..11] == sfn[..])
-            .then(|| u64::from(u16::from_le_bytes([e[26], e[27]])))
-    })
+    entries
+        .chunks_exact(DIR_ENTRY)
+        .take_while(|e| e[0] != 0)
+        .find_map(|e| {
+            (e[0] != 0xE5 && e[11] & ATTR_DIRECTORY != 0 && e[11] != ATTR_LFN && e[..11] == sfn[..])
+                .then(|| u64::from(u16::from_le_bytes([e[26], e[27]])))
+        })
 }
 
 /// Create directory `path` (`EFI/BOOT`) on the FAT16 of partition `entry`, parents first.
@@ -293,15 +304,24 @@ pub fn create_dir_all(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) ->
                 if root.open_dir(&done).is_ok() {
                     false
                 } else {
-                    root.create_dir(&done).with_context(|| format!("{dev_path} partition {}: creating /{done}", entry.number))?;
+                    root.create_dir(&done).with_context(|| {
+                        format!("{dev_path} partition {}: creating /{done}", entry.number)
+                    })?;
                     true
                 }
             };
-            fs.unmount().with_context(|| format!("{dev_path} partition {}: closing the FAT file system", entry.number))?;
+            fs.unmount().with_context(|| {
+                format!(
+                    "{dev_path} partition {}: closing the FAT file system",
+                    entry.number
+                )
+            })?;
             created
         };
         if created {
-            fix_dot_entries(dev, entry, &done).with_context(|| format!("{dev_path} partition {}: fixing /{done}", entry.number))?;
+            fix_dot_entries(dev, entry, &done).with_context(|| {
+                format!("{dev_path} partition {}: fixing /{done}", entry.number)
+            })?;
         }
     }
     Ok(())
@@ -317,7 +337,8 @@ fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Re
     let mut cluster_data = vec![0u8; usize::try_from(g.cluster_bytes)?];
     let mut offset = 0;
     for part in path.split('/') {
-        let cluster = find_dir(&entries, &short_dir_name(part)?).with_context(|| format!("no directory {part} on the volume"))?;
+        let cluster = find_dir(&entries, &short_dir_name(part)?)
+            .with_context(|| format!("no directory {part} on the volume"))?;
         if cluster < 2 {
             bail!("directory {part} has first cluster {cluster}");
         }
@@ -333,7 +354,12 @@ fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Re
         return Ok(()); // already standard (a fixed fatfs)
     }
     // What fatfs 0.3.6 writes: [LFN "."] [.] [LFN ".."] [..], then free entries.
-    if !(e(0)[11] == ATTR_LFN && is_dot(e(1), &dot) && e(2)[11] == ATTR_LFN && is_dot(e(3), &dotdot) && e(4)[0] == 0) {
+    if !(e(0)[11] == ATTR_LFN
+        && is_dot(e(1), &dot)
+        && e(2)[11] == ATTR_LFN
+        && is_dot(e(3), &dotdot)
+        && e(4)[0] == 0)
+    {
         bail!("unexpected entries at the start of a new directory");
     }
     let mut fixed = vec![0u8; cluster_data.len()];

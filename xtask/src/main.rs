@@ -140,6 +140,18 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra))
 }
 
+/// The demo kickstart: a BlueField-3 host (the fixture's DPU sits in slot 4).
+const DEMO_KS: &str = "# ksinstall demo: a Distributed Services Engine host with a BlueField-3 in slot 4.
+vmaccepteula
+rootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umRYHEgzPhZjOfXvb9/6j3OBpXQpAO238CiGZZ0X5fOIg31
+install --firstdisk --overwritevmfs --dpuPciSlots=4
+network --bootproto=static --device=vmnic0 --ip=192.168.10.21 --netmask=255.255.255.0 --gateway=192.168.10.1 --nameserver=192.168.10.2 --hostname=esx-demo.example
+keyboard 'US Default'
+reboot
+%firstboot --interpreter=busybox
+vim-cmd hostsvc/enable_ssh
+";
+
 fn demo() -> Result<()> {
     let root = root();
     run(cargo()
@@ -149,17 +161,106 @@ fn demo() -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bin = target.join("debug/ksinstall");
-    let examples = root.join("kickstart-examples");
-    println!("== ksinstall validate kickstart-examples/*.cfg");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
-        .with_context(|| format!("reading {}", examples.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "cfg"))
-        .collect();
-    files.sort();
+    let work = target.join("demo");
+    let media = work.join("media");
+    let disk = work.join("disk.img");
+    let ks = work.join("ks.cfg");
+    let sysroot = root.join("tests/fixtures/bluefield3");
+    std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
+    if !media.join("MANIFEST.JSON").exists() {
+        println!(
+            "== making a 256 MiB synthetic ESXi 8.0.3 medium in {}",
+            media.display()
+        );
+        mkmedia::mkmedia(&mkmedia::Options {
+            out: media.clone(),
+            size: 256 << 20,
+            version: "8.0.3".into(),
+            seed: 1,
+        })?;
+    }
+    std::fs::write(&ks, DEMO_KS)?;
+    let _ = std::fs::remove_file(&disk);
+
+    println!("== ksinstall validate {}", ks.display());
+    run(Command::new(&bin).arg("validate").arg(&ks))?;
+    println!("\n== ksinstall probe --sysroot {}", sysroot.display());
     run(Command::new(&bin)
-        .arg("validate")
-        .args(&files)
-        .current_dir(&root))?;
+        .arg("probe")
+        .arg("--sysroot")
+        .arg(&sysroot))?;
+    let install = |extra: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.arg("install")
+            .arg("--ks")
+            .arg(&ks)
+            .arg("--media")
+            .arg(&media)
+            .arg("--sysroot")
+            .arg(&sysroot);
+        c.arg("--disk")
+            .arg(&disk)
+            .args([
+                "--disk-size",
+                "200G",
+                "--cmdline",
+                "systemMediaSize=default",
+            ])
+            .args(extra);
+        c
+    };
+    println!("\n== ksinstall install --dry-run (writes nothing)");
+    std::fs::File::create(&disk)?.set_len(200 << 30)?;
+    run(&mut install(&["--dry-run"]))?;
+    println!(
+        "\n== ksinstall install --disk {} (a 200 GiB sparse image)",
+        disk.display()
+    );
+    run(&mut install(&[
+        "--progress",
+        "tty",
+        "--report",
+        work.join("report.json").to_str().unwrap_or("report.json"),
+    ]))?;
+
+    // Read the result back through the library, as any later boot would see it.
+    let mut dev = ksinstall::storage::BlockDev::open_read_only(&disk, 512)?;
+    let gpt = ksinstall::storage::read_gpt(&mut dev)?;
+    println!("\n== partition table of {}", disk.display());
+    println!(
+        "  #  first LBA    last LBA     size        type                                  name"
+    );
+    for e in &gpt.entries {
+        let size = (e.last_lba - e.first_lba + 1) * 512;
+        println!(
+            "  {:<2} {:<12} {:<12} {:<11} {} {}",
+            e.number,
+            e.first_lba,
+            e.last_lba,
+            human(size),
+            e.type_guid,
+            e.name
+        );
+    }
+    let bank = gpt
+        .entries
+        .iter()
+        .find(|e| e.number == 5)
+        .context("no partition 5")?
+        .clone();
+    let fs = ksinstall::storage::fat::open_fat(&mut dev, &bank)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut fs.root_dir().open_file("boot.cfg")?, &mut text)?;
+    println!("\n== boot.cfg of boot bank 0 (partition 5)\n{text}");
+    println!("report: {}", work.join("report.json").display());
     Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
 }
