@@ -174,6 +174,17 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
         Positional::None => {}
     }
     for a in loose {
+        if cmd == "rootpw" {
+            // A stray word on a rootpw line is most likely part of an unquoted password: never
+            // echo it.
+            sink.warn_help(
+                &a.span,
+                "unknown argument to command \"rootpw\" (not shown: it may be part of the password)",
+                "quote a password that holds spaces or `#`: rootpw 'my pass#word'",
+            );
+            args.extras.push(a.clone());
+            continue;
+        }
         let msg = format!("unknown argument \"{}\" to command \"{cmd}\"", a.text);
         let guess = a
             .text

@@ -259,10 +259,7 @@ fn action(name: &str, a: &Args, span: Span, sink: &mut Sink) -> Option<Action> {
         act.dpu_pci_slots = slots;
     }
     if let (Some(o), false) = (a.get("repartitionsystemdisk"), a.has("systemdisk")) {
-        sink.warn(
-            &o.span,
-            "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"",
-        );
+        sink.lint(&o.span, "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"", None);
     }
     Some(act)
 }
@@ -379,7 +376,7 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
         Some("static") => BootProto::Static,
         Some(_) => BootProto::Dhcp,
         None => {
-            sink.warn(&span, "network has no --bootproto; DHCP is used");
+            sink.lint(&span, "network has no --bootproto; DHCP is used", None);
             BootProto::Dhcp
         }
     };
@@ -597,7 +594,16 @@ fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script>
     Some(Script {
         kind,
         interpreter,
-        timeout_secs: a.value("timeout").and_then(|t| t.parse().ok()),
+        timeout_secs: match a.get("timeout") {
+            None => None,
+            Some(o) => match o.value.as_deref().map(str::parse::<u64>) {
+                Some(Ok(t)) => Some(t),
+                _ => {
+                    sink.error(&o.span, "--timeout is too large");
+                    None
+                }
+            },
+        },
         ignore_failure: a
             .value("ignorefailure")
             .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -640,19 +646,19 @@ fn lint_body(inv: &Invocation, kind: ScriptKind, body: &str, sink: &mut Sink) {
         };
         let first = line.split_whitespace().next().unwrap_or("");
         if line.trim_end() == "%end" {
-            sink.warn_help(
+            sink.lint(
                 &span,
                 format!("`%end` does not end a section in an ESXi kickstart: it is part of the {} script", kind.section()),
-                "remove it; a section ends at the next line starting with %pre, %post, %firstboot or %include",
+                Some("remove it; a section ends at the next line starting with %pre, %post, %firstboot or %include"),
             );
         } else if line.starts_with(first)
             && KICKSTART_ONLY.contains(&first)
             && (first != "reboot" || kind != ScriptKind::Post)
         {
-            sink.warn_help(
+            sink.lint(
                 &span,
                 format!("\"{first}\" here runs as script text inside the {} section begun at line {}, not as a kickstart command", kind.section(), inv.span.line),
-                "kickstart commands go before the first %pre/%post/%firstboot section",
+                Some("kickstart commands go before the first %pre/%post/%firstboot section"),
             );
         }
     }

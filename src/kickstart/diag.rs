@@ -34,6 +34,10 @@ pub struct Diagnostic {
     /// A guess at the fix, when we have one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// A warning of ksinstall's own, for a mistake ESXi passes in silence: `paranoid` leaves it
+    /// a warning (ESXi would not stop), `--strict` does not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lint: bool,
 }
 
 impl Diagnostic {
@@ -71,7 +75,16 @@ impl Sink {
             span: span.clone(),
             message: message.into(),
             help: None,
+            lint: false,
         });
+    }
+    /// A warning of ksinstall's own (see [`Diagnostic::lint`]).
+    pub fn lint(&mut self, span: &Span, message: impl Into<String>, help: Option<&str>) {
+        self.warn(span, message);
+        if let Some(d) = self.items.last_mut() {
+            d.lint = true;
+            d.help = help.map(String::from);
+        }
     }
     pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Warning, span, message);

@@ -28,7 +28,8 @@ pub struct LexError {
     pub message: &'static str,
 }
 
-const BLANK: &str = " \t\r\n\x0b\x0c";
+/// Python shlex's `whitespace`: vertical tab and form feed are word characters there.
+const BLANK: &str = " \t\r\n";
 
 fn is_blank(c: char) -> bool {
     BLANK.contains(c)

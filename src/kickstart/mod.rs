@@ -70,7 +70,7 @@ pub fn parse<'a>(
         for d in sink
             .items
             .iter_mut()
-            .filter(|d| d.severity == Severity::Warning)
+            .filter(|d| d.severity == Severity::Warning && !d.lint)
         {
             d.severity = Severity::Error;
             d.message.push_str(" (paranoid: warnings are errors)");
@@ -172,6 +172,9 @@ impl IncludeLoader for FsLoader {
     fn load(&mut self, target: &IncludeTarget) -> Loaded {
         match target {
             IncludeTarget::Installer(p) => {
+                if p.split('/').any(|c| c == "..") {
+                    return Loaded::Failed("`..` in an include path is not allowed".into());
+                }
                 let path = self.root.join(p.trim_start_matches('/'));
                 Self::read(&path, path.display().to_string())
             }

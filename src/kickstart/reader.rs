@@ -105,7 +105,6 @@ pub struct Reader<'a> {
     pub sink: Sink,
     /// Names of the files read, in the order they were added.
     pub files: Vec<Arc<str>>,
-    stack: Vec<String>,
     command_count: usize,
     limit_reported: bool,
     saw_pre: bool,
@@ -122,7 +121,6 @@ impl<'a> Reader<'a> {
             pre_runner,
             sink: Sink::default(),
             files: Vec::new(),
-            stack: Vec::new(),
             command_count: 0,
             limit_reported: false,
             saw_pre: false,
@@ -135,10 +133,25 @@ impl<'a> Reader<'a> {
 
     /// Read the top file and everything it includes, calling `v` in ESXi's evaluation order.
     /// `key` identifies the file as the loader's keys do.
+    ///
+    /// ESXi walks a growing list of files: the include pass goes through the list in order, and
+    /// a file added by `%include` joins the end of the list after catching up on `%pre` at once.
+    /// So includes are read breadth-first, each file's `%pre` running as soon as it is read.
     pub fn run(&mut self, name: &str, key: &str, bytes: &[u8], v: &mut dyn Visitor) {
-        self.stack.push(key.to_string());
-        self.file(name, bytes, v);
-        self.stack.pop();
+        let mut queue = std::collections::VecDeque::new();
+        if let Some(includes) = self.file(name, bytes, v) {
+            queue.push_back((Arc::<str>::from(name), vec![key.to_string()], includes));
+        }
+        while let Some((from, chain, includes)) = queue.pop_front() {
+            for inv in &includes {
+                if self.aborted {
+                    return;
+                }
+                if let Some(next) = self.include(&from, &chain, inv, v) {
+                    queue.push_back(next);
+                }
+            }
+        }
         for pass in [Pass::Action, Pass::Rest] {
             if self.aborted {
                 return;
@@ -151,11 +164,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn file(&mut self, name: &str, bytes: &[u8], v: &mut dyn Visitor) {
+    /// Read one file: split it, run its `%pre` sections, keep its commands; returns its
+    /// `%include` lines (`None` when reading stopped).
+    fn file(&mut self, name: &str, bytes: &[u8], v: &mut dyn Visitor) -> Option<Vec<Invocation>> {
         let name: Arc<str> = Arc::from(name);
         self.files.push(name.clone());
         let items = self.split(&name, bytes);
-        // %pre sections of this file run first; a file added by %include catches up on them.
+        if self.aborted {
+            // Past the command limit nothing more runs, %pre included.
+            return None;
+        }
         for inv in items.iter().filter(|i| pass_of(i.spec) == Pass::Pre) {
             self.saw_pre = true;
             let Some(script) = v.pre_script(inv, &mut self.sink) else {
@@ -163,78 +181,62 @@ impl<'a> Reader<'a> {
             };
             if let Some(run) = self.pre_runner.as_mut() {
                 if let Err(why) = run(&script) {
-                    self.sink.error(
-                        &inv.span,
-                        format!("\"%pre\" script returned with an error: {why}"),
-                    );
+                    self.sink.error(&inv.span, format!("\"%pre\" script returned with an error: {why}"));
                     self.aborted = true;
-                    return;
+                    return None;
                 }
             }
         }
-        let includes: Vec<Invocation> = items
-            .iter()
-            .filter(|i| pass_of(i.spec) == Pass::Include)
-            .cloned()
-            .collect();
+        let includes: Vec<Invocation> = items.iter().filter(|i| pass_of(i.spec) == Pass::Include).cloned().collect();
         self.loaded.push(FileItems { items });
-        for inv in &includes {
-            if self.aborted {
-                return;
-            }
-            self.include(&name, inv, v);
-        }
+        Some(includes)
     }
 
-    fn include(&mut self, from: &str, inv: &Invocation, v: &mut dyn Visitor) {
+    /// Resolve and read one `%include`; a file read is returned for the include pass to visit.
+    fn include(&mut self, from: &str, chain: &[String], inv: &Invocation, v: &mut dyn Visitor) -> Option<(Arc<str>, Vec<String>, Vec<Invocation>)> {
         for extra in inv.args.iter().skip(1) {
-            self.sink.warn(
-                &extra.span,
-                format!(
-                    "unknown argument \"{}\" to command \"%include\"",
-                    extra.text
-                ),
-            );
+            self.sink.warn(&extra.span, format!("unknown argument \"{}\" to command \"%include\"", extra.text));
         }
         let Some(arg) = inv.args.first() else {
             self.sink.error(&inv.span, "%include needs a file name");
-            return;
+            return None;
         };
         let target = resolve(from, &arg.text);
         let shown = match &target {
-            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => {
-                p.clone()
-            }
+            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => p.clone(),
         };
         match self.loader.load(&target) {
             Loaded::File { name, key, bytes } => {
-                if self.stack.contains(&key) {
-                    let mut chain = self.stack.clone();
-                    chain.push(key);
-                    self.sink
-                        .error(&arg.span, format!("include cycle: {}", chain.join(" -> ")));
-                    return;
+                if chain.contains(&key) {
+                    let mut cycle = chain.to_vec();
+                    cycle.push(key);
+                    self.sink.error(&arg.span, format!("include cycle: {}", cycle.join(" -> ")));
+                    return None;
                 }
-                self.stack.push(key);
-                self.file(&name, &bytes, v);
-                self.stack.pop();
+                let includes = self.file(&name, &bytes, v)?;
+                let mut chain = chain.to_vec();
+                chain.push(key);
+                Some((Arc::from(name.as_str()), chain, includes))
             }
             Loaded::Deferred => {
-                self.sink.warn(
+                self.sink.lint(
                     &arg.span,
                     format!("included \"{shown}\" is fetched at install time; the commands it holds are not checked now"),
+                    None,
                 );
                 self.pending = true;
                 v.pending_include(shown, arg.span.clone());
+                None
             }
             Loaded::NotFound if self.saw_pre => {
-                self.sink.warn_help(
+                self.sink.lint(
                     &arg.span,
                     format!("included file \"{shown}\" does not exist now; a %pre script may create it at install time, so the commands it may hold are not reported as missing"),
-                    "check the %pre script that writes it; `ksinstall validate --root DIR` reads absolute includes below DIR",
+                    Some("check the %pre script that writes it; `ksinstall validate --root DIR` reads absolute includes below DIR"),
                 );
                 self.pending = true;
                 v.pending_include(shown, arg.span.clone());
+                None
             }
             Loaded::NotFound => {
                 self.sink.error_help(
@@ -242,12 +244,11 @@ impl<'a> Reader<'a> {
                     format!("cannot read included file \"{shown}\": no such file"),
                     "paths starting with `.` are relative to the including file; other paths are absolute on the installer",
                 );
+                None
             }
             Loaded::Failed(why) => {
-                self.sink.error(
-                    &arg.span,
-                    format!("cannot read included file \"{shown}\": {why}"),
-                );
+                self.sink.error(&arg.span, format!("cannot read included file \"{shown}\": {why}"));
+                None
             }
         }
     }
@@ -264,10 +265,20 @@ impl<'a> Reader<'a> {
             offset += raw.len();
             let line = raw.strip_suffix('\n').unwrap_or(raw);
             let lineno = u32::try_from(index + 1).unwrap_or(u32::MAX);
-            let span_at = |byte: usize| Span {
-                file: name.clone(),
-                line: lineno,
-                col: u32::try_from(line[..byte].chars().count() + 1).unwrap_or(u32::MAX),
+            // Columns in characters. Offsets asked for only grow along a line, so the count is
+            // carried forward instead of recounted from the line start (linear, not quadratic).
+            let ascii = line.is_ascii();
+            let counted = std::cell::Cell::new((0usize, 0usize));
+            let span_at = |byte: usize| {
+                let chars = if ascii {
+                    byte
+                } else {
+                    let (from, n) = counted.get();
+                    let n = if byte >= from { n + line.get(from..byte).map_or(0, |t| t.chars().count()) } else { line.get(..byte).map_or(0, |t| t.chars().count()) };
+                    counted.set((byte, n));
+                    n
+                };
+                Span { file: name.clone(), line: lineno, col: u32::try_from(chars + 1).unwrap_or(u32::MAX) }
             };
             if let Some(i) = line.find(|c: char| !c.is_ascii()) {
                 self.sink
