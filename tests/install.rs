@@ -300,24 +300,58 @@ fn tar_file(tgz: &Path, member: &str) -> String {
     String::from_utf8(tar_listing(tgz, member)).unwrap()
 }
 
-#[test]
-fn a_flipped_byte_in_a_module_stops_the_install_with_its_name_and_no_bootable_bank() {
-    let s = Setup::new("64M");
-    let f = s.path("media/vim.v00");
-    let mut b = std::fs::read(&f).unwrap();
+fn flip_byte(f: &Path) {
+    let mut b = std::fs::read(f).unwrap();
     let i = b.len() / 2;
     b[i] ^= 0x01;
-    std::fs::write(&f, b).unwrap();
+    std::fs::write(f, b).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
+    let s = Setup::new("64M");
     let img = s.path("disk.img");
-    let out = s.install(
+    let ok = s.install(
         &s.ks(&ks_text("")),
         &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
     );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let before = hash_image(&img);
+    flip_byte(&s.path("media/vim.v00"));
+    let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("vim.v00: SHA-256"), "{}", text(&out));
+    assert_eq!(
+        hash_image(&img),
+        before,
+        "the old install must survive bad media"
+    );
+}
+
+#[test]
+fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootable_bank() {
+    let s = Setup::new("64M");
+    let img = s.path("disk.img");
+    let ok = s.install(
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(bank_boot_cfg(&img).is_some_and(|c| c.contains("bootstate=0")));
+    flip_byte(&s.path("media/vim.v00"));
+    let out = s.install(
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--skip-media-check"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("bootbank") && text(&out).contains("vim.v00: SHA-256"),
+        "{}",
+        text(&out)
+    );
     assert!(
         bank_boot_cfg(&img).is_none(),
-        "no boot.cfg may exist after a failed lay-down"
+        "the bank that held boot.cfg must not be bootable now"
     );
 }
 
@@ -345,7 +379,12 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         &s.ks(&ks_text("")),
         &[&disk[..], &["--dry-run", "--progress", "json"]].concat(),
     );
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let v: serde_json::Value = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "plan")
+        .expect("a plan event")["plan"]
+        .clone();
     assert_eq!(v["layout"]["partitions"].as_array().unwrap().len(), 4);
     assert_eq!(v["boot_cfg"]["bootstate"], 0);
     assert!(!String::from_utf8_lossy(&json.stdout).contains(PASSWORD));
@@ -400,11 +439,55 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         text(&iou)
     );
 
+    // part and clearpart of other disks are not built yet: refused, not ignored.
+    let part = s.install(
+        &s.ks(&ks_text("part ds2 --ondisk=naa.5002538e40a1b2c4\n")),
+        &disk,
+    );
+    assert_eq!(part.status.code(), Some(3), "{}", text(&part));
+    assert!(
+        text(&part).contains("part (a datastore on another disk) is not supported yet"),
+        "{}",
+        text(&part)
+    );
+    let clear = s.install(
+        &s.ks(&ks_text("clearpart --alldrives --overwritevmfs\n")),
+        &disk,
+    );
+    assert_eq!(clear.status.code(), Some(3), "{}", text(&clear));
+    assert!(
+        text(&clear).contains("clearing disks other than the install disk is not supported yet"),
+        "{}",
+        text(&clear)
+    );
+    // A bootloader path that FAT cannot hold is refused at plan time.
+    let m = std::fs::read_to_string(s.path("media/MANIFEST.JSON")).unwrap();
+    std::fs::write(
+        s.path("media/MANIFEST.JSON"),
+        m.replace(
+            "\"esp_path\": \"EFI/VMware/mboot64.efi\"",
+            "\"esp_path\": \"EFI/VMware-x/mboot64.efi\"",
+        ),
+    )
+    .unwrap();
+    let esp = s.install(&s.ks(&ks_text("")), &disk);
+    assert_eq!(esp.status.code(), Some(4), "{}", text(&esp));
+    assert!(text(&esp).contains("VMware-x"), "{}", text(&esp));
+    std::fs::write(s.path("media/MANIFEST.JSON"), m).unwrap();
+
     assert_eq!(
         hash_image(&img),
         before,
         "a refused install changed the disk"
     );
+    // A refused install into a new image leaves no image behind.
+    let fresh = s.path("fresh.img");
+    let out = s.install(
+        &s.ks("vmaccepteula\nupgrade --firstdisk\n"),
+        &["--disk", fresh.to_str().unwrap(), "--disk-size", "40G"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!fresh.exists());
 }
 
 #[test]
@@ -466,7 +549,14 @@ fn json_progress_has_stable_steps_in_order() {
         .collect();
     assert_eq!(
         started,
-        ["partition", "bootloader", "bootbank", "verify", "bootcfg"]
+        [
+            "media",
+            "partition",
+            "bootloader",
+            "bootbank",
+            "verify",
+            "bootcfg"
+        ]
     );
     let last_bank = events
         .iter()
@@ -476,4 +566,99 @@ fn json_progress_has_stable_steps_in_order() {
     assert_eq!(last_bank["done_bytes"], last_bank["total_bytes"]);
     assert_eq!(events.last().unwrap()["event"], "finished");
     assert_eq!(events.last().unwrap()["exit_code"], 0);
+}
+
+/// A small HTTP/1.1 file server on 127.0.0.1 for the tests: GET and HEAD of files below `root`,
+/// one connection at a time, closed after each answer. Stops when the test ends.
+fn serve(root: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                    break;
+                }
+            }
+            let mut parts = request.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+            let file = root.join(path.trim_start_matches('/'));
+            match std::fs::read(&file) {
+                Ok(body) => {
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    if method == "GET" {
+                        let _ = conn.write_all(&body);
+                    }
+                }
+                Err(_) => {
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn url_includes_and_http_media_are_fetched_from_a_real_server() {
+    let s = Setup::new("16M");
+    std::fs::write(s.path("media/net.cfg"), "network --bootproto=static --ip=10.9.8.7 --netmask=255.255.255.0 --gateway=10.9.8.1 --hostname=from-url\n").unwrap();
+    let base = serve(s.path("media"));
+    let ks = s.ks(&format!("vmaccepteula\nrootpw '{PASSWORD}'\ninstall --firstdisk --overwritevmfs\n%include {base}/net.cfg\n"));
+    let img = s.path("disk.img");
+    let report = s.path("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["install", "--ks"])
+        .arg(&ks)
+        .args([
+            "--media",
+            &base,
+            "--disk",
+            img.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--cmdline",
+            "",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .arg("--sysroot")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        v["host"]["hostname"], "from-url",
+        "the included network command was used"
+    );
+    assert_eq!(v["media"]["location"], base.as_str());
+    let m = s.manifest();
+    let k = m.find("k.b00").unwrap();
+    let w = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "k.b00")
+        .unwrap();
+    assert_eq!(
+        w["sha256"],
+        k.sha256.as_str(),
+        "streamed over HTTP, read back from the disk"
+    );
 }

@@ -711,19 +711,42 @@ mod no_panic {
 
 #[test]
 fn stray_words_on_a_rootpw_line_are_never_echoed() {
-    let (p, _d) = parse_text("vmaccepteula\nrootpw My Secret1!pass\ninstall --firstdisk\nnetwork --bootproto=dhcp\n");
+    let (p, _d) = parse_text(
+        "vmaccepteula\nrootpw My Secret1!pass\ninstall --firstdisk\nnetwork --bootproto=dhcp\n",
+    );
     let all = dump(&p);
-    assert!(all.contains("unknown argument to command \"rootpw\""), "{all}");
-    assert!(!all.contains("My") && !all.contains("Secret1!pass"), "password fragments leaked: {all}");
+    assert!(
+        all.contains("unknown argument to command \"rootpw\""),
+        "{all}"
+    );
+    assert!(
+        !all.contains("My") && !all.contains("Secret1!pass"),
+        "password fragments leaked: {all}"
+    );
 }
 
 #[test]
 fn paranoid_escalates_esxi_warnings_but_not_our_own_lints() {
-    let (p, _d) = parse_text(&base_with("paranoid\n%post --interpreter=busybox\necho x\n%end\n"));
-    assert!(!p.has_errors(), "ESXi accepts this under paranoid: {}", dump(&p));
-    assert!(p.diagnostics.iter().any(|d| d.lint && d.message.contains("%end")));
+    let (p, _d) = parse_text(&base_with(
+        "paranoid\n%post --interpreter=busybox\necho x\n%end\n",
+    ));
+    assert!(
+        !p.has_errors(),
+        "ESXi accepts this under paranoid: {}",
+        dump(&p)
+    );
+    assert!(p
+        .diagnostics
+        .iter()
+        .any(|d| d.lint && d.message.contains("%end")));
     let (p, _d) = parse_text(&base_with("paranoid\ntimezone UTC\n"));
-    assert!(p.diagnostics.iter().any(|d| d.is_error() && d.message.contains("deprecated")), "{}", dump(&p));
+    assert!(
+        p.diagnostics
+            .iter()
+            .any(|d| d.is_error() && d.message.contains("deprecated")),
+        "{}",
+        dump(&p)
+    );
 }
 
 #[test]
@@ -732,8 +755,14 @@ fn includes_are_read_breadth_first_each_running_its_pre_when_read() {
     // own include a1.
     let dir = tempfile::tempdir().unwrap();
     let w = |n: &str, t: &str| std::fs::write(dir.path().join(n), t).unwrap();
-    w("main.cfg", &format!("{BASE}%include ./a.cfg\n%include ./b.cfg\n%pre --interpreter=busybox\nmain\n"));
-    w("a.cfg", "%include ./a1.cfg\n%pre --interpreter=busybox\na\n");
+    w(
+        "main.cfg",
+        &format!("{BASE}%include ./a.cfg\n%include ./b.cfg\n%pre --interpreter=busybox\nmain\n"),
+    );
+    w(
+        "a.cfg",
+        "%include ./a1.cfg\n%pre --interpreter=busybox\na\n",
+    );
     w("b.cfg", "%pre --interpreter=busybox\nb\n");
     w("a1.cfg", "%pre --interpreter=busybox\na1\n");
     let mut order = Vec::new();
@@ -762,28 +791,56 @@ fn include_paths_cannot_climb_out_of_the_root() {
 fn nothing_runs_past_the_command_limit() {
     // The %pre section ends at the %include line; the 300 commands after it exceed the limit.
     let filler: String = (0..300).map(|_| "reboot\n").collect();
-    let text = format!("{BASE}%pre --interpreter=busybox\necho hi\n%include /nonexistent\n{filler}");
+    let text =
+        format!("{BASE}%pre --interpreter=busybox\necho hi\n%include /nonexistent\n{filler}");
     let mut ran = false;
     let mut runner = |_: &kickstart::Script| -> Result<(), String> {
         ran = true;
         Ok(())
     };
     let mut loader = kickstart::FsLoader::new("/nonexistent-root");
-    let p = kickstart::parse("ks.cfg", "ks.cfg", text.as_bytes(), &mut loader, Some(&mut runner));
-    assert!(p.diagnostics.iter().any(|d| d.message.contains("more than 256")), "{}", dump(&p));
+    let p = kickstart::parse(
+        "ks.cfg",
+        "ks.cfg",
+        text.as_bytes(),
+        &mut loader,
+        Some(&mut runner),
+    );
+    assert!(
+        p.diagnostics
+            .iter()
+            .any(|d| d.message.contains("more than 256")),
+        "{}",
+        dump(&p)
+    );
     assert!(!ran, "%pre ran although the file was refused");
 }
 
 #[test]
 fn a_post_timeout_too_large_to_hold_is_an_error() {
-    let (p, _d) = parse_text(&base_with("%post --interpreter=busybox --timeout=99999999999999999999\necho\n"));
-    assert!(errors(&p).iter().any(|d| d.message.contains("--timeout is too large")), "{}", dump(&p));
+    let (p, _d) = parse_text(&base_with(
+        "%post --interpreter=busybox --timeout=99999999999999999999\necho\n",
+    ));
+    assert!(
+        errors(&p)
+            .iter()
+            .any(|d| d.message.contains("--timeout is too large")),
+        "{}",
+        dump(&p)
+    );
 }
 
 #[test]
 fn columns_are_counted_in_characters_on_long_non_ascii_lines() {
-    let (p, _d) = parse_text(&base_with(&format!("keyboard {} Klingoné\n", "é ".repeat(5000))));
-    let d = p.diagnostics.iter().find(|d| d.message.contains("Klingoné")).unwrap();
+    let (p, _d) = parse_text(&base_with(&format!(
+        "keyboard {} Klingoné\n",
+        "é ".repeat(5000)
+    )));
+    let d = p
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("Klingoné"))
+        .unwrap();
     // "keyboard " (9) + "é " x 5000 (10000) + " " (1), then the word: column 10011.
     assert_eq!(d.span.col, 9 + 2 * 5000 + 1 + 1, "{d}");
 }

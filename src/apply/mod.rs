@@ -4,7 +4,6 @@
 //! `boot.cfg` (synced), the one file that makes boot bank 0 bootable.
 
 pub mod scripts;
-pub mod verify;
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -14,11 +13,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::exit::Outcome;
+use crate::media::verify::{self, VerifyingReader};
 use crate::media::Media;
 use crate::plan::{FileCopy, Plan};
 use crate::report::{EventSink, Step};
 use crate::storage::{self, BlockDev, FatVolume};
-use verify::VerifyingReader;
 
 /// An install that stopped: which step, why, and the exit class.
 #[derive(Debug, thiserror::Error)]

@@ -48,9 +48,14 @@ pub struct Args {
     /// Boot options (kernel command line); default: proc/cmdline below the sysroot.
     #[arg(long, value_name = "STRING")]
     cmdline: Option<String>,
-    /// Print the plan and write nothing (no scripts run either).
+    /// Print the plan and write nothing to any disk (%pre still runs: it is part of reading the
+    /// kickstart).
     #[arg(long)]
     dry_run: bool,
+    /// Do not hash the whole local media before writing (it is still verified as it is written;
+    /// a bad module then stops the install after the disk was partitioned, leaving it unbootable).
+    #[arg(long)]
+    skip_media_check: bool,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
@@ -112,7 +117,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .display()
         .to_string();
     let name = a.ks.display().to_string();
-    let mut loader = kickstart::FsLoader::new(&a.sysroot);
+    // Includes are files of the installer's own file system (where %pre runs and writes), not
+    // of the hardware sysroot; URLs are fetched now.
+    let mut loader = ksinstall::source::fetch::InstallLoader {
+        files: kickstart::FsLoader::new("/"),
+    };
     let workdir = tempfile::tempdir().context("making a scratch directory for scripts")?;
     let mut runner = |s: &kickstart::Script| apply::scripts::run(s, workdir.path());
     let parsed = kickstart::parse(
@@ -120,7 +129,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         &key,
         &bytes,
         &mut loader,
-        if a.dry_run { None } else { Some(&mut runner) },
+        // %pre runs on a dry run too: it is part of reading the kickstart (ESXi runs it for
+        // `dryrun` as well), and it writes nothing to any disk we install to.
+        Some(&mut runner),
     );
     for d in &parsed.diagnostics {
         eprintln!("{d}");
@@ -160,8 +171,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         Ok(m) => m,
         Err(e) => return Ok(fail(sink, "media", Outcome::Media, &format!("{e:#}"))),
     };
+    let mut created: Option<PathBuf> = None;
     if let (Some(disk), Some(size)) = (&a.disk, &a.disk_size) {
         if !disk.exists() && !a.dry_run {
+            created = Some(disk.clone());
             let bytes = parse_size(size)?;
             let f = std::fs::File::create_new(disk)
                 .with_context(|| format!("creating {}", disk.display()))?;
@@ -193,11 +206,39 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     };
     let plan = match plan::make(&inputs) {
         Ok(p) => p,
-        Err(e) => return Ok(fail(sink, "plan", e.outcome, &e.message)),
+        Err(e) => {
+            // A refused install leaves nothing behind, not even the image it was to write.
+            if let Some(p) = &created {
+                let _ = std::fs::remove_file(p);
+            }
+            return Ok(fail(sink, "plan", e.outcome, &e.message));
+        }
     };
+    // Local media is read once in full before the first write, so a bad module never costs the
+    // disk its old contents. Streamed (HTTP) media is verified as it is written.
+    if media.is_local() && !a.skip_media_check {
+        let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
+        let step = ksinstall::report::Step::start(
+            sink,
+            "media",
+            "checking every component of the media",
+            Some(total),
+        );
+        if let Err(e) = media.verify_all(&mut |done| step.progress(done)) {
+            if let Some(p) = &created {
+                let _ = std::fs::remove_file(p);
+            }
+            return Ok(fail(sink, "media", Outcome::Media, &format!("{e:#}")));
+        }
+        step.finish();
+    }
     if a.dry_run {
         if a.progress == Progress::Json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            // One more JSON line in the event stream, so the output stays JSON lines.
+            println!(
+                "{}",
+                serde_json::to_string(&json!({"event": "plan", "plan": plan}))?
+            );
         } else {
             print!("{}", plan.text());
         }
@@ -224,7 +265,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         Err(e) => (e.outcome, None, Some(e)),
     };
     if let Some(e) = &error {
-        fail(sink, &e.step, e.outcome, &e.message);
+        fail(sink, &e.step, e.outcome, &e.to_string());
     }
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(path) = &a.report {

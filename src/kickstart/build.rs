@@ -259,7 +259,11 @@ fn action(name: &str, a: &Args, span: Span, sink: &mut Sink) -> Option<Action> {
         act.dpu_pci_slots = slots;
     }
     if let (Some(o), false) = (a.get("repartitionsystemdisk"), a.has("systemdisk")) {
-        sink.lint(&o.span, "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"", None);
+        sink.lint(
+            &o.span,
+            "\"--repartitionsystemdisk\" has no effect without \"--systemdisk\"",
+            None,
+        );
     }
     Some(act)
 }

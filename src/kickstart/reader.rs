@@ -181,21 +181,40 @@ impl<'a> Reader<'a> {
             };
             if let Some(run) = self.pre_runner.as_mut() {
                 if let Err(why) = run(&script) {
-                    self.sink.error(&inv.span, format!("\"%pre\" script returned with an error: {why}"));
+                    self.sink.error(
+                        &inv.span,
+                        format!("\"%pre\" script returned with an error: {why}"),
+                    );
                     self.aborted = true;
                     return None;
                 }
             }
         }
-        let includes: Vec<Invocation> = items.iter().filter(|i| pass_of(i.spec) == Pass::Include).cloned().collect();
+        let includes: Vec<Invocation> = items
+            .iter()
+            .filter(|i| pass_of(i.spec) == Pass::Include)
+            .cloned()
+            .collect();
         self.loaded.push(FileItems { items });
         Some(includes)
     }
 
     /// Resolve and read one `%include`; a file read is returned for the include pass to visit.
-    fn include(&mut self, from: &str, chain: &[String], inv: &Invocation, v: &mut dyn Visitor) -> Option<(Arc<str>, Vec<String>, Vec<Invocation>)> {
+    fn include(
+        &mut self,
+        from: &str,
+        chain: &[String],
+        inv: &Invocation,
+        v: &mut dyn Visitor,
+    ) -> Option<(Arc<str>, Vec<String>, Vec<Invocation>)> {
         for extra in inv.args.iter().skip(1) {
-            self.sink.warn(&extra.span, format!("unknown argument \"{}\" to command \"%include\"", extra.text));
+            self.sink.warn(
+                &extra.span,
+                format!(
+                    "unknown argument \"{}\" to command \"%include\"",
+                    extra.text
+                ),
+            );
         }
         let Some(arg) = inv.args.first() else {
             self.sink.error(&inv.span, "%include needs a file name");
@@ -203,14 +222,17 @@ impl<'a> Reader<'a> {
         };
         let target = resolve(from, &arg.text);
         let shown = match &target {
-            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => p.clone(),
+            IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => {
+                p.clone()
+            }
         };
         match self.loader.load(&target) {
             Loaded::File { name, key, bytes } => {
                 if chain.contains(&key) {
                     let mut cycle = chain.to_vec();
                     cycle.push(key);
-                    self.sink.error(&arg.span, format!("include cycle: {}", cycle.join(" -> ")));
+                    self.sink
+                        .error(&arg.span, format!("include cycle: {}", cycle.join(" -> ")));
                     return None;
                 }
                 let includes = self.file(&name, &bytes, v)?;
@@ -247,7 +269,10 @@ impl<'a> Reader<'a> {
                 None
             }
             Loaded::Failed(why) => {
-                self.sink.error(&arg.span, format!("cannot read included file \"{shown}\": {why}"));
+                self.sink.error(
+                    &arg.span,
+                    format!("cannot read included file \"{shown}\": {why}"),
+                );
                 None
             }
         }
@@ -274,11 +299,19 @@ impl<'a> Reader<'a> {
                     byte
                 } else {
                     let (from, n) = counted.get();
-                    let n = if byte >= from { n + line.get(from..byte).map_or(0, |t| t.chars().count()) } else { line.get(..byte).map_or(0, |t| t.chars().count()) };
+                    let n = if byte >= from {
+                        n + line.get(from..byte).map_or(0, |t| t.chars().count())
+                    } else {
+                        line.get(..byte).map_or(0, |t| t.chars().count())
+                    };
                     counted.set((byte, n));
                     n
                 };
-                Span { file: name.clone(), line: lineno, col: u32::try_from(chars + 1).unwrap_or(u32::MAX) }
+                Span {
+                    file: name.clone(),
+                    line: lineno,
+                    col: u32::try_from(chars + 1).unwrap_or(u32::MAX),
+                }
             };
             if let Some(i) = line.find(|c: char| !c.is_ascii()) {
                 self.sink

@@ -7,6 +7,7 @@ pub mod bootcfg;
 pub mod manifest;
 pub mod source;
 pub mod synth;
+pub mod verify;
 
 use std::io::Read;
 
@@ -131,6 +132,38 @@ impl Media {
             manifest,
             boot_cfg,
         })
+    }
+
+    /// Whether the bytes can be read twice cheaply (a local directory), so that every
+    /// component can be hashed before anything is written.
+    pub fn is_local(&self) -> bool {
+        std::path::Path::new(&self.source.describe()).is_dir()
+    }
+
+    /// Read every component through the verifier (size and SHA-256), before anything is
+    /// written. `progress` gets the running byte count.
+    pub fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        let mut done = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        for c in &self.manifest.components {
+            let src = self
+                .source
+                .open(&c.path)
+                .with_context(|| format!("opening {}", c.path))?;
+            let mut r = verify::VerifyingReader::new(src, &c.path, c.size, &c.sha256);
+            loop {
+                let n = r
+                    .read(&mut buf)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("checking {}", c.path))?;
+                if n == 0 {
+                    break;
+                }
+                done += n as u64;
+                progress(done);
+            }
+        }
+        Ok(())
     }
 
     /// The components that go into the host's boot bank, in `boot.cfg` order (kernel first).

@@ -28,7 +28,7 @@ impl GeneratedFile {
         GeneratedFile {
             name: name.into(),
             size: bytes.len() as u64,
-            sha256: crate::apply::verify::sha256_hex(&bytes),
+            sha256: crate::media::verify::sha256_hex(&bytes),
             bytes,
         }
     }

@@ -251,6 +251,92 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
     })
 }
 
+/// The kernel name of the disk holding `path` (the installer's media), from the device number of
+/// its file system and `sys/dev/block/MAJOR:MINOR` below the sysroot.
+fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let link = std::fs::read_link(sysroot.join(format!("sys/dev/block/{major}:{minor}"))).ok()?;
+    let parts: Vec<String> = link
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let i = parts.iter().position(|c| c == "block")?;
+    parts.get(i + 1).cloned()
+}
+
+/// Rules on disks that hold whatever the kickstart says: never the disk the installer booted
+/// from (or reads its media from); `clearpart` only where we can honour it; `part` not yet.
+fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
+    let media_path = Path::new(&i.media.source.describe()).to_path_buf();
+    let boot_disk = if media_path.is_dir() {
+        disk_holding(i.sysroot, &media_path)
+    } else {
+        None
+    };
+    let facts: Vec<storage::safety::DiskFacts> = i
+        .inventory
+        .disks
+        .iter()
+        .map(|d| storage::safety::DiskFacts {
+            id: d.name.clone(),
+            aliases: d.aliases.clone(),
+            is_boot_media: boot_disk.as_deref() == Some(d.kernel_name.as_str()),
+            has_vmfs: !d.content.vmfs.is_empty() || !d.content.vmfsl.is_empty(),
+            is_usb_loop: false,
+        })
+        .collect();
+    if let Some(f) = facts.iter().find(|f| f.id == target.name) {
+        storage::safety::check_install_target(f).map_err(|e| refuse(e.outcome(), e.to_string()))?;
+    }
+    let ks = i.kickstart;
+    if let Some(p) = ks.parts.first() {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!(
+                "{}: part (a datastore on another disk) is not supported yet",
+                p.span
+            ),
+        ));
+    }
+    let mut lines = Vec::new();
+    for c in &ks.clearpart {
+        use crate::kickstart::ClearTarget as K;
+        use storage::safety::ClearpartTarget as T;
+        let target = match &c.target {
+            K::Drives(d) => T::Drives(d.clone()),
+            K::AllDrives => T::AllDrives,
+            K::IgnoreDrives(d) => T::IgnoreDrives(d.clone()),
+            K::FirstDisk(filters) => {
+                let choice = i
+                    .inventory
+                    .first_disk_choice(filters, false, false)
+                    .map_err(|e| {
+                        refuse(
+                            Outcome::Precondition,
+                            format!("{}: clearpart --firstdisk: {e}", c.span),
+                        )
+                    })?;
+                T::Drives(vec![choice.disk.name.clone()])
+            }
+        };
+        lines.push(storage::safety::Clearpart {
+            target,
+            overwrite_vmfs: c.overwrite_vmfs,
+        });
+    }
+    let cleared = storage::safety::clearpart_disks(&facts, &lines)
+        .map_err(|e| refuse(e.outcome(), e.to_string()))?;
+    let others: Vec<&String> = cleared.iter().filter(|d| **d != target.name).collect();
+    if !others.is_empty() {
+        // Clearing means wiping disks we do not install to; until that is built, refuse rather
+        // than leave them as they are while the kickstart says they are cleared.
+        return Err(refuse(Outcome::Precondition, format!("clearpart would clear {}: clearing disks other than the install disk is not supported yet", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+    }
+    Ok(())
+}
+
 fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>, PlanError> {
     let slots = i
         .kickstart
@@ -365,6 +451,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         ));
     }
     let dpus = dpu_plans(i, &mut warnings)?;
+    check_disks(i, &target)?;
 
     let existing = crate::inventory::content::read(&target.path, target.logical_sector_size);
     let mut req = LayoutRequest::new(
@@ -406,6 +493,36 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         .filter(|c| c.role == Role::Bootloader)
         .map(|c| copy(c, c.esp_path.clone().unwrap_or_default(), 1))
         .collect();
+    let mut esp_names = std::collections::HashSet::new();
+    for f in &esp_files {
+        storage::fat::check_fat_path(&f.to).map_err(|e| {
+            refuse(
+                Outcome::Media,
+                format!(
+                    "{}: bootloader {} -> {}: {e:#}",
+                    media.source.describe(),
+                    f.from,
+                    f.to
+                ),
+            )
+        })?;
+        if !esp_names.insert(f.to.to_ascii_lowercase()) {
+            return Err(refuse(
+                Outcome::Media,
+                format!(
+                    "{}: two bootloader files go to {}",
+                    media.source.describe(),
+                    f.to
+                ),
+            ));
+        }
+    }
+    let esp_bytes: u64 = esp_files.iter().map(|f| f.size).sum();
+    if let Some(esp) = layout.partition(1) {
+        if esp_bytes > esp.size_bytes.saturating_sub(esp.size_bytes / 8) {
+            return Err(refuse(Outcome::Media, format!("the bootloader files ({esp_bytes} bytes) do not fit the system partition ({} bytes)", esp.size_bytes)));
+        }
+    }
     if !esp_files
         .iter()
         .any(|f| f.to.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI"))

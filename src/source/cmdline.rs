@@ -61,9 +61,6 @@ pub struct BootOptionError {
 
 fn ks_location(v: &str) -> Result<KsLocation, String> {
     let lower = v.to_ascii_lowercase();
-    if lower.starts_with("uuid") {
-        return Err("ks=uuid is no longer a supported method".into());
-    }
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return Ok(KsLocation::Http(v.to_string()));
     }
@@ -117,86 +114,105 @@ impl BootOptions {
             why: e.message.to_string(),
         })?;
         for w in words.into_iter().map(|w| w.text) {
-            let err = |why: String| BootOptionError {
-                word: w.clone(),
-                why,
-            };
             let Some((key, value)) = w.split_once('=') else {
                 o.ignored.push(w);
                 continue;
             };
-            match key {
-                "ks" => o.ks.push(ks_location(value).map_err(err)?),
-                "ip" => {
-                    let ok = value.parse::<Ipv4Addr>().is_ok()
-                        || (value.contains(':')
-                            && value
-                                .split(':')
-                                .next()
-                                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
-                    if !ok {
-                        return Err(err("not an IPv4 address or a colon form".into()));
+            // ESXi matches each word against a list of patterns; a word that matches none is
+            // logged and ignored. Only `ks=uuid` is fatal here (and `netmask=` without `ip=`).
+            let result: Result<(), String> = (|| {
+                match key {
+                    "ks" => {
+                        if value.to_ascii_lowercase().starts_with("uuid") {
+                            return Err("fatal:ks=uuid is no longer a supported method".into());
+                        }
+                        o.ks.push(ks_location(value)?);
                     }
-                    o.ip = Some(value.to_string());
-                }
-                "netmask" => {
-                    let ok = value.parse::<Ipv4Addr>().is_ok()
-                        || value.parse::<u8>().is_ok_and(|p| p <= 32);
-                    if !ok {
-                        return Err(err("not a dotted netmask or a prefix length 0..32".into()));
+                    "ip" => {
+                        let ok = value.parse::<Ipv4Addr>().is_ok()
+                            || (value.contains(':')
+                                && value
+                                    .split(':')
+                                    .next()
+                                    .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
+                        if !ok {
+                            return Err("not an IPv4 address or a colon form".into());
+                        }
+                        o.ip = Some(value.to_string());
                     }
-                    o.netmask = Some(value.to_string());
+                    "netmask" => {
+                        let ok = value.parse::<Ipv4Addr>().is_ok()
+                            || value.parse::<u8>().is_ok_and(|p| p <= 32);
+                        if !ok {
+                            return Err("not a dotted netmask or a prefix length 0..32".into());
+                        }
+                        o.netmask = Some(value.to_string());
+                    }
+                    "gateway" => {
+                        o.gateway = Some(
+                            value
+                                .parse()
+                                .map_err(|_| "not an IPv4 address".to_string())?,
+                        )
+                    }
+                    "nameserver" => {
+                        o.nameserver = Some(
+                            value
+                                .parse()
+                                .map_err(|_| "not an IPv4 address".to_string())?,
+                        )
+                    }
+                    "netdevice" | "ksdevice" => o.netdevice = Some(value.replace('-', ":")),
+                    "BOOTIF" => {
+                        o.netdevice = Some(
+                            mac_from_bootif(value).ok_or("not of the form 01-aa-bb-cc-dd-ee-ff")?,
+                        )
+                    }
+                    "vlanid" => {
+                        o.vlan_id = Some(
+                            value
+                                .parse::<u16>()
+                                .ok()
+                                .filter(|v| *v <= 4095)
+                                .ok_or("must be 0..4095")?,
+                        )
+                    }
+                    "systemMediaSize" => {
+                        o.system_media_size = Some(match value.to_ascii_lowercase().as_str() {
+                            "min" => SystemMediaSize::Min,
+                            "small" => SystemMediaSize::Small,
+                            "default" => SystemMediaSize::Default,
+                            "max" => SystemMediaSize::Max,
+                            _ => return Err("must be min, small, default or max".into()),
+                        })
+                    }
+                    "autoPartitionOSDataSize" => {
+                        o.osdata_size_mib = Some(
+                            value
+                                .parse::<u64>()
+                                .ok()
+                                .filter(|v| *v > 0)
+                                .ok_or("must be a size in MiB above 0")?,
+                        )
+                    }
+                    "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
+                    _ => o.ignored.push(w.clone()),
                 }
-                "gateway" => {
-                    o.gateway = Some(
-                        value
-                            .parse()
-                            .map_err(|_| err("not an IPv4 address".into()))?,
-                    )
-                }
-                "nameserver" => {
-                    o.nameserver = Some(
-                        value
-                            .parse()
-                            .map_err(|_| err("not an IPv4 address".into()))?,
-                    )
-                }
-                "netdevice" | "ksdevice" => o.netdevice = Some(value.replace('-', ":")),
-                "BOOTIF" => {
-                    o.netdevice = Some(
-                        mac_from_bootif(value)
-                            .ok_or_else(|| err("not of the form 01-aa-bb-cc-dd-ee-ff".into()))?,
-                    )
-                }
-                "vlanid" => {
-                    o.vlan_id = Some(
-                        value
-                            .parse::<u16>()
-                            .ok()
-                            .filter(|v| *v <= 4095)
-                            .ok_or_else(|| err("must be 0..4095".into()))?,
-                    )
-                }
-                "systemMediaSize" => {
-                    o.system_media_size = Some(match value.to_ascii_lowercase().as_str() {
-                        "min" => SystemMediaSize::Min,
-                        "small" => SystemMediaSize::Small,
-                        "default" => SystemMediaSize::Default,
-                        "max" => SystemMediaSize::Max,
-                        _ => return Err(err("must be min, small, default or max".into())),
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {}
+                Err(why) if why.starts_with("fatal:") => {
+                    return Err(BootOptionError {
+                        word: w.clone(),
+                        why: why["fatal:".len()..].to_string(),
                     })
                 }
-                "autoPartitionOSDataSize" => {
-                    o.osdata_size_mib = Some(
-                        value
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|v| *v > 0)
-                            .ok_or_else(|| err("must be a size in MiB above 0".into()))?,
-                    )
+                Err(why) => {
+                    o.warnings
+                        .push(format!("boot option \"{w}\" ignored: {why}"));
+                    o.ignored.push(w.clone());
                 }
-                "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
-                _ => o.ignored.push(w),
             }
         }
         if o.netmask.is_some() && o.ip.is_none() {
@@ -268,7 +284,16 @@ mod tests {
             .unwrap_err()
             .why
             .contains("no longer"));
-        assert!(BootOptions::parse("systemMediaSize=huge").is_err());
-        assert!(BootOptions::parse("vlanid=4096").is_err());
+        // Words that match no pattern are ignored with a warning, as ESXi logs and ignores them.
+        let o = BootOptions::parse(
+            "ip=dhcp systemMediaSize=huge vlanid=4096 gateway=x BOOTIF=zz ks=nowhere",
+        )
+        .unwrap();
+        assert_eq!(o.ignored.len(), 6, "{:?}", o.ignored);
+        assert!(o
+            .warnings
+            .iter()
+            .any(|w| w.contains("systemMediaSize=huge")));
+        assert_eq!((o.ip, o.system_media_size, o.vlan_id), (None, None, None));
     }
 }

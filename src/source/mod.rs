@@ -2,3 +2,4 @@
 //! kickstart and media locations over HTTP(S), USB and CD are issue 7).
 
 pub mod cmdline;
+pub mod fetch;

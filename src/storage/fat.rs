@@ -256,8 +256,16 @@ fn fat16_geometry(boot: &[u8]) -> Result<Fat16Geometry> {
     let fats = u64::from(boot[16]);
     let root_entries = u16_at(17);
     let fat_sectors = u16_at(22);
-    if bytes_per_sector == 0 || sectors_per_cluster == 0 || fat_sectors == 0 {
-        bail!("not a FAT16 boot sector");
+    let cluster_bytes = sectors_per_cluster * bytes_per_sector;
+    if ![512, 1024, 2048, 4096].contains(&bytes_per_sector)
+        || !sectors_per_cluster.is_power_of_two()
+        || !(512..=65536).contains(&cluster_bytes)
+        || fat_sectors == 0
+        || reserved == 0
+        || !(1..=2).contains(&fats)
+        || root_entries == 0
+    {
+        bail!("not a FAT16 boot sector we wrote");
     }
     let root_dir = (reserved + fats * fat_sectors) * bytes_per_sector;
     let root_dir_bytes = root_entries * DIR_ENTRY as u64;
@@ -266,7 +274,7 @@ fn fat16_geometry(boot: &[u8]) -> Result<Fat16Geometry> {
         root_dir,
         root_dir_bytes,
         data,
-        cluster_bytes: sectors_per_cluster * bytes_per_sector,
+        cluster_bytes,
     })
 }
 
@@ -332,6 +340,11 @@ fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Re
     let mut boot = vec![0u8; 512];
     dev.read_at(base, &mut boot)?;
     let g = fat16_geometry(&boot)?;
+    let part_bytes = entry.sectors() * u64::from(dev.logical_sector_size());
+    let inside = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= part_bytes);
+    if !inside(g.root_dir, g.root_dir_bytes) || !inside(g.data, 0) {
+        bail!("FAT geometry points outside the partition");
+    }
     let mut entries = vec![0u8; usize::try_from(g.root_dir_bytes)?];
     dev.read_at(base + g.root_dir, &mut entries)?;
     let mut cluster_data = vec![0u8; usize::try_from(g.cluster_bytes)?];
@@ -342,7 +355,14 @@ fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Re
         if cluster < 2 {
             bail!("directory {part} has first cluster {cluster}");
         }
-        offset = base + g.data + (cluster - 2) * g.cluster_bytes;
+        let rel = (cluster - 2)
+            .checked_mul(g.cluster_bytes)
+            .and_then(|r| r.checked_add(g.data))
+            .context("cluster number out of range")?;
+        if !inside(rel, g.cluster_bytes) {
+            bail!("directory {part} lies outside the partition (cluster {cluster})");
+        }
+        offset = base + rel;
         dev.read_at(offset, &mut cluster_data)?;
         entries.clone_from(&cluster_data);
     }
@@ -366,4 +386,25 @@ fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Re
     fixed[..DIR_ENTRY].copy_from_slice(e(1));
     fixed[DIR_ENTRY..2 * DIR_ENTRY].copy_from_slice(e(3));
     dev.write_at(offset, &fixed)
+}
+
+/// Check a path we will create on a FAT volume: directories as short names (see
+/// `create_dir_all`), the file name as a valid long name. Called at plan time, so a bad name is
+/// refused before anything is written.
+pub fn check_fat_path(path: &str) -> Result<()> {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let file = parts.pop().unwrap_or_default();
+    for d in parts {
+        short_dir_name(d)?;
+    }
+    let bad = |c: char| c.is_control() || "\\/:*?\"<>|".contains(c);
+    if file.is_empty()
+        || file.len() > 255
+        || file.chars().any(bad)
+        || file.starts_with(' ')
+        || file.ends_with(['.', ' '])
+    {
+        bail!("file name {file:?} is not valid on FAT");
+    }
+    Ok(())
 }
