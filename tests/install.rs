@@ -268,6 +268,20 @@ fn a_full_install_checks_out_with_real_tools() {
         .unwrap()
         .iter()
         .any(|t| t["step"] == "bootbank"));
+    // The same record is kept on the boot bank.
+    let (ok, record, err) = run(
+        "mtype",
+        &[
+            "-i",
+            &format!("{}@@{P5}", img.display()),
+            "::/ksinstall.json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["media"]["build"], m.build.as_str());
+    assert_eq!(record["files"].as_array().unwrap().len(), 3 + 111 + 3);
+    assert!(!record.to_string().contains(PASSWORD));
 }
 
 fn bank_boot_cfg_in(img: &Path, n: u32) -> Option<String> {

@@ -52,6 +52,9 @@ pub struct Applied {
 
 const COPY_BUFFER: usize = 1 << 20;
 
+/// The install record's name in boot bank 0.
+pub const INSTALL_RECORD: &str = "ksinstall.json";
+
 fn classify(step: &str, err: anyhow::Error) -> ApplyError {
     let outcome = if verify::mismatch_of(&err).is_some() {
         Outcome::Media
@@ -303,6 +306,27 @@ pub fn apply(
     });
 
     before_boot_cfg(&mut applied)?;
+
+    // The install record, kept on the bank itself: how this host was installed, with every file's
+    // hash as read back (never the password: the plan holds only its hash, and not even that here).
+    let record = serde_json::json!({
+        "ksinstall": env!("CARGO_PKG_VERSION"),
+        "kickstart": plan.kickstart,
+        "media": plan.media,
+        "target": plan.target,
+        "host": plan.host,
+        "dpus": plan.dpus,
+        "files": applied.files,
+        "timings": applied.timings,
+        "warnings": plan.warnings,
+    });
+    {
+        let bytes =
+            serde_json::to_vec_pretty(&record).map_err(|e| classify("bootcfg", e.into()))?;
+        let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootcfg", e))?;
+        write_bytes(&fs, INSTALL_RECORD, &bytes).map_err(|e| classify("bootcfg", e))?;
+        unmount(fs, "partition 5").map_err(|e| classify("bootcfg", e))?;
+    }
 
     // boot.cfg last: until it is there (with bootstate=0, updated>0, a build), the bank does not
     // boot, so no failure above can leave a bootable half-written bank.

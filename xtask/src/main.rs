@@ -9,6 +9,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod bench;
+
 use ksinstall::media::synth as mkmedia;
 
 /// Programs the tests run, and the Debian package that brings each.
@@ -29,8 +31,9 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("deps") => ensure_tools(),
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
+        Some("bench") => bench::bench(&root(), &mut cargo()),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N]>");
             std::process::exit(1);
         }
     }
