@@ -126,9 +126,8 @@ pub fn bench(root: &Path, cargo: &mut Command) -> Result<()> {
     let media_bytes: u64 = manifest.components.iter().map(|c| c.size).sum();
     // Warm the page cache once, so every contender reads the media from memory alike.
     measure(&mut sh(&format!(
-        "cat {}/* {}/EFI/VMware/* > /dev/null",
+        "find {} -type f -exec cat {{}} + > /dev/null",
         m2.display(),
-        m2.display()
     )))?;
 
     println!("bench: ours (media checked before writing) ...");
