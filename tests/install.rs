@@ -676,3 +676,34 @@ fn url_includes_and_http_media_are_fetched_from_a_real_server() {
         "streamed over HTTP, read back from the disk"
     );
 }
+
+#[test]
+fn an_install_straight_from_an_iso_image() {
+    let s = Setup::new("16M");
+    let iso = s.path("esxi.iso");
+    synth::make_iso(&s.path("media"), &iso).unwrap();
+    let img = s.path("disk.img");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["install", "--ks"])
+        .arg(s.ks(&ks_text("")))
+        .arg("--media")
+        .arg(&iso)
+        .args([
+            "--disk",
+            img.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--cmdline",
+            "",
+        ])
+        .arg("--sysroot")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cfg = bank_boot_cfg(&img).expect("boot.cfg");
+    assert!(
+        cfg.contains(&format!("build={}", s.manifest().build)),
+        "{cfg}"
+    );
+}

@@ -144,3 +144,74 @@ fn upper_case_names_of_an_iso_tree_are_found() {
     std::fs::rename(dir.join("s.v00"), dir.join("S.V00")).unwrap();
     Media::open(&dir.display().to_string()).unwrap();
 }
+
+#[test]
+fn an_iso9660_image_made_by_xorriso_reads_like_its_directory() {
+    let (t, dir) = fresh("8M");
+    let iso = t.path().join("esxi.iso");
+    synth::make_iso(&dir, &iso).unwrap();
+    let from_iso = Media::open(&iso.display().to_string()).unwrap();
+    let from_dir = Media::open(&dir.display().to_string()).unwrap();
+    assert_eq!(from_iso.manifest, from_dir.manifest);
+    assert_eq!(from_iso.boot_cfg, from_dir.boot_cfg);
+    // Every byte read out of the image hashes to the manifest (through the same verifier).
+    from_iso.verify_all(&mut |_| {}).unwrap();
+    let mut esp = String::new();
+    std::io::Read::read_to_string(
+        &mut from_iso.source.open("efi/boot/boot.cfg").unwrap(),
+        &mut esp,
+    )
+    .unwrap();
+    assert!(
+        esp.contains("build=8.0.3-"),
+        "names are matched without case: {esp}"
+    );
+}
+
+#[test]
+fn a_damaged_iso_is_refused_not_a_panic() {
+    let (t, dir) = fresh("8M");
+    let iso = t.path().join("esxi.iso");
+    synth::make_iso(&dir, &iso).unwrap();
+    // Cut the image in the middle: directory records and extents now point past its end.
+    let f = std::fs::OpenOptions::new().write(true).open(&iso).unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len / 2).unwrap();
+    assert!(Media::open(&iso.display().to_string()).is_err());
+    // Garbage where the volume descriptors are.
+    let mut b = std::fs::read(&iso).unwrap();
+    for x in &mut b[16 * 2048..18 * 2048] {
+        *x = 0xA5;
+    }
+    std::fs::write(&iso, b).unwrap();
+    let e = match Media::open(&iso.display().to_string()) {
+        Ok(_) => panic!("garbage opened"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("not an ISO9660 image"), "{e}");
+}
+
+#[test]
+fn mutated_iso_metadata_never_panics() {
+    let (t, dir) = fresh("8M");
+    let iso = t.path().join("esxi.iso");
+    synth::make_iso(&dir, &iso).unwrap();
+    let good = std::fs::read(&iso).unwrap();
+    // Directory records and volume descriptors live in the first sectors; mutate them many ways.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..300 {
+        let mut b = good.clone();
+        for _ in 0..1 + round % 8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = 16 * 2048 + (seed as usize) % (48 * 2048);
+            b[at] = (seed >> 32) as u8;
+        }
+        let path = t.path().join("m.iso");
+        std::fs::write(&path, &b).unwrap();
+        if let Ok(m) = Media::open(&path.display().to_string()) {
+            let _ = m.verify_all(&mut |_| {});
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! Format: docs/MEDIA.md.
 
 pub mod bootcfg;
+pub mod iso;
 pub mod manifest;
 pub mod source;
 pub mod synth;
@@ -49,11 +50,13 @@ fn read_small(source: &dyn MediaSource, path: &str) -> Result<Vec<u8>> {
 }
 
 impl Media {
-    /// Open media from a directory or an `http(s)://` URL.
+    /// Open media from a directory, an ISO9660 image file, or an `http(s)://` URL.
     pub fn open(location: &str) -> Result<Media> {
         let source: Box<dyn MediaSource> =
             if location.starts_with("http://") || location.starts_with("https://") {
                 Box::new(HttpSource::new(location))
+            } else if std::path::Path::new(location).is_file() {
+                Box::new(iso::IsoSource::open(std::path::Path::new(location))?)
             } else {
                 Box::new(DirSource::new(location)?)
             };
@@ -137,7 +140,7 @@ impl Media {
     /// Whether the bytes can be read twice cheaply (a local directory), so that every
     /// component can be hashed before anything is written.
     pub fn is_local(&self) -> bool {
-        std::path::Path::new(&self.source.describe()).is_dir()
+        std::path::Path::new(&self.source.describe()).exists()
     }
 
     /// Read every component through the verifier (size and SHA-256), before anything is

@@ -108,6 +108,21 @@ fn write_filler(path: &Path, size: u64, seed: u64) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// Wrap a media directory into an ISO9660 image with Joliet and Rock Ridge names, as
+/// `xorriso -as mkisofs` makes them (the tool must be installed).
+pub fn make_iso(dir: &Path, iso: &Path) -> Result<()> {
+    let out = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-J", "-R", "-V", "ESXI-8", "-o"])
+        .arg(iso)
+        .arg(dir)
+        .output()
+        .context("running xorriso (apt-get install xorriso)")?;
+    if !out.status.success() {
+        bail!("xorriso failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

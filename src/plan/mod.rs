@@ -270,7 +270,7 @@ fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
 /// from (or reads its media from); `clearpart` only where we can honour it; `part` not yet.
 fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
     let media_path = Path::new(&i.media.source.describe()).to_path_buf();
-    let boot_disk = if media_path.is_dir() {
+    let boot_disk = if media_path.exists() {
         disk_holding(i.sysroot, &media_path)
     } else {
         None

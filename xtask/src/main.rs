@@ -22,6 +22,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("mcopy", "mtools"),
     ("blkid", "util-linux"),
     ("openssl", "openssl"),
+    ("xorriso", "xorriso"),
 ];
 
 fn main() -> Result<()> {
@@ -33,7 +34,7 @@ fn main() -> Result<()> {
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
         Some("bench") => bench::bench(&root(), &mut cargo()),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
             std::process::exit(1);
         }
     }
@@ -98,6 +99,7 @@ fn ensure_tools() -> Result<()> {
 }
 
 fn mkmedia_cmd(args: &[String]) -> Result<()> {
+    let mut iso: Option<PathBuf> = None;
     let mut o = mkmedia::Options {
         out: PathBuf::new(),
         size: 1 << 30,
@@ -112,6 +114,7 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
             "--size" => o.size = mkmedia::parse_size(val()?)?,
             "--version" => o.version = val()?.clone(),
             "--seed" => o.seed = val()?.parse().context("--seed wants a number")?,
+            "--iso" => iso = Some(PathBuf::from(val()?)),
             other => bail!("mkmedia: unknown argument {other}"),
         }
     }
@@ -119,6 +122,10 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
         bail!("mkmedia: --out DIR is required");
     }
     let m = mkmedia::mkmedia(&o)?;
+    if let Some(iso) = &iso {
+        mkmedia::make_iso(&o.out, iso)?;
+        println!("{}: ISO9660 image of {}", iso.display(), o.out.display());
+    }
     let total: u64 = m.components.iter().map(|c| c.size).sum();
     println!(
         "{}: ESXi {} ({}), {} components, {} bytes",
