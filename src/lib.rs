@@ -11,5 +11,6 @@ pub mod media;
 pub mod partition;
 pub mod plan;
 pub mod report;
+pub mod size;
 pub mod source;
 pub mod storage;

@@ -44,6 +44,19 @@ pub struct PartitionEntry {
 }
 
 impl PartitionEntry {
+    /// The entry in slot `number` as the `gpt` crate read it.
+    pub fn from_gpt(number: u32, p: &gpt::partition::Partition) -> PartitionEntry {
+        PartitionEntry {
+            number,
+            type_guid: p.part_type_guid.guid,
+            part_guid: p.part_guid,
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+            attributes: p.flags,
+            name: p.name.clone(),
+        }
+    }
+
     pub fn sectors(&self) -> u64 {
         self.last_lba.saturating_sub(self.first_lba) + 1
     }

@@ -23,7 +23,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let o = synth::Options {
             out: dir.path().join("media"),
-            size: synth::parse_size(media_size).unwrap(),
+            size: ksinstall::size::parse_size(media_size).unwrap(),
             version: "8.0.3".into(),
             seed: 3,
         };
@@ -42,12 +42,16 @@ impl Setup {
         Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
     }
     fn install(&self, ks: &Path, extra: &[&str]) -> Output {
+        self.install_from(self.path("media").as_os_str(), ks, extra)
+    }
+    /// Install from other media (an ISO, a URL).
+    fn install_from(&self, media: &std::ffi::OsStr, ks: &Path, extra: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ksinstall"))
             .arg("install")
             .arg("--ks")
             .arg(ks)
             .arg("--media")
-            .arg(self.path("media"))
+            .arg(media)
             .arg("--sysroot")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
             .args(["--cmdline", ""])
@@ -636,25 +640,18 @@ fn url_includes_and_http_media_are_fetched_from_a_real_server() {
     let ks = s.ks(&format!("vmaccepteula\nrootpw '{PASSWORD}'\ninstall --firstdisk --overwritevmfs\n%include {base}/net.cfg\n"));
     let img = s.path("disk.img");
     let report = s.path("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
-        .args(["install", "--ks"])
-        .arg(&ks)
-        .args([
-            "--media",
-            &base,
+    let out = s.install_from(
+        base.as_ref(),
+        &ks,
+        &[
             "--disk",
             img.to_str().unwrap(),
             "--disk-size",
             "40G",
-            "--cmdline",
-            "",
             "--report",
             report.to_str().unwrap(),
-        ])
-        .arg("--sysroot")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(
@@ -683,23 +680,11 @@ fn an_install_straight_from_an_iso_image() {
     let iso = s.path("esxi.iso");
     synth::make_iso(&s.path("media"), &iso).unwrap();
     let img = s.path("disk.img");
-    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
-        .args(["install", "--ks"])
-        .arg(s.ks(&ks_text("")))
-        .arg("--media")
-        .arg(&iso)
-        .args([
-            "--disk",
-            img.to_str().unwrap(),
-            "--disk-size",
-            "40G",
-            "--cmdline",
-            "",
-        ])
-        .arg("--sysroot")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
-        .output()
-        .unwrap();
+    let out = s.install_from(
+        iso.as_os_str(),
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let cfg = bank_boot_cfg(&img).expect("boot.cfg");
     assert!(

@@ -9,7 +9,7 @@ use ksinstall::media::{synth, Media, Role};
 fn mkmedia(dir: &Path, size: &str, seed: &str) {
     let o = synth::Options {
         out: dir.to_path_buf(),
-        size: synth::parse_size(size).unwrap(),
+        size: ksinstall::size::parse_size(size).unwrap(),
         version: "8.0.3".into(),
         seed: seed.parse().unwrap(),
     };

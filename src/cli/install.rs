@@ -64,20 +64,6 @@ pub struct Args {
     report: Option<PathBuf>,
 }
 
-fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.chars().last() {
-        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
-        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: u64 = num.parse().with_context(|| format!("size {s:?}"))?;
-    n.checked_mul(mult)
-        .with_context(|| format!("size {s:?} is too large"))
-}
-
 fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
     sink.emit(Event::Failed {
         step: step.into(),
@@ -175,7 +161,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let (Some(disk), Some(size)) = (&a.disk, &a.disk_size) {
         if !disk.exists() && !a.dry_run {
             created = Some(disk.clone());
-            let bytes = parse_size(size)?;
+            let bytes = ksinstall::size::parse_size(size)?;
             let f = std::fs::File::create_new(disk)
                 .with_context(|| format!("creating {}", disk.display()))?;
             f.set_len(bytes)

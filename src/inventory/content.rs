@@ -299,15 +299,9 @@ fn read_table(file: &File, lb: LogicalBlockSize) -> io::Result<DiskContent> {
             let mut content = DiskContent::empty(PartitionTable::Gpt, None);
             content.protective_mbr = protective;
             for (number, p) in disk.partitions() {
-                content.partitions.push(PartitionEntry {
-                    number: *number,
-                    type_guid: p.part_type_guid.guid,
-                    part_guid: p.part_guid,
-                    first_lba: p.first_lba,
-                    last_lba: p.last_lba,
-                    attributes: p.flags,
-                    name: p.name.clone(),
-                });
+                content
+                    .partitions
+                    .push(PartitionEntry::from_gpt(*number, p));
             }
             classify(file, lbs, &mut content);
             Ok(content)

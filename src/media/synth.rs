@@ -50,19 +50,6 @@ pub struct Options {
     pub seed: u64,
 }
 
-pub fn parse_size(s: &str) -> Result<u64> {
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().with_context(|| format!("size \"{s}\""))?;
-    n.checked_mul(mult)
-        .with_context(|| format!("size \"{s}\" is too large"))
-}
-
 /// splitmix64: deterministic, fast, and enough for filler bytes (no secrecy needed).
 struct Filler(u64);
 impl Filler {

@@ -52,18 +52,6 @@ fn to_gpt(e: &PartitionEntry) -> Partition {
     }
 }
 
-fn from_gpt(number: u32, p: &Partition) -> PartitionEntry {
-    PartitionEntry {
-        number,
-        type_guid: p.part_type_guid.guid,
-        part_guid: p.part_guid,
-        first_lba: p.first_lba,
-        last_lba: p.last_lba,
-        attributes: p.flags,
-        name: p.name.clone(),
-    }
-}
-
 /// Check that the entries are placeable: slots 1..=128, inside the usable area, no overlap.
 /// (`gpt`'s `update_partitions` does not validate, and `add_partition_at` panics on bad input.)
 pub(crate) fn validate(layout: &Layout) -> Result<()> {
@@ -217,7 +205,7 @@ pub fn read_gpt(dev: &mut BlockDev) -> Result<GptSnapshot> {
             .partitions()
             .iter()
             .filter(|(_, p)| p.is_used())
-            .map(|(n, p)| from_gpt(*n, p))
+            .map(|(n, p)| PartitionEntry::from_gpt(*n, p))
             .collect(),
     })
 }

@@ -111,7 +111,7 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--out" => o.out = PathBuf::from(val()?),
-            "--size" => o.size = mkmedia::parse_size(val()?)?,
+            "--size" => o.size = ksinstall::size::parse_size(val()?)?,
             "--version" => o.version = val()?.clone(),
             "--seed" => o.seed = val()?.parse().context("--seed wants a number")?,
             "--iso" => iso = Some(PathBuf::from(val()?)),
