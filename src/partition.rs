@@ -58,6 +58,8 @@ impl PartitionEntry {
     }
 
     pub fn sectors(&self) -> u64 {
-        self.last_lba.saturating_sub(self.first_lba) + 1
+        self.last_lba
+            .saturating_sub(self.first_lba)
+            .saturating_add(1)
     }
 }

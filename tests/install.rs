@@ -692,3 +692,46 @@ fn an_install_straight_from_an_iso_image() {
         "{cfg}"
     );
 }
+
+#[test]
+fn a_disk_we_cannot_read_may_hide_vmfs_and_needs_overwritevmfs() {
+    let s = Setup::new("16M");
+    let img = s.path("disk.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(40 * GIB)
+        .unwrap();
+    // Data at LBA 0 that is neither a GPT nor an MBR.
+    common::poke(&img, 0, b"not a partition table, but not empty either");
+    let before = hash_image(&img);
+    let no_ow = ks_text("").replace(" --overwritevmfs", "");
+    let out = s.install(&s.ks(&no_ow), &["--disk", img.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot read as a partition table")
+            && text(&out).contains("--overwritevmfs"),
+        "{}",
+        text(&out)
+    );
+    // An MBR partition typed VMFS (0xFB).
+    let mut mbr = vec![0u8; 512];
+    mbr[446 + 4] = 0xFB;
+    mbr[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+    mbr[446 + 12..446 + 16].copy_from_slice(&1_000_000u32.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    common::poke(&img, 0, &mbr);
+    let before_mbr = hash_image(&img);
+    let out = s.install(&s.ks(&no_ow), &["--disk", img.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("MBR partition typed VMFS"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(hash_image(&img), before_mbr);
+    assert_ne!(before, before_mbr);
+    // With consent it installs.
+    let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

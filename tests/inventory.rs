@@ -1055,3 +1055,76 @@ fn probe_shows_what_an_old_esxi_disk_holds() {
         "{line}"
     );
 }
+
+/// A GPT disk whose Basic Data partition holds a FAT32 whose root directory's cluster chain
+/// loops on itself (FAT[root] = root) and whose entries are all deleted: fatfs 0.3.6 would walk
+/// it forever. The inventory must give up, not hang.
+#[test]
+fn a_looping_fat_cluster_chain_does_not_hang_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("p.img");
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&part)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let ok = std::process::Command::new("mkfs.fat")
+        .args(["-F", "32", "-s", "1", "-S", "512"])
+        .arg(&part)
+        .output()
+        .expect("mkfs.fat (cargo xtask test installs dosfstools)");
+    assert!(ok.status.success());
+    let mut p = std::fs::read(&part).unwrap();
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32_at =
+        |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
+    let (bps, spc, rsv, nfats) = (
+        u16_at(&p, 11),
+        p[13] as usize,
+        u16_at(&p, 14),
+        p[16] as usize,
+    );
+    let (fatsz, root) = (u32_at(&p, 36), u32_at(&p, 44));
+    for i in 0..nfats {
+        let off = (rsv + i * fatsz) * bps + 4 * root;
+        p[off..off + 4].copy_from_slice(&(root as u32).to_le_bytes());
+    }
+    let roff = (rsv + nfats * fatsz + (root - 2) * spc) * bps;
+    for e in 0..spc * bps / 32 {
+        let ent = &mut p[roff + e * 32..roff + e * 32 + 32];
+        ent.fill(0);
+        ent[0] = 0xE5;
+        ent[1..11].fill(b'A');
+        ent[11] = 0x20;
+    }
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(128 << 20)
+        .unwrap();
+    let ok = std::process::Command::new("sgdisk")
+        .args(["-n", "5:2048:133119", "-t", "5:0700"])
+        .arg(&disk)
+        .output()
+        .expect("sgdisk");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+        f.seek(SeekFrom::Start(2048 * 512)).unwrap();
+        f.write_all(&p).unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = disk.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(ksinstall::inventory::content::read(&d, 512));
+    });
+    let content = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the inventory hung on a looping FAT");
+    assert_eq!(content.partitions.len(), 1);
+    assert!(content.esx.is_none(), "no boot bank can be read from it");
+}

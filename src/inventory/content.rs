@@ -172,7 +172,13 @@ struct Slice<'a> {
     start: u64,
     len: u64,
     pos: u64,
+    /// Bytes this slice may still read. fatfs 0.3.6 does not detect cluster-chain loops, so a
+    /// crafted FAT could otherwise keep the inventory reading forever.
+    budget: u64,
 }
+
+/// What reading one boot bank's `boot.cfg` may cost: far more than a real bank needs.
+const FAT_READ_BUDGET: u64 = 8 << 20;
 
 impl Read for Slice<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -184,10 +190,18 @@ impl Read for Slice<'_> {
         let at = self.start.checked_add(self.pos).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "partition beyond 2^64 bytes")
         })?;
+        if self.budget == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "FAT read budget exceeded (a looping cluster chain?)",
+            ));
+        }
+        let want = want.min(usize::try_from(self.budget).unwrap_or(usize::MAX));
         let mut file = self.file;
         file.seek(SeekFrom::Start(at))?;
         let n = file.read(&mut buf[..want])?;
         self.pos += n as u64;
+        self.budget = self.budget.saturating_sub(n as u64);
         Ok(n)
     }
 }
@@ -451,6 +465,7 @@ fn read_boot_cfg(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option
         start: p.first_lba.checked_mul(lbs).ok_or_else(overflow)?,
         len: p.sectors().checked_mul(lbs).ok_or_else(overflow)?,
         pos: 0,
+        budget: FAT_READ_BUDGET,
     };
     let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())?;
     let cfg = match fs.root_dir().open_file("boot.cfg") {

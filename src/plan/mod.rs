@@ -251,6 +251,25 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
     })
 }
 
+/// Why a disk's contents may hide a VMFS datastore we cannot see, if they may.
+fn may_hide_vmfs(c: &crate::inventory::DiskContent) -> Option<String> {
+    use crate::inventory::PartitionTable;
+    match c.table {
+        PartitionTable::Unknown | PartitionTable::Unreadable => Some(format!(
+            "holds data we cannot read as a partition table ({})",
+            c.problem.as_deref().unwrap_or("unrecognised")
+        )),
+        _ if c
+            .mbr_partitions
+            .iter()
+            .any(|p| matches!(p.os_type, 0xFB | 0xFC)) =>
+        {
+            Some("has an MBR partition typed VMFS".into())
+        }
+        _ => None,
+    }
+}
+
 /// The kernel name of the disk holding `path` (the installer's media), from the device number of
 /// its file system and `sys/dev/block/MAJOR:MINOR` below the sysroot.
 fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
@@ -283,7 +302,9 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
             id: d.name.clone(),
             aliases: d.aliases.clone(),
             is_boot_media: boot_disk.as_deref() == Some(d.kernel_name.as_str()),
-            has_vmfs: !d.content.vmfs.is_empty() || !d.content.vmfsl.is_empty(),
+            has_vmfs: !d.content.vmfs.is_empty()
+                || !d.content.vmfsl.is_empty()
+                || may_hide_vmfs(&d.content).is_some(),
             is_usb_loop: false,
         })
         .collect();
@@ -454,6 +475,28 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     check_disks(i, &target)?;
 
     let existing = crate::inventory::content::read(&target.path, target.logical_sector_size);
+    // A disk whose table we cannot read (or an MBR with VMFS types) may hold a datastore: treat it
+    // as holding VMFS. Unknown is never "nothing to protect".
+    if let Some(why) = may_hide_vmfs(&existing) {
+        if action.preserve_vmfs {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
+                    "--preservevmfs: {} {why}, so there is no datastore we can keep safely",
+                    target.name
+                ),
+            ));
+        }
+        if !action.overwrite_vmfs {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
+                    "install --overwritevmfs not specified but {} {why} and may hold VMFS",
+                    target.name
+                ),
+            ));
+        }
+    }
     let mut req = LayoutRequest::new(
         target.name.clone(),
         target.size_bytes,
