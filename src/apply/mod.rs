@@ -74,6 +74,12 @@ fn classify(step: &str, err: anyhow::Error) -> ApplyError {
 }
 
 /// Copy one media component into an open FAT through the verifier, with a bounded buffer.
+/// Buffers in flight between the reading thread and the writer: keeps memory flat (4 MiB).
+const IN_FLIGHT: usize = 4;
+
+/// Copy one media component into an open FAT: media -> SHA-256 -> FAT file. Reading and hashing
+/// run on a second thread while this one writes, so the two CPU costs of a lay-down overlap; a
+/// bounded channel of 1 MiB buffers keeps memory independent of the file size.
 fn copy_in(
     fs: &FatVolume<'_>,
     media: &Media,
@@ -85,29 +91,52 @@ fn copy_in(
         .source
         .open(&f.from)
         .with_context(|| format!("opening {} on the media", f.from))?;
-    let mut reader = VerifyingReader::new(src, &f.from, f.size, &f.sha256);
     let mut out = fs
         .root_dir()
         .create_file(&f.to)
         .with_context(|| format!("creating {}", f.to))?;
     out.truncate()
         .with_context(|| format!("truncating {}", f.to))?;
-    let mut buf = vec![0u8; COPY_BUFFER];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("reading {}", f.from))?;
-        if n == 0 {
-            break;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(IN_FLIGHT);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reader = scope.spawn(move || {
+            let mut reader = VerifyingReader::new(src, &f.from, f.size, &f.sha256);
+            loop {
+                let mut buf = spare_rx.try_recv().unwrap_or_default();
+                buf.resize(COPY_BUFFER, 0);
+                match reader.read(&mut buf) {
+                    Ok(0) => return reader.verified,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            return false; // the writer stopped
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return false;
+                    }
+                }
+            }
+        });
+        for chunk in rx {
+            let buf = chunk
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading {}", f.from))?;
+            out.write_all(&buf)
+                .with_context(|| format!("writing {} to partition {}", f.to, f.partition))?;
+            *done += buf.len() as u64;
+            step.progress(*done);
+            let _ = spare_tx.send(buf);
         }
-        out.write_all(&buf[..n])
-            .with_context(|| format!("writing {} to partition {}", f.to, f.partition))?;
-        *done += n as u64;
-        step.progress(*done);
-    }
+        let verified = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("{}: the reading thread failed", f.from))?;
+        anyhow::ensure!(verified, "{}: not verified", f.from);
+        Ok(())
+    })?;
     out.flush().with_context(|| format!("writing {}", f.to))?;
-    anyhow::ensure!(reader.verified, "{}: not verified", f.from);
     Ok(())
 }
 
@@ -258,6 +287,13 @@ pub fn apply(
         elapsed_ms: step.finish(),
     });
 
+    // Flush the written data to the device while the read-back below runs (that reads from
+    // memory anyway), so the final sync after boot.cfg has little left to do.
+    let early_sync = dev
+        .sync_handle()
+        .map(|f| std::thread::spawn(move || f.sync_data()))
+        .map_err(|e| classify("verify", e))?;
+
     // Read everything back from the disk and compare with the plan.
     let total = esp_bytes + bank_bytes;
     let step = Step::start(
@@ -304,6 +340,22 @@ pub fn apply(
         step: "verify".into(),
         elapsed_ms: step.finish(),
     });
+
+    match early_sync.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(classify(
+                "verify",
+                anyhow::Error::from(e).context("flushing the written data"),
+            ))
+        }
+        Err(_) => {
+            return Err(classify(
+                "verify",
+                anyhow::anyhow!("the flushing thread failed"),
+            ))
+        }
+    }
 
     before_boot_cfg(&mut applied)?;
 

@@ -152,6 +152,14 @@ impl BlockDev {
         }
     }
 
+    /// A handle on which the written data can be flushed from another thread while this one
+    /// goes on reading (the same open file, duplicated).
+    pub fn sync_handle(&self) -> Result<std::fs::File> {
+        self.file
+            .try_clone()
+            .with_context(|| format!("duplicating the handle of {}", self.path.display()))
+    }
+
     /// Flush to stable storage.
     pub fn sync(&mut self) -> Result<()> {
         self.file

@@ -253,8 +253,8 @@ Ratios (targets from the install issue: at most 0.3x the baseline, within 1.2x o
 | | default | --skip-media-check |\n|---|---|---|\n\
 | time / baseline | {ab:.2}x | {bb:.2}x |\n\
 | time / limit (the slower of openssl and cp: {lim:.2} s) | {al:.2}x | {bl:.2}x |\n\n\
-Peak memory does not grow with the media: {m1} MiB at 1 GiB, {m4} MiB at 4 GiB (default mode).\n\n\
-Every byte is hashed twice by the default mode (the check before writing, then as it is written) and read\nback once from the disk, which the limit (one hash or one copy) does not do; the one-pass mode is the\nfigure comparable with the limit. The default trades that time for never destroying an old install with\nbad media (docs/INSTALL.md).\n\n\
+Peak memory (default mode; the copy uses 1 MiB buffers, at most 4 in flight, whatever the media size): {m1} MiB at 1 GiB media, {m4} MiB at 4 GiB.\n\n\
+Every byte is hashed twice by the default mode (the check before writing, then as it is written) and read\nback once from the disk, which the limit (one hash or one copy) does not do; the one-pass mode is the\nfigure comparable with the limit. Hashing runs on a second thread while the writer writes, and the data\nis flushed to the device while it is read back. The disk of this machine is shared: `cp` + `sync` varied\nfrom 4.0 s to 5.6 s between runs, so ratios to the limit move by about 0.2x from run to run. The default trades that time for never destroying an old install with\nbad media (docs/INSTALL.md).\n\n\
 Commands: `cargo xtask bench` (writes this file). The baseline script is in `xtask/src/bench.rs`.\n",
         mem = mem_kib as f64 / 1048576.0,
         media = gb(media_bytes),
