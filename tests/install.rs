@@ -77,11 +77,23 @@ fn text(o: &Output) -> String {
 }
 
 fn bank_boot_cfg(img: &Path) -> Option<String> {
-    let (ok, out, _) = run(
-        "mtype",
-        &["-i", &format!("{}@@{P5}", img.display()), "::/boot.cfg"],
+    bank_boot_cfg_in(img, 5)
+}
+
+/// Copy `what` out of the FAT at byte `offset` of `img` with the real mcopy.
+fn mcopy_out(img: &Path, offset: u64, what: &str, to: &Path) {
+    let (ok, _, err) = run(
+        "mcopy",
+        &[
+            "-s",
+            "-n",
+            "-i",
+            &format!("{}@@{offset}", img.display()),
+            what,
+            to.to_str().unwrap(),
+        ],
     );
-    ok.then_some(out)
+    assert!(ok, "{err}");
 }
 
 fn sha256_file(p: &Path) -> String {
@@ -142,18 +154,7 @@ fn a_full_install_checks_out_with_real_tools() {
     // Every module and bootloader file, copied back out with mcopy, hashes to the manifest.
     let back = s.path("back");
     std::fs::create_dir(&back).unwrap();
-    let (ok, _, err) = run(
-        "mcopy",
-        &[
-            "-s",
-            "-n",
-            "-i",
-            &format!("{}@@{P5}", img.display()),
-            "::/",
-            back.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{err}");
+    mcopy_out(&img, P5, "::/", &back);
     let m = s.manifest();
     let mut checked = 0;
     for c in m.components.iter().filter(|c| {
@@ -169,18 +170,7 @@ fn a_full_install_checks_out_with_real_tools() {
     );
     let esp = s.path("esp");
     std::fs::create_dir(&esp).unwrap();
-    let (ok, _, err) = run(
-        "mcopy",
-        &[
-            "-s",
-            "-n",
-            "-i",
-            &format!("{}@@{P1}", img.display()),
-            "::/EFI",
-            esp.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{err}");
+    mcopy_out(&img, P1, "::/EFI", &esp);
     for c in m
         .components
         .iter()
