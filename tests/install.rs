@@ -76,6 +76,12 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The install must be refused with `code`, saying `says`.
+fn refused(out: &Output, code: i32, says: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+    assert!(text(out).contains(says), "{says:?} not in: {}", text(out));
+}
+
 fn bank_boot_cfg(img: &Path) -> Option<String> {
     bank_boot_cfg_in(img, 5)
 }
@@ -452,21 +458,19 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         &s.ks(&ks_text("part ds2 --ondisk=naa.5002538e40a1b2c4\n")),
         &disk,
     );
-    assert_eq!(part.status.code(), Some(3), "{}", text(&part));
-    assert!(
-        text(&part).contains("part (a datastore on another disk) is not supported yet"),
-        "{}",
-        text(&part)
+    refused(
+        &part,
+        3,
+        "part (a datastore on another disk) is not supported yet",
     );
     let clear = s.install(
         &s.ks(&ks_text("clearpart --alldrives --overwritevmfs\n")),
         &disk,
     );
-    assert_eq!(clear.status.code(), Some(3), "{}", text(&clear));
-    assert!(
-        text(&clear).contains("clearing disks other than the install disk is not supported yet"),
-        "{}",
-        text(&clear)
+    refused(
+        &clear,
+        3,
+        "clearing disks other than the install disk is not supported yet",
     );
     // A bootloader path that FAT cannot hold is refused at plan time.
     let m = std::fs::read_to_string(s.path("media/MANIFEST.JSON")).unwrap();

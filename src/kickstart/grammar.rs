@@ -168,6 +168,10 @@ const fn firstdisk(default: &'static str) -> OptSpec {
     }
 }
 
+/// ESX 4.x install-media options, accepted with a warning by every action command.
+const ESX4_SERVER: OptSpec = deprecated("server", Value::Required(Pattern::Any));
+const ESX4_DIR: OptSpec = deprecated("dir", Value::Required(Pattern::Any));
+
 const INTERPRETER: OptSpec = OptSpec {
     bad_value: Severity::Error,
     ..value("interpreter", Pattern::Interpreter)
@@ -237,8 +241,8 @@ pub static COMMANDS: &[CommandSpec] = &[
                 value("systemdisk", Pattern::Any),
                 flag("repartitionsystemdisk"),
                 value("dpuPciSlots", Pattern::Any),
-                deprecated("server", Value::Required(Pattern::Any)),
-                deprecated("dir", Value::Required(Pattern::Any)),
+                ESX4_SERVER,
+                ESX4_DIR,
             ],
         )
     },
@@ -256,8 +260,8 @@ pub static COMMANDS: &[CommandSpec] = &[
                 flag("ignoreprereqwarnings"),
                 flag("ignoreprereqerrors"),
                 flag("forcemigrate"),
-                deprecated("server", Value::Required(Pattern::Any)),
-                deprecated("dir", Value::Required(Pattern::Any)),
+                ESX4_SERVER,
+                ESX4_DIR,
             ],
         )
     },
@@ -281,8 +285,8 @@ pub static COMMANDS: &[CommandSpec] = &[
                 flag("ignoreprereqwarnings"),
                 flag("ignoreprereqerrors"),
                 flag("forcemigrate"),
-                deprecated("server", Value::Required(Pattern::Any)),
-                deprecated("dir", Value::Required(Pattern::Any)),
+                ESX4_SERVER,
+                ESX4_DIR,
             ],
         )
     },
