@@ -44,6 +44,16 @@ impl Setup {
     fn install(&self, ks: &Path, extra: &[&str]) -> Output {
         self.install_from(self.path("media").as_os_str(), ks, extra)
     }
+    /// A 40 GB image holding a completed install, for tests about what a second run may do to it.
+    fn installed_disk(&self) -> PathBuf {
+        let img = self.path("disk.img");
+        let ok = self.install(
+            &self.ks(&ks_text("")),
+            &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+        );
+        assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+        img
+    }
     /// Install from other media (an ISO, a URL).
     fn install_from(&self, media: &std::ffi::OsStr, ks: &Path, extra: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ksinstall"))
@@ -324,12 +334,7 @@ fn flip_byte(f: &Path) {
 #[test]
 fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
     let s = Setup::new("64M");
-    let img = s.path("disk.img");
-    let ok = s.install(
-        &s.ks(&ks_text("")),
-        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
-    );
-    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let img = s.installed_disk();
     let before = hash_image(&img);
     flip_byte(&s.path("media/vim.v00"));
     let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
@@ -345,12 +350,7 @@ fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
 #[test]
 fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootable_bank() {
     let s = Setup::new("64M");
-    let img = s.path("disk.img");
-    let ok = s.install(
-        &s.ks(&ks_text("")),
-        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
-    );
-    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let img = s.installed_disk();
     assert!(bank_boot_cfg(&img).is_some_and(|c| c.contains("bootstate=0")));
     flip_byte(&s.path("media/vim.v00"));
     let out = s.install(
@@ -372,13 +372,8 @@ fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootabl
 #[test]
 fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let s = Setup::new("32M");
-    let img = s.path("disk.img");
     // A disk that already holds an install: a second install is what must not touch it.
-    let ok = s.install(
-        &s.ks(&ks_text("")),
-        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
-    );
-    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let img = s.installed_disk();
     let before = hash_image(&img);
     let disk = ["--disk", img.to_str().unwrap()];
 

@@ -155,14 +155,19 @@ impl<T: Seek> Seek for ReadOnly<T> {
 
 impl<T> Write for ReadOnly<T> {
     fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the inventory opens disks read-only",
-        ))
+        Err(read_only())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// What every write through the inventory's readers gets: it never writes to a disk.
+fn read_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "the inventory opens disks read-only",
+    )
 }
 
 /// A partition seen as a device of its own (fatfs must start at offset 0).
@@ -228,10 +233,7 @@ impl Seek for Slice<'_> {
 
 impl Write for Slice<'_> {
     fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the inventory opens disks read-only",
-        ))
+        Err(read_only())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
