@@ -21,10 +21,16 @@ pub enum Outcome {
     Verify = 5,
     /// Writing to the target failed.
     Write = 6,
-    /// The DPU could not be flashed.
+    /// The DPU reported that its install failed (`CRITICAL ERROR`, a failed flash).
     Dpu = 7,
     /// A `%pre` or `%post` script failed.
     Script = 8,
+    /// The DPU said nothing for too long (no log line, no flash status).
+    DpuTimeout = 9,
+    /// The payload did not reach the DPU (short write, no rshim daemon, a broken socket).
+    DpuTransfer = 10,
+    /// The DPU's driver refused the request (busy, not supported, not permitted).
+    DpuRefused = 11,
 }
 
 impl From<Outcome> for ExitCode {

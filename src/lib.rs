@@ -4,6 +4,7 @@
 //! Each stage is a module with a small typed interface; no stage reaches back up.
 
 pub mod apply;
+pub mod dpu;
 pub mod exit;
 pub mod inventory;
 pub mod kickstart;

@@ -12,10 +12,11 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::dpu;
 use crate::exit::Outcome;
 use crate::media::verify::{self, VerifyingReader};
 use crate::media::Media;
-use crate::plan::{FileCopy, Plan};
+use crate::plan::{DpuAction, DpuPlan, FileCopy, Plan};
 use crate::report::{EventSink, Step};
 use crate::storage::{self, BlockDev, FatVolume};
 
@@ -48,6 +49,8 @@ pub struct Applied {
     pub timings: Vec<StepTiming>,
     pub files: Vec<WrittenFile>,
     pub bytes_written: u64,
+    /// The DPUs installed, with what they report afterwards.
+    pub dpus: Vec<dpu::Installed>,
 }
 
 const COPY_BUFFER: usize = 1 << 20;
@@ -178,25 +181,29 @@ fn read_back(fs: &FatVolume<'_>, partition: u32, path: &str) -> Result<WrittenFi
     })
 }
 
+fn mismatch(w: &WrittenFile, size: u64, sha: &str) -> Option<ApplyError> {
+    (w.size != size || w.sha256 != sha).then(|| ApplyError {
+        step: "verify".into(),
+        outcome: Outcome::Verify,
+        message: format!(
+            "partition {} {}: read back {} bytes with SHA-256 {}, wrote {size} bytes with {sha}",
+            w.partition, w.path, w.size, w.sha256
+        ),
+    })
+}
+
 fn unmount(fs: FatVolume<'_>, what: &str) -> Result<()> {
     fs.unmount()
         .with_context(|| format!("closing the FAT file system of {what}"))
 }
 
-/// Carry out `plan` with the bytes of `media`. `before_boot_cfg` runs after everything else is
-/// written and verified, before `boot.cfg` (the DPU flash and the report hook in there).
-pub fn apply(
+/// Partition, bootloader, boot bank 0, read-back: everything of the host but `boot.cfg`.
+fn lay_down(
     plan: &Plan,
     media: &Media,
     sink: &dyn EventSink,
-    before_boot_cfg: &mut dyn FnMut(&mut Applied) -> Result<(), ApplyError>,
-) -> Result<Applied, ApplyError> {
-    let mut applied = Applied {
-        timings: Vec::new(),
-        files: Vec::new(),
-        bytes_written: 0,
-    };
-    let started = Instant::now();
+    applied: &mut Applied,
+) -> Result<BlockDev, ApplyError> {
     let t = &plan.target;
     let mut dev =
         BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify("open", e))?;
@@ -303,13 +310,6 @@ pub fn apply(
         Some(total),
     );
     let mut done = 0;
-    let mismatch = |w: &WrittenFile, size: u64, sha: &str| -> Option<ApplyError> {
-        (w.size != size || w.sha256 != sha).then(|| ApplyError {
-            step: "verify".into(),
-            outcome: Outcome::Verify,
-            message: format!("partition {} {}: read back {} bytes with SHA-256 {}, wrote {size} bytes with {sha}", w.partition, w.path, w.size, w.sha256),
-        })
-    };
     for (entry, number) in [(&esp, 1u32), (&bank, 5u32)] {
         let fs = storage::fat::open_fat(&mut dev, entry).map_err(|e| classify("verify", e))?;
         let expected: Vec<(String, u64, String)> = plan
@@ -357,6 +357,174 @@ pub fn apply(
         }
     }
 
+    Ok(dev)
+}
+
+/// Stage every payload to be installed; returns each with its staged file.
+fn stage_dpus<'p>(
+    plan: &'p Plan,
+    media: &Media,
+    sink: &dyn EventSink,
+    scratch: &std::path::Path,
+) -> Result<Vec<(&'p DpuPlan, dpu::payload::Staged)>, ApplyError> {
+    let mut out = Vec::new();
+    for d in plan.dpus.iter().filter(|d| d.action == DpuAction::Install) {
+        let total: u64 = d.payload.parts.iter().map(|p| p.size).sum();
+        let step = Step::start(
+            sink,
+            "dpu-stage",
+            format!("checking and packing the payload for {}", d.name),
+            Some(total),
+        );
+        let dir = d.stage_dir.as_deref().unwrap_or(scratch);
+        let staged =
+            dpu::payload::stage(&d.payload, media, dir, &d.model, &d.address).map_err(|e| {
+                let mut e = classify("dpu-stage", e);
+                e.message = format!("{}: {}", d.name, e.message);
+                e
+            })?;
+        step.progress(total);
+        step.finish();
+        out.push((d, staged));
+    }
+    Ok(out)
+}
+
+/// Install one DPU through its interface, reporting progress as step `dpu`.
+fn install_dpu(
+    d: &DpuPlan,
+    staged: &dpu::payload::Staged,
+    sink: &dyn EventSink,
+    access: &dpu::Access,
+) -> Result<dpu::Installed, ApplyError> {
+    let started = Instant::now();
+    let step = Step::start(
+        sink,
+        "dpu",
+        format!(
+            "{} onto {} through {}",
+            d.payload.label, d.name, d.interface
+        ),
+        Some(staged.size),
+    );
+    let mut backend: Box<dyn dpu::Backend + '_> = match &d.interface {
+        dpu::Interface::Rshim { dir, .. } => Box::new(dpu::RshimBackend {
+            dpu: &d.card,
+            name: d.name.clone(),
+            dir: dir.clone(),
+            access,
+        }),
+        dpu::Interface::Devlink { device, .. } => Box::new(dpu::DevlinkBackend {
+            dpu: &d.card,
+            name: d.name.clone(),
+            device: device.clone(),
+            firmware_name: d.payload.file_name.clone(),
+            access,
+        }),
+    };
+    let result = backend.install(&staged.path, &mut |p| match p {
+        dpu::Progress::Bytes(n) => step.progress(n),
+        dpu::Progress::Status(m) => {
+            log::info!("{}: {m}", d.name);
+            step.status(m);
+        }
+    });
+    match result {
+        Ok(after) => {
+            step.finish();
+            Ok(dpu::Installed {
+                address: d.address.clone(),
+                staged_sha256: staged.sha256.clone(),
+                staged_bytes: staged.size,
+                after,
+                elapsed_ms: dpu::elapsed_ms(started),
+            })
+        }
+        Err(f) => Err(ApplyError {
+            step: "dpu".into(),
+            outcome: f.outcome,
+            message: f.to_string(),
+        }),
+    }
+}
+
+/// Carry out `plan` with the bytes of `media`. Every DPU payload is staged (and so checked)
+/// first; then each DPU is installed on its own thread while the host's disk is laid down, and
+/// `boot.cfg` is written only when both have succeeded. `before_boot_cfg` runs after everything
+/// else is written and verified, just before `boot.cfg`.
+pub fn apply(
+    plan: &Plan,
+    media: &Media,
+    sink: &dyn EventSink,
+    access: &dpu::Access,
+    before_boot_cfg: &mut dyn FnMut(&mut Applied) -> Result<(), ApplyError>,
+) -> Result<Applied, ApplyError> {
+    let mut applied = Applied {
+        timings: Vec::new(),
+        files: Vec::new(),
+        bytes_written: 0,
+        dpus: Vec::new(),
+    };
+    let started = Instant::now();
+    let t = &plan.target;
+
+    // The DPU payloads, staged before the first write: a part that does not hash as planned
+    // stops the install while every disk and device is as it was.
+    let scratch = tempfile::tempdir().map_err(|e| classify("dpu-stage", e.into()))?;
+    let staged = stage_dpus(plan, media, sink, scratch.path())?;
+    for d in plan
+        .dpus
+        .iter()
+        .filter(|d| d.action == DpuAction::AlreadyInstalled)
+    {
+        let msg = format!(
+            "{} already runs {}: not flashed again",
+            d.name, d.payload.label
+        );
+        log::info!("{msg}");
+        sink.emit(crate::report::Event::Status {
+            step: "dpu".into(),
+            message: msg,
+        });
+    }
+
+    let (host, dpus) = std::thread::scope(|scope| {
+        let dpu_threads: Vec<_> = staged
+            .iter()
+            .map(|(d, s)| scope.spawn(move || install_dpu(d, s, sink, access)))
+            .collect();
+        let host = lay_down(plan, media, sink, &mut applied);
+        let dpus: Vec<_> = dpu_threads
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ApplyError {
+                        step: "dpu".into(),
+                        outcome: Outcome::Dpu,
+                        message: "the DPU thread failed".into(),
+                    })
+                })
+            })
+            .collect();
+        (host, dpus)
+    });
+    for (d, s) in &staged {
+        if d.stage_dir.is_some() {
+            let _ = std::fs::remove_file(&s.path);
+        }
+    }
+    // A host failure is reported first; a DPU failure keeps boot.cfg from being written, so
+    // the host never boots as a DPU host whose DPU failed.
+    let mut dev = host?;
+    for r in dpus {
+        applied.dpus.push(r?);
+    }
+    let bank = plan
+        .layout
+        .partition(5)
+        .map(|p| p.entry.clone())
+        .ok_or_else(|| classify("bootcfg", anyhow::anyhow!("the layout has no partition 5")))?;
+
     before_boot_cfg(&mut applied)?;
 
     // The install record, kept on the bank itself: how this host was installed, with every file's
@@ -368,6 +536,7 @@ pub fn apply(
         "target": plan.target,
         "host": plan.host,
         "dpus": plan.dpus,
+        "dpus_installed": applied.dpus,
         "files": applied.files,
         "timings": applied.timings,
         "warnings": plan.warnings,

@@ -62,6 +62,8 @@ pub struct Args {
     /// Write the final JSON report here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    dpu: super::DpuArgs,
 }
 
 fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
@@ -179,6 +181,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
 
+    // What each supported DPU runs, through its own interface (read-only).
+    let access = a.dpu.access(&a.sysroot);
+    let firmware_root = a.dpu.firmware_root();
+    let observed: Vec<_> = inventory
+        .dpus
+        .iter()
+        .filter(|d| d.supported)
+        .map(|d| ksinstall::dpu::observe(d, &access))
+        .collect();
+
     // The plan: every check.
     let inputs = plan::Inputs {
         kickstart_name: &name,
@@ -189,6 +201,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         boot: &boot,
         disk_override: a.disk.as_deref(),
         image_sector_size: a.sector_size,
+        firmware_root: &firmware_root,
+        dpu_observed: &observed,
     };
     let plan = match plan::make(&inputs) {
         Ok(p) => p,
@@ -239,7 +253,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
 
     // Apply, then %post.
-    let result = apply::apply(&plan, &media, sink, &mut |_applied| Ok(()));
+    let result = apply::apply(&plan, &media, sink, &access, &mut |_applied| Ok(()));
     let (outcome, applied, error) = match result {
         Ok(applied) => {
             let post = run_post(ks, workdir.path(), sink);
@@ -335,7 +349,16 @@ fn write_report(
         "partitions": plan.layout.partitions,
         "boot_cfg": plan.boot_cfg.render(),
         "host": plan.host,
-        "dpus": plan.dpus,
+        "dpus": plan.dpus.iter().map(|d| json!({
+            "name": d.name,
+            "address": d.address,
+            "slot": d.slot,
+            "interface": d.interface,
+            "action": d.action,
+            "payload": {"id": d.payload.id, "label": d.payload.label, "parts": d.payload.parts},
+            "before": d.before,
+            "after": applied.and_then(|a| a.dpus.iter().find(|x| x.address == d.address)),
+        })).collect::<Vec<_>>(),
         "files": applied.map(|a| &a.files),
         "timings": applied.map(|a| &a.timings),
         "bytes_written": applied.map(|a| a.bytes_written),

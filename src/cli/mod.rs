@@ -22,6 +22,39 @@ enum Command {
     Install(install::Args),
 }
 
+/// How the DPUs are reached (shared by `install` and `probe`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DpuArgs {
+    /// The DPU firmware bundles (default: /usr/share/ksinstall/firmware, else this checkout's
+    /// firmware/).
+    #[arg(long, value_name = "DIR")]
+    pub firmware: Option<std::path::PathBuf>,
+    /// Talk devlink to a simulator on this Unix socket instead of the kernel (tests, demos).
+    #[arg(long, value_name = "PATH")]
+    pub devlink_socket: Option<std::path::PathBuf>,
+    /// Give up on a DPU that says nothing (no log line, no flash status) for this long.
+    #[arg(long, value_name = "SECS", default_value_t = ksinstall::dpu::DEFAULT_SILENCE_SECS)]
+    pub dpu_timeout: u64,
+}
+
+impl DpuArgs {
+    pub fn access(&self, sysroot: &std::path::Path) -> ksinstall::dpu::Access {
+        let mut a = ksinstall::dpu::Access::new(sysroot);
+        if let Some(p) = &self.devlink_socket {
+            a.devlink = ksinstall::dpu::Endpoint::Simulator(p.clone());
+        }
+        a.silence = std::time::Duration::from_secs(self.dpu_timeout.max(1));
+        // Poll the rshim log faster when the caller is impatient (tests), never slower than 1 s.
+        a.poll = std::time::Duration::from_millis((self.dpu_timeout * 50).clamp(50, 1000));
+        a
+    }
+    pub fn firmware_root(&self) -> std::path::PathBuf {
+        self.firmware
+            .clone()
+            .unwrap_or_else(ksinstall::dpu::bundle::default_root)
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Validate(a) => validate::run(a),

@@ -21,6 +21,8 @@ pub struct Args {
     /// fixture of this server.
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    #[command(flatten)]
+    dpu: super::DpuArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,11 +49,20 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let inv =
         Inventory::read(&a.sysroot).with_context(|| format!("probing {}", a.sysroot.display()))?;
     let findings = inv.dpu_findings(&a.dpu_pci_slots);
+    // What each supported DPU runs, asked through its own interface (read-only).
+    let access = a.dpu.access(&a.sysroot);
+    let observed: Vec<ksinstall::dpu::Observed> = inv
+        .dpus
+        .iter()
+        .filter(|d| d.supported)
+        .map(|d| ksinstall::dpu::observe(d, &access))
+        .collect();
     match a.format {
         Format::Json => {
             let doc = serde_json::json!({
                 "disks": inv.disks,
                 "dpus": inv.dpus,
+                "dpu_software": observed,
                 "findings": findings
                     .iter()
                     .map(|f| serde_json::json!({"finding": f, "message": f.to_string()}))
@@ -59,12 +70,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
-        Format::Text => print!("{}", render_text(&inv, &findings)),
+        Format::Text => print!("{}", render_text(&inv, &findings, &observed)),
     }
     Ok(Outcome::Success)
 }
 
-fn render_text(inv: &Inventory, findings: &[ksinstall::inventory::DpuFinding]) -> String {
+fn render_text(
+    inv: &Inventory,
+    findings: &[ksinstall::inventory::DpuFinding],
+    observed: &[ksinstall::dpu::Observed],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Disks ({}):", inv.disks.len());
     let mut rows: Vec<[String; 8]> = vec![[
@@ -169,6 +184,22 @@ fn render_text(inv: &Inventory, findings: &[ksinstall::inventory::DpuFinding]) -
             }
             _ => {
                 let _ = writeln!(out, "    management: none found");
+            }
+        }
+        if let Some(o) = observed.iter().find(|o| o.address == p.address) {
+            if let Some(i) = &o.interface {
+                let _ = writeln!(out, "    reached through: {i}");
+            }
+            let _ = writeln!(
+                out,
+                "    software: {}",
+                o.software.as_deref().unwrap_or("unknown")
+            );
+            for v in &o.versions {
+                let _ = writeln!(out, "    {} {}: {}", v.kind, v.name, v.value);
+            }
+            if let Some(problem) = &o.problem {
+                let _ = writeln!(out, "    cannot install now: {problem}");
             }
         }
     }

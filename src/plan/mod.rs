@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::dpu;
 use crate::exit::Outcome;
 use crate::inventory::Inventory;
 use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
@@ -70,6 +71,25 @@ pub struct ScriptPlan {
     pub line: u32,
 }
 
+/// What the install does with a DPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpuAction {
+    /// Put the payload on the card.
+    Install,
+    /// The card already runs exactly this payload.
+    AlreadyInstalled,
+}
+
+impl std::fmt::Display for DpuAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DpuAction::Install => "install",
+            DpuAction::AlreadyInstalled => "already installed: not flashed again",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DpuPlan {
     pub vendor: String,
@@ -77,8 +97,19 @@ pub struct DpuPlan {
     pub slot: Option<String>,
     pub address: String,
     pub management: Option<String>,
-    /// What this install does with it.
-    pub action: String,
+    /// The card as the inventory found it (functions, catalog entry).
+    pub card: crate::inventory::pci::Dpu,
+    pub action: DpuAction,
+    pub interface: dpu::Interface,
+    /// The firmware bundle directory.
+    pub bundle: PathBuf,
+    pub payload: dpu::payload::PayloadPlan,
+    /// Where the payload is staged: for devlink, the firmware search path the kernel reads.
+    pub stage_dir: Option<PathBuf>,
+    /// What the card ran when the plan was made.
+    pub before: dpu::Observed,
+    /// How to name the card to a person.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +152,10 @@ pub struct Inputs<'a> {
     pub disk_override: Option<&'a Path>,
     /// Sector size for an image file (512 or 4096).
     pub image_sector_size: u32,
+    /// Where DPU firmware bundles are (`firmware/`).
+    pub firmware_root: &'a Path,
+    /// What each supported DPU runs, read through its interface (`dpu::observe`).
+    pub dpu_observed: &'a [dpu::Observed],
 }
 
 /// The interpreter program for a script on this machine: busybox -> `/bin/sh`, python ->
@@ -406,14 +441,75 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
                 return Err(refuse(Outcome::Precondition, format!("{} on a host with a DPU ({}): a DPU is enabled only by a fresh install; host and DPU are updated together by image-based lifecycle management", a.kind.command(), d.location())));
             }
         }
-        warnings.push(format!("{}: the DPU's ESXio and firmware are not installed by this version of ksinstall (DPU flashing is not built yet); the host is installed without enabling the DPU", d.location()));
+        let name = format!("{} {} in {}", d.vendor, d.model, d.location());
+        let bundle = dpu::bundle::find(i.firmware_root, &d.catalog_id, &i.media.manifest.version)
+            .map_err(|e| refuse(Outcome::Precondition, format!("{name}: firmware bundle: {e:#}")))?
+            .ok_or_else(|| {
+                refuse(
+                    Outcome::Precondition,
+                    format!(
+                        "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
+                        d.catalog_id,
+                        i.firmware_root.display(),
+                        i.media.manifest.version
+                    ),
+                )
+            })?;
+        if bundle.manifest.synthetic {
+            warnings.push(format!(
+                "{name}: the firmware bundle {} is synthetic (for tests and demos); drop the vendor's bundle into {} for a real DPU",
+                bundle.dir.display(),
+                i.firmware_root.display()
+            ));
+        }
+        let observed = i
+            .dpu_observed
+            .iter()
+            .find(|o| o.address == d.address)
+            .cloned()
+            .ok_or_else(|| {
+                refuse(
+                    Outcome::Precondition,
+                    format!("{name}: its interface was not read"),
+                )
+            })?;
+        if let Some(p) = &observed.problem {
+            return Err(refuse(Outcome::Precondition, format!("{name}: {p}")));
+        }
+        let interface = observed.interface.clone().ok_or_else(|| {
+            refuse(
+                Outcome::Precondition,
+                format!("{name}: no host interface to reach it"),
+            )
+        })?;
+        let mut payload = dpu::payload::describe(&bundle, &i.media.manifest);
+        let action = if dpu::runs_payload(&observed, &payload.id) {
+            DpuAction::AlreadyInstalled
+        } else {
+            DpuAction::Install
+        };
+        let stage_dir = match &interface {
+            dpu::Interface::Devlink { .. } => {
+                // devlink names the file relative to the firmware search path.
+                payload.file_name = format!("ksinstall/{}", payload.file_name);
+                Some(i.sysroot.join("lib/firmware"))
+            }
+            dpu::Interface::Rshim { .. } => None,
+        };
         out.push(DpuPlan {
             vendor: d.vendor.clone(),
             model: d.model.clone(),
             slot: d.slot.clone(),
             address: d.address.clone(),
             management: d.management.clone(),
-            action: "none: DPU flashing is not built yet".into(),
+            card: d.clone(),
+            action,
+            interface,
+            bundle: bundle.dir.clone(),
+            payload,
+            stage_dir,
+            before: observed,
+            name,
         });
     }
     Ok(out)
@@ -748,12 +844,18 @@ impl Plan {
         for d in &self.dpus {
             let _ = writeln!(
                 s,
-                "DPU: {} {} in slot {} ({}): {}",
-                d.vendor,
-                d.model,
-                d.slot.as_deref().unwrap_or("?"),
-                d.address,
-                d.action
+                "DPU: {} through {}: {} {} ({} parts, payload {})",
+                d.name,
+                d.interface,
+                d.action,
+                d.payload.label,
+                d.payload.parts.len(),
+                &d.payload.id[..16]
+            );
+            let _ = writeln!(
+                s,
+                "     now runs: {}",
+                d.before.software.as_deref().unwrap_or("unknown")
             );
         }
         if !self.post_scripts.is_empty() {

@@ -31,6 +31,11 @@ pub enum Event {
         step: String,
         message: String,
     },
+    /// What a device said along the way (a DPU's install log line, a devlink status).
+    Status {
+        step: String,
+        message: String,
+    },
     Failed {
         step: String,
         message: String,
@@ -151,6 +156,12 @@ impl EventSink for Bars {
             Event::Warning { step, message } => {
                 let _ = self.multi.println(format!("warning: {step}: {message}"));
             }
+            Event::Status { step, message } => match bars.get(&step) {
+                Some(b) => b.set_message(message),
+                None => {
+                    let _ = self.multi.println(format!("{step}: {message}"));
+                }
+            },
             Event::Failed { step, message, .. } => {
                 if let Some(b) = bars.get(&step) {
                     b.abandon_with_message("FAILED");
@@ -204,6 +215,12 @@ impl<'a> Step<'a> {
     }
     pub fn warn(&self, message: impl Into<String>) {
         self.sink.emit(Event::Warning {
+            step: self.id.clone(),
+            message: message.into(),
+        });
+    }
+    pub fn status(&self, message: impl Into<String>) {
+        self.sink.emit(Event::Status {
             step: self.id.clone(),
             message: message.into(),
         });

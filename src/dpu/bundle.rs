@@ -1,0 +1,213 @@
+//! DPU firmware bundles: one directory per model under `firmware/`, each with a `bundle.toml`
+//! naming the vendor, the catalog entries it fits, its version, the oldest ESXi it pairs with and
+//! every file with its size and SHA-256. A bundle is checked like installation media: no path
+//! leaves its directory, no symlinks, every byte hashes to the manifest. See firmware/README.md.
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::media::manifest::check_relative;
+use crate::media::verify;
+
+/// What a bundle file is; for BlueField it decides the BFB image it becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    /// BlueField: ARM Trusted Firmware BL2 (BFB image 1).
+    Bl2,
+    /// BlueField: ARM Trusted Firmware BL31 (BFB image 3).
+    Bl31,
+    /// BlueField: UEFI (BFB image 5).
+    Uefi,
+    /// BlueField: the ConnectX NIC firmware (BFB image 41).
+    NicFirmware,
+    /// Pensando DSC: the firmware package flashed through devlink.
+    DscFirmware,
+}
+
+/// How the payload reaches the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadFormat {
+    /// A BlueField boot stream pushed through rshim.
+    Bfb,
+    /// A package file flashed with devlink.
+    DscPackage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleFile {
+    pub path: String,
+    pub kind: FileKind,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    pub vendor: String,
+    pub model: String,
+    /// The `firmware/dpus.toml` entries this bundle fits.
+    pub catalog_ids: Vec<String>,
+    pub generations: Vec<String>,
+    pub version: String,
+    /// The oldest ESXi release the bundle pairs with, `8.0.0`.
+    pub min_esxi: String,
+    pub format: PayloadFormat,
+    /// True for the small made-up payloads shipped for tests and the demo: a real bundle of the
+    /// same model is always preferred.
+    #[serde(default)]
+    pub synthetic: bool,
+    #[serde(rename = "file")]
+    pub files: Vec<BundleFile>,
+}
+
+/// A bundle found on disk and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: BundleManifest,
+}
+
+impl Bundle {
+    pub fn file_path(&self, f: &BundleFile) -> PathBuf {
+        self.dir.join(&f.path)
+    }
+}
+
+/// The firmware directory used when none is given: the installed one, else this checkout's.
+pub fn default_root() -> PathBuf {
+    let installed = Path::new("/usr/share/ksinstall/firmware");
+    if installed.is_dir() {
+        installed.to_path_buf()
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/firmware"))
+    }
+}
+
+/// Compare dotted versions part by part, numbers as numbers (`8.0.10` > `8.0.9`).
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let parts = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .map(str::to_string)
+            .collect()
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(pb.iter()) {
+        let o = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(m), Ok(n)) => m.cmp(&n),
+            _ => x.cmp(y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+/// Read and check one bundle directory: the manifest, the paths, the sizes and the hashes.
+pub fn load(dir: &Path) -> Result<Bundle> {
+    let path = dir.join("bundle.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: BundleManifest = toml::from_str(&text)
+        .with_context(|| format!("{}: not a bundle manifest", path.display()))?;
+    if manifest.files.is_empty() {
+        bail!("{}: the bundle lists no files", path.display());
+    }
+    for f in &manifest.files {
+        check_relative(&f.path)
+            .map_err(|e| anyhow::anyhow!("{}: {}: {e}", path.display(), f.path))?;
+        let p = dir.join(&f.path);
+        let meta = std::fs::symlink_metadata(&p)
+            .with_context(|| format!("{}: {} is missing", dir.display(), f.path))?;
+        if !meta.file_type().is_file() {
+            bail!("{}: {} is not a regular file", dir.display(), f.path);
+        }
+        if meta.len() != f.size {
+            bail!(
+                "{}: {} is {} bytes, the manifest says {}",
+                dir.display(),
+                f.path,
+                meta.len(),
+                f.size
+            );
+        }
+        let mut file =
+            std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
+        let (_, got) =
+            verify::sha256_of(&mut file).with_context(|| format!("reading {}", p.display()))?;
+        if !got.eq_ignore_ascii_case(&f.sha256) {
+            bail!(
+                "{}: {} has SHA-256 {got}, the manifest says {}",
+                dir.display(),
+                f.path,
+                f.sha256
+            );
+        }
+    }
+    Ok(Bundle {
+        dir: dir.to_path_buf(),
+        manifest,
+    })
+}
+
+/// The bundle for a catalog entry and an ESXi version: a real bundle before a synthetic one,
+/// then the newest. Directories that are not bundles are skipped; a bundle that fits but fails
+/// its checks is an error (an operator dropped it there to be used).
+pub fn find(root: &Path, catalog_id: &str, esxi_version: &str) -> Result<Option<Bundle>> {
+    let entries = std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
+    let mut found: Vec<Bundle> = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("reading {}", root.display()))?;
+        let dir = e.path();
+        if !dir.join("bundle.toml").is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.join("bundle.toml"))
+            .with_context(|| format!("reading {}", dir.join("bundle.toml").display()))?;
+        // A cheap look first, so a broken bundle of another model does not stop this one.
+        let fits = toml::from_str::<BundleManifest>(&text)
+            .map(|m| m.catalog_ids.iter().any(|c| c == catalog_id))
+            .unwrap_or(true);
+        if !fits {
+            continue;
+        }
+        let b = load(&dir)?;
+        if compare_versions(esxi_version, &b.manifest.min_esxi) == Ordering::Less {
+            log::info!(
+                "{}: needs ESXi {} or later, the media is {esxi_version}",
+                dir.display(),
+                b.manifest.min_esxi
+            );
+            continue;
+        }
+        found.push(b);
+    }
+    found.sort_by(|a, b| {
+        (!a.manifest.synthetic)
+            .cmp(&!b.manifest.synthetic)
+            .then(compare_versions(&a.manifest.version, &b.manifest.version))
+    });
+    Ok(found.pop())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert_eq!(compare_versions("8.0.10", "8.0.9"), Ordering::Greater);
+        assert_eq!(compare_versions("8.0", "8.0.0"), Ordering::Less);
+        assert_eq!(
+            compare_versions("1.93.0-E-35", "1.93.0-E-35"),
+            Ordering::Equal
+        );
+    }
+}

@@ -1,0 +1,464 @@
+//! The DPU: its firmware bundles, the payload made for it, and the two vendor interfaces that
+//! put the payload on it: BlueField through rshim, Pensando DSC through devlink. Used by the
+//! inventory side (`observe`: what a card runs, read-only) and by apply (`install`).
+//! See docs/DPU.md.
+
+pub mod bfb;
+pub mod bundle;
+pub mod devlink;
+pub mod payload;
+pub mod rshim;
+pub mod sim;
+pub mod transport;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::exit::Outcome;
+use crate::inventory::catalog::Role;
+use crate::inventory::pci::Dpu;
+use devlink::{Client, DevlinkError};
+pub use transport::Endpoint;
+
+/// How this run reaches the DPUs, and how patient it is.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The directory standing for `/`: `dev/rshimN`, `lib/firmware`.
+    pub sysroot: PathBuf,
+    pub devlink: Endpoint,
+    /// The longest a DPU may say nothing before the install gives up on it.
+    pub silence: Duration,
+    /// How often `misc` is read while a BlueField installs.
+    pub poll: Duration,
+}
+
+impl Access {
+    pub fn new(sysroot: &Path) -> Access {
+        Access {
+            sysroot: sysroot.to_path_buf(),
+            devlink: Endpoint::Kernel,
+            silence: Duration::from_secs(DEFAULT_SILENCE_SECS),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A BlueField's OS install takes 10-20 minutes, mostly in steps that log; a DSC's firmware
+/// install announces its own (longer) timeout. Half an hour of silence means it is gone.
+pub const DEFAULT_SILENCE_SECS: u64 = 1800;
+
+/// The host interface a card is reached through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Interface {
+    Rshim {
+        dir: PathBuf,
+        dev_name: String,
+    },
+    Devlink {
+        bus: String,
+        device: String,
+        driver: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interface::Rshim { dir, .. } => write!(f, "rshim {}", dir.display()),
+            Interface::Devlink { bus, device, .. } => write!(f, "devlink {bus}/{device}"),
+        }
+    }
+}
+
+/// A version a card reports: `running fw 1.68.0-E-21`, `stored fw.mainfwb ...`, `rshim DEV_INFO`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionEntry {
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+}
+
+/// What a card runs and how it is reached, read without changing anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    /// The card's address (`Dpu::address`).
+    pub address: String,
+    pub interface: Option<Interface>,
+    /// The ksinstall payload the card reports running, when it does.
+    pub payload_id: Option<String>,
+    /// What the card runs, in words, when it can tell.
+    pub software: Option<String>,
+    pub versions: Vec<VersionEntry>,
+    /// Why the card cannot be installed through its interface now.
+    pub problem: Option<String>,
+}
+
+impl Observed {
+    fn new(dpu: &Dpu) -> Observed {
+        Observed {
+            address: dpu.address.clone(),
+            interface: None,
+            payload_id: None,
+            software: None,
+            versions: Vec::new(),
+            problem: None,
+        }
+    }
+}
+
+fn is_bluefield(dpu: &Dpu) -> bool {
+    dpu.management_role == Some(Role::Rshim)
+}
+
+/// The addresses an rshim device of this card names in `DEV_NAME`.
+fn rshim_addresses(dpu: &Dpu) -> Vec<String> {
+    dpu.functions
+        .iter()
+        .filter(|f| matches!(f.role, Role::Rshim | Role::Recovery))
+        .map(|f| f.address.clone())
+        .collect()
+}
+
+/// Read what a supported card runs, through its vendor interface.
+pub fn observe(dpu: &Dpu, access: &Access) -> Observed {
+    let mut o = Observed::new(dpu);
+    if is_bluefield(dpu) {
+        observe_rshim(dpu, access, &mut o);
+    } else {
+        observe_devlink(dpu, access, &mut o);
+    }
+    o
+}
+
+fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
+    let addresses = rshim_addresses(dpu);
+    let dev = match rshim::find(&access.sysroot, &addresses) {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            o.problem = Some(format!(
+                "no rshim device for {} below {} (the rshim daemon creates dev/rshimN for each BlueField; is it running, and not owned by the card's BMC?)",
+                addresses.join(", "),
+                access.sysroot.join("dev").display()
+            ));
+            return;
+        }
+        Err(e) => {
+            o.problem = Some(format!("reading the rshim devices: {e}"));
+            return;
+        }
+    };
+    o.interface = Some(Interface::Rshim {
+        dir: dev.dir.clone(),
+        dev_name: dev.dev_name.clone(),
+    });
+    for (name, v) in [
+        ("DEV_INFO", &dev.dev_info),
+        ("OPN_STR", &dev.opn),
+        ("BF_MODE", &dev.bf_mode),
+    ] {
+        if let Some(v) = v {
+            o.versions.push(VersionEntry {
+                kind: "rshim".into(),
+                name: name.into(),
+                value: v.clone(),
+            });
+        }
+    }
+    if let Some((id, label)) = rshim::installed_payload(&dev.log) {
+        o.software = label.or_else(|| Some(format!("payload {}", &id[..16])));
+        o.payload_id = Some(id);
+    }
+    if dev
+        .bf_mode
+        .as_deref()
+        .is_some_and(|m| m.to_ascii_lowercase().contains("nic mode"))
+    {
+        o.problem = Some(format!(
+            "{}: the BlueField is in NIC mode; vSphere Distributed Services Engine needs DPU mode",
+            dev.dir.display()
+        ));
+    } else if dev.secure_nic_mode {
+        o.problem = Some(format!(
+            "{}: SECURE_NIC_MODE is on, which disables rshim's boot device over PCIe",
+            dev.dir.display()
+        ));
+    }
+}
+
+/// The suffix a DSC reports in its running version when it runs a ksinstall package.
+const DSC_PAYLOAD_MARK: &str = "+ks.";
+
+fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
+    let Some(device) = dpu.management.clone() else {
+        o.problem = Some("the card shows no management function (pds_core or ionic PF)".into());
+        return;
+    };
+    let mut client = match access
+        .devlink
+        .open()
+        .map_err(DevlinkError::from)
+        .and_then(|t| Client::connect(t, Duration::from_secs(10)))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            o.problem = Some(format!("devlink ({}): {e}", access.devlink.describe()));
+            return;
+        }
+    };
+    match client.info("pci", &device, Duration::from_secs(30)) {
+        Ok(info) => {
+            o.interface = Some(Interface::Devlink {
+                bus: "pci".into(),
+                device: device.clone(),
+                driver: info.driver.clone(),
+            });
+            for (kind, list) in [
+                ("fixed", &info.fixed),
+                ("running", &info.running),
+                ("stored", &info.stored),
+            ] {
+                for v in list {
+                    o.versions.push(VersionEntry {
+                        kind: kind.into(),
+                        name: v.name.clone(),
+                        value: v.value.clone(),
+                    });
+                }
+            }
+            if let Some(fw) = info.running.iter().find(|v| v.name == "fw") {
+                o.software = Some(format!("firmware {}", fw.value));
+                if let Some((_, id)) = fw.value.split_once(DSC_PAYLOAD_MARK) {
+                    o.payload_id = Some(id.to_string());
+                }
+            }
+        }
+        Err(e) => {
+            o.problem = Some(format!("devlink dev info pci/{device}: {e}"));
+        }
+    }
+}
+
+/// Whether a card already runs a payload: the whole id for BlueField's log, the 16-digit
+/// prefix a DSC carries in its version string.
+pub fn runs_payload(o: &Observed, payload_id: &str) -> bool {
+    o.payload_id
+        .as_deref()
+        .is_some_and(|id| id.len() >= 16 && payload_id.starts_with(id))
+}
+
+/// The version a DSC package announces (the firmware's own, marked with the payload id).
+pub fn dsc_version(firmware_version: &str, payload_id: &str) -> String {
+    format!("{firmware_version}{DSC_PAYLOAD_MARK}{}", &payload_id[..16])
+}
+
+/// A failed DPU install: which card, which step, what the device said, and the exit class.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{dpu}: {step}: {message}")]
+pub struct DpuFault {
+    pub dpu: String,
+    pub step: String,
+    pub message: String,
+    pub outcome: Outcome,
+}
+
+/// Progress of one card's install.
+pub enum Progress {
+    Bytes(u64),
+    Status(String),
+}
+
+/// One vendor interface: put a staged payload onto the card and wait until the card has it.
+pub trait Backend {
+    /// Returns the card's state afterwards.
+    fn install(
+        &mut self,
+        staged: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Observed, DpuFault>;
+}
+
+/// BlueField: the boot stream into `boot`, then `misc` until the DPU is ready.
+pub struct RshimBackend<'a> {
+    pub dpu: &'a Dpu,
+    pub name: String,
+    pub dir: PathBuf,
+    pub access: &'a Access,
+}
+
+impl Backend for RshimBackend<'_> {
+    fn install(
+        &mut self,
+        staged: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Observed, DpuFault> {
+        let fault = |step: &str, e: rshim::RshimError| {
+            let outcome = match &e {
+                rshim::RshimError::Transfer(_) => Outcome::DpuTransfer,
+                rshim::RshimError::Timeout(_) => Outcome::DpuTimeout,
+                rshim::RshimError::Failed(_) => Outcome::Dpu,
+                rshim::RshimError::Io(_) => Outcome::DpuTransfer,
+            };
+            DpuFault {
+                dpu: self.name.clone(),
+                step: step.into(),
+                message: e.to_string(),
+                outcome,
+            }
+        };
+        let io_fault = |e: std::io::Error| {
+            fault(
+                "rshim",
+                rshim::RshimError::Io(format!("{}: {e}", self.dir.join("misc").display())),
+            )
+        };
+        // As bfb-install: the log at level 2, cleared as it is read, then the stream.
+        rshim::misc_command(&self.dir, "DISPLAY_LEVEL 2").map_err(io_fault)?;
+        rshim::misc_command(&self.dir, "CLEAR_ON_READ 1").map_err(io_fault)?;
+        let baseline = std::fs::read_to_string(self.dir.join("misc")).map_err(io_fault)?;
+        rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
+            progress(Progress::Bytes(n))
+        })
+        .map_err(|e| fault("boot stream", e))?;
+        progress(Progress::Status(
+            "boot stream sent; the DPU installs".into(),
+        ));
+        let (_, log) = rshim::wait(
+            &self.dir,
+            &baseline,
+            self.access.silence,
+            self.access.poll,
+            &mut |l| progress(Progress::Status(l.to_string())),
+        )
+        .map_err(|e| fault("install", e))?;
+        let mut after = Observed::new(self.dpu);
+        after.interface = Some(Interface::Rshim {
+            dir: self.dir.clone(),
+            dev_name: rshim::read_device(&self.dir)
+                .map(|d| d.dev_name)
+                .unwrap_or_default(),
+        });
+        if let Some((id, label)) = rshim::installed_payload(&log) {
+            after.software = label;
+            after.payload_id = Some(id);
+        }
+        Ok(after)
+    }
+}
+
+/// Pensando DSC: `devlink dev flash` of the package placed in the firmware search path.
+pub struct DevlinkBackend<'a> {
+    pub dpu: &'a Dpu,
+    pub name: String,
+    pub device: String,
+    /// The file name relative to the firmware search path.
+    pub firmware_name: String,
+    pub access: &'a Access,
+}
+
+fn devlink_outcome(e: &DevlinkError) -> Outcome {
+    match e {
+        DevlinkError::Kernel { errno, .. }
+            if [
+                libc::EBUSY,
+                libc::EOPNOTSUPP,
+                libc::EPERM,
+                libc::EACCES,
+                libc::ENODEV,
+            ]
+            .contains(&errno.abs()) =>
+        {
+            Outcome::DpuRefused
+        }
+        DevlinkError::Timeout { .. } => Outcome::DpuTimeout,
+        DevlinkError::Io(_) | DevlinkError::Protocol(_) => Outcome::DpuTransfer,
+        _ => Outcome::Dpu,
+    }
+}
+
+impl Backend for DevlinkBackend<'_> {
+    fn install(
+        &mut self,
+        _staged: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Observed, DpuFault> {
+        let fault = |step: &str, e: DevlinkError| DpuFault {
+            dpu: self.name.clone(),
+            step: step.into(),
+            outcome: devlink_outcome(&e),
+            message: match &e {
+                DevlinkError::Kernel { errno, .. } if errno.abs() == libc::EBUSY => {
+                    format!("{e} (another flash or a firmware command is in progress on the card)")
+                }
+                DevlinkError::Kernel { errno, .. } if errno.abs() == libc::EOPNOTSUPP => {
+                    format!("{e} (the driver bound to {} cannot flash)", self.device)
+                }
+                _ => e.to_string(),
+            },
+        };
+        let transport = self
+            .access
+            .devlink
+            .open()
+            .map_err(|e| fault("connect", e.into()))?;
+        let mut client =
+            Client::connect(transport, Duration::from_secs(10)).map_err(|e| fault("connect", e))?;
+        client
+            .flash(
+                "pci",
+                &self.device,
+                &self.firmware_name,
+                None,
+                self.access.silence,
+                &mut |s| {
+                    let mut text = s.message.clone().unwrap_or_default();
+                    if let Some(c) = &s.component {
+                        text = format!("[{c}] {text}");
+                    }
+                    if s.total > 0 {
+                        text = format!("{text} {}%", s.done * 100 / s.total);
+                    }
+                    if s.timeout_secs > 0 {
+                        text = format!("{text} (may take up to {}s)", s.timeout_secs);
+                    }
+                    progress(Progress::Status(text));
+                },
+            )
+            .map_err(|e| fault("flash", e))?;
+        let info = client
+            .info("pci", &self.device, Duration::from_secs(30))
+            .map_err(|e| fault("confirm", e))?;
+        let mut after = Observed::new(self.dpu);
+        after.interface = Some(Interface::Devlink {
+            bus: "pci".into(),
+            device: self.device.clone(),
+            driver: info.driver.clone(),
+        });
+        for (kind, list) in [("running", &info.running), ("stored", &info.stored)] {
+            for v in list {
+                after.versions.push(VersionEntry {
+                    kind: kind.into(),
+                    name: v.name.clone(),
+                    value: v.value.clone(),
+                });
+            }
+        }
+        Ok(after)
+    }
+}
+
+/// Time one card's install took, and its state before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub address: String,
+    pub staged_sha256: String,
+    pub staged_bytes: u64,
+    pub after: Observed,
+    pub elapsed_ms: u64,
+}
+
+pub fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

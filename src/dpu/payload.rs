@@ -1,0 +1,300 @@
+//! The DPU payload of one card: the ESXio components of the media and the model's firmware
+//! bundle, described at plan time (every part with its hash) and staged as one file just before
+//! the install: a BlueField boot stream followed by its `bf.cfg` (as `bfb-install` sends them),
+//! or a Pensando DSC package for devlink.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::bfb::{self, image_id};
+use super::bundle::{Bundle, FileKind, PayloadFormat};
+use crate::media::manifest::Manifest;
+use crate::media::verify::{self, VerifyingReader};
+use crate::media::Media;
+
+/// Where a part's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "from", content = "path")]
+pub enum PartSource {
+    /// A component of the installation media (its media path).
+    Media(String),
+    /// A file of the firmware bundle.
+    Bundle(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PayloadPart {
+    /// The name inside the payload.
+    pub name: String,
+    pub source: PartSource,
+    pub size: u64,
+    pub sha256: String,
+    /// `esxio`, or the bundle file kind.
+    pub kind: String,
+    /// For a boot stream: the BFB image the part becomes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfb_image: Option<u8>,
+}
+
+/// What goes onto one DPU, decided at plan time.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayloadPlan {
+    pub format: PayloadFormat,
+    pub parts: Vec<PayloadPart>,
+    /// SHA-256 over the format and every part's name, size and hash: the same payload has the
+    /// same id on every host, which is how a DPU that already runs it is recognised.
+    pub id: String,
+    /// `ESXio 8.0.3-0.35.24280767 + firmware 32.41.1000`
+    pub label: String,
+    pub esxio_build: String,
+    pub firmware_version: String,
+    /// The staged file's name (in the firmware search path for devlink).
+    pub file_name: String,
+}
+
+fn bfb_image_of(kind: FileKind) -> Option<u8> {
+    match kind {
+        FileKind::Bl2 => Some(image_id::BL2),
+        FileKind::Bl31 => Some(image_id::BL31),
+        FileKind::Uefi => Some(image_id::BL33),
+        FileKind::NicFirmware => Some(image_id::NIC_FW),
+        FileKind::DscFirmware => None,
+    }
+}
+
+fn kind_name(kind: FileKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Describe the payload for a card from the media manifest and its bundle.
+pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
+    let format = bundle.manifest.format;
+    let mut parts: Vec<PayloadPart> = bundle
+        .manifest
+        .files
+        .iter()
+        .map(|f| PayloadPart {
+            name: f.path.clone(),
+            source: PartSource::Bundle(bundle.file_path(f)),
+            size: f.size,
+            sha256: f.sha256.to_ascii_lowercase(),
+            kind: kind_name(f.kind),
+            bfb_image: if format == PayloadFormat::Bfb {
+                bfb_image_of(f.kind)
+            } else {
+                None
+            },
+        })
+        .collect();
+    parts.extend(media.dpu_components().map(|c| PayloadPart {
+        name: format!("esxio/{}", c.path),
+        source: PartSource::Media(c.path.clone()),
+        size: c.size,
+        sha256: c.sha256.to_ascii_lowercase(),
+        kind: "esxio".into(),
+        bfb_image: (format == PayloadFormat::Bfb).then_some(image_id::INITRAMFS),
+    }));
+    let mut h = Sha256::new();
+    h.update(format!("{format:?}\n"));
+    for p in &parts {
+        h.update(format!("{} {} {}\n", p.name, p.size, p.sha256));
+    }
+    let id = verify::hex(&h.finalize());
+    let ext = match format {
+        PayloadFormat::Bfb => "bfb",
+        PayloadFormat::DscPackage => "tar",
+    };
+    PayloadPlan {
+        format,
+        file_name: format!("ksinstall-{}.{ext}", &id[..16]),
+        label: format!(
+            "ESXio {} + firmware {}",
+            media.build, bundle.manifest.version
+        ),
+        esxio_build: media.build.clone(),
+        firmware_version: bundle.manifest.version.clone(),
+        parts,
+        id,
+    }
+}
+
+/// A payload written out and ready to send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Staged {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Open a part's bytes through the SHA-256 check: a part that does not match the plan fails the
+/// staging, before anything reaches the DPU.
+fn open_part<'a>(p: &'a PayloadPart, media: &'a Media) -> Result<Box<dyn Read + Send + 'a>> {
+    let raw: Box<dyn Read + Send> = match &p.source {
+        PartSource::Media(path) => media
+            .source
+            .open(path)
+            .with_context(|| format!("opening {path} on the media"))?,
+        PartSource::Bundle(path) => {
+            Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
+        }
+    };
+    Ok(Box::new(VerifyingReader::new(
+        raw, &p.name, p.size, &p.sha256,
+    )))
+}
+
+/// `bf.cfg`: what the BlueField's installer is asked to update, and the payload id it reports
+/// back in its log when done (how a later run knows the DPU already has this payload).
+pub fn bf_cfg(plan: &PayloadPlan, model: &str, address: &str) -> String {
+    format!(
+        "# bf.cfg made by ksinstall {} for the {model} at {address}\n\
+         UPDATE_ATF_UEFI=\"yes\"\n\
+         UPDATE_DPU_OS=\"yes\"\n\
+         WITH_NIC_FW_UPDATE=\"yes\"\n\
+         KSINSTALL_PAYLOAD_ID=\"{}\"\n\
+         KSINSTALL_PAYLOAD_LABEL=\"{}\"\n",
+        env!("CARGO_PKG_VERSION"),
+        plan.id,
+        plan.label
+    )
+}
+
+fn info_json(plan: &PayloadPlan) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec_pretty(&serde_json::json!({
+        "made_by": format!("ksinstall {}", env!("CARGO_PKG_VERSION")),
+        "payload_id": plan.id,
+        "label": plan.label,
+        "esxio_build": plan.esxio_build,
+        "firmware_version": plan.firmware_version,
+        // What a DSC reports as its running firmware once it boots this package.
+        "device_version": super::dsc_version(&plan.firmware_version, &plan.id),
+        "parts": plan.parts,
+    }))?)
+}
+
+fn tar_part(tar: &mut tar::Builder<&mut dyn Write>, p: &PayloadPart, media: &Media) -> Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(p.size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    let reader = open_part(p, media)?;
+    tar.append_data(&mut header, &p.name, reader)
+        .with_context(|| format!("packing {}", p.name))
+}
+
+/// Write the payload to `dir/<file_name>`; the file is removed again if anything fails.
+pub fn stage(
+    plan: &PayloadPlan,
+    media: &Media,
+    dir: &Path,
+    model: &str,
+    address: &str,
+) -> Result<Staged> {
+    let path = dir.join(&plan.file_name);
+    let parent = path.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let result = write_payload(plan, media, &path, model, address);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+fn write_payload(
+    plan: &PayloadPlan,
+    media: &Media,
+    path: &Path,
+    model: &str,
+    address: &str,
+) -> Result<Staged> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    match plan.format {
+        PayloadFormat::Bfb => {
+            // Images in the order a boot stream carries them: information first, firmware, then
+            // the ESXio archive; `bf.cfg` follows the stream as bfb-install appends it.
+            let mut ids: Vec<u8> = vec![image_id::INFO];
+            let mut fw: Vec<&PayloadPart> = plan
+                .parts
+                .iter()
+                .filter(|p| p.bfb_image.is_some_and(|i| i != image_id::INITRAMFS))
+                .collect();
+            fw.sort_by_key(|p| p.bfb_image);
+            ids.extend(fw.iter().filter_map(|p| p.bfb_image));
+            let esxio: Vec<&PayloadPart> = plan
+                .parts
+                .iter()
+                .filter(|p| p.bfb_image == Some(image_id::INITRAMFS))
+                .collect();
+            if !esxio.is_empty() {
+                ids.push(image_id::INITRAMFS);
+            }
+            let info = info_json(plan)?;
+            bfb::write_streamed(&mut out, image_id::INFO, &ids[1..], |w| {
+                Ok(w.write_all(&info)?)
+            })?;
+            for (n, p) in fw.iter().enumerate() {
+                let id = p.bfb_image.unwrap_or_default();
+                bfb::write_streamed(&mut out, id, &ids[n + 2..], |w| {
+                    let mut r = open_part(p, media)?;
+                    std::io::copy(&mut r, w).with_context(|| format!("packing {}", p.name))?;
+                    Ok(())
+                })?;
+            }
+            if !esxio.is_empty() {
+                bfb::write_streamed(&mut out, image_id::INITRAMFS, &[], |w| {
+                    let mut tar = tar::Builder::new(w);
+                    for p in &esxio {
+                        tar_part(&mut tar, p, media)?;
+                    }
+                    tar.finish().context("finishing the ESXio archive")?;
+                    Ok(())
+                })?;
+            }
+            out.write_all(bf_cfg(plan, model, address).as_bytes())?;
+        }
+        PayloadFormat::DscPackage => {
+            let w: &mut dyn Write = &mut out;
+            let mut tar = tar::Builder::new(w);
+            let info = info_json(plan)?;
+            let mut header = tar::Header::new_ustar();
+            header.set_size(info.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            tar.append_data(&mut header, "MANIFEST.json", info.as_slice())
+                .context("packing MANIFEST.json")?;
+            for p in &plan.parts {
+                tar_part(&mut tar, p, media)?;
+            }
+            tar.finish().context("finishing the DSC package")?;
+        }
+    }
+    let mut file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.flush()?;
+    // The staged file's own hash, for the report and for anyone comparing with the device.
+    file.rewind()?;
+    let (size, sha256) =
+        verify::sha256_of(&mut file).with_context(|| format!("reading {} back", path.display()))?;
+    Ok(Staged {
+        path: path.to_path_buf(),
+        size,
+        sha256,
+    })
+}

@@ -1,0 +1,338 @@
+//! BlueField through rshim: the `rshim` daemon's device directory `/dev/rshimN` with `boot` (the
+//! boot stream goes in) and `misc` (status, commands, and at `DISPLAY_LEVEL 2` the DPU's own
+//! install log). The protocol is `bfb-install`'s (../shared/spec/dpu.md §2.1-2.2).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What `misc` says, and where the device is.
+#[derive(Debug, Clone, Serialize)]
+pub struct RshimDevice {
+    pub dir: PathBuf,
+    /// `pcie-0000:a3:00.2`
+    pub dev_name: String,
+    /// `BlueField-3(Rev 1)`
+    pub dev_info: Option<String>,
+    /// `DPU mode`, `NIC mode`.
+    pub bf_mode: Option<String>,
+    pub opn: Option<String>,
+    pub secure_nic_mode: bool,
+    /// Log lines already in `misc` (only shown at `DISPLAY_LEVEL 2`).
+    pub log: Vec<String>,
+}
+
+/// The key/value lines of `misc`, and the log lines (`" INFO ..."`, `" ERR ..."`, `" WARN ..."`).
+pub fn parse_misc(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut fields = BTreeMap::new();
+    let mut log = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if line.starts_with(' ') || is_log_line(t) {
+            log.push(t.to_string());
+            continue;
+        }
+        let (k, v) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+        if k.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            // `DISPLAY_LEVEL   0 (0:basic, 1:advanced, 2:log)`: the value without the legend.
+            let v = v.trim();
+            let v = v.split_once(" (").map(|(a, _)| a).unwrap_or(v).trim();
+            fields.insert(k.to_string(), v.to_string());
+        } else {
+            log.push(t.to_string());
+        }
+    }
+    (fields, log)
+}
+
+fn is_log_line(t: &str) -> bool {
+    ["INFO", "ERR", "WARN"]
+        .iter()
+        .any(|p| t.starts_with(p) && t[p.len()..].starts_with([' ', ':']))
+}
+
+/// The PCI address in a `DEV_NAME` (`pcie-0000:a3:00.2`, `pcie-lf-0000:a3:00.0`).
+pub fn dev_name_address(dev_name: &str) -> Option<&str> {
+    dev_name
+        .strip_prefix("pcie-lf-")
+        .or_else(|| dev_name.strip_prefix("pcie-"))
+}
+
+pub fn read_device(dir: &Path) -> io::Result<RshimDevice> {
+    let misc = dir.join("misc");
+    let text = std::fs::read_to_string(&misc)?;
+    let (fields, log) = parse_misc(&text);
+    Ok(RshimDevice {
+        dir: dir.to_path_buf(),
+        dev_name: fields.get("DEV_NAME").cloned().unwrap_or_default(),
+        dev_info: fields.get("DEV_INFO").cloned(),
+        bf_mode: fields.get("BF_MODE").cloned(),
+        opn: fields.get("OPN_STR").cloned(),
+        secure_nic_mode: fields.get("SECURE_NIC_MODE").is_some_and(|v| v == "1"),
+        log,
+    })
+}
+
+/// The rshim device whose `DEV_NAME` names one of `addresses` (the card's rshim function, or
+/// its NIC function in recovery), among `dev/rshim*` below the sysroot.
+pub fn find(sysroot: &Path, addresses: &[String]) -> io::Result<Option<RshimDevice>> {
+    let dev = sysroot.join("dev");
+    let Ok(entries) = std::fs::read_dir(&dev) else {
+        return Ok(None);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("rshim") && n[5..].chars().all(|c| c.is_ascii_digit())
+            })
+        })
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        if !d.join("misc").exists() {
+            continue;
+        }
+        let r = read_device(&d)?;
+        if dev_name_address(&r.dev_name)
+            .is_some_and(|a| addresses.iter().any(|x| x.eq_ignore_ascii_case(a)))
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// Why talking to rshim failed, each with its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RshimError {
+    #[error("{0}")]
+    Transfer(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Send a command line to `misc` (`DISPLAY_LEVEL 2`): one write per command, as the daemon
+/// reads them.
+pub fn misc_command(dir: &Path, command: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new().append(true).open(dir.join("misc"))?;
+    f.write_all(format!("{command}\n").as_bytes())
+}
+
+fn wait_writable(fd: i32, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0 && pfd.revents & (libc::POLLOUT | libc::POLLERR) != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Stream `payload` into `boot`. The device drains its boot FIFO as the DPU reads; a FIFO that
+/// does not drain for `stall` is a timeout (rshim's own `BOOT_TIMEOUT` does the same), a
+/// device that stops taking bytes is a short write. Returns the bytes sent.
+pub fn push(
+    dir: &Path,
+    payload: &Path,
+    stall: Duration,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, RshimError> {
+    let boot = dir.join("boot");
+    let mut src = File::open(payload)
+        .map_err(|e| RshimError::Io(format!("opening {}: {e}", payload.display())))?;
+    let total = src.metadata().map(|m| m.len()).unwrap_or(0);
+    // Non-blocking, so a device with nobody behind it fails at once instead of hanging, and a
+    // stalled FIFO is seen by poll() rather than blocking a write forever.
+    let mut out = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&boot)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                RshimError::Transfer(format!(
+                    "{}: nothing is reading the boot device (is the rshim daemon running?)",
+                    boot.display()
+                ))
+            } else {
+                RshimError::Transfer(format!("opening {}: {e}", boot.display()))
+            }
+        })?;
+    let fd = out.as_raw_fd();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut sent = 0u64;
+    loop {
+        let n = src
+            .read(&mut buf)
+            .map_err(|e| RshimError::Io(format!("reading {}: {e}", payload.display())))?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            match out.write(&buf[at..n]) {
+                Ok(0) => {
+                    return Err(RshimError::Transfer(format!(
+                        "{}: short write: the device took {sent} of {total} bytes",
+                        boot.display()
+                    )))
+                }
+                Ok(k) => {
+                    at += k;
+                    sent += k as u64;
+                    progress(sent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let ready = wait_writable(fd, stall)
+                        .map_err(|e| RshimError::Transfer(format!("{}: {e}", boot.display())))?;
+                    if !ready {
+                        return Err(RshimError::Timeout(format!(
+                            "{}: the DPU took no bytes for {}s ({sent} of {total} sent)",
+                            boot.display(),
+                            stall.as_secs()
+                        )));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(RshimError::Transfer(format!(
+                        "{}: short write: the device took {sent} of {total} bytes ({e})",
+                        boot.display()
+                    )))
+                }
+            }
+        }
+    }
+    drop(out);
+    Ok(sent)
+}
+
+/// How the DPU's install ended, read from its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// `Rebooting...`, `DPU is ready`, `Linux up`.
+    Ready(String),
+}
+
+/// New text since the last read: `misc` either clears its log on read (`CLEAR_ON_READ 1`), or
+/// returns it all again with the new part at the end.
+fn new_text<'a>(previous: &str, now: &'a str) -> &'a str {
+    now.strip_prefix(previous).unwrap_or(now)
+}
+
+/// Follow `misc` until the DPU says it is done, fails, or says nothing for `silence`.
+pub fn wait(
+    dir: &Path,
+    baseline: &str,
+    silence: Duration,
+    poll: Duration,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<(Finish, Vec<String>), RshimError> {
+    let misc = dir.join("misc");
+    let mut previous = baseline.to_string();
+    let mut lines: Vec<String> = Vec::new();
+    let mut last_word = Instant::now();
+    loop {
+        let now = std::fs::read_to_string(&misc)
+            .map_err(|e| RshimError::Io(format!("reading {}: {e}", misc.display())))?;
+        let fresh = new_text(&previous, &now).to_string();
+        previous = now;
+        let (_, log) = parse_misc(&fresh);
+        for l in log {
+            last_word = Instant::now();
+            on_line(&l);
+            let lower = l.to_ascii_lowercase();
+            lines.push(l.clone());
+            if lower.contains("critical error") {
+                return Err(RshimError::Failed(format!(
+                    "the DPU reported: {}",
+                    lines
+                        .iter()
+                        .filter(|x| x.starts_with("ERR")
+                            || x.to_ascii_lowercase().contains("critical error"))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                )));
+            }
+            if lower.contains("in enhanced nic mode") {
+                return Err(RshimError::Failed(
+                    "the DPU came up in NIC mode: vSphere Distributed Services Engine needs DPU mode"
+                        .into(),
+                ));
+            }
+            if lower.contains("rebooting...")
+                || lower.contains("dpu is ready")
+                || lower.contains("linux up")
+            {
+                return Ok((Finish::Ready(l), lines));
+            }
+        }
+        if last_word.elapsed() >= silence {
+            return Err(RshimError::Timeout(format!(
+                "{}: no word from the DPU for {}s after the boot stream{}",
+                misc.display(),
+                silence.as_secs(),
+                lines
+                    .last()
+                    .map(|l| format!(" (last: {l})"))
+                    .unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// The payload a DPU's install log says it installed (`... installed payload <id> ...`).
+pub fn installed_payload(log: &[String]) -> Option<(String, Option<String>)> {
+    log.iter().rev().find_map(|l| {
+        let rest = l.split_once("installed payload ")?.1;
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        let label = rest
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(l, _)| l.to_string());
+        (id.len() == 64).then_some((id, label))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misc_fields_and_log_lines() {
+        let text = "DISPLAY_LEVEL   2 (0:basic, 1:advanced, 2:log)\nBF_MODE         DPU mode\nDEV_NAME        pcie-0000:a3:00.2\nDEV_INFO        BlueField-3(Rev 1)\n INFO[BL2]: start\n INFO: Rebooting...\n";
+        let (f, log) = parse_misc(text);
+        assert_eq!(f["DISPLAY_LEVEL"], "2");
+        assert_eq!(f["BF_MODE"], "DPU mode");
+        assert_eq!(dev_name_address(&f["DEV_NAME"]), Some("0000:a3:00.2"));
+        assert_eq!(log, vec!["INFO[BL2]: start", "INFO: Rebooting..."]);
+    }
+}

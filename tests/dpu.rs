@@ -1,0 +1,487 @@
+//! The DPU in the same fresh install, end to end through the real binary: a simulated
+//! BlueField behind rshim's device files (`dev/rshimN/boot` a FIFO, `misc` a file), and a
+//! devlink peer for the Pensando DSC on the socket seam, each checking what it received. The
+//! host disk is judged with sgdisk and mtools; a failed DPU must leave no `boot.cfg`.
+
+mod common;
+#[path = "common/devlink_peer.rs"]
+mod devlink_peer;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::run;
+use devlink_peer::{DevlinkPeer, FlashBehaviour};
+use ksinstall::dpu::sim::{Behaviour, Config, Received, RshimSim};
+use ksinstall::media::{synth, Manifest};
+use serde_json::Value;
+
+const P5: u64 = 208_896 * 512;
+const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
+
+struct Host {
+    dir: tempfile::TempDir,
+    sysroot: PathBuf,
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sha256_file(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+impl Host {
+    /// A writable copy of a fixture sysroot, and a small synthetic ESXi 8.0.3 medium.
+    fn new(fixture: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let sysroot = dir.path().join("root");
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(repo(&format!("tests/fixtures/{fixture}")))
+            .arg(&sysroot)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        synth::mkmedia(&synth::Options {
+            out: dir.path().join("media"),
+            size: 64 << 20,
+            version: "8.0.3".into(),
+            seed: 5,
+        })
+        .unwrap();
+        std::fs::write(dir.path().join("ks.cfg"), KS).unwrap();
+        Host { dir, sysroot }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn manifest(&self) -> Manifest {
+        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+    }
+    fn rshim(&self, config: Config) -> RshimSim {
+        RshimSim::start(&self.sysroot.join("dev/rshim0"), config).unwrap()
+    }
+    fn ksinstall(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .args(args)
+            .arg("--sysroot")
+            .arg(&self.sysroot)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    }
+    fn install(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "install".to_string(),
+            "--ks".into(),
+            self.path("ks.cfg").display().to_string(),
+            "--media".into(),
+            self.path("media").display().to_string(),
+            "--cmdline".into(),
+            String::new(),
+            "--disk".into(),
+            self.path("disk.img").display().to_string(),
+            "--disk-size".into(),
+            "40G".into(),
+            "--progress".into(),
+            "json".into(),
+            "--report".into(),
+            self.path("report.json").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ksinstall(&refs)
+    }
+    fn report(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path("report.json")).unwrap()).unwrap()
+    }
+    fn boot_cfg(&self) -> Option<String> {
+        let img = self.path("disk.img");
+        let (ok, out, _) = run(
+            "mtype",
+            &["-i", &format!("{}@@{P5}", img.display()), "::/boot.cfg"],
+        );
+        ok.then_some(out)
+    }
+}
+
+fn events(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The hashes of a bundle's files, read from the files themselves.
+fn bundle_hash(bundle: &str, file: &str) -> String {
+    sha256_file(&repo(&format!("firmware/{bundle}/{file}")))
+}
+
+/// What a BlueField must have been given: every image sound, the firmware of its bundle, the
+/// ESXio depot of the media, and `bf.cfg` naming the payload.
+fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
+    assert!(got.problems.is_empty(), "{:?}", got.problems);
+    let ids: Vec<u8> = got.images.iter().map(|i| i.id).collect();
+    assert_eq!(
+        ids,
+        [50, 1, 3, 5, 41, 63],
+        "info, BL2, BL31, UEFI, NIC firmware, ESXio"
+    );
+    assert!(got.images.iter().all(|i| i.crc_ok));
+    for (id, file) in [
+        (1u8, "bl2.bin"),
+        (3, "bl31.bin"),
+        (5, "uefi.bin"),
+        (41, "nicfw.bin"),
+    ] {
+        let img = got.images.iter().find(|i| i.id == id).unwrap();
+        assert_eq!(img.sha256, bundle_hash(bundle, file), "image {id}");
+    }
+    let esxio = h.manifest().find("esxiodpt.tgz").unwrap().sha256.clone();
+    assert_eq!(got.esxio, vec![("esxio/esxiodpt.tgz".to_string(), esxio)]);
+    assert!(
+        got.bf_cfg.contains("UPDATE_DPU_OS=\"yes\""),
+        "{}",
+        got.bf_cfg
+    );
+    assert!(
+        got.commands.iter().any(|c| c == "DISPLAY_LEVEL 2"),
+        "{:?}",
+        got.commands
+    );
+}
+
+fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &str) {
+    let h = Host::new(fixture);
+    let mut config = Config::new(address, dev_info);
+    // A DPU drains its boot FIFO at a finite rate: the host lay-down goes on meanwhile.
+    config.rate = Some(40 << 20);
+    let sim = h.rshim(config);
+    let out = h.install(&["--dpu-timeout", "20"]);
+    let got = sim.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    check_bluefield_stream(&h, &got, bundle);
+
+    // The report: what was sent hashes to what the DPU received; before and after.
+    let r = h.report();
+    let d = &r["dpus"][0];
+    assert_eq!(d["after"]["staged_sha256"], got.sha256.as_str());
+    assert_eq!(d["after"]["staged_bytes"], got.bytes);
+    let id = d["payload"]["id"].as_str().unwrap();
+    assert!(got.bf_cfg.contains(id));
+    assert_eq!(d["after"]["after"]["payload_id"], id);
+    assert!(d["before"]["payload_id"].is_null());
+
+    // Progress from both at once: the DPU step starts before the host's bank is done, reports
+    // bytes and the DPU's own log, and ends before boot.cfg is written.
+    let ev = events(&out);
+    let pos = |f: &dyn Fn(&Value) -> bool| ev.iter().position(|e| f(e)).unwrap_or(usize::MAX);
+    let dpu_start = pos(&|e| e["event"] == "step_started" && e["step"] == "dpu");
+    let bank_end = pos(&|e| e["event"] == "step_finished" && e["step"] == "bootbank");
+    let dpu_end = pos(&|e| e["event"] == "step_finished" && e["step"] == "dpu");
+    let cfg_start = pos(&|e| e["event"] == "step_started" && e["step"] == "bootcfg");
+    assert!(dpu_start < bank_end && dpu_end < cfg_start, "{ev:#?}");
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "progress" && e["step"] == "dpu"));
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "status" && e["message"] == "INFO: Rebooting..."));
+
+    // The host disk checks out, and is bootable.
+    let img = h.path("disk.img");
+    let (ok, v, _) = run("sgdisk", &["-v", img.to_str().unwrap()]);
+    assert!(ok && v.contains("No problems found"), "{v}");
+    assert!(h.boot_cfg().unwrap().contains("bootstate=0"));
+}
+
+#[test]
+fn bluefield3_gets_esxio_and_firmware_in_the_same_install() {
+    bluefield_end_to_end(
+        "bluefield3",
+        "0000:ca:00.2",
+        "BlueField-3(Rev 1)",
+        "nvidia-bluefield-3",
+    );
+}
+
+#[test]
+fn bluefield2_gets_esxio_and_firmware_in_the_same_install() {
+    bluefield_end_to_end(
+        "bluefield2",
+        "0000:3b:00.2",
+        "BlueField-2(Rev 1)",
+        "nvidia-bluefield-2",
+    );
+}
+
+const DSC_PF: &str = "0000:45:00.0";
+
+#[test]
+fn pensando_dsc_is_flashed_through_devlink() {
+    let h = Host::new("pensando-dsc2-200");
+    let peer = DevlinkPeer::start(
+        h.dir.path(),
+        &h.sysroot,
+        DSC_PF,
+        FlashBehaviour::Succeed,
+        "1.51.0-E-12",
+    );
+    let sock = peer.socket.display().to_string();
+
+    // probe shows what the card runs, through devlink.
+    let p = h.ksinstall(&["probe", "--devlink-socket", &sock]);
+    let shown = text(&p);
+    assert!(shown.contains("devlink pci/0000:45:00.0"), "{shown}");
+    assert!(shown.contains("running fw: 1.51.0-E-12"), "{shown}");
+    assert!(shown.contains("stored fw.goldfw: 1.51.0-G-3"), "{shown}");
+
+    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = peer.log();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert!(
+        log.commands.contains(&58),
+        "a FLASH_UPDATE: {:?}",
+        log.commands
+    );
+    let file = log.flashed_file.clone().unwrap();
+    assert!(file.starts_with("ksinstall/"), "{file}");
+    // The package held the bundle's firmware and the media's ESXio, byte for byte.
+    let entries = &log.flashed_entries;
+    assert!(entries.contains(&(
+        "dsc_fw.tar".into(),
+        bundle_hash("amd-pensando-dsc", "dsc_fw.tar")
+    )));
+    let esxio = h.manifest().find("esxiodpt.tgz").unwrap().sha256.clone();
+    assert!(
+        entries.contains(&("esxio/esxiodpt.tgz".into(), esxio)),
+        "{entries:?}"
+    );
+    // The staged file is gone from the firmware search path afterwards.
+    assert!(!h.sysroot.join("lib/firmware").join(&file).exists());
+
+    // Progress came from the device's status notifications (and not from another device's).
+    let ev = events(&out);
+    let statuses: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "status" && e["step"] == "dpu")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(statuses.contains(&"Downloading 100%"), "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .any(|s| s.starts_with("Installing (may take up to 1500s)")));
+    assert!(statuses.contains(&"Flash done"), "{statuses:?}");
+
+    // Before and after: the new package in the inactive bank, the running one unchanged.
+    let r = h.report();
+    let d = &r["dpus"][0];
+    let id = d["payload"]["id"].as_str().unwrap();
+    let after = d["after"]["after"]["versions"].as_array().unwrap();
+    let stored_b = after
+        .iter()
+        .find(|v| v["kind"] == "stored" && v["name"] == "fw.mainfwb")
+        .unwrap();
+    assert_eq!(stored_b["value"], format!("1.68.0-E-21+ks.{}", &id[..16]));
+    assert_eq!(d["before"]["software"], "firmware 1.51.0-E-12");
+    assert!(h.boot_cfg().is_some());
+}
+
+/// A failed DPU: its exit code, a message naming the card, and no boot.cfg on the host.
+fn dpu_failed(h: &Host, out: &Output, code: i32, says: &str) {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    assert!(t.contains(says), "{says:?} not in {t}");
+    assert!(
+        h.boot_cfg().is_none(),
+        "a host whose DPU failed must not boot"
+    );
+    let r = h.report();
+    assert_eq!(r["exit_code"], code);
+}
+
+#[test]
+fn a_bluefield_critical_error_fails_the_install_without_boot_cfg() {
+    let h = Host::new("bluefield3");
+    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    c.behaviour = Behaviour::CriticalError;
+    let sim = h.rshim(c);
+    let out = h.install(&["--dpu-timeout", "20"]);
+    sim.finish();
+    dpu_failed(&h, &out, 7, "BlueField-3 in slot 4 (0000:ca:00)");
+    assert!(text(&out).contains("CRITICAL ERROR"));
+}
+
+#[test]
+fn a_silent_bluefield_times_out() {
+    let h = Host::new("bluefield3");
+    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    c.behaviour = Behaviour::Silent;
+    let sim = h.rshim(c);
+    let out = h.install(&["--dpu-timeout", "2"]);
+    let got = sim.finish();
+    assert!(
+        got.problems.is_empty(),
+        "the stream itself was fine: {:?}",
+        got.problems
+    );
+    dpu_failed(&h, &out, 9, "no word from the DPU for 2s");
+}
+
+#[test]
+fn a_bluefield_that_stops_reading_is_a_short_write() {
+    let h = Host::new("bluefield3");
+    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    c.behaviour = Behaviour::CloseAfter(300_000);
+    let sim = h.rshim(c);
+    let out = h.install(&["--dpu-timeout", "20"]);
+    sim.finish();
+    dpu_failed(&h, &out, 10, "short write");
+    assert!(text(&out).contains("0000:ca:00"));
+}
+
+#[test]
+fn devlink_errors_end_the_install_each_with_its_code() {
+    for (behaviour, code, says) in [
+        (
+            FlashBehaviour::Busy,
+            11,
+            "Firmware update already in progress",
+        ),
+        (FlashBehaviour::NotSupported, 11, "cannot flash"),
+        (FlashBehaviour::Fail, 7, "bad package signature"),
+        (
+            FlashBehaviour::Stall,
+            9,
+            "no word from the device for 2s (last status: Downloading)",
+        ),
+    ] {
+        let h = Host::new("pensando-dsc2-200");
+        let peer = DevlinkPeer::start(h.dir.path(), &h.sysroot, DSC_PF, behaviour, "1.51.0-E-12");
+        let sock = peer.socket.display().to_string();
+        let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "2"]);
+        dpu_failed(&h, &out, code, says);
+        assert!(
+            text(&out).contains("DSC2-200 in slot 3 (0000:41:00)"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn a_dpu_that_already_runs_the_payload_is_not_flashed_again() {
+    let h = Host::new("bluefield3");
+    // The payload id, from a dry run's plan.
+    let sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
+    common::image(h.dir.path(), "disk.img", 40 << 30);
+    let dry = h.install(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert_eq!(sim.finish().bytes, 0, "a dry run sends nothing");
+    std::fs::remove_file(h.path("disk.img")).unwrap();
+    let plan = events(&dry)
+        .into_iter()
+        .find(|e| e["event"] == "plan")
+        .unwrap();
+    let id = plan["plan"]["dpus"][0]["payload"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(plan["plan"]["dpus"][0]["action"], "install");
+
+    // The DPU's log says it installed exactly this payload.
+    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    c.old_log = vec![
+        format!("INFO: installed payload {id} (ESXio)"),
+        "INFO: Rebooting...".into(),
+    ];
+    let sim = h.rshim(c);
+    let out = h.install(&["--dpu-timeout", "2"]);
+    let got = sim.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(got.bytes, 0, "nothing was sent to the DPU");
+    assert!(text(&out).contains("already runs"), "{}", text(&out));
+    assert!(h.boot_cfg().is_some());
+}
+
+#[test]
+fn dpu_rules_are_checked_before_anything_is_written() {
+    // No rshim daemon: refused at plan time, no image made.
+    let h = Host::new("bluefield3");
+    let out = h.install(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("no rshim device for 0000:ca:00.2"));
+    assert!(!h.path("disk.img").exists());
+
+    // No firmware bundle for the model.
+    let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
+    let empty = h.path("no-firmware");
+    std::fs::create_dir(&empty).unwrap();
+    let out = h.install(&["--firmware", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("no firmware bundle for nvidia-bluefield-3"),
+        "{}",
+        text(&out)
+    );
+
+    // A bundle whose file does not match its manifest.
+    let bad = h.path("bad-firmware");
+    Command::new("cp")
+        .arg("-a")
+        .arg(repo("firmware"))
+        .arg(&bad)
+        .status()
+        .unwrap();
+    std::fs::write(bad.join("nvidia-bluefield-3/nicfw.bin"), vec![0u8; 196_608]).unwrap();
+    let out = h.install(&["--firmware", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("nicfw.bin has SHA-256"),
+        "{}",
+        text(&out)
+    );
+
+    // upgrade on a DPU host.
+    std::fs::write(
+        h.path("ks.cfg"),
+        KS.replace(
+            "install --firstdisk --overwritevmfs",
+            "installorupgrade --firstdisk --overwritevmfs",
+        ),
+    )
+    .unwrap();
+    let out = h.install(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("a DPU is enabled only by a fresh install"),
+        "{}",
+        text(&out)
+    );
+
+    // A BlueField in NIC mode.
+    std::fs::write(h.path("ks.cfg"), KS).unwrap();
+    drop(_sim);
+    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    c.bf_mode = "NIC mode".into();
+    let _sim = h.rshim(c);
+    let out = h.install(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("NIC mode"), "{}", text(&out));
+    assert!(!h.path("disk.img").exists());
+}
