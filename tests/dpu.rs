@@ -109,6 +109,41 @@ impl Host {
     fn report(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.path("report.json")).unwrap()).unwrap()
     }
+    /// The host disk checks out with sgdisk and mtools, its modules hash to the media, and it
+    /// is bootable.
+    fn check_host_disk(&self) {
+        let img = self.path("disk.img");
+        let (ok, v, _) = run("sgdisk", &["-v", img.to_str().unwrap()]);
+        assert!(ok && v.contains("No problems found"), "{v}");
+        let back = self.path("bank0");
+        std::fs::create_dir(&back).unwrap();
+        let (ok, _, err) = run(
+            "mcopy",
+            &[
+                "-s",
+                "-n",
+                "-i",
+                &format!("{}@@{P5}", img.display()),
+                "::/",
+                back.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{err}");
+        let m = self.manifest();
+        for c in m.components.iter().filter(|c| {
+            matches!(
+                c.role,
+                ksinstall::media::Role::Kernel | ksinstall::media::Role::Module
+            )
+        }) {
+            assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
+        }
+        assert!(
+            !back.join("esxiodpt.tgz").exists(),
+            "the DPU's depot is not the host's"
+        );
+        assert!(self.boot_cfg().unwrap().contains("bootstate=0"));
+    }
     fn boot_cfg(&self) -> Option<String> {
         let img = self.path("disk.img");
         let (ok, out, _) = run(
@@ -202,11 +237,7 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
         .iter()
         .any(|e| e["event"] == "status" && e["message"] == "INFO: Rebooting..."));
 
-    // The host disk checks out, and is bootable.
-    let img = h.path("disk.img");
-    let (ok, v, _) = run("sgdisk", &["-v", img.to_str().unwrap()]);
-    assert!(ok && v.contains("No problems found"), "{v}");
-    assert!(h.boot_cfg().unwrap().contains("bootstate=0"));
+    h.check_host_disk();
 }
 
 #[test]
@@ -299,7 +330,7 @@ fn pensando_dsc_is_flashed_through_devlink() {
         .unwrap();
     assert_eq!(stored_b["value"], format!("1.68.0-E-21+ks.{}", &id[..16]));
     assert_eq!(d["before"]["software"], "firmware 1.51.0-E-12");
-    assert!(h.boot_cfg().is_some());
+    h.check_host_disk();
 }
 
 /// A failed DPU: its exit code, a message naming the card, and no boot.cfg on the host.
@@ -484,4 +515,64 @@ fn dpu_rules_are_checked_before_anything_is_written() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("NIC mode"), "{}", text(&out));
     assert!(!h.path("disk.img").exists());
+}
+
+#[test]
+fn host_rules_of_distributed_services_engine() {
+    // Two DPUs, an unsupported one, a slot without one: refused before anything is written.
+    for (fixture, extra, says) in [
+        ("two-dpus", "", "this host has 2 DPUs"),
+        ("bluefield1", "", "a DPU that vSphere 8 does not support"),
+        (
+            "bluefield3",
+            " --dpuPciSlots=9",
+            "--dpuPciSlots names slot \"9\"",
+        ),
+    ] {
+        let h = Host::new(fixture);
+        let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
+        std::fs::write(
+            h.path("ks.cfg"),
+            KS.replace("--overwritevmfs", &format!("--overwritevmfs{extra}")),
+        )
+        .unwrap();
+        let out = h.install(&[]);
+        assert_eq!(out.status.code(), Some(3), "{fixture}: {}", text(&out));
+        assert!(
+            text(&out).contains(says),
+            "{fixture}: {says:?} not in {}",
+            text(&out)
+        );
+        assert!(!h.path("disk.img").exists());
+    }
+
+    // ESXi 7 media on a DPU host.
+    let h = Host::new("bluefield3");
+    let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
+    synth::mkmedia(&synth::Options {
+        out: h.path("media7"),
+        size: 64 << 20,
+        version: "7.0.3".into(),
+        seed: 5,
+    })
+    .unwrap();
+    let out = h.ksinstall(&[
+        "install",
+        "--ks",
+        h.path("ks.cfg").to_str().unwrap(),
+        "--media",
+        h.path("media7").to_str().unwrap(),
+        "--cmdline",
+        "",
+        "--disk",
+        h.path("disk.img").to_str().unwrap(),
+        "--disk-size",
+        "40G",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("a DPU needs ESXi 8.0 or later"),
+        "{}",
+        text(&out)
+    );
 }

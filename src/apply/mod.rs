@@ -360,6 +360,42 @@ fn lay_down(
     Ok(dev)
 }
 
+/// Hash every host component of the media (`--skip-media-check` turns this off).
+fn check_media(media: &Media, sink: &dyn EventSink) -> Result<(), ApplyError> {
+    let host = |c: &crate::media::Component| c.role != crate::media::Role::Dpu;
+    let total: u64 = media
+        .manifest
+        .components
+        .iter()
+        .filter(|c| host(c))
+        .map(|c| c.size)
+        .sum();
+    let step = Step::start(
+        sink,
+        "media",
+        "checking every host component of the media",
+        Some(total),
+    );
+    media
+        .verify_components(&host, &mut |done| step.progress(done))
+        .map_err(|e| {
+            let mut e = classify("media", e);
+            e.outcome = Outcome::Media;
+            e
+        })?;
+    step.finish();
+    Ok(())
+}
+
+/// Staged files in the firmware search path are removed once used (or not used).
+fn remove_staged(staged: &[(&DpuPlan, dpu::payload::Staged)]) {
+    for (d, s) in staged {
+        if d.stage_dir.is_some() {
+            let _ = std::fs::remove_file(&s.path);
+        }
+    }
+}
+
 /// Stage every payload to be installed; returns each with its staged file.
 fn stage_dpus<'p>(
     plan: &'p Plan,
@@ -419,6 +455,7 @@ fn install_dpu(
             name: d.name.clone(),
             device: device.clone(),
             firmware_name: d.payload.file_name.clone(),
+            firmware_version: d.payload.firmware_version.clone(),
             access,
         }),
     };
@@ -468,10 +505,30 @@ pub fn apply(
     let started = Instant::now();
     let t = &plan.target;
 
-    // The DPU payloads, staged before the first write: a part that does not hash as planned
-    // stops the install while every disk and device is as it was.
+    // Before the first write, on two threads: every host component of the media hashed, and
+    // the DPU payloads packed (hashing each of their parts). Anything that does not hash as
+    // planned stops the install while every disk and device is as it was.
     let scratch = tempfile::tempdir().map_err(|e| classify("dpu-stage", e.into()))?;
-    let staged = stage_dpus(plan, media, sink, scratch.path())?;
+    let (checked, staged) = std::thread::scope(|scope| {
+        let check = plan
+            .check_media
+            .then(|| scope.spawn(|| check_media(media, sink)));
+        let staged = stage_dpus(plan, media, sink, scratch.path());
+        let checked = match check {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(classify("media", anyhow::anyhow!("the media check failed")))
+            }),
+            None => Ok(()),
+        };
+        (checked, staged)
+    });
+    if let Err(e) = checked {
+        if let Ok(staged) = &staged {
+            remove_staged(staged);
+        }
+        return Err(e);
+    }
+    let staged = staged?;
     for d in plan
         .dpus
         .iter()
@@ -508,11 +565,7 @@ pub fn apply(
             .collect();
         (host, dpus)
     });
-    for (d, s) in &staged {
-        if d.stage_dir.is_some() {
-            let _ = std::fs::remove_file(&s.path);
-        }
-    }
+    remove_staged(&staged);
     // A host failure is reported first; a DPU failure keeps boot.cfg from being written, so
     // the host never boots as a DPU host whose DPU failed.
     let mut dev = host?;

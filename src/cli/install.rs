@@ -215,8 +215,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     };
     // Local media is read once in full before the first write, so a bad module never costs the
-    // disk its old contents. Streamed (HTTP) media is verified as it is written.
-    if media.is_local() && !a.skip_media_check {
+    // disk its old contents (apply does it, beside packing the DPU payload; a dry run here).
+    // Streamed (HTTP) media is verified as it is written.
+    let mut plan = plan;
+    plan.check_media &= !a.skip_media_check;
+    if plan.check_media && a.dry_run {
         let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
         let step = ksinstall::report::Step::start(
             sink,
@@ -254,6 +257,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 
     // Apply, then %post.
     let result = apply::apply(&plan, &media, sink, &access, &mut |_applied| Ok(()));
+    if let (Err(e), Some(p)) = (&result, &created) {
+        // Stopped before the first write (bad media, a bad DPU payload): the image it was to
+        // write goes too, as after a refused plan.
+        if e.step == "media" || e.step == "dpu-stage" {
+            let _ = std::fs::remove_file(p);
+        }
+    }
     let (outcome, applied, error) = match result {
         Ok(applied) => {
             let post = run_post(ks, workdir.path(), sink);

@@ -44,8 +44,9 @@ impl DpuArgs {
             a.devlink = ksinstall::dpu::Endpoint::Simulator(p.clone());
         }
         a.silence = std::time::Duration::from_secs(self.dpu_timeout.max(1));
-        // Poll the rshim log faster when the caller is impatient (tests), never slower than 1 s.
-        a.poll = std::time::Duration::from_millis((self.dpu_timeout * 50).clamp(50, 1000));
+        // bfb-install reads misc every second; five times a second costs nothing and ends the
+        // wait sooner.
+        a.poll = std::time::Duration::from_millis(200);
         a
     }
     pub fn firmware_root(&self) -> std::path::PathBuf {

@@ -314,9 +314,10 @@ impl Backend for RshimBackend<'_> {
                 rshim::RshimError::Io(format!("{}: {e}", self.dir.join("misc").display())),
             )
         };
-        // As bfb-install: the log at level 2, cleared as it is read, then the stream.
+        // As bfb-install: the DPU's log shown in misc (level 2), then the stream. Unlike
+        // bfb-install we leave CLEAR_ON_READ as it is, so the log (and the payload id the DPU
+        // reports in it) is still there for the next run to read.
         rshim::misc_command(&self.dir, "DISPLAY_LEVEL 2").map_err(io_fault)?;
-        rshim::misc_command(&self.dir, "CLEAR_ON_READ 1").map_err(io_fault)?;
         let baseline = std::fs::read_to_string(self.dir.join("misc")).map_err(io_fault)?;
         rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
             progress(Progress::Bytes(n))
@@ -355,6 +356,8 @@ pub struct DevlinkBackend<'a> {
     pub device: String,
     /// The file name relative to the firmware search path.
     pub firmware_name: String,
+    /// The firmware version the card must store afterwards.
+    pub firmware_version: String,
     pub access: &'a Access,
 }
 
@@ -430,6 +433,24 @@ impl Backend for DevlinkBackend<'_> {
         let info = client
             .info("pci", &self.device, Duration::from_secs(30))
             .map_err(|e| fault("confirm", e))?;
+        // The new package must show in a bank: the DSC installs into the inactive one.
+        let expected = self.firmware_version.as_str();
+        if !info.stored.iter().any(|v| v.value.starts_with(expected)) {
+            return Err(DpuFault {
+                dpu: self.name.clone(),
+                step: "confirm".into(),
+                outcome: Outcome::Dpu,
+                message: format!(
+                    "devlink dev info pci/{} shows no stored firmware {expected} after the flash (stored: {})",
+                    self.device,
+                    info.stored
+                        .iter()
+                        .map(|v| format!("{} {}", v.name, v.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         let mut after = Observed::new(self.dpu);
         after.interface = Some(Interface::Devlink {
             bus: "pci".into(),

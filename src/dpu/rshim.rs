@@ -240,10 +240,16 @@ pub enum Finish {
     Ready(String),
 }
 
-/// New text since the last read: `misc` either clears its log on read (`CLEAR_ON_READ 1`), or
-/// returns it all again with the new part at the end.
-fn new_text<'a>(previous: &str, now: &'a str) -> &'a str {
-    now.strip_prefix(previous).unwrap_or(now)
+/// The log lines of this read that were not in the last one. `misc` either returns the whole
+/// log again with new lines at the end (`CLEAR_ON_READ 0`, the default), or only what came since
+/// the last read (`CLEAR_ON_READ 1`). Log lines are compared, not the whole text: the status
+/// lines above them change from read to read (`UP_TIME`).
+fn new_lines(seen: &[String], now: Vec<String>) -> Vec<String> {
+    if now.starts_with(seen) {
+        now[seen.len()..].to_vec()
+    } else {
+        now
+    }
 }
 
 /// Follow `misc` until the DPU says it is done, fails, or says nothing for `silence`.
@@ -255,16 +261,16 @@ pub fn wait(
     on_line: &mut dyn FnMut(&str),
 ) -> Result<(Finish, Vec<String>), RshimError> {
     let misc = dir.join("misc");
-    let mut previous = baseline.to_string();
+    let mut seen = parse_misc(baseline).1;
     let mut lines: Vec<String> = Vec::new();
     let mut last_word = Instant::now();
     loop {
         let now = std::fs::read_to_string(&misc)
             .map_err(|e| RshimError::Io(format!("reading {}: {e}", misc.display())))?;
-        let fresh = new_text(&previous, &now).to_string();
-        previous = now;
-        let (_, log) = parse_misc(&fresh);
-        for l in log {
+        let (_, log) = parse_misc(&now);
+        let fresh = new_lines(&seen, log.clone());
+        seen = log;
+        for l in fresh {
             last_word = Instant::now();
             on_line(&l);
             let lower = l.to_ascii_lowercase();
@@ -334,5 +340,23 @@ mod tests {
         assert_eq!(f["BF_MODE"], "DPU mode");
         assert_eq!(dev_name_address(&f["DEV_NAME"]), Some("0000:a3:00.2"));
         assert_eq!(log, vec!["INFO[BL2]: start", "INFO: Rebooting..."]);
+    }
+
+    #[test]
+    fn new_lines_whether_or_not_the_log_is_cleared_on_read() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // Kept: an old install's "Rebooting..." is not news.
+        assert_eq!(
+            new_lines(
+                &v(&["INFO: Rebooting..."]),
+                v(&["INFO: Rebooting...", "INFO: start"])
+            ),
+            v(&["INFO: start"])
+        );
+        // Cleared on read: everything is news.
+        assert_eq!(
+            new_lines(&v(&["INFO: a"]), v(&["INFO: b"])),
+            v(&["INFO: b"])
+        );
     }
 }

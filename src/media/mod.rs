@@ -146,9 +146,19 @@ impl Media {
     /// Read every component through the verifier (size and SHA-256), before anything is
     /// written. `progress` gets the running byte count.
     pub fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        self.verify_components(&|_| true, progress)
+    }
+
+    /// The same for the components `which` selects (the host's own, say: the DPU's are checked
+    /// as its payload is packed).
+    pub fn verify_components(
+        &self,
+        which: &dyn Fn(&Component) -> bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         let mut done = 0u64;
         let mut buf = vec![0u8; 1 << 20];
-        for c in &self.manifest.components {
+        for c in self.manifest.components.iter().filter(|c| which(c)) {
             let src = self
                 .source
                 .open(&c.path)

@@ -136,6 +136,9 @@ pub struct Plan {
     pub host: HostConfig,
     pub post_scripts: Vec<ScriptPlan>,
     pub dpus: Vec<DpuPlan>,
+    /// Hash every host component of the media before the first write (local media; off with
+    /// `--skip-media-check`). The DPU's components are checked as its payload is packed.
+    pub check_media: bool,
     pub reboot: Option<bool>,
     pub warnings: Vec<String>,
 }
@@ -788,6 +791,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         host: hostconfig::host_config(ks),
         post_scripts,
         dpus,
+        check_media: i.media.is_local(),
         reboot: ks.reboot.as_ref().map(|r| r.no_eject),
         warnings,
     })

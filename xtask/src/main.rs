@@ -175,8 +175,19 @@ fn demo() -> Result<()> {
     let media = work.join("media");
     let disk = work.join("disk.img");
     let ks = work.join("ks.cfg");
-    let sysroot = root.join("tests/fixtures/bluefield3");
+    // A recorded server with a BlueField-3, copied so its rshim device can live in its dev/.
+    let sysroot = work.join("sysroot");
     std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
+    let _ = std::fs::remove_dir_all(&sysroot);
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(root.join("tests/fixtures/bluefield3"))
+        .arg(&sysroot))?;
+    // The simulated DPU stands where the rshim daemon's /dev/rshim0 would: it drains the boot
+    // stream at 200 MB/s, checks it, and logs its install as a real BlueField does.
+    let mut dpu = ksinstall::dpu::sim::Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    dpu.rate = Some(200_000_000);
+    let sim = ksinstall::dpu::sim::RshimSim::start(&sysroot.join("dev/rshim0"), dpu)?;
     if !media.join("MANIFEST.JSON").exists() {
         println!(
             "== making a 256 MiB synthetic ESXi 8.0.3 medium in {}",
@@ -262,6 +273,18 @@ fn demo() -> Result<()> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut fs.root_dir().open_file("boot.cfg")?, &mut text)?;
     println!("\n== boot.cfg of boot bank 0 (partition 5)\n{text}");
+    let got = sim.finish();
+    println!(
+        "== the simulated BlueField-3 received {} in {} images (SHA-256 {}), {}",
+        human(got.bytes),
+        got.images.len(),
+        &got.sha256[..16],
+        if got.problems.is_empty() {
+            "all sound".to_string()
+        } else {
+            got.problems.join("; ")
+        }
+    );
     println!("report: {}", work.join("report.json").display());
     Ok(())
 }
