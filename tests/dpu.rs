@@ -576,3 +576,22 @@ fn host_rules_of_distributed_services_engine() {
         text(&out)
     );
 }
+
+#[test]
+fn the_kernels_generic_netlink_answers_our_devlink_family_lookup() {
+    // No simulator: probe asks this machine's kernel. A kernel without devlink answers the
+    // family lookup with ENOENT; one with it has no devlink instance for the fixture's address.
+    // Either answer means the kernel parsed our request.
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["probe", "--sysroot"])
+        .arg(repo("tests/fixtures/pensando-dsc2-200"))
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("this kernel has no devlink family")
+            || t.contains("devlink dev info pci/0000:45:00.0: No such device"),
+        "{t}"
+    );
+}

@@ -467,13 +467,13 @@ fn install_dpu(
         }
     });
     match result {
-        Ok(after) => {
+        Ok(sent) => {
             step.finish();
             Ok(dpu::Installed {
                 address: d.address.clone(),
-                staged_sha256: staged.sha256.clone(),
-                staged_bytes: staged.size,
-                after,
+                staged_sha256: sent.sha256,
+                staged_bytes: sent.bytes,
+                after: sent.after,
                 elapsed_ms: dpu::elapsed_ms(started),
             })
         }

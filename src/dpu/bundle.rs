@@ -201,6 +201,37 @@ pub fn find(root: &Path, catalog_id: &str, esxi_version: &str) -> Result<Option<
 mod tests {
     use super::*;
 
+    fn bundle_with(dir: &Path, path: &str) -> anyhow::Result<Bundle> {
+        std::fs::write(
+            dir.join("bundle.toml"),
+            format!(
+                "vendor = \"V\"\nmodel = \"M\"\ncatalog_ids = [\"m\"]\ngenerations = []\nversion = \"1\"\nmin_esxi = \"8.0.0\"\nformat = \"bfb\"\n[[file]]\npath = \"{path}\"\nkind = \"nic-firmware\"\nsize = 2\nsha256 = \"{}\"\n",
+                verify::sha256_hex(b"hi")
+            ),
+        )?;
+        load(dir)
+    }
+
+    #[test]
+    fn bundle_files_stay_inside_their_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("b");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(t.path().join("outside.bin"), b"hi").unwrap();
+        std::fs::write(dir.join("fw.bin"), b"hi").unwrap();
+        assert!(bundle_with(&dir, "fw.bin").is_ok());
+        for bad in ["../outside.bin", "/etc/passwd", "a/../../outside.bin"] {
+            let e = bundle_with(&dir, bad).unwrap_err();
+            assert!(format!("{e:#}").contains(bad), "{bad}: {e:#}");
+        }
+        std::os::unix::fs::symlink(t.path().join("outside.bin"), dir.join("link.bin")).unwrap();
+        let e = bundle_with(&dir, "link.bin").unwrap_err();
+        assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        std::fs::write(dir.join("fw.bin"), b"ho").unwrap();
+        let e = bundle_with(&dir, "fw.bin").unwrap_err();
+        assert!(format!("{e:#}").contains("has SHA-256"), "{e:#}");
+    }
+
     #[test]
     fn versions_compare_as_numbers() {
         assert_eq!(compare_versions("8.0.10", "8.0.9"), Ordering::Greater);

@@ -270,14 +270,20 @@ pub enum Progress {
     Status(String),
 }
 
+/// What reached a card, and its state afterwards.
+pub struct Delivered {
+    pub after: Observed,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
 /// One vendor interface: put a staged payload onto the card and wait until the card has it.
 pub trait Backend {
-    /// Returns the card's state afterwards.
     fn install(
         &mut self,
         staged: &Path,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Observed, DpuFault>;
+    ) -> Result<Delivered, DpuFault>;
 }
 
 /// BlueField: the boot stream into `boot`, then `misc` until the DPU is ready.
@@ -293,7 +299,7 @@ impl Backend for RshimBackend<'_> {
         &mut self,
         staged: &Path,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Observed, DpuFault> {
+    ) -> Result<Delivered, DpuFault> {
         let fault = |step: &str, e: rshim::RshimError| {
             let outcome = match &e {
                 rshim::RshimError::Transfer(_) => Outcome::DpuTransfer,
@@ -319,7 +325,7 @@ impl Backend for RshimBackend<'_> {
         // reports in it) is still there for the next run to read.
         rshim::misc_command(&self.dir, "DISPLAY_LEVEL 2").map_err(io_fault)?;
         let baseline = std::fs::read_to_string(self.dir.join("misc")).map_err(io_fault)?;
-        rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
+        let (bytes, sha256) = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
             progress(Progress::Bytes(n))
         })
         .map_err(|e| fault("boot stream", e))?;
@@ -345,7 +351,11 @@ impl Backend for RshimBackend<'_> {
             after.software = label;
             after.payload_id = Some(id);
         }
-        Ok(after)
+        Ok(Delivered {
+            after,
+            bytes,
+            sha256,
+        })
     }
 }
 
@@ -384,9 +394,9 @@ fn devlink_outcome(e: &DevlinkError) -> Outcome {
 impl Backend for DevlinkBackend<'_> {
     fn install(
         &mut self,
-        _staged: &Path,
+        staged: &Path,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Observed, DpuFault> {
+    ) -> Result<Delivered, DpuFault> {
         let fault = |step: &str, e: DevlinkError| DpuFault {
             dpu: self.name.clone(),
             step: step.into(),
@@ -401,6 +411,10 @@ impl Backend for DevlinkBackend<'_> {
                 _ => e.to_string(),
             },
         };
+        // The package as the kernel will read it: its size and hash, for the report.
+        let (size, sha256) = std::fs::File::open(staged)
+            .and_then(|mut f| crate::media::verify::sha256_of(&mut f))
+            .map_err(|e| fault("stage", DevlinkError::Io(e)))?;
         let transport = self
             .access
             .devlink
@@ -422,6 +436,12 @@ impl Backend for DevlinkBackend<'_> {
                     }
                     if s.total > 0 {
                         text = format!("{text} {}%", s.done * 100 / s.total);
+                        if s.message.as_deref() == Some("Downloading") {
+                            progress(Progress::Bytes(
+                                (u128::from(s.done) * u128::from(size) / u128::from(s.total))
+                                    as u64,
+                            ));
+                        }
                     }
                     if s.timeout_secs > 0 {
                         text = format!("{text} (may take up to {}s)", s.timeout_secs);
@@ -466,7 +486,11 @@ impl Backend for DevlinkBackend<'_> {
                 });
             }
         }
-        Ok(after)
+        Ok(Delivered {
+            after,
+            bytes: size,
+            sha256,
+        })
     }
 }
 

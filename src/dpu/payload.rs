@@ -126,12 +126,12 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
     }
 }
 
-/// A payload written out and ready to send.
+/// A payload written out and ready to send. Its own SHA-256 is taken as it is sent, on the
+/// DPU's thread, not here on the path before the first write.
 #[derive(Debug, Clone, Serialize)]
 pub struct Staged {
     pub path: PathBuf,
     pub size: u64,
-    pub sha256: String,
 }
 
 /// Open a part's bytes through the SHA-256 check: a part that does not match the plan fails the
@@ -288,13 +288,11 @@ fn write_payload(
         .map_err(|e| e.into_error())
         .with_context(|| format!("writing {}", path.display()))?;
     file.flush()?;
-    // The staged file's own hash, for the report and for anyone comparing with the device.
-    file.rewind()?;
-    let (size, sha256) =
-        verify::sha256_of(&mut file).with_context(|| format!("reading {} back", path.display()))?;
+    let size = file
+        .stream_position()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(Staged {
         path: path.to_path_buf(),
         size,
-        sha256,
     })
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 /// What `misc` says, and where the device is.
 #[derive(Debug, Clone, Serialize)]
@@ -157,13 +158,13 @@ fn wait_writable(fd: i32, timeout: Duration) -> io::Result<bool> {
 
 /// Stream `payload` into `boot`. The device drains its boot FIFO as the DPU reads; a FIFO that
 /// does not drain for `stall` is a timeout (rshim's own `BOOT_TIMEOUT` does the same), a
-/// device that stops taking bytes is a short write. Returns the bytes sent.
+/// device that stops taking bytes is a short write. Returns the bytes sent and their SHA-256.
 pub fn push(
     dir: &Path,
     payload: &Path,
     stall: Duration,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64, RshimError> {
+) -> Result<(u64, String), RshimError> {
     let boot = dir.join("boot");
     let mut src = File::open(payload)
         .map_err(|e| RshimError::Io(format!("opening {}: {e}", payload.display())))?;
@@ -187,6 +188,7 @@ pub fn push(
     let fd = out.as_raw_fd();
     let mut buf = vec![0u8; 1 << 20];
     let mut sent = 0u64;
+    let mut hash = Sha256::new();
     loop {
         let n = src
             .read(&mut buf)
@@ -194,6 +196,7 @@ pub fn push(
         if n == 0 {
             break;
         }
+        hash.update(&buf[..n]);
         let mut at = 0;
         while at < n {
             match out.write(&buf[at..n]) {
@@ -230,7 +233,7 @@ pub fn push(
         }
     }
     drop(out);
-    Ok(sent)
+    Ok((sent, crate::media::verify::hex(&hash.finalize())))
 }
 
 /// How the DPU's install ended, read from its log.
