@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod exit;
+pub mod http;
 pub mod inventory;
 pub mod kickstart;
 pub mod media;

@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
+mod boot;
 mod install;
+mod pxe;
 mod probe;
 mod validate;
 
@@ -20,6 +22,8 @@ enum Command {
     Validate(validate::Args),
     Probe(probe::Args),
     Install(install::Args),
+    Boot(boot::Args),
+    Pxe(pxe::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -27,5 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Validate(a) => validate::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Install(a) => install::run(a),
+        Command::Boot(a) => boot::run(a),
+        Command::Pxe(a) => pxe::run(a),
     }
 }

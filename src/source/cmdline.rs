@@ -47,6 +47,10 @@ pub struct BootOptions {
     /// `autoPartitionOSDataSize=` in MiB.
     pub osdata_size_mib: Option<u64>,
     pub allow_legacy_cpu: bool,
+    /// `inst.ks.sendmac` (Anaconda's word; ESXi ignores it): send the MAC headers over HTTP.
+    pub send_mac: bool,
+    /// `inst.ks.sendsn`: send the serial number header over HTTP.
+    pub send_serial: bool,
     /// Words we did not recognise (logged, ignored).
     pub ignored: Vec<String>,
     pub warnings: Vec<String>,
@@ -115,7 +119,11 @@ impl BootOptions {
         })?;
         for w in words.into_iter().map(|w| w.text) {
             let Some((key, value)) = w.split_once('=') else {
-                o.ignored.push(w);
+                match w.as_str() {
+                    "inst.ks.sendmac" => o.send_mac = true,
+                    "inst.ks.sendsn" => o.send_serial = true,
+                    _ => o.ignored.push(w),
+                }
                 continue;
             };
             // ESXi matches each word against a list of patterns; a word that matches none is
