@@ -222,6 +222,7 @@ impl Http {
             pos: 0,
             length,
             failures: 0,
+            resumed: 0,
         }))
     }
 
@@ -260,6 +261,9 @@ fn content_length(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// See `ResumingReader::resumed`.
+const MAX_RESUMPTIONS_PER_ATTEMPT: u32 = 8;
+
 /// See [`Http::open`].
 struct ResumingReader {
     http: Http,
@@ -270,6 +274,9 @@ struct ResumingReader {
     length: Option<u64>,
     /// Failures since the last byte was read.
     failures: u32,
+    /// Resumptions in all, capped so a server that drips a few bytes per connection cannot
+    /// keep us asking for ever.
+    resumed: u32,
 }
 
 impl ResumingReader {
@@ -333,7 +340,10 @@ impl Read for ResumingReader {
                 Err(e) => {
                     self.body = None;
                     self.failures += 1;
-                    if self.failures >= self.http.attempts() {
+                    self.resumed += 1;
+                    if self.failures >= self.http.attempts()
+                        || self.resumed >= MAX_RESUMPTIONS_PER_ATTEMPT * self.http.attempts()
+                    {
                         return Err(io::Error::new(
                             e.kind(),
                             format!(

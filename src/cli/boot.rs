@@ -122,7 +122,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         Some(m) => m.clone(),
         None => match media_on_cdrom(&c.sysroot) {
             Ok((location, drive)) => {
-                cd_drives.push(drive);
+                if !cd_drives.contains(&drive) {
+                    cd_drives.push(drive);
+                }
                 location
             }
             Err(e) => {
