@@ -169,11 +169,7 @@ impl Http {
                 Ok(v) => return Ok(v),
                 Err(e) if !worth_retrying(&e) => anyhow::bail!("{}", explain(url, &e)),
                 Err(e) => {
-                    log::warn!(
-                        "{url}: attempt {} of {}: {e}",
-                        attempt + 1,
-                        self.attempts()
-                    );
+                    log::warn!("{url}: attempt {} of {}: {e}", attempt + 1, self.attempts());
                     last = explain(url, &e);
                 }
             }
@@ -348,9 +344,7 @@ impl Read for ResumingReader {
                             e.kind(),
                             format!(
                                 "{}: {e} after byte {} ({} attempts to resume)",
-                                self.url,
-                                self.pos,
-                                self.failures
+                                self.url, self.pos, self.failures
                             ),
                         ));
                     }
@@ -397,7 +391,10 @@ pub fn identity_headers(
             if addr.is_empty() || addr.bytes().all(|b| b == b'0' || b == b':') {
                 continue;
             }
-            out.push((format!("X-RHN-Provisioning-MAC-{n}"), format!("{name} {addr}")));
+            out.push((
+                format!("X-RHN-Provisioning-MAC-{n}"),
+                format!("{name} {addr}"),
+            ));
             n += 1;
         }
     }

@@ -45,7 +45,9 @@ impl Setup {
     /// A copy of a fixture sysroot (symlinks kept), to add files to.
     fn sysroot(&self, fixture: &str) -> PathBuf {
         let to = self.path(&format!("sysroot-{fixture}"));
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
         let ok = Command::new("cp")
             .arg("-a")
             .arg(&from)
@@ -214,7 +216,11 @@ fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_se
     let srv = serve(&s.path("media"));
     let root = s.sysroot("plain");
     std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
-    std::fs::write(root.join("sys/class/net/eno1/address"), "3C:EC:EF:01:02:03\n").unwrap();
+    std::fs::write(
+        root.join("sys/class/net/eno1/address"),
+        "3C:EC:EF:01:02:03\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("sys/class/net/lo")).unwrap();
     std::fs::write(root.join("sys/class/net/lo/address"), "00:00:00:00:00:00\n").unwrap();
     std::fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
@@ -254,7 +260,11 @@ fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_se
         ks_get.header("X-RHN-Provisioning-MAC-0"),
         Some("eno1 3c:ec:ef:01:02:03")
     );
-    assert_eq!(ks_get.header("X-RHN-Provisioning-MAC-1"), None, "no loopback");
+    assert_eq!(
+        ks_get.header("X-RHN-Provisioning-MAC-1"),
+        None,
+        "no loopback"
+    );
     assert_eq!(ks_get.header("X-System-Serial-Number"), Some("SN-4711"));
     assert!(ks_get
         .header("User-Agent")
@@ -265,9 +275,15 @@ fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_se
     assert_eq!(v["host"]["hostname"], "from-include");
     assert_eq!(v["media"]["location"], srv.url.as_str());
     let cfg = bank_boot_cfg(&s.disk()).expect("a bootable bank");
-    assert!(cfg.contains(&format!("build={}", s.manifest().build)), "{cfg}");
+    assert!(
+        cfg.contains(&format!("build={}", s.manifest().build)),
+        "{cfg}"
+    );
     // `reboot` in the kickstart, but no --allow-reboot: it says so and exits 0.
-    says(&out, "the kickstart says reboot; not rebooting without --allow-reboot");
+    says(
+        &out,
+        "the kickstart says reboot; not rebooting without --allow-reboot",
+    );
 }
 
 #[test]
@@ -287,10 +303,7 @@ fn https_checks_certificates_with_the_ca_file_and_names_the_fix_when_it_fails() 
     code(&ok, 0);
     says(&ok, "Partition 5");
     // Media over HTTPS too: the manifest was read through the same client.
-    assert!(srv
-        .requests()
-        .iter()
-        .any(|r| r.path == "/MANIFEST.JSON"));
+    assert!(srv.requests().iter().any(|r| r.path == "/MANIFEST.JSON"));
 
     for bad in [
         dry(&["--ca-file", other_ca.to_str().unwrap()]),
@@ -307,6 +320,23 @@ fn https_checks_certificates_with_the_ca_file_and_names_the_fix_when_it_fails() 
 
     let insecure = dry(&["--insecure"]);
     code(&insecure, 0);
+    // `install --ks URL` takes the kickstart from the same client, with the same options.
+    let out = ksinstall(&[
+        "install",
+        "--ks",
+        &format!("{}/ks.cfg", srv.url),
+        "--media",
+        &srv.url,
+        "--sysroot",
+        root.to_str().unwrap(),
+        "--cmdline",
+        "",
+        "--dry-run",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    code(&out, 0);
+    says(&out, "Partition 5");
 
     let not_pem = s.path("not.pem");
     std::fs::write(&not_pem, "hello").unwrap();
@@ -335,7 +365,10 @@ fn a_stalled_server_is_timed_out_and_asked_again() {
     code(&out, 0);
     says(&out, "attempt 1 of 4");
     assert_eq!(srv.gets("/ks.cfg").len(), 2);
-    assert!(t.elapsed() < Duration::from_secs(4), "did not wait out the stall");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "did not wait out the stall"
+    );
 
     // A server that never answers in time: the boot stops, naming the URL, after its tries.
     srv.rules
@@ -533,7 +566,11 @@ fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
     code(&out, 4);
     says(&out, &format!("{module}: SHA-256"));
     assert!(bank_boot_cfg(&s.disk()).is_none());
-    assert_ne!(before, hash_image(Path::new(&disk)), "it did write, then stopped");
+    assert_ne!(
+        before,
+        hash_image(Path::new(&disk)),
+        "it did write, then stopped"
+    );
 }
 
 #[test]
@@ -570,8 +607,10 @@ fn curtin_events_reach_a_webhook_in_order_even_when_a_post_fails_once() {
         posts.len(),
         "only POSTs reached the hook"
     );
-    assert!(hook.requests().iter().all(|r| r.path == "/maas/status"
-        && r.header("Content-Type") == Some("application/json")));
+    assert!(hook
+        .requests()
+        .iter()
+        .all(|r| r.path == "/maas/status" && r.header("Content-Type") == Some("application/json")));
     // The first post was answered 500 and sent again: it is there twice, then never again.
     assert_eq!(posts[0], posts[1]);
     let seen: Vec<(String, String, String)> = posts[1..]
@@ -586,7 +625,11 @@ fn curtin_events_reach_a_webhook_in_order_even_when_a_post_fails_once() {
             )
         })
         .collect();
-    let mut want = vec![("cmd-install".to_string(), "start".to_string(), String::new())];
+    let mut want = vec![(
+        "cmd-install".to_string(),
+        "start".to_string(),
+        String::new(),
+    )];
     for step in [
         "source",
         "media",
@@ -690,7 +733,10 @@ fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
     assert_eq!(statuses, ["start", "error"]);
     assert!(posts.iter().all(|p| p["agent_token"] == "tok-123"));
     let msg = posts[1]["agent_status_message"].as_str().unwrap();
-    assert!(msg.contains("exit code 2") && msg.contains("kickstart"), "{msg}");
+    assert!(
+        msg.contains("exit code 2") && msg.contains("kickstart"),
+        "{msg}"
+    );
     assert!(hook
         .requests()
         .iter()
@@ -755,7 +801,10 @@ fn fat32_stick(img: &Path, offset: u64, files: &[(&str, &str)]) {
         let p = dir.join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
-        if let Some(sub) = Path::new(name).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(sub) = Path::new(name)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             let _ = run(
                 "mmd",
                 &[
@@ -790,7 +839,10 @@ fn ks_usb_finds_the_kickstart_on_a_fat32_stick_and_rescans_as_esxi_does() {
     fat32_stick(
         &root.join("dev/sdb"),
         1 << 20,
-        &[("ks.cfg", &ks), ("KS/ESX1.CFG", &ks.replace("esx1.example", "esx-one"))],
+        &[
+            ("ks.cfg", &ks),
+            ("KS/ESX1.CFG", &ks.replace("esx1.example", "esx-one")),
+        ],
     );
     let out = boot(
         &root,
@@ -837,7 +889,10 @@ fn ks_usb_finds_the_kickstart_on_a_fat32_stick_and_rescans_as_esxi_does() {
     code(&out, 1);
     assert!(t.elapsed() >= Duration::from_secs(1));
     says(&out, "scanning again in 1s (attempt 2 of 2)");
-    says(&out, "no /other.cfg on a FAT16/FAT32 file system of a USB disk after 2 scan(s)");
+    says(
+        &out,
+        "no /other.cfg on a FAT16/FAT32 file system of a USB disk after 2 scan(s)",
+    );
     says(&out, "/dev/sdb");
     says(&out, "whole disk (Fat32): no /other.cfg");
 }
@@ -871,10 +926,16 @@ fn ks_cdrom_reads_an_iso_made_with_xorriso_which_also_holds_the_media() {
     );
     code(&out, 0);
     let cfg = bank_boot_cfg(&s.disk()).expect("a bootable bank");
-    assert!(cfg.contains(&format!("build={}", s.manifest().build)), "{cfg}");
+    assert!(
+        cfg.contains(&format!("build={}", s.manifest().build)),
+        "{cfg}"
+    );
     says(
         &out,
-        &format!("not rebooting without --allow-reboot (would eject {})", iso.display()),
+        &format!(
+            "not rebooting without --allow-reboot (would eject {})",
+            iso.display()
+        ),
     );
 
     let out = boot(&root, "ks=cdrom:/NOPE.CFG", &["--dry-run"]);
@@ -897,9 +958,16 @@ fn boot_option_errors_unsupported_sources_and_no_ks() {
     let out = boot(&root, "ks=uuid:1234", &["--media", &media]);
     code(&out, 3);
     says(&out, "no longer a supported method");
-    let out = boot(&root, "ip=10.0.0.5 netmask=255.255.255.0 ks=nfs://host/ks.cfg ks=ftp://h/ks.cfg", &["--media", &media]);
+    let out = boot(
+        &root,
+        "ip=10.0.0.5 netmask=255.255.255.0 ks=nfs://host/ks.cfg ks=ftp://h/ks.cfg",
+        &["--media", &media],
+    );
     code(&out, 1);
-    says(&out, "ks=nfs://host/ks.cfg: FTP and NFS kickstarts are not supported");
+    says(
+        &out,
+        "ks=nfs://host/ks.cfg: FTP and NFS kickstarts are not supported",
+    );
     says(&out, "ks=ftp://h/ks.cfg: FTP and NFS");
     let out = boot(&root, "netmask=255.255.255.0 ks=usb", &["--media", &media]);
     code(&out, 3);
@@ -951,12 +1019,28 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     );
     assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub.cfg"));
     let grub = read("grub.cfg");
-    assert!(grub.contains("\"$net_default_mac\" = \"3c:ec:ef:01:02:03\""), "{grub}");
-    assert!(grub.contains("set cfg=01-3c-ec-ef-01-02-03/boot.cfg"), "{grub}");
-    assert!(grub.contains("chainloader /EFI/BOOT/BOOTX64.EFI -c $cfg"), "{grub}");
+    assert!(
+        grub.contains("\"$net_default_mac\" = \"3c:ec:ef:01:02:03\""),
+        "{grub}"
+    );
+    assert!(
+        grub.contains("set cfg=01-3c-ec-ef-01-02-03/boot.cfg"),
+        "{grub}"
+    );
+    assert!(
+        grub.contains("chainloader /EFI/BOOT/BOOTX64.EFI -c $cfg"),
+        "{grub}"
+    );
     // And the checker does fail on a broken script, so the check above means something.
-    std::fs::write(s.path("broken.cfg"), "menuentry \"x\" {\n  if [ a ]; then\n}\n").unwrap();
-    let (ok, _, _) = run("grub-script-check", &[s.path("broken.cfg").to_str().unwrap()]);
+    std::fs::write(
+        s.path("broken.cfg"),
+        "menuentry \"x\" {\n  if [ a ]; then\n}\n",
+    )
+    .unwrap();
+    let (ok, _, _) = run(
+        "grub-script-check",
+        &[s.path("broken.cfg").to_str().unwrap()],
+    );
     assert!(!ok);
 
     // PXELINUX: VMware's entry, with IPAPPEND 2 so BOOTIF= reaches the installer.
@@ -998,7 +1082,8 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     assert!(ipxe.contains("iseq ${net0/mac} 3c:ec:ef:01:02:03 && goto host0 ||"));
 
     // boot.cfg: the media's, with prefix= the HTTP URL, relative modules, no cdromBoot, ks=.
-    let media_cfg = BootCfg::parse(&std::fs::read_to_string(s.path("media/BOOT.CFG")).unwrap()).unwrap();
+    let media_cfg =
+        BootCfg::parse(&std::fs::read_to_string(s.path("media/BOOT.CFG")).unwrap()).unwrap();
     let host_cfg = BootCfg::parse(&read("01-3c-ec-ef-01-02-03/boot.cfg")).unwrap();
     assert_eq!(host_cfg.prefix.as_deref(), Some(srv.url.as_str()));
     assert_eq!(host_cfg.build, media_cfg.build);
@@ -1025,10 +1110,20 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     // The kernel command line a host gets starts `ksinstall boot` on its own kickstart.
     let root = s.sysroot("plain");
     std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
-    std::fs::write(root.join("sys/class/net/eno1/address"), "3c:ec:ef:01:02:03\n").unwrap();
+    std::fs::write(
+        root.join("sys/class/net/eno1/address"),
+        "3c:ec:ef:01:02:03\n",
+    )
+    .unwrap();
     let out = boot(&root, &kernelopt, &["--media", &srv.url, "--dry-run"]);
     code(&out, 0);
     says(&out, "esx-two");
+    // A BOOTIF= naming a NIC the machine does not have stops the boot, as on ESXi.
+    let other = kernelopt.replace("BOOTIF=01-3c-ec-ef-01-02-03", "BOOTIF=01-3c-ec-ef-09-09-09");
+    let out = boot(&root, &other, &["--media", &srv.url, "--dry-run"]);
+    code(&out, 3);
+    says(&out, "netdevice=3c:ec:ef:09:09:09");
+    says(&out, "no network interface has this MAC address");
     assert_eq!(
         srv.gets("/esx2.cfg")[0].header("X-RHN-Provisioning-MAC-0"),
         Some("eno1 3c:ec:ef:01:02:03")

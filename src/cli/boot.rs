@@ -86,6 +86,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             return Ok(o);
         }
     };
+    if let Err(e) = ksinstall::source::cmdline::check_netdevice(&c.sysroot, &boot) {
+        let o = install::fail(
+            &sinks.tee(),
+            "source",
+            Outcome::Precondition,
+            &e.to_string(),
+        );
+        sinks.finish(o, started);
+        return Ok(o);
+    }
     if boot.ks.is_empty() {
         return start_interactive_console(&a);
     }

@@ -7,11 +7,11 @@ use std::time::Instant;
 use anyhow::Context;
 use ksinstall::apply::{self, ApplyError};
 use ksinstall::exit::Outcome;
+use ksinstall::http::{Http, HttpOptions};
 use ksinstall::inventory::Inventory;
 use ksinstall::kickstart::{self, ScriptKind};
 use ksinstall::media::Media;
 use ksinstall::plan::{self, Plan};
-use ksinstall::http::{Http, HttpOptions};
 use ksinstall::report::webhook::{ReportFormat, Tee, Webhook};
 use ksinstall::report::{Bars, Event, EventSink, JsonLines, Quiet};
 use ksinstall::source::cmdline::BootOptions;
@@ -249,7 +249,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 bytes,
             },
             Err(e) => {
-                let o = fail(&sinks.tee(), "source", Outcome::UsageOrIo, &format!("{e:#}"));
+                let o = fail(
+                    &sinks.tee(),
+                    "source",
+                    Outcome::UsageOrIo,
+                    &format!("{e:#}"),
+                );
                 sinks.finish(o, started);
                 return Ok(o);
             }
@@ -270,7 +275,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let ended = execute(&a.common, &a.media, ks, &boot, &http, &sinks.tee(), started);
     let outcome = match ended {
         Ok(e) => e.outcome,
-        Err(e) => fail(&sinks.tee(), "install", Outcome::UsageOrIo, &format!("{e:#}")),
+        Err(e) => fail(
+            &sinks.tee(),
+            "install",
+            Outcome::UsageOrIo,
+            &format!("{e:#}"),
+        ),
     };
     sinks.finish(outcome, started);
     Ok(outcome)
@@ -411,7 +421,12 @@ pub fn execute(
             if let Some(p) = &created {
                 let _ = std::fs::remove_file(p);
             }
-            return Ok(ended(fail(sink, "media", Outcome::Media, &format!("{e:#}"))));
+            return Ok(ended(fail(
+                sink,
+                "media",
+                Outcome::Media,
+                &format!("{e:#}"),
+            )));
         }
         step.finish();
     }

@@ -5,8 +5,8 @@ use ksinstall::exit::Outcome;
 
 mod boot;
 mod install;
-mod pxe;
 mod probe;
+mod pxe;
 mod validate;
 
 /// An installer for ESXi hosts that carry a DPU (vSphere 8 Distributed Services Engine).

@@ -73,9 +73,14 @@ fn parse_host(s: &str) -> Result<Host, String> {
 /// A ks= URL must be one ESXi fetches, and one word of the kernel command line.
 fn check_url(url: &str) -> Result<(), String> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("{url}: the kickstart URL must be http:// or https://"));
+        return Err(format!(
+            "{url}: the kickstart URL must be http:// or https://"
+        ));
     }
-    if url.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+    {
         return Err(format!("{url}: no spaces or quotes in a boot option"));
     }
     Ok(())
@@ -222,12 +227,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         )
         .ok();
     }
-    writeln!(
-        ipxe,
-        ":boot\nkernel {} -c ${{cfg}}\nboot",
-        at(loader)
-    )
-    .ok();
+    writeln!(ipxe, ":boot\nkernel {} -c ${{cfg}}\nboot", at(loader)).ok();
     put("boot.ipxe".into(), ipxe)?;
 
     for f in &written {

@@ -99,7 +99,12 @@ impl Shaper {
             ReportFormat::Curtin => {
                 if !self.started {
                     self.started = true;
-                    out.push(curtin("cmd-install", "start", "ksinstall: installing ESXi", None));
+                    out.push(curtin(
+                        "cmd-install",
+                        "start",
+                        "ksinstall: installing ESXi",
+                        None,
+                    ));
                 }
                 let stage = |s: &str| format!("cmd-install/stage-{s}");
                 match e {

@@ -13,7 +13,9 @@ pub struct InstallLoader {
 impl IncludeLoader for InstallLoader {
     fn load(&mut self, target: &IncludeTarget) -> Loaded {
         match target {
-            IncludeTarget::Url(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            IncludeTarget::Url(url)
+                if url.starts_with("http://") || url.starts_with("https://") =>
+            {
                 match self.http.get_small(url) {
                     Ok(bytes) => Loaded::File {
                         name: url.clone(),

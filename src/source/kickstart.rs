@@ -44,11 +44,7 @@ pub fn fetch(locations: &[KsLocation], reach: &Reach<'_>) -> Result<FetchedKicks
         match fetch_one(loc, reach) {
             Ok(k) => {
                 if !tried.is_empty() {
-                    log::warn!(
-                        "kickstart from {}, after: {}",
-                        k.name,
-                        tried.join("; ")
-                    );
+                    log::warn!("kickstart from {}, after: {}", k.name, tried.join("; "));
                 }
                 return Ok(k);
             }
