@@ -284,8 +284,22 @@ impl ResumingReader {
             .request("GET", &self.url, self.pos)
             .map_err(|e| io::Error::other(explain(&self.url, &e)))?;
         let status = resp.status().as_u16();
+        // `Content-Range: bytes START-END/TOTAL`: a 206 that starts anywhere else is not ours.
+        let range_start = resp
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let mut reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
         if status == 206 {
+            if range_start != Some(self.pos) {
+                return Err(io::Error::other(format!(
+                    "{}: asked to resume at byte {}, the server answered a range from {:?}",
+                    self.url, self.pos, range_start
+                )));
+            }
             log::info!("{}: resumed at byte {}", self.url, self.pos);
         } else {
             log::info!(

@@ -742,6 +742,29 @@ fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
         .iter()
         .all(|r| r.header("X-OpenStack-Ironic-API-Version") == Some("1.72")));
 
+    // A command line that stops the boot is reported too.
+    let hook = serve(hook_dir.path());
+    let out = boot(
+        &root,
+        "ks=uuid:1234",
+        &[
+            "--media",
+            &s.media(),
+            "--report-url",
+            &hook.url,
+            "--report-format",
+            "ironic",
+        ],
+    );
+    code(&out, 3);
+    let posts = hook.posts();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[1]["agent_status"], "error");
+    assert!(posts[1]["agent_status_message"]
+        .as_str()
+        .unwrap()
+        .contains("no longer a supported method"));
+
     // Nobody listening: every post fails, the install does not, and it does not wait long.
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

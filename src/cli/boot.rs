@@ -81,6 +81,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let boot = match install::boot_options(c) {
         Ok(b) => b,
         Err(e) => {
+            // The provisioning system hears of a bad command line too (without the identity
+            // headers, which the command line would have turned on).
+            let http = c.net.http(&c.sysroot, &Default::default())?;
+            sinks.connect(&c.net, &http);
             let o = install::fail(&sinks.tee(), "source", Outcome::Precondition, &e);
             sinks.finish(o, started);
             return Ok(o);

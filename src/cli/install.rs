@@ -207,11 +207,8 @@ pub fn boot_options(c: &Common) -> Result<BootOptions, String> {
             }
         }
     };
-    let boot = BootOptions::parse(&cmdline).map_err(|e| e.to_string())?;
-    for w in &boot.warnings {
-        log::warn!("{w}");
-    }
-    Ok(boot)
+    // Its warnings become plan warnings (shown and reported there).
+    BootOptions::parse(&cmdline).map_err(|e| e.to_string())
 }
 
 /// A kickstart's bytes and the names it goes by (see `source::kickstart::FetchedKickstart`).
