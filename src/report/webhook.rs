@@ -242,3 +242,62 @@ impl EventSink for Tee<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curtin_marks_the_failed_step_and_the_install_fail() {
+        let mut s = Shaper {
+            format: ReportFormat::Curtin,
+            token: None,
+            started: false,
+            warned_steps: HashSet::new(),
+            any_warning: false,
+            last_failure: None,
+            progress: Default::default(),
+        };
+        let events = [
+            Event::StepStarted {
+                step: "bootbank".into(),
+                description: "modules".into(),
+                total_bytes: Some(10),
+            },
+            Event::Failed {
+                step: "bootbank".into(),
+                message: "k.b00: SHA-256 is 00, the manifest says 11".into(),
+                exit_code: 4,
+            },
+            Event::Finished {
+                exit_code: 4,
+                elapsed_ms: 5,
+            },
+        ];
+        let posted: Vec<Value> = events.iter().flat_map(|e| s.bodies(e)).collect();
+        let short: Vec<(String, String, String)> = posted
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("").to_string(),
+                    p["event_type"].as_str().unwrap_or("").to_string(),
+                    p["result"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        assert_eq!(
+            short,
+            [
+                t("cmd-install", "start", ""),
+                t("cmd-install/stage-bootbank", "start", ""),
+                t("cmd-install/stage-bootbank", "finish", "FAIL"),
+                t("cmd-install", "finish", "FAIL"),
+            ]
+        );
+        assert_eq!(posted[2]["level"], "ERROR");
+        assert!(posted[2]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("k.b00: SHA-256")));
+    }
+}
