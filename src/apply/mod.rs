@@ -59,7 +59,7 @@ const COPY_BUFFER: usize = 1 << 20;
 pub const INSTALL_RECORD: &str = "ksinstall.json";
 
 fn classify(step: &str, err: anyhow::Error) -> ApplyError {
-    let outcome = if verify::mismatch_of(&err).is_some() {
+    let outcome = if verify::mismatch_of(&err).is_some() || verify::unreadable_of(&err).is_some() {
         Outcome::Media
     } else if err
         .chain()
@@ -90,10 +90,10 @@ fn copy_in(
     step: &Step<'_>,
     done: &mut u64,
 ) -> Result<()> {
-    let src = media
-        .source
-        .open(&f.from)
-        .with_context(|| format!("opening {} on the media", f.from))?;
+    let src = media.source.open(&f.from).map_err(|e| verify::Unreadable {
+        name: f.from.clone(),
+        message: format!("{e:#}"),
+    })?;
     let mut out = fs
         .root_dir()
         .create_file(&f.to)

@@ -7,10 +7,12 @@ use std::time::Instant;
 use anyhow::Context;
 use ksinstall::apply::{self, ApplyError};
 use ksinstall::exit::Outcome;
+use ksinstall::http::{Http, HttpOptions};
 use ksinstall::inventory::Inventory;
 use ksinstall::kickstart::{self, ScriptKind};
 use ksinstall::media::Media;
 use ksinstall::plan::{self, Plan};
+use ksinstall::report::webhook::{ReportFormat, Tee, Webhook};
 use ksinstall::report::{Bars, Event, EventSink, JsonLines, Quiet};
 use ksinstall::source::cmdline::BootOptions;
 use serde_json::json;
@@ -27,46 +29,164 @@ pub enum Progress {
 /// Install ESXi as a kickstart says: plan everything, check everything, then write.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The kickstart file.
-    #[arg(long, value_name = "FILE")]
-    ks: PathBuf,
-    /// The installation media: a directory (extracted ISO) or an http(s):// URL.
-    #[arg(long, value_name = "DIR|URL")]
+    /// The kickstart: a file, or an http(s):// URL.
+    #[arg(long, value_name = "FILE|URL")]
+    ks: String,
+    /// The installation media: a directory (extracted ISO), an ISO image, or an http(s):// URL.
+    #[arg(long, value_name = "DIR|ISO|URL")]
     media: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What `install` and `boot` share: the target, the hardware, how to talk HTTP, how to report.
+#[derive(Debug, clap::Args)]
+pub struct Common {
     /// Install to this block device or image file instead of the disk the kickstart chooses.
     #[arg(long, value_name = "DEV|IMG")]
-    disk: Option<PathBuf>,
+    pub disk: Option<PathBuf>,
     /// Create the --disk image file (sparse) with this size if it does not exist: 40G, 512M, ...
     #[arg(long, value_name = "SIZE", requires = "disk")]
-    disk_size: Option<String>,
+    pub disk_size: Option<String>,
     /// Logical sector size of an image file.
     #[arg(long, value_name = "BYTES", default_value_t = 512)]
-    sector_size: u32,
+    pub sector_size: u32,
     /// Where the hardware is read: sys/, dev/, proc/cmdline below this directory.
     #[arg(long, value_name = "DIR", default_value = "/")]
-    sysroot: PathBuf,
+    pub sysroot: PathBuf,
     /// Boot options (kernel command line); default: proc/cmdline below the sysroot.
     #[arg(long, value_name = "STRING")]
-    cmdline: Option<String>,
+    pub cmdline: Option<String>,
     /// Print the plan and write nothing to any disk (%pre still runs: it is part of reading the
     /// kickstart).
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
     /// Do not hash the whole local media before writing (it is still verified as it is written;
     /// a bad module then stops the install after the disk was partitioned, leaving it unbootable).
     #[arg(long)]
-    skip_media_check: bool,
+    pub skip_media_check: bool,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    progress: Progress,
+    pub progress: Progress,
     /// Write the final JSON report here.
     #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
+    pub report: Option<PathBuf>,
     #[command(flatten)]
-    dpu: super::DpuArgs,
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub dpu: super::DpuArgs,
 }
 
-fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
+/// HTTP(S) options for the kickstart, `%include` URLs, the media and the reports (docs/BOOT.md).
+#[derive(Debug, clap::Args)]
+pub struct NetArgs {
+    /// Trust the CA certificates in this PEM file (instead of the built-in web PKI roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not check servers' TLS certificates at all (as ESXi's own installer does not).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seconds to wait for a connection, for an answer, and for each read of a transfer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub http_timeout: u64,
+    /// Tries per request, and per resumption of a dropped transfer.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub http_attempts: u32,
+    /// Milliseconds before the second try; doubled for each later try.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub http_backoff_ms: u64,
+    /// Send the MAC address of each network interface (X-RHN-Provisioning-MAC-N), like
+    /// Anaconda's inst.ks.sendmac (also turned on by that boot option).
+    #[arg(long)]
+    pub send_mac: bool,
+    /// Send the system serial number (X-System-Serial-Number), like Anaconda's inst.ks.sendsn.
+    #[arg(long)]
+    pub send_serial: bool,
+    /// POST the install's events to this URL as they happen (a failed post never fails the
+    /// install).
+    #[arg(long, value_name = "URL")]
+    pub report_url: Option<String>,
+    /// The shape of the posted events: json (as --progress json), curtin (MAAS), ironic
+    /// (agent heartbeats).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json, requires = "report_url")]
+    pub report_format: ReportFormat,
+    /// Ironic's agent_token, sent in each heartbeat.
+    #[arg(long, value_name = "TOKEN", requires = "report_url")]
+    pub report_token: Option<String>,
+}
+
+impl NetArgs {
+    pub fn http(&self, sysroot: &Path, boot: &BootOptions) -> anyhow::Result<Http> {
+        let timeout = std::time::Duration::from_secs(self.http_timeout.max(1));
+        Http::new(HttpOptions {
+            ca_file: self.ca_file.clone(),
+            insecure: self.insecure,
+            connect_timeout: timeout,
+            read_timeout: timeout,
+            attempts: self.http_attempts.max(1),
+            backoff: std::time::Duration::from_millis(self.http_backoff_ms),
+            headers: ksinstall::http::identity_headers(
+                sysroot,
+                self.send_mac || boot.send_mac,
+                self.send_serial || boot.send_serial,
+            ),
+        })
+    }
+}
+
+/// Where events go: the terminal or stdout as --progress says, and the webhook if any.
+pub struct Sinks {
+    shown: Box<dyn EventSink>,
+    webhook: Option<Webhook>,
+}
+
+impl Sinks {
+    pub fn new(c: &Common) -> Sinks {
+        let shown: Box<dyn EventSink> = match c.progress {
+            Progress::Json => Box::new(JsonLines::new(std::io::stdout())),
+            Progress::Tty => Box::new(Bars::default()),
+            Progress::Auto if std::io::stderr().is_terminal() && !c.dry_run => {
+                Box::new(Bars::default())
+            }
+            _ => Box::new(Quiet),
+        };
+        Sinks {
+            shown,
+            webhook: None,
+        }
+    }
+    /// Start posting to --report-url (once the HTTP options are known).
+    pub fn connect(&mut self, net: &NetArgs, http: &Http) {
+        if let Some(url) = &net.report_url {
+            self.webhook = Some(Webhook::start(
+                url,
+                net.report_format,
+                net.report_token.clone(),
+                http.clone(),
+            ));
+        }
+    }
+    pub fn tee(&self) -> Tee<'_> {
+        let mut all: Vec<&dyn EventSink> = vec![self.shown.as_ref()];
+        if let Some(w) = &self.webhook {
+            all.push(w);
+        }
+        Tee(all)
+    }
+    /// The last event, then give the webhook a little time to deliver what is queued.
+    pub fn finish(&self, outcome: Outcome, started: Instant) {
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.tee().emit(Event::Finished {
+            exit_code: outcome as u8,
+            elapsed_ms,
+        });
+        if let Some(w) = &self.webhook {
+            w.close(std::time::Duration::from_secs(30));
+        }
+    }
+}
+
+pub fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
     sink.emit(Event::Failed {
         step: step.into(),
         message: message.into(),
@@ -76,39 +196,116 @@ fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Ou
     outcome
 }
 
+/// Boot options from --cmdline, else proc/cmdline below the sysroot (empty if there is none).
+pub fn boot_options(c: &Common) -> Result<BootOptions, String> {
+    let cmdline = match &c.cmdline {
+        Some(c) => c.clone(),
+        None => {
+            let p = c.sysroot.join("proc/cmdline");
+            match std::fs::read_to_string(&p) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(format!("reading {}: {e}", p.display())),
+            }
+        }
+    };
+    // Its warnings become plan warnings (shown and reported there).
+    BootOptions::parse(&cmdline).map_err(|e| e.to_string())
+}
+
+/// A kickstart's bytes and the names it goes by (see `source::kickstart::FetchedKickstart`).
+pub struct KickstartInput {
+    pub name: String,
+    pub key: String,
+    pub bytes: Vec<u8>,
+}
+
+/// How an install ended, and what the kickstart says to do next.
+pub struct Ended {
+    pub outcome: Outcome,
+    /// `reboot` in the kickstart: `Some(no_eject)`.
+    pub reboot: Option<bool>,
+}
+
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let sink: Box<dyn EventSink> = match a.progress {
-        Progress::Json => Box::new(JsonLines::new(std::io::stdout())),
-        Progress::Tty => Box::new(Bars::default()),
-        Progress::Auto if std::io::stderr().is_terminal() && !a.dry_run => {
-            Box::new(Bars::default())
-        }
-        _ => Box::new(Quiet),
-    };
-    let sink = sink.as_ref();
-
-    // Boot options.
-    let cmdline = match &a.cmdline {
-        Some(c) => c.clone(),
-        None => std::fs::read_to_string(a.sysroot.join("proc/cmdline")).unwrap_or_default(),
-    };
-    let boot = match BootOptions::parse(&cmdline) {
+    let mut sinks = Sinks::new(&a.common);
+    let boot = match boot_options(&a.common) {
         Ok(b) => b,
-        Err(e) => return Ok(fail(sink, "plan", Outcome::Precondition, &e.to_string())),
+        Err(e) => {
+            let o = fail(&sinks.tee(), "plan", Outcome::Precondition, &e);
+            sinks.finish(o, started);
+            return Ok(o);
+        }
     };
+    let http = a.common.net.http(&a.common.sysroot, &boot)?;
+    sinks.connect(&a.common.net, &http);
+    let ks = if a.ks.starts_with("http://") || a.ks.starts_with("https://") {
+        match http.get_small(&a.ks) {
+            Ok(bytes) => KickstartInput {
+                name: a.ks.clone(),
+                key: a.ks.clone(),
+                bytes,
+            },
+            Err(e) => {
+                let o = fail(
+                    &sinks.tee(),
+                    "source",
+                    Outcome::UsageOrIo,
+                    &format!("{e:#}"),
+                );
+                sinks.finish(o, started);
+                return Ok(o);
+            }
+        }
+    } else {
+        let path = Path::new(&a.ks);
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", a.ks))?;
+        let key = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string();
+        KickstartInput {
+            name: a.ks.clone(),
+            key,
+            bytes,
+        }
+    };
+    let ended = execute(&a.common, &a.media, ks, &boot, &http, &sinks.tee(), started);
+    let outcome = match ended {
+        Ok(e) => e.outcome,
+        Err(e) => fail(
+            &sinks.tee(),
+            "install",
+            Outcome::UsageOrIo,
+            &format!("{e:#}"),
+        ),
+    };
+    sinks.finish(outcome, started);
+    Ok(outcome)
+}
 
-    // The kickstart: %pre scripts run while it is read (not on a dry run).
-    let bytes = std::fs::read(&a.ks).with_context(|| format!("reading {}", a.ks.display()))?;
-    let key = std::fs::canonicalize(&a.ks)
-        .unwrap_or_else(|_| a.ks.clone())
-        .display()
-        .to_string();
-    let name = a.ks.display().to_string();
+/// The install proper, from a kickstart's bytes: read it (running %pre), read the hardware and
+/// the media, plan, check, write, run %post, report. Shared by `install` and `boot`.
+pub fn execute(
+    c: &Common,
+    media_location: &str,
+    ks_input: KickstartInput,
+    boot: &BootOptions,
+    http: &Http,
+    sink: &dyn EventSink,
+    started: Instant,
+) -> anyhow::Result<Ended> {
+    let ended = |outcome| Ended {
+        outcome,
+        reboot: None,
+    };
+    let KickstartInput { name, key, bytes } = ks_input;
     // Includes are files of the installer's own file system (where %pre runs and writes), not
     // of the hardware sysroot; URLs are fetched now.
     let mut loader = ksinstall::source::fetch::InstallLoader {
         files: kickstart::FsLoader::new("/"),
+        http: http.clone(),
     };
     let workdir = tempfile::tempdir().context("making a scratch directory for scripts")?;
     let mut runner = |s: &kickstart::Script| apply::scripts::run(s, workdir.path());
@@ -134,34 +331,41 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         } else {
             Outcome::InvalidKickstart
         };
-        return Ok(fail(
+        return Ok(ended(fail(
             sink,
             "kickstart",
             outcome,
-            &format!("{}: the kickstart has errors", a.ks.display()),
-        ));
+            &format!("{name}: the kickstart has errors"),
+        )));
     }
     let ks = &parsed.kickstart;
 
     // Hardware and media.
-    let inventory = match Inventory::read(&a.sysroot) {
+    let inventory = match Inventory::read(&c.sysroot) {
         Ok(i) => i,
         Err(e) => {
-            return Ok(fail(
+            return Ok(ended(fail(
                 sink,
                 "inventory",
                 Outcome::Precondition,
                 &format!("{e:#}"),
-            ))
+            )))
         }
     };
-    let media = match Media::open(&a.media) {
+    let media = match Media::open_with(media_location, http) {
         Ok(m) => m,
-        Err(e) => return Ok(fail(sink, "media", Outcome::Media, &format!("{e:#}"))),
+        Err(e) => {
+            return Ok(ended(fail(
+                sink,
+                "media",
+                Outcome::Media,
+                &format!("{e:#}"),
+            )))
+        }
     };
     let mut created: Option<PathBuf> = None;
-    if let (Some(disk), Some(size)) = (&a.disk, &a.disk_size) {
-        if !disk.exists() && !a.dry_run {
+    if let (Some(disk), Some(size)) = (&c.disk, &c.disk_size) {
+        if !disk.exists() && !c.dry_run {
             created = Some(disk.clone());
             let bytes = ksinstall::size::parse_size(size)?;
             let f = std::fs::File::create_new(disk)
@@ -169,7 +373,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             f.set_len(bytes)
                 .with_context(|| format!("sizing {}", disk.display()))?;
         } else if !disk.exists() {
-            return Ok(fail(
+            return Ok(ended(fail(
                 sink,
                 "plan",
                 Outcome::Precondition,
@@ -177,13 +381,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     "{} does not exist (a dry run creates nothing)",
                     disk.display()
                 ),
-            ));
+            )));
         }
     }
 
     // What each supported DPU runs, through its own interface (read-only).
-    let access = a.dpu.access(&a.sysroot);
-    let firmware_root = a.dpu.firmware_root();
+    let access = c.dpu.access(&c.sysroot);
+    let firmware_root = c.dpu.firmware_root();
     let observed: Vec<_> = inventory
         .dpus
         .iter()
@@ -196,11 +400,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         kickstart_name: &name,
         kickstart: ks,
         inventory: &inventory,
-        sysroot: &a.sysroot,
+        sysroot: &c.sysroot,
         media: &media,
-        boot: &boot,
-        disk_override: a.disk.as_deref(),
-        image_sector_size: a.sector_size,
+        boot,
+        disk_override: c.disk.as_deref(),
+        image_sector_size: c.sector_size,
         firmware_root: &firmware_root,
         dpu_observed: &observed,
     };
@@ -211,15 +415,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             if let Some(p) = &created {
                 let _ = std::fs::remove_file(p);
             }
-            return Ok(fail(sink, "plan", e.outcome, &e.message));
+            return Ok(ended(fail(sink, "plan", e.outcome, &e.message)));
         }
     };
     // Local media is read once in full before the first write, so a bad module never costs the
     // disk its old contents (apply does it, beside packing the DPU payload; a dry run here).
     // Streamed (HTTP) media is verified as it is written.
     let mut plan = plan;
-    plan.check_media &= !a.skip_media_check;
-    if plan.check_media && a.dry_run {
+    plan.check_media &= !c.skip_media_check;
+    if plan.check_media && c.dry_run {
         let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
         let step = ksinstall::report::Step::start(
             sink,
@@ -231,12 +435,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             if let Some(p) = &created {
                 let _ = std::fs::remove_file(p);
             }
-            return Ok(fail(sink, "media", Outcome::Media, &format!("{e:#}")));
+            return Ok(ended(fail(
+                sink,
+                "media",
+                Outcome::Media,
+                &format!("{e:#}"),
+            )));
         }
         step.finish();
     }
-    if a.dry_run {
-        if a.progress == Progress::Json {
+    if c.dry_run {
+        if c.progress == Progress::Json {
             // One more JSON line in the event stream, so the output stays JSON lines.
             println!(
                 "{}",
@@ -245,7 +454,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         } else {
             print!("{}", plan.text());
         }
-        return Ok(Outcome::Success);
+        return Ok(Ended {
+            outcome: Outcome::Success,
+            reboot: plan.reboot,
+        });
     }
     for w in &plan.warnings {
         sink.emit(Event::Warning {
@@ -278,7 +490,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         fail(sink, &e.step, e.outcome, &e.to_string());
     }
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    if let Some(path) = &a.report {
+    if let Some(path) = &c.report {
         write_report(
             path,
             &plan,
@@ -288,11 +500,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             elapsed_ms,
         )?;
     }
-    sink.emit(Event::Finished {
-        exit_code: outcome as u8,
-        elapsed_ms,
-    });
-    if outcome == Outcome::Success && a.progress != Progress::Json {
+    if outcome == Outcome::Success && c.progress != Progress::Json {
         eprintln!(
             "ksinstall: installed ESXi {} on {} ({}) in {:.1}s",
             plan.media.build,
@@ -301,7 +509,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             elapsed_ms as f64 / 1000.0
         );
     }
-    Ok(outcome)
+    Ok(Ended {
+        outcome,
+        reboot: plan.reboot,
+    })
 }
 
 fn run_post(

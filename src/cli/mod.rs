@@ -3,8 +3,10 @@
 use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
+mod boot;
 mod install;
 mod probe;
+mod pxe;
 mod validate;
 
 /// An installer for ESXi hosts that carry a DPU (vSphere 8 Distributed Services Engine).
@@ -20,6 +22,8 @@ enum Command {
     Validate(validate::Args),
     Probe(probe::Args),
     Install(install::Args),
+    Boot(boot::Args),
+    Pxe(pxe::Args),
 }
 
 /// How the DPUs are reached (shared by `install` and `probe`).
@@ -61,5 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Validate(a) => validate::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Install(a) => install::run(a),
+        Command::Boot(a) => boot::run(a),
+        Command::Pxe(a) => pxe::run(a),
     }
 }

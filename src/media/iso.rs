@@ -45,7 +45,10 @@ fn u32_le(b: &[u8], at: usize) -> u64 {
 impl IsoSource {
     pub fn open(path: &Path) -> Result<IsoSource> {
         let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let size = f.metadata()?.len();
+        // Seeking to the end gives the size of a CD drive's block device too (its metadata says 0).
+        let size = f
+            .seek(SeekFrom::End(0))
+            .with_context(|| format!("reading the size of {}", path.display()))?;
         let mut primary = None;
         let mut joliet = None;
         // Volume descriptors start at sector 16 and end with a terminator (type 255).

@@ -50,12 +50,22 @@ fn read_small(source: &dyn MediaSource, path: &str) -> Result<Vec<u8>> {
 }
 
 impl Media {
-    /// Open media from a directory, an ISO9660 image file, or an `http(s)://` URL.
+    /// Open media from a directory, an ISO9660 image file or CD, or an `http(s)://` URL (with
+    /// the default HTTP options).
     pub fn open(location: &str) -> Result<Media> {
+        Media::open_with(location, &crate::http::Http::new(Default::default())?)
+    }
+
+    /// As `open`, with the HTTP client to use for a URL.
+    pub fn open_with(location: &str, http: &crate::http::Http) -> Result<Media> {
+        use std::os::unix::fs::FileTypeExt;
+        let path = std::path::Path::new(location);
+        let is_image = path.is_file()
+            || std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
         let source: Box<dyn MediaSource> =
             if location.starts_with("http://") || location.starts_with("https://") {
-                Box::new(HttpSource::new(location))
-            } else if std::path::Path::new(location).is_file() {
+                Box::new(HttpSource::new(location, http.clone()))
+            } else if is_image {
                 Box::new(iso::IsoSource::open(std::path::Path::new(location))?)
             } else {
                 Box::new(DirSource::new(location)?)

@@ -91,23 +91,18 @@ impl MediaSource for DirSource {
     }
 }
 
-/// An HTTP(S) base URL: `BASE/PATH` for each file, streamed. Certificates are checked (rustls with
-/// the web PKI roots).
+/// An HTTP(S) base URL: `BASE/PATH` for each file, streamed through the installer's HTTP client
+/// (certificates, timeouts, retries, and resuming a dropped transfer: `crate::http`).
 pub struct HttpSource {
     base: String,
-    agent: ureq::Agent,
+    http: crate::http::Http,
 }
 
 impl HttpSource {
-    pub fn new(base: &str) -> HttpSource {
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(std::time::Duration::from_secs(15)))
-            .timeout_recv_body(Some(std::time::Duration::from_secs(60)))
-            .http_status_as_error(true)
-            .build();
+    pub fn new(base: &str, http: crate::http::Http) -> HttpSource {
         HttpSource {
             base: base.trim_end_matches('/').to_string(),
-            agent: config.into(),
+            http,
         }
     }
     fn url(&self, path: &str) -> Result<String> {
@@ -122,24 +117,10 @@ impl MediaSource for HttpSource {
     }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let url = self.url(path)?;
-        let resp = self
-            .agent
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        Ok(Box::new(resp.into_body().into_reader()))
+        self.http.open(&url)
     }
     fn size(&self, path: &str) -> Result<Option<u64>> {
         let url = self.url(path)?;
-        let resp = self
-            .agent
-            .head(&url)
-            .call()
-            .with_context(|| format!("HEAD {url}"))?;
-        Ok(resp
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()))
+        self.http.size(&url)
     }
 }

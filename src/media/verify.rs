@@ -21,6 +21,15 @@ pub enum Mismatch {
     Long { name: String, want: u64 },
 }
 
+/// The media could not be read at all (a network failure that retries did not cure, an I/O
+/// error of the CD): not the target's fault, so it is classed with bad media (exit 4).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{name}: reading the media failed: {message}")]
+pub struct Unreadable {
+    pub name: String,
+    pub message: String,
+}
+
 pub struct VerifyingReader<R> {
     inner: R,
     name: String,
@@ -47,6 +56,18 @@ impl<R: Read> VerifyingReader<R> {
 
     pub fn bytes_read(&self) -> u64 {
         self.seen
+    }
+
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                Unreadable {
+                    name: self.name.clone(),
+                    message: e.to_string(),
+                },
+            )
+        })
     }
 
     fn fail(m: Mismatch) -> io::Error {
@@ -82,7 +103,7 @@ impl<R: Read> Read for VerifyingReader<R> {
         // Read one byte past the expected end, to notice a longer source.
         let room = self.want_size.saturating_sub(self.seen).saturating_add(1);
         let cap = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
-        let n = self.inner.read(&mut buf[..cap])?;
+        let n = self.read_inner(&mut buf[..cap])?;
         if n == 0 {
             self.check_end()?;
             return Ok(0);
@@ -99,7 +120,7 @@ impl<R: Read> Read for VerifyingReader<R> {
             // Complete: check now rather than on the next call, so a writer that stops at the
             // expected length still gets the verdict.
             let mut probe = [0u8; 1];
-            let extra = self.inner.read(&mut probe)?;
+            let extra = self.read_inner(&mut probe)?;
             if extra > 0 {
                 return Err(Self::fail(Mismatch::Long {
                     name: self.name.clone(),
@@ -119,6 +140,17 @@ pub fn mismatch_of(err: &anyhow::Error) -> Option<&Mismatch> {
             e.downcast_ref::<io::Error>()
                 .and_then(|io| io.get_ref())
                 .and_then(|i| i.downcast_ref::<Mismatch>())
+        })
+    })
+}
+
+/// The `Unreadable` inside an error chain, if the media could not be read.
+pub fn unreadable_of(err: &anyhow::Error) -> Option<&Unreadable> {
+    err.chain().find_map(|e| {
+        e.downcast_ref::<Unreadable>().or_else(|| {
+            e.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<Unreadable>())
         })
     })
 }

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub mod webhook;
+
 /// One thing that happened. Step ids are stable: fleet tools key on them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

@@ -47,6 +47,10 @@ pub struct BootOptions {
     /// `autoPartitionOSDataSize=` in MiB.
     pub osdata_size_mib: Option<u64>,
     pub allow_legacy_cpu: bool,
+    /// `inst.ks.sendmac` (Anaconda's word; ESXi ignores it): send the MAC headers over HTTP.
+    pub send_mac: bool,
+    /// `inst.ks.sendsn`: send the serial number header over HTTP.
+    pub send_serial: bool,
     /// Words we did not recognise (logged, ignored).
     pub ignored: Vec<String>,
     pub warnings: Vec<String>,
@@ -115,7 +119,11 @@ impl BootOptions {
         })?;
         for w in words.into_iter().map(|w| w.text) {
             let Some((key, value)) = w.split_once('=') else {
-                o.ignored.push(w);
+                match w.as_str() {
+                    "inst.ks.sendmac" => o.send_mac = true,
+                    "inst.ks.sendsn" => o.send_serial = true,
+                    _ => o.ignored.push(w),
+                }
                 continue;
             };
             // ESXi matches each word against a list of patterns; a word that matches none is
@@ -232,13 +240,48 @@ impl BootOptions {
     }
 }
 
+/// `netdevice=`/`ksdevice=`/`BOOTIF=` must name a NIC the machine has: ESXi stops on an unknown
+/// one (spec §2). A MAC is looked up in `sys/class/net/*/address` below the sysroot; a `vmnicN`
+/// name cannot be checked from Linux (ESXi numbers NICs its own way) and is only logged. Without
+/// `sys/class/net` (a recorded sysroot) there is nothing to check against.
+pub fn check_netdevice(sysroot: &std::path::Path, o: &BootOptions) -> Result<(), BootOptionError> {
+    let Some(dev) = o.netdevice.as_deref() else {
+        return Ok(());
+    };
+    let net = sysroot.join("sys/class/net");
+    let is_mac = dev.split(':').count() == 6;
+    if !is_mac {
+        log::info!("netdevice={dev}: an ESXi NIC name; not checked");
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(&net) else {
+        return Ok(());
+    };
+    let found = entries.filter_map(|e| e.ok()).any(|e| {
+        std::fs::read_to_string(e.path().join("address"))
+            .is_ok_and(|a| a.trim().eq_ignore_ascii_case(dev))
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(BootOptionError {
+            word: format!("netdevice={dev}"),
+            why: format!(
+                "no network interface has this MAC address (in {})",
+                net.display()
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_option_of_the_spec() {
-        let o = BootOptions::parse("runweasel ks=http://10.0.0.1/ks.cfg ip=10.0.0.5 netmask=255.255.255.0 gateway=10.0.0.1 nameserver=10.0.0.2 BOOTIF=01-00-50-56-AA-BB-CC vlanid=20 systemMediaSize=min autoPartitionOSDataSize=8192 allowLegacyCPU=true debug").unwrap();
+        let o = BootOptions::parse("runweasel ks=http://10.0.0.1/ks.cfg ip=10.0.0.5 netmask=255.255.255.0 gateway=10.0.0.1 nameserver=10.0.0.2 BOOTIF=01-00-50-56-AA-BB-CC vlanid=20 systemMediaSize=min autoPartitionOSDataSize=8192 allowLegacyCPU=true debug inst.ks.sendmac inst.ks.sendsn").unwrap();
+        assert!(o.send_mac && o.send_serial);
         assert_eq!(o.ks, [KsLocation::Http("http://10.0.0.1/ks.cfg".into())]);
         assert_eq!(o.netdevice.as_deref(), Some("00:50:56:aa:bb:cc"));
         assert_eq!(

@@ -175,3 +175,4 @@ pub fn image_contains(path: &Path, needle: &[u8]) -> bool {
     }
     false
 }
+pub mod http;

@@ -23,6 +23,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("blkid", "util-linux"),
     ("openssl", "openssl"),
     ("xorriso", "xorriso"),
+    ("mmd", "mtools"),
+    ("grub-script-check", "grub-common"),
 ];
 
 fn main() -> Result<()> {

@@ -1,0 +1,426 @@
+//! The one HTTP(S) client of the installer: the kickstart, `%include` URLs, the media and the
+//! report webhooks all go through [`Http`], so they share one set of options (docs/BOOT.md):
+//! certificates checked against the web PKI or `--ca-file`, `--insecure` to turn that off,
+//! connect and stall timeouts, retries with exponential backoff, and the identity headers that
+//! Anaconda's `inst.ks.sendmac`/`inst.ks.sendsn` send.
+//!
+//! A module of its own rather than part of a stage: the source, media and report stages all use
+//! it, and none of them may reach into another.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// How the installer talks HTTP. `Default` is what a boot without flags uses.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// PEM file of the CA certificates to trust instead of the built-in web PKI roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (as ESXi's own installer does). Off unless asked for.
+    pub insecure: bool,
+    /// For the TCP connection, and again for the response headers.
+    pub connect_timeout: Duration,
+    /// The longest a transfer may stall between two reads before it is retried.
+    pub read_timeout: Duration,
+    /// Tries per request (and per resumption of a body), at least 1.
+    pub attempts: u32,
+    /// The wait before the second try; doubled for each try after it.
+    pub backoff: Duration,
+    /// Extra headers sent with every request (the MAC and serial headers, see
+    /// [`identity_headers`]).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            ca_file: None,
+            insecure: false,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Kickstarts, includes and media metadata are small; refuse anything larger than this rather
+/// than fill memory.
+pub const SMALL_LIMIT: u64 = 16 << 20;
+
+/// A configured client. Cheap to clone (the agent shares its connection pool).
+#[derive(Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+    opts: HttpOptions,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http").field("opts", &self.opts).finish()
+    }
+}
+
+/// Whether trying again can help: not for 4xx answers nor for certificate problems.
+fn worth_retrying(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::StatusCode(code) => !(400..500).contains(code),
+        e => !is_tls_trust_error(e),
+    }
+}
+
+fn is_tls_trust_error(e: &ureq::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_)) || text.contains("certificate")
+}
+
+/// The error text a person can act on.
+fn explain(url: &str, e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::StatusCode(code) => format!("{url}: HTTP {code}"),
+        e if is_tls_trust_error(e) => format!(
+            "{url}: the server's TLS certificate is not trusted ({e}); give the CA that signed \
+             it with --ca-file FILE, or turn checking off with --insecure"
+        ),
+        e => format!("{url}: {e}"),
+    }
+}
+
+impl Http {
+    pub fn new(opts: HttpOptions) -> Result<Http> {
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(opts.insecure);
+        if let Some(path) = &opts.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?;
+            let certs = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("{}: not a PEM certificate file", path.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "{}: holds no PEM certificate",
+                path.display()
+            );
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_recv_response(Some(opts.connect_timeout))
+            .timeout_per_read(Some(opts.read_timeout))
+            .http_status_as_error(true)
+            .user_agent(concat!("ksinstall/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(Http { agent, opts })
+    }
+
+    pub fn options(&self) -> &HttpOptions {
+        &self.opts
+    }
+
+    fn pause(&self, attempt: u32) {
+        if attempt > 0 {
+            let factor = 1u32 << (attempt - 1).min(6);
+            std::thread::sleep(self.opts.backoff.saturating_mul(factor));
+        }
+    }
+
+    fn attempts(&self) -> u32 {
+        self.opts.attempts.max(1)
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        url: &str,
+        range_from: u64,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let mut req = match method {
+            "HEAD" => self.agent.head(url),
+            _ => self.agent.get(url),
+        };
+        for (k, v) in &self.opts.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if range_from > 0 {
+            req = req.header("Range", format!("bytes={range_from}-"));
+        }
+        req.call()
+    }
+
+    /// `call` with retries and backoff; 4xx and certificate errors are final at once.
+    fn with_retries<T>(
+        &self,
+        url: &str,
+        mut call: impl FnMut() -> Result<T, ureq::Error>,
+    ) -> Result<T> {
+        let mut last = String::new();
+        for attempt in 0..self.attempts() {
+            self.pause(attempt);
+            match call() {
+                Ok(v) => return Ok(v),
+                Err(e) if !worth_retrying(&e) => anyhow::bail!("{}", explain(url, &e)),
+                Err(e) => {
+                    log::warn!("{url}: attempt {} of {}: {e}", attempt + 1, self.attempts());
+                    last = explain(url, &e);
+                }
+            }
+        }
+        anyhow::bail!("{last} (gave up after {} attempts)", self.attempts())
+    }
+
+    /// A whole small file (at most `SMALL_LIMIT` bytes), retried as a whole.
+    pub fn get_small(&self, url: &str) -> Result<Vec<u8>> {
+        self.with_retries(url, || {
+            let resp = self.request("GET", url, 0)?;
+            let mut bytes = Vec::new();
+            resp.into_body()
+                .into_reader()
+                .take(SMALL_LIMIT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(ureq::Error::Io)?;
+            Ok(bytes)
+        })
+        .and_then(|bytes| {
+            anyhow::ensure!(
+                bytes.len() as u64 <= SMALL_LIMIT,
+                "{url}: larger than {SMALL_LIMIT} bytes"
+            );
+            Ok(bytes)
+        })
+    }
+
+    /// The size the server gives for `url` (HEAD), if it gives one.
+    pub fn size(&self, url: &str) -> Result<Option<u64>> {
+        let resp = self.with_retries(url, || self.request("HEAD", url, 0))?;
+        Ok(content_length(&resp))
+    }
+
+    /// A stream of the body of `url` that survives dropped connections and stalls: it asks
+    /// again from the byte it had reached (`Range: bytes=N-`), up to `attempts` times in a row.
+    /// The caller still checks what it gets (the media's SHA-256): resuming only saves the
+    /// bytes already read.
+    pub fn open(&self, url: &str) -> Result<Box<dyn Read + Send>> {
+        let body = self.with_retries(url, || self.request("GET", url, 0))?;
+        let length = content_length(&body);
+        Ok(Box::new(ResumingReader {
+            http: self.clone(),
+            url: url.to_string(),
+            body: Some(Box::new(body.into_body().into_reader())),
+            pos: 0,
+            length,
+            failures: 0,
+            resumed: 0,
+        }))
+    }
+
+    /// POST a JSON body, with retries. Used by the report webhooks.
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+        attempts: u32,
+    ) -> Result<()> {
+        let bytes = serde_json::to_vec(body)?;
+        let mut last = String::new();
+        for attempt in 0..attempts.max(1) {
+            self.pause(attempt);
+            let mut req = self
+                .agent
+                .post(url)
+                .header("Content-Type", "application/json");
+            for (k, v) in headers {
+                req = req.header(*k, v.as_str());
+            }
+            match req.send(&bytes[..]) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = explain(url, &e),
+            }
+        }
+        anyhow::bail!("{last}")
+    }
+}
+
+fn content_length(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    resp.headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// See `ResumingReader::resumed`.
+const MAX_RESUMPTIONS_PER_ATTEMPT: u32 = 8;
+
+/// See [`Http::open`].
+struct ResumingReader {
+    http: Http,
+    url: String,
+    body: Option<Box<dyn Read + Send>>,
+    pos: u64,
+    /// The length the first answer gave: an end before it is a dropped connection.
+    length: Option<u64>,
+    /// Failures since the last byte was read.
+    failures: u32,
+    /// Resumptions in all, capped so a server that drips a few bytes per connection cannot
+    /// keep us asking for ever.
+    resumed: u32,
+}
+
+impl ResumingReader {
+    /// A new body from `pos` on: a 206 must start exactly there; a server that ignores `Range`
+    /// (200) is read again from the start and the bytes we had are skipped.
+    fn reopen(&mut self) -> io::Result<()> {
+        let resp = self
+            .http
+            .request("GET", &self.url, self.pos)
+            .map_err(|e| io::Error::other(explain(&self.url, &e)))?;
+        let status = resp.status().as_u16();
+        // `Content-Range: bytes START-END/TOTAL`: a 206 that starts anywhere else is not ours.
+        let range_start = resp
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+        if status == 206 {
+            if range_start != Some(self.pos) {
+                return Err(io::Error::other(format!(
+                    "{}: asked to resume at byte {}, the server answered a range from {:?}",
+                    self.url, self.pos, range_start
+                )));
+            }
+            log::info!("{}: resumed at byte {}", self.url, self.pos);
+        } else {
+            log::info!(
+                "{}: the server does not resume; reading again from the start, skipping {} bytes",
+                self.url,
+                self.pos
+            );
+            let skipped = io::copy(&mut (&mut reader).take(self.pos), &mut io::sink())?;
+            if skipped != self.pos {
+                return Err(io::Error::other(format!(
+                    "{}: now ends after {skipped} bytes, before byte {} we had reached",
+                    self.url, self.pos
+                )));
+            }
+        }
+        self.body = Some(reader);
+        Ok(())
+    }
+}
+
+impl Read for ResumingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let result = match self.body.as_mut() {
+                Some(body) => body.read(buf),
+                None => match self.reopen() {
+                    Ok(()) => continue,
+                    Err(e) => Err(e),
+                },
+            };
+            let result = match result {
+                Ok(0) if self.length.is_some_and(|len| self.pos < len) && !buf.is_empty() => {
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed before the end of the file",
+                    ))
+                }
+                other => other,
+            };
+            match result {
+                Ok(n) => {
+                    if n > 0 {
+                        self.pos += n as u64;
+                        self.failures = 0;
+                    }
+                    return Ok(n);
+                }
+                Err(e) => {
+                    self.body = None;
+                    self.failures += 1;
+                    self.resumed += 1;
+                    if self.failures >= self.http.attempts()
+                        || self.resumed >= MAX_RESUMPTIONS_PER_ATTEMPT * self.http.attempts()
+                    {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!(
+                                "{}: {e} after byte {} ({} attempts to resume)",
+                                self.url, self.pos, self.failures
+                            ),
+                        ));
+                    }
+                    log::warn!(
+                        "{}: {e} at byte {}; resuming (attempt {} of {})",
+                        self.url,
+                        self.pos,
+                        self.failures + 1,
+                        self.http.attempts()
+                    );
+                    self.http.pause(self.failures);
+                }
+            }
+        }
+    }
+}
+
+/// The headers Anaconda sends with `inst.ks.sendmac` and `inst.ks.sendsn`, read below the
+/// sysroot: `X-RHN-Provisioning-MAC-N: <interface> <mac>` for each network interface with a
+/// hardware address (`sys/class/net/*/address`, loopback left out), and
+/// `X-System-Serial-Number: <serial>` from `sys/class/dmi/id/product_serial`.
+pub fn identity_headers(
+    sysroot: &std::path::Path,
+    mac: bool,
+    serial: bool,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if mac {
+        let net = sysroot.join("sys/class/net");
+        let mut names: Vec<String> = std::fs::read_dir(&net)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut n = 0;
+        for name in names.into_iter().filter(|n| n != "lo") {
+            let Ok(addr) = std::fs::read_to_string(net.join(&name).join("address")) else {
+                continue;
+            };
+            let addr = addr.trim().to_ascii_lowercase();
+            if addr.is_empty() || addr.bytes().all(|b| b == b'0' || b == b':') {
+                continue;
+            }
+            out.push((
+                format!("X-RHN-Provisioning-MAC-{n}"),
+                format!("{name} {addr}"),
+            ));
+            n += 1;
+        }
+    }
+    if serial {
+        let p = sysroot.join("sys/class/dmi/id/product_serial");
+        match std::fs::read_to_string(&p) {
+            Ok(s) if !s.trim().is_empty() => {
+                out.push(("X-System-Serial-Number".into(), s.trim().to_string()))
+            }
+            Ok(_) => log::warn!("{}: empty; no serial number header sent", p.display()),
+            Err(e) => log::warn!("{}: {e}; no serial number header sent", p.display()),
+        }
+    }
+    out
+}

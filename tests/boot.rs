@@ -1,0 +1,1181 @@
+//! `ksinstall boot` and `ksinstall pxe`, end to end with the real binary: kickstarts and media
+//! from real HTTP and HTTPS servers on 127.0.0.1 (certificates made with the openssl CLI), from
+//! a FAT32 USB stick and an ISO made with xorriso in fixture sysroots; servers that stall, drop
+//! the connection or serve bad bytes; webhook receivers; PXE files checked with GRUB's own
+//! grub-script-check.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::http::{serve, serve_tls};
+use common::{hash_image, run};
+use ksinstall::media::{synth, BootCfg, Manifest};
+
+const PASSWORD: &str = "Plain-Secret-99x";
+const P5: u64 = 208_896 * 512;
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(media_size: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let o = synth::Options {
+            out: dir.path().join("media"),
+            size: ksinstall::size::parse_size(media_size).unwrap(),
+            version: "8.0.3".into(),
+            seed: 3,
+        };
+        synth::mkmedia(&o).unwrap();
+        Setup { dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn media(&self) -> String {
+        self.path("media").display().to_string()
+    }
+    fn manifest(&self) -> Manifest {
+        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+    }
+    /// A copy of a fixture sysroot (symlinks kept), to add files to.
+    fn sysroot(&self, fixture: &str) -> PathBuf {
+        let to = self.path(&format!("sysroot-{fixture}"));
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        to
+    }
+    /// Write a file into the media directory (so the test servers serve it).
+    fn put(&self, rel: &str, text: &str) {
+        std::fs::write(self.path("media").join(rel), text).unwrap();
+    }
+    fn disk(&self) -> String {
+        self.path("disk.img").display().to_string()
+    }
+}
+
+fn ks_text(extra: &str) -> String {
+    format!(
+        "vmaccepteula\nrootpw '{PASSWORD}'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 --gateway=10.1.2.1 --hostname=esx1.example --nameserver=10.1.2.2\n{extra}"
+    )
+}
+
+fn ksinstall(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// `ksinstall boot --sysroot S --cmdline C ARGS...` with fast HTTP retries.
+fn boot(sysroot: &Path, cmdline: &str, args: &[&str]) -> Output {
+    let mut all = vec![
+        "boot",
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--cmdline",
+        cmdline,
+        "--http-backoff-ms",
+        "50",
+    ];
+    all.extend_from_slice(args);
+    ksinstall(&all)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn code(o: &Output, want: i32) {
+    assert_eq!(o.status.code(), Some(want), "{}", text(o));
+}
+
+fn says(o: &Output, what: &str) {
+    assert!(text(o).contains(what), "{what:?} not in:\n{}", text(o));
+}
+
+fn bank_boot_cfg(img: &str) -> Option<String> {
+    let (ok, out, _) = run("mtype", &["-i", &format!("{img}@@{P5}"), "::/boot.cfg"]);
+    ok.then_some(out)
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated second CA, made with
+/// the real openssl CLI. Returns (ca.pem, server.pem, server.key, other-ca.pem).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let ossl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the HTTPS tests (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for ca in ["ca", "other-ca"] {
+        ossl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=ksinstall test {ca}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+    }
+    ossl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("other-ca.pem"),
+    )
+}
+
+#[test]
+fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_serial() {
+    let s = Setup::new("16M");
+    s.put("net.cfg", "network --bootproto=static --ip=10.9.8.7 --netmask=255.255.255.0 --gateway=10.9.8.1 --hostname=from-include\n");
+    s.put(
+        "ks.cfg",
+        "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\n%include ./net.cfg\nreboot\n",
+    );
+    let srv = serve(&s.path("media"));
+    let root = s.sysroot("plain");
+    std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
+    std::fs::write(
+        root.join("sys/class/net/eno1/address"),
+        "3C:EC:EF:01:02:03\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("sys/class/net/lo")).unwrap();
+    std::fs::write(root.join("sys/class/net/lo/address"), "00:00:00:00:00:00\n").unwrap();
+    std::fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
+    std::fs::write(root.join("sys/class/dmi/id/product_serial"), "SN-4711\n").unwrap();
+    // The boot options come from proc/cmdline below the sysroot, as on a booted installer.
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(
+        root.join("proc/cmdline"),
+        format!(
+            "runweasel ks={0}/missing.cfg ks={0}/ks.cfg BOOTIF=01-3c-ec-ef-01-02-03 inst.ks.sendmac inst.ks.sendsn\n",
+            srv.url
+        ),
+    )
+    .unwrap();
+    let report = s.path("report.json");
+    let out = ksinstall(&[
+        "boot",
+        "--sysroot",
+        root.to_str().unwrap(),
+        "--media",
+        &srv.url,
+        "--disk",
+        &s.disk(),
+        "--disk-size",
+        "40G",
+        "--report",
+        report.to_str().unwrap(),
+        "--http-backoff-ms",
+        "50",
+    ]);
+    code(&out, 0);
+    // The first URL is a 404: not retried, the second one is used.
+    assert_eq!(srv.gets("/missing.cfg").len(), 1, "a 404 is not retried");
+    says(&out, "missing.cfg: HTTP 404");
+    let ks_get = &srv.gets("/ks.cfg")[0];
+    assert_eq!(
+        ks_get.header("X-RHN-Provisioning-MAC-0"),
+        Some("eno1 3c:ec:ef:01:02:03")
+    );
+    assert_eq!(
+        ks_get.header("X-RHN-Provisioning-MAC-1"),
+        None,
+        "no loopback"
+    );
+    assert_eq!(ks_get.header("X-System-Serial-Number"), Some("SN-4711"));
+    assert!(ks_get
+        .header("User-Agent")
+        .is_some_and(|u| u.starts_with("ksinstall/")));
+    // `./net.cfg` is resolved against the kickstart's URL and fetched with the same client.
+    assert_eq!(srv.gets("/net.cfg").len(), 1);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["host"]["hostname"], "from-include");
+    assert_eq!(v["media"]["location"], srv.url.as_str());
+    let cfg = bank_boot_cfg(&s.disk()).expect("a bootable bank");
+    assert!(
+        cfg.contains(&format!("build={}", s.manifest().build)),
+        "{cfg}"
+    );
+    // `reboot` in the kickstart, but no --allow-reboot: it says so and exits 0.
+    says(
+        &out,
+        "the kickstart says reboot; not rebooting without --allow-reboot",
+    );
+}
+
+#[test]
+fn https_checks_certificates_with_the_ca_file_and_names_the_fix_when_it_fails() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    let (ca, cert, key, other_ca) = make_certs(s.dir.path());
+    let srv = serve_tls(&s.path("media"), &cert, &key);
+    let root = s.sysroot("plain");
+    let cmdline = format!("ks={}/ks.cfg", srv.url);
+    let dry = |extra: &[&str]| {
+        let mut args = vec!["--media", &srv.url, "--dry-run", "--http-attempts", "2"];
+        args.extend_from_slice(extra);
+        boot(&root, &cmdline, &args)
+    };
+    let ok = dry(&["--ca-file", ca.to_str().unwrap()]);
+    code(&ok, 0);
+    says(&ok, "Partition 5");
+    // Media over HTTPS too: the manifest was read through the same client.
+    assert!(srv.requests().iter().any(|r| r.path == "/MANIFEST.JSON"));
+
+    for bad in [
+        dry(&["--ca-file", other_ca.to_str().unwrap()]),
+        dry(&[]), // the web PKI roots do not know our test CA either
+    ] {
+        code(&bad, 1);
+        says(&bad, "certificate is not trusted");
+        says(&bad, "--ca-file");
+        says(&bad, "ks.cfg");
+    }
+    // A certificate problem is not retried: one TLS handshake per attempt would be a waste.
+    let bad = dry(&["--ca-file", other_ca.to_str().unwrap()]);
+    assert!(!text(&bad).contains("attempt 1 of"), "{}", text(&bad));
+
+    let insecure = dry(&["--insecure"]);
+    code(&insecure, 0);
+    // `install --ks URL` takes the kickstart from the same client, with the same options.
+    let out = ksinstall(&[
+        "install",
+        "--ks",
+        &format!("{}/ks.cfg", srv.url),
+        "--media",
+        &srv.url,
+        "--sysroot",
+        root.to_str().unwrap(),
+        "--cmdline",
+        "",
+        "--dry-run",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    code(&out, 0);
+    says(&out, "Partition 5");
+
+    let not_pem = s.path("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let out = dry(&["--ca-file", not_pem.to_str().unwrap()]);
+    code(&out, 1);
+    says(&out, "not.pem: holds no PEM certificate");
+}
+
+#[test]
+fn a_stalled_server_is_timed_out_and_asked_again() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    let srv = serve(&s.path("media"));
+    srv.rules
+        .lock()
+        .unwrap()
+        .stall
+        .insert("/ks.cfg".into(), (Duration::from_secs(4), 1));
+    let root = s.sysroot("plain");
+    let t = Instant::now();
+    let out = boot(
+        &root,
+        &format!("ks={}/ks.cfg", srv.url),
+        &["--media", &s.media(), "--dry-run", "--http-timeout", "1"],
+    );
+    code(&out, 0);
+    says(&out, "attempt 1 of 4");
+    assert_eq!(srv.gets("/ks.cfg").len(), 2);
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "did not wait out the stall"
+    );
+
+    // A server that never answers in time: the boot stops, naming the URL, after its tries.
+    srv.rules
+        .lock()
+        .unwrap()
+        .stall
+        .insert("/ks.cfg".into(), (Duration::from_secs(3), 3));
+    let out = boot(
+        &root,
+        &format!("ks={}/ks.cfg", srv.url),
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--http-timeout",
+            "1",
+            "--http-attempts",
+            "2",
+        ],
+    );
+    code(&out, 1);
+    says(&out, "no kickstart could be read");
+    says(&out, "gave up after 2 attempts");
+}
+
+/// The component the tests cut: the largest module of the boot bank.
+fn largest_module(m: &Manifest) -> (String, u64, String) {
+    let c = m
+        .components
+        .iter()
+        .filter(|c| c.role == ksinstall::media::Role::Module)
+        .max_by_key(|c| c.size)
+        .unwrap();
+    (c.path.clone(), c.size, c.sha256.clone())
+}
+
+#[test]
+fn media_dropped_mid_file_is_resumed_with_a_range_request() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    let (module, size, sha) = largest_module(&s.manifest());
+    let srv = serve(&s.path("media"));
+    let cut = size / 3;
+    srv.rules
+        .lock()
+        .unwrap()
+        .drop_after
+        .insert(format!("/{module}"), (cut, 2));
+    let root = s.sysroot("plain");
+    let report = s.path("report.json");
+    let out = boot(
+        &root,
+        &format!("ks={}/ks.cfg", srv.url),
+        &[
+            "--media",
+            &srv.url,
+            "--disk",
+            &s.disk(),
+            "--disk-size",
+            "40G",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    code(&out, 0);
+    says(&out, &format!("resumed at byte {cut}"));
+    let gets = srv.gets(&format!("/{module}"));
+    assert_eq!(gets.len(), 3, "the first GET and two resumptions");
+    assert_eq!(gets[0].header("Range"), None);
+    assert_eq!(
+        gets[1].header("Range"),
+        Some(format!("bytes={cut}-").as_str())
+    );
+    assert_eq!(
+        gets[2].header("Range"),
+        Some(format!("bytes={}-", 2 * cut).as_str())
+    );
+    // What is on the disk, read back, is the module the manifest names.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let w = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == module.as_str())
+        .unwrap();
+    assert_eq!(w["sha256"], sha.as_str());
+    let back = s.path("back.bin");
+    let (ok, _, err) = run(
+        "mcopy",
+        &[
+            "-n",
+            "-i",
+            &format!("{}@@{P5}", s.disk()),
+            &format!("::/{module}"),
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::metadata(&back).unwrap().len(), size);
+}
+
+#[test]
+fn a_server_that_ignores_range_is_read_again_from_the_start() {
+    let s = Setup::new("16M");
+    let (module, size, sha) = largest_module(&s.manifest());
+    let srv = serve(&s.path("media"));
+    {
+        let mut r = srv.rules.lock().unwrap();
+        r.ignore_range = true;
+        r.drop_after.insert(format!("/{module}"), (size / 2, 1));
+    }
+    let http = ksinstall::http::Http::new(ksinstall::http::HttpOptions {
+        backoff: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut bytes = Vec::new();
+    std::io::copy(
+        &mut http.open(&format!("{}/{module}", srv.url)).unwrap(),
+        &mut bytes,
+    )
+    .unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    assert_eq!(ksinstall::media::verify::sha256_hex(&bytes), sha);
+    assert_eq!(srv.gets(&format!("/{module}")).len(), 2);
+}
+
+#[test]
+fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    // A disk that holds a good install first: what a failed reinstall must not leave bootable.
+    let good = ksinstall(&[
+        "install",
+        "--ks",
+        s.path("media/ks.cfg").to_str().unwrap(),
+        "--media",
+        &s.media(),
+        "--disk",
+        &s.disk(),
+        "--disk-size",
+        "40G",
+        "--sysroot",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/plain")
+            .to_str()
+            .unwrap(),
+        "--cmdline",
+        "",
+    ]);
+    code(&good, 0);
+    assert!(bank_boot_cfg(&s.disk()).is_some());
+    let (module, _, _) = largest_module(&s.manifest());
+    let srv = serve(&s.path("media"));
+    // Every answer for the module closes right after its headers.
+    srv.rules
+        .lock()
+        .unwrap()
+        .drop_after
+        .insert(format!("/{module}"), (0, u32::MAX));
+    let root = s.sysroot("plain");
+    let cmdline = format!("ks={}/ks.cfg", srv.url);
+    let disk = s.disk();
+    let args = [
+        "--media",
+        &srv.url,
+        "--disk",
+        &disk,
+        "--http-attempts",
+        "3",
+        "--progress",
+        "json",
+    ];
+    let out = boot(&root, &cmdline, &args);
+    code(&out, 4);
+    says(&out, &format!("{module}: reading the media failed"));
+    assert_eq!(srv.gets(&format!("/{module}")).len(), 3);
+    assert!(
+        bank_boot_cfg(&s.disk()).is_none(),
+        "no boot.cfg: the bank is not bootable"
+    );
+    let events = json_lines(&out);
+    assert_eq!(events.last().unwrap()["event"], "finished");
+    assert_eq!(events.last().unwrap()["exit_code"], 4);
+
+    // A corrupt module (the server's copy differs from the manifest): caught by SHA-256.
+    srv.rules.lock().unwrap().drop_after.clear();
+    let path = s.path("media").join(&module);
+    let mut b = std::fs::read(&path).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x40;
+    std::fs::write(&path, b).unwrap();
+    let before = hash_image(Path::new(&disk));
+    let out = boot(&root, &cmdline, &args);
+    code(&out, 4);
+    says(&out, &format!("{module}: SHA-256"));
+    assert!(bank_boot_cfg(&s.disk()).is_none());
+    assert_ne!(
+        before,
+        hash_image(Path::new(&disk)),
+        "it did write, then stopped"
+    );
+}
+
+#[test]
+fn curtin_events_reach_a_webhook_in_order_even_when_a_post_fails_once() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text("reboot --noeject\n"));
+    let media = serve(&s.path("media"));
+    let hook_dir = tempfile::tempdir().unwrap();
+    let hook = serve(hook_dir.path());
+    hook.rules.lock().unwrap().post_statuses = vec![500];
+    let root = s.sysroot("plain");
+    let out = boot(
+        &root,
+        &format!("ks={}/ks.cfg", media.url),
+        &[
+            "--media",
+            &s.media(),
+            "--disk",
+            &s.disk(),
+            "--disk-size",
+            "40G",
+            "--report-url",
+            &format!("{}/maas/status", hook.url),
+            "--report-format",
+            "curtin",
+            "--progress",
+            "json",
+        ],
+    );
+    code(&out, 0);
+    let posts = hook.posts();
+    assert_eq!(
+        hook.requests().len(),
+        posts.len(),
+        "only POSTs reached the hook"
+    );
+    assert!(hook
+        .requests()
+        .iter()
+        .all(|r| r.path == "/maas/status" && r.header("Content-Type") == Some("application/json")));
+    // The first post was answered 500 and sent again: it is there twice, then never again.
+    assert_eq!(posts[0], posts[1]);
+    let seen: Vec<(String, String, String)> = posts[1..]
+        .iter()
+        .map(|p| {
+            assert_eq!(p["origin"], "curtin");
+            assert!(p["timestamp"].as_f64().unwrap() > 1.7e9);
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["event_type"].as_str().unwrap().to_string(),
+                p["result"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let mut want = vec![(
+        "cmd-install".to_string(),
+        "start".to_string(),
+        String::new(),
+    )];
+    for step in [
+        "source",
+        "media",
+        "partition",
+        "bootloader",
+        "bootbank",
+        "verify",
+        "bootcfg",
+    ] {
+        let name = format!("cmd-install/stage-{step}");
+        want.push((name.clone(), "start".into(), String::new()));
+        want.push((name, "finish".into(), "SUCCESS".into()));
+    }
+    // --disk overrides the kickstart's disk choice: a plan warning, so the install as a whole
+    // finishes WARN (curtin: "something is likely wrong, but not fatal").
+    want.push(("cmd-install".into(), "finish".into(), "WARN".into()));
+    assert_eq!(seen, want);
+    assert!(json_lines(&out)
+        .iter()
+        .any(|e| e["event"] == "warning" && e["step"] == "plan"));
+    // The webhook carries the same steps as the --progress json stream.
+    let started: Vec<String> = json_lines(&out)
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .map(|e| format!("cmd-install/stage-{}", e["step"].as_str().unwrap()))
+        .collect();
+    let posted: Vec<String> = seen
+        .iter()
+        .filter(|(n, t, _)| t == "start" && n != "cmd-install")
+        .map(|(n, _, _)| n.clone())
+        .collect();
+    assert_eq!(started, posted);
+    says(&out, "the kickstart says reboot --noeject; not rebooting");
+}
+
+#[test]
+fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
+    let s = Setup::new("16M");
+    let root = s.sysroot("plain");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/ks.cfg"), ks_text("")).unwrap();
+    std::fs::write(
+        root.join("etc/bad.cfg"),
+        "vmaccepteula\ninstall --firstdisk\nnosuchcommand\n",
+    )
+    .unwrap();
+    let hook_dir = tempfile::tempdir().unwrap();
+
+    // json: exactly the --progress json events (a dry run: source, media, finished).
+    let hook = serve(hook_dir.path());
+    let ks = "ks=file:///etc/ks.cfg";
+    let out = boot(
+        &root,
+        ks,
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--progress",
+            "json",
+            "--report-url",
+            &hook.url,
+        ],
+    );
+    code(&out, 0);
+    let shown: Vec<serde_json::Value> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["event"] != "plan" && e["event"] != "progress")
+        .collect();
+    let posted: Vec<serde_json::Value> = hook
+        .posts()
+        .into_iter()
+        .filter(|e| e["event"] != "progress")
+        .collect();
+    assert_eq!(posted, shown);
+    assert_eq!(posted.last().unwrap()["event"], "finished");
+
+    // ironic: start, then error with the reason, the token and Ironic's API version header.
+    let hook = serve(hook_dir.path());
+    let out = boot(
+        &root,
+        "ks=/etc/bad.cfg",
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--report-url",
+            &format!("{}/v1/heartbeat/node-1", hook.url),
+            "--report-format",
+            "ironic",
+            "--report-token",
+            "tok-123",
+        ],
+    );
+    code(&out, 2);
+    let posts = hook.posts();
+    let statuses: Vec<&str> = posts
+        .iter()
+        .map(|p| p["agent_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["start", "error"]);
+    assert!(posts.iter().all(|p| p["agent_token"] == "tok-123"));
+    let msg = posts[1]["agent_status_message"].as_str().unwrap();
+    assert!(
+        msg.contains("exit code 2") && msg.contains("kickstart"),
+        "{msg}"
+    );
+    assert!(hook
+        .requests()
+        .iter()
+        .all(|r| r.header("X-OpenStack-Ironic-API-Version") == Some("1.72")));
+
+    // A command line that stops the boot is reported too.
+    let hook = serve(hook_dir.path());
+    let out = boot(
+        &root,
+        "ks=uuid:1234",
+        &[
+            "--media",
+            &s.media(),
+            "--report-url",
+            &hook.url,
+            "--report-format",
+            "ironic",
+        ],
+    );
+    code(&out, 3);
+    let posts = hook.posts();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[1]["agent_status"], "error");
+    assert!(posts[1]["agent_status_message"]
+        .as_str()
+        .unwrap()
+        .contains("no longer a supported method"));
+
+    // Nobody listening: every post fails, the install does not, and it does not wait long.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let t = Instant::now();
+    let out = boot(
+        &root,
+        ks,
+        &[
+            "--media",
+            &s.media(),
+            "--disk",
+            &s.disk(),
+            "--disk-size",
+            "40G",
+            "--report-url",
+            &dead,
+        ],
+    );
+    code(&out, 0);
+    says(&out, "report not delivered, dropped");
+    assert!(bank_boot_cfg(&s.disk()).is_some());
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+}
+
+/// A FAT32 file system in a 64 MiB image, at `offset` bytes (an MBR partition of type 0x0C
+/// before it when `offset` > 0), holding `files`, made with mkfs.fat and mcopy.
+fn fat32_stick(img: &Path, offset: u64, files: &[(&str, &str)]) {
+    let size: u64 = 64 << 20;
+    std::fs::File::create(img).unwrap().set_len(size).unwrap();
+    let sectors = (size - offset) / 512;
+    let (ok, o, e) = run(
+        "mkfs.fat",
+        &[
+            "-F",
+            "32",
+            "--offset",
+            &(offset / 512).to_string(),
+            img.to_str().unwrap(),
+            &(sectors / 2).to_string(), // in KiB blocks
+        ],
+    );
+    assert!(ok, "{o}{e}");
+    if offset > 0 {
+        let mut mbr = vec![0u8; 512];
+        mbr[446] = 0x80;
+        mbr[446 + 4] = 0x0C;
+        mbr[446 + 8..446 + 12].copy_from_slice(&u32::try_from(offset / 512).unwrap().to_le_bytes());
+        mbr[446 + 12..446 + 16].copy_from_slice(&u32::try_from(sectors).unwrap().to_le_bytes());
+        mbr[510] = 0x55;
+        mbr[511] = 0xAA;
+        common::poke(img, 0, &mbr);
+    }
+    let dir = img.with_extension("files");
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        if let Some(sub) = Path::new(name)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let _ = run(
+                "mmd",
+                &[
+                    "-i",
+                    &format!("{}@@{offset}", img.display()),
+                    &format!("::/{}", sub.display()),
+                ],
+            );
+        }
+        let (ok, _, e) = run(
+            "mcopy",
+            &[
+                "-i",
+                &format!("{}@@{offset}", img.display()),
+                p.to_str().unwrap(),
+                &format!("::/{name}"),
+            ],
+        );
+        assert!(ok, "{e}");
+    }
+    let part = img.with_extension("part");
+    common::extract(img, offset, size, &part);
+    let (ok, o, e) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
+    assert!(ok, "{o}{e}");
+}
+
+#[test]
+fn ks_usb_finds_the_kickstart_on_a_fat32_stick_and_rescans_as_esxi_does() {
+    let s = Setup::new("16M");
+    let root = s.sysroot("usb-boot");
+    let ks = ks_text("").replace("--firstdisk", "--firstdisk=local");
+    fat32_stick(
+        &root.join("dev/sdb"),
+        1 << 20,
+        &[
+            ("ks.cfg", &ks),
+            ("KS/ESX1.CFG", &ks.replace("esx1.example", "esx-one")),
+        ],
+    );
+    let out = boot(
+        &root,
+        "ks=usb",
+        &["--media", &s.media(), "--dry-run", "--usb-scans", "1"],
+    );
+    code(&out, 0);
+    says(&out, "ks=usb: found /dev/sdb partition 1:/ks.cfg");
+    says(&out, "esx1.example");
+    let out = boot(
+        &root,
+        "ks=usb:/ks/esx1.cfg",
+        &["--media", &s.media(), "--dry-run", "--usb-scans", "1"],
+    );
+    code(&out, 0);
+    says(&out, "esx-one");
+
+    // Two sticks: a blank one and one formatted without a partition table.
+    let twins = s.sysroot("usb-twins");
+    fat32_stick(&twins.join("dev/sdc"), 0, &[("KS.CFG", &ks)]);
+    let out = boot(
+        &twins,
+        "ks=usb",
+        &["--media", &s.media(), "--dry-run", "--usb-scans", "1"],
+    );
+    code(&out, 0);
+    says(&out, "ks=usb: found /dev/sdc whole disk:/ks.cfg");
+
+    // No such file: scanned again after the pause, then a message naming what each disk had.
+    let t = Instant::now();
+    let out = boot(
+        &twins,
+        "ks=usb:/other.cfg",
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--usb-scans",
+            "2",
+            "--usb-scan-pause",
+            "1",
+        ],
+    );
+    code(&out, 1);
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    says(&out, "scanning again in 1s (attempt 2 of 2)");
+    says(
+        &out,
+        "no /other.cfg on a FAT16/FAT32 file system of a USB disk after 2 scan(s)",
+    );
+    says(&out, "/dev/sdb");
+    says(&out, "whole disk (Fat32): no /other.cfg");
+}
+
+#[test]
+fn ks_cdrom_reads_an_iso_made_with_xorriso_which_also_holds_the_media() {
+    let s = Setup::new("16M");
+    s.put("KS.CFG", &ks_text("reboot\n"));
+    let root = s.sysroot("plain");
+    let iso = root.join("dev/sr0");
+    let (ok, o, e) = run(
+        "xorriso",
+        &[
+            "-as",
+            "mkisofs",
+            "-J",
+            "-R",
+            "-V",
+            "ESXI-KS",
+            "-o",
+            iso.to_str().unwrap(),
+            s.path("media").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{o}{e}");
+    // No --media: the installer media is the CD it booted from.
+    let out = boot(
+        &root,
+        "runweasel cdromBoot ks=cdrom:/KS.CFG",
+        &["--disk", &s.disk(), "--disk-size", "40G"],
+    );
+    code(&out, 0);
+    let cfg = bank_boot_cfg(&s.disk()).expect("a bootable bank");
+    assert!(
+        cfg.contains(&format!("build={}", s.manifest().build)),
+        "{cfg}"
+    );
+    says(
+        &out,
+        &format!(
+            "not rebooting without --allow-reboot (would eject {})",
+            iso.display()
+        ),
+    );
+
+    let out = boot(&root, "ks=cdrom:/NOPE.CFG", &["--dry-run"]);
+    code(&out, 1);
+    says(&out, "ks=cdrom:/NOPE.CFG");
+    says(&out, "no file NOPE.CFG in the image");
+}
+
+#[test]
+fn boot_option_errors_unsupported_sources_and_no_ks() {
+    let s = Setup::new("16M");
+    let root = s.sysroot("plain");
+    let media = s.media();
+    let out = boot(&root, "runweasel", &["--media", &media]);
+    code(&out, 3);
+    says(
+        &out,
+        "no ks= on the kernel command line; the interactive console is not in this build",
+    );
+    let out = boot(&root, "ks=uuid:1234", &["--media", &media]);
+    code(&out, 3);
+    says(&out, "no longer a supported method");
+    let out = boot(
+        &root,
+        "ip=10.0.0.5 netmask=255.255.255.0 ks=nfs://host/ks.cfg ks=ftp://h/ks.cfg",
+        &["--media", &media],
+    );
+    code(&out, 1);
+    says(
+        &out,
+        "ks=nfs://host/ks.cfg: FTP and NFS kickstarts are not supported",
+    );
+    says(&out, "ks=ftp://h/ks.cfg: FTP and NFS");
+    let out = boot(&root, "netmask=255.255.255.0 ks=usb", &["--media", &media]);
+    code(&out, 3);
+    says(&out, "netmask= without ip=");
+    // ks=file:// is read below the sysroot (the installer's /).
+    std::fs::create_dir_all(root.join("etc/vmware/weasel")).unwrap();
+    std::fs::write(root.join("etc/vmware/weasel/ks.cfg"), ks_text("")).unwrap();
+    let out = boot(
+        &root,
+        "ks=file://etc/vmware/weasel/ks.cfg",
+        &["--media", &media, "--dry-run"],
+    );
+    code(&out, 0);
+    // No --media and no CD holding media.
+    let out = boot(&root, "ks=file://etc/vmware/weasel/ks.cfg", &["--dry-run"]);
+    code(&out, 4);
+    says(&out, "no installation media: give --media");
+}
+
+#[test]
+fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    s.put("esx2.cfg", &ks_text("").replace("esx1.example", "esx-two"));
+    let srv = serve(&s.path("media"));
+    let out_dir = s.path("tftp");
+    let out = ksinstall(&[
+        "pxe",
+        "--media",
+        &s.media(),
+        "--ks-url",
+        &format!("{}/ks.cfg", srv.url),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--host",
+        &format!("3C-EC-EF-01-02-03={}/esx2.cfg", srv.url),
+        "--http-url",
+        &srv.url,
+        "--append",
+        "inst.ks.sendmac",
+    ]);
+    code(&out, 0);
+    let read = |p: &str| std::fs::read_to_string(out_dir.join(p)).unwrap();
+
+    // GRUB's own checker accepts the config.
+    let (ok, o, e) = run(
+        "grub-script-check",
+        &[out_dir.join("grub.cfg").to_str().unwrap()],
+    );
+    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub.cfg"));
+    let grub = read("grub.cfg");
+    assert!(
+        grub.contains("\"$net_default_mac\" = \"3c:ec:ef:01:02:03\""),
+        "{grub}"
+    );
+    assert!(
+        grub.contains("set cfg=01-3c-ec-ef-01-02-03/boot.cfg"),
+        "{grub}"
+    );
+    assert!(
+        grub.contains("chainloader /EFI/BOOT/BOOTX64.EFI -c $cfg"),
+        "{grub}"
+    );
+    // And the checker does fail on a broken script, so the check above means something.
+    std::fs::write(
+        s.path("broken.cfg"),
+        "menuentry \"x\" {\n  if [ a ]; then\n}\n",
+    )
+    .unwrap();
+    let (ok, _, _) = run(
+        "grub-script-check",
+        &[s.path("broken.cfg").to_str().unwrap()],
+    );
+    assert!(!ok);
+
+    // PXELINUX: VMware's entry, with IPAPPEND 2 so BOOTIF= reaches the installer.
+    assert_eq!(
+        read("pxelinux.cfg/01-3c-ec-ef-01-02-03")
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>(),
+        [
+            "DEFAULT install",
+            "NOHALT 1",
+            "LABEL install",
+            "  KERNEL mboot.c32",
+            "  APPEND -c 01-3c-ec-ef-01-02-03/boot.cfg",
+            "  IPAPPEND 2"
+        ]
+    );
+    assert!(read("pxelinux.cfg/default").contains("APPEND -c boot.cfg\n"));
+
+    // iPXE: only iPXE commands, labels and comments; every file it names exists.
+    let ipxe = read("boot.ipxe");
+    assert!(ipxe.starts_with("#!ipxe\n"));
+    for line in ipxe.lines().skip(1) {
+        let word = line.split_whitespace().next().unwrap_or("");
+        assert!(
+            line.starts_with('#')
+                || line.starts_with(':')
+                || ["iseq", "set", "goto", "kernel", "boot"].contains(&word),
+            "not an iPXE command: {line}"
+        );
+        for url in line.split_whitespace().filter(|w| w.starts_with("http")) {
+            let rel = url.strip_prefix(&format!("{}/", srv.url)).unwrap();
+            assert!(
+                out_dir.join(rel).is_file() || s.path("media").join(rel).is_file(),
+                "{url} names no file"
+            );
+        }
+    }
+    assert!(ipxe.contains("iseq ${net0/mac} 3c:ec:ef:01:02:03 && goto host0 ||"));
+
+    // boot.cfg: the media's, with prefix= the HTTP URL, relative modules, no cdromBoot, ks=.
+    let media_cfg =
+        BootCfg::parse(&std::fs::read_to_string(s.path("media/BOOT.CFG")).unwrap()).unwrap();
+    let host_cfg = BootCfg::parse(&read("01-3c-ec-ef-01-02-03/boot.cfg")).unwrap();
+    assert_eq!(host_cfg.prefix.as_deref(), Some(srv.url.as_str()));
+    assert_eq!(host_cfg.build, media_cfg.build);
+    assert_eq!(host_cfg.modules.len(), media_cfg.modules.len());
+    assert!(host_cfg.modules.iter().all(|m| !m.starts_with('/')));
+    for f in host_cfg.files() {
+        let rel = f.strip_prefix(&format!("{}/", srv.url)).unwrap();
+        assert!(s.path("media").join(rel).is_file(), "{f}");
+    }
+    let kernelopt = host_cfg.kernelopt.clone().unwrap();
+    assert_eq!(
+        kernelopt,
+        format!(
+            "runweasel ks={}/esx2.cfg BOOTIF=01-3c-ec-ef-01-02-03 inst.ks.sendmac",
+            srv.url
+        )
+    );
+    let default_cfg = BootCfg::parse(&read("boot.cfg")).unwrap();
+    assert_eq!(
+        default_cfg.kernelopt.as_deref(),
+        Some(format!("runweasel ks={}/ks.cfg inst.ks.sendmac", srv.url).as_str())
+    );
+
+    // The kernel command line a host gets starts `ksinstall boot` on its own kickstart.
+    let root = s.sysroot("plain");
+    std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
+    std::fs::write(
+        root.join("sys/class/net/eno1/address"),
+        "3c:ec:ef:01:02:03\n",
+    )
+    .unwrap();
+    let out = boot(&root, &kernelopt, &["--media", &srv.url, "--dry-run"]);
+    code(&out, 0);
+    says(&out, "esx-two");
+    // A BOOTIF= naming a NIC the machine does not have stops the boot, as on ESXi.
+    let other = kernelopt.replace("BOOTIF=01-3c-ec-ef-01-02-03", "BOOTIF=01-3c-ec-ef-09-09-09");
+    let out = boot(&root, &other, &["--media", &srv.url, "--dry-run"]);
+    code(&out, 3);
+    says(&out, "netdevice=3c:ec:ef:09:09:09");
+    says(&out, "no network interface has this MAC address");
+    assert_eq!(
+        srv.gets("/esx2.cfg")[0].header("X-RHN-Provisioning-MAC-0"),
+        Some("eno1 3c:ec:ef:01:02:03")
+    );
+
+    // Bad input is refused before anything is written.
+    let out = ksinstall(&[
+        "pxe",
+        "--media",
+        &s.media(),
+        "--ks-url",
+        "nfs://h/ks.cfg",
+        "--out",
+        s.path("tftp2").to_str().unwrap(),
+    ]);
+    code(&out, 1);
+    says(&out, "must be http:// or https://");
+    assert!(!s.path("tftp2").exists());
+    let out = ksinstall(&[
+        "pxe",
+        "--media",
+        &s.media(),
+        "--ks-url",
+        "http://h/ks.cfg",
+        "--out",
+        s.path("tftp2").to_str().unwrap(),
+        "--host",
+        "3c:ec:ef:01:02=http://h/x.cfg",
+    ]);
+    code(&out, 1);
+    says(&out, "is not a MAC address");
+}
