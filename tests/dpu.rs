@@ -224,7 +224,7 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
     // Progress from both at once: the DPU step starts before the host's bank is done, reports
     // bytes and the DPU's own log, and ends before boot.cfg is written.
     let ev = events(&out);
-    let pos = |f: &dyn Fn(&Value) -> bool| ev.iter().position(|e| f(e)).unwrap_or(usize::MAX);
+    let pos = |f: &dyn Fn(&Value) -> bool| ev.iter().position(f).unwrap_or(usize::MAX);
     let dpu_start = pos(&|e| e["event"] == "step_started" && e["step"] == "dpu");
     let bank_end = pos(&|e| e["event"] == "step_finished" && e["step"] == "bootbank");
     let dpu_end = pos(&|e| e["event"] == "step_finished" && e["step"] == "dpu");

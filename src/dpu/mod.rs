@@ -434,8 +434,9 @@ impl Backend for DevlinkBackend<'_> {
                     if let Some(c) = &s.component {
                         text = format!("[{c}] {text}");
                     }
-                    if s.total > 0 {
-                        text = format!("{text} {}%", s.done * 100 / s.total);
+                    // done and total come from the device: no overflow, no division by 0.
+                    if let Some(pct) = (u128::from(s.done) * 100).checked_div(u128::from(s.total)) {
+                        text = format!("{text} {pct}%");
                         if s.message.as_deref() == Some("Downloading") {
                             progress(Progress::Bytes(
                                 (u128::from(s.done) * u128::from(size) / u128::from(s.total))
