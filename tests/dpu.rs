@@ -173,8 +173,8 @@ fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
     let ids: Vec<u8> = got.images.iter().map(|i| i.id).collect();
     assert_eq!(
         ids,
-        [50, 1, 3, 5, 41, 63],
-        "info, BL2, BL31, UEFI, NIC firmware, ESXio"
+        [1, 3, 5, 41, 50, 63],
+        "BL2, BL31, UEFI, NIC firmware, info, ESXio: mlx-mkbfb's order"
     );
     assert!(got.images.iter().all(|i| i.crc_ok));
     for (id, file) in [
@@ -218,8 +218,30 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
     assert_eq!(d["after"]["staged_bytes"], got.bytes);
     let id = d["payload"]["id"].as_str().unwrap();
     assert!(got.bf_cfg.contains(id));
-    assert_eq!(d["after"]["after"]["payload_id"], id);
-    assert!(d["before"]["payload_id"].is_null());
+    assert!(
+        d["after"]["after"]["software"]
+            .as_str()
+            .unwrap()
+            .contains("Rebooting..."),
+        "{d:#}"
+    );
+    assert_eq!(
+        d["before"]["software"],
+        Value::Null,
+        "rshim tells no OS version"
+    );
+    // The DPU's display level is put back, and its log was read as bfb-install reads it.
+    assert!(
+        got.commands.iter().any(|c| c == "CLEAR_ON_READ 1"),
+        "{:?}",
+        got.commands
+    );
+    let misc = std::fs::read_to_string(h.sysroot.join("dev/rshim0/misc")).unwrap();
+    let last_level = misc
+        .lines()
+        .filter(|l| l.starts_with("DISPLAY_LEVEL ") && !l.contains('('))
+        .last();
+    assert_eq!(last_level, Some("DISPLAY_LEVEL 0"), "{misc}");
 
     // Progress from both at once: the DPU step starts before the host's bank is done, reports
     // bytes and the DPU's own log, and ends before boot.cfg is written.
@@ -292,19 +314,14 @@ fn pensando_dsc_is_flashed_through_devlink() {
     );
     let file = log.flashed_file.clone().unwrap();
     assert!(file.starts_with("ksinstall/"), "{file}");
-    // The package held the bundle's firmware and the media's ESXio, byte for byte.
-    let entries = &log.flashed_entries;
-    assert!(entries.contains(&(
-        "dsc_fw.tar".into(),
-        bundle_hash("amd-pensando-dsc", "dsc_fw.tar")
-    )));
-    let esxio = h.manifest().find("esxiodpt.tgz").unwrap().sha256.clone();
-    assert!(
-        entries.contains(&("esxio/esxiodpt.tgz".into(), esxio)),
-        "{entries:?}"
+    // The kernel read the vendor's package byte for byte.
+    assert_eq!(
+        log.flashed_sha256.as_deref(),
+        Some(bundle_hash("amd-pensando-dsc", "dsc_fw.tar").as_str())
     );
-    // The staged file is gone from the firmware search path afterwards.
-    assert!(!h.sysroot.join("lib/firmware").join(&file).exists());
+    assert!(text(&out).contains("the media's ESXio components are not sent over devlink"));
+    // The staged file (and our directory) is gone from the firmware search path afterwards.
+    assert!(!h.sysroot.join("lib/firmware/ksinstall").exists());
 
     // Progress came from the device's status notifications (and not from another device's).
     let ev = events(&out);
@@ -322,13 +339,17 @@ fn pensando_dsc_is_flashed_through_devlink() {
     // Before and after: the new package in the inactive bank, the running one unchanged.
     let r = h.report();
     let d = &r["dpus"][0];
-    let id = d["payload"]["id"].as_str().unwrap();
     let after = d["after"]["after"]["versions"].as_array().unwrap();
     let stored_b = after
         .iter()
         .find(|v| v["kind"] == "stored" && v["name"] == "fw.mainfwb")
         .unwrap();
-    assert_eq!(stored_b["value"], format!("1.68.0-E-21+ks.{}", &id[..16]));
+    assert_eq!(stored_b["value"], "1.68.0-E-21");
+    let running = after.iter().find(|v| v["kind"] == "running").unwrap();
+    assert_eq!(
+        running["value"], "1.51.0-E-12",
+        "the new firmware runs from the next boot"
+    );
     assert_eq!(d["before"]["software"], "firmware 1.51.0-E-12");
     h.check_host_disk();
 }
@@ -347,15 +368,21 @@ fn dpu_failed(h: &Host, out: &Output, code: i32, says: &str) {
 }
 
 #[test]
-fn a_bluefield_critical_error_fails_the_install_without_boot_cfg() {
-    let h = Host::new("bluefield3");
-    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
-    c.behaviour = Behaviour::CriticalError;
-    let sim = h.rshim(c);
-    let out = h.install(&["--dpu-timeout", "20"]);
-    sim.finish();
-    dpu_failed(&h, &out, 7, "BlueField-3 in slot 4 (0000:ca:00)");
-    assert!(text(&out).contains("CRITICAL ERROR"));
+fn a_bluefield_that_reports_a_failure_fails_the_install_without_boot_cfg() {
+    for (behaviour, says) in [
+        (Behaviour::CriticalError, "CRITICAL ERROR"),
+        // The OS installer's failure, followed by its reboot all the same.
+        (Behaviour::ErrorThenReboot, "ERR Installation failed"),
+    ] {
+        let h = Host::new("bluefield3");
+        let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+        c.behaviour = behaviour;
+        let sim = h.rshim(c);
+        let out = h.install(&["--dpu-timeout", "20"]);
+        sim.finish();
+        dpu_failed(&h, &out, 7, "BlueField-3 in slot 4 (0000:ca:00)");
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
 }
 
 #[test]
@@ -416,38 +443,27 @@ fn devlink_errors_end_the_install_each_with_its_code() {
 }
 
 #[test]
-fn a_dpu_that_already_runs_the_payload_is_not_flashed_again() {
-    let h = Host::new("bluefield3");
-    // The payload id, from a dry run's plan.
-    let sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
-    common::image(h.dir.path(), "disk.img", 40 << 30);
-    let dry = h.install(&["--dry-run"]);
-    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
-    assert_eq!(sim.finish().bytes, 0, "a dry run sends nothing");
-    std::fs::remove_file(h.path("disk.img")).unwrap();
-    let plan = events(&dry)
-        .into_iter()
-        .find(|e| e["event"] == "plan")
-        .unwrap();
-    let id = plan["plan"]["dpus"][0]["payload"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(plan["plan"]["dpus"][0]["action"], "install");
-
-    // The DPU's log says it installed exactly this payload.
-    let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
-    c.old_log = vec![
-        format!("INFO: installed payload {id} (ESXio)"),
-        "INFO: Rebooting...".into(),
-    ];
-    let sim = h.rshim(c);
-    let out = h.install(&["--dpu-timeout", "2"]);
-    let got = sim.finish();
+fn a_dsc_that_already_runs_the_bundles_firmware_is_not_flashed_again() {
+    let h = Host::new("pensando-dsc2-200");
+    // devlink says the card runs 1.68.0-E-21: the version of the bundle in firmware/.
+    let peer = DevlinkPeer::start(
+        h.dir.path(),
+        &h.sysroot,
+        DSC_PF,
+        FlashBehaviour::Succeed,
+        "1.68.0-E-21",
+    );
+    let sock = peer.socket.display().to_string();
+    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(got.bytes, 0, "nothing was sent to the DPU");
+    assert!(
+        !peer.log().commands.contains(&58),
+        "no FLASH_UPDATE: {:?}",
+        peer.log().commands
+    );
     assert!(text(&out).contains("already runs"), "{}", text(&out));
-    assert!(h.boot_cfg().is_some());
+    assert_eq!(h.report()["dpus"][0]["action"], "already_installed");
+    h.check_host_disk();
 }
 
 #[test]

@@ -387,11 +387,17 @@ fn check_media(media: &Media, sink: &dyn EventSink) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// Staged files in the firmware search path are removed once used (or not used).
-fn remove_staged(staged: &[(&DpuPlan, dpu::payload::Staged)]) {
-    for (d, s) in staged {
-        if d.stage_dir.is_some() {
-            let _ = std::fs::remove_file(&s.path);
+/// Staged files in the firmware search path, removed (with our directory, once empty) when
+/// dropped: after the flash, or on any error or panic on the way.
+struct StagedFiles(Vec<std::path::PathBuf>);
+
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }
@@ -413,12 +419,21 @@ fn stage_dpus<'p>(
             Some(total),
         );
         let dir = d.stage_dir.as_deref().unwrap_or(scratch);
-        let staged =
-            dpu::payload::stage(&d.payload, media, dir, &d.model, &d.address).map_err(|e| {
+        let staged = match dpu::payload::stage(&d.payload, media, dir, &d.model, &d.address) {
+            Ok(s) => s,
+            Err(e) => {
+                // What was staged for another card goes too.
+                drop(StagedFiles(
+                    out.iter()
+                        .filter(|(d, _): &&(&DpuPlan, dpu::payload::Staged)| d.stage_dir.is_some())
+                        .map(|(_, s)| s.path.clone())
+                        .collect(),
+                ));
                 let mut e = classify("dpu-stage", e);
                 e.message = format!("{}: {}", d.name, e.message);
-                e
-            })?;
+                return Err(e);
+            }
+        };
         step.progress(total);
         step.finish();
         out.push((d, staged));
@@ -450,12 +465,17 @@ fn install_dpu(
             dir: dir.clone(),
             access,
         }),
-        dpu::Interface::Devlink { device, .. } => Box::new(dpu::DevlinkBackend {
+        dpu::Interface::Devlink {
+            device,
+            firmware_dir,
+            ..
+        } => Box::new(dpu::DevlinkBackend {
             dpu: &d.card,
             name: d.name.clone(),
             device: device.clone(),
             firmware_name: d.payload.file_name.clone(),
             firmware_version: d.payload.firmware_version.clone(),
+            firmware_dir: firmware_dir.clone(),
             access,
         }),
     };
@@ -508,7 +528,7 @@ pub fn apply(
     // Before the first write, on two threads: every host component of the media hashed, and
     // the DPU payloads packed (hashing each of their parts). Anything that does not hash as
     // planned stops the install while every disk and device is as it was.
-    let scratch = tempfile::tempdir().map_err(|e| classify("dpu-stage", e.into()))?;
+    let scratch = dpu::payload::scratch_dir().map_err(|e| classify("dpu-stage", e))?;
     let (checked, staged) = std::thread::scope(|scope| {
         let check = plan
             .check_media
@@ -522,12 +542,16 @@ pub fn apply(
         };
         (checked, staged)
     });
-    if let Err(e) = checked {
-        if let Ok(staged) = &staged {
-            remove_staged(staged);
-        }
-        return Err(e);
-    }
+    // Staged files in the firmware search path go when this run ends, however it ends.
+    let _cleanup = StagedFiles(match &staged {
+        Ok(s) => s
+            .iter()
+            .filter(|(d, _)| d.stage_dir.is_some())
+            .map(|(_, s)| s.path.clone())
+            .collect(),
+        Err(_) => Vec::new(),
+    });
+    checked?;
     let staged = staged?;
     for d in plan
         .dpus
@@ -551,6 +575,12 @@ pub fn apply(
             .map(|(d, s)| scope.spawn(move || install_dpu(d, s, sink, access)))
             .collect();
         let host = lay_down(plan, media, sink, &mut applied);
+        if host.is_err() {
+            // The install has failed: stop waiting for the DPU (a transfer under way ends).
+            access
+                .cancel
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let dpus: Vec<_> = dpu_threads
             .into_iter()
             .map(|h| {
@@ -565,7 +595,6 @@ pub fn apply(
             .collect();
         (host, dpus)
     });
-    remove_staged(&staged);
     // A host failure is reported first; a DPU failure keeps boot.cfg from being written, so
     // the host never boots as a DPU host whose DPU failed.
     let mut dev = host?;

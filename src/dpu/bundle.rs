@@ -120,6 +120,32 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     if manifest.files.is_empty() {
         bail!("{}: the bundle lists no files", path.display());
     }
+    // Each format takes its own kinds: a file of another kind would be silently left out.
+    for f in &manifest.files {
+        let fits = match manifest.format {
+            PayloadFormat::Bfb => f.kind != FileKind::DscFirmware,
+            PayloadFormat::DscPackage => f.kind == FileKind::DscFirmware,
+        };
+        if !fits {
+            bail!(
+                "{}: {} is of a kind that a {:?} bundle does not carry",
+                path.display(),
+                f.path,
+                manifest.format
+            );
+        }
+    }
+    if manifest.format == PayloadFormat::DscPackage && manifest.files.len() != 1 {
+        bail!(
+            "{}: a DSC bundle holds exactly one firmware package",
+            path.display()
+        );
+    }
+    // The directory itself, resolved: every file must resolve inside it (no symlinked
+    // directory on the way out).
+    let root = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
     for f in &manifest.files {
         check_relative(&f.path)
             .map_err(|e| anyhow::anyhow!("{}: {}: {e}", path.display(), f.path))?;
@@ -128,6 +154,17 @@ pub fn load(dir: &Path) -> Result<Bundle> {
             .with_context(|| format!("{}: {} is missing", dir.display(), f.path))?;
         if !meta.file_type().is_file() {
             bail!("{}: {} is not a regular file", dir.display(), f.path);
+        }
+        let real = p
+            .canonicalize()
+            .with_context(|| format!("resolving {}", p.display()))?;
+        if !real.starts_with(&root) {
+            bail!(
+                "{}: {} leads out of the bundle directory (to {})",
+                dir.display(),
+                f.path,
+                real.display()
+            );
         }
         if meta.len() != f.size {
             bail!(
@@ -172,9 +209,17 @@ pub fn find(root: &Path, catalog_id: &str, esxi_version: &str) -> Result<Option<
         let text = std::fs::read_to_string(dir.join("bundle.toml"))
             .with_context(|| format!("reading {}", dir.join("bundle.toml").display()))?;
         // A cheap look first, so a broken bundle of another model does not stop this one.
-        let fits = toml::from_str::<BundleManifest>(&text)
-            .map(|m| m.catalog_ids.iter().any(|c| c == catalog_id))
-            .unwrap_or(true);
+        let fits = match toml::from_str::<BundleManifest>(&text) {
+            Ok(m) => m.catalog_ids.iter().any(|c| c == catalog_id),
+            Err(e) => {
+                // Another model's broken bundle must not stop this install; say so.
+                log::warn!(
+                    "{}: not a bundle manifest: {e}",
+                    dir.join("bundle.toml").display()
+                );
+                false
+            }
+        };
         if !fits {
             continue;
         }
@@ -227,6 +272,15 @@ mod tests {
         std::os::unix::fs::symlink(t.path().join("outside.bin"), dir.join("link.bin")).unwrap();
         let e = bundle_with(&dir, "link.bin").unwrap_err();
         assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        // A symlinked directory on the way: the file resolves outside.
+        std::fs::create_dir(t.path().join("elsewhere")).unwrap();
+        std::fs::write(t.path().join("elsewhere/fw.bin"), b"hi").unwrap();
+        std::os::unix::fs::symlink(t.path().join("elsewhere"), dir.join("sub")).unwrap();
+        let e = bundle_with(&dir, "sub/fw.bin").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("leads out of the bundle"),
+            "{e:#}"
+        );
         std::fs::write(dir.join("fw.bin"), b"ho").unwrap();
         let e = bundle_with(&dir, "fw.bin").unwrap_err();
         assert!(format!("{e:#}").contains("has SHA-256"), "{e:#}");

@@ -8,6 +8,7 @@
 //! nowhere else.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
@@ -355,6 +356,8 @@ pub enum DevlinkError {
     Io(#[from] io::Error),
     #[error("a malformed netlink message: {0}")]
     Protocol(String),
+    #[error("stopped waiting: the host install failed")]
+    Cancelled,
 }
 
 impl From<DecodeError> for DevlinkError {
@@ -392,8 +395,9 @@ pub struct Client<T: Transport> {
 }
 
 impl<T: Transport> Client<T> {
-    /// Resolve the devlink family and join its `config` multicast group (flash progress).
-    pub fn connect(mut transport: T, timeout: Duration) -> Result<Self, DevlinkError> {
+    /// Resolve the devlink family and, with `join`, its `config` multicast group (flash
+    /// progress).
+    pub fn connect(mut transport: T, timeout: Duration, join: bool) -> Result<Self, DevlinkError> {
         let ask = GenlCtrl {
             cmd: GenlCtrlCmd::GetFamily,
             nlas: vec![GenlCtrlAttrs::FamilyName(FAMILY_NAME.into())],
@@ -455,7 +459,7 @@ impl<T: Transport> Client<T> {
         let family = family.ok_or_else(|| {
             DevlinkError::Protocol("the devlink family lookup gave no family id".into())
         })?;
-        if let Some(g) = group {
+        if let (true, Some(g)) = (join, group) {
             transport.join_group(g)?;
         }
         Ok(Client {
@@ -525,97 +529,196 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// `devlink dev flash BUS/DEV file FILE [component C]`: the ACK arrives when the flash is
-    /// over; status notifications on the `config` group report progress meanwhile. `stall` is
-    /// how long we wait without any word from the device (longer when a status announces a
-    /// longer step, as `Installing` does with its 25-minute timeout).
-    pub fn flash(
-        &mut self,
-        bus: &str,
-        dev: &str,
-        file: &str,
-        component: Option<&str>,
-        stall: Duration,
-        progress: &mut dyn FnMut(&FlashStatus),
-    ) -> Result<(), DevlinkError> {
-        let mut attrs = vec![
-            Attr::BusName(bus.into()),
-            Attr::DevName(dev.into()),
-            Attr::FileName(file.into()),
-        ];
-        if let Some(c) = component {
-            attrs.push(Attr::Component(c.into()));
-        }
-        let seq = self.send(DevlinkMessage {
-            cmd: cmd::FLASH_UPDATE,
-            attrs,
-        })?;
-        let mut last: Option<FlashStatus> = None;
-        let mut last_word = Instant::now();
+    /// Send one request and wait for its ACK (or error), however long it takes: the kernel
+    /// answers a flash only when the flash is over.
+    fn request_ack(&mut self, msg: DevlinkMessage) -> Result<(), DevlinkError> {
+        let seq = self.send(msg)?;
         loop {
-            let allowed = match &last {
-                Some(s) if s.timeout_secs > 0 => {
-                    stall.max(Duration::from_secs(s.timeout_secs + 30))
-                }
-                _ => stall,
-            };
-            let left = allowed.saturating_sub(last_word.elapsed());
-            let Some(dgram) = self.transport.recv(left)? else {
-                return Err(DevlinkError::Timeout {
-                    waited: allowed,
-                    last: last.and_then(|s| s.message),
-                });
+            let Some(dgram) = self.transport.recv(Duration::from_secs(3600))? else {
+                continue;
             };
             for m in split(&dgram)? {
-                match decode::<DevlinkMessage>(m)? {
-                    Reply::Message(_, msg) => {
-                        if msg.bus_dev() != (Some(bus), Some(dev)) {
-                            continue; // the group is shared by every devlink instance
-                        }
-                        last_word = Instant::now();
-                        if msg.cmd == cmd::FLASH_UPDATE_STATUS {
-                            let mut s = FlashStatus::default();
-                            for a in &msg.attrs {
-                                match a {
-                                    Attr::StatusMsg(m) => s.message = Some(m.clone()),
-                                    Attr::Component(c) => s.component = Some(c.clone()),
-                                    Attr::StatusDone(n) => s.done = *n,
-                                    Attr::StatusTotal(n) => s.total = *n,
-                                    Attr::StatusTimeout(n) => s.timeout_secs = *n,
-                                    _ => {}
-                                }
-                            }
-                            progress(&s);
-                            last = Some(s);
-                        }
+                if let Reply::Status {
+                    seq: s,
+                    errno,
+                    message,
+                } = decode::<DevlinkMessage>(m)?
+                {
+                    if s == seq {
+                        return if errno == 0 {
+                            Ok(())
+                        } else {
+                            Err(DevlinkError::Kernel { errno, message })
+                        };
                     }
-                    Reply::Status {
-                        seq: s,
-                        errno,
-                        message,
-                    } if s == seq => {
-                        if errno != 0 {
-                            return Err(DevlinkError::Kernel { errno, message });
-                        }
-                        // Drivers report a failed install in the last status before returning
-                        // an error; an ACK after "failed" is still a failure.
-                        if let Some(m) = last.as_ref().and_then(|l| l.message.as_ref()) {
-                            if m.to_ascii_lowercase().contains("fail") {
-                                return Err(DevlinkError::Failed(m.clone()));
-                            }
-                        }
-                        return Ok(());
-                    }
-                    _ => {}
                 }
             }
         }
     }
 }
 
+/// Parse one status notification of `bus/dev`; `None` for anything else.
+fn status_of(msg: &DevlinkMessage, bus: &str, dev: &str) -> Option<FlashStatus> {
+    // The group is shared by every devlink instance: only this device's news counts.
+    if msg.bus_dev() != (Some(bus), Some(dev)) || msg.cmd != cmd::FLASH_UPDATE_STATUS {
+        return None;
+    }
+    let mut s = FlashStatus::default();
+    for a in &msg.attrs {
+        match a {
+            Attr::StatusMsg(m) => s.message = Some(m.clone()),
+            Attr::Component(c) => s.component = Some(c.clone()),
+            Attr::StatusDone(n) => s.done = *n,
+            Attr::StatusTotal(n) => s.total = *n,
+            Attr::StatusTimeout(n) => s.timeout_secs = *n,
+            _ => {}
+        }
+    }
+    Some(s)
+}
+
+/// `devlink dev flash BUS/DEV file FILE [component C]`, as iproute2 does it: the request goes
+/// out on its own socket from its own thread, because the kernel runs the whole flash inside
+/// that `sendmsg` and answers only at the end; `notify` (joined to `config`) reads the status
+/// notifications meanwhile. `stall` is how long the device may say nothing (longer when a
+/// status announces a longer step, as `Installing` does with its 25 minutes). On a timeout
+/// or a cancel the request thread is left to the kernel: a flash cannot be interrupted.
+#[allow(clippy::too_many_arguments)]
+pub fn flash<T: Transport + 'static>(
+    notify: &mut Client<T>,
+    request: Client<T>,
+    bus: &str,
+    dev: &str,
+    file: &str,
+    component: Option<&str>,
+    stall: Duration,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&FlashStatus),
+) -> Result<(), DevlinkError> {
+    let mut attrs = vec![
+        Attr::BusName(bus.into()),
+        Attr::DevName(dev.into()),
+        Attr::FileName(file.into()),
+    ];
+    if let Some(c) = component {
+        attrs.push(Attr::Component(c.into()));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut request = request;
+    std::thread::spawn(move || {
+        let r = request.request_ack(DevlinkMessage {
+            cmd: cmd::FLASH_UPDATE,
+            attrs,
+        });
+        let _ = tx.send(r);
+    });
+    let mut last: Option<FlashStatus> = None;
+    let mut last_word = Instant::now();
+    let mut read = |notify: &mut Client<T>,
+                    wait: Duration,
+                    last: &mut Option<FlashStatus>,
+                    last_word: &mut Instant|
+     -> Result<bool, DevlinkError> {
+        let dgram = match notify.transport.recv(wait) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(false),
+            // The socket overflowed: some notifications are lost, the flash goes on.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                log::warn!("devlink: flash status notifications were lost (ENOBUFS)");
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for m in split(&dgram)? {
+            if let Reply::Message(_, msg) = decode::<DevlinkMessage>(m)? {
+                if let Some(s) = status_of(&msg, bus, dev) {
+                    *last_word = Instant::now();
+                    progress(&s);
+                    *last = Some(s);
+                }
+            }
+        }
+        Ok(true)
+    };
+    loop {
+        match rx.try_recv() {
+            Ok(result) => {
+                // The last notifications may still be queued behind the answer.
+                while read(notify, Duration::from_millis(50), &mut last, &mut last_word)? {}
+                result?;
+                // Drivers end a failed install with this status before returning an error;
+                // an ACK after it is still a failure.
+                if let Some(m) = last.as_ref().and_then(|l| l.message.as_ref()) {
+                    if m.eq_ignore_ascii_case("flash failed") {
+                        return Err(DevlinkError::Failed(m.clone()));
+                    }
+                }
+                return Ok(());
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err(DevlinkError::Protocol(
+                    "the flash request thread ended".into(),
+                ))
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        let allowed = match &last {
+            Some(s) if s.timeout_secs > 0 => {
+                stall.max(Duration::from_secs(s.timeout_secs.saturating_add(30)))
+            }
+            _ => stall,
+        };
+        if last_word.elapsed() >= allowed {
+            return Err(DevlinkError::Timeout {
+                waited: allowed,
+                last: last.and_then(|s| s.message),
+            });
+        }
+        if cancel.load(Ordering::SeqCst) {
+            return Err(DevlinkError::Cancelled);
+        }
+        read(
+            notify,
+            Duration::from_millis(100),
+            &mut last,
+            &mut last_word,
+        )?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_datagram_with_several_messages_splits_at_aligned_lengths() {
+        let a = encode(
+            DevlinkMessage {
+                cmd: cmd::GET,
+                attrs: vec![Attr::BusName("pci".into())],
+            },
+            0x15,
+            1,
+            0,
+        );
+        let b = encode(
+            DevlinkMessage {
+                cmd: cmd::GET,
+                attrs: vec![Attr::DevName("0000:03:00.0".into())],
+            },
+            0x15,
+            2,
+            0,
+        );
+        let mut dgram = a.clone();
+        dgram.extend_from_slice(&b);
+        let parts = split(&dgram).unwrap();
+        assert_eq!(parts, vec![a.as_slice(), b.as_slice()]);
+        // A length running past the datagram is an error, not a panic.
+        let mut bad = a.clone();
+        bad[0] = 200;
+        assert!(split(&bad).is_err());
+    }
 
     #[test]
     fn flash_request_bytes_match_the_kernel_layout() {

@@ -32,6 +32,9 @@ pub struct Access {
     pub silence: Duration,
     /// How often `misc` is read while a BlueField installs.
     pub poll: Duration,
+    /// Set when the host install failed: stop waiting for the DPU (a transfer in progress is
+    /// finished, so the card is never left with half a stream).
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Access {
@@ -41,6 +44,7 @@ impl Access {
             devlink: Endpoint::Kernel,
             silence: Duration::from_secs(DEFAULT_SILENCE_SECS),
             poll: Duration::from_millis(500),
+            cancel: Default::default(),
         }
     }
 }
@@ -61,6 +65,9 @@ pub enum Interface {
         bus: String,
         device: String,
         driver: Option<String>,
+        /// Where the kernel's `request_firmware` will look for the staged file: the machine's
+        /// own `/lib/firmware` (a simulator reads below the sysroot instead).
+        firmware_dir: PathBuf,
     },
 }
 
@@ -87,8 +94,8 @@ pub struct Observed {
     /// The card's address (`Dpu::address`).
     pub address: String,
     pub interface: Option<Interface>,
-    /// The ksinstall payload the card reports running, when it does.
-    pub payload_id: Option<String>,
+    /// The firmware version the card runs, when its interface tells (devlink `fw`).
+    pub running_firmware: Option<String>,
     /// What the card runs, in words, when it can tell.
     pub software: Option<String>,
     pub versions: Vec<VersionEntry>,
@@ -101,7 +108,7 @@ impl Observed {
         Observed {
             address: dpu.address.clone(),
             interface: None,
-            payload_id: None,
+            running_firmware: None,
             software: None,
             versions: Vec::new(),
             problem: None,
@@ -167,10 +174,8 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
             });
         }
     }
-    if let Some((id, label)) = rshim::installed_payload(&dev.log) {
-        o.software = label.or_else(|| Some(format!("payload {}", &id[..16])));
-        o.payload_id = Some(id);
-    }
+    // rshim tells the chip and the card, not the OS or firmware versions it runs: a BlueField
+    // is always installed (docs/DPU.md).
     if dev
         .bf_mode
         .as_deref()
@@ -188,9 +193,6 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
     }
 }
 
-/// The suffix a DSC reports in its running version when it runs a ksinstall package.
-const DSC_PAYLOAD_MARK: &str = "+ks.";
-
 fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
     let Some(device) = dpu.management.clone() else {
         o.problem = Some("the card shows no management function (pds_core or ionic PF)".into());
@@ -200,7 +202,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
         .devlink
         .open()
         .map_err(DevlinkError::from)
-        .and_then(|t| Client::connect(t, Duration::from_secs(10)))
+        .and_then(|t| Client::connect(t, Duration::from_secs(10), false))
     {
         Ok(c) => c,
         Err(e) => {
@@ -210,10 +212,21 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
     };
     match client.info("pci", &device, Duration::from_secs(30)) {
         Ok(info) => {
+            let firmware_dir = match &access.devlink {
+                Endpoint::Kernel => PathBuf::from("/lib/firmware"),
+                Endpoint::Simulator(_) => access.sysroot.join("lib/firmware"),
+            };
+            if let Err(e) = check_writable(&firmware_dir.join("ksinstall")) {
+                o.problem = Some(format!(
+                    "the DSC firmware must be staged in {} for the kernel to find it, and it cannot be: {e}",
+                    firmware_dir.display()
+                ));
+            }
             o.interface = Some(Interface::Devlink {
                 bus: "pci".into(),
                 device: device.clone(),
                 driver: info.driver.clone(),
+                firmware_dir,
             });
             for (kind, list) in [
                 ("fixed", &info.fixed),
@@ -230,9 +243,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
             }
             if let Some(fw) = info.running.iter().find(|v| v.name == "fw") {
                 o.software = Some(format!("firmware {}", fw.value));
-                if let Some((_, id)) = fw.value.split_once(DSC_PAYLOAD_MARK) {
-                    o.payload_id = Some(id.to_string());
-                }
+                o.running_firmware = Some(fw.value.clone());
             }
         }
         Err(e) => {
@@ -241,17 +252,18 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
     }
 }
 
-/// Whether a card already runs a payload: the whole id for BlueField's log, the 16-digit
-/// prefix a DSC carries in its version string.
-pub fn runs_payload(o: &Observed, payload_id: &str) -> bool {
-    o.payload_id
-        .as_deref()
-        .is_some_and(|id| id.len() >= 16 && payload_id.starts_with(id))
+/// Make `dir` if needed and write and remove a file in it.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".ksinstall-probe");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }
 
-/// The version a DSC package announces (the firmware's own, marked with the payload id).
-pub fn dsc_version(firmware_version: &str, payload_id: &str) -> String {
-    format!("{firmware_version}{DSC_PAYLOAD_MARK}{}", &payload_id[..16])
+/// Whether a card already runs exactly the firmware a payload carries: a DSC whose running
+/// `fw` (devlink) is the bundle's version. A BlueField never says (rshim has no version).
+pub fn runs_firmware(o: &Observed, firmware_version: &str) -> bool {
+    o.running_firmware.as_deref() == Some(firmware_version)
 }
 
 /// A failed DPU install: which card, which step, what the device said, and the exit class.
@@ -302,10 +314,10 @@ impl Backend for RshimBackend<'_> {
     ) -> Result<Delivered, DpuFault> {
         let fault = |step: &str, e: rshim::RshimError| {
             let outcome = match &e {
-                rshim::RshimError::Transfer(_) => Outcome::DpuTransfer,
+                rshim::RshimError::Transfer(_) | rshim::RshimError::Io(_) => Outcome::DpuTransfer,
                 rshim::RshimError::Timeout(_) => Outcome::DpuTimeout,
-                rshim::RshimError::Failed(_) => Outcome::Dpu,
-                rshim::RshimError::Io(_) => Outcome::DpuTransfer,
+                rshim::RshimError::Refused(_) => Outcome::DpuRefused,
+                rshim::RshimError::Failed(_) | rshim::RshimError::Cancelled => Outcome::Dpu,
             };
             DpuFault {
                 dpu: self.name.clone(),
@@ -320,26 +332,39 @@ impl Backend for RshimBackend<'_> {
                 rshim::RshimError::Io(format!("{}: {e}", self.dir.join("misc").display())),
             )
         };
-        // As bfb-install: the DPU's log shown in misc (level 2), then the stream. Unlike
-        // bfb-install we leave CLEAR_ON_READ as it is, so the log (and the payload id the DPU
-        // reports in it) is still there for the next run to read.
+        // As bfb-install: the DPU's log shown in misc and cleared as it is read (the log buffer
+        // is small and stops at wraparound), then the stream. The display level is put back
+        // afterwards, so a later read of misc (probe) does not consume the log.
+        let before = rshim::read_misc(&self.dir.join("misc")).map_err(io_fault)?;
+        let level = rshim::parse_misc(&before)
+            .0
+            .get("DISPLAY_LEVEL")
+            .cloned()
+            .unwrap_or_else(|| "0".into());
         rshim::misc_command(&self.dir, "DISPLAY_LEVEL 2").map_err(io_fault)?;
-        let baseline = std::fs::read_to_string(self.dir.join("misc")).map_err(io_fault)?;
-        let (bytes, sha256) = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
-            progress(Progress::Bytes(n))
-        })
-        .map_err(|e| fault("boot stream", e))?;
-        progress(Progress::Status(
-            "boot stream sent; the DPU installs".into(),
-        ));
-        let (_, log) = rshim::wait(
-            &self.dir,
-            &baseline,
-            self.access.silence,
-            self.access.poll,
-            &mut |l| progress(Progress::Status(l.to_string())),
-        )
-        .map_err(|e| fault("install", e))?;
+        rshim::misc_command(&self.dir, "CLEAR_ON_READ 1").map_err(io_fault)?;
+        let baseline = rshim::read_misc(&self.dir.join("misc")).map_err(io_fault)?;
+        let result = (|| {
+            let sent = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
+                progress(Progress::Bytes(n))
+            })
+            .map_err(|e| fault("boot stream", e))?;
+            progress(Progress::Status(
+                "boot stream sent; the DPU installs".into(),
+            ));
+            let (finish, log) = rshim::wait(
+                &self.dir,
+                &baseline,
+                self.access.silence,
+                self.access.poll,
+                &self.access.cancel,
+                &mut |l| progress(Progress::Status(l.to_string())),
+            )
+            .map_err(|e| fault("install", e))?;
+            Ok((sent, finish, log))
+        })();
+        let _ = rshim::misc_command(&self.dir, &format!("DISPLAY_LEVEL {level}"));
+        let ((bytes, sha256), rshim::Finish::Ready(last), log) = result?;
         let mut after = Observed::new(self.dpu);
         after.interface = Some(Interface::Rshim {
             dir: self.dir.clone(),
@@ -347,10 +372,15 @@ impl Backend for RshimBackend<'_> {
                 .map(|d| d.dev_name)
                 .unwrap_or_default(),
         });
-        if let Some((id, label)) = rshim::installed_payload(&log) {
-            after.software = label;
-            after.payload_id = Some(id);
-        }
+        after.software = Some(format!("installed from this boot stream ({last})"));
+        after.versions = log
+            .iter()
+            .map(|l| VersionEntry {
+                kind: "log".into(),
+                name: "rshim".into(),
+                value: l.clone(),
+            })
+            .collect();
         Ok(Delivered {
             after,
             bytes,
@@ -368,6 +398,7 @@ pub struct DevlinkBackend<'a> {
     pub firmware_name: String,
     /// The firmware version the card must store afterwards.
     pub firmware_version: String,
+    pub firmware_dir: PathBuf,
     pub access: &'a Access,
 }
 
@@ -386,6 +417,8 @@ fn devlink_outcome(e: &DevlinkError) -> Outcome {
             Outcome::DpuRefused
         }
         DevlinkError::Timeout { .. } => Outcome::DpuTimeout,
+        // The kernel could not find the staged file: it never reached the device.
+        DevlinkError::Kernel { errno, .. } if errno.abs() == libc::ENOENT => Outcome::DpuTransfer,
         DevlinkError::Io(_) | DevlinkError::Protocol(_) => Outcome::DpuTransfer,
         _ => Outcome::Dpu,
     }
@@ -415,48 +448,56 @@ impl Backend for DevlinkBackend<'_> {
         let (size, sha256) = std::fs::File::open(staged)
             .and_then(|mut f| crate::media::verify::sha256_of(&mut f))
             .map_err(|e| fault("stage", DevlinkError::Io(e)))?;
-        let transport = self
-            .access
-            .devlink
-            .open()
-            .map_err(|e| fault("connect", e.into()))?;
-        let mut client =
-            Client::connect(transport, Duration::from_secs(10)).map_err(|e| fault("connect", e))?;
-        client
-            .flash(
-                "pci",
-                &self.device,
-                &self.firmware_name,
-                None,
-                self.access.silence,
-                &mut |s| {
-                    let mut text = s.message.clone().unwrap_or_default();
-                    if let Some(c) = &s.component {
-                        text = format!("[{c}] {text}");
+        // Two sockets, as iproute2 uses: one joined to the progress group, one for the request.
+        let connect = |join: bool| {
+            let transport = self
+                .access
+                .devlink
+                .open()
+                .map_err(|e| fault("connect", e.into()))?;
+            Client::connect(transport, Duration::from_secs(10), join)
+                .map_err(|e| fault("connect", e))
+        };
+        let mut client = connect(true)?;
+        let request = connect(false)?;
+        devlink::flash(
+            &mut client,
+            request,
+            "pci",
+            &self.device,
+            &self.firmware_name,
+            None,
+            self.access.silence,
+            &self.access.cancel,
+            &mut |s| {
+                let mut text = s.message.clone().unwrap_or_default();
+                if let Some(c) = &s.component {
+                    text = format!("[{c}] {text}");
+                }
+                // done and total come from the device: no overflow, no division by 0.
+                if let Some(pct) = (u128::from(s.done) * 100).checked_div(u128::from(s.total)) {
+                    text = format!("{text} {pct}%");
+                    if s.message.as_deref() == Some("Downloading") {
+                        progress(Progress::Bytes(
+                            (u128::from(s.done) * u128::from(size) / u128::from(s.total)) as u64,
+                        ));
                     }
-                    // done and total come from the device: no overflow, no division by 0.
-                    if let Some(pct) = (u128::from(s.done) * 100).checked_div(u128::from(s.total)) {
-                        text = format!("{text} {pct}%");
-                        if s.message.as_deref() == Some("Downloading") {
-                            progress(Progress::Bytes(
-                                (u128::from(s.done) * u128::from(size) / u128::from(s.total))
-                                    as u64,
-                            ));
-                        }
-                    }
-                    if s.timeout_secs > 0 {
-                        text = format!("{text} (may take up to {}s)", s.timeout_secs);
-                    }
-                    progress(Progress::Status(text));
-                },
-            )
-            .map_err(|e| fault("flash", e))?;
+                }
+                if s.timeout_secs > 0 {
+                    text = format!("{text} (may take up to {}s)", s.timeout_secs);
+                }
+                progress(Progress::Status(text));
+            },
+        )
+        .map_err(|e| fault("flash", e))?;
         let info = client
             .info("pci", &self.device, Duration::from_secs(30))
             .map_err(|e| fault("confirm", e))?;
-        // The new package must show in a bank: the DSC installs into the inactive one.
+        // The new firmware must show in a bank: the DSC installs into the inactive one. The ionic
+        // driver (DSC-25/100) reports no stored versions; there the ACK and the driver's
+        // "Flash done" are all there is.
         let expected = self.firmware_version.as_str();
-        if !info.stored.iter().any(|v| v.value.starts_with(expected)) {
+        if !info.stored.is_empty() && !info.stored.iter().any(|v| v.value == expected) {
             return Err(DpuFault {
                 dpu: self.name.clone(),
                 step: "confirm".into(),
@@ -477,6 +518,7 @@ impl Backend for DevlinkBackend<'_> {
             bus: "pci".into(),
             device: self.device.clone(),
             driver: info.driver.clone(),
+            firmware_dir: self.firmware_dir.clone(),
         });
         for (kind, list) in [("running", &info.running), ("stored", &info.stored)] {
             for v in list {

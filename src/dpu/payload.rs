@@ -94,7 +94,14 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
             },
         })
         .collect();
-    parts.extend(media.dpu_components().map(|c| PayloadPart {
+    // A DSC is flashed with the vendor's package byte for byte (its own tools check it); the
+    // ESXio components travel only in a BlueField's boot stream (docs/DPU.md).
+    let esxio = if format == PayloadFormat::Bfb {
+        media.dpu_components().collect()
+    } else {
+        Vec::new()
+    };
+    parts.extend(esxio.into_iter().map(|c| PayloadPart {
         name: format!("esxio/{}", c.path),
         source: PartSource::Media(c.path.clone()),
         size: c.size,
@@ -132,6 +139,21 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
 pub struct Staged {
     pub path: PathBuf,
     pub size: u64,
+}
+
+/// Where a BlueField payload is staged: memory (`/dev/shm`) where there is such a file system,
+/// as in the installer's own RAM-backed environment, else the temporary directory. The staged
+/// stream is written once and read once; putting it on a disk would only add writeback.
+pub fn scratch_dir() -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix("ksinstall-")
+            .tempdir_in(shm)
+    } else {
+        tempfile::Builder::new().prefix("ksinstall-").tempdir()
+    };
+    dir.context("making a directory to stage the DPU payload in")
 }
 
 /// Open a part's bytes through the SHA-256 check: a part that does not match the plan fails the
@@ -174,8 +196,6 @@ fn info_json(plan: &PayloadPlan) -> Result<Vec<u8>> {
         "label": plan.label,
         "esxio_build": plan.esxio_build,
         "firmware_version": plan.firmware_version,
-        // What a DSC reports as its running firmware once it boots this package.
-        "device_version": super::dsc_version(&plan.firmware_version, &plan.id),
         "parts": plan.parts,
     }))?)
 }
@@ -225,36 +245,37 @@ fn write_payload(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     match plan.format {
         PayloadFormat::Bfb => {
-            // Images in the order a boot stream carries them: information first, firmware, then
-            // the ESXio archive; `bf.cfg` follows the stream as bfb-install appends it.
-            let mut ids: Vec<u8> = vec![image_id::INFO];
+            // Images in mlx-mkbfb's table order ("order is significant"): the firmware images,
+            // then the information image, then the ESXio archive; `bf.cfg` follows the stream
+            // as bfb-install appends it.
             let mut fw: Vec<&PayloadPart> = plan
                 .parts
                 .iter()
                 .filter(|p| p.bfb_image.is_some_and(|i| i != image_id::INITRAMFS))
                 .collect();
             fw.sort_by_key(|p| p.bfb_image);
-            ids.extend(fw.iter().filter_map(|p| p.bfb_image));
             let esxio: Vec<&PayloadPart> = plan
                 .parts
                 .iter()
                 .filter(|p| p.bfb_image == Some(image_id::INITRAMFS))
                 .collect();
+            let mut ids: Vec<u8> = fw.iter().filter_map(|p| p.bfb_image).collect();
+            ids.push(image_id::INFO);
             if !esxio.is_empty() {
                 ids.push(image_id::INITRAMFS);
             }
-            let info = info_json(plan)?;
-            bfb::write_streamed(&mut out, image_id::INFO, &ids[1..], |w| {
-                Ok(w.write_all(&info)?)
-            })?;
             for (n, p) in fw.iter().enumerate() {
                 let id = p.bfb_image.unwrap_or_default();
-                bfb::write_streamed(&mut out, id, &ids[n + 2..], |w| {
+                bfb::write_streamed(&mut out, id, &ids[n + 1..], |w| {
                     let mut r = open_part(p, media)?;
                     std::io::copy(&mut r, w).with_context(|| format!("packing {}", p.name))?;
                     Ok(())
                 })?;
             }
+            let info = info_json(plan)?;
+            bfb::write_streamed(&mut out, image_id::INFO, &ids[fw.len() + 1..], |w| {
+                Ok(w.write_all(&info)?)
+            })?;
             if !esxio.is_empty() {
                 bfb::write_streamed(&mut out, image_id::INITRAMFS, &[], |w| {
                     let mut tar = tar::Builder::new(w);
@@ -268,19 +289,10 @@ fn write_payload(
             out.write_all(bf_cfg(plan, model, address).as_bytes())?;
         }
         PayloadFormat::DscPackage => {
-            let w: &mut dyn Write = &mut out;
-            let mut tar = tar::Builder::new(w);
-            let info = info_json(plan)?;
-            let mut header = tar::Header::new_ustar();
-            header.set_size(info.len() as u64);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            tar.append_data(&mut header, "MANIFEST.json", info.as_slice())
-                .context("packing MANIFEST.json")?;
-            for p in &plan.parts {
-                tar_part(&mut tar, p, media)?;
+            for p in plan.parts.iter().filter(|p| p.kind == "dsc-firmware") {
+                let mut r = open_part(p, media)?;
+                std::io::copy(&mut r, &mut out).with_context(|| format!("copying {}", p.name))?;
             }
-            tar.finish().context("finishing the DSC package")?;
         }
     }
     let mut file = out

@@ -10,6 +10,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -70,9 +72,25 @@ pub fn dev_name_address(dev_name: &str) -> Option<&str> {
         .or_else(|| dev_name.strip_prefix("pcie-"))
 }
 
+/// Read `misc` as the rshim daemon serves it: the daemon builds the whole text on the first
+/// read of an open file and answers every later read with end-of-file, whatever the offset. So
+/// one `read()` into a buffer larger than the daemon's (4069 bytes) is the whole text;
+/// `read_to_string` would get only its first 32-byte read.
+pub fn read_misc(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let n = loop {
+        match f.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 pub fn read_device(dir: &Path) -> io::Result<RshimDevice> {
     let misc = dir.join("misc");
-    let text = std::fs::read_to_string(&misc)?;
+    let text = read_misc(&misc)?;
     let (fields, log) = parse_misc(&text);
     Ok(RshimDevice {
         dir: dir.to_path_buf(),
@@ -106,7 +124,15 @@ pub fn find(sysroot: &Path, addresses: &[String]) -> io::Result<Option<RshimDevi
         if !d.join("misc").exists() {
             continue;
         }
-        let r = read_device(&d)?;
+        // A device we cannot read (owned by the card's BMC, a stale daemon) is not this card's
+        // answer; the next one may be.
+        let r = match read_device(&d) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("{}: {e}", d.join("misc").display());
+                continue;
+            }
+        };
         if dev_name_address(&r.dev_name)
             .is_some_and(|a| addresses.iter().any(|x| x.eq_ignore_ascii_case(a)))
         {
@@ -126,7 +152,11 @@ pub enum RshimError {
     #[error("{0}")]
     Failed(String),
     #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
     Io(String),
+    #[error("stopped waiting: the host install failed")]
+    Cancelled,
 }
 
 /// Send a command line to `misc` (`DISPLAY_LEVEL 2`): one write per command, as the daemon
@@ -171,20 +201,7 @@ pub fn push(
     let total = src.metadata().map(|m| m.len()).unwrap_or(0);
     // Non-blocking, so a device with nobody behind it fails at once instead of hanging, and a
     // stalled FIFO is seen by poll() rather than blocking a write forever.
-    let mut out = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&boot)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                RshimError::Transfer(format!(
-                    "{}: nothing is reading the boot device (is the rshim daemon running?)",
-                    boot.display()
-                ))
-            } else {
-                RshimError::Transfer(format!("opening {}: {e}", boot.display()))
-            }
-        })?;
+    let mut out = open_boot(&boot, stall)?;
     let fd = out.as_raw_fd();
     let mut buf = vec![0u8; 1 << 20];
     let mut sent = 0u64;
@@ -223,6 +240,13 @@ pub fn push(
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // rshim's own BOOT_TIMEOUT: the DPU stopped draining its boot FIFO.
+                Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                    return Err(RshimError::Timeout(format!(
+                        "{}: the DPU stopped taking the boot stream ({sent} of {total} bytes sent): {e}",
+                        boot.display()
+                    )))
+                }
                 Err(e) => {
                     return Err(RshimError::Transfer(format!(
                         "{}: short write: the device took {sent} of {total} bytes ({e})",
@@ -234,6 +258,39 @@ pub fn push(
     }
     drop(out);
     Ok((sent, crate::media::verify::hex(&hash.finalize())))
+}
+
+/// Open `boot` without waiting for ever: a FIFO with no reader fails at once (ENXIO), a busy
+/// device is refused (EBUSY), and a hung daemon (whose CUSE open never returns) is a timeout.
+fn open_boot(boot: &Path, limit: Duration) -> Result<File, RshimError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = boot.to_path_buf();
+    std::thread::spawn(move || {
+        let r = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path);
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(f)) => Ok(f),
+        Ok(Err(e)) => Err(match e.raw_os_error() {
+            Some(libc::ENXIO) => RshimError::Transfer(format!(
+                "{}: nothing is reading the boot device (is the rshim daemon running?)",
+                boot.display()
+            )),
+            Some(libc::EBUSY) => RshimError::Refused(format!(
+                "{}: busy (another push, or the card's BMC owns rshim): {e}",
+                boot.display()
+            )),
+            _ => RshimError::Transfer(format!("opening {}: {e}", boot.display())),
+        }),
+        Err(_) => Err(RshimError::Timeout(format!(
+            "{}: the rshim daemon did not open the boot device in {}s",
+            boot.display(),
+            limit.as_secs()
+        ))),
+    }
 }
 
 /// How the DPU's install ended, read from its log.
@@ -261,14 +318,26 @@ pub fn wait(
     baseline: &str,
     silence: Duration,
     poll: Duration,
+    cancel: &AtomicBool,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<(Finish, Vec<String>), RshimError> {
     let misc = dir.join("misc");
     let mut seen = parse_misc(baseline).1;
     let mut lines: Vec<String> = Vec::new();
     let mut last_word = Instant::now();
+    let failed = |lines: &[String]| {
+        RshimError::Failed(format!(
+            "the DPU reported: {}",
+            lines
+                .iter()
+                .filter(|x| is_error_line(x))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ))
+    };
     loop {
-        let now = std::fs::read_to_string(&misc)
+        let now = read_misc(&misc)
             .map_err(|e| RshimError::Io(format!("reading {}: {e}", misc.display())))?;
         let (_, log) = parse_misc(&now);
         let fresh = new_lines(&seen, log.clone());
@@ -278,17 +347,13 @@ pub fn wait(
             on_line(&l);
             let lower = l.to_ascii_lowercase();
             lines.push(l.clone());
-            if lower.contains("critical error") {
-                return Err(RshimError::Failed(format!(
-                    "the DPU reported: {}",
-                    lines
-                        .iter()
-                        .filter(|x| x.starts_with("ERR")
-                            || x.to_ascii_lowercase().contains("critical error"))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                )));
+            // Firmware panics end the boot at once; CRITICAL ERROR is bfb-install's failure.
+            if lower.contains("critical error")
+                || l.starts_with("PANIC")
+                || l.starts_with("Exception")
+                || l.starts_with("ASSERT")
+            {
+                return Err(failed(&lines));
             }
             if lower.contains("in enhanced nic mode") {
                 return Err(RshimError::Failed(
@@ -300,8 +365,15 @@ pub fn wait(
                 || lower.contains("dpu is ready")
                 || lower.contains("linux up")
             {
+                // The OS installer logs `ERR Installation failed` and still reboots.
+                if lines.iter().any(|x| is_error_line(x)) {
+                    return Err(failed(&lines));
+                }
                 return Ok((Finish::Ready(l), lines));
             }
+        }
+        if cancel.load(Ordering::SeqCst) {
+            return Err(RshimError::Cancelled);
         }
         if last_word.elapsed() >= silence {
             return Err(RshimError::Timeout(format!(
@@ -318,17 +390,12 @@ pub fn wait(
     }
 }
 
-/// The payload a DPU's install log says it installed (`... installed payload <id> ...`).
-pub fn installed_payload(log: &[String]) -> Option<(String, Option<String>)> {
-    log.iter().rev().find_map(|l| {
-        let rest = l.split_once("installed payload ")?.1;
-        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        let label = rest
-            .split_once('(')
-            .and_then(|(_, r)| r.rsplit_once(')'))
-            .map(|(l, _)| l.to_string());
-        (id.len() == 64).then_some((id, label))
-    })
+fn is_error_line(l: &str) -> bool {
+    l.starts_with("ERR")
+        || l.starts_with("PANIC")
+        || l.starts_with("Exception")
+        || l.starts_with("ASSERT")
+        || l.to_ascii_lowercase().contains("critical error")
 }
 
 #[cfg(test)]

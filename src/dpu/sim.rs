@@ -26,6 +26,8 @@ pub enum Behaviour {
     Succeed,
     /// Logs an error and `CRITICAL ERROR`.
     CriticalError,
+    /// Logs `ERR Installation failed`, then reboots anyway (as the OS installer does).
+    ErrorThenReboot,
     /// Takes the stream and never says a word.
     Silent,
     /// Stops reading (closes the boot device) after this many bytes.
@@ -252,6 +254,11 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
     // The log shows in misc only at DISPLAY_LEVEL 2, as on a real rshim.
     let lines: Vec<String> = match &config.behaviour {
         Behaviour::Silent | Behaviour::CloseAfter(_) => Vec::new(),
+        Behaviour::ErrorThenReboot => vec![
+            "INFO: Installing ESXio".into(),
+            "ERR Installation failed".into(),
+            "INFO: Rebooting...".into(),
+        ],
         Behaviour::CriticalError => vec![
             "INFO: Installing ESXio".into(),
             "ERR: mmcblk0: I/O error writing the OS partition".into(),

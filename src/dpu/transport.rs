@@ -98,6 +98,9 @@ impl Transport for KernelSocket {
         self.0.recv_from_full().map(|(b, _)| Some(b))
     }
     fn join_group(&mut self, group: u32) -> io::Result<()> {
+        // A long flash sends hundreds of notifications; a full socket must not fail the read.
+        self.0.set_no_enobufs(true)?;
+        let _ = self.0.set_rx_buf_sz(1usize << 20);
         self.0.add_membership(group)
     }
 }

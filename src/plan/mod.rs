@@ -486,16 +486,19 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
             )
         })?;
         let mut payload = dpu::payload::describe(&bundle, &i.media.manifest);
-        let action = if dpu::runs_payload(&observed, &payload.id) {
+        let action = if dpu::runs_firmware(&observed, &payload.firmware_version) {
             DpuAction::AlreadyInstalled
         } else {
             DpuAction::Install
         };
         let stage_dir = match &interface {
-            dpu::Interface::Devlink { .. } => {
+            dpu::Interface::Devlink { firmware_dir, .. } => {
                 // devlink names the file relative to the firmware search path.
                 payload.file_name = format!("ksinstall/{}", payload.file_name);
-                Some(i.sysroot.join("lib/firmware"))
+                warnings.push(format!(
+                    "{name}: the DSC is flashed with its firmware package only; the media's ESXio components are not sent over devlink (how ESXio reaches a DSC is UNCONFIRMED: docs/DPU.md)"
+                ));
+                Some(firmware_dir.clone())
             }
             dpu::Interface::Rshim { .. } => None,
         };

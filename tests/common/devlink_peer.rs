@@ -30,10 +30,11 @@ pub enum FlashBehaviour {
 pub struct PeerLog {
     /// Commands received (genl cmd numbers), in order.
     pub commands: Vec<u8>,
-    /// The file name of the flash request, and what it held: (tar entry, sha256).
+    /// The file name of the flash request, the SHA-256 of what the kernel would have read, and
+    /// the version the package announces (its first line, as our synthetic packages carry it).
     pub flashed_file: Option<String>,
-    pub flashed_entries: Vec<(String, String)>,
-    pub flashed_manifest: Option<serde_json::Value>,
+    pub flashed_sha256: Option<String>,
+    pub flashed_version: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -48,6 +49,8 @@ struct State {
     behaviour: FlashBehaviour,
     running: String,
     stored_b: String,
+    /// Every open connection: the `config` group's notifications go to all of them.
+    listeners: Vec<UnixStream>,
 }
 
 fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
@@ -78,10 +81,11 @@ fn nla_u64(kind: u16, n: u64, at: usize) -> Vec<u8> {
     v
 }
 
+/// The kernel nests these with `nla_nest_start_noflag`: no NLA_F_NESTED bit.
 fn version(kind: u16, name: &str, value: &str) -> Vec<u8> {
     let mut inner = nla_str(103, name);
     inner.extend(nla_str(104, value));
-    nla(kind | 0x8000, &inner)
+    nla(kind, &inner)
 }
 
 fn message(ty: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
@@ -101,12 +105,21 @@ fn genl(cmd: u8, version: u8, attrs: &[u8]) -> Vec<u8> {
     v
 }
 
-/// NLMSG_ERROR: 0 is the ACK; the request header echoed (capped), then the extack string.
+/// NLMSG_ERROR: 0 is the ACK (the request header echoed, capped); an error echoes the whole
+/// request, as the kernel does, then the extended-ack string.
 fn error(request: &[u8], errno: i32, text: Option<&str>) -> Vec<u8> {
     let seq = u32::from_le_bytes(request[8..12].try_into().unwrap());
     let mut p = errno.to_le_bytes().to_vec();
-    p.extend_from_slice(&request[..16]);
-    let mut flags = 0x100; // NLM_F_CAPPED
+    let mut flags = 0;
+    if errno == 0 {
+        p.extend_from_slice(&request[..16]);
+        flags |= 0x100; // NLM_F_CAPPED
+    } else {
+        p.extend_from_slice(request);
+        while p.len() % 4 != 0 {
+            p.push(0);
+        }
+    }
     if let Some(t) = text {
         p.extend(nla_str(1, t));
         flags |= 0x200; // NLM_F_ACK_TLVS
@@ -180,17 +193,22 @@ impl DevlinkPeer {
         let listener = UnixListener::bind(&socket).unwrap();
         let log = Arc::new(Mutex::new(PeerLog::default()));
         let log2 = log.clone();
-        let mut state = State {
+        let state = Arc::new(Mutex::new(State {
             device: device.into(),
             sysroot: sysroot.into(),
             behaviour,
             running: running.into(),
             stored_b: running.into(),
-        };
+            listeners: Vec::new(),
+        }));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { return };
-                serve(&mut conn, &mut state, &log2);
+                if let Ok(c) = conn.try_clone() {
+                    state.lock().unwrap().listeners.push(c);
+                }
+                let (state, log) = (state.clone(), log2.clone());
+                std::thread::spawn(move || serve(&mut conn, &state, &log));
             }
         });
         DevlinkPeer { socket, log }
@@ -200,7 +218,19 @@ impl DevlinkPeer {
     }
 }
 
-fn serve(conn: &mut UnixStream, st: &mut State, log: &Mutex<PeerLog>) {
+/// A notification on the `config` group: to every connection.
+fn notify(st: &Mutex<State>, m: &[u8]) {
+    let mut st = st.lock().unwrap();
+    st.listeners.retain_mut(|c| {
+        let mut m = m.to_vec();
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        c.write_all(&m).is_ok()
+    });
+}
+
+fn serve(conn: &mut UnixStream, state: &Mutex<State>, log: &Mutex<PeerLog>) {
     while let Some(req) = read_frame(conn) {
         let ty = u16::from_le_bytes([req[4], req[5]]);
         let seq = u32::from_le_bytes(req[8..12].try_into().unwrap());
@@ -228,12 +258,14 @@ fn serve(conn: &mut UnixStream, st: &mut State, log: &Mutex<PeerLog>) {
             continue;
         }
         log.lock().unwrap().commands.push(cmd);
-        if get(1).as_deref() != Some("pci") || get(2).as_deref() != Some(st.device.as_str()) {
+        let device = state.lock().unwrap().device.clone();
+        if get(1).as_deref() != Some("pci") || get(2).as_deref() != Some(device.as_str()) {
             send(conn, &error(&req, -19, Some("devlink instance not found")));
             continue;
         }
         match cmd {
             51 => {
+                let st = state.lock().unwrap();
                 let mut at = nla_str(1, "pci");
                 at.extend(nla_str(2, &st.device));
                 at.extend(nla_str(98, "pds_core"));
@@ -246,7 +278,7 @@ fn serve(conn: &mut UnixStream, st: &mut State, log: &Mutex<PeerLog>) {
                 send(conn, &message(FAMILY, 0, seq, &genl(51, 1, &at)));
                 send(conn, &error(&req, 0, None));
             }
-            58 => flash(conn, st, log, &req, get(122)),
+            58 => flash(conn, state, log, &req, get(122)),
             _ => send(conn, &error(&req, -95, None)),
         }
     }
@@ -254,13 +286,16 @@ fn serve(conn: &mut UnixStream, st: &mut State, log: &Mutex<PeerLog>) {
 
 fn flash(
     conn: &mut UnixStream,
-    st: &mut State,
+    state: &Mutex<State>,
     log: &Mutex<PeerLog>,
     req: &[u8],
     file: Option<String>,
 ) {
-    let dev = st.device.clone();
-    match st.behaviour {
+    let (dev, behaviour, sysroot) = {
+        let st = state.lock().unwrap();
+        (st.device.clone(), st.behaviour, st.sysroot.clone())
+    };
+    match behaviour {
         FlashBehaviour::Busy => {
             send(
                 conn,
@@ -279,7 +314,7 @@ fn flash(
         return;
     };
     // request_firmware(): the file must be in the firmware search path.
-    let path = st.sysroot.join("lib/firmware").join(&file);
+    let path = sysroot.join("lib/firmware").join(&file);
     let Ok(bytes) = std::fs::read(&path) else {
         send(
             conn,
@@ -291,56 +326,44 @@ fn flash(
         );
         return;
     };
+    let version = String::from_utf8_lossy(bytes.split(|&b| b == b'\n').next().unwrap_or(&[]))
+        .split_whitespace()
+        .last()
+        .map(str::to_string);
     {
         let mut l = log.lock().unwrap();
         l.flashed_file = Some(file.clone());
-        let mut ar = tar::Archive::new(bytes.as_slice());
-        match ar.entries() {
-            Ok(entries) => {
-                for e in entries {
-                    let Ok(mut e) = e else {
-                        l.problems.push("a broken tar entry".into());
-                        break;
-                    };
-                    let name = e.path().unwrap().display().to_string();
-                    let mut b = Vec::new();
-                    e.read_to_end(&mut b).unwrap();
-                    if name == "MANIFEST.json" {
-                        l.flashed_manifest = serde_json::from_slice(&b).ok();
-                    }
-                    let h: String = Sha256::digest(&b)
-                        .iter()
-                        .map(|x| format!("{x:02x}"))
-                        .collect();
-                    l.flashed_entries.push((name, h));
-                }
-            }
-            Err(e) => l.problems.push(format!("not a tar package: {e}")),
-        }
+        l.flashed_sha256 = Some(
+            Sha256::digest(&bytes)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect(),
+        );
+        l.flashed_version = version.clone();
     }
     // Begin notification (cmd 58, bus/dev only), as the devlink core sends it.
     let mut bd = nla_str(1, "pci");
     bd.extend(nla_str(2, &dev));
-    send(conn, &message(FAMILY, 0, 0, &genl(58, 1, &bd)));
+    notify(state, &message(FAMILY, 0, 0, &genl(58, 1, &bd)));
     // Another device's news on the shared group, which the client must ignore.
-    send(conn, &status("0000:99:00.0", "Flash failed", 0, 0, 0));
-    send(conn, &status(&dev, "Preparing to flash", 0, 0, 0));
+    notify(state, &status("0000:99:00.0", "Flash failed", 0, 0, 0));
+    notify(state, &status(&dev, "Preparing to flash", 0, 0, 0));
     let total = bytes.len() as u64;
-    if st.behaviour == FlashBehaviour::Stall {
-        send(conn, &status(&dev, "Downloading", total / 4, total, 0));
-        // ... and then nothing, ever: hold the connection open until the client leaves.
+    if behaviour == FlashBehaviour::Stall {
+        notify(state, &status(&dev, "Downloading", total / 4, total, 0));
+        // ... and then nothing, ever: hold the request until the client goes away.
         let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
         let mut b = [0u8; 1];
         let _ = conn.read(&mut b);
         return;
     }
     for i in 1..=4u64 {
-        send(conn, &status(&dev, "Downloading", total * i / 4, total, 0));
+        notify(state, &status(&dev, "Downloading", total * i / 4, total, 0));
     }
-    send(conn, &status(&dev, "Installing", 0, 0, 25 * 60));
-    if st.behaviour == FlashBehaviour::Fail {
-        send(conn, &status(&dev, "Flash failed", 0, 0, 0));
-        send(conn, &message(FAMILY, 0, 0, &genl(59, 1, &bd)));
+    notify(state, &status(&dev, "Installing", 0, 0, 25 * 60));
+    if behaviour == FlashBehaviour::Fail {
+        notify(state, &status(&dev, "Flash failed", 0, 0, 0));
+        notify(state, &message(FAMILY, 0, 0, &genl(59, 1, &bd)));
         send(
             conn,
             &error(
@@ -351,13 +374,12 @@ fn flash(
         );
         return;
     }
-    send(conn, &status(&dev, "Selecting", 0, 0, 30));
-    send(conn, &status(&dev, "Flash done", 0, 0, 0));
-    send(conn, &message(FAMILY, 0, 0, &genl(59, 1, &bd)));
+    notify(state, &status(&dev, "Selecting", 0, 0, 30));
+    notify(state, &status(&dev, "Flash done", 0, 0, 0));
+    notify(state, &message(FAMILY, 0, 0, &genl(59, 1, &bd)));
     // The package goes to the inactive bank; the running firmware changes at the next boot.
-    let manifest = log.lock().unwrap().flashed_manifest.clone();
-    if let Some(v) = manifest.as_ref().and_then(|m| m["device_version"].as_str()) {
-        st.stored_b = v.to_string();
+    if let Some(v) = version {
+        state.lock().unwrap().stored_b = v;
     }
     send(conn, &error(req, 0, None));
 }
