@@ -87,13 +87,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let sink = sink.as_ref();
 
     // Boot options.
-    let cmdline = match &a.cmdline {
-        Some(c) => c.clone(),
-        None => std::fs::read_to_string(a.sysroot.join("proc/cmdline")).unwrap_or_default(),
-    };
-    let boot = match BootOptions::parse(&cmdline) {
+    let boot = match boot_options(&a.sysroot, a.cmdline.as_deref()) {
         Ok(b) => b,
-        Err(e) => return Ok(fail(sink, "plan", Outcome::Precondition, &e.to_string())),
+        Err(e) => return Ok(fail(sink, "plan", Outcome::Precondition, &e)),
     };
 
     // The kickstart: %pre scripts run while it is read (not on a dry run).
@@ -203,20 +199,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // Local media is read once in full before the first write, so a bad module never costs the
     // disk its old contents. Streamed (HTTP) media is verified as it is written.
     if media.is_local() && !a.skip_media_check {
-        let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
-        let step = ksinstall::report::Step::start(
-            sink,
-            "media",
-            "checking every component of the media",
-            Some(total),
-        );
-        if let Err(e) = media.verify_all(&mut |done| step.progress(done)) {
+        if let Err(e) = verify_media(&media, sink) {
             if let Some(p) = &created {
                 let _ = std::fs::remove_file(p);
             }
             return Ok(fail(sink, "media", Outcome::Media, &format!("{e:#}")));
         }
-        step.finish();
     }
     if a.dry_run {
         if a.progress == Progress::Json {
@@ -278,6 +266,30 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         );
     }
     Ok(outcome)
+}
+
+/// Hash every component of local media against its manifest, with progress: done before the
+/// first write, so that a bad module never costs the disk its old contents.
+pub(super) fn verify_media(media: &Media, sink: &dyn EventSink) -> anyhow::Result<()> {
+    let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
+    let step = ksinstall::report::Step::start(
+        sink,
+        "media",
+        "checking every component of the media",
+        Some(total),
+    );
+    media.verify_all(&mut |done| step.progress(done))?;
+    step.finish();
+    Ok(())
+}
+
+/// Boot options: the given command line, else `proc/cmdline` below the sysroot.
+pub(super) fn boot_options(sysroot: &Path, cmdline: Option<&str>) -> Result<BootOptions, String> {
+    let cmdline = match cmdline {
+        Some(c) => c.to_string(),
+        None => std::fs::read_to_string(sysroot.join("proc/cmdline")).unwrap_or_default(),
+    };
+    BootOptions::parse(&cmdline).map_err(|e| e.to_string())
 }
 
 fn run_post(

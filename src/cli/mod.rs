@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
 mod install;
+pub mod interactive;
 mod probe;
 mod validate;
 
@@ -20,6 +21,14 @@ enum Command {
     Validate(validate::Args),
     Probe(probe::Args),
     Install(install::Args),
+    Interactive(interactive::Args),
+}
+
+impl Cli {
+    /// Whether the command takes the whole screen, where log lines on stderr would garble it.
+    pub fn is_full_screen(&self) -> bool {
+        matches!(self.command, Command::Interactive(_))
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -27,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Validate(a) => validate::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Install(a) => install::run(a),
+        Command::Interactive(a) => interactive::run(a),
     }
 }
