@@ -23,6 +23,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("blkid", "util-linux"),
     ("openssl", "openssl"),
     ("xorriso", "xorriso"),
+    ("tmux", "tmux"),
 ];
 
 fn main() -> Result<()> {

@@ -364,7 +364,7 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
     };
     for d in &inv.dpus {
         lines.push(Line::styled(
-            format!("{} {} ({})", d.vendor, d.model, d.generation),
+            format!("{} {}", d.vendor, d.model),
             Style::new().add_modifier(Modifier::BOLD),
         ));
         lines.push(Line::raw(format!("  Location:   {}", d.location())));
@@ -502,6 +502,20 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
     let h = &plan.host;
     lines.push(Line::raw(format!("Keyboard: {}", h.keyboard)));
     lines.push(Line::raw(format!("Network:  {}", h.network)));
+    if !h.nameservers.is_empty() || h.hostname != "localhost" {
+        lines.push(Line::raw(format!(
+            "          host name {}, DNS {}",
+            h.hostname,
+            if h.nameservers.is_empty() {
+                "none".to_string()
+            } else {
+                h.nameservers.join(", ")
+            }
+        )));
+    }
+    if let Some(v) = h.vlan_id {
+        lines.push(Line::raw(format!("          VLAN {v}")));
+    }
     lines.push(Line::raw("Root password: set (kept as a SHA-512 hash)"));
     for d in &plan.dpus {
         lines.push(Line::raw(format!(
@@ -586,7 +600,7 @@ pub fn draw_progress(f: &mut Frame<'_>, p: &Progress, version: &str) {
     for (step, description, done, total, finished) in p.steps.iter().skip(skip) {
         let bar = match total {
             Some(t) if *t > 0 => {
-                let width = 30u64;
+                let width = 20u64;
                 let filled = (done.min(t) * width / t) as usize;
                 format!(
                     "[{}{}] {:>3}%",
@@ -596,13 +610,13 @@ pub fn draw_progress(f: &mut Frame<'_>, p: &Progress, version: &str) {
                 )
             }
             _ if *finished => "done".into(),
-            _ => "...".into(),
+            _ => "working".into(),
         };
-        let state = if *finished { "done" } else { "" };
         lines.push(Line::raw(format!(
-            "{:<8} {bar} {state} {}",
-            cut(step, 8),
-            cut(description, 24).trim_end()
+            "{} {:<27} {}",
+            cut(step, 10),
+            bar,
+            cut(description, 38).trim_end()
         )));
     }
     if let Some(e) = &p.failure {
