@@ -20,16 +20,21 @@ const BF3_SDB: &str = "naa.600a098038303053453f463045727a4a";
 const P1: u64 = 64 * 512;
 const P5: u64 = 208_896 * 512;
 
-/// A BlueField-3 host (tests/fixtures/bluefield3) whose two disks are sparse images of their
-/// sysfs sizes, and a small synthetic medium.
+/// A recorded host (tests/fixtures/NAME) whose disks are sparse images of their sysfs sizes,
+/// and a small synthetic medium.
 struct Host {
     dir: tempfile::TempDir,
 }
 
 impl Host {
     fn new() -> Host {
+        Host::of("bluefield3")
+    }
+    fn of(fixture: &str) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bluefield3");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
         let root = dir.path().join("root");
         let ok = Command::new("cp")
             .arg("-a")
@@ -38,7 +43,11 @@ impl Host {
             .status()
             .unwrap();
         assert!(ok.success());
-        for disk in ["sda", "sdb"] {
+        let disks: Vec<String> = std::fs::read_dir(root.join("dev"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for disk in disks {
             let sectors: u64 = std::fs::read_to_string(root.join(format!("sys/block/{disk}/size")))
                 .unwrap()
                 .trim()
@@ -677,6 +686,29 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     c.choose_blank_disk(0);
     c.choose_keyboard_german();
     c.set_password();
+    // A static address with a gateway off its subnet: the error is under the gateway.
+    c.press(&["Right"], &["< Static >"]);
+    c.keys(&["Tab"]);
+    c.type_text("10.1.2.3");
+    c.keys(&["Tab", "Tab"]);
+    c.type_text("192.168.1.1");
+    let s = c.press(&["Enter"], &["Error: --gateway 192.168.1.1 is not on the subnet"]);
+    let lines: Vec<&str> = s.lines().collect();
+    let under = |field: &str| {
+        let at = lines.iter().position(|l| l.contains(field)).unwrap();
+        lines[at + 1]
+    };
+    assert!(
+        under("Default gateway : 192.168.1.1").contains("Error: --gateway"),
+        "{s}"
+    );
+    assert!(
+        under("Subnet mask     :").contains("Note: network has no --netmask"),
+        "{s}"
+    );
+    // The cursor is on the field in error; up to the configuration and back to DHCP.
+    c.keys(&["Up", "Up", "Up"]);
+    c.press(&["Left"], &["< DHCP >"]);
     c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
     let s = c.press(&["Enter"], &["Confirm install"]);
     assert!(s.contains("on sda:") && s.contains(BF3_SDA), "{s}");
@@ -701,4 +733,27 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     assert_eq!(c.exit_code(), 0, "{}", c.stderr());
     assert_eq!(table(&host.disk("sdb")).len(), 5, "sdb holds the install");
     assert_eq!(hash_image(&host.disk("sda")), sda_before, "sda is untouched");
+}
+
+#[test]
+fn a_dpu_vsphere_cannot_use_is_explained_and_nothing_is_installed() {
+    let host = Host::of("bluefield1");
+    let sda_before = hash_image(&host.disk("sda"));
+    let mut c = host.console(&[]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.press(&["Enter"], &["Root password:"]);
+    c.set_password();
+    let s = c.press(&["Enter"], &["Data Processing Unit (DPU)", "This install cannot use it:"]);
+    for want in ["slot 1 (0000:af:00)", "Supported by vSphere 8: no", "does not support"] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    let s = c.press(&["Enter"], &["Confirm install", "The install cannot go ahead:"]);
+    assert!(!s.contains("F11: install"), "{s}");
+    // F11 does nothing here: the next key still works on this screen.
+    c.keys(&["F11"]);
+    c.press(&["Escape"], &["Data Processing Unit (DPU)"]);
+    c.keys(&["C-c"]);
+    assert_eq!(c.exit_code(), 1);
+    assert_eq!(hash_image(&host.disk("sda")), sda_before, "nothing is written");
 }

@@ -592,13 +592,20 @@ impl App {
         let (parsed, network_line, spans) = self.parse();
         let n = &mut self.network;
         n.notes.clear();
+        let shown = n.fields();
         let field_of = |d: &Diagnostic| -> NetField {
             spans
                 .iter()
                 .find(|(_, from, to)| (*from..=*to).contains(&d.span.col))
                 .map(|(f, ..)| *f)
-                // A finding about the whole line (e.g. static without an address).
-                .unwrap_or(if n.dhcp { NetField::Mode } else { NetField::Ip })
+                // A finding about the whole line names the option it misses ("no --netmask").
+                .or_else(|| {
+                    shown
+                        .iter()
+                        .copied()
+                        .find(|f| d.message.contains(&format!("--{}", f.option())))
+                })
+                .unwrap_or(NetField::Mode)
         };
         let mut blocked = false;
         for d in parsed
