@@ -655,3 +655,122 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::crossterm::event::KeyEvent;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn app(dir: &std::path::Path) -> App {
+        let sysroot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain");
+        ksinstall::media::synth::mkmedia(&ksinstall::media::synth::Options {
+            out: dir.join("media"),
+            size: 16 << 20,
+            version: "8.0.3".into(),
+            seed: 1,
+        })
+        .unwrap();
+        App::new(Context {
+            inventory: Inventory::read(&sysroot).unwrap(),
+            media: Media::open(&dir.join("media").display().to_string()).unwrap(),
+            sysroot,
+            boot: BootOptions::parse("").unwrap(),
+        })
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.key(key(KeyCode::Char(c)));
+        }
+    }
+
+    #[test]
+    fn forward_to_the_confirmation_and_esc_back_to_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = app(dir.path());
+        let mut seen = vec![a.screen];
+        for k in [KeyCode::Enter, KeyCode::F(11), KeyCode::Enter, KeyCode::Enter] {
+            assert_eq!(a.key(key(k)), Step::Stay);
+            seen.push(a.screen);
+        }
+        typed(&mut a, "Console-Pass-42x");
+        a.key(key(KeyCode::Enter));
+        typed(&mut a, "Console-Pass-42x");
+        a.key(key(KeyCode::Enter));
+        assert!(a.password.first.is_empty() && a.password.second.is_empty());
+        let hash = a.answers.root_hash.clone().unwrap();
+        assert!(hash.starts_with("$6$") && !hash.contains("Console"));
+        seen.push(a.screen);
+        a.key(key(KeyCode::Enter));
+        seen.push(a.screen);
+        a.key(key(KeyCode::Enter));
+        seen.push(a.screen);
+        assert_eq!(
+            seen,
+            [
+                Screen::Welcome,
+                Screen::Eula,
+                Screen::Disk,
+                Screen::Keyboard,
+                Screen::Password,
+                Screen::Network,
+                Screen::Dpu,
+                Screen::Confirm
+            ]
+        );
+        assert!(matches!(a.planned, Some(Ok(_))), "a blank disk plans");
+        assert_eq!(a.key(key(KeyCode::F(11))), Step::Install);
+        let mut back = vec![a.screen];
+        while a.key(key(KeyCode::Esc)) == Step::Stay {
+            back.push(a.screen);
+        }
+        seen.reverse();
+        assert_eq!(back, seen);
+    }
+
+    #[test]
+    fn the_answers_are_a_kickstart_the_parser_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = app(dir.path());
+        a.answers.disk = Some(0);
+        a.answers.vmfs = Some(VmfsChoice::Overwrite);
+        a.answers.keyboard = KEYBOARDS.iter().position(|k| *k == "Swiss German").unwrap();
+        a.answers.root_hash = Some(password::sha512_crypt("Console-Pass-42x").unwrap());
+        a.network.dhcp = false;
+        a.network.ip = "10.0.0.5".into();
+        a.network.netmask = "255.255.255.0".into();
+        a.network.nameservers = "10.0.0.2, 10.0.0.3".into();
+        a.network.hostname = "esx 7".into();
+        a.network.vlan = "20".into();
+        // The parser's finding is shown next to the field it is about.
+        a.screen = Screen::Network;
+        a.submit_network();
+        assert_eq!(a.screen, Screen::Network);
+        let errors: Vec<_> = a.network.notes.iter().filter(|n| n.2).collect();
+        assert_eq!(errors.len(), 1, "{:?}", a.network.notes);
+        assert_eq!(errors[0].0, NetField::Hostname);
+        assert!(a.network.notes.iter().any(|n| n.0 == NetField::Gateway && !n.2));
+        assert_eq!(a.network.focused(), NetField::Hostname);
+        a.network.hostname = "esx7.example".into();
+        let (parsed, ..) = a.parse();
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let ks = &parsed.kickstart;
+        assert_eq!(ks.keyboard.as_ref().unwrap().layout, "Swiss German");
+        let n = ks.network.as_ref().unwrap();
+        assert_eq!(n.hostname.as_deref(), Some("esx7.example"));
+        assert_eq!(n.nameservers.len(), 2);
+        assert_eq!(n.vlan_id, Some(20));
+        assert!(ks.action.as_ref().unwrap().overwrite_vmfs);
+        // What --save-ks writes reads back as the same model.
+        let printed = kickstart::print(ks);
+        let mut loader = kickstart::FsLoader::new("/nonexistent");
+        let again = kickstart::parse("saved", "saved", printed.as_bytes(), &mut loader, None);
+        assert!(!again.has_errors(), "{:?}", again.diagnostics);
+        assert_eq!(again.kickstart.network.as_ref().unwrap().ip, n.ip);
+        assert_eq!(again.kickstart.root_password.unwrap().hash, ks.root_password.clone().unwrap().hash);
+    }
+}
