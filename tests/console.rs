@@ -1,9 +1,6 @@
 //! `ksinstall interactive` driven as a person would: the real binary in a real terminal (tmux,
 //! 80x24), keys sent with `send-keys`, the screen read with `capture-pane`. What it installs is
 //! judged with the same real tools as the scripted install (`sgdisk`, `fsck.fat`, `mtools`).
-//!
-//! `KSINSTALL_CONSOLE_SHOTS=DIR` keeps a text capture of every screen the tests wait for, for
-//! docs/CONSOLE.md.
 
 mod common;
 
@@ -93,7 +90,6 @@ struct Console {
     socket: String,
     exit_file: PathBuf,
     stderr_file: PathBuf,
-    last: String,
 }
 
 fn sh_quote(s: &str) -> String {
@@ -127,7 +123,6 @@ impl Console {
             socket,
             exit_file,
             stderr_file,
-            last: String::new(),
         };
         c.tmux(&[
             "-f",
@@ -179,7 +174,7 @@ impl Console {
 
     /// Waits until the screen shows all of `texts`; returns that screen. Fails with the last
     /// screen after a minute.
-    fn wait_for(&mut self, texts: &[&str]) -> String {
+    fn wait_for(&self, texts: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let s = self.screen();
@@ -188,8 +183,6 @@ impl Console {
                     !s.contains(PASSWORD),
                     "the plain password is on the screen:\n{s}"
                 );
-                self.keep_shot(&s);
-                self.last = s.clone();
                 return s;
             }
             if Instant::now() > deadline {
@@ -204,23 +197,9 @@ impl Console {
 
     /// Sends keys, then waits for what they lead to: a key is only sent once the screen it is
     /// meant for is shown.
-    fn press(&mut self, keys: &[&str], then: &[&str]) -> String {
+    fn press(&self, keys: &[&str], then: &[&str]) -> String {
         self.keys(keys);
         self.wait_for(then)
-    }
-
-    fn keep_shot(&self, screen: &str) {
-        if let Some(dir) = std::env::var_os("KSINSTALL_CONSOLE_SHOTS") {
-            let title = screen
-                .lines()
-                .nth(1)
-                .and_then(|l| l.split(" -").nth(0))
-                .unwrap_or("")
-                .trim_matches(|c: char| c == '+' || c == ' ')
-                .replace([' ', '(', ')', '/'], "_");
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(Path::new(&dir).join(format!("{title}.txt")), screen);
-        }
     }
 
     /// The exit code, once the binary has ended.
@@ -247,26 +226,26 @@ impl Console {
 
     // Screen by screen, the way through.
 
-    fn accept_eula(&mut self) {
+    fn accept_eula(&self) {
         self.wait_for(&["Welcome to the installation of VMware ESXi 8.0.3"]);
         self.press(&["Enter"], &["End User License Agreement"]);
         self.press(&["F11"], &["Select a disk to install on"]);
     }
 
     /// From the disk list: the `n`th disk (0-based), expecting no overwrite question.
-    fn choose_blank_disk(&mut self, n: usize) {
+    fn choose_blank_disk(&self, n: usize) {
         for _ in 0..n {
             self.keys(&["Down"]);
         }
         self.press(&["Enter"], &["Keyboard layout", "> US Default"]);
     }
 
-    fn choose_keyboard_german(&mut self) {
+    fn choose_keyboard_german(&self) {
         self.press(&["g"], &["> German"]);
         self.press(&["Enter"], &["Root password:"]);
     }
 
-    fn set_password(&mut self) {
+    fn set_password(&self) {
         self.type_text(PASSWORD);
         self.wait_for(&["Root password:    ****************_"]);
         self.press(&["Enter"], &["Confirm password: _"]);
@@ -275,7 +254,7 @@ impl Console {
         self.press(&["Enter"], &["Configuration   : < DHCP >"]);
     }
 
-    fn static_network(&mut self) {
+    fn static_network(&self) {
         self.press(&["Right"], &["< Static >"]);
         for (value, shown) in [
             ("10.1.2.3", "IPv4 address    : 10.1.2.3"),
@@ -393,7 +372,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
     let saved = host.path("saved-ks.cfg");
     let sda = host.disk("sda");
     let sdb_before = hash_image(&host.disk("sdb"));
-    let mut c = host.console(&["--save-ks", saved.to_str().unwrap()]);
+    let c = host.console(&["--save-ks", saved.to_str().unwrap()]);
     c.accept_eula();
     let disks = c.wait_for(&["sda", "sdb", "MR9560-16i", "LUN C-Mode", "959.7 GB"]);
     assert!(disks.contains("blank"), "{disks}");
@@ -415,10 +394,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
     ] {
         assert!(confirm.contains(want), "{want:?} not in\n{confirm}");
     }
-    assert!(
-        !saved.exists(),
-        "nothing is saved or written before F11"
-    );
+    assert!(!saved.exists(), "nothing is saved or written before F11");
     assert!(
         !common::image_contains(&sda, b"EFI PART"),
         "nothing is written before F11"
@@ -435,7 +411,11 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
         .iter()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
-    assert_eq!(numbers, ["1", "5", "6", "7", "8"], "960 GB gets a datastore");
+    assert_eq!(
+        numbers,
+        ["1", "5", "6", "7", "8"],
+        "960 GB gets a datastore"
+    );
     let cfg = check_bootbank(&host, &sda, "back");
     let m = host.manifest();
     assert!(cfg.contains(&format!("build={}", m.build)), "{cfg}");
@@ -528,7 +508,10 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().to_string_lossy().into_owned(), sha256(&e.path()))
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    sha256(&e.path()),
+                )
             })
             .filter(|(n, _)| n != "ksinstall.json" && n != "boot.cfg")
             .collect();
@@ -546,7 +529,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
 fn a_weak_password_is_refused_on_its_screen() {
     let host = Host::new();
     let sda_before = hash_image(&host.disk("sda"));
-    let mut c = host.console(&[]);
+    let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
     c.press(&["Enter"], &["Root password:"]);
@@ -557,7 +540,10 @@ fn a_weak_password_is_refused_on_its_screen() {
     );
     assert!(s.contains("Root password:    ********_"), "{s}");
     assert!(s.contains("1 character class (lowercase)"), "{s}");
-    assert!(!s.contains("Configuration"), "it stays on the password screen");
+    assert!(
+        !s.contains("Configuration"),
+        "it stays on the password screen"
+    );
 
     // A strong one typed differently twice is refused next to the confirmation.
     for _ in 0.."password".len() {
@@ -630,13 +616,20 @@ fn a_vmfs_datastore_the_user_preserves_survives_the_install() {
     let marker = b"VMFS datastore contents: virtual machines live here";
     old_layout_with_datastore(&sda, marker);
     let before = table(&sda);
-    let p8_before = before.iter().find(|l| l.trim_start().starts_with("8 ")).cloned().unwrap();
+    let p8_before = before
+        .iter()
+        .find(|l| l.trim_start().starts_with("8 "))
+        .cloned()
+        .unwrap();
 
-    let mut c = host.console(&[]);
+    let c = host.console(&[]);
     c.accept_eula();
     let s = c.wait_for(&["VMFS (p8)"]);
     assert!(s.contains("Warning: this disk holds data"), "{s}");
-    let s = c.press(&["Enter"], &["The disk holds data", "Go back: choose another disk"]);
+    let s = c.press(
+        &["Enter"],
+        &["The disk holds data", "Go back: choose another disk"],
+    );
     for want in [
         "VMFS datastore may hold virtual machines",
         "> Overwrite: erase the whole disk",
@@ -657,16 +650,29 @@ fn a_vmfs_datastore_the_user_preserves_survives_the_install() {
     ] {
         assert!(s.contains(want), "{want:?} not in\n{s}");
     }
-    assert!(!s.contains("partition 8 (datastore1)"), "8 is not erased:\n{s}");
+    assert!(
+        !s.contains("partition 8 (datastore1)"),
+        "8 is not erased:\n{s}"
+    );
     c.press(&["F11"], &["Installation complete"]);
     c.keys(&["Enter"]);
     assert_eq!(c.exit_code(), 0, "{}", c.stderr());
 
     let after = table(&sda);
-    let p8_after = after.iter().find(|l| l.trim_start().starts_with("8 ")).cloned().unwrap();
-    assert_eq!(p8_after, p8_before, "partition 8 keeps its place, type and name");
+    let p8_after = after
+        .iter()
+        .find(|l| l.trim_start().starts_with("8 "))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        p8_after, p8_before,
+        "partition 8 keeps its place, type and name"
+    );
     assert!(p8_after.contains("FB00") && p8_after.contains("datastore1"));
-    let numbers: Vec<&str> = after.iter().filter_map(|l| l.split_whitespace().next()).collect();
+    let numbers: Vec<&str> = after
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(numbers, ["1", "5", "6", "7", "8"]);
     let mut f = std::fs::File::open(&sda).unwrap();
     use std::io::{Read, Seek, SeekFrom};
@@ -681,7 +687,7 @@ fn a_vmfs_datastore_the_user_preserves_survives_the_install() {
 fn going_back_from_the_confirmation_changes_the_plan() {
     let host = Host::new();
     let sda_before = hash_image(&host.disk("sda"));
-    let mut c = host.console(&[]);
+    let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
     c.choose_keyboard_german();
@@ -692,7 +698,10 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     c.type_text("10.1.2.3");
     c.keys(&["Tab", "Tab"]);
     c.type_text("192.168.1.1");
-    let s = c.press(&["Enter"], &["Error: --gateway 192.168.1.1 is not on the subnet"]);
+    let s = c.press(
+        &["Enter"],
+        &["Error: --gateway 192.168.1.1 is not on the subnet"],
+    );
     let lines: Vec<&str> = s.lines().collect();
     let under = |field: &str| {
         let at = lines.iter().position(|l| l.contains(field)).unwrap();
@@ -719,7 +728,10 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     c.press(&["Escape"], &["A password is already set"]);
     c.press(&["Escape"], &["Keyboard layout", "> German"]);
     c.press(&["Escape"], &["Select a disk to install on"]);
-    c.press(&["Down"], &["Name:     naa.600a098038303053453f463045727a4a"]);
+    c.press(
+        &["Down"],
+        &["Name:     naa.600a098038303053453f463045727a4a"],
+    );
     c.press(&["Enter"], &["Keyboard layout", "> German"]);
     c.press(&["Enter"], &["A password is already set"]);
     c.press(&["Enter"], &["Configuration   : < DHCP >"]);
@@ -727,33 +739,54 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     let s = c.press(&["Enter"], &["Confirm install", "F11: install"]);
     assert!(s.contains("on sdb:") && s.contains(BF3_SDB), "{s}");
     assert!(s.contains("500.0 GB") && !s.contains(BF3_SDA), "{s}");
-    assert!(s.contains("Keyboard: German") && s.contains("Network:  DHCP"), "{s}");
+    assert!(
+        s.contains("Keyboard: German") && s.contains("Network:  DHCP"),
+        "{s}"
+    );
     c.press(&["F11"], &["Installation complete", "installed on sdb"]);
     c.keys(&["Enter"]);
     assert_eq!(c.exit_code(), 0, "{}", c.stderr());
     assert_eq!(table(&host.disk("sdb")).len(), 5, "sdb holds the install");
-    assert_eq!(hash_image(&host.disk("sda")), sda_before, "sda is untouched");
+    assert_eq!(
+        hash_image(&host.disk("sda")),
+        sda_before,
+        "sda is untouched"
+    );
 }
 
 #[test]
 fn a_dpu_vsphere_cannot_use_is_explained_and_nothing_is_installed() {
     let host = Host::of("bluefield1");
     let sda_before = hash_image(&host.disk("sda"));
-    let mut c = host.console(&[]);
+    let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
     c.press(&["Enter"], &["Root password:"]);
     c.set_password();
-    let s = c.press(&["Enter"], &["Data Processing Unit (DPU)", "This install cannot use it:"]);
-    for want in ["slot 1 (0000:af:00)", "Supported by vSphere 8: no", "does not support"] {
+    let s = c.press(
+        &["Enter"],
+        &["Data Processing Unit (DPU)", "This install cannot use it:"],
+    );
+    for want in [
+        "slot 1 (0000:af:00)",
+        "Supported by vSphere 8: no",
+        "does not support",
+    ] {
         assert!(s.contains(want), "{want:?} not in\n{s}");
     }
-    let s = c.press(&["Enter"], &["Confirm install", "The install cannot go ahead:"]);
+    let s = c.press(
+        &["Enter"],
+        &["Confirm install", "The install cannot go ahead:"],
+    );
     assert!(!s.contains("F11: install"), "{s}");
     // F11 does nothing here: the next key still works on this screen.
     c.keys(&["F11"]);
     c.press(&["Escape"], &["Data Processing Unit (DPU)"]);
     c.keys(&["C-c"]);
     assert_eq!(c.exit_code(), 1);
-    assert_eq!(hash_image(&host.disk("sda")), sda_before, "nothing is written");
+    assert_eq!(
+        hash_image(&host.disk("sda")),
+        sda_before,
+        "nothing is written"
+    );
 }

@@ -468,7 +468,11 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
                     format!(
                         "    partition {} ({}), {}",
                         e.number,
-                        if e.name.is_empty() { "unnamed" } else { &e.name },
+                        if e.name.is_empty() {
+                            "unnamed"
+                        } else {
+                            &e.name
+                        },
                         human_size((e.last_lba + 1 - e.first_lba) * t.logical_sector_size as u64)
                     ),
                     ERROR,
@@ -596,7 +600,10 @@ pub fn draw_progress(f: &mut Frame<'_>, p: &Progress, version: &str) {
         version,
     );
     let mut lines = Vec::new();
-    let skip = p.steps.len().saturating_sub(area.height.saturating_sub(2) as usize);
+    let skip = p
+        .steps
+        .len()
+        .saturating_sub(area.height.saturating_sub(2) as usize);
     for (step, description, done, total, finished) in p.steps.iter().skip(skip) {
         let bar = match total {
             Some(t) if *t > 0 => {

@@ -164,7 +164,10 @@ pub fn run_console(sysroot: &Path, media: &str, save_ks: Option<&Path>) -> anyho
             ];
             if let Some(p) = saved {
                 l.push(String::new());
-                l.push(format!("Your answers are saved as a kickstart: {}", p.display()));
+                l.push(format!(
+                    "Your answers are saved as a kickstart: {}",
+                    p.display()
+                ));
                 l.push("`ksinstall install --ks FILE` repeats this install on other hosts.".into());
             }
             l
@@ -173,7 +176,10 @@ pub fn run_console(sysroot: &Path, media: &str, save_ks: Option<&Path>) -> anyho
             format!("The install failed in step {}:", e.step),
             e.message.clone(),
             String::new(),
-            format!("Exit code {}. The disk may not boot: fix the cause and install again.", e.outcome as u8),
+            format!(
+                "Exit code {}. The disk may not boot: fix the cause and install again.",
+                e.outcome as u8
+            ),
         ],
     };
     loop {
@@ -223,11 +229,7 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        let _ = execute!(
-            self.term.backend_mut(),
-            LeaveAlternateScreen,
-            cursor::Show
-        );
+        let _ = execute!(self.term.backend_mut(), LeaveAlternateScreen, cursor::Show);
         let _ = terminal::disable_raw_mode();
     }
 }

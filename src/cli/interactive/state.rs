@@ -202,11 +202,7 @@ impl NetworkForm {
 
 /// Quote a value for the kickstart reader (POSIX shlex), as the printer does.
 fn quote(v: &str) -> String {
-    if !v.is_empty()
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || "'\"\\#".contains(c))
-    {
+    if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || "'\"\\#".contains(c)) {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\'', "'\"'\"'"))
@@ -254,9 +250,11 @@ pub fn needs_vmfs_choice(c: &DiskContent) -> bool {
         || !c.vmfsl.is_empty()
         || !c.vsan.is_empty()
         || c.esx.is_some()
-        || matches!(c.table, PartitionTable::Unknown | PartitionTable::Unreadable)
-        || c
-            .mbr_partitions
+        || matches!(
+            c.table,
+            PartitionTable::Unknown | PartitionTable::Unreadable
+        )
+        || c.mbr_partitions
             .iter()
             .any(|p| matches!(p.os_type, 0xFB | 0xFC))
 }
@@ -303,7 +301,9 @@ impl App {
     }
 
     pub fn chosen_disk(&self) -> Option<&ksinstall::inventory::Disk> {
-        self.answers.disk.and_then(|i| self.ctx.inventory.disks.get(i))
+        self.answers
+            .disk
+            .and_then(|i| self.ctx.inventory.disks.get(i))
     }
 
     fn back(&mut self) -> Step {
@@ -693,7 +693,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = app(dir.path());
         let mut seen = vec![a.screen];
-        for k in [KeyCode::Enter, KeyCode::F(11), KeyCode::Enter, KeyCode::Enter] {
+        for k in [
+            KeyCode::Enter,
+            KeyCode::F(11),
+            KeyCode::Enter,
+            KeyCode::Enter,
+        ] {
             assert_eq!(a.key(key(k)), Step::Stay);
             seen.push(a.screen);
         }
@@ -753,7 +758,11 @@ mod tests {
         let errors: Vec<_> = a.network.notes.iter().filter(|n| n.2).collect();
         assert_eq!(errors.len(), 1, "{:?}", a.network.notes);
         assert_eq!(errors[0].0, NetField::Hostname);
-        assert!(a.network.notes.iter().any(|n| n.0 == NetField::Gateway && !n.2));
+        assert!(a
+            .network
+            .notes
+            .iter()
+            .any(|n| n.0 == NetField::Gateway && !n.2));
         assert_eq!(a.network.focused(), NetField::Hostname);
         a.network.hostname = "esx7.example".into();
         let (parsed, ..) = a.parse();
@@ -771,6 +780,9 @@ mod tests {
         let again = kickstart::parse("saved", "saved", printed.as_bytes(), &mut loader, None);
         assert!(!again.has_errors(), "{:?}", again.diagnostics);
         assert_eq!(again.kickstart.network.as_ref().unwrap().ip, n.ip);
-        assert_eq!(again.kickstart.root_password.unwrap().hash, ks.root_password.clone().unwrap().hash);
+        assert_eq!(
+            again.kickstart.root_password.unwrap().hash,
+            ks.root_password.clone().unwrap().hash
+        );
     }
 }
