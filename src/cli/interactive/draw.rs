@@ -362,6 +362,11 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
         Some(Ok(p)) => Some(&p.plan),
         _ => None,
     };
+    let findings: Vec<String> = inv
+        .dpu_findings(&[])
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
     for d in &inv.dpus {
         lines.push(Line::styled(
             format!("{} {}", d.vendor, d.model),
@@ -378,6 +383,9 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
         )));
         let action = planned.and_then(|p| p.dpus.iter().find(|x| x.address == d.address));
         match action {
+            None if findings.is_empty() => {
+                lines.push(Line::raw("  This install: no plan (see below)"));
+            }
             Some(a) => {
                 lines.push(Line::raw(format!(
                     "  Media for it: ESXi {} ({} ESXio components)",
@@ -388,14 +396,18 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
             }
             None => {
                 lines.push(Line::styled("  This install cannot use it:", WARNING));
-                for finding in inv.dpu_findings(&[]) {
+                for finding in &findings {
                     lines.push(Line::styled(format!("    {finding}"), WARNING));
                 }
             }
         }
         lines.push(Line::raw(""));
     }
-    if let Some(Err(e)) = &app.planned {
+    // A refusal the findings above already explain is not repeated.
+    if let Some(Err(e)) = app.planned.as_ref().filter(|p| match p {
+        Err(e) => !findings.iter().any(|f| e.contains(f.as_str())),
+        Ok(_) => false,
+    }) {
         lines.push(Line::styled(
             format!("The install cannot go ahead: {e}"),
             ERROR,
@@ -543,10 +555,21 @@ fn confirm(f: &mut Frame<'_>, app: &App, version: &str) {
         "Esc: back"
     };
     let area = frame_with(f, "Confirm install", help, version);
-    f.render_widget(
-        wrapped(confirm_lines(app)).scroll((app.confirm_scroll, 0)),
-        area,
-    );
+    let lines = confirm_lines(app);
+    // Rows the wrapped text takes, to say when there is more below.
+    let width = usize::from(area.width.max(1));
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let shown = usize::from(area.height);
+    let more = rows > shown + usize::from(app.confirm_scroll);
+    let [text, tail] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(u16::from(more))]).areas(area);
+    f.render_widget(wrapped(lines).scroll((app.confirm_scroll, 0)), text);
+    if more {
+        f.render_widget(
+            Paragraph::new("-- more below: Down or PgDn to read it --").style(WARNING),
+            tail,
+        );
+    }
 }
 
 /// What the install screen shows, fed by events.
