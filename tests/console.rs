@@ -69,6 +69,9 @@ impl Host {
         self.path(&format!("root/dev/{name}"))
     }
     fn console(&self, extra: &[&str]) -> Console {
+        Console::start(self.dir.path(), &self.args(extra))
+    }
+    fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             "interactive".to_string(),
             "--sysroot".into(),
@@ -77,7 +80,7 @@ impl Host {
             self.path("media").display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Console::start(self.dir.path(), &args)
+        args
     }
     fn manifest(&self) -> Manifest {
         Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
@@ -98,6 +101,11 @@ fn sh_quote(s: &str) -> String {
 
 impl Console {
     fn start(dir: &Path, args: &[String]) -> Console {
+        Console::launch(dir, args, "", (80, 24))
+    }
+
+    /// `prelude` runs in the pane's shell first (e.g. `stty`); `size` is the pane's.
+    fn launch(dir: &Path, args: &[String], prelude: &str, size: (u16, u16)) -> Console {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let socket = format!(
             "ksinstall-console-{}-{}",
@@ -113,7 +121,7 @@ impl Console {
         }
         // The exit code goes to a file; the pane stays open so the last screen can be read.
         let script = format!(
-            "{cmd} 2>{}; echo $? >{}.tmp; mv {}.tmp {}; exec sleep 3600",
+            "{prelude}{cmd} 2>{}; echo $? >{}.tmp; mv {}.tmp {}; exec sleep 3600",
             sh_quote(&stderr_file.display().to_string()),
             sh_quote(&exit_file.display().to_string()),
             sh_quote(&exit_file.display().to_string()),
@@ -130,9 +138,9 @@ impl Console {
             "new-session",
             "-d",
             "-x",
-            "80",
+            &size.0.to_string(),
             "-y",
-            "24",
+            &size.1.to_string(),
             "-s",
             "t",
             &script,
@@ -179,6 +187,8 @@ impl Console {
         loop {
             let s = self.screen();
             if texts.iter().all(|t| s.contains(t)) {
+                // What the VT font and a serial terminal show alike.
+                assert!(s.is_ascii(), "a character outside ASCII:\n{s}");
                 assert!(
                     !s.contains(PASSWORD),
                     "the plain password is on the screen:\n{s}"
@@ -770,7 +780,8 @@ fn a_dpu_vsphere_cannot_use_is_explained_and_nothing_is_installed() {
     for want in [
         "slot 1 (0000:af:00)",
         "Supported by vSphere 8: no",
-        "does not support",
+        "is a DPU that vSphere 8 does",
+        "not support (vSphere 8 supports BlueField-2 and later)",
     ] {
         assert!(s.contains(want), "{want:?} not in\n{s}");
     }
@@ -789,4 +800,31 @@ fn a_dpu_vsphere_cannot_use_is_explained_and_nothing_is_installed() {
         sda_before,
         "nothing is written"
     );
+}
+
+#[test]
+fn a_serial_line_that_reports_no_size_gets_80x24() {
+    let host = Host::new();
+    // A serial console: a dumb terminal type, and no window size from the kernel.
+    let c = Console::launch(
+        host.dir.path(),
+        &host.args(&[]),
+        "stty rows 0 cols 0; TERM=vt100 ",
+        (100, 30),
+    );
+    let s = c.wait_for(&["Welcome to the installation", "Enter: continue"]);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines[1].len(), 80, "the box is 80 wide:\n{s}");
+    assert!(
+        lines[1].starts_with("+ Welcome") && lines[1].ends_with('+'),
+        "{s}"
+    );
+    assert!(
+        lines[23].starts_with(" Enter: continue"),
+        "the help line is row 24:\n{s}"
+    );
+    assert!(lines.iter().skip(24).all(|l| l.trim().is_empty()), "{s}");
+    c.press(&["Enter"], &["End User License Agreement"]);
+    c.keys(&["C-c"]);
+    assert_eq!(c.exit_code(), 1);
 }

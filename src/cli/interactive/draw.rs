@@ -161,7 +161,11 @@ fn disks(f: &mut Frame<'_>, app: &App, version: &str) {
         ),
         Style::new().add_modifier(Modifier::BOLD),
     )];
-    for (i, d) in inv.disks.iter().enumerate() {
+    // Rows left for the table once the details below it are shown; the window follows the
+    // cursor on hosts with many disks.
+    let room = usize::from(area.height.saturating_sub(9)).max(3);
+    let first = app.disk_cursor.saturating_sub(room - 1);
+    for (i, d) in inv.disks.iter().enumerate().skip(first).take(room) {
         let row = format!(
             "{} {} {} {} {} {}",
             if i == app.disk_cursor { ">" } else { " " },
@@ -179,6 +183,13 @@ fn disks(f: &mut Frame<'_>, app: &App, version: &str) {
     }
     if inv.disks.is_empty() {
         lines.push(Line::styled("  No disks were found.", ERROR));
+    }
+    if inv.disks.len() > room {
+        lines.push(Line::raw(format!(
+            "  (disk {} of {}: Up/Down to see the others)",
+            app.disk_cursor + 1,
+            inv.disks.len()
+        )));
     }
     lines.push(Line::raw(""));
     if let Some(d) = inv.disks.get(app.disk_cursor) {
@@ -485,7 +496,10 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
                         } else {
                             &e.name
                         },
-                        human_size((e.last_lba + 1 - e.first_lba) * t.logical_sector_size as u64)
+                        human_size(
+                            (e.last_lba.saturating_add(1).saturating_sub(e.first_lba))
+                                .saturating_mul(u64::from(t.logical_sector_size))
+                        )
                     ),
                     ERROR,
                 ));

@@ -20,7 +20,8 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, KeyCode, KeyEventKind};
 use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::crossterm::{cursor, execute};
-use ratatui::Terminal;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 
 use state::{App, Context, Step};
 
@@ -222,7 +223,18 @@ impl Screen {
         terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
         let mut out = std::io::stdout();
         execute!(out, EnterAlternateScreen, cursor::Hide).context("taking the screen")?;
-        let term = Terminal::new(CrosstermBackend::new(out)).context("opening the terminal")?;
+        let mut term = Terminal::new(CrosstermBackend::new(out)).context("opening the terminal")?;
+        // A serial line often reports no size: draw for the 80x24 every console has.
+        let size = term.size().unwrap_or_default();
+        if size.width == 0 || size.height == 0 {
+            term = Terminal::with_options(
+                CrosstermBackend::new(std::io::stdout()),
+                TerminalOptions {
+                    viewport: Viewport::Fixed(Rect::new(0, 0, 80, 24)),
+                },
+            )
+            .context("opening the terminal")?;
+        }
         Ok(Screen { term })
     }
 }

@@ -259,6 +259,12 @@ pub fn needs_vmfs_choice(c: &DiskContent) -> bool {
             .any(|p| matches!(p.os_type, 0xFB | 0xFC))
 }
 
+/// A character typed as text, not a Ctrl or Alt chord.
+fn typed(k: &KeyEvent) -> bool {
+    !k.modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+}
+
 impl App {
     pub fn new(ctx: Context) -> App {
         let keyboard = KEYBOARDS
@@ -470,7 +476,7 @@ impl App {
                 };
                 field.pop();
             }
-            KeyCode::Char(c) => {
+            KeyCode::Char(c) if typed(&k) => {
                 let field = if p.focus == 0 {
                     &mut p.first
                 } else {
@@ -534,7 +540,7 @@ impl App {
                     v.pop();
                 }
             }
-            KeyCode::Char(c) if !c.is_control() => {
+            KeyCode::Char(c) if typed(&k) && !c.is_control() => {
                 if let Some(v) = n.value_mut(focused) {
                     v.push(c);
                 }
