@@ -239,6 +239,9 @@ fn vmfs(f: &mut Frame<'_>, app: &App, version: &str) {
     lines.push(Line::raw(""));
     for (i, c) in app.vmfs_choices().iter().enumerate() {
         let label = match c {
+            VmfsChoice::Overwrite if !d.content.vsan.is_empty() => {
+                "Overwrite: erase the whole disk, its vSAN disk group included".into()
+            }
             VmfsChoice::Overwrite => "Overwrite: erase the whole disk, datastores included".into(),
             VmfsChoice::Preserve => format!(
                 "Preserve: keep the VMFS datastore (partition {}), replace the rest",

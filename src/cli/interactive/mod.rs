@@ -183,6 +183,10 @@ pub fn run_console(sysroot: &Path, media: &str, save_ks: Option<&Path>) -> anyho
             ),
         ],
     };
+    // Keys pressed while installing must not dismiss the result unseen.
+    while event::poll(Duration::ZERO).context("reading the keyboard")? {
+        event::read().context("reading the keyboard")?;
+    }
     loop {
         screen
             .term

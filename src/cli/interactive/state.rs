@@ -562,7 +562,16 @@ impl App {
             install.push_str(&format!(" --disk={}", quote(&d.name)));
         }
         match self.answers.vmfs {
-            Some(VmfsChoice::Overwrite) => install.push_str(" --overwritevmfs"),
+            Some(VmfsChoice::Overwrite) => {
+                install.push_str(" --overwritevmfs");
+                // The overwrite screen names a vSAN disk group among what is erased.
+                if self
+                    .chosen_disk()
+                    .is_some_and(|d| !d.content.vsan.is_empty())
+                {
+                    install.push_str(" --overwritevsan");
+                }
+            }
             Some(VmfsChoice::Preserve) => install.push_str(" --preservevmfs"),
             _ => {}
         }
