@@ -828,3 +828,38 @@ fn a_serial_line_that_reports_no_size_gets_80x24() {
     c.keys(&["C-c"]);
     assert_eq!(c.exit_code(), 1);
 }
+
+#[test]
+fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
+    let host = Host::new();
+    let module = host.path("media/vim.v00");
+    let mut bytes = std::fs::read(&module).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&module, bytes).unwrap();
+    let sda_before = hash_image(&host.disk("sda"));
+    let c = host.console(&[]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.press(&["Enter"], &["Root password:"]);
+    c.set_password();
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    let s = c.press(
+        &["F11"],
+        &["Installation failed", "The install failed in step media"],
+    );
+    assert!(s.contains("vim.v00"), "{s}");
+    assert!(s.contains("Exit code 4"), "{s}");
+    assert!(
+        s.contains("Nothing was written: the disk is as it was."),
+        "{s}"
+    );
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 4, "{}", c.stderr());
+    assert_eq!(
+        hash_image(&host.disk("sda")),
+        sda_before,
+        "bad media never costs the disk its contents"
+    );
+}

@@ -177,10 +177,13 @@ pub fn run_console(sysroot: &Path, media: &str, save_ks: Option<&Path>) -> anyho
             format!("The install failed in step {}:", e.step),
             e.message.clone(),
             String::new(),
-            format!(
-                "Exit code {}. The disk may not boot: fix the cause and install again.",
-                e.outcome as u8
-            ),
+            format!("Exit code {}.", e.outcome as u8),
+            // Local media is checked in full before the first write.
+            if e.step == "media" && media.is_local() {
+                "Nothing was written: the disk is as it was.".into()
+            } else {
+                "The disk may not boot: fix the cause and install again.".into()
+            },
         ],
     };
     // Keys pressed while installing must not dismiss the result unseen.
