@@ -863,3 +863,19 @@ fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
         "bad media never costs the disk its contents"
     );
 }
+
+#[test]
+fn without_a_terminal_it_refuses_at_once_and_points_to_the_scripted_install() {
+    let host = Host::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(host.args(&[]))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a terminal") && err.contains("ksinstall install --ks FILE"),
+        "{err}"
+    );
+}
