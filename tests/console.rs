@@ -93,6 +93,8 @@ struct Console {
     socket: String,
     exit_file: PathBuf,
     stderr_file: PathBuf,
+    /// tmux leaves its socket file behind after kill-server.
+    socket_path: Option<PathBuf>,
 }
 
 fn sh_quote(s: &str) -> String {
@@ -127,10 +129,11 @@ impl Console {
             sh_quote(&exit_file.display().to_string()),
             sh_quote(&exit_file.display().to_string())
         );
-        let c = Console {
+        let mut c = Console {
             socket,
             exit_file,
             stderr_file,
+            socket_path: None,
         };
         c.tmux(&[
             "-f",
@@ -145,6 +148,9 @@ impl Console {
             "t",
             &script,
         ]);
+        c.socket_path = Some(PathBuf::from(
+            c.tmux(&["display-message", "-p", "#{socket_path}"]).trim(),
+        ));
         c
     }
 
@@ -291,6 +297,9 @@ impl Drop for Console {
             .arg(&self.socket)
             .arg("kill-server")
             .output();
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
