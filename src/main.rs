@@ -6,10 +6,16 @@ use ksinstall::exit::Outcome;
 mod cli;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fatfs=error"))
+    let args = cli::Cli::try_parse();
+    // A full-screen command logs only when asked (RUST_LOG, with stderr sent elsewhere).
+    let default_filter = match &args {
+        Ok(a) if a.is_full_screen() => "off",
+        _ => "warn,fatfs=error",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
         .format_timestamp(None)
         .init();
-    let args = match cli::Cli::try_parse() {
+    let args = match args {
         Ok(a) => a,
         Err(e) => {
             // --help and --version are not failures; every real usage error is exit 1.

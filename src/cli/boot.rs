@@ -36,14 +36,21 @@ pub struct Args {
     common: Common,
 }
 
-/// What runs when the command line has no `ks=`: ESXi starts its interactive installer there.
-/// The console is built separately; until it is part of this build, this is an error (exit 3).
-pub fn start_interactive_console(_a: &Args) -> anyhow::Result<Outcome> {
-    eprintln!(
-        "ksinstall: error: no ks= on the kernel command line; the interactive console is not in \
-         this build"
-    );
-    Ok(Outcome::Precondition)
+/// What runs when the command line has no `ks=`: as ESXi does, the interactive installer, on
+/// this console, from the media given or found on the CD drive.
+pub fn start_interactive_console(a: &Args) -> anyhow::Result<Outcome> {
+    let c = &a.common;
+    let media = match &a.media {
+        Some(m) => m.clone(),
+        None => match media_on_cdrom(&c.sysroot) {
+            Ok((location, _)) => location,
+            Err(e) => {
+                eprintln!("ksinstall: error: {e}");
+                return Ok(Outcome::Media);
+            }
+        },
+    };
+    super::interactive::run_console(&c.sysroot, &media, None, &c.dpu)
 }
 
 fn describe(loc: &KsLocation) -> String {

@@ -424,17 +424,7 @@ pub fn execute(
     let mut plan = plan;
     plan.check_media &= !c.skip_media_check;
     if plan.check_media && c.dry_run {
-        let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
-        let step = ksinstall::report::Step::start(
-            sink,
-            "media",
-            "checking every component of the media",
-            Some(total),
-        );
-        if let Err(e) = media.verify_all(&mut |done| step.progress(done)) {
-            if let Some(p) = &created {
-                let _ = std::fs::remove_file(p);
-            }
+        if let Err(e) = verify_media(&media, sink) {
             return Ok(ended(fail(
                 sink,
                 "media",
@@ -442,7 +432,6 @@ pub fn execute(
                 &format!("{e:#}"),
             )));
         }
-        step.finish();
     }
     if c.dry_run {
         if c.progress == Progress::Json {
@@ -513,6 +502,33 @@ pub fn execute(
         outcome,
         reboot: plan.reboot,
     })
+}
+
+/// Hash every component of local media against its manifest, with progress: done before the
+/// first write, so that a bad module never costs the disk its old contents.
+pub(super) fn verify_media(media: &Media, sink: &dyn EventSink) -> anyhow::Result<()> {
+    let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
+    let step = ksinstall::report::Step::start(
+        sink,
+        "media",
+        "checking every component of the media",
+        Some(total),
+    );
+    media.verify_all(&mut |done| step.progress(done))?;
+    step.finish();
+    Ok(())
+}
+
+/// Boot options: the given command line, else `proc/cmdline` below the sysroot.
+pub(super) fn boot_options_at(
+    sysroot: &Path,
+    cmdline: Option<&str>,
+) -> Result<BootOptions, String> {
+    let cmdline = match cmdline {
+        Some(c) => c.to_string(),
+        None => std::fs::read_to_string(sysroot.join("proc/cmdline")).unwrap_or_default(),
+    };
+    BootOptions::parse(&cmdline).map_err(|e| e.to_string())
 }
 
 fn run_post(

@@ -5,6 +5,7 @@ use ksinstall::exit::Outcome;
 
 mod boot;
 mod install;
+pub mod interactive;
 mod probe;
 mod pxe;
 mod validate;
@@ -24,6 +25,7 @@ enum Command {
     Install(install::Args),
     Boot(boot::Args),
     Pxe(pxe::Args),
+    Interactive(interactive::Args),
 }
 
 /// How the DPUs are reached (shared by `install` and `probe`).
@@ -60,6 +62,13 @@ impl DpuArgs {
     }
 }
 
+impl Cli {
+    /// Whether the command takes the whole screen, where log lines on stderr would garble it.
+    pub fn is_full_screen(&self) -> bool {
+        matches!(self.command, Command::Interactive(_))
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Validate(a) => validate::run(a),
@@ -67,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Install(a) => install::run(a),
         Command::Boot(a) => boot::run(a),
         Command::Pxe(a) => pxe::run(a),
+        Command::Interactive(a) => interactive::run(a),
     }
 }

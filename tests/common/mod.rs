@@ -36,8 +36,8 @@ pub fn tool(name: &str) -> PathBuf {
         }
     }
     panic!(
-        "`{name}` is not installed. The storage tests check our output with real tools: run \
-         `cargo xtask test` (it installs them), or `apt-get install -y gdisk dosfstools mtools`."
+        "`{name}` is not installed. The tests check our output with real tools: run \
+         `cargo xtask test` (it installs them), or `apt-get install -y gdisk dosfstools mtools tmux`."
     );
 }
 

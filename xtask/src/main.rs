@@ -25,6 +25,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("xorriso", "xorriso"),
     ("mmd", "mtools"),
     ("grub-script-check", "grub-common"),
+    ("tmux", "tmux"),
 ];
 
 fn main() -> Result<()> {

@@ -1,0 +1,290 @@
+//! `ksinstall interactive`: the console install. A full-screen text UI asks what a kickstart
+//! says, turns the answers into the same `Kickstart` model (through the same parser), and runs
+//! the scripted install's plan and apply. See docs/CONSOLE.md.
+
+mod draw;
+pub mod state;
+
+use std::io::{IsTerminal, Stdout};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ksinstall::apply;
+use ksinstall::exit::Outcome;
+use ksinstall::inventory::Inventory;
+use ksinstall::media::Media;
+use ksinstall::report::{Event, EventSink};
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{self, KeyCode, KeyEventKind};
+use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::crossterm::{cursor, execute};
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+
+use state::{App, Context, Step};
+
+const EULA: &str = include_str!("eula.txt");
+
+/// Install ESXi from the console: a full-screen dialogue instead of a kickstart.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the hardware is read: sys/, dev/, proc/cmdline below this directory.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    sysroot: PathBuf,
+    /// The installation media: a directory (extracted ISO), an ISO image or an http(s):// URL.
+    #[arg(long, value_name = "DIR|URL")]
+    media: String,
+    /// Write the answers here as a kickstart (root password hashed), to repeat the install with
+    /// `ksinstall install --ks FILE`.
+    #[arg(long, value_name = "FILE")]
+    save_ks: Option<PathBuf>,
+    #[command(flatten)]
+    dpu: super::DpuArgs,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    run_console(&a.sysroot, &a.media, a.save_ks.as_deref(), &a.dpu)
+}
+
+/// The console install, for `interactive` and for `boot` without `ks=`.
+pub fn run_console(
+    sysroot: &Path,
+    media: &str,
+    save_ks: Option<&Path>,
+    dpu: &super::DpuArgs,
+) -> anyhow::Result<Outcome> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        eprintln!("ksinstall: error: the console install needs a terminal; use `ksinstall install --ks FILE` for a scripted install");
+        return Ok(Outcome::UsageOrIo);
+    }
+    // Everything is read before the screen is taken, so these errors print plainly.
+    let boot = match super::install::boot_options_at(sysroot, None) {
+        Ok(b) => b,
+        Err(e) => return Ok(refuse(Outcome::Precondition, &e)),
+    };
+    let inventory = match Inventory::read(sysroot) {
+        Ok(i) => i,
+        Err(e) => return Ok(refuse(Outcome::Precondition, &format!("{e:#}"))),
+    };
+    let media = match Media::open(media) {
+        Ok(m) => m,
+        Err(e) => return Ok(refuse(Outcome::Media, &format!("{e:#}"))),
+    };
+    let access = dpu.access(sysroot);
+    let dpu_observed = inventory
+        .dpus
+        .iter()
+        .filter(|d| d.supported)
+        .map(|d| ksinstall::dpu::observe(d, &access))
+        .collect();
+    let mut app = App::new(Context {
+        inventory,
+        media,
+        sysroot: sysroot.to_path_buf(),
+        boot,
+        firmware_root: dpu.firmware_root(),
+        dpu_observed,
+    });
+    let version = app.ctx.media.manifest.version.clone();
+
+    let mut screen = Screen::take()?;
+    loop {
+        screen
+            .term
+            .draw(|f| draw::draw(f, &app, EULA))
+            .context("drawing the screen")?;
+        let ev = event::read().context("reading the keyboard")?;
+        let event::Event::Key(k) = ev else { continue };
+        if k.kind != KeyEventKind::Press {
+            continue;
+        }
+        match app.key(k) {
+            Step::Stay => {}
+            Step::Quit => {
+                drop(screen);
+                eprintln!("ksinstall: the console install was left; nothing was written");
+                return Ok(Outcome::UsageOrIo);
+            }
+            Step::Install => break,
+        }
+    }
+    let Some(Ok(planned)) = app.planned.take() else {
+        anyhow::bail!("F11 without a plan");
+    };
+    let mut saved = None;
+    if let Some(path) = save_ks {
+        let text = ksinstall::kickstart::print(&planned.kickstart);
+        std::fs::write(path, text)
+            .with_context(|| format!("saving the kickstart to {}", path.display()))?;
+        saved = Some(path);
+    }
+
+    // The install: the scripted path's media check and apply, shown on the screen.
+    let sink = ScreenSink {
+        inner: Mutex::new(SinkState {
+            term: &mut screen.term,
+            progress: draw::Progress::default(),
+            drawn: None,
+        }),
+        version: version.clone(),
+    };
+    let media = &app.ctx.media;
+    let plan = &planned.plan;
+    for w in &plan.warnings {
+        sink.emit(Event::Warning {
+            step: "plan".into(),
+            message: w.clone(),
+        });
+    }
+    // apply checks the media first (plan.check_media), beside packing the DPU payload.
+    let result = apply::apply(plan, media, &sink, &access, &mut |_applied| Ok(())).map(|_| ());
+    let outcome = match &result {
+        Ok(()) => Outcome::Success,
+        Err(e) => {
+            sink.emit(Event::Failed {
+                step: e.step.clone(),
+                message: e.message.clone(),
+                exit_code: e.outcome as u8,
+            });
+            e.outcome
+        }
+    };
+    drop(sink);
+
+    let kernel = app
+        .chosen_disk()
+        .map(|d| d.kernel_name.clone())
+        .unwrap_or_default();
+    let lines = match &result {
+        Ok(()) => {
+            let mut l = vec![
+                format!(
+                    "ESXi {} (build {}) is installed on {kernel} ({}).",
+                    plan.media.version, plan.media.build, plan.target.name
+                ),
+                String::new(),
+                "What to do next:".into(),
+                "  1. Remove the installation media (USB stick, CD, virtual media).".into(),
+                format!("  2. Reboot the host; it starts ESXi from {kernel}."),
+                "  3. Manage it at the address the console shows (DCUI) after boot.".into(),
+            ];
+            if let Some(p) = saved {
+                l.push(String::new());
+                l.push(format!(
+                    "Your answers are saved as a kickstart: {}",
+                    p.display()
+                ));
+                l.push("`ksinstall install --ks FILE` repeats this install on other hosts.".into());
+            }
+            l
+        }
+        Err(e) => vec![
+            format!("The install failed in step {}:", e.step),
+            e.message.clone(),
+            String::new(),
+            format!("Exit code {}.", e.outcome as u8),
+            // Local media is checked in full before the first write.
+            if e.step == "media" && media.is_local() {
+                "Nothing was written: the disk is as it was.".into()
+            } else {
+                "The disk may not boot: fix the cause and install again.".into()
+            },
+        ],
+    };
+    // Keys pressed while installing must not dismiss the result unseen.
+    while event::poll(Duration::ZERO).context("reading the keyboard")? {
+        event::read().context("reading the keyboard")?;
+    }
+    loop {
+        screen
+            .term
+            .draw(|f| draw::draw_result(f, &lines, result.is_ok(), &version))
+            .context("drawing the screen")?;
+        if let event::Event::Key(k) = event::read().context("reading the keyboard")? {
+            if k.kind == KeyEventKind::Press && matches!(k.code, KeyCode::Enter | KeyCode::Esc) {
+                break;
+            }
+        }
+    }
+    drop(screen);
+    match &result {
+        Ok(()) => eprintln!(
+            "ksinstall: installed ESXi {} on {} ({})",
+            plan.media.build,
+            plan.target.name,
+            plan.target.path.display()
+        ),
+        Err(e) => eprintln!("ksinstall: error: {}: {}", e.step, e.message),
+    }
+    Ok(outcome)
+}
+
+fn refuse(outcome: Outcome, message: &str) -> Outcome {
+    eprintln!("ksinstall: error: {message}");
+    outcome
+}
+
+/// The terminal in raw mode on the alternate screen; given back as it was on drop, also on an
+/// error.
+struct Screen {
+    term: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Screen {
+    fn take() -> anyhow::Result<Screen> {
+        terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
+        let mut out = std::io::stdout();
+        execute!(out, EnterAlternateScreen, cursor::Hide).context("taking the screen")?;
+        let mut term = Terminal::new(CrosstermBackend::new(out)).context("opening the terminal")?;
+        // A serial line often reports no size: draw for the 80x24 every console has.
+        let size = term.size().unwrap_or_default();
+        if size.width == 0 || size.height == 0 {
+            term = Terminal::with_options(
+                CrosstermBackend::new(std::io::stdout()),
+                TerminalOptions {
+                    viewport: Viewport::Fixed(Rect::new(0, 0, 80, 24)),
+                },
+            )
+            .context("opening the terminal")?;
+        }
+        Ok(Screen { term })
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = execute!(self.term.backend_mut(), LeaveAlternateScreen, cursor::Show);
+        let _ = terminal::disable_raw_mode();
+    }
+}
+
+struct SinkState<'a> {
+    term: &'a mut Terminal<CrosstermBackend<Stdout>>,
+    progress: draw::Progress,
+    drawn: Option<Instant>,
+}
+
+/// Shows the install's events on the screen; progress redraws at most ten times a second.
+struct ScreenSink<'a> {
+    inner: Mutex<SinkState<'a>>,
+    version: String,
+}
+
+impl EventSink for ScreenSink<'_> {
+    fn emit(&self, event: Event) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.progress.update(&event);
+        let due = s
+            .drawn
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if matches!(event, Event::Progress { .. }) && !due {
+            return;
+        }
+        s.drawn = Some(Instant::now());
+        let SinkState { term, progress, .. } = &mut *s;
+        // A screen that cannot be drawn must not stop the install.
+        let _ = term.draw(|f| draw::draw_progress(f, progress, &self.version));
+    }
+}

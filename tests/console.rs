@@ -1,0 +1,904 @@
+//! `ksinstall interactive` driven as a person would: the real binary in a real terminal (tmux,
+//! 80x24), keys sent with `send-keys`, the screen read with `capture-pane`. What it installs is
+//! judged with the same real tools as the scripted install (`sgdisk`, `fsck.fat`, `mtools`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{hash_image, run};
+use ksinstall::media::{synth, Manifest, Role};
+
+const PASSWORD: &str = "Console-Pass-42x";
+const BF3_SDA: &str = "naa.600062b212345678290a3b4c5d6e7f80";
+const BF3_SDB: &str = "naa.600a098038303053453f463045727a4a";
+const P1: u64 = 64 * 512;
+const P5: u64 = 208_896 * 512;
+
+/// A recorded host (tests/fixtures/NAME) whose disks are sparse images of their sysfs sizes,
+/// and a small synthetic medium.
+struct Host {
+    dir: tempfile::TempDir,
+    /// The host's BlueField behind rshim's device files, for fixtures that have one.
+    _dpu: Option<ksinstall::dpu::sim::RshimSim>,
+}
+
+impl Host {
+    fn new() -> Host {
+        Host::of("bluefield3")
+    }
+    fn of(fixture: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        let root = dir.path().join("root");
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&fixture)
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let disks: Vec<String> = std::fs::read_dir(root.join("dev"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for disk in disks {
+            let sectors: u64 = std::fs::read_to_string(root.join(format!("sys/block/{disk}/size")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let f = std::fs::File::create(root.join("dev").join(disk)).unwrap();
+            f.set_len(sectors * 512).unwrap();
+        }
+        synth::mkmedia(&synth::Options {
+            out: dir.path().join("media"),
+            size: ksinstall::size::parse_size("256M").unwrap(),
+            version: "8.0.3".into(),
+            seed: 3,
+        })
+        .unwrap();
+        let rshim = match fixture.file_name().and_then(|n| n.to_str()) {
+            Some("bluefield3") => Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
+            Some("bluefield2") => Some(("0000:3b:00.2", "BlueField-2(Rev 1)")),
+            _ => None,
+        };
+        let _dpu = rshim.map(|(address, info)| {
+            ksinstall::dpu::sim::RshimSim::start(
+                &root.join("dev/rshim0"),
+                ksinstall::dpu::sim::Config::new(address, info),
+            )
+            .unwrap()
+        });
+        Host { dir, _dpu }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn disk(&self, name: &str) -> PathBuf {
+        self.path(&format!("root/dev/{name}"))
+    }
+    fn console(&self, extra: &[&str]) -> Console {
+        Console::start(self.dir.path(), &self.args(extra))
+    }
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "interactive".to_string(),
+            "--sysroot".into(),
+            self.path("root").display().to_string(),
+            "--media".into(),
+            self.path("media").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+    fn manifest(&self) -> Manifest {
+        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+    }
+}
+
+/// One tmux server on its own socket, running the binary in an 80x24 pane; killed on drop, also
+/// when the test fails.
+struct Console {
+    socket: String,
+    exit_file: PathBuf,
+    stderr_file: PathBuf,
+    /// tmux leaves its socket file behind after kill-server.
+    socket_path: Option<PathBuf>,
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+impl Console {
+    fn start(dir: &Path, args: &[String]) -> Console {
+        Console::launch(dir, args, "", (80, 24))
+    }
+
+    /// `prelude` runs in the pane's shell first (e.g. `stty`); `size` is the pane's.
+    fn launch(dir: &Path, args: &[String], prelude: &str, size: (u16, u16)) -> Console {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let socket = format!(
+            "ksinstall-console-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let exit_file = dir.join(format!("{socket}.exit"));
+        let stderr_file = dir.join(format!("{socket}.stderr"));
+        let mut cmd = sh_quote(env!("CARGO_BIN_EXE_ksinstall"));
+        for a in args {
+            cmd.push(' ');
+            cmd.push_str(&sh_quote(a));
+        }
+        // The exit code goes to a file; the pane stays open so the last screen can be read.
+        let script = format!(
+            "{prelude}{cmd} 2>{}; echo $? >{}.tmp; mv {}.tmp {}; exec sleep 3600",
+            sh_quote(&stderr_file.display().to_string()),
+            sh_quote(&exit_file.display().to_string()),
+            sh_quote(&exit_file.display().to_string()),
+            sh_quote(&exit_file.display().to_string())
+        );
+        let mut c = Console {
+            socket,
+            exit_file,
+            stderr_file,
+            socket_path: None,
+        };
+        c.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            &size.0.to_string(),
+            "-y",
+            &size.1.to_string(),
+            "-s",
+            "t",
+            &script,
+        ]);
+        c.socket_path = Some(PathBuf::from(
+            c.tmux(&["display-message", "-p", "#{socket_path}"]).trim(),
+        ));
+        c
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new(common::tool("tmux"))
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// Named keys (`Enter`, `Escape`, `F11`, `Down`, ...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Text typed as it is.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+    }
+
+    /// Waits until the screen shows all of `texts`; returns that screen. Fails with the last
+    /// screen after a minute.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.screen();
+            if texts.iter().all(|t| s.contains(t)) {
+                // What the VT font and a serial terminal show alike.
+                assert!(s.is_ascii(), "a character outside ASCII:\n{s}");
+                assert!(
+                    !s.contains(PASSWORD),
+                    "the plain password is on the screen:\n{s}"
+                );
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited a minute for {texts:?}; the screen shows:\n{s}\nstderr: {}",
+                    std::fs::read_to_string(&self.stderr_file).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends keys, then waits for what they lead to: a key is only sent once the screen it is
+    /// meant for is shown.
+    fn press(&self, keys: &[&str], then: &[&str]) -> String {
+        self.keys(keys);
+        self.wait_for(then)
+    }
+
+    /// The exit code, once the binary has ended.
+    fn exit_code(&self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.exit_file.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "ksinstall did not end; the screen shows:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&self.exit_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_file).unwrap_or_default()
+    }
+
+    // Screen by screen, the way through.
+
+    fn accept_eula(&self) {
+        self.wait_for(&["Welcome to the installation of VMware ESXi 8.0.3"]);
+        self.press(&["Enter"], &["End User License Agreement"]);
+        self.press(&["F11"], &["Select a disk to install on"]);
+    }
+
+    /// From the disk list: the `n`th disk (0-based), expecting no overwrite question.
+    fn choose_blank_disk(&self, n: usize) {
+        for _ in 0..n {
+            self.keys(&["Down"]);
+        }
+        self.press(&["Enter"], &["Keyboard layout", "> US Default"]);
+    }
+
+    fn choose_keyboard_german(&self) {
+        self.press(&["g"], &["> German"]);
+        self.press(&["Enter"], &["Root password:"]);
+    }
+
+    fn set_password(&self) {
+        self.type_text(PASSWORD);
+        self.wait_for(&["Root password:    ****************_"]);
+        self.press(&["Enter"], &["Confirm password: _"]);
+        self.type_text(PASSWORD);
+        self.wait_for(&["Confirm password: ****************_"]);
+        self.press(&["Enter"], &["Configuration   : < DHCP >"]);
+    }
+
+    fn static_network(&self) {
+        self.press(&["Right"], &["< Static >"]);
+        for (value, shown) in [
+            ("10.1.2.3", "IPv4 address    : 10.1.2.3"),
+            ("255.255.255.0", "Subnet mask     : 255.255.255.0"),
+            ("10.1.2.1", "Default gateway : 10.1.2.1"),
+            ("10.1.2.2", "DNS servers     : 10.1.2.2"),
+            ("esx1.example", "Host name       : esx1.example"),
+        ] {
+            self.keys(&["Tab"]);
+            self.type_text(value);
+            self.wait_for(&[shown]);
+        }
+        self.press(
+            &["Enter"],
+            &["Data Processing Unit (DPU)", "NVIDIA BlueField-3"],
+        );
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Partition table lines of `sgdisk -p` (number, start, end, size, code, name), without the
+/// disk GUID that differs between any two installs.
+fn table(img: &Path) -> Vec<String> {
+    let (ok, v, err) = run("sgdisk", &["-v", img.to_str().unwrap()]);
+    assert!(ok && v.contains("No problems found"), "{v}{err}");
+    let (ok, p, err) = run("sgdisk", &["-p", img.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    p.lines()
+        .skip_while(|l| !l.starts_with("Number"))
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+fn mtype(img: &Path, offset: u64, file: &str) -> String {
+    let (ok, out, err) = run(
+        "mtype",
+        &["-i", &format!("{}@@{offset}", img.display()), file],
+    );
+    assert!(ok, "mtype {file}: {err}");
+    out
+}
+
+fn sha256(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The boot bank's files, copied out with mcopy, hash to the media's manifest; returns the
+/// bank's boot.cfg.
+fn check_bootbank(host: &Host, img: &Path, to: &str) -> String {
+    let back = host.path(to);
+    std::fs::create_dir(&back).unwrap();
+    let (ok, _, err) = run(
+        "mcopy",
+        &[
+            "-s",
+            "-n",
+            "-i",
+            &format!("{}@@{P5}", img.display()),
+            "::/",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let m = host.manifest();
+    let modules: Vec<_> = m
+        .components
+        .iter()
+        .filter(|c| c.role == Role::Kernel || c.role == Role::Module)
+        .collect();
+    assert_eq!(modules.len(), 111);
+    for c in modules {
+        assert_eq!(sha256(&back.join(&c.path)), c.sha256, "{}", c.path);
+    }
+    for (n, first, last) in [
+        (1u32, 64u64, 204_863u64),
+        (5, 208_896, 8_595_455),
+        (6, 8_597_504, 16_984_063),
+    ] {
+        let part = host.path(&format!("{to}-p{n}.img"));
+        common::extract(img, first * 512, (last + 1) * 512, &part);
+        let (ok, out, err) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
+        assert!(ok, "fsck.fat partition {n}: {out}{err}");
+        std::fs::remove_file(&part).unwrap();
+    }
+    let efi = mtype(img, P1, "::/EFI/BOOT/BOOTX64.EFI");
+    assert!(!efi.is_empty(), "no bootloader on the ESP");
+    mtype(img, P5, "::/boot.cfg")
+}
+
+/// The boot.cfg lines that are the same for any install of the same media and answers.
+fn stable_boot_cfg(cfg: &str) -> String {
+    cfg.lines()
+        .filter(|l| !l.starts_with("updated="))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_repeats_it() {
+    let host = Host::new();
+    let saved = host.path("saved-ks.cfg");
+    let sda = host.disk("sda");
+    let sdb_before = hash_image(&host.disk("sdb"));
+    let c = host.console(&["--save-ks", saved.to_str().unwrap()]);
+    c.accept_eula();
+    let disks = c.wait_for(&["sda", "sdb", "MR9560-16i", "LUN C-Mode", "959.7 GB"]);
+    assert!(disks.contains("blank"), "{disks}");
+    c.choose_blank_disk(0);
+    c.choose_keyboard_german();
+    c.set_password();
+    c.static_network();
+    let dpu = c.wait_for(&["slot 4 (0000:ca:00)", "This install:"]);
+    assert!(dpu.contains("Supported by vSphere 8: yes"), "{dpu}");
+    let confirm = c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    for want in [
+        "on sda:",
+        BF3_SDA,
+        "ERASED: nothing: sda is blank now",
+        "Keyboard: German",
+        "static 10.1.2.3/255.255.255.0 via 10.1.2.1",
+        "host name esx1.example, DNS 10.1.2.2",
+        "DPU: NVIDIA BlueField-3 in slot 4",
+    ] {
+        assert!(confirm.contains(want), "{want:?} not in\n{confirm}");
+    }
+    assert!(!saved.exists(), "nothing is saved or written before F11");
+    assert!(
+        !common::image_contains(&sda, b"EFI PART"),
+        "nothing is written before F11"
+    );
+    c.press(&["F11"], &["Installing"]);
+    let done = c.wait_for(&["Installation complete", "Remove the installation media"]);
+    assert!(done.contains("Reboot the host"), "{done}");
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 0, "{}", c.stderr());
+    assert!(!c.stderr().contains(PASSWORD));
+
+    // Checked like the scripted install.
+    let numbers: Vec<String> = table(&sda)
+        .iter()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(
+        numbers,
+        ["1", "5", "6", "7", "8"],
+        "960 GB gets a datastore"
+    );
+    let cfg = check_bootbank(&host, &sda, "back");
+    let m = host.manifest();
+    assert!(cfg.contains(&format!("build={}", m.build)), "{cfg}");
+    assert!(cfg.contains("bootstate=0"), "{cfg}");
+    let state = Command::new("tar")
+        .arg("-xzOf")
+        .arg(host.path("back/state.tgz"))
+        .arg("local.tgz")
+        .output()
+        .unwrap();
+    assert!(state.status.success());
+    std::fs::write(host.path("local.tgz"), &state.stdout).unwrap();
+    let file = |member: &str| {
+        let o = Command::new("tar")
+            .arg("-xzOf")
+            .arg(host.path("local.tgz"))
+            .arg(member)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{member}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let shadow = file("etc/shadow");
+    assert!(shadow.starts_with("root:$6$"), "{shadow}");
+    let conf = file("etc/vmware/esx.conf");
+    for want in [
+        "/adv/Misc/HostName = \"esx1.example\"",
+        "ipv4address = \"10.1.2.3\"",
+        "/system/keymap = \"German\"",
+    ] {
+        assert!(conf.contains(want), "{want} not in\n{conf}");
+    }
+    assert!(!common::image_contains(&sda, PASSWORD.as_bytes()));
+    assert_eq!(
+        hash_image(&host.disk("sdb")),
+        sdb_before,
+        "only the chosen disk is written"
+    );
+
+    // The saved kickstart: valid, password hashed, and it repeats the install.
+    let ks = std::fs::read_to_string(&saved).unwrap();
+    assert!(!ks.contains(PASSWORD), "{ks}");
+    let hash = shadow
+        .trim_start_matches("root:")
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(
+        ks.contains(&format!("rootpw --iscrypted {hash}")),
+        "the saved hash is the installed one:\n{ks}"
+    );
+    assert!(ks.contains(&format!("install --disk={BF3_SDA}")), "{ks}");
+    let validate = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["validate", "--strict"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert_eq!(
+        validate.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let fleet = Host::new();
+    let install = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("install")
+        .arg("--ks")
+        .arg(&saved)
+        .arg("--media")
+        .arg(fleet.path("media"))
+        .arg("--sysroot")
+        .arg(fleet.path("root"))
+        .args(["--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        install.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let fleet_sda = fleet.disk("sda");
+    // `sgdisk -p` rows: number, first and last sector, size, type code, name.
+    assert_eq!(table(&fleet_sda), table(&sda), "the same partition table");
+    let fleet_cfg = check_bootbank(&fleet, &fleet_sda, "fleet-back");
+    assert_eq!(stable_boot_cfg(&fleet_cfg), stable_boot_cfg(&cfg));
+    let listing = |dir: &Path| {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    sha256(&e.path()),
+                )
+            })
+            .filter(|(n, _)| n != "ksinstall.json" && n != "boot.cfg")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listing(&fleet.path("fleet-back")),
+        listing(&host.path("back")),
+        "the same boot bank, file by file"
+    );
+}
+
+#[test]
+fn a_weak_password_is_refused_on_its_screen() {
+    let host = Host::new();
+    let sda_before = hash_image(&host.disk("sda"));
+    let c = host.console(&[]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.press(&["Enter"], &["Root password:"]);
+    c.type_text("password");
+    let s = c.press(
+        &["Enter"],
+        &["Error: the root password does not meet ESXi's default password policy"],
+    );
+    assert!(s.contains("Root password:    ********_"), "{s}");
+    assert!(s.contains("1 character class (lowercase)"), "{s}");
+    assert!(
+        !s.contains("Configuration"),
+        "it stays on the password screen"
+    );
+
+    // A strong one typed differently twice is refused next to the confirmation.
+    for _ in 0.."password".len() {
+        c.keys(&["BSpace"]);
+    }
+    c.type_text(PASSWORD);
+    c.press(&["Enter"], &["Confirm password: _"]);
+    c.type_text("Console-Pass-43x");
+    let s = c.press(&["Enter"], &["Error: the two passwords differ"]);
+    let lines: Vec<&str> = s.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Confirm password:"))
+        .unwrap();
+    assert!(
+        lines[at + 1].contains("Error: the two passwords differ"),
+        "the error is under its field:\n{s}"
+    );
+
+    // Leaving writes nothing.
+    c.press(&["Escape"], &["Keyboard layout"]);
+    c.press(&["Escape"], &["Select a disk to install on"]);
+    c.press(&["Escape"], &["End User License Agreement"]);
+    c.press(&["Escape"], &["Welcome to the installation"]);
+    c.keys(&["Escape"]);
+    assert_eq!(c.exit_code(), 1);
+    assert!(c.stderr().contains("nothing was written"), "{}", c.stderr());
+    assert_eq!(hash_image(&host.disk("sda")), sda_before);
+}
+
+/// ESXi 7's layout on `img` with the real sgdisk: partitions 1, 5, 6, 7 (VMFS-L) and a VMFS
+/// datastore in 8, holding `marker` at its first sector.
+fn old_layout_with_datastore(img: &Path, marker: &[u8]) {
+    let (ok, _, err) = run(
+        "sgdisk",
+        &[
+            "-n",
+            "1:64:204863",
+            "-t",
+            "1:EF00",
+            "-n",
+            "5:208896:8595455",
+            "-t",
+            "5:0700",
+            "-n",
+            "6:8597504:16984063",
+            "-t",
+            "6:0700",
+            "-n",
+            "7:16986112:268435455",
+            "-t",
+            "7:4EB2EA39-7855-4790-A79E-FAE495E21F8D",
+            "-n",
+            "8:268437504:0",
+            "-t",
+            "8:FB00",
+            "-c",
+            "8:datastore1",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    common::poke(img, 268_437_504 * 512, marker);
+}
+
+#[test]
+fn a_vmfs_datastore_the_user_preserves_survives_the_install() {
+    let host = Host::new();
+    let sda = host.disk("sda");
+    let marker = b"VMFS datastore contents: virtual machines live here";
+    old_layout_with_datastore(&sda, marker);
+    let before = table(&sda);
+    let p8_before = before
+        .iter()
+        .find(|l| l.trim_start().starts_with("8 "))
+        .cloned()
+        .unwrap();
+
+    let c = host.console(&[]);
+    c.accept_eula();
+    let s = c.wait_for(&["VMFS (p8)"]);
+    assert!(s.contains("Warning: this disk holds data"), "{s}");
+    let s = c.press(
+        &["Enter"],
+        &["The disk holds data", "Go back: choose another disk"],
+    );
+    for want in [
+        "VMFS datastore may hold virtual machines",
+        "> Overwrite: erase the whole disk",
+        "Preserve: keep the VMFS datastore (partition 8)",
+    ] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    c.press(&["Down"], &["> Preserve: keep the VMFS datastore"]);
+    c.press(&["Enter"], &["Keyboard layout"]);
+    c.press(&["Enter"], &["Root password:"]);
+    c.set_password();
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    let s = c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    for want in [
+        "ERASED: everything on sda now",
+        "partition 7",
+        "KEPT: partition 8 (VMFS datastore), untouched",
+    ] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    assert!(
+        !s.contains("partition 8 (datastore1)"),
+        "8 is not erased:\n{s}"
+    );
+    c.press(&["F11"], &["Installation complete"]);
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 0, "{}", c.stderr());
+
+    let after = table(&sda);
+    let p8_after = after
+        .iter()
+        .find(|l| l.trim_start().starts_with("8 "))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        p8_after, p8_before,
+        "partition 8 keeps its place, type and name"
+    );
+    assert!(p8_after.contains("FB00") && p8_after.contains("datastore1"));
+    let numbers: Vec<&str> = after
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(numbers, ["1", "5", "6", "7", "8"]);
+    let mut f = std::fs::File::open(&sda).unwrap();
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(268_437_504 * 512)).unwrap();
+    let mut back = vec![0u8; marker.len()];
+    f.read_exact(&mut back).unwrap();
+    assert_eq!(back, marker, "the datastore's contents are untouched");
+    check_bootbank(&host, &sda, "back");
+}
+
+#[test]
+fn going_back_from_the_confirmation_changes_the_plan() {
+    let host = Host::new();
+    let sda_before = hash_image(&host.disk("sda"));
+    let c = host.console(&[]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.choose_keyboard_german();
+    c.set_password();
+    // A static address with a gateway off its subnet: the error is under the gateway.
+    c.press(&["Right"], &["< Static >"]);
+    c.keys(&["Tab"]);
+    c.type_text("10.1.2.3");
+    c.keys(&["Tab", "Tab"]);
+    c.type_text("192.168.1.1");
+    let s = c.press(
+        &["Enter"],
+        &["Error: --gateway 192.168.1.1 is not on the subnet"],
+    );
+    let lines: Vec<&str> = s.lines().collect();
+    let under = |field: &str| {
+        let at = lines.iter().position(|l| l.contains(field)).unwrap();
+        lines[at + 1]
+    };
+    assert!(
+        under("Default gateway : 192.168.1.1").contains("Error: --gateway"),
+        "{s}"
+    );
+    assert!(
+        under("Subnet mask     :").contains("Note: network has no --netmask"),
+        "{s}"
+    );
+    // The cursor is on the field in error; up to the configuration and back to DHCP.
+    c.keys(&["Up", "Up", "Up"]);
+    c.press(&["Left"], &["< DHCP >"]);
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    let s = c.press(&["Enter"], &["Confirm install"]);
+    assert!(s.contains("on sda:") && s.contains(BF3_SDA), "{s}");
+
+    // Back to the disk list, every screen on the way shown, and the other disk chosen.
+    c.press(&["Escape"], &["Data Processing Unit (DPU)"]);
+    c.press(&["Escape"], &["Configuration   : < DHCP >"]);
+    c.press(&["Escape"], &["A password is already set"]);
+    c.press(&["Escape"], &["Keyboard layout", "> German"]);
+    c.press(&["Escape"], &["Select a disk to install on"]);
+    c.press(
+        &["Down"],
+        &["Name:     naa.600a098038303053453f463045727a4a"],
+    );
+    c.press(&["Enter"], &["Keyboard layout", "> German"]);
+    c.press(&["Enter"], &["A password is already set"]);
+    c.press(&["Enter"], &["Configuration   : < DHCP >"]);
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    let s = c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    assert!(s.contains("on sdb:") && s.contains(BF3_SDB), "{s}");
+    assert!(s.contains("500.0 GB") && !s.contains(BF3_SDA), "{s}");
+    assert!(
+        s.contains("Keyboard: German") && s.contains("Network:  DHCP"),
+        "{s}"
+    );
+    c.press(&["F11"], &["Installation complete", "installed on sdb"]);
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 0, "{}", c.stderr());
+    assert_eq!(table(&host.disk("sdb")).len(), 5, "sdb holds the install");
+    assert_eq!(
+        hash_image(&host.disk("sda")),
+        sda_before,
+        "sda is untouched"
+    );
+}
+
+#[test]
+fn a_dpu_vsphere_cannot_use_is_explained_and_nothing_is_installed() {
+    let host = Host::of("bluefield1");
+    let sda_before = hash_image(&host.disk("sda"));
+    let c = host.console(&[]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.press(&["Enter"], &["Root password:"]);
+    c.set_password();
+    let s = c.press(
+        &["Enter"],
+        &["Data Processing Unit (DPU)", "This install cannot use it:"],
+    );
+    for want in [
+        "slot 1 (0000:af:00)",
+        "Supported by vSphere 8: no",
+        "is a DPU that vSphere 8 does",
+        "not support (vSphere 8 supports BlueField-2 and later)",
+    ] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    let s = c.press(
+        &["Enter"],
+        &["Confirm install", "The install cannot go ahead:"],
+    );
+    assert!(!s.contains("F11: install"), "{s}");
+    // F11 does nothing here: the next key still works on this screen.
+    c.keys(&["F11"]);
+    c.press(&["Escape"], &["Data Processing Unit (DPU)"]);
+    c.keys(&["C-c"]);
+    assert_eq!(c.exit_code(), 1);
+    assert_eq!(
+        hash_image(&host.disk("sda")),
+        sda_before,
+        "nothing is written"
+    );
+}
+
+#[test]
+fn a_serial_line_that_reports_no_size_gets_80x24() {
+    let host = Host::new();
+    // A serial console: a dumb terminal type, and no window size from the kernel.
+    let c = Console::launch(
+        host.dir.path(),
+        &host.args(&[]),
+        "stty rows 0 cols 0; TERM=vt100 ",
+        (100, 30),
+    );
+    let s = c.wait_for(&["Welcome to the installation", "Enter: continue"]);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines[1].len(), 80, "the box is 80 wide:\n{s}");
+    assert!(
+        lines[1].starts_with("+ Welcome") && lines[1].ends_with('+'),
+        "{s}"
+    );
+    assert!(
+        lines[23].starts_with(" Enter: continue"),
+        "the help line is row 24:\n{s}"
+    );
+    assert!(lines.iter().skip(24).all(|l| l.trim().is_empty()), "{s}");
+    c.press(&["Enter"], &["End User License Agreement"]);
+    c.keys(&["C-c"]);
+    assert_eq!(c.exit_code(), 1);
+}
+
+#[test]
+fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
+    let host = Host::new();
+    let module = host.path("media/vim.v00");
+    let mut bytes = std::fs::read(&module).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&module, bytes).unwrap();
+    let sda_before = hash_image(&host.disk("sda"));
+    let c = host.console(&[]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.press(&["Enter"], &["Root password:"]);
+    c.set_password();
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    let s = c.press(
+        &["F11"],
+        &["Installation failed", "The install failed in step media"],
+    );
+    assert!(s.contains("vim.v00"), "{s}");
+    assert!(s.contains("Exit code 4"), "{s}");
+    assert!(
+        s.contains("Nothing was written: the disk is as it was."),
+        "{s}"
+    );
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 4, "{}", c.stderr());
+    assert_eq!(
+        hash_image(&host.disk("sda")),
+        sda_before,
+        "bad media never costs the disk its contents"
+    );
+}
+
+#[test]
+fn without_a_terminal_it_refuses_at_once_and_points_to_the_scripted_install() {
+    let host = Host::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(host.args(&[]))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a terminal") && err.contains("ksinstall install --ks FILE"),
+        "{err}"
+    );
+}
