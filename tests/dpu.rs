@@ -239,8 +239,7 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
     let misc = std::fs::read_to_string(h.sysroot.join("dev/rshim0/misc")).unwrap();
     let last_level = misc
         .lines()
-        .filter(|l| l.starts_with("DISPLAY_LEVEL ") && !l.contains('('))
-        .last();
+        .rfind(|l| l.starts_with("DISPLAY_LEVEL ") && !l.contains('('));
     assert_eq!(last_level, Some("DISPLAY_LEVEL 0"), "{misc}");
 
     // Progress from both at once: the DPU step starts before the host's bank is done, reports

@@ -699,6 +699,8 @@ mod tests {
             media: Media::open(&dir.join("media").display().to_string()).unwrap(),
             sysroot,
             boot: BootOptions::parse("").unwrap(),
+            firmware_root: ksinstall::dpu::bundle::default_root(),
+            dpu_observed: Vec::new(),
         })
     }
 
