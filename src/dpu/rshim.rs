@@ -167,23 +167,8 @@ pub fn misc_command(dir: &Path, command: &str) -> io::Result<()> {
 }
 
 fn wait_writable(fd: i32, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n >= 0 {
-            return Ok(n > 0 && pfd.revents & (libc::POLLOUT | libc::POLLERR) != 0);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    let events = super::transport::poll_fd(fd, libc::POLLOUT, timeout)?;
+    Ok(events.is_some_and(|r| r & (libc::POLLOUT | libc::POLLERR) != 0))
 }
 
 /// Stream `payload` into `boot`. The device drains its boot FIFO as the DPU reads; a FIFO that

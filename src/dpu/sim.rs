@@ -153,21 +153,11 @@ impl Drop for RshimSim {
     }
 }
 
-fn poll_in(fd: i32, ms: i32) -> (bool, bool) {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if n <= 0 {
-        return (false, false);
+fn poll_in(fd: i32, ms: u64) -> (bool, bool) {
+    match super::transport::poll_fd(fd, libc::POLLIN, Duration::from_millis(ms)) {
+        Ok(Some(r)) => (r & libc::POLLIN != 0, r & libc::POLLHUP != 0),
+        _ => (false, false),
     }
-    (
-        pfd.revents & libc::POLLIN != 0,
-        pfd.revents & libc::POLLHUP != 0,
-    )
 }
 
 fn append_misc(dir: &Path, lines: &[String]) {

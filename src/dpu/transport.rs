@@ -54,10 +54,11 @@ impl Transport for Box<dyn Transport> {
     }
 }
 
-fn wait_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
+/// `poll(2)` one descriptor for `events`; the events that came, or `None` after `timeout`.
+pub(crate) fn poll_fd(fd: i32, events: i16, timeout: Duration) -> io::Result<Option<i16>> {
     let mut pfd = libc::pollfd {
         fd,
-        events: libc::POLLIN,
+        events,
         revents: 0,
     };
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -65,13 +66,17 @@ fn wait_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
         // SAFETY: one valid pollfd, for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n >= 0 {
-            return Ok(n > 0);
+            return Ok((n > 0).then_some(pfd.revents));
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
     }
+}
+
+fn wait_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
+    Ok(poll_fd(fd, libc::POLLIN, timeout)?.is_some())
 }
 
 /// `socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC)` with extended acks.
