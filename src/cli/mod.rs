@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
 mod boot;
+mod cluster;
+mod hcl;
 mod install;
 mod probe;
 mod pxe;
@@ -24,6 +26,12 @@ enum Command {
     Install(install::Args),
     Boot(boot::Args),
     Pxe(pxe::Args),
+    /// Rules across the hosts of a cluster (docs/FLEET.md).
+    #[command(subcommand)]
+    Cluster(cluster::Command),
+    /// DPU hardware compatibility against a table (docs/FLEET.md).
+    #[command(subcommand)]
+    Hcl(hcl::Command),
 }
 
 /// How the DPUs are reached (shared by `install` and `probe`).
@@ -67,5 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Install(a) => install::run(a),
         Command::Boot(a) => boot::run(a),
         Command::Pxe(a) => pxe::run(a),
+        Command::Cluster(c) => cluster::run(c),
+        Command::Hcl(c) => hcl::run(c),
     }
 }
