@@ -95,7 +95,12 @@ impl Rack {
 }
 
 fn cp_a(from: &Path, to: &Path) {
-    let ok = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(ok.success(), "cp -a {} {}", from.display(), to.display());
 }
 
@@ -181,7 +186,10 @@ fn rack() -> &'static Rack {
         // A firmware directory whose only BlueField-3 bundle is an older version.
         let old = dir.join("firmware-old");
         std::fs::create_dir(&old).unwrap();
-        cp_a(&repo("firmware/nvidia-bluefield-3"), &old.join("nvidia-bluefield-3"));
+        cp_a(
+            &repo("firmware/nvidia-bluefield-3"),
+            &old.join("nvidia-bluefield-3"),
+        );
         let manifest = old.join("nvidia-bluefield-3/bundle.toml");
         let text = std::fs::read_to_string(&manifest).unwrap();
         assert!(text.contains("version = \"32.44.1036\""));
@@ -277,7 +285,10 @@ fn a_rack_of_one_model_and_one_image_passes() {
     assert_eq!(o.status.code(), Some(0), "{}", text_of(&o));
     let t = text_of(&o);
     assert!(t.starts_with("OK: 2 host(s), every rule holds"), "{t}");
-    assert!(t.contains("DPU NVIDIA BlueField-3 (BlueField-3 (MT43244)): 2 host(s)"), "{t}");
+    assert!(
+        t.contains("DPU NVIDIA BlueField-3 (BlueField-3 (MT43244)): 2 host(s)"),
+        "{t}"
+    );
     let (code, v) = json_of("cluster", &args);
     assert_eq!(code, 0);
     assert_eq!(v["verdict"]["ok"], true);
@@ -295,7 +306,10 @@ fn a_host_without_a_dpu_is_named_with_the_fix() {
     assert_eq!(o.status.code(), Some(12));
     let t = text_of(&o);
     assert!(t.contains("esx-04: broken: no DPU"), "{t}");
-    assert!(t.contains("fix: fit a NVIDIA BlueField-3 in this host"), "{t}");
+    assert!(
+        t.contains("fix: fit a NVIDIA BlueField-3 in this host"),
+        "{t}"
+    );
     let (code, v) = json_of("cluster", &args);
     assert_eq!(code, 12);
     assert_eq!(broken(&v, "rule"), [pair("esx-04", "has_dpu")]);
@@ -327,12 +341,28 @@ fn another_image_build_is_named() {
     let (code, v) = json_of("cluster", &args);
     assert_eq!(code, 12);
     assert_eq!(broken(&v, "rule"), [pair("esx-05", "same_image")]);
-    let ours = v["hosts"][0]["image"]["build"].as_str().unwrap().to_string();
-    let theirs = v["hosts"][1]["image"]["build"].as_str().unwrap().to_string();
+    let ours = v["hosts"][0]["image"]["build"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = v["hosts"][1]["image"]["build"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(ours, theirs);
     let t = text_of(&check("cluster", &args));
-    assert!(t.contains(&format!("esx-05: broken: carries ESXi 8.0.3 (build {theirs})")), "{t}");
-    assert!(t.contains(&format!("install the host again from the cluster's image, ESXi 8.0.3 build {ours}")), "{t}");
+    assert!(
+        t.contains(&format!(
+            "esx-05: broken: carries ESXi 8.0.3 (build {theirs})"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "install the host again from the cluster's image, ESXi 8.0.3 build {ours}"
+        )),
+        "{t}"
+    );
 }
 
 #[test]
@@ -343,7 +373,10 @@ fn a_host_whose_install_failed_is_named() {
     assert_eq!(code, 12);
     assert_eq!(broken(&v, "rule"), [pair("esx-08", "install_succeeded")]);
     let t = text_of(&check("cluster", &args));
-    assert!(t.contains("esx-08: broken: the install ended with exit code 7 (Dpu)"), "{t}");
+    assert!(
+        t.contains("esx-08: broken: the install ended with exit code 7 (Dpu)"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -359,7 +392,10 @@ fn two_dpus_and_an_unsupported_dpu_are_found_in_probes() {
     assert_eq!(code, 12);
     assert_eq!(
         broken(&v, "rule"),
-        [pair("two-dpus", "one_dpu"), pair("bluefield1", "supported_dpu")]
+        [
+            pair("two-dpus", "one_dpu"),
+            pair("bluefield1", "supported_dpu")
+        ]
     );
     // A probe of a host with blank disks cannot tell the image: a note, not a failure.
     let notes: Vec<_> = findings(&v, "rule")
@@ -369,7 +405,10 @@ fn two_dpus_and_an_unsupported_dpu_are_found_in_probes() {
         .collect();
     assert_eq!(
         notes,
-        [pair("two-dpus", "image_known"), pair("bluefield1", "image_known")]
+        [
+            pair("two-dpus", "image_known"),
+            pair("bluefield1", "image_known")
+        ]
     );
 }
 
@@ -467,8 +506,14 @@ fn hcl_flags_old_firmware_and_recommends_the_bundle_for_those_hosts() {
         .unwrap()
         .ends_with("firmware/nvidia-bluefield-3"));
     let t = text_of(&check("hcl", &args));
-    assert!(t.contains("firmware 32.38.1002 does not pair with ESXi 8.0.3"), "{t}");
-    assert!(t.contains("recommended: NVIDIA BlueField-3 firmware 32.44.1036 for ESXi 8.0.3"), "{t}");
+    assert!(
+        t.contains("firmware 32.38.1002 does not pair with ESXi 8.0.3"),
+        "{t}"
+    );
+    assert!(
+        t.contains("recommended: NVIDIA BlueField-3 firmware 32.44.1036 for ESXi 8.0.3"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -486,7 +531,10 @@ fn hcl_flags_a_model_the_table_does_not_list() {
     let r = rack();
     let (code, v) = json_of("hcl", &[r.probe("bluefield1"), r.report("esx-01")]);
     assert_eq!(code, 12);
-    assert_eq!(broken(&v, "check"), [pair("bluefield1", "model_not_listed")]);
+    assert_eq!(
+        broken(&v, "check"),
+        [pair("bluefield1", "model_not_listed")]
+    );
 }
 
 #[test]
@@ -507,7 +555,10 @@ fn hcl_flags_a_model_an_operators_table_does_not_pair_with_the_release() {
     ];
     let (code, v) = json_of("hcl", &args);
     assert_eq!(code, 12);
-    assert_eq!(broken(&v, "check"), [pair("esx-03", "model_not_for_release")]);
+    assert_eq!(
+        broken(&v, "check"),
+        [pair("esx-03", "model_not_for_release")]
+    );
     assert_eq!(v["verdict"]["table_is_example"], false);
     // A table that is not one is an unreadable input.
     std::fs::write(&table, "[[release]]\nesxi = 8\n").unwrap();
@@ -555,6 +606,9 @@ fn hcl_flags_esxio_missing_or_of_another_build() {
     assert_eq!(code, 12);
     assert_eq!(
         broken(&v, "check"),
-        [pair("esx-01", "esxio_missing"), pair("esx-01", "esxio_other_build")]
+        [
+            pair("esx-01", "esxio_missing"),
+            pair("esx-01", "esxio_other_build")
+        ]
     );
 }

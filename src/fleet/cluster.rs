@@ -80,7 +80,7 @@ fn tally<K: PartialEq + Clone>(items: impl Iterator<Item = (K, String)>) -> Vec<
             None => groups.push((k, vec![host])),
         }
     }
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
     groups
 }
 

@@ -95,7 +95,9 @@ pub struct AvailableBundle {
 pub fn bundles_in(root: &Path) -> anyhow::Result<Vec<AvailableBundle>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
-        let dir = e.with_context(|| format!("reading {}", root.display()))?.path();
+        let dir = e
+            .with_context(|| format!("reading {}", root.display()))?
+            .path();
         let Ok(text) = std::fs::read_to_string(dir.join("bundle.toml")) else {
             continue;
         };
@@ -232,7 +234,8 @@ pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -
             Some(i) => {
                 let r = table.release(&i.version);
                 if r.is_none() && !h.dpus.is_empty() {
-                    let listed: Vec<&str> = table.releases.iter().map(|r| r.esxi.as_str()).collect();
+                    let listed: Vec<&str> =
+                        table.releases.iter().map(|r| r.esxi.as_str()).collect();
                     add(
                         Check::ReleaseNotListed,
                         Severity::Broken,
@@ -241,7 +244,11 @@ pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -
                             "ESXi {} (build {}) is not in the compatibility table (it lists {})",
                             i.version,
                             i.build,
-                            if listed.is_empty() { "no release".to_string() } else { listed.join(", ") }
+                            if listed.is_empty() {
+                                "no release".to_string()
+                            } else {
+                                listed.join(", ")
+                            }
                         ),
                     );
                 }
@@ -259,7 +266,11 @@ pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -
                         "{}: the model ({}) is not in the compatibility table{}",
                         d.describe(),
                         d.catalog_id,
-                        if d.supported { "" } else { "; vSphere 8 does not support it" }
+                        if d.supported {
+                            ""
+                        } else {
+                            "; vSphere 8 does not support it"
+                        }
                     ),
                 );
                 continue;
@@ -307,7 +318,11 @@ pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -
             };
             let model = format!("{} {}", d.vendor, d.model);
             match &d.firmware {
-                Some(fw) if pairing.firmware.iter().any(|p| compare_versions(p, fw).is_eq()) => {}
+                Some(fw)
+                    if pairing
+                        .firmware
+                        .iter()
+                        .any(|p| compare_versions(p, fw).is_eq()) => {}
                 Some(fw) => {
                     add(
                         Check::FirmwareNotPaired,
@@ -403,8 +418,8 @@ mod tests {
 
     #[test]
     fn the_shipped_table_reads_and_says_it_is_examples() {
-        let t = Table::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware/hcl.toml"))
-            .unwrap();
+        let t =
+            Table::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware/hcl.toml")).unwrap();
         assert!(t.example);
         assert!(t.release("8.0.3").is_some());
     }

@@ -58,7 +58,10 @@ impl DpuRecord {
     /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`
     pub fn describe(&self) -> String {
         match &self.slot {
-            Some(s) => format!("{} {} in slot {s} ({})", self.vendor, self.model, self.address),
+            Some(s) => format!(
+                "{} {} in slot {s} ({})",
+                self.vendor, self.model, self.address
+            ),
             None => format!("{} {} at {}", self.vendor, self.model, self.address),
         }
     }
@@ -122,7 +125,9 @@ impl HostRecord {
         let doc: Value =
             serde_json::from_slice(bytes).map_err(|e| format!("{source}: not JSON: {e}"))?;
         if !doc.is_object() {
-            return Err(format!("{source}: not a ksinstall report or probe (not an object)"));
+            return Err(format!(
+                "{source}: not a ksinstall report or probe (not an object)"
+            ));
         }
         let parsed = if doc.get("media").is_some() && doc.get("exit_code").is_some() {
             from_report(name, source, &doc)
@@ -240,7 +245,9 @@ fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, Strin
         let seen = software
             .iter()
             .find(|o| str_at(o, "address") == Some(r.address.as_str()));
-        r.firmware = seen.and_then(|o| str_at(o, "software")).and_then(firmware_in);
+        r.firmware = seen
+            .and_then(|o| str_at(o, "software"))
+            .and_then(firmware_in);
         dpus.push(r);
     }
     // The image of an installed host is the build its boot banks would boot.
@@ -283,7 +290,10 @@ mod tests {
     #[test]
     fn hosts_are_named_after_their_file_or_url() {
         assert_eq!(host_name("/tmp/rack/esx-07.json"), "esx-07");
-        assert_eq!(host_name("http://10.0.0.1/reports/esx-08.json?x=1"), "esx-08");
+        assert_eq!(
+            host_name("http://10.0.0.1/reports/esx-08.json?x=1"),
+            "esx-08"
+        );
         assert_eq!(host_name("esx-09"), "esx-09");
     }
 
@@ -293,8 +303,12 @@ mod tests {
         assert!(e.contains("neither an install report"), "{e}");
         let e = HostRecord::parse("x", "x.json", b"[1]").unwrap_err();
         assert!(e.contains("not an object"), "{e}");
-        let e = HostRecord::parse("x", "x.json", br#"{"media": {}, "exit_code": 900, "dpus": []}"#)
-            .unwrap_err();
+        let e = HostRecord::parse(
+            "x",
+            "x.json",
+            br#"{"media": {}, "exit_code": 900, "dpus": []}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("exit_code"), "{e}");
     }
 }

@@ -160,7 +160,9 @@ fn answer(stream: TcpStream, root: &Path) -> Result<bool> {
             Ok(true)
         }
         None => {
-            out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            out.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
             Ok(false)
         }
     }
@@ -336,14 +338,16 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> 
         .collect();
     let wrong_name = hosts[wrong_at].name.clone();
 
-    println!(
-        "== one host alone ({}), for comparison",
-        hosts[0].name
-    );
-    let alone = install(&bin, &work, &ks_url, &Host {
-        name: "alone".into(),
-        ..hosts[0].clone()
-    })?;
+    println!("== one host alone ({}), for comparison", hosts[0].name);
+    let alone = install(
+        &bin,
+        &work,
+        &ks_url,
+        &Host {
+            name: "alone".into(),
+            ..hosts[0].clone()
+        },
+    )?;
     if alone.exit != Some(0) {
         bail!("the lone install failed ({:?})", alone.exit);
     }
@@ -397,8 +401,12 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> 
         .args(&reports)
         .output()
         .context("running ksinstall cluster check")?;
-    let verdict: serde_json::Value = serde_json::from_slice(&check.stdout)
-        .with_context(|| format!("cluster check said: {}", String::from_utf8_lossy(&check.stderr)))?;
+    let verdict: serde_json::Value = serde_json::from_slice(&check.stdout).with_context(|| {
+        format!(
+            "cluster check said: {}",
+            String::from_utf8_lossy(&check.stderr)
+        )
+    })?;
     let broken: Vec<(String, String)> = verdict["verdict"]["findings"]
         .as_array()
         .map(Vec::as_slice)
@@ -479,7 +487,10 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> 
             check.status.code()
         );
     }
-    println!("cluster check flagged exactly {wrong_name} ({}), exit 12", o.wrong.rule());
+    println!(
+        "cluster check flagged exactly {wrong_name} ({}), exit 12",
+        o.wrong.rule()
+    );
 
     if o.write_doc {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -491,7 +502,9 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> 
                     .map(|s| s.trim().to_string())
             })
             .unwrap_or_else(|| "unknown CPU".into());
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let section = format!(
             "{HEADING}\n\nMeasured by `cargo xtask rollout --hosts {n} --jobs {jobs}` (release build; writes this section only).\n\
 A simulated rack on one machine ({cpu}, {cores} cores): {n} copies of the `bluefield3` fixture, each with a\n\
