@@ -507,8 +507,8 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> 
             .unwrap_or(1);
         let section = format!(
             "{HEADING}\n\nMeasured by `cargo xtask rollout --hosts {n} --jobs {jobs}` (release build; writes this section only).\n\
-A simulated rack on one machine ({cpu}, {cores} cores): {n} copies of the `bluefield3` fixture, each with a\n\
-BlueField-3 simulated behind rshim's files (draining at 200 MB/s), installed onto its own disk file (40 G to 480 G,\n\
+A simulated rack on one machine ({cpu}, {cores} cores): {n} hosts, copies of the `bluefield3` fixture (but the wrong one), each\n\
+DPU simulated behind rshim's files (draining at 200 MB/s), installed onto its own disk file (40 G to 480 G,\n\
 512- and 4096-byte sectors) from one kickstart served over HTTP, from a {msize} MiB synthetic 8.0.3 medium, {jobs}\n\
 installs at a time. Host {wrong} is the deliberately wrong one ({why}); `ksinstall cluster check` over the\n\
 {n} reports flagged exactly it (`{rule}`, exit 12).\n\n\
@@ -517,9 +517,10 @@ installs at a time. Host {wrong} is the deliberately wrong one ({why}); `ksinsta
 | the rack | {n} hosts in {wall:.1} s: **{ppm:.1} hosts per minute** |\n\
 | aggregate lay-down | {hmb:.0} MB at **{agg:.1} MB/s = {ratio:.2}x one host alone** |\n\
 | DPU payloads | {dmb:.0} MB through {ndpu} simulated rshim devices |\n\n\
-The machine's two cores are the limit: each install hashes every byte twice (the media check, then as it is\n\
-written) and reads it back, so at {jobs} installs at a time the cores, not the disk, are saturated; the figure\n\
-per core is what a real rack gains per installer, where every host has its own CPU and disk.\n",
+Why the aggregate is not {jobs}x: the {jobs} installs share this machine's two cores (and one disk), and each\n\
+install hashes every byte twice (the media check, then as it is written) and reads it back; not profiled\n\
+further. In a real rack every host has its own CPU and disk. The machine is shared with other jobs, so the\n\
+figures move from run to run.\n",
             n = o.hosts,
             jobs = o.jobs,
             msize = o.media_size >> 20,
