@@ -31,6 +31,11 @@ pub enum Outcome {
     DpuTransfer = 10,
     /// The DPU's driver refused the request (busy, not supported, not permitted).
     DpuRefused = 11,
+    /// `cluster check` / `hcl check`: every input was read and at least one rule is broken.
+    RuleBroken = 12,
+    /// `cluster check` / `hcl check`: an input (report, probe, table) could not be read or is
+    /// not one ksinstall wrote; nothing was judged.
+    InputUnreadable = 13,
 }
 
 impl From<Outcome> for ExitCode {

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod dpu;
 pub mod exit;
+pub mod fleet;
 pub mod http;
 pub mod inventory;
 pub mod kickstart;

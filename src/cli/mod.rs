@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use ksinstall::exit::Outcome;
 
 mod boot;
+mod cluster;
+mod hcl;
 mod install;
 pub mod interactive;
 mod probe;
@@ -26,6 +28,12 @@ enum Command {
     Boot(boot::Args),
     Pxe(pxe::Args),
     Interactive(interactive::Args),
+    /// Rules across the hosts of a cluster (docs/FLEET.md).
+    #[command(subcommand)]
+    Cluster(cluster::Command),
+    /// DPU hardware compatibility against a table (docs/FLEET.md).
+    #[command(subcommand)]
+    Hcl(hcl::Command),
 }
 
 /// How the DPUs are reached (shared by `install` and `probe`).
@@ -77,5 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Boot(a) => boot::run(a),
         Command::Pxe(a) => pxe::run(a),
         Command::Interactive(a) => interactive::run(a),
+        Command::Cluster(c) => cluster::run(c),
+        Command::Hcl(c) => hcl::run(c),
     }
 }

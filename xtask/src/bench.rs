@@ -275,7 +275,16 @@ Every byte is hashed twice by the default mode (the check before writing, then a
         host = ours_checked.secs, dpu = conc.dpu_only, stage = conc.stage_secs, both = conc.both,
         ratio = conc.both / ours_checked.secs.max(conc.dpu_only),
     );
-    std::fs::write(root.join("docs/PERFORMANCE.md"), &report)?;
+    // The `## Rollout` section is `cargo xtask rollout`'s: keep it.
+    let doc_path = root.join("docs/PERFORMANCE.md");
+    let mut report = report;
+    if let Some(rollout) = std::fs::read_to_string(&doc_path)
+        .ok()
+        .and_then(|old| super::rollout::section_of(&old, super::rollout::HEADING))
+    {
+        report = super::rollout::with_section(&report, super::rollout::HEADING, &rollout);
+    }
+    std::fs::write(&doc_path, &report)?;
     print!("{report}");
     Ok(())
 }

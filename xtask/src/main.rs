@@ -3,6 +3,7 @@
 //! - `test`: install the real tools the tests cross-check with (Debian packages, when missing and
 //!   running as root), then run the whole test suite. This is the README's test command.
 //! - `demo`: the README's first command: the installer's main job on embedded defaults.
+//! - `rollout`: a simulated rack installed in parallel and checked as one cluster (rollout.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +11,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod rollout;
 
 use ksinstall::media::synth as mkmedia;
 
@@ -36,8 +38,9 @@ fn main() -> Result<()> {
         Some("deps") => ensure_tools(),
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
         Some("bench") => bench::bench(&root(), &mut cargo()),
+        Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
             std::process::exit(1);
         }
     }

@@ -1,0 +1,306 @@
+//! The Distributed Services Engine rules across the hosts of one cluster (layout.md §DPU
+//! requirements): one supported DPU per host, the same DPU vendor and model everywhere
+//! (generations may differ), the same image version and build everywhere.
+//!
+//! What "the cluster's" model and image are is decided by majority among the hosts (the first
+//! seen wins a tie), so the odd host out is the one named, with what would fix it.
+
+use serde::Serialize;
+
+use super::{HostRecord, Image, Severity};
+
+/// The rule a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The host's install did not succeed (its report's exit code is not 0).
+    InstallSucceeded,
+    /// Every host has a DPU.
+    HasDpu,
+    /// At most one DPU per host.
+    OneDpu,
+    /// The DPU is a model vSphere 8 supports.
+    SupportedDpu,
+    /// Every DPU is the same vendor and model.
+    SameModel,
+    /// Every host carries the same image version and build.
+    SameImage,
+    /// The image could not be told (a probe of a host without an ESXi boot bank).
+    ImageKnown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub severity: Severity,
+    pub host: String,
+    pub message: String,
+    /// What would make the rule hold.
+    pub fix: String,
+}
+
+/// One DPU model present in the cluster, with its generations and hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelCount {
+    pub vendor: String,
+    pub model: String,
+    pub generations: Vec<String>,
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageCount {
+    pub version: String,
+    pub build: String,
+    pub hosts: Vec<String>,
+}
+
+/// The verdict over a set of hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterReport {
+    /// True when no rule is broken.
+    pub ok: bool,
+    pub hosts: usize,
+    /// The model the cluster is measured against (the most common one), if any host has a DPU.
+    pub expected_model: Option<ModelCount>,
+    /// The image the cluster is measured against.
+    pub expected_image: Option<ImageCount>,
+    /// Every model seen, most common first.
+    pub models: Vec<ModelCount>,
+    pub images: Vec<ImageCount>,
+    pub findings: Vec<Finding>,
+}
+
+/// Group `items` by key, keeping first-seen order, then sort by count (stable: ties keep it).
+fn tally<K: PartialEq + Clone>(items: impl Iterator<Item = (K, String)>) -> Vec<(K, Vec<String>)> {
+    let mut groups: Vec<(K, Vec<String>)> = Vec::new();
+    for (k, host) in items {
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, hosts)) => hosts.push(host),
+            None => groups.push((k, vec![host])),
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
+    groups
+}
+
+/// Check the rules over these hosts.
+pub fn check(hosts: &[HostRecord]) -> ClusterReport {
+    let mut findings = Vec::new();
+    let broken = |rule, host: &HostRecord, message: String, fix: String| Finding {
+        rule,
+        severity: Severity::Broken,
+        host: host.name.clone(),
+        message,
+        fix,
+    };
+
+    // The models of hosts with exactly one supported DPU decide what the cluster's model is.
+    let single: Vec<(&HostRecord, &super::DpuRecord)> = hosts
+        .iter()
+        .filter(|h| h.dpus.len() == 1)
+        .filter_map(|h| h.dpus.first().filter(|d| d.supported).map(|d| (h, d)))
+        .collect();
+    let models: Vec<ModelCount> = tally(
+        single
+            .iter()
+            .map(|(h, d)| ((d.vendor.clone(), d.model.clone()), h.name.clone())),
+    )
+    .into_iter()
+    .map(|((vendor, model), names)| {
+        let mut generations: Vec<String> = Vec::new();
+        for (_, d) in single
+            .iter()
+            .filter(|(_, d)| d.vendor == vendor && d.model == model)
+        {
+            if !generations.contains(&d.generation) {
+                generations.push(d.generation.clone());
+            }
+        }
+        ModelCount {
+            vendor,
+            model,
+            generations,
+            hosts: names,
+        }
+    })
+    .collect();
+    let expected_model = models.first().cloned();
+    let want_model = expected_model
+        .as_ref()
+        .map(|m| format!("{} {}", m.vendor, m.model))
+        .unwrap_or_else(|| "a supported DPU (NVIDIA BlueField-2/-3 or AMD Pensando DSC)".into());
+
+    let images: Vec<ImageCount> = tally(
+        hosts
+            .iter()
+            .filter_map(|h| h.image.clone().map(|i| (i, h.name.clone()))),
+    )
+    .into_iter()
+    .map(|(Image { version, build }, names)| ImageCount {
+        version,
+        build,
+        hosts: names,
+    })
+    .collect();
+    let expected_image = images.first().cloned();
+
+    for h in hosts {
+        if let Some(r) = &h.install {
+            if r.exit_code != 0 {
+                findings.push(broken(
+                    Rule::InstallSucceeded,
+                    h,
+                    format!(
+                        "the install ended with exit code {} ({}){}",
+                        r.exit_code,
+                        r.outcome,
+                        r.error
+                            .as_ref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    ),
+                    "fix what the error says and install the host again".into(),
+                ));
+            }
+        }
+        match h.dpus.as_slice() {
+            [] => findings.push(broken(
+                Rule::HasDpu,
+                h,
+                "no DPU: every host of a Distributed Services Engine cluster needs one".into(),
+                format!("fit a {want_model} in this host, or move it to a cluster without DPUs"),
+            )),
+            [d] if !d.supported => findings.push(broken(
+                Rule::SupportedDpu,
+                h,
+                format!("{}: not supported by vSphere 8", d.describe()),
+                format!("replace it with a {want_model}"),
+            )),
+            [d] => {
+                if let Some(m) = &expected_model {
+                    if d.vendor != m.vendor || d.model != m.model {
+                        findings.push(broken(
+                            Rule::SameModel,
+                            h,
+                            format!(
+                                "{}: the other {} host(s) carry a {} {}",
+                                d.describe(),
+                                m.hosts.len(),
+                                m.vendor,
+                                m.model
+                            ),
+                            format!(
+                                "replace it with a {} {}, or move the host to a cluster of {} {} hosts",
+                                m.vendor, m.model, d.vendor, d.model
+                            ),
+                        ));
+                    }
+                }
+            }
+            many => findings.push(broken(
+                Rule::OneDpu,
+                h,
+                format!(
+                    "{} DPUs: {}",
+                    many.len(),
+                    many.iter()
+                        .map(|d| d.describe())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                format!("leave one {want_model} in the host and take the others out"),
+            )),
+        }
+        match (&h.image, &expected_image) {
+            (Some(i), Some(e)) if i.version != e.version || i.build != e.build => {
+                findings.push(broken(
+                    Rule::SameImage,
+                    h,
+                    format!(
+                        "carries ESXi {} (build {}); {} other host(s) carry {} (build {})",
+                        i.version,
+                        i.build,
+                        e.hosts.len(),
+                        e.version,
+                        e.build
+                    ),
+                    format!(
+                        "install the host again from the cluster's image, ESXi {} build {}",
+                        e.version, e.build
+                    ),
+                ));
+            }
+            (None, _) => findings.push(Finding {
+                rule: Rule::ImageKnown,
+                severity: Severity::Note,
+                host: h.name.clone(),
+                message: "the image is not known (a probe of a host without ESXi on its disks)"
+                    .into(),
+                fix: "check it again with the host's install report".into(),
+            }),
+            _ => {}
+        }
+    }
+    ClusterReport {
+        ok: !findings.iter().any(|f| f.severity == Severity::Broken),
+        hosts: hosts.len(),
+        expected_model,
+        expected_image,
+        models,
+        images,
+        findings,
+    }
+}
+
+impl ClusterReport {
+    /// For people: the verdict, what the cluster is, and each finding with its fix.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let broken = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Broken)
+            .count();
+        let _ = writeln!(
+            out,
+            "{}: {} host(s), {}",
+            if self.ok { "OK" } else { "BROKEN" },
+            self.hosts,
+            if self.ok {
+                "every rule holds".to_string()
+            } else {
+                format!("{broken} broken rule(s)")
+            }
+        );
+        for m in &self.models {
+            let _ = writeln!(
+                out,
+                "  DPU {} {} ({}): {} host(s)",
+                m.vendor,
+                m.model,
+                m.generations.join(", "),
+                m.hosts.len()
+            );
+        }
+        for i in &self.images {
+            let _ = writeln!(
+                out,
+                "  image ESXi {} build {}: {} host(s)",
+                i.version,
+                i.build,
+                i.hosts.len()
+            );
+        }
+        for f in &self.findings {
+            let tag = match f.severity {
+                Severity::Broken => "broken",
+                Severity::Note => "note",
+            };
+            let _ = writeln!(out, "{}: {tag}: {}", f.host, f.message);
+            let _ = writeln!(out, "    fix: {}", f.fix);
+        }
+        out
+    }
+}

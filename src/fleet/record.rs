@@ -1,0 +1,314 @@
+//! One host as the fleet checks see it, read from an install report or a probe.
+//!
+//! Both documents come from outside (files, URLs), so every field is looked up defensively: a
+//! missing optional field is `None`, a missing required one is an error naming it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Which JSON the record was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// `ksinstall install --report FILE`.
+    InstallReport,
+    /// `ksinstall probe --format json`.
+    Probe,
+}
+
+/// The ESXi image a host carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    /// `8.0.3`
+    pub version: String,
+    /// `8.0.3-0.35.24280767`
+    pub build: String,
+}
+
+/// How an install ended, as its report says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallResult {
+    pub exit_code: u8,
+    pub outcome: String,
+    /// The step and message of the failure, if it failed.
+    pub error: Option<String>,
+}
+
+/// One DPU of a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DpuRecord {
+    /// The `firmware/dpus.toml` entry, e.g. `nvidia-bluefield-3`.
+    pub catalog_id: String,
+    pub vendor: String,
+    pub model: String,
+    pub generation: String,
+    /// Whether vSphere 8 supports the model (the catalog's word).
+    pub supported: bool,
+    pub address: String,
+    pub slot: Option<String>,
+    /// The firmware version the DPU was given (report) or reports running (probe), if known.
+    pub firmware: Option<String>,
+    /// The ESXio build put on the DPU (reports only).
+    pub esxio_build: Option<String>,
+    /// Whether the payload carried ESXio components (reports only; `None` from a probe).
+    pub esxio_included: Option<bool>,
+}
+
+impl DpuRecord {
+    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`
+    pub fn describe(&self) -> String {
+        match &self.slot {
+            Some(s) => format!(
+                "{} {} in slot {s} ({})",
+                self.vendor, self.model, self.address
+            ),
+            None => format!("{} {} at {}", self.vendor, self.model, self.address),
+        }
+    }
+}
+
+/// One host: its DPUs, its image and, from a report, how its install ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostRecord {
+    /// How the checks name the host (the input's name, see [`host_name`]).
+    pub name: String,
+    /// The file or URL it was read from.
+    pub source: String,
+    pub kind: RecordKind,
+    /// The hostname the kickstart set, when the report has one.
+    pub hostname: Option<String>,
+    /// The image installed (report) or found in a boot bank (probe); `None` when unknown.
+    pub image: Option<Image>,
+    pub install: Option<InstallResult>,
+    pub dpus: Vec<DpuRecord>,
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn required<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str, String> {
+    str_at(v, key).ok_or_else(|| format!("{what} has no \"{key}\""))
+}
+
+/// `8.0.3` from `8.0.3-0.35.24280767`.
+pub fn version_of_build(build: &str) -> String {
+    build.split('-').next().unwrap_or(build).to_string()
+}
+
+/// The firmware version in a software description: a DSC's `firmware 1.68.0-E-21` (devlink's
+/// running `fw`), or a payload label `ESXio 8.0.3-… + firmware 32.44.1036`.
+pub fn firmware_in(software: &str) -> Option<String> {
+    let (_, rest) = software.rsplit_once("firmware ")?;
+    let version = rest.split_whitespace().next()?;
+    let version = version.split("+ks.").next().unwrap_or(version);
+    (!version.is_empty()).then(|| version.to_string())
+}
+
+/// How to name a host read from `source`: the file name without `.json`, or the URL's last
+/// path segment likewise.
+pub fn host_name(source: &str) -> String {
+    let trimmed = source.trim_end_matches('/');
+    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    let last = last.split(['?', '#']).next().unwrap_or(last);
+    let stem = last.strip_suffix(".json").unwrap_or(last);
+    if stem.is_empty() {
+        source.to_string()
+    } else {
+        stem.to_string()
+    }
+}
+
+impl HostRecord {
+    /// Parse either JSON shape. `name` is how the host is called in findings.
+    pub fn parse(name: &str, source: &str, bytes: &[u8]) -> Result<HostRecord, String> {
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("{source}: not JSON: {e}"))?;
+        if !doc.is_object() {
+            return Err(format!(
+                "{source}: not a ksinstall report or probe (not an object)"
+            ));
+        }
+        let parsed = if doc.get("media").is_some() && doc.get("exit_code").is_some() {
+            from_report(name, source, &doc)
+        } else if doc.get("disks").is_some() && doc.get("dpus").is_some() {
+            from_probe(name, source, &doc)
+        } else {
+            Err("neither an install report (no \"media\" and \"exit_code\") nor a probe (no \"disks\" and \"dpus\")".to_string())
+        };
+        parsed.map_err(|e| format!("{source}: {e}"))
+    }
+}
+
+fn list<'a>(doc: &'a Value, key: &str) -> Result<&'a Vec<Value>, String> {
+    match doc.get(key) {
+        Some(Value::Array(a)) => Ok(a),
+        Some(Value::Null) | None => Err(format!("no \"{key}\" list")),
+        Some(_) => Err(format!("\"{key}\" is not a list")),
+    }
+}
+
+fn card(d: &Value, i: usize) -> Result<DpuRecord, String> {
+    let what = format!("DPU #{}", i + 1);
+    let catalog_id = str_at(d, "catalog_id").ok_or_else(|| {
+        format!("{what} has no \"catalog_id\" (a report from a ksinstall before fleet checks: probe the host instead)")
+    })?;
+    Ok(DpuRecord {
+        catalog_id: catalog_id.to_string(),
+        vendor: required(d, "vendor", &what)?.to_string(),
+        model: required(d, "model", &what)?.to_string(),
+        generation: str_at(d, "generation").unwrap_or("unknown").to_string(),
+        supported: d
+            .get("supported")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| format!("{what} has no \"supported\""))?,
+        address: required(d, "address", &what)?.to_string(),
+        slot: str_at(d, "slot").map(str::to_string),
+        firmware: None,
+        esxio_build: None,
+        esxio_included: None,
+    })
+}
+
+fn from_report(name: &str, source: &str, doc: &Value) -> Result<HostRecord, String> {
+    let media = doc.get("media").filter(|m| m.is_object());
+    let image = media.and_then(|m| {
+        let build = str_at(m, "build")?;
+        Some(Image {
+            version: str_at(m, "version")
+                .map(str::to_string)
+                .unwrap_or_else(|| version_of_build(build)),
+            build: build.to_string(),
+        })
+    });
+    let exit_code = doc
+        .get("exit_code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u8::try_from(c).ok())
+        .ok_or("\"exit_code\" is not a number from 0 to 255")?;
+    let error = doc.get("error").filter(|e| e.is_object()).map(|e| {
+        format!(
+            "{}: {}",
+            str_at(e, "step").unwrap_or("?"),
+            str_at(e, "message").unwrap_or("")
+        )
+    });
+    let mut dpus = Vec::new();
+    for (i, d) in list(doc, "dpus")?.iter().enumerate() {
+        let mut r = card(d, i)?;
+        if let Some(p) = d.get("payload").filter(|p| p.is_object()) {
+            let label = str_at(p, "label");
+            r.firmware = str_at(p, "firmware_version")
+                .map(str::to_string)
+                .or_else(|| label.and_then(firmware_in));
+            r.esxio_build = str_at(p, "esxio_build").map(str::to_string).or_else(|| {
+                label
+                    .and_then(|l| l.strip_prefix("ESXio "))
+                    .and_then(|l| l.split_whitespace().next())
+                    .map(str::to_string)
+            });
+            r.esxio_included = Some(
+                p.get("parts")
+                    .and_then(Value::as_array)
+                    .is_some_and(|parts| parts.iter().any(|x| str_at(x, "kind") == Some("esxio"))),
+            );
+        }
+        dpus.push(r);
+    }
+    Ok(HostRecord {
+        name: name.to_string(),
+        source: source.to_string(),
+        kind: RecordKind::InstallReport,
+        hostname: doc
+            .get("host")
+            .and_then(|h| str_at(h, "hostname"))
+            .map(str::to_string),
+        image,
+        install: Some(InstallResult {
+            exit_code,
+            outcome: str_at(doc, "outcome").unwrap_or("unknown").to_string(),
+            error,
+        }),
+        dpus,
+    })
+}
+
+fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, String> {
+    let software = doc
+        .get("dpu_software")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut dpus = Vec::new();
+    for (i, d) in list(doc, "dpus")?.iter().enumerate() {
+        let mut r = card(d, i)?;
+        let seen = software
+            .iter()
+            .find(|o| str_at(o, "address") == Some(r.address.as_str()));
+        r.firmware = seen
+            .and_then(|o| str_at(o, "software"))
+            .and_then(firmware_in);
+        dpus.push(r);
+    }
+    // The image of an installed host is the build its boot banks would boot.
+    let image = list(doc, "disks")?
+        .iter()
+        .filter_map(|d| d.get("content")?.get("esx")?.get("version")?.as_str())
+        .next()
+        .map(|build| Image {
+            version: version_of_build(build),
+            build: build.to_string(),
+        });
+    Ok(HostRecord {
+        name: name.to_string(),
+        source: source.to_string(),
+        kind: RecordKind::Probe,
+        hostname: None,
+        image,
+        install: None,
+        dpus,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_is_read_from_both_software_descriptions() {
+        assert_eq!(
+            firmware_in("ESXio 8.0.3-0.35.24280767 + firmware 32.44.1036").as_deref(),
+            Some("32.44.1036")
+        );
+        assert_eq!(
+            firmware_in("firmware 1.68.0-E-21+ks.0123456789abcdef").as_deref(),
+            Some("1.68.0-E-21")
+        );
+        assert_eq!(firmware_in("payload 0123456789abcdef"), None);
+    }
+
+    #[test]
+    fn hosts_are_named_after_their_file_or_url() {
+        assert_eq!(host_name("/tmp/rack/esx-07.json"), "esx-07");
+        assert_eq!(
+            host_name("http://10.0.0.1/reports/esx-08.json?x=1"),
+            "esx-08"
+        );
+        assert_eq!(host_name("esx-09"), "esx-09");
+    }
+
+    #[test]
+    fn other_json_is_refused_with_a_reason() {
+        let e = HostRecord::parse("x", "x.json", br#"{"hello": 1}"#).unwrap_err();
+        assert!(e.contains("neither an install report"), "{e}");
+        let e = HostRecord::parse("x", "x.json", b"[1]").unwrap_err();
+        assert!(e.contains("not an object"), "{e}");
+        let e = HostRecord::parse(
+            "x",
+            "x.json",
+            br#"{"media": {}, "exit_code": 900, "dpus": []}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("exit_code"), "{e}");
+    }
+}

@@ -1,0 +1,573 @@
+//! `cargo xtask rollout --hosts N`: a simulated rack on this machine. N sysroots (fixture
+//! hardware: BlueField-3 hosts with simulated DPUs behind rshim files, mixed disk sizes and
+//! sector sizes, and one deliberately wrong host), each installed by the real binary from one
+//! kickstart served by one HTTP server, at most `--jobs` at a time. The reports go to
+//! `ksinstall cluster check`, which must name exactly the wrong host. Figures go to the
+//! `## Rollout` section of docs/PERFORMANCE.md (the rest of the file is the bench's).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ksinstall::dpu::sim::{Config, RshimSim};
+use ksinstall::media::synth;
+
+const KS: &str = "vmaccepteula\nrootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umRYHEgzPhZjOfXvb9/6j3OBpXQpAO238CiGZZ0X5fOIg31\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
+
+/// What is wrong with the odd host out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrong {
+    /// A BlueField-2 among BlueField-3s.
+    OtherModel,
+    /// No DPU at all.
+    NoDpu,
+    /// Installed from another build of the same release.
+    OtherImage,
+}
+
+impl Wrong {
+    fn parse(s: &str) -> Result<Wrong> {
+        Ok(match s {
+            "other-model" => Wrong::OtherModel,
+            "no-dpu" => Wrong::NoDpu,
+            "other-image" => Wrong::OtherImage,
+            _ => bail!("--wrong wants other-model, no-dpu or other-image, not {s}"),
+        })
+    }
+    /// The rule `cluster check` must report for it.
+    fn rule(self) -> &'static str {
+        match self {
+            Wrong::OtherModel => "same_model",
+            Wrong::NoDpu => "has_dpu",
+            Wrong::OtherImage => "same_image",
+        }
+    }
+}
+
+struct Options {
+    hosts: usize,
+    jobs: usize,
+    media_size: u64,
+    wrong: Wrong,
+    write_doc: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut o = Options {
+            hosts: 16,
+            jobs: 4,
+            media_size: 256 << 20,
+            wrong: Wrong::OtherModel,
+            write_doc: true,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut val = || it.next().with_context(|| format!("{a} needs a value"));
+            match a.as_str() {
+                "--hosts" => o.hosts = val()?.parse().context("--hosts wants a number")?,
+                "--jobs" => o.jobs = val()?.parse().context("--jobs wants a number")?,
+                "--media-size" => o.media_size = ksinstall::size::parse_size(val()?)?,
+                "--wrong" => o.wrong = Wrong::parse(val()?)?,
+                "--no-doc" => o.write_doc = false,
+                other => bail!("rollout: unknown argument {other}"),
+            }
+        }
+        if o.hosts < 2 {
+            bail!("--hosts must be at least 2 (one of them is the wrong one)");
+        }
+        o.jobs = o.jobs.max(1);
+        Ok(o)
+    }
+}
+
+/// One host of the rack.
+#[derive(Clone)]
+struct Host {
+    name: String,
+    fixture: &'static str,
+    /// rshim function and DEV_INFO of its BlueField.
+    rshim: Option<(&'static str, &'static str)>,
+    media: PathBuf,
+    disk: &'static str,
+    disk_size: &'static str,
+    sector_size: u32,
+}
+
+struct Outcome {
+    host: Host,
+    secs: f64,
+    exit: Option<i32>,
+    bytes_written: u64,
+    dpu_bytes: u64,
+}
+
+/// Serves the files of one directory over HTTP/1.1 on 127.0.0.1 (GET only), counting requests.
+struct KsServer {
+    url: String,
+    served: Arc<AtomicUsize>,
+}
+
+fn serve(root: PathBuf) -> Result<KsServer> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            let count = count.clone();
+            std::thread::spawn(move || {
+                if answer(stream, &root).unwrap_or(false) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    Ok(KsServer { url, served })
+}
+
+/// One request; true when a file was sent.
+fn answer(stream: TcpStream, root: &Path) -> Result<bool> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+    }
+    let mut out = stream;
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let name = path.trim_start_matches('/');
+    let file = (line.starts_with("GET ") && !name.is_empty() && !name.contains(".."))
+        .then(|| std::fs::read(root.join(name)).ok())
+        .flatten();
+    match file {
+        Some(body) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            out.write_all(&body)?;
+            Ok(true)
+        }
+        None => {
+            out.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+            Ok(false)
+        }
+    }
+}
+
+fn install(bin: &Path, work: &Path, ks_url: &str, h: &Host) -> Result<Outcome> {
+    let sysroot = work.join("hosts").join(&h.name);
+    let _ = std::fs::remove_dir_all(&sysroot);
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(super::root().join("tests/fixtures").join(h.fixture))
+        .arg(&sysroot)
+        .status()
+        .context("cp -a")?;
+    if !ok.success() {
+        bail!("copying the {} fixture failed", h.fixture);
+    }
+    // The install goes onto the host's own disk file, so the sysroot is the whole host.
+    let disk = sysroot.join("dev").join(h.disk);
+    std::fs::remove_file(&disk).with_context(|| format!("{}", disk.display()))?;
+    let sim = match h.rshim {
+        Some((address, info)) => {
+            let mut c = Config::new(address, info);
+            // A DPU takes its stream at a fixed rate, as the bench's does.
+            c.rate = Some(200_000_000);
+            Some(RshimSim::start(&sysroot.join("dev/rshim0"), c)?)
+        }
+        None => None,
+    };
+    let report = work.join("reports").join(format!("{}.json", h.name));
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .arg("install")
+        .arg("--ks")
+        .arg(ks_url)
+        .arg("--media")
+        .arg(&h.media)
+        .arg("--sysroot")
+        .arg(&sysroot)
+        .arg("--disk")
+        .arg(&disk)
+        .args(["--disk-size", h.disk_size, "--sector-size"])
+        .arg(h.sector_size.to_string())
+        .args(["--cmdline", "", "--progress", "none", "--report"])
+        .arg(&report)
+        .output()
+        .context("running ksinstall install")?;
+    let secs = started.elapsed().as_secs_f64();
+    let dpu_bytes = sim.map(|s| s.finish().bytes).unwrap_or(0);
+    if !out.status.success() {
+        eprintln!(
+            "{}: {}",
+            h.name,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    let bytes_written = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["bytes_written"].as_u64())
+        .unwrap_or(0);
+    // The rack's disks are sparse, but the data in them adds up: only the report is kept.
+    let _ = std::fs::remove_file(&disk);
+    Ok(Outcome {
+        host: h.clone(),
+        secs,
+        exit: out.status.code(),
+        bytes_written,
+        dpu_bytes,
+    })
+}
+
+/// Replace the `## Rollout` section of a Markdown document (up to the next `## ` heading), or
+/// append it.
+pub fn with_section(doc: &str, heading: &str, section: &str) -> String {
+    let Some(start) = doc.find(heading) else {
+        return format!("{}\n\n{}", doc.trim_end(), section);
+    };
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .find("\n## ")
+        .map(|i| start + heading.len() + i + 1)
+        .unwrap_or(doc.len());
+    format!("{}{}{}", &doc[..start], section, &doc[end..])
+}
+
+/// The `## Rollout` section of a document, if any (so the bench keeps it when it rewrites).
+pub fn section_of(doc: &str, heading: &str) -> Option<String> {
+    let start = doc.find(heading)?;
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .find("\n## ")
+        .map(|i| start + heading.len() + i + 1)
+        .unwrap_or(doc.len());
+    Some(doc[start..end].to_string())
+}
+
+pub const HEADING: &str = "## Rollout";
+
+pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
+    let o = Options::parse(args)?;
+    let status = cargo
+        .current_dir(root)
+        .args(["build", "--quiet", "--release", "--bin", "ksinstall"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release/ksinstall");
+    let work = target.join("rollout");
+    let _ = std::fs::remove_dir_all(work.join("hosts"));
+    let _ = std::fs::remove_dir_all(work.join("reports"));
+    for d in ["hosts", "reports", "www"] {
+        std::fs::create_dir_all(work.join(d)).with_context(|| format!("{}", work.display()))?;
+    }
+    let mk = |name: &str, seed: u64| -> Result<PathBuf> {
+        let dir = work.join(format!("{name}-{}m", o.media_size >> 20));
+        if !dir.join("MANIFEST.JSON").exists() {
+            synth::mkmedia(&synth::Options {
+                out: dir.clone(),
+                size: o.media_size,
+                version: "8.0.3".into(),
+                seed,
+            })?;
+        }
+        Ok(dir)
+    };
+    let media = mk("media", 1)?;
+    let other_media = mk("media-other-build", 2)?;
+    std::fs::write(work.join("www/ks.cfg"), KS)?;
+    let server = serve(work.join("www"))?;
+    let ks_url = format!("{}/ks.cfg", server.url);
+
+    // The rack: BlueField-3 hosts on mixed disks; the wrong one a third of the way in.
+    let disks: [(&str, &str, u32); 4] = [
+        ("sda", "40G", 512),
+        ("sdb", "200G", 512),
+        ("sda", "120G", 4096),
+        ("sdb", "480G", 512),
+    ];
+    let wrong_at = o.hosts / 3;
+    let hosts: Vec<Host> = (0..o.hosts)
+        .map(|i| {
+            let (disk, disk_size, sector_size) = disks[i % disks.len()];
+            let mut h = Host {
+                name: format!("esx-{:02}", i + 1),
+                fixture: "bluefield3",
+                rshim: Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
+                media: media.clone(),
+                disk,
+                disk_size,
+                sector_size,
+            };
+            if i == wrong_at {
+                match o.wrong {
+                    Wrong::OtherModel => {
+                        h.fixture = "bluefield2";
+                        h.rshim = Some(("0000:3b:00.2", "BlueField-2(Rev 1)"));
+                        h.disk = "sda";
+                    }
+                    Wrong::NoDpu => {
+                        h.fixture = "plain";
+                        h.rshim = None;
+                    }
+                    Wrong::OtherImage => h.media = other_media.clone(),
+                }
+            }
+            h
+        })
+        .collect();
+    let wrong_name = hosts[wrong_at].name.clone();
+
+    println!("== one host alone ({}), for comparison", hosts[0].name);
+    let alone = install(
+        &bin,
+        &work,
+        &ks_url,
+        &Host {
+            name: "alone".into(),
+            ..hosts[0].clone()
+        },
+    )?;
+    if alone.exit != Some(0) {
+        bail!("the lone install failed ({:?})", alone.exit);
+    }
+    let alone_mbs = alone.bytes_written as f64 / 1e6 / alone.secs;
+    println!(
+        "   {:.2} s, {:.0} MB laid down: {:.1} MB/s",
+        alone.secs,
+        alone.bytes_written as f64 / 1e6,
+        alone_mbs
+    );
+    let _ = std::fs::remove_file(work.join("reports/alone.json"));
+
+    println!(
+        "== {} hosts, {} at a time, kickstart from {ks_url}",
+        o.hosts, o.jobs
+    );
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..o.jobs.min(o.hosts) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(h) = hosts.get(i) else { break };
+                match install(&bin, &work, &ks_url, h) {
+                    Ok(r) => results.lock().map(|mut v| v.push(r)).unwrap_or(()),
+                    Err(e) => failures
+                        .lock()
+                        .map(|mut v| v.push(format!("{}: {e:#}", h.name)))
+                        .unwrap_or(()),
+                }
+            });
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let failures = failures.into_inner().unwrap_or_default();
+    if !failures.is_empty() {
+        bail!("the rack could not be run: {}", failures.join("; "));
+    }
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+
+    // The reports, as a fleet tool would gather them, to the cluster check.
+    let reports: Vec<PathBuf> = results
+        .iter()
+        .map(|r| work.join("reports").join(format!("{}.json", r.host.name)))
+        .collect();
+    let check = Command::new(&bin)
+        .args(["cluster", "check", "--format", "json"])
+        .args(&reports)
+        .output()
+        .context("running ksinstall cluster check")?;
+    let verdict: serde_json::Value = serde_json::from_slice(&check.stdout).with_context(|| {
+        format!(
+            "cluster check said: {}",
+            String::from_utf8_lossy(&check.stderr)
+        )
+    })?;
+    let broken: Vec<(String, String)> = verdict["verdict"]["findings"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| f["severity"] == "broken")
+        .map(|f| {
+            (
+                f["host"].as_str().unwrap_or("?").to_string(),
+                f["rule"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+
+    println!(
+        "{:<8} {:<11} {:<12} {:>6} {:>6} {:>8} {:>8} {:>8} {:>5}  CLUSTER",
+        "HOST", "FIXTURE", "DISK", "SIZE", "SECTOR", "TIME s", "HOST MB", "DPU MB", "EXIT"
+    );
+    for r in &results {
+        let rules: Vec<&str> = broken
+            .iter()
+            .filter(|(h, _)| *h == r.host.name)
+            .map(|(_, rule)| rule.as_str())
+            .collect();
+        println!(
+            "{:<8} {:<11} {:<12} {:>6} {:>6} {:>8.2} {:>8.0} {:>8.0} {:>5}  {}",
+            r.host.name,
+            r.host.fixture,
+            format!("dev/{}", r.host.disk),
+            r.host.disk_size,
+            r.host.sector_size,
+            r.secs,
+            r.bytes_written as f64 / 1e6,
+            r.dpu_bytes as f64 / 1e6,
+            r.exit.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            if rules.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("BROKEN: {}", rules.join(", "))
+            }
+        );
+    }
+    let host_bytes: u64 = results.iter().map(|r| r.bytes_written).sum();
+    let dpu_bytes: u64 = results.iter().map(|r| r.dpu_bytes).sum();
+    let per_minute = o.hosts as f64 / wall * 60.0;
+    let aggregate = host_bytes as f64 / 1e6 / wall;
+    println!(
+        "rack: {} hosts in {wall:.1} s = {per_minute:.1} hosts/minute; {:.0} MB laid down at {aggregate:.1} MB/s aggregate ({:.2}x one host alone at {alone_mbs:.1} MB/s); {:.0} MB to the DPUs; kickstart served {} times",
+        o.hosts,
+        host_bytes as f64 / 1e6,
+        aggregate / alone_mbs,
+        dpu_bytes as f64 / 1e6,
+        server.served.load(Ordering::SeqCst)
+    );
+    print!(
+        "{}",
+        String::from_utf8_lossy(
+            &Command::new(&bin)
+                .args(["cluster", "check"])
+                .args(&reports)
+                .output()?
+                .stdout
+        )
+    );
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.exit != Some(0))
+        .map(|r| r.host.name.as_str())
+        .collect();
+    let expected = vec![(wrong_name.clone(), o.wrong.rule().to_string())];
+    if !failed.is_empty() {
+        bail!("installs failed: {}", failed.join(", "));
+    }
+    if broken != expected || check.status.code() != Some(12) {
+        bail!(
+            "cluster check should flag exactly {wrong_name} ({}), it flagged {broken:?} (exit {:?})",
+            o.wrong.rule(),
+            check.status.code()
+        );
+    }
+    println!(
+        "cluster check flagged exactly {wrong_name} ({}), exit 12",
+        o.wrong.rule()
+    );
+
+    if o.write_doc {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let section = format!(
+            "{HEADING}\n\nMeasured by `cargo xtask rollout --hosts {n} --jobs {jobs}` (release build; writes this section only).\n\
+A simulated rack on one machine ({cpu}, {cores} cores): {n} hosts, copies of the `bluefield3` fixture (but the wrong one), each\n\
+DPU simulated behind rshim's files (draining at 200 MB/s), installed onto its own disk file (40 G to 480 G,\n\
+512- and 4096-byte sectors) from one kickstart served over HTTP, from a {msize} MiB synthetic 8.0.3 medium, {jobs}\n\
+installs at a time. Host {wrong} is the deliberately wrong one ({why}); `ksinstall cluster check` over the\n\
+{n} reports flagged exactly it (`{rule}`, exit 12).\n\n\
+| What | Figure |\n|---|---|\n\
+| one host alone | {at:.2} s, {amb:.0} MB laid down, {ambs:.1} MB/s |\n\
+| the rack | {n} hosts in {wall:.1} s: **{ppm:.1} hosts per minute** |\n\
+| aggregate lay-down | {hmb:.0} MB at **{agg:.1} MB/s = {ratio:.2}x one host alone** |\n\
+| DPU payloads | {dmb:.0} MB through {ndpu} simulated rshim devices |\n\n\
+Why the aggregate is not {jobs}x: the {jobs} installs share this machine's two cores (and one disk), and each\n\
+install hashes every byte twice (the media check, then as it is written) and reads it back; not profiled\n\
+further. In a real rack every host has its own CPU and disk. The machine is shared with other jobs, so the\n\
+figures move from run to run.\n",
+            n = o.hosts,
+            jobs = o.jobs,
+            msize = o.media_size >> 20,
+            wrong = wrong_name,
+            why = match o.wrong {
+                Wrong::OtherModel => "a BlueField-2 among BlueField-3s",
+                Wrong::NoDpu => "no DPU",
+                Wrong::OtherImage => "another build of 8.0.3",
+            },
+            rule = o.wrong.rule(),
+            at = alone.secs,
+            amb = alone.bytes_written as f64 / 1e6,
+            ambs = alone_mbs,
+            ppm = per_minute,
+            hmb = host_bytes as f64 / 1e6,
+            agg = aggregate,
+            ratio = aggregate / alone_mbs,
+            dmb = dpu_bytes as f64 / 1e6,
+            ndpu = results.iter().filter(|r| r.dpu_bytes > 0).count(),
+        );
+        let doc_path = root.join("docs/PERFORMANCE.md");
+        let doc = std::fs::read_to_string(&doc_path)
+            .with_context(|| format!("reading {}", doc_path.display()))?;
+        std::fs::write(&doc_path, with_section(&doc, HEADING, &section))
+            .with_context(|| format!("writing {}", doc_path.display()))?;
+        println!("wrote the {HEADING} section of {}", doc_path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_rollout_section_is_replaced() {
+        let doc = "# Performance\n\nbench text\n\n## Rollout\n\nold\n\n## Later\n\nkept\n";
+        let new = with_section(doc, HEADING, "## Rollout\n\nnew\n\n");
+        assert_eq!(
+            new,
+            "# Performance\n\nbench text\n\n## Rollout\n\nnew\n\n## Later\n\nkept\n"
+        );
+        let appended = with_section("# Performance\n\nbench\n", HEADING, "## Rollout\n\nx\n");
+        assert_eq!(appended, "# Performance\n\nbench\n\n## Rollout\n\nx\n");
+        assert_eq!(
+            section_of(doc, HEADING).as_deref(),
+            Some("## Rollout\n\nold\n\n")
+        );
+    }
+}
