@@ -166,27 +166,84 @@ impl Media {
         which: &dyn Fn(&Component) -> bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
-        let mut done = 0u64;
-        let mut buf = vec![0u8; 1 << 20];
-        for c in self.manifest.components.iter().filter(|c| which(c)) {
-            let src = self
-                .source
-                .open(&c.path)
-                .with_context(|| format!("opening {}", c.path))?;
-            let mut r = verify::VerifyingReader::new(src, &c.path, c.size, &c.sha256);
-            loop {
-                let n = r
-                    .read(&mut buf)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| format!("checking {}", c.path))?;
-                if n == 0 {
-                    break;
-                }
-                done += n as u64;
-                progress(done);
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        // Hashing is the cost, and it is this check alone that must precede the first write:
+        // the components are shared out, largest first, over a thread per core (at most 4).
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let mut todo: Vec<&Component> = self
+            .manifest
+            .components
+            .iter()
+            .filter(|c| which(c))
+            .collect();
+        todo.sort_by_key(|c| std::cmp::Reverse(c.size));
+        let mut shards: Vec<(u64, Vec<&Component>)> = vec![(0, Vec::new()); threads];
+        for c in todo {
+            if let Some(lightest) = shards.iter_mut().min_by_key(|s| s.0) {
+                lightest.0 += c.size;
+                lightest.1.push(c);
             }
         }
-        Ok(())
+        let done = AtomicU64::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| -> Result<()> {
+            let workers: Vec<_> = shards
+                .into_iter()
+                .filter(|s| !s.1.is_empty())
+                .map(|(_, shard)| {
+                    let (done, stop) = (&done, &stop);
+                    scope.spawn(move || -> Result<()> {
+                        let mut buf = vec![0u8; 1 << 20];
+                        for c in shard {
+                            let src = self
+                                .source
+                                .open(&c.path)
+                                .with_context(|| format!("opening {}", c.path))?;
+                            let mut r =
+                                verify::VerifyingReader::new(src, &c.path, c.size, &c.sha256);
+                            loop {
+                                if stop.load(Ordering::Relaxed) {
+                                    return Ok(());
+                                }
+                                let n = r
+                                    .read(&mut buf)
+                                    .map_err(anyhow::Error::from)
+                                    .with_context(|| format!("checking {}", c.path));
+                                match n {
+                                    Ok(0) => break,
+                                    Ok(n) => {
+                                        done.fetch_add(n as u64, Ordering::Relaxed);
+                                    }
+                                    Err(e) => {
+                                        stop.store(true, Ordering::Relaxed);
+                                        return Err(e);
+                                    }
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            while !workers.iter().all(|w| w.is_finished()) {
+                progress(done.load(Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            progress(done.load(Ordering::Relaxed));
+            let mut first = Ok(());
+            for w in workers {
+                let r = w
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a media check thread failed")));
+                if first.is_ok() {
+                    first = r;
+                }
+            }
+            first
+        })
     }
 
     /// The components that go into the host's boot bank, in `boot.cfg` order (kernel first).
