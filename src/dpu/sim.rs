@@ -189,20 +189,23 @@ fn commands(dir: &Path) -> Vec<String> {
 
 fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool) -> Received {
     let fd = reader.as_raw_fd();
-    let mut stream = Vec::new();
+    // Kept in the pieces it came in: a growing Vec would copy the stream again at each doubling,
+    // CPU that a real DPU spends on its own cores, not the host's.
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    let mut received = 0usize;
     let mut got_any = false;
     let mut first: Option<Instant> = None;
     let mut buf = vec![0u8; 64 << 10];
     loop {
         if let Behaviour::CloseAfter(n) = config.behaviour {
-            if stream.len() as u64 >= n {
+            if received as u64 >= n {
                 break;
             }
         }
         let (readable, hup) = poll_in(fd, 50);
         if readable {
             let want = match config.behaviour {
-                Behaviour::CloseAfter(n) => buf.len().min((n - stream.len() as u64) as usize),
+                Behaviour::CloseAfter(n) => buf.len().min((n - received as u64) as usize),
                 _ => buf.len(),
             };
             match reader.read(&mut buf[..want]) {
@@ -214,10 +217,11 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
                 Ok(k) => {
                     got_any = true;
                     let start = *first.get_or_insert_with(Instant::now);
-                    stream.extend_from_slice(&buf[..k]);
+                    pieces.push(buf[..k].to_vec());
+                    received += k;
                     if let Some(rate) = config.rate {
                         // Drain no faster than `rate`: sleep until the bytes so far are due.
-                        let due = Duration::from_secs_f64(stream.len() as f64 / rate as f64);
+                        let due = Duration::from_secs_f64(received as f64 / rate as f64);
                         if let Some(wait) = due.checked_sub(start.elapsed()) {
                             std::thread::sleep(wait);
                         }
@@ -237,6 +241,7 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
     }
     let transfer = first.map(|f| f.elapsed());
     drop(reader);
+    let stream = pieces.concat();
     let mut r = judge(&stream);
     r.transfer = transfer;
     r.commands = commands(dir);
