@@ -55,6 +55,9 @@ pub const SMALL_LIMIT: u64 = 16 << 20;
 #[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
+    /// The same, refusing any plain-http hop: for https URLs, so that a redirect can never
+    /// downgrade a kickstart (which carries the root password's hash) to cleartext.
+    agent_https_only: ureq::Agent,
     opts: HttpOptions,
 }
 
@@ -110,16 +113,24 @@ impl Http {
             );
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
-        let agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_recv_response(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
-            .http_status_as_error(true)
-            .user_agent(concat!("ksinstall/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls.build())
-            .build()
-            .into();
-        Ok(Http { agent, opts })
+        let tls = tls.build();
+        let make = |https_only: bool| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .timeout_connect(Some(opts.connect_timeout))
+                .timeout_recv_response(Some(opts.connect_timeout))
+                .timeout_per_read(Some(opts.read_timeout))
+                .http_status_as_error(true)
+                .https_only(https_only)
+                .user_agent(concat!("ksinstall/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls.clone())
+                .build()
+                .into()
+        };
+        Ok(Http {
+            agent: make(false),
+            agent_https_only: make(true),
+            opts,
+        })
     }
 
     pub fn options(&self) -> &HttpOptions {
@@ -133,6 +144,17 @@ impl Http {
         }
     }
 
+    fn agent_for(&self, url: &str) -> &ureq::Agent {
+        if url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        {
+            &self.agent_https_only
+        } else {
+            &self.agent
+        }
+    }
+
     fn attempts(&self) -> u32 {
         self.opts.attempts.max(1)
     }
@@ -143,9 +165,10 @@ impl Http {
         url: &str,
         range_from: u64,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let agent = self.agent_for(url);
         let mut req = match method {
-            "HEAD" => self.agent.head(url),
-            _ => self.agent.get(url),
+            "HEAD" => agent.head(url),
+            _ => agent.get(url),
         };
         for (k, v) in &self.opts.headers {
             req = req.header(k.as_str(), v.as_str());
@@ -234,14 +257,25 @@ impl Http {
         let mut last = String::new();
         for attempt in 0..attempts.max(1) {
             self.pause(attempt);
+            // No redirects: a client turns a redirected POST into a GET without the body,
+            // which would look delivered while the event is lost.
             let mut req = self
-                .agent
+                .agent_for(url)
                 .post(url)
-                .header("Content-Type", "application/json");
+                .header("Content-Type", "application/json")
+                .config()
+                .max_redirects(0)
+                .build();
             for (k, v) in headers {
                 req = req.header(*k, v.as_str());
             }
             match req.send(&bytes[..]) {
+                Ok(r) if r.status().is_redirection() => {
+                    last = format!(
+                        "{url}: answered {} (a redirect): a report is not re-sent elsewhere",
+                        r.status()
+                    )
+                }
                 Ok(_) => return Ok(()),
                 Err(e) => last = explain(url, &e),
             }

@@ -1177,3 +1177,66 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     code(&out, 1);
     says(&out, "is not a MAC address");
 }
+
+#[test]
+fn an_https_kickstart_is_never_taken_from_a_redirect_to_plain_http() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    let (ca, cert, key, _) = make_certs(s.dir.path());
+    let plain = serve(&s.path("media"));
+    let tls = serve_tls(&s.path("media"), &cert, &key);
+    tls.rules
+        .lock()
+        .unwrap()
+        .redirect
+        .insert("/ks.cfg".into(), format!("{}/ks.cfg", plain.url));
+    let root = s.sysroot("plain");
+    let out = boot(
+        &root,
+        &format!("ks={}/ks.cfg", tls.url),
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--http-attempts",
+            "1",
+        ],
+    );
+    code(&out, 1);
+    says(&out, "ks.cfg");
+    assert!(
+        plain.gets("/ks.cfg").is_empty(),
+        "the kickstart was fetched in cleartext"
+    );
+}
+
+#[test]
+fn a_webhook_that_answers_with_a_redirect_has_not_received_the_event() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    let media = serve(&s.path("media"));
+    let hook_dir = tempfile::tempdir().unwrap();
+    let hook = serve(hook_dir.path());
+    hook.rules.lock().unwrap().post_statuses = vec![303; 64];
+    let root = s.sysroot("plain");
+    let out = boot(
+        &root,
+        &format!("ks={}/ks.cfg", media.url),
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--report-url",
+            &format!("{}/events", hook.url),
+            "--report-format",
+            "json",
+        ],
+    );
+    // The install itself is not failed by its reports ...
+    code(&out, 0);
+    // ... but the redirect is not followed as a GET, and the loss is said.
+    assert!(hook.gets("/ok").is_empty(), "{:?}", hook.requests());
+    says(&out, "a report is not re-sent elsewhere");
+}

@@ -50,7 +50,7 @@ pub fn start_interactive_console(a: &Args) -> anyhow::Result<Outcome> {
             }
         },
     };
-    super::interactive::run_console(&c.sysroot, &media, None, &c.dpu)
+    super::interactive::run_console(&c.sysroot, &media, None, c.cmdline.as_deref(), &c.dpu)
 }
 
 fn describe(loc: &KsLocation) -> String {
@@ -98,6 +98,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     };
     if let Err(e) = ksinstall::source::cmdline::check_netdevice(&c.sysroot, &boot) {
+        // Reported to the provisioning system too.
+        let http = c.net.http(&c.sysroot, &Default::default())?;
+        sinks.connect(&c.net, &http);
         let o = install::fail(
             &sinks.tee(),
             "source",
@@ -108,7 +111,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         return Ok(o);
     }
     if boot.ks.is_empty() {
-        return start_interactive_console(&a);
+        // The console chooses its disk on the screen and always installs: options that only a
+        // scripted install can honour are refused rather than silently ignored.
+        if c.dry_run || c.disk.is_some() {
+            eprintln!(
+                "ksinstall: error: no ks= on the kernel command line: the console install starts, and it takes neither --dry-run nor --disk (give a ks= for a scripted install)"
+            );
+            return Ok(Outcome::UsageOrIo);
+        }
+        let http = c.net.http(&c.sysroot, &boot)?;
+        sinks.connect(&c.net, &http);
+        let o = start_interactive_console(&a)?;
+        sinks.finish(o, started);
+        return Ok(o);
     }
     let http = c.net.http(&c.sysroot, &boot)?;
     sinks.connect(&c.net, &http);

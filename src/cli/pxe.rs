@@ -123,6 +123,14 @@ pub fn run(a: Args) -> Result<Outcome> {
         eprintln!("ksinstall: error: --ks-url {e}");
         return Ok(Outcome::UsageOrIo);
     }
+    // --http-url goes into boot.cfg's prefix= and the iPXE script: one word, http(s) only.
+    if let Some(Err(e)) = a.http_url.as_deref().map(check_url) {
+        eprintln!(
+            "ksinstall: error: --http-url {}",
+            e.replace("the kickstart URL", "it")
+        );
+        return Ok(Outcome::UsageOrIo);
+    }
     let mut hosts = Vec::new();
     for h in &a.host {
         match parse_host(h) {

@@ -81,12 +81,15 @@ pub fn find(sysroot: &Path, path: &str, scan: UsbScan) -> Result<Found> {
 fn regions(d: &Disk) -> Vec<(String, u64, u64)> {
     let ss = u64::from(d.logical_block_size.max(512));
     let mut out = Vec::new();
+    // The table is the stick's, so not trusted: a region whose bounds overflow is skipped.
     for p in &d.content.partitions {
-        out.push((
-            format!("partition {}", p.number),
-            p.first_lba * ss,
-            (p.last_lba + 1) * ss,
-        ));
+        let bounds = p
+            .first_lba
+            .checked_mul(ss)
+            .zip(p.last_lba.checked_add(1).and_then(|l| l.checked_mul(ss)));
+        if let Some((start, end)) = bounds {
+            out.push((format!("partition {}", p.number), start, end));
+        }
     }
     for p in &d.content.mbr_partitions {
         let start = u64::from(p.first_lba) * ss;
@@ -97,6 +100,40 @@ fn regions(d: &Disk) -> Vec<(String, u64, u64)> {
     }
     out.push(("whole disk".to_string(), 0, d.size_bytes));
     out
+}
+
+/// `path` from the FAT file system in `slice`: the bytes, or why not (no FAT, FAT12, no file).
+fn read_ks(
+    slice: StreamSlice<File>,
+    path: &str,
+    d: &Disk,
+    what: &str,
+) -> Result<std::result::Result<Vec<u8>, String>> {
+    let fs = match fatfs::FileSystem::new(BufStream::new(slice), fatfs::FsOptions::new()) {
+        Ok(fs) => fs,
+        Err(_) => return Ok(Err(format!("{what}: no FAT file system"))),
+    };
+    let fat = fs.fat_type();
+    if fat == fatfs::FatType::Fat12 {
+        return Ok(Err(format!("{what}: FAT12, which ESXi does not read")));
+    }
+    let inner = path.trim_start_matches('/');
+    let mut f = match fs.root_dir().open_file(inner) {
+        Ok(f) => f,
+        Err(_) => return Ok(Err(format!("{what} ({fat:?}): no {path}"))),
+    };
+    let mut bytes = Vec::new();
+    (&mut f)
+        .take(crate::http::SMALL_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{} {what}: reading {path}", d.device))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= crate::http::SMALL_LIMIT,
+        "{} {what}: {path} is larger than {} bytes",
+        d.device,
+        crate::http::SMALL_LIMIT
+    );
+    Ok(Ok(bytes))
 }
 
 fn find_on_disk(sysroot: &Path, d: &Disk, path: &str) -> Result<Found> {
@@ -117,37 +154,23 @@ fn find_on_disk(sysroot: &Path, d: &Disk, path: &str) -> Result<Found> {
         let Ok(slice) = StreamSlice::new(file, start, end) else {
             continue;
         };
-        let fs = match fatfs::FileSystem::new(BufStream::new(slice), fatfs::FsOptions::new()) {
-            Ok(fs) => fs,
+        // fatfs can panic on a damaged file system (upstream issues); a stick someone left in
+        // the server must not take the installer down: a panic is "not readable here".
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_ks(slice, path, d, &what)
+        }));
+        let bytes = match read {
+            Ok(Ok(Ok(bytes))) => bytes,
+            Ok(Ok(Err(why))) => {
+                tried.push(why);
+                continue;
+            }
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
-                tried.push(format!("{what}: no FAT file system"));
+                tried.push(format!("{what}: a damaged FAT file system"));
                 continue;
             }
         };
-        let fat = fs.fat_type();
-        if fat == fatfs::FatType::Fat12 {
-            tried.push(format!("{what}: FAT12, which ESXi does not read"));
-            continue;
-        }
-        let inner = path.trim_start_matches('/');
-        let mut f = match fs.root_dir().open_file(inner) {
-            Ok(f) => f,
-            Err(_) => {
-                tried.push(format!("{what} ({fat:?}): no {path}"));
-                continue;
-            }
-        };
-        let mut bytes = Vec::new();
-        (&mut f)
-            .take(crate::http::SMALL_LIMIT + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("{} {what}: reading {path}", d.device))?;
-        anyhow::ensure!(
-            bytes.len() as u64 <= crate::http::SMALL_LIMIT,
-            "{} {what}: {path} is larger than {} bytes",
-            d.device,
-            crate::http::SMALL_LIMIT
-        );
         let name = format!("{} {what}:{path}", d.device);
         log::info!("ks=usb: found {name}");
         return Ok(Found {

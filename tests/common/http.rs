@@ -36,8 +36,10 @@ pub struct Rules {
     pub drop_after: HashMap<String, (u64, u32)>,
     /// Answer `Range` requests with the whole file (200), as some servers do.
     pub ignore_range: bool,
-    /// Status codes for the next POSTs, in order; 200 once empty.
+    /// Status codes for the next POSTs, in order; 200 once empty. A 3xx names `/ok`.
     pub post_statuses: Vec<u16>,
+    /// Path -> URL: GETs of the path are answered 302 with that `Location`.
+    pub redirect: HashMap<String, String>,
 }
 
 pub struct Server {
@@ -201,9 +203,23 @@ fn handle<S: Stream>(
                 r.post_statuses.remove(0)
             }
         };
+        let location = if (300..400).contains(&status) {
+            "Location: /ok\r\n"
+        } else {
+            ""
+        };
         let _ = write!(
             stream,
-            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 {status} X\r\n{location}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.shutdown();
+        return;
+    }
+    let redirect = rules.lock().unwrap().redirect.get(&path).cloned();
+    if let Some(to) = redirect {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         stream.shutdown();
         return;

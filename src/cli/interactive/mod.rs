@@ -6,6 +6,7 @@ mod draw;
 pub mod state;
 
 use std::io::{IsTerminal, Stdout};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    run_console(&a.sysroot, &a.media, a.save_ks.as_deref(), &a.dpu)
+    run_console(&a.sysroot, &a.media, a.save_ks.as_deref(), None, &a.dpu)
 }
 
 /// The console install, for `interactive` and for `boot` without `ks=`.
@@ -53,6 +54,7 @@ pub fn run_console(
     sysroot: &Path,
     media: &str,
     save_ks: Option<&Path>,
+    cmdline: Option<&str>,
     dpu: &super::DpuArgs,
 ) -> anyhow::Result<Outcome> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
@@ -60,7 +62,11 @@ pub fn run_console(
         return Ok(Outcome::UsageOrIo);
     }
     // Everything is read before the screen is taken, so these errors print plainly.
-    let boot = match super::install::boot_options_at(sysroot, None) {
+    // Log lines on stderr would garble the screen: off, unless RUST_LOG asks for them.
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(log::LevelFilter::Off);
+    }
+    let boot = match super::install::boot_options_at(sysroot, cmdline) {
         Ok(b) => b,
         Err(e) => return Ok(refuse(Outcome::Precondition, &e)),
     };
@@ -116,7 +122,14 @@ pub fn run_console(
     let mut saved = None;
     if let Some(path) = save_ks {
         let text = ksinstall::kickstart::print(&planned.kickstart);
-        std::fs::write(path, text)
+        // It holds the root password's hash: readable by its owner only.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .with_context(|| format!("saving the kickstart to {}", path.display()))?;
         saved = Some(path);
     }
