@@ -71,6 +71,17 @@ fn bare(i: &str) -> IResult<&str, String> {
     .parse(i)
 }
 
+/// A bare run where `#` is an ordinary character (`shlex.split(s)` without comments).
+fn bare_with_hash(i: &str) -> IResult<&str, String> {
+    map(
+        recognize(take_while_nonempty(|c| {
+            !is_blank(c) && !"'\"\\".contains(c)
+        })),
+        String::from,
+    )
+    .parse(i)
+}
+
 fn take_while_nonempty<F: Fn(char) -> bool>(f: F) -> impl Fn(&str) -> IResult<&str, &str> {
     move |i: &str| {
         let end = i.find(|c: char| !f(c)).unwrap_or(i.len());
@@ -86,10 +97,17 @@ fn take_while_nonempty<F: Fn(char) -> bool>(f: F) -> impl Fn(&str) -> IResult<&s
 }
 
 /// One word: one or more adjacent parts.
-fn word(i: &str) -> IResult<&str, String> {
-    let (mut rest, first) = alt((single_quoted, double_quoted, escaped, bare)).parse(i)?;
+fn word(i: &str, comments: bool) -> IResult<&str, String> {
+    let piece = |i| {
+        if comments {
+            alt((single_quoted, double_quoted, escaped, bare)).parse(i)
+        } else {
+            alt((single_quoted, double_quoted, escaped, bare_with_hash)).parse(i)
+        }
+    };
+    let (mut rest, first) = piece(i)?;
     let mut text = first;
-    while let Ok((r, part)) = alt((single_quoted, double_quoted, escaped, bare)).parse(rest) {
+    while let Ok((r, part)) = piece(rest) {
         text.push_str(&part);
         rest = r;
     }
@@ -98,15 +116,25 @@ fn word(i: &str) -> IResult<&str, String> {
 
 /// Split one line (without its line ending) into words.
 pub fn split(line: &str) -> Result<Vec<Word>, LexError> {
+    split_words(line, true)
+}
+
+/// The same without comments, as `shlex.split(s)` reads the kernel command line: `#` is part
+/// of a word there (`ks=http://host/ks.cfg#v2`).
+pub fn split_without_comments(line: &str) -> Result<Vec<Word>, LexError> {
+    split_words(line, false)
+}
+
+fn split_words(line: &str, comments: bool) -> Result<Vec<Word>, LexError> {
     let mut words = Vec::new();
     let mut rest = line;
     loop {
         rest = rest.trim_start_matches(is_blank);
-        if rest.is_empty() || rest.starts_with('#') {
+        if rest.is_empty() || (comments && rest.starts_with('#')) {
             return Ok(words);
         }
         let offset = line.len() - rest.len();
-        match word(rest) {
+        match word(rest, comments) {
             Ok((r, text)) => {
                 words.push(Word { text, offset });
                 rest = r;

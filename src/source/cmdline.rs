@@ -113,10 +113,12 @@ impl BootOptions {
                 "the boot command line is 4096 bytes or longer and may have been truncated".into(),
             );
         }
-        let words = lexer::split(cmdline.trim_end()).map_err(|e| BootOptionError {
-            word: cmdline.to_string(),
-            why: e.message.to_string(),
-        })?;
+        // shlex.split(cmdline), without comments: a `#` is part of a word here.
+        let words =
+            lexer::split_without_comments(cmdline.trim_end()).map_err(|e| BootOptionError {
+                word: cmdline.to_string(),
+                why: e.message.to_string(),
+            })?;
         for w in words.into_iter().map(|w| w.text) {
             let Some((key, value)) = w.split_once('=') else {
                 match w.as_str() {
@@ -303,6 +305,11 @@ mod tests {
         assert_eq!(
             BootOptions::parse("ks=usb").unwrap().ks,
             [KsLocation::Usb("/ks.cfg".into())]
+        );
+        // Not a comment on the command line (shlex.split without comments=True).
+        assert_eq!(
+            BootOptions::parse("ks=file:///etc/a#b.cfg").unwrap().ks,
+            [KsLocation::File("/etc/a#b.cfg".into())]
         );
         assert_eq!(
             BootOptions::parse("ks=cdrom:/KS_CUST.CFG").unwrap().ks,
