@@ -108,17 +108,22 @@ pub fn run(c: Command) -> anyhow::Result<Outcome> {
         Err(p) => return Ok(unreadable(&p)),
     };
     let verdict = cluster::check(&hosts);
-    match a.inputs.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "hosts": hosts,
-                "verdict": verdict,
-            }))?
-        ),
-        Format::Text => print!("{}", verdict.text()),
+    let json = serde_json::json!({ "hosts": hosts, "verdict": verdict });
+    show(a.inputs.format, &json, &verdict.text(), verdict.ok)
+}
+
+/// Print a check's verdict as asked, and its exit code for CI gates.
+pub fn show(
+    format: Format,
+    json: &serde_json::Value,
+    text: &str,
+    ok: bool,
+) -> anyhow::Result<Outcome> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(json)?),
+        Format::Text => print!("{text}"),
     }
-    Ok(if verdict.ok {
+    Ok(if ok {
         Outcome::Success
     } else {
         Outcome::RuleBroken

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ksinstall::exit::Outcome;
 use ksinstall::fleet::hcl;
 
-use super::cluster::{unreadable, Format, Inputs};
+use super::cluster::{unreadable, Inputs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -48,20 +48,6 @@ pub fn run(c: Command) -> anyhow::Result<Outcome> {
         Err(p) => return Ok(unreadable(&p)),
     };
     let verdict = hcl::check(&hosts, &table, &bundles);
-    match a.inputs.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "table": table_path,
-                "hosts": hosts,
-                "verdict": verdict,
-            }))?
-        ),
-        Format::Text => print!("{}", verdict.text()),
-    }
-    Ok(if verdict.ok {
-        Outcome::Success
-    } else {
-        Outcome::RuleBroken
-    })
+    let json = serde_json::json!({ "table": table_path, "hosts": hosts, "verdict": verdict });
+    super::cluster::show(a.inputs.format, &json, &verdict.text(), verdict.ok)
 }

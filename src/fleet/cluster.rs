@@ -265,14 +265,14 @@ impl ClusterReport {
             .count();
         let _ = writeln!(
             out,
-            "{}: {} host(s), {}",
-            if self.ok { "OK" } else { "BROKEN" },
-            self.hosts,
-            if self.ok {
-                "every rule holds".to_string()
-            } else {
-                format!("{broken} broken rule(s)")
-            }
+            "{}",
+            super::headline(
+                self.ok,
+                self.hosts,
+                broken,
+                "every rule holds",
+                "broken rule(s)"
+            )
         );
         for m in &self.models {
             let _ = writeln!(
@@ -294,11 +294,7 @@ impl ClusterReport {
             );
         }
         for f in &self.findings {
-            let tag = match f.severity {
-                Severity::Broken => "broken",
-                Severity::Note => "note",
-            };
-            let _ = writeln!(out, "{}: {tag}: {}", f.host, f.message);
+            let _ = writeln!(out, "{}: {}: {}", f.host, f.severity.tag(), f.message);
             let _ = writeln!(out, "    fix: {}", f.fix);
         }
         out

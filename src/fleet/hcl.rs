@@ -372,14 +372,14 @@ impl HclReport {
             .count();
         let _ = writeln!(
             out,
-            "{}: {} host(s), {}",
-            if self.ok { "OK" } else { "BROKEN" },
-            self.hosts,
-            if self.ok {
-                "every DPU pairs with its image".to_string()
-            } else {
-                format!("{broken} incompatibility(ies)")
-            }
+            "{}",
+            super::headline(
+                self.ok,
+                self.hosts,
+                broken,
+                "every DPU pairs with its image",
+                "incompatibility(ies)"
+            )
         );
         if self.table_is_example {
             let _ = writeln!(
@@ -388,11 +388,7 @@ impl HclReport {
             );
         }
         for f in &self.findings {
-            let tag = match f.severity {
-                Severity::Broken => "broken",
-                Severity::Note => "note",
-            };
-            let _ = writeln!(out, "{}: {tag}: {}", f.host, f.message);
+            let _ = writeln!(out, "{}: {}: {}", f.host, f.severity.tag(), f.message);
         }
         for r in &self.recommendations {
             let _ = writeln!(

@@ -22,3 +22,43 @@ pub enum Severity {
     /// Worth knowing, but not a failure (e.g. a probe cannot tell the image).
     Note,
 }
+
+impl Severity {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Severity::Broken => "broken",
+            Severity::Note => "note",
+        }
+    }
+}
+
+/// The first line of a check's text: `OK: 3 host(s), every rule holds` or
+/// `BROKEN: 3 host(s), 2 broken rule(s)`.
+pub fn headline(
+    ok: bool,
+    hosts: usize,
+    broken: usize,
+    all_good: &str,
+    broken_what: &str,
+) -> String {
+    if ok {
+        format!("OK: {hosts} host(s), {all_good}")
+    } else {
+        format!("BROKEN: {hosts} host(s), {broken} {broken_what}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_headline_says_the_verdict_first() {
+        assert_eq!(
+            super::headline(true, 3, 0, "every rule holds", "broken rule(s)"),
+            "OK: 3 host(s), every rule holds"
+        );
+        assert_eq!(
+            super::headline(false, 3, 2, "every rule holds", "broken rule(s)"),
+            "BROKEN: 3 host(s), 2 broken rule(s)"
+        );
+    }
+}
