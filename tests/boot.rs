@@ -44,18 +44,7 @@ impl Setup {
     }
     /// A copy of a fixture sysroot (symlinks kept), to add files to.
     fn sysroot(&self, fixture: &str) -> PathBuf {
-        let to = self.path(&format!("sysroot-{fixture}"));
-        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(fixture);
-        let ok = Command::new("cp")
-            .arg("-a")
-            .arg(&from)
-            .arg(&to)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        to
+        common::copy_fixture(fixture, &self.path(&format!("sysroot-{fixture}")))
     }
     /// Write a file into the media directory (so the test servers serve it).
     fn put(&self, rel: &str, text: &str) {

@@ -31,17 +31,7 @@ impl Host {
     }
     fn of(fixture: &str) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(fixture);
-        let root = dir.path().join("root");
-        let ok = Command::new("cp")
-            .arg("-a")
-            .arg(&fixture)
-            .arg(&root)
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let root = common::copy_fixture(fixture, &dir.path().join("root"));
         let disks: Vec<String> = std::fs::read_dir(root.join("dev"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -62,9 +52,9 @@ impl Host {
             seed: 3,
         })
         .unwrap();
-        let rshim = match fixture.file_name().and_then(|n| n.to_str()) {
-            Some("bluefield3") => Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
-            Some("bluefield2") => Some(("0000:3b:00.2", "BlueField-2(Rev 1)")),
+        let rshim = match fixture {
+            "bluefield3" => Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
+            "bluefield2" => Some(("0000:3b:00.2", "BlueField-2(Rev 1)")),
             _ => None,
         };
         let _dpu = rshim.map(|(address, info)| {

@@ -48,14 +48,7 @@ impl Host {
     /// A writable copy of a fixture sysroot, and a small synthetic ESXi 8.0.3 medium.
     fn new(fixture: &str) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let sysroot = dir.path().join("root");
-        let ok = Command::new("cp")
-            .arg("-a")
-            .arg(repo(&format!("tests/fixtures/{fixture}")))
-            .arg(&sysroot)
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let sysroot = common::copy_fixture(fixture, &dir.path().join("root"));
         synth::mkmedia(&synth::Options {
             out: dir.path().join("media"),
             size: 64 << 20,

@@ -94,16 +94,6 @@ impl Rack {
     }
 }
 
-fn cp_a(from: &Path, to: &Path) {
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "cp -a {} {}", from.display(), to.display());
-}
-
 fn probe_to(sysroot: &Path, out: &Path) {
     let o = bin()
         .args(["probe", "--format", "json", "--sysroot"])
@@ -118,7 +108,7 @@ fn probe_to(sysroot: &Path, out: &Path) {
 /// simulated, and keep its report.
 fn install(rack: &Path, s: &Spec) {
     let sysroot = rack.join("hosts").join(s.name);
-    cp_a(&repo(&format!("tests/fixtures/{}", s.fixture)), &sysroot);
+    common::cp_a(&repo(&format!("tests/fixtures/{}", s.fixture)), &sysroot);
     let disk = sysroot.join("dev/sda");
     std::fs::remove_file(&disk).unwrap();
     let sim = s.rshim.map(|(address, info)| {
@@ -186,7 +176,7 @@ fn rack() -> &'static Rack {
         // A firmware directory whose only BlueField-3 bundle is an older version.
         let old = dir.join("firmware-old");
         std::fs::create_dir(&old).unwrap();
-        cp_a(
+        common::cp_a(
             &repo("firmware/nvidia-bluefield-3"),
             &old.join("nvidia-bluefield-3"),
         );
@@ -218,7 +208,7 @@ fn rack() -> &'static Rack {
         probe_to(&dir.join("hosts/esx-01"), &dir.join("probes/esx-01.json"));
         // The same host with no rshim daemon running: the DPU's firmware cannot be read.
         let blind = dir.join("hosts/esx-01-no-rshim");
-        cp_a(&dir.join("hosts/esx-01"), &blind);
+        common::cp_a(&dir.join("hosts/esx-01"), &blind);
         std::fs::remove_dir_all(blind.join("dev/rshim0")).unwrap();
         probe_to(&blind, &dir.join("probes/esx-01-no-rshim.json"));
         Rack { dir }

@@ -176,3 +176,24 @@ pub fn image_contains(path: &Path, needle: &[u8]) -> bool {
     false
 }
 pub mod http;
+
+/// `cp -a FROM TO`: a copy with its symlinks kept.
+pub fn cp_a(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap_or_else(|e| panic!("running cp: {e}"));
+    assert!(ok.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+/// A writable copy of the fixture sysroot `tests/fixtures/NAME` at `to`, for tests that add
+/// device files (an rshim directory, disk images).
+pub fn copy_fixture(name: &str, to: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    cp_a(&from, to);
+    to.to_path_buf()
+}
