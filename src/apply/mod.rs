@@ -466,12 +466,14 @@ fn install_dpu(
             access,
         }),
         dpu::Interface::Devlink {
+            bus,
             device,
             firmware_dir,
             ..
         } => Box::new(dpu::DevlinkBackend {
             dpu: &d.card,
             name: d.name.clone(),
+            bus: bus.clone(),
             device: device.clone(),
             firmware_name: d.payload.file_name.clone(),
             firmware_version: d.payload.firmware_version.clone(),

@@ -19,7 +19,8 @@ use super::install::{self, Common, KickstartInput, Sinks};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The installation media: a directory, an ISO image, or an http(s):// URL. Default: the
-    /// first CD/DVD drive below the sysroot that holds installer media.
+    /// boot option inst.repo=, else the first CD/DVD drive below the sysroot that holds
+    /// installer media.
     #[arg(long, value_name = "DIR|ISO|URL")]
     media: Option<String>,
     /// Scans of the USB disks for ks=usb before giving up (ESXi: 5).
@@ -40,8 +41,9 @@ pub struct Args {
 /// this console, from the media given or found on the CD drive.
 pub fn start_interactive_console(a: &Args) -> anyhow::Result<Outcome> {
     let c = &a.common;
-    let media = match &a.media {
-        Some(m) => m.clone(),
+    let from_cmdline = install::boot_options(c).ok().and_then(|b| b.media);
+    let media = match a.media.clone().or(from_cmdline) {
+        Some(m) => m,
         None => match media_on_cdrom(&c.sysroot) {
             Ok((location, _)) => location,
             Err(e) => {
@@ -154,8 +156,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     };
     log::info!("kickstart: {}", fetched.name);
     let mut cd_drives: Vec<PathBuf> = fetched.cdrom.iter().cloned().collect();
-    let media = match &a.media {
-        Some(m) => m.clone(),
+    // --media, else inst.repo= on the command line (a PXE boot), else the CD drive.
+    let media = match a.media.clone().or_else(|| boot.media.clone()) {
+        Some(m) => m,
         None => match media_on_cdrom(&c.sysroot) {
             Ok((location, drive)) => {
                 if !cd_drives.contains(&drive) {

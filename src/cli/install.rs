@@ -287,6 +287,26 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 
 /// The install proper, from a kickstart's bytes: read it (running %pre), read the hardware and
 /// the media, plan, check, write, run %post, report. Shared by `install` and `boot`.
+/// Partition GUIDs and password salts come from the kernel's random pool. Early in a boot, on a
+/// machine without a hardware source (no RDRAND, no virtio-rng), it may not be ready and
+/// getrandom() blocks, for minutes: say so rather than hang in silence (seen under QEMU TCG).
+fn wait_for_entropy(sink: &dyn EventSink) {
+    let mut byte = [0u8; 1];
+    // SAFETY: getrandom writes at most `byte.len()` bytes through the pointer.
+    let rc = unsafe { libc::getrandom(byte.as_mut_ptr().cast(), byte.len(), libc::GRND_NONBLOCK) };
+    if rc >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
+        return;
+    }
+    let message = "the kernel's random number generator is not ready yet (no hardware entropy source: RDRAND or virtio-rng); waiting for it";
+    log::warn!("{message}");
+    sink.emit(Event::Warning {
+        step: "source".into(),
+        message: message.into(),
+    });
+    // SAFETY: as above; this call blocks until the pool is ready.
+    let _ = unsafe { libc::getrandom(byte.as_mut_ptr().cast(), byte.len(), 0) };
+}
+
 pub fn execute(
     c: &Common,
     media_location: &str,
@@ -301,6 +321,7 @@ pub fn execute(
         reboot: None,
     };
     let KickstartInput { name, key, bytes } = ks_input;
+    wait_for_entropy(sink);
     // Includes are files of the installer's own file system (where %pre runs and writes), not
     // of the hardware sysroot; URLs are fetched now.
     let mut loader = ksinstall::source::fetch::InstallLoader {

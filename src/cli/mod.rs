@@ -46,9 +46,23 @@ pub struct DpuArgs {
     /// Talk devlink to a simulator on this Unix socket instead of the kernel (tests, demos).
     #[arg(long, value_name = "PATH")]
     pub devlink_socket: Option<std::path::PathBuf>,
+    /// Tests only: reach the DSC through this devlink handle (BUS/DEVICE, e.g.
+    /// netdevsim/netdevsim10) instead of pci/<its management function> (docs/TESTING.md).
+    #[arg(long, value_name = "BUS/DEVICE", value_parser = parse_devlink_handle)]
+    pub dpu_devlink_handle: Option<(String, String)>,
     /// Give up on a DPU that says nothing (no log line, no flash status) for this long.
     #[arg(long, value_name = "SECS", default_value_t = ksinstall::dpu::DEFAULT_SILENCE_SECS)]
     pub dpu_timeout: u64,
+}
+
+/// `BUS/DEVICE` as devlink writes a handle (PCI addresses and netdevsim names hold no `/`).
+fn parse_devlink_handle(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((bus, device)) if !bus.is_empty() && !device.is_empty() && !device.contains('/') => {
+            Ok((bus.to_string(), device.to_string()))
+        }
+        _ => Err("expected BUS/DEVICE, e.g. netdevsim/netdevsim10".into()),
+    }
 }
 
 impl DpuArgs {
@@ -58,6 +72,7 @@ impl DpuArgs {
             a.devlink = ksinstall::dpu::Endpoint::Simulator(p.clone());
         }
         a.silence = std::time::Duration::from_secs(self.dpu_timeout.max(1));
+        a.devlink_handle = self.dpu_devlink_handle.clone();
         // bfb-install reads misc every second; five times a second costs nothing and ends the
         // wait sooner.
         a.poll = std::time::Duration::from_millis(200);

@@ -103,7 +103,12 @@ fn net_boot_cfg(media: &BootCfg, prefix: &str, extra: &str) -> BootCfg {
         .as_deref()
         .unwrap_or("")
         .split_whitespace()
-        .filter(|w| *w != "cdromBoot" && !w.starts_with("ks=") && !w.starts_with("BOOTIF="))
+        .filter(|w| {
+            *w != "cdromBoot"
+                && !w.starts_with("ks=")
+                && !w.starts_with("BOOTIF=")
+                && !w.starts_with("inst.repo=")
+        })
         .map(String::from)
         .collect();
     opts.extend(extra.split_whitespace().map(String::from));
@@ -159,6 +164,11 @@ pub fn run(a: Args) -> Result<Outcome> {
     let extra = a.append.trim();
     let opts = |ks: &str, mac: Option<&str>| {
         let mut o = format!("ks={ks}");
+        // For a ksinstall installer image (ESXi ignores the word): the media are where the
+        // boot files are.
+        if let Some(base) = base {
+            write!(o, " inst.repo={base}").ok();
+        }
         if let Some(mac) = mac {
             write!(o, " BOOTIF=01-{}", mac.replace(':', "-")).ok();
         }

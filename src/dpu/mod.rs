@@ -35,6 +35,10 @@ pub struct Access {
     /// Set when the host install failed: stop waiting for the DPU (a transfer in progress is
     /// finished, so the card is never left with half a stream).
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Reach a DSC through this devlink handle (bus, device) instead of `pci/<its management
+    /// function>`: for tests only, where a kernel's netdevsim stands in for the card
+    /// (`--dpu-devlink-handle netdevsim/netdevsim10`, docs/TESTING.md).
+    pub devlink_handle: Option<(String, String)>,
 }
 
 impl Access {
@@ -45,6 +49,7 @@ impl Access {
             silence: Duration::from_secs(DEFAULT_SILENCE_SECS),
             poll: Duration::from_millis(500),
             cancel: Default::default(),
+            devlink_handle: None,
         }
     }
 }
@@ -194,9 +199,13 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
 }
 
 fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
-    let Some(device) = dpu.management.clone() else {
-        o.problem = Some("the card shows no management function (pds_core or ionic PF)".into());
-        return;
+    let (bus, device) = match (&access.devlink_handle, &dpu.management) {
+        (Some((bus, device)), _) => (bus.clone(), device.clone()),
+        (None, Some(device)) => ("pci".to_string(), device.clone()),
+        (None, None) => {
+            o.problem = Some("the card shows no management function (pds_core or ionic PF)".into());
+            return;
+        }
     };
     let mut client = match access
         .devlink
@@ -210,7 +219,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
             return;
         }
     };
-    match client.info("pci", &device, Duration::from_secs(30)) {
+    match client.info(&bus, &device, Duration::from_secs(30)) {
         Ok(info) => {
             let firmware_dir = match &access.devlink {
                 Endpoint::Kernel => PathBuf::from("/lib/firmware"),
@@ -223,7 +232,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
                 ));
             }
             o.interface = Some(Interface::Devlink {
-                bus: "pci".into(),
+                bus: bus.clone(),
                 device: device.clone(),
                 driver: info.driver.clone(),
                 firmware_dir,
@@ -247,7 +256,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
             }
         }
         Err(e) => {
-            o.problem = Some(format!("devlink dev info pci/{device}: {e}"));
+            o.problem = Some(format!("devlink dev info {bus}/{device}: {e}"));
         }
     }
 }
@@ -393,6 +402,8 @@ impl Backend for RshimBackend<'_> {
 pub struct DevlinkBackend<'a> {
     pub dpu: &'a Dpu,
     pub name: String,
+    /// The devlink handle: `pci` and the management function's address.
+    pub bus: String,
     pub device: String,
     /// The file name relative to the firmware search path.
     pub firmware_name: String,
@@ -463,7 +474,7 @@ impl Backend for DevlinkBackend<'_> {
         devlink::flash(
             &mut client,
             request,
-            "pci",
+            &self.bus,
             &self.device,
             &self.firmware_name,
             None,
@@ -491,7 +502,7 @@ impl Backend for DevlinkBackend<'_> {
         )
         .map_err(|e| fault("flash", e))?;
         let info = client
-            .info("pci", &self.device, Duration::from_secs(30))
+            .info(&self.bus, &self.device, Duration::from_secs(30))
             .map_err(|e| fault("confirm", e))?;
         // The new firmware must show in a bank: the DSC installs into the inactive one. The ionic
         // driver (DSC-25/100) reports no stored versions; there the ACK and the driver's
@@ -503,7 +514,8 @@ impl Backend for DevlinkBackend<'_> {
                 step: "confirm".into(),
                 outcome: Outcome::Dpu,
                 message: format!(
-                    "devlink dev info pci/{} shows no stored firmware {expected} after the flash (stored: {})",
+                    "devlink dev info {}/{} shows no stored firmware {expected} after the flash (stored: {})",
+                    self.bus,
                     self.device,
                     info.stored
                         .iter()
@@ -515,7 +527,7 @@ impl Backend for DevlinkBackend<'_> {
         }
         let mut after = Observed::new(self.dpu);
         after.interface = Some(Interface::Devlink {
-            bus: "pci".into(),
+            bus: self.bus.clone(),
             device: self.device.clone(),
             driver: info.driver.clone(),
             firmware_dir: self.firmware_dir.clone(),

@@ -51,6 +51,10 @@ pub struct BootOptions {
     pub send_mac: bool,
     /// `inst.ks.sendsn`: send the serial number header over HTTP.
     pub send_serial: bool,
+    /// `inst.repo=` (Anaconda's word; ESXi ignores it): where the installation media are, an
+    /// http(s):// URL or an absolute path in the installer's file system. A PXE-booted installer
+    /// image has no CD to find them on.
+    pub media: Option<String>,
     /// Words we did not recognise (logged, ignored).
     pub ignored: Vec<String>,
     pub warnings: Vec<String>,
@@ -206,6 +210,16 @@ impl BootOptions {
                         )
                     }
                     "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
+                    "inst.repo" => {
+                        let lower = value.to_ascii_lowercase();
+                        if !(lower.starts_with("http://")
+                            || lower.starts_with("https://")
+                            || value.starts_with('/'))
+                        {
+                            return Err("not an http(s):// URL or an absolute path".into());
+                        }
+                        o.media = Some(value.to_string());
+                    }
                     _ => o.ignored.push(w.clone()),
                 }
                 Ok(())
@@ -321,6 +335,28 @@ mod tests {
                 .netdevice
                 .as_deref(),
             Some("00:50:56:aa:bb:cc")
+        );
+    }
+
+    #[test]
+    fn inst_repo_names_the_media() {
+        let o = BootOptions::parse("ks=http://10.0.2.2/ks.cfg inst.repo=http://10.0.2.2:8080/esxi")
+            .unwrap();
+        assert_eq!(o.media.as_deref(), Some("http://10.0.2.2:8080/esxi"));
+        assert_eq!(
+            BootOptions::parse("inst.repo=/run/media/esxi.iso")
+                .unwrap()
+                .media
+                .as_deref(),
+            Some("/run/media/esxi.iso")
+        );
+        // Anaconda's other forms are not ours: a warning, and the media are looked for elsewhere.
+        let o = BootOptions::parse("inst.repo=nfs:server:/esxi").unwrap();
+        assert_eq!(o.media, None);
+        assert!(
+            o.warnings.iter().any(|w| w.contains("inst.repo=nfs")),
+            "{:?}",
+            o.warnings
         );
     }
 

@@ -4,6 +4,7 @@
 //!   running as root), then run the whole test suite. This is the README's test command.
 //! - `demo`: the README's first command: the installer's main job on embedded defaults.
 //! - `rollout`: a simulated rack installed in parallel and checked as one cluster (rollout.rs).
+//! - `e2e`: the installer under a real kernel in QEMU, judged by real clients (e2e.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod e2e;
 mod rollout;
 
 use ksinstall::media::synth as mkmedia;
@@ -39,8 +41,9 @@ fn main() -> Result<()> {
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
         Some("bench") => bench::bench(&root(), &mut cargo()),
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
+        Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | e2e [--only pxe,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
             std::process::exit(1);
         }
     }
