@@ -1107,17 +1107,24 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     assert_eq!(
         kernelopt,
         format!(
-            "runweasel ks={}/esx2.cfg BOOTIF=01-3c-ec-ef-01-02-03 inst.ks.sendmac",
-            srv.url
+            "runweasel ks={}/esx2.cfg inst.repo={} BOOTIF=01-3c-ec-ef-01-02-03 inst.ks.sendmac",
+            srv.url, srv.url
         )
     );
     let default_cfg = BootCfg::parse(&read("boot.cfg")).unwrap();
     assert_eq!(
         default_cfg.kernelopt.as_deref(),
-        Some(format!("runweasel ks={}/ks.cfg inst.ks.sendmac", srv.url).as_str())
+        Some(
+            format!(
+                "runweasel ks={}/ks.cfg inst.repo={} inst.ks.sendmac",
+                srv.url, srv.url
+            )
+            .as_str()
+        )
     );
 
-    // The kernel command line a host gets starts `ksinstall boot` on its own kickstart.
+    // The kernel command line a host gets starts `ksinstall boot` on its own kickstart, with
+    // the media where inst.repo= says (no --media).
     let root = s.sysroot("plain");
     std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
     std::fs::write(
@@ -1125,9 +1132,13 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
         "3c:ec:ef:01:02:03\n",
     )
     .unwrap();
-    let out = boot(&root, &kernelopt, &["--media", &srv.url, "--dry-run"]);
+    let out = boot(&root, &kernelopt, &["--dry-run"]);
     code(&out, 0);
     says(&out, "esx-two");
+    assert!(
+        !srv.gets("/MANIFEST.JSON").is_empty(),
+        "the media were not read from inst.repo="
+    );
     // A BOOTIF= naming a NIC the machine does not have stops the boot, as on ESXi.
     let other = kernelopt.replace("BOOTIF=01-3c-ec-ef-01-02-03", "BOOTIF=01-3c-ec-ef-09-09-09");
     let out = boot(&root, &other, &["--media", &srv.url, "--dry-run"]);

@@ -104,3 +104,23 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Hcl(c) => hcl::run(c),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_devlink_handle;
+
+    #[test]
+    fn a_devlink_handle_is_bus_slash_device() {
+        assert_eq!(
+            parse_devlink_handle("netdevsim/netdevsim10"),
+            Ok(("netdevsim".to_string(), "netdevsim10".to_string()))
+        );
+        assert_eq!(
+            parse_devlink_handle("pci/0000:45:00.0"),
+            Ok(("pci".to_string(), "0000:45:00.0".to_string()))
+        );
+        for bad in ["netdevsim10", "/x", "pci/", "a/b/c"] {
+            assert!(parse_devlink_handle(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -93,10 +93,12 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             "--only" => {
                 let v = it
                     .next()
-                    .context("--only needs a list: pxe,bluefield,broken,uefi")?;
+                    .context("--only needs a list: pxe,dsc-version,bluefield,broken,uefi")?;
                 only = Some(v.split(',').map(String::from).collect());
             }
-            other => bail!("e2e: unknown argument {other} (--only pxe,bluefield,broken,uefi)"),
+            other => bail!(
+                "e2e: unknown argument {other} (--only pxe,dsc-version,bluefield,broken,uefi)"
+            ),
         }
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -161,6 +163,23 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
         results.push(pxe);
         results.push(check_dpu_flash(&serial));
         results.push(check_host_tools(&p, &pxe_disk));
+    }
+    if want("dsc-version") {
+        let disk = fresh_disk(&p.w("disk-dsc-version.img"))?;
+        let boot = Guest {
+            name: "dsc-version",
+            kernel: Some((&vmlinuz, &initrd)),
+            cmdline: format!(
+                "ks={url}/ks/pxe.cfg inst.repo={url}/media e2e.scenario=dsc-version e2e.dpu=pensando e2e.firmware=shipped"
+            ),
+            disk: disk.clone(),
+            snapshot: false,
+            edu: 1,
+            timeout: Duration::from_secs(600),
+            stop_at: None,
+        };
+        let serial = boot.run(&p)?;
+        results.push(check_dsc_version(&serial, &disk));
     }
     if want("bluefield") {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
@@ -537,10 +556,12 @@ fn make_initramfs(
     // version: the installer's check that the card stores the new version then holds.
     let fw = dir.join("usr/share/ksinstall/firmware");
     std::fs::create_dir_all(dir.join("usr/share/ksinstall"))?;
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(p.root.join("firmware"))
-        .arg(&fw))?;
+    for to in [&fw, &dir.join("usr/share/ksinstall/firmware-shipped")] {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(p.root.join("firmware"))
+            .arg(to))?;
+    }
     let bundle = fw.join("amd-pensando-dsc/bundle.toml");
     let text = std::fs::read_to_string(&bundle)?;
     let patched: String = text
@@ -1165,6 +1186,55 @@ fn check_dpu_flash(serial: &Serial) -> Outcome {
             "{} devlink status notifications reached the progress ({flashing} \"Flashing\")",
             status.len()
         ),
+    )
+}
+
+/// The card's answer decides: netdevsim stores 10.20.30 whatever it is given, so a bundle that
+/// says 1.68.0-E-21 was not installed, and the host must not be left bootable.
+fn check_dsc_version(serial: &Serial, disk: &Path) -> Outcome {
+    let mut problems = Vec::new();
+    let failed = serial
+        .text
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "failed");
+    let message = failed
+        .as_ref()
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or("")
+        .to_string();
+    if serial.exit_code() != Some(7) {
+        problems.push(format!(
+            "ksinstall ended with {:?}, not 7 (the DPU install failed)",
+            serial.exit_code()
+        ));
+    }
+    if !message.contains("shows no stored firmware 1.68.0-E-21") || !message.contains("10.20.30") {
+        problems.push(format!(
+            "the error does not say what the card stores: {message:?}"
+        ));
+    }
+    let r = (|| -> Result<()> {
+        let parts = sgdisk_partitions(disk)?;
+        let bank = parts
+            .iter()
+            .find(|h| h.number == 5)
+            .context("no partition 5 (the host lay-down runs beside the DPU)")?;
+        let files = mtools_files(&disk.with_extension("mtools"), disk, bank)?;
+        if files.keys().any(|k| k.eq_ignore_ascii_case("/boot.cfg")) {
+            problems.push("bank 0 has a boot.cfg although the DPU install failed".into());
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        problems.push(format!("{e:#}"));
+    }
+    judge(
+        "3 DSC version check",
+        serial,
+        problems,
+        format!("failed as expected: exit 7, {message:?}, no boot.cfg on bank 0"),
     )
 }
 
