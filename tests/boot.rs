@@ -1139,6 +1139,14 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
         !srv.gets("/MANIFEST.JSON").is_empty(),
         "the media were not read from inst.repo="
     );
+    // --media wins over inst.repo= (here a port nothing listens on).
+    let elsewhere = kernelopt.replace(
+        &format!("inst.repo={}", srv.url),
+        "inst.repo=http://127.0.0.1:9/esxi",
+    );
+    assert_ne!(elsewhere, kernelopt);
+    let out = boot(&root, &elsewhere, &["--media", &srv.url, "--dry-run"]);
+    code(&out, 0);
     // A BOOTIF= naming a NIC the machine does not have stops the boot, as on ESXi.
     let other = kernelopt.replace("BOOTIF=01-3c-ec-ef-01-02-03", "BOOTIF=01-3c-ec-ef-09-09-09");
     let out = boot(&root, &other, &["--media", &srv.url, "--dry-run"]);

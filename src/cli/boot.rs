@@ -39,10 +39,9 @@ pub struct Args {
 
 /// What runs when the command line has no `ks=`: as ESXi does, the interactive installer, on
 /// this console, from the media given or found on the CD drive.
-pub fn start_interactive_console(a: &Args) -> anyhow::Result<Outcome> {
+pub fn start_interactive_console(a: &Args, inst_repo: Option<String>) -> anyhow::Result<Outcome> {
     let c = &a.common;
-    let from_cmdline = install::boot_options(c).ok().and_then(|b| b.media);
-    let media = match a.media.clone().or(from_cmdline) {
+    let media = match a.media.clone().or(inst_repo) {
         Some(m) => m,
         None => match media_on_cdrom(&c.sysroot) {
             Ok((location, _)) => location,
@@ -123,7 +122,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         let http = c.net.http(&c.sysroot, &boot)?;
         sinks.connect(&c.net, &http);
-        let o = start_interactive_console(&a)?;
+        let o = start_interactive_console(&a, boot.media.clone())?;
         sinks.finish(o, started);
         return Ok(o);
     }

@@ -285,8 +285,6 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// The install proper, from a kickstart's bytes: read it (running %pre), read the hardware and
-/// the media, plan, check, write, run %post, report. Shared by `install` and `boot`.
 /// Partition GUIDs and password salts come from the kernel's random pool. Early in a boot, on a
 /// machine without a hardware source (no RDRAND, no virtio-rng), it may not be ready and
 /// getrandom() blocks, for minutes: say so rather than hang in silence (seen under QEMU TCG).
@@ -299,14 +297,17 @@ fn wait_for_entropy(sink: &dyn EventSink) {
     }
     let message = "the kernel's random number generator is not ready yet (no hardware entropy source: RDRAND or virtio-rng); waiting for it";
     log::warn!("{message}");
+    // The plan draws the GUIDs: the wait is the plan's.
     sink.emit(Event::Warning {
-        step: "source".into(),
+        step: "plan".into(),
         message: message.into(),
     });
     // SAFETY: as above; this call blocks until the pool is ready.
     let _ = unsafe { libc::getrandom(byte.as_mut_ptr().cast(), byte.len(), 0) };
 }
 
+/// The install proper, from a kickstart's bytes: read it (running %pre), read the hardware and
+/// the media, plan, check, write, run %post, report. Shared by `install` and `boot`.
 pub fn execute(
     c: &Common,
     media_location: &str,

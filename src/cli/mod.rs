@@ -48,7 +48,7 @@ pub struct DpuArgs {
     pub devlink_socket: Option<std::path::PathBuf>,
     /// Tests only: reach the DSC through this devlink handle (BUS/DEVICE, e.g.
     /// netdevsim/netdevsim10) instead of pci/<its management function> (docs/TESTING.md).
-    #[arg(long, value_name = "BUS/DEVICE", value_parser = parse_devlink_handle)]
+    #[arg(long, value_name = "BUS/DEVICE", value_parser = parse_devlink_handle, hide = true)]
     pub dpu_devlink_handle: Option<(String, String)>,
     /// Give up on a DPU that says nothing (no log line, no flash status) for this long.
     #[arg(long, value_name = "SECS", default_value_t = ksinstall::dpu::DEFAULT_SILENCE_SECS)]

@@ -164,9 +164,14 @@ pub fn run(a: Args) -> Result<Outcome> {
     let extra = a.append.trim();
     let opts = |ks: &str, mac: Option<&str>| {
         let mut o = format!("ks={ks}");
-        // For a ksinstall installer image (ESXi ignores the word): the media are where the
-        // boot files are.
-        if let Some(base) = base {
+        // For a ksinstall installer image: the media are where the boot files are. ESXi logs
+        // and ignores words it has no pattern for (../shared/spec/kickstart.md §2). One given
+        // with --append wins.
+        if let Some(base) = base.filter(|_| {
+            !extra
+                .split_whitespace()
+                .any(|w| w.starts_with("inst.repo="))
+        }) {
             write!(o, " inst.repo={base}").ok();
         }
         if let Some(mac) = mac {

@@ -211,9 +211,9 @@ impl BootOptions {
                     }
                     "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
                     "inst.repo" => {
-                        let lower = value.to_ascii_lowercase();
-                        if !(lower.starts_with("http://")
-                            || lower.starts_with("https://")
+                        // Lower-case schemes, as the media reader matches them.
+                        if !(value.starts_with("http://")
+                            || value.starts_with("https://")
                             || value.starts_with('/'))
                         {
                             return Err("not an http(s):// URL or an absolute path".into());

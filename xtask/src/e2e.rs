@@ -17,17 +17,81 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use ksinstall::media::manifest::{Manifest, MANIFEST_NAME};
+use ksinstall::media::manifest::{Manifest, Role, MANIFEST_NAME};
 use ksinstall::media::synth;
 
 use super::run;
 
-/// The pinned kernel: netdevsim is built against its headers, so the vermagic must match.
-const KERNEL_RELEASE: &str = "6.1.0-56-cloud-amd64";
-const KERNEL_DEB_VERSION: &str = "6.1.192-2";
+/// The pinned kernel (Debian 12's cloud flavour): netdevsim is built against its headers and
+/// source of the same version, so the vermagic matches.
+const PINNED_RELEASE: &str = "6.1.0-56-cloud-amd64";
+const PINNED_VERSION: &str = "6.1.192-2";
+
+/// The kernel the guests boot: `uname -r` and the Debian package version.
+#[derive(Debug, Clone)]
+struct Pin {
+    release: String,
+    version: String,
+}
+
+impl Pin {
+    /// `6.1` of `6.1.0-56-cloud-amd64`: the linux-source package's series.
+    fn series(&self) -> String {
+        self.release
+            .split(|c: char| !c.is_ascii_digit())
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+fn apt_has(package: &str, version: &str) -> bool {
+    Command::new("apt-cache")
+        .args(["show", &format!("{package}={version}")])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+}
+
+/// The pinned kernel, or, once the archive has dropped it (Debian keeps only the current
+/// security update), the one `linux-image-cloud-amd64` depends on now, said out loud.
+fn pick_kernel() -> Result<Pin> {
+    let pinned = Pin {
+        release: PINNED_RELEASE.into(),
+        version: PINNED_VERSION.into(),
+    };
+    let image = format!("linux-image-{}", pinned.release);
+    if apt_has(&image, &pinned.version) {
+        return Ok(pinned);
+    }
+    // A fresh machine may have no package lists yet.
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    if apt_has(&image, &pinned.version) {
+        return Ok(pinned);
+    }
+    let deps = Command::new("apt-cache")
+        .args(["depends", "--important", "linux-image-cloud-amd64"])
+        .output()?;
+    let text = String::from_utf8_lossy(&deps.stdout);
+    let release = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: linux-image-"))
+        .map(|r| r.trim().to_string())
+        .context("neither the pinned kernel nor linux-image-cloud-amd64 is in the archive (the e2e needs Debian's packages)")?;
+    let policy = Command::new("apt-cache")
+        .args(["policy", &format!("linux-image-{release}")])
+        .output()?;
+    let version = String::from_utf8_lossy(&policy.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate: ").map(str::to_string))
+        .context("no candidate version for the current cloud kernel")?;
+    println!(
+        "== the pinned kernel {PINNED_RELEASE} ({PINNED_VERSION}) is gone from the archive; using {release} ({version})"
+    );
+    Ok(Pin { release, version })
+}
 
 /// Debian packages the e2e needs (the kernel image and source are only downloaded).
-fn packages() -> Vec<String> {
+fn packages(pin: &Pin) -> Vec<String> {
     let mut p: Vec<String> = [
         "qemu-system-x86",
         "busybox-static",
@@ -47,9 +111,7 @@ fn packages() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    p.push(format!(
-        "linux-headers-{KERNEL_RELEASE}={KERNEL_DEB_VERSION}"
-    ));
+    p.push(format!("linux-headers-{}={}", pin.release, pin.version));
     p
 }
 
@@ -77,6 +139,7 @@ const NETDEVSIM_FIRMWARE: &str = "10.20.30";
 struct Paths {
     root: PathBuf,
     work: PathBuf,
+    pin: Pin,
 }
 
 impl Paths {
@@ -104,11 +167,6 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let p = Paths {
-        root: root.to_path_buf(),
-        work: target.join("e2e"),
-    };
-    std::fs::create_dir_all(p.w("dl"))?;
     let t0 = Instant::now();
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let mut lap = |name: &str, since: &mut Instant| {
@@ -117,8 +175,15 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     };
     let mut since = Instant::now();
 
-    ensure_packages()?;
+    let pin = pick_kernel()?;
+    ensure_packages(&pin)?;
     lap("packages", &mut since);
+    let p = Paths {
+        root: root.to_path_buf(),
+        work: target.join("e2e"),
+        pin,
+    };
+    std::fs::create_dir_all(p.w("dl"))?;
     let kernel = fetch_kernel(&p)?;
     let netdevsim = build_netdevsim(&p)?;
     lap("kernel and netdevsim", &mut since);
@@ -126,9 +191,14 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     lap("static ksinstall", &mut since);
 
     // The UEFI scenario's loader: a unified kernel image that prints what the firmware told it.
-    let modules = resolve_modules(&kernel, GUEST_MODULES)?;
+    let release = p.pin.release.clone();
+    let modules = resolve_modules(&kernel, &release, GUEST_MODULES)?;
     // efivarfs refuses to load without EFI: only the UKI (booted by OVMF) carries it.
-    let uki = make_uki(&p, &kernel, &resolve_modules(&kernel, &["efivarfs"])?)?;
+    let uki = make_uki(
+        &p,
+        &kernel,
+        &resolve_modules(&kernel, &release, &["efivarfs"])?,
+    )?;
     let www = p.w("www");
     let media = www.join("media");
     make_media(&media, &uki)?;
@@ -138,8 +208,11 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
 
     let server = HttpServer::start(&www, &p.w("http.log"))?;
     let url = format!("http://10.0.2.2:{}", server.port);
-    let vmlinuz = kernel.join(format!("boot/vmlinuz-{KERNEL_RELEASE}"));
+    let vmlinuz = kernel.join(format!("boot/vmlinuz-{release}"));
     let want = |s: &str| only.as_ref().is_none_or(|o| o.contains(s));
+    // All guests together get 7 minutes (they take about 1.5): a hung guest must not take the
+    // e2e past its 10-minute budget, and the ones after it are reported as timed out.
+    let deadline = Instant::now() + Duration::from_secs(420);
     let mut results: Vec<Outcome> = Vec::new();
 
     let pxe_disk = p.w("disk-pxe.img");
@@ -154,8 +227,9 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             disk: fresh_disk(&pxe_disk)?,
             snapshot: false,
             edu: 1,
-            timeout: Duration::from_secs(600),
+            timeout: Duration::from_secs(240),
             stop_at: None,
+            deadline,
         };
         let serial = boot.run(&p)?;
         let pxe = check_pxe(&serial, &pxe_disk, &media, &uki, &server);
@@ -175,11 +249,12 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             disk: disk.clone(),
             snapshot: false,
             edu: 1,
-            timeout: Duration::from_secs(600),
+            timeout: Duration::from_secs(240),
             stop_at: None,
+            deadline,
         };
         let serial = boot.run(&p)?;
-        results.push(check_dsc_version(&serial, &disk));
+        results.push(check_dsc_version(&serial, &disk, &shipped_dsc_version(&p)?));
     }
     if want("bluefield") {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
@@ -192,8 +267,9 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             disk: disk.clone(),
             snapshot: false,
             edu: 2,
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(120),
             stop_at: None,
+            deadline,
         };
         let serial = boot.run(&p)?;
         results.push(check_bluefield(&serial, &disk));
@@ -209,8 +285,9 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             disk: disk.clone(),
             snapshot: false,
             edu: 0,
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(120),
             stop_at: None,
+            deadline,
         };
         let serial = boot.run(&p)?;
         results.push(check_broken(&serial, &disk));
@@ -232,8 +309,9 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             // The firmware may write to the disk (it does not, but the disk is the evidence).
             snapshot: true,
             edu: 0,
-            timeout: Duration::from_secs(180),
+            timeout: Duration::from_secs(120),
             stop_at: Some("E2E-DONE"),
+            deadline,
         };
         let serial = boot.run(&p)?;
         results.push(check_uefi(&serial, &pxe_disk, &uki));
@@ -271,8 +349,8 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Inputs: packages, kernel, netdevsim, the static installer, modules.
 
-fn ensure_packages() -> Result<()> {
-    let wanted = packages();
+fn ensure_packages(pin: &Pin) -> Result<()> {
+    let wanted = packages(pin);
     let names: Vec<&str> = wanted
         .iter()
         .map(|p| p.split('=').next().unwrap_or(p))
@@ -311,7 +389,9 @@ fn ensure_packages() -> Result<()> {
     );
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
+        // A fresh VM's unattended-upgrades may hold the lock for a while.
         .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(["-o", "DPkg::Lock::Timeout=300"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
@@ -344,57 +424,55 @@ fn download(p: &Paths, package: &str) -> Result<PathBuf> {
 
 /// The kernel and its modules, unpacked under target/e2e/kernel with a modules.dep.
 fn fetch_kernel(p: &Paths) -> Result<PathBuf> {
-    let dir = p.w("kernel");
-    let vmlinuz = dir.join(format!("boot/vmlinuz-{KERNEL_RELEASE}"));
-    let dep = dir.join(format!("lib/modules/{KERNEL_RELEASE}/modules.dep"));
+    let Pin { release, version } = &p.pin;
+    let dir = p.w(&format!("kernel-{release}"));
+    let vmlinuz = dir.join(format!("boot/vmlinuz-{release}"));
+    let dep = dir.join(format!("lib/modules/{release}/modules.dep"));
     if vmlinuz.exists() && dep.exists() {
         return Ok(dir);
     }
-    let deb = download(
-        p,
-        &format!("linux-image-{KERNEL_RELEASE}={KERNEL_DEB_VERSION}"),
-    )?;
+    let deb = download(p, &format!("linux-image-{release}={version}"))?;
     let _ = std::fs::remove_dir_all(&dir);
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
     // The package ships no modules.dep (its postinst makes it).
-    run(Command::new("depmod")
-        .arg("-b")
-        .arg(&dir)
-        .arg(KERNEL_RELEASE))?;
+    run(Command::new("depmod").arg("-b").arg(&dir).arg(release))?;
     Ok(dir)
 }
 
 /// netdevsim.ko built out of tree from Debian's linux-source for the pinned kernel (Debian
 /// kernels do not ship it: `# CONFIG_NETDEVSIM is not set`).
 fn build_netdevsim(p: &Paths) -> Result<PathBuf> {
-    let ko = p.w("netdevsim/netdevsim.ko");
+    let Pin { release, version } = &p.pin;
+    let series = p.pin.series();
+    let ko = p.w(&format!("netdevsim/{release}/netdevsim.ko"));
     if ko.exists() {
         return Ok(ko);
     }
-    let deb = download(p, &format!("linux-source-6.1={KERNEL_DEB_VERSION}"))?;
+    let deb = download(p, &format!("linux-source-{series}={version}"))?;
     let src = p.w("netdevsim-src");
     let _ = std::fs::remove_dir_all(&src);
     std::fs::create_dir_all(&src)?;
-    println!("== building netdevsim.ko for {KERNEL_RELEASE}");
+    println!("== building netdevsim.ko for {release}");
     // Only the driver's directory is unpacked from the 139 MB source tarball.
-    run(Command::new("sh")
-        .arg("-c")
+    run(Command::new("bash")
+        .args(["-o", "pipefail", "-e", "-c"])
         .arg(
-            "set -e; dpkg-deb --fsys-tarfile \"$1\" | tar -xO ./usr/src/linux-source-6.1.tar.xz \
-             | xz -dc | tar -x -C \"$2\" linux-source-6.1/drivers/net/netdevsim",
+            "dpkg-deb --fsys-tarfile \"$1\" | tar -xO \"./usr/src/linux-source-$3.tar.xz\" \
+             | xz -dc | tar -x -C \"$2\" \"linux-source-$3/drivers/net/netdevsim\"",
         )
-        .arg("sh")
+        .arg("bash")
         .arg(&deb)
-        .arg(&src))?;
-    let module_dir = src.join("linux-source-6.1/drivers/net/netdevsim");
+        .arg(&src)
+        .arg(&series))?;
+    let module_dir = src.join(format!("linux-source-{series}/drivers/net/netdevsim"));
     run(Command::new("make")
         .arg("-s")
         .arg("-C")
-        .arg(format!("/usr/src/linux-headers-{KERNEL_RELEASE}"))
+        .arg(format!("/usr/src/linux-headers-{release}"))
         .arg(format!("M={}", module_dir.display()))
         .arg("CONFIG_NETDEVSIM=m")
         .arg("modules"))?;
-    std::fs::create_dir_all(p.w("netdevsim"))?;
+    std::fs::create_dir_all(ko.parent().context("netdevsim path")?)?;
     std::fs::copy(module_dir.join("netdevsim.ko"), &ko)?;
     let _ = std::fs::remove_dir_all(&src);
     Ok(ko)
@@ -431,8 +509,8 @@ fn build_static(p: &Paths, target: &Path, cargo: &mut Command) -> Result<PathBuf
 
 /// The .ko files for `wanted` and everything they need, dependencies first, as paths relative
 /// to lib/modules/<release>. Modules built into the kernel are left out.
-fn resolve_modules(kernel: &Path, wanted: &[&str]) -> Result<Vec<String>> {
-    let base = kernel.join(format!("lib/modules/{KERNEL_RELEASE}"));
+fn resolve_modules(kernel: &Path, release: &str, wanted: &[&str]) -> Result<Vec<String>> {
+    let base = kernel.join(format!("lib/modules/{release}"));
     let dep = std::fs::read_to_string(base.join("modules.dep"))?;
     let builtin = std::fs::read_to_string(base.join("modules.builtin"))?;
     let norm = |path: &str| -> String {
@@ -502,8 +580,8 @@ fn copy_busybox(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn copy_modules(kernel: &Path, modules: &[String], dir: &Path) -> Result<()> {
-    let base = kernel.join(format!("lib/modules/{KERNEL_RELEASE}"));
+fn copy_modules(kernel: &Path, release: &str, modules: &[String], dir: &Path) -> Result<()> {
+    let base = kernel.join(format!("lib/modules/{release}"));
     for m in modules {
         let to = dir.join("lib/modules").join(m);
         std::fs::create_dir_all(to.parent().context("module path")?)?;
@@ -522,10 +600,10 @@ fn install_exec(from: &Path, to: &Path) -> Result<()> {
 
 /// A newc cpio of `dir`, made by cpio(1).
 fn cpio(dir: &Path, out: &Path) -> Result<()> {
-    run(Command::new("sh")
-        .arg("-c")
+    run(Command::new("bash")
+        .args(["-o", "pipefail", "-e", "-c"])
         .arg("cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 > \"$2\"")
-        .arg("sh")
+        .arg("bash")
         .arg(dir)
         .arg(out))
 }
@@ -546,7 +624,7 @@ fn make_initramfs(
         &dir.join("etc/e2e/udhcpc.script"),
     )?;
     install_exec(bin, &dir.join("usr/bin/ksinstall"))?;
-    copy_modules(kernel, modules, &dir)?;
+    copy_modules(kernel, &p.pin.release, modules, &dir)?;
     std::fs::copy(netdevsim, dir.join("lib/modules/netdevsim.ko"))?;
     let mut list = modules.join("\n");
     list.push_str("\nnetdevsim.ko\n");
@@ -591,7 +669,7 @@ fn make_uki(p: &Paths, kernel: &Path, modules: &[String]) -> Result<PathBuf> {
     copy_busybox(&dir)?;
     install_exec(&p.root.join("tests/e2e/uefi-init"), &dir.join("init"))?;
     let efi = modules;
-    copy_modules(kernel, efi, &dir)?;
+    copy_modules(kernel, &p.pin.release, efi, &dir)?;
     std::fs::create_dir_all(dir.join("etc/e2e"))?;
     std::fs::write(dir.join("etc/e2e/modules"), efi.join("\n") + "\n")?;
     let initrd = p.w("uki-initrd.cpio");
@@ -602,7 +680,7 @@ fn make_uki(p: &Paths, kernel: &Path, modules: &[String]) -> Result<PathBuf> {
         "NAME=\"ksinstall e2e\"\nID=ksinstall-e2e\n",
     )?;
     let uki = p.w("BOOTX64.EFI");
-    let vmlinuz = kernel.join(format!("boot/vmlinuz-{KERNEL_RELEASE}"));
+    let vmlinuz = kernel.join(format!("boot/vmlinuz-{}", p.pin.release));
     // Section addresses well above the stub's own (it ends below 0x20000) and apart from each
     // other: the kernel is ~14 MB, the initrd ~1 MB.
     run(Command::new("objcopy")
@@ -699,7 +777,7 @@ impl HttpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
             .arg(dir)
             .arg(port.to_string())
@@ -709,6 +787,13 @@ impl HttpServer {
             .context("python3 -m http.server")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // It could not bind (someone took the port since we picked it): say so.
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "python3 -m http.server on port {port} ended: {status} (see {})",
+                    log.display()
+                );
+            }
             ensure!(
                 Instant::now() < deadline,
                 "the HTTP server did not start on port {port}"
@@ -746,6 +831,18 @@ struct Guest<'a> {
     timeout: Duration,
     /// Stop the guest when this appears (a firmware boot has no poweroff of ours to wait for).
     stop_at: Option<&'a str>,
+    /// The end of the time all guests together may take.
+    deadline: Instant,
+}
+
+/// Kills the guest however `Guest::run` is left.
+struct Qemu(std::process::Child);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 struct Serial {
@@ -830,10 +927,10 @@ impl Guest<'_> {
         let log_path = p.w(&format!("{}.serial.log", self.name));
         let mut log = std::fs::File::create(&log_path)?;
         let started = Instant::now();
-        let mut child = cmd.spawn().context("qemu-system-x86_64")?;
+        let mut child = Qemu(cmd.spawn().context("qemu-system-x86_64")?);
         let (tx, rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().context("qemu stdout")?;
-        let err = child.stderr.take().context("qemu stderr")?;
+        let out = child.0.stdout.take().context("qemu stdout")?;
+        let err = child.0.stderr.take().context("qemu stderr")?;
         for stream in [
             Box::new(out) as Box<dyn std::io::Read + Send>,
             Box::new(err),
@@ -852,7 +949,7 @@ impl Guest<'_> {
             });
         }
         drop(tx);
-        let deadline = started + self.timeout;
+        let deadline = (started + self.timeout).min(self.deadline);
         let mut text = String::new();
         let mut timed_out = false;
         loop {
@@ -867,19 +964,19 @@ impl Guest<'_> {
                     text.push_str(&line);
                     text.push('\n');
                     if stop {
-                        let _ = child.kill();
+                        let _ = child.0.kill();
                         break;
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     timed_out = true;
-                    let _ = child.kill();
+                    let _ = child.0.kill();
                     break;
                 }
             }
         }
-        let _ = child.wait();
+        let _ = child.0.wait();
         let elapsed = started.elapsed();
         println!(
             "== [{}] {} after {:.1} s; serial log {}",
@@ -1027,8 +1124,10 @@ fn check_pxe(
             "GET /media/b.b00",
             "GET /media/s.v00",
         ] {
-            if !requests.contains(wanted) {
-                problems.push(format!("the HTTP server saw no {wanted}"));
+            // python's log line: "GET /media/b.b00 HTTP/1.1" 200 -
+            let served = format!("\"{wanted} HTTP/1.1\" 200 ");
+            if !requests.lines().any(|l| l.contains(&served)) {
+                problems.push(format!("the HTTP server did not serve {wanted} (200)"));
             }
         }
         // The kernel's GPT parser: partition numbers and extents as sgdisk reads them here.
@@ -1110,21 +1209,21 @@ fn check_pxe(
             .map(|(k, v)| (k.trim_start_matches('/').to_ascii_lowercase(), v))
             .collect();
         let mut modules = 0;
-        for c in manifest.components.iter().filter(|c| c.esp_path.is_none()) {
-            if c.path.ends_with("esxiodpt.tgz") {
-                continue;
-            }
+        let host_parts = manifest
+            .components
+            .iter()
+            .filter(|c| matches!(c.role, Role::Kernel | Role::Module));
+        for c in host_parts {
             match bank.get(&c.path.to_ascii_lowercase()) {
                 Some(sha) if *sha == c.sha256 => modules += 1,
-                Some(_) => problems.push(format!(
-                    "bootbank {}: SHA-256 differs from the media",
-                    c.path
-                )),
-                None => {}
+                Some(_) => {
+                    problems.push(format!("bank 0 {}: SHA-256 differs from the media", c.path))
+                }
+                None => problems.push(format!("bank 0 has no {}", c.path)),
             }
         }
         if modules == 0 {
-            problems.push("no media module found on partition 5 with its hash".into());
+            problems.push("the media has no host modules to compare".into());
         }
         if !bank.contains_key("boot.cfg") {
             problems.push("partition 5 has no boot.cfg".into());
@@ -1164,7 +1263,18 @@ fn check_dpu_flash(serial: &Serial) -> Outcome {
         .filter_map(|e| e["message"].as_str())
         .collect();
     let flashing = status.iter().filter(|m| m.contains("Flashing")).count();
-    for want in ["Preparing to flash", "Flashing 100%", "Flashing done"] {
+    // netdevsim (6.1) announces 500 steps, then "Flash select" with an 81 s timeout.
+    if flashing < 500 {
+        problems.push(format!(
+            "{flashing} \"Flashing\" statuses reached the progress, not 500"
+        ));
+    }
+    for want in [
+        "Preparing to flash",
+        "Flashing 100%",
+        "Flash select (may take up to 81s)",
+        "Flashing done",
+    ] {
         if !status.iter().any(|m| m.contains(want)) {
             problems.push(format!("no devlink status \"{want}\" in the progress"));
         }
@@ -1189,9 +1299,19 @@ fn check_dpu_flash(serial: &Serial) -> Outcome {
     )
 }
 
+/// The version the repository's DSC bundle says it carries.
+fn shipped_dsc_version(p: &Paths) -> Result<String> {
+    let path = p.root.join("firmware/amd-pensando-dsc/bundle.toml");
+    std::fs::read_to_string(&path)?
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .with_context(|| format!("{}: no version", path.display()))
+}
+
 /// The card's answer decides: netdevsim stores 10.20.30 whatever it is given, so a bundle that
-/// says 1.68.0-E-21 was not installed, and the host must not be left bootable.
-fn check_dsc_version(serial: &Serial, disk: &Path) -> Outcome {
+/// says another version was not installed, and the host must not be left bootable.
+fn check_dsc_version(serial: &Serial, disk: &Path, shipped: &str) -> Outcome {
     let mut problems = Vec::new();
     let failed = serial
         .text
@@ -1210,7 +1330,9 @@ fn check_dsc_version(serial: &Serial, disk: &Path) -> Outcome {
             serial.exit_code()
         ));
     }
-    if !message.contains("shows no stored firmware 1.68.0-E-21") || !message.contains("10.20.30") {
+    if !message.contains(&format!("shows no stored firmware {shipped}"))
+        || !message.contains(NETDEVSIM_FIRMWARE)
+    {
         problems.push(format!(
             "the error does not say what the card stores: {message:?}"
         ));
@@ -1314,8 +1436,21 @@ fn check_host_tools(p: &Paths, disk: &Path) -> Outcome {
 
 /// Nothing was written to a disk (the image file has no blocks at all).
 fn untouched(disk: &Path) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(std::fs::metadata(disk)?.blocks() == 0)
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(disk)?;
+    // SAFETY: lseek on a descriptor we own; SEEK_DATA from 0 finds the first written byte, and
+    // fails with ENXIO when the file has none (a fresh sparse image).
+    let rc = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_DATA) };
+    if rc >= 0 {
+        return Ok(false);
+    }
+    let e = std::io::Error::last_os_error();
+    ensure!(
+        e.raw_os_error() == Some(libc::ENXIO),
+        "lseek SEEK_DATA {}: {e}",
+        disk.display()
+    );
+    Ok(true)
 }
 
 /// Scenario 3 (BlueField): detected through the guest's sysfs, its install planned via rshim.
