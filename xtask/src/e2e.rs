@@ -215,23 +215,38 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(420);
     let mut results: Vec<Outcome> = Vec::new();
 
+    // A guest of the installer image: `scenario` and `dpu` go to its /init, `ks` names the
+    // kickstart on the server, `extra` adds kernel command line words.
+    let image_guest = |scenario: &'static str, ks: &str, dpu: &str, extra: &str, disk: PathBuf| {
+        Guest {
+            name: scenario,
+            kernel: Some((vmlinuz.as_path(), initrd.as_path())),
+            cmdline: format!(
+                "ks={url}/ks/{ks} inst.repo={url}/media e2e.scenario={scenario} e2e.dpu={dpu} {extra}"
+            ),
+            disk,
+            snapshot: false,
+            edu: match dpu {
+                "pensando" => 1,
+                "bluefield" => 2,
+                _ => 0,
+            },
+            // An install takes about 35 s here; a dry run or a refusal about 8.
+            timeout: Duration::from_secs(if scenario == "pxe" || scenario == "dsc-version" {
+                240
+            } else {
+                120
+            }),
+            stop_at: None,
+            deadline,
+        }
+    };
+
     let pxe_disk = p.w("disk-pxe.img");
     let mut installed = false;
     if want("pxe") || want("uefi") {
-        let boot = Guest {
-            name: "pxe",
-            kernel: Some((&vmlinuz, &initrd)),
-            cmdline: format!(
-                "ks={url}/ks/pxe.cfg inst.repo={url}/media e2e.scenario=pxe e2e.dpu=pensando"
-            ),
-            disk: fresh_disk(&pxe_disk)?,
-            snapshot: false,
-            edu: 1,
-            timeout: Duration::from_secs(240),
-            stop_at: None,
-            deadline,
-        };
-        let serial = boot.run(&p)?;
+        let serial =
+            image_guest("pxe", "pxe.cfg", "pensando", "", fresh_disk(&pxe_disk)?).run(&p)?;
         let pxe = check_pxe(&serial, &pxe_disk, &media, &uki, &server);
         installed = serial.exit_code() == Some(0);
         results.push(pxe);
@@ -240,56 +255,24 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     }
     if want("dsc-version") {
         let disk = fresh_disk(&p.w("disk-dsc-version.img"))?;
-        let boot = Guest {
-            name: "dsc-version",
-            kernel: Some((&vmlinuz, &initrd)),
-            cmdline: format!(
-                "ks={url}/ks/pxe.cfg inst.repo={url}/media e2e.scenario=dsc-version e2e.dpu=pensando e2e.firmware=shipped"
-            ),
-            disk: disk.clone(),
-            snapshot: false,
-            edu: 1,
-            timeout: Duration::from_secs(240),
-            stop_at: None,
-            deadline,
-        };
-        let serial = boot.run(&p)?;
+        let guest = image_guest(
+            "dsc-version",
+            "pxe.cfg",
+            "pensando",
+            "e2e.firmware=shipped",
+            disk.clone(),
+        );
+        let serial = guest.run(&p)?;
         results.push(check_dsc_version(&serial, &disk, &shipped_dsc_version(&p)?));
     }
     if want("bluefield") {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
-        let boot = Guest {
-            name: "bluefield",
-            kernel: Some((&vmlinuz, &initrd)),
-            cmdline: format!(
-                "ks={url}/ks/pxe.cfg inst.repo={url}/media e2e.scenario=bluefield e2e.dpu=bluefield"
-            ),
-            disk: disk.clone(),
-            snapshot: false,
-            edu: 2,
-            timeout: Duration::from_secs(120),
-            stop_at: None,
-            deadline,
-        };
-        let serial = boot.run(&p)?;
+        let serial = image_guest("bluefield", "pxe.cfg", "bluefield", "", disk.clone()).run(&p)?;
         results.push(check_bluefield(&serial, &disk));
     }
     if want("broken") {
         let disk = fresh_disk(&p.w("disk-broken.img"))?;
-        let boot = Guest {
-            name: "broken",
-            kernel: Some((&vmlinuz, &initrd)),
-            cmdline: format!(
-                "ks={url}/ks/broken.cfg inst.repo={url}/media e2e.scenario=broken e2e.dpu=none"
-            ),
-            disk: disk.clone(),
-            snapshot: false,
-            edu: 0,
-            timeout: Duration::from_secs(120),
-            stop_at: None,
-            deadline,
-        };
-        let serial = boot.run(&p)?;
+        let serial = image_guest("broken", "broken.cfg", "none", "", disk.clone()).run(&p)?;
         results.push(check_broken(&serial, &disk));
     }
     if want("uefi") && !installed {
@@ -865,6 +848,31 @@ impl Serial {
     fn failures(&self) -> Vec<&str> {
         self.lines("E2E-FAIL").collect()
     }
+    /// The installer's JSON events (`--progress json`) among the console lines.
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.text
+            .lines()
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+    /// The message of the installer's `failed` event, or "".
+    fn failure_message(&self) -> String {
+        self.events()
+            .iter()
+            .find(|e| e["event"] == "failed")
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+    fn expect_exit(&self, code: i32, meaning: &str, problems: &mut Vec<String>) {
+        if self.exit_code() != Some(code) {
+            problems.push(format!(
+                "ksinstall ended with {:?}, not {code} ({meaning})",
+                self.exit_code()
+            ));
+        }
+    }
 }
 
 impl Guest<'_> {
@@ -1251,12 +1259,7 @@ fn check_pxe(
 /// notifications reached the installer's progress.
 fn check_dpu_flash(serial: &Serial) -> Outcome {
     let mut problems = Vec::new();
-    let events: Vec<serde_json::Value> = serial
-        .text
-        .lines()
-        .filter_map(|l| l.find('{').map(|i| &l[i..]))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = serial.events();
     let status: Vec<&str> = events
         .iter()
         .filter(|e| e["event"] == "status" && e["step"] == "dpu")
@@ -1313,23 +1316,8 @@ fn shipped_dsc_version(p: &Paths) -> Result<String> {
 /// says another version was not installed, and the host must not be left bootable.
 fn check_dsc_version(serial: &Serial, disk: &Path, shipped: &str) -> Outcome {
     let mut problems = Vec::new();
-    let failed = serial
-        .text
-        .lines()
-        .filter_map(|l| l.find('{').map(|i| &l[i..]))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "failed");
-    let message = failed
-        .as_ref()
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or("")
-        .to_string();
-    if serial.exit_code() != Some(7) {
-        problems.push(format!(
-            "ksinstall ended with {:?}, not 7 (the DPU install failed)",
-            serial.exit_code()
-        ));
-    }
+    let message = serial.failure_message();
+    serial.expect_exit(7, "the DPU install failed", &mut problems);
     if !message.contains(&format!("shows no stored firmware {shipped}"))
         || !message.contains(NETDEVSIM_FIRMWARE)
     {
@@ -1456,12 +1444,7 @@ fn untouched(disk: &Path) -> Result<bool> {
 /// Scenario 3 (BlueField): detected through the guest's sysfs, its install planned via rshim.
 fn check_bluefield(serial: &Serial, disk: &Path) -> Outcome {
     let mut problems = Vec::new();
-    let plan = serial
-        .text
-        .lines()
-        .filter_map(|l| l.find('{').map(|i| &l[i..]))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "plan");
+    let plan = serial.events().into_iter().find(|e| e["event"] == "plan");
     let mut detail = String::new();
     match (serial.exit_code(), plan) {
         (Some(0), Some(e)) => {
@@ -1488,23 +1471,8 @@ fn check_bluefield(serial: &Serial, disk: &Path) -> Outcome {
 /// The broken case: a kickstart naming a disk the guest does not have.
 fn check_broken(serial: &Serial, disk: &Path) -> Outcome {
     let mut problems = Vec::new();
-    let failed = serial
-        .text
-        .lines()
-        .filter_map(|l| l.find('{').map(|i| &l[i..]))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "failed");
-    let message = failed
-        .as_ref()
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or("")
-        .to_string();
-    if serial.exit_code() != Some(3) {
-        problems.push(format!(
-            "ksinstall ended with {:?}, not 3 (precondition)",
-            serial.exit_code()
-        ));
-    }
+    let message = serial.failure_message();
+    serial.expect_exit(3, "precondition", &mut problems);
     if !message.contains("mpx.vmhba9:C0:T9:L0") {
         problems.push(format!("the error does not name the disk: {message:?}"));
     }
