@@ -892,3 +892,37 @@ fn without_a_terminal_it_refuses_at_once_and_points_to_the_scripted_install() {
         "{err}"
     );
 }
+
+#[test]
+fn boot_without_ks_opens_the_media_from_inst_repo_over_https_with_the_ca_file() {
+    let host = Host::new();
+    let (ca, cert, key, _) = common::http::make_certs(host.dir.path());
+    let srv = common::http::serve_tls(&host.path("media"), &cert, &key);
+    // A PXE boot without ks=: the console starts on the media inst.repo= names.
+    let args = |ca: Option<&Path>| -> Vec<String> {
+        let mut a = vec![
+            "boot".to_string(),
+            "--sysroot".into(),
+            host.path("root").display().to_string(),
+            "--cmdline".into(),
+            format!("runweasel inst.repo={}", srv.url),
+        ];
+        if let Some(ca) = ca {
+            a.push("--ca-file".into());
+            a.push(ca.display().to_string());
+        }
+        a
+    };
+    let c = Console::start(host.dir.path(), &args(Some(&ca)));
+    c.wait_for(&["Welcome to the installation of VMware ESXi 8.0.3"]);
+    assert!(
+        srv.requests().iter().any(|r| r.path == "/MANIFEST.JSON"),
+        "the media were not read over HTTPS"
+    );
+    drop(c);
+    // The same boot without the CA: the built-in roots do not know it, and the console says so
+    // before it takes the screen, with the way out.
+    let c = Console::start(host.dir.path(), &args(None));
+    assert_eq!(c.exit_code(), 4, "{}", c.stderr());
+    assert!(c.stderr().contains("--ca-file"), "{}", c.stderr());
+}

@@ -39,7 +39,12 @@ pub struct Args {
 
 /// What runs when the command line has no `ks=`: as ESXi does, the interactive installer, on
 /// this console, from the media given or found on the CD drive.
-pub fn start_interactive_console(a: &Args, inst_repo: Option<String>) -> anyhow::Result<Outcome> {
+/// Media over HTTP are fetched with the client the options made (--ca-file, timeouts, ...).
+pub fn start_interactive_console(
+    a: &Args,
+    inst_repo: Option<String>,
+    http: &ksinstall::http::Http,
+) -> anyhow::Result<Outcome> {
     let c = &a.common;
     let media = match a.media.clone().or(inst_repo) {
         Some(m) => m,
@@ -51,7 +56,7 @@ pub fn start_interactive_console(a: &Args, inst_repo: Option<String>) -> anyhow:
             }
         },
     };
-    super::interactive::run_console(&c.sysroot, &media, None, c.cmdline.as_deref(), &c.dpu)
+    super::interactive::run_console(&c.sysroot, &media, None, c.cmdline.as_deref(), &c.dpu, http)
 }
 
 fn describe(loc: &KsLocation) -> String {
@@ -122,7 +127,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         let http = c.net.http(&c.sysroot, &boot)?;
         sinks.connect(&c.net, &http);
-        let o = start_interactive_console(&a, boot.media.clone())?;
+        let o = start_interactive_console(&a, boot.media.clone(), &http)?;
         sinks.finish(o, started);
         return Ok(o);
     }

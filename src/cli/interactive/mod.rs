@@ -46,7 +46,15 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    run_console(&a.sysroot, &a.media, a.save_ks.as_deref(), None, &a.dpu)
+    let http = ksinstall::http::Http::new(Default::default())?;
+    run_console(
+        &a.sysroot,
+        &a.media,
+        a.save_ks.as_deref(),
+        None,
+        &a.dpu,
+        &http,
+    )
 }
 
 /// The console install, for `interactive` and for `boot` without `ks=`.
@@ -56,6 +64,7 @@ pub fn run_console(
     save_ks: Option<&Path>,
     cmdline: Option<&str>,
     dpu: &super::DpuArgs,
+    http: &ksinstall::http::Http,
 ) -> anyhow::Result<Outcome> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         eprintln!("ksinstall: error: the console install needs a terminal; use `ksinstall install --ks FILE` for a scripted install");
@@ -74,7 +83,7 @@ pub fn run_console(
         Ok(i) => i,
         Err(e) => return Ok(refuse(Outcome::Precondition, &format!("{e:#}"))),
     };
-    let media = match Media::open(media) {
+    let media = match Media::open_with(media, http) {
         Ok(m) => m,
         Err(e) => return Ok(refuse(Outcome::Media, &format!("{e:#}"))),
     };
