@@ -648,6 +648,32 @@ fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
         .requests()
         .iter()
         .all(|r| r.header("X-OpenStack-Ironic-API-Version") == Some("1.72")));
+    // The token from a file (its first line), kept out of the process list.
+    let token_file = hook_dir.path().join("agent-token");
+    std::fs::write(&token_file, "tok-456\n").unwrap();
+    let hook = serve(hook_dir.path());
+    let out = boot(
+        &root,
+        "ks=/etc/bad.cfg",
+        &[
+            "--media",
+            &s.media(),
+            "--dry-run",
+            "--report-url",
+            &format!("{}/v1/heartbeat/node-1", hook.url),
+            "--report-format",
+            "ironic",
+            "--report-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    code(&out, 2);
+    let posts = hook.posts();
+    assert_eq!(posts.len(), 2);
+    assert!(
+        posts.iter().all(|p| p["agent_token"] == "tok-456"),
+        "{posts:?}"
+    );
 
     // A command line that stops the boot is reported too.
     let hook = serve(hook_dir.path());

@@ -97,7 +97,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             // The provisioning system hears of a bad command line too (without the identity
             // headers, which the command line would have turned on).
             let http = c.net.http(&c.sysroot, &Default::default())?;
-            sinks.connect(&c.net, &http);
+            sinks.connect(&c.net, &http)?;
             let o = install::fail(&sinks.tee(), "source", Outcome::Precondition, &e);
             sinks.finish(o, started);
             return Ok(o);
@@ -106,7 +106,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let Err(e) = ksinstall::source::cmdline::check_netdevice(&c.sysroot, &boot) {
         // Reported to the provisioning system too.
         let http = c.net.http(&c.sysroot, &Default::default())?;
-        sinks.connect(&c.net, &http);
+        sinks.connect(&c.net, &http)?;
         let o = install::fail(
             &sinks.tee(),
             "source",
@@ -126,13 +126,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::UsageOrIo);
         }
         let http = c.net.http(&c.sysroot, &boot)?;
-        sinks.connect(&c.net, &http);
+        sinks.connect(&c.net, &http)?;
         let o = start_interactive_console(&a, boot.media.clone(), &http)?;
         sinks.finish(o, started);
         return Ok(o);
     }
     let http = c.net.http(&c.sysroot, &boot)?;
-    sinks.connect(&c.net, &http);
+    sinks.connect(&c.net, &http)?;
     let sink = sinks.tee();
 
     let wanted: Vec<String> = boot.ks.iter().map(describe).collect();

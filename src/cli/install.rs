@@ -113,6 +113,15 @@ pub struct NetArgs {
     /// Ironic's agent_token, sent in each heartbeat.
     #[arg(long, value_name = "TOKEN", requires = "report_url")]
     pub report_token: Option<String>,
+    /// As --report-token, read from this file (the first line), so that it does not show in
+    /// the process list.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "report_url",
+        conflicts_with = "report_token"
+    )]
+    pub report_token_file: Option<PathBuf>,
 }
 
 impl NetArgs {
@@ -156,15 +165,23 @@ impl Sinks {
         }
     }
     /// Start posting to --report-url (once the HTTP options are known).
-    pub fn connect(&mut self, net: &NetArgs, http: &Http) {
+    pub fn connect(&mut self, net: &NetArgs, http: &Http) -> anyhow::Result<()> {
         if let Some(url) = &net.report_url {
-            self.webhook = Some(Webhook::start(
-                url,
-                net.report_format,
-                net.report_token.clone(),
-                http.clone(),
-            ));
+            let token = match &net.report_token_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading --report-token-file {}", path.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                ),
+                None => net.report_token.clone(),
+            };
+            self.webhook = Some(Webhook::start(url, net.report_format, token, http.clone()));
         }
+        Ok(())
     }
     pub fn tee(&self) -> Tee<'_> {
         let mut all: Vec<&dyn EventSink> = vec![self.shown.as_ref()];
@@ -239,7 +256,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     };
     let http = a.common.net.http(&a.common.sysroot, &boot)?;
-    sinks.connect(&a.common.net, &http);
+    sinks.connect(&a.common.net, &http)?;
     let ks = if a.ks.starts_with("http://") || a.ks.starts_with("https://") {
         match http.get_small(&a.ks) {
             Ok(bytes) => KickstartInput {

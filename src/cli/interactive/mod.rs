@@ -256,6 +256,21 @@ struct Screen {
 
 impl Screen {
     fn take() -> anyhow::Result<Screen> {
+        // A panic's message is printed before the unwinding drops the Screen: on the alternate
+        // screen, where it would be lost. Give the terminal back first (console thread only:
+        // a worker thread's panic is reported on the screen as a failed step).
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        let console = std::thread::current().id();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if std::thread::current().id() == console {
+                    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, cursor::Show);
+                    let _ = terminal::disable_raw_mode();
+                }
+                previous(info);
+            }));
+        });
         terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
         let mut out = std::io::stdout();
         execute!(out, EnterAlternateScreen, cursor::Hide).context("taking the screen")?;
