@@ -80,8 +80,27 @@ fn is_tls_trust_error(e: &ureq::Error) -> bool {
     matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_)) || text.contains("certificate")
 }
 
+/// A URL as it may be shown, logged or reported: ureq sends the userinfo of a URL
+/// (`https://user:secret@host/ks.cfg`) as Basic auth, so the password is replaced by `***`, and
+/// a userinfo without one (a token as the user name) as a whole.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => format!("{scheme}://***@{host}{tail}"),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// The error text a person can act on.
 fn explain(url: &str, e: &ureq::Error) -> String {
+    let url = redact(url);
     match e {
         ureq::Error::StatusCode(code) => format!("{url}: HTTP {code}"),
         e if is_tls_trust_error(e) => format!(
@@ -272,7 +291,8 @@ impl Http {
             match req.send(&bytes[..]) {
                 Ok(r) if r.status().is_redirection() => {
                     last = format!(
-                        "{url}: answered {} (a redirect): a report is not re-sent elsewhere",
+                        "{}: answered {} (a redirect): a report is not re-sent elsewhere",
+                        redact(url),
                         r.status()
                     )
                 }
@@ -331,21 +351,24 @@ impl ResumingReader {
             if range_start != Some(self.pos) {
                 return Err(io::Error::other(format!(
                     "{}: asked to resume at byte {}, the server answered a range from {:?}",
-                    self.url, self.pos, range_start
+                    redact(&self.url),
+                    self.pos,
+                    range_start
                 )));
             }
-            log::info!("{}: resumed at byte {}", self.url, self.pos);
+            log::info!("{}: resumed at byte {}", redact(&self.url), self.pos);
         } else {
             log::info!(
                 "{}: the server does not resume; reading again from the start, skipping {} bytes",
-                self.url,
+                redact(&self.url),
                 self.pos
             );
             let skipped = io::copy(&mut (&mut reader).take(self.pos), &mut io::sink())?;
             if skipped != self.pos {
                 return Err(io::Error::other(format!(
                     "{}: now ends after {skipped} bytes, before byte {} we had reached",
-                    self.url, self.pos
+                    redact(&self.url),
+                    self.pos
                 )));
             }
         }
@@ -392,13 +415,15 @@ impl Read for ResumingReader {
                             e.kind(),
                             format!(
                                 "{}: {e} after byte {} ({} attempts to resume)",
-                                self.url, self.pos, self.failures
+                                redact(&self.url),
+                                self.pos,
+                                self.failures
                             ),
                         ));
                     }
                     log::warn!(
                         "{}: {e} at byte {}; resuming (attempt {} of {})",
-                        self.url,
+                        redact(&self.url),
                         self.pos,
                         self.failures + 1,
                         self.http.attempts()
@@ -457,4 +482,28 @@ pub fn identity_headers(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn a_url_shows_no_password() {
+        assert_eq!(
+            redact("https://deploy:s3cret@10.0.0.1:8443/ks/esx1.cfg?x=1"),
+            "https://deploy:***@10.0.0.1:8443/ks/esx1.cfg?x=1"
+        );
+        assert_eq!(
+            redact("https://ghp_token@host/ks.cfg"),
+            "https://***@host/ks.cfg"
+        );
+        // An @ after the host is not userinfo.
+        assert_eq!(
+            redact("http://10.0.0.1/ks@2.cfg"),
+            "http://10.0.0.1/ks@2.cfg"
+        );
+        assert_eq!(redact("http://10.0.0.1/ks.cfg"), "http://10.0.0.1/ks.cfg");
+        assert_eq!(redact("/etc/ks.cfg"), "/etc/ks.cfg");
+    }
 }

@@ -1192,3 +1192,37 @@ fn a_webhook_that_answers_with_a_redirect_has_not_received_the_event() {
     assert!(hook.gets("/ok").is_empty(), "{:?}", hook.requests());
     says(&out, "a report is not re-sent elsewhere");
 }
+
+#[test]
+fn a_password_in_a_url_is_sent_as_basic_auth_and_never_shown() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    let srv = serve(&s.path("media"));
+    let root = s.sysroot("plain");
+    let authed = srv.url.replacen("http://", "http://deploy:S3cr3t-pw@", 1);
+    let shown = srv.url.replacen("http://", "http://deploy:***@", 1);
+    let out = boot(
+        &root,
+        &format!("ks={authed}/ks.cfg"),
+        &["--media", &authed, "--dry-run", "--progress", "json"],
+    );
+    code(&out, 0);
+    // The server got the credentials (ureq sends the userinfo as Basic auth)...
+    let ks = srv.gets("/ks.cfg");
+    assert_eq!(
+        ks[0].header("Authorization"),
+        Some("Basic ZGVwbG95OlMzY3IzdC1wdw==")
+    );
+    // ...and nothing printed, logged or planned shows the password.
+    assert!(!text(&out).contains("S3cr3t-pw"), "{}", text(&out));
+    says(&out, &format!("{shown}/ks.cfg"));
+    // Nor an error about that URL.
+    let out = boot(
+        &root,
+        &format!("ks={authed}/missing.cfg"),
+        &["--media", &authed],
+    );
+    code(&out, 1);
+    assert!(!text(&out).contains("S3cr3t-pw"), "{}", text(&out));
+    says(&out, &format!("{shown}/missing.cfg: HTTP 404"));
+}

@@ -62,7 +62,9 @@ pub fn start_interactive_console(
 fn describe(loc: &KsLocation) -> String {
     match loc {
         KsLocation::File(p) => format!("ks=file://{p}"),
-        KsLocation::Http(u) | KsLocation::Unsupported(u) => format!("ks={u}"),
+        KsLocation::Http(u) | KsLocation::Unsupported(u) => {
+            format!("ks={}", ksinstall::http::redact(u))
+        }
         KsLocation::Cdrom(p) => format!("ks=cdrom:{p}"),
         KsLocation::Usb(p) => format!("ks=usb:{p}"),
     }

@@ -113,7 +113,7 @@ impl HttpSource {
 
 impl MediaSource for HttpSource {
     fn describe(&self) -> String {
-        self.base.clone()
+        crate::http::redact(&self.base)
     }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let url = self.url(path)?;

@@ -18,7 +18,7 @@ impl IncludeLoader for InstallLoader {
             {
                 match self.http.get_small(url) {
                     Ok(bytes) => Loaded::File {
-                        name: url.clone(),
+                        name: crate::http::redact(url),
                         key: url.clone(),
                         bytes,
                     },

@@ -84,7 +84,7 @@ fn fetch_one(loc: &KsLocation, reach: &Reach<'_>) -> Result<FetchedKickstart> {
         }
         KsLocation::Http(url) => {
             let bytes = reach.http.get_small(url)?;
-            done(url.clone(), url.clone(), bytes, None)
+            done(crate::http::redact(url), url.clone(), bytes, None)
         }
         KsLocation::Unsupported(url) => anyhow::bail!(
             "ks={url}: FTP and NFS kickstarts are not supported by ksinstall; serve the file \
