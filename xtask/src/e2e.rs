@@ -156,11 +156,11 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             "--only" => {
                 let v = it
                     .next()
-                    .context("--only needs a list: pxe,dsc-version,bluefield,broken,uefi")?;
+                    .context("--only needs a list: pxe,datastore,dsc-version,bluefield,broken,uefi")?;
                 only = Some(v.split(',').map(String::from).collect());
             }
             other => bail!(
-                "e2e: unknown argument {other} (--only pxe,dsc-version,bluefield,broken,uefi)"
+                "e2e: unknown argument {other} (--only pxe,datastore,dsc-version,bluefield,broken,uefi)"
             ),
         }
     }
@@ -269,6 +269,12 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
         let serial = image_guest("bluefield", "pxe.cfg", "bluefield", "", disk.clone()).run(&p)?;
         results.push(check_bluefield(&serial, &disk));
+    }
+    if want("datastore") {
+        // Above 142 GiB of disk the layout gets its datastore, partition 8.
+        let disk = sized_disk(&p.w("disk-datastore.img"), 200_000_000_000)?;
+        let serial = image_guest("datastore", "pxe.cfg", "none", "", disk.clone()).run(&p)?;
+        results.push(check_datastore(&serial, &disk));
     }
     if want("broken") {
         let disk = fresh_disk(&p.w("disk-broken.img"))?;
@@ -733,10 +739,15 @@ fn make_kickstarts(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A sparse 40 GB disk image, made anew.
 fn fresh_disk(path: &Path) -> Result<PathBuf> {
+    sized_disk(path, 40_000_000_000)
+}
+
+fn sized_disk(path: &Path, bytes: u64) -> Result<PathBuf> {
     let _ = std::fs::remove_file(path);
     let f = std::fs::File::create(path).with_context(|| format!("{}", path.display()))?;
-    f.set_len(40_000_000_000)?;
+    f.set_len(bytes)?;
     Ok(path.to_path_buf())
 }
 
@@ -1140,17 +1151,10 @@ fn check_pxe(
         }
         // The kernel's GPT parser: partition numbers and extents as sgdisk reads them here.
         let host = sgdisk_partitions(disk)?;
-        let mut seen = BTreeMap::new();
-        for l in serial.lines("E2E-PART ") {
-            let f: BTreeMap<&str, &str> = l
-                .split_whitespace()
-                .filter_map(|w| w.split_once('='))
-                .collect();
-            let num: u32 = f.get("number").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let start: u64 = f.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let sectors: u64 = f.get("sectors").and_then(|v| v.parse().ok()).unwrap_or(0);
-            seen.insert(num, (start, sectors));
-        }
+        let seen: BTreeMap<u32, (u64, u64)> = kernel_partitions(serial)
+            .into_iter()
+            .map(|(n, start, sectors)| (n, (start, sectors)))
+            .collect();
         let numbers: Vec<u32> = seen.keys().copied().collect();
         let expected: Vec<u32> = host.iter().map(|h| h.number).collect();
         if numbers != expected || !(numbers.starts_with(&[1, 5, 6, 7])) {
@@ -1253,6 +1257,62 @@ fn check_pxe(
         problems.push(format!("{e:#}"));
     }
     judge("1+2 pxe install", serial, problems, details.join("; "))
+}
+
+/// "And 8 where due": on a 200 GB disk the guest's kernel sees the datastore partition too,
+/// where sgdisk sees it, and the table is sound.
+fn check_datastore(serial: &Serial, disk: &Path) -> Outcome {
+    let mut problems = Vec::new();
+    serial.expect_exit(0, "installed", &mut problems);
+    let r = (|| -> Result<Vec<u32>> {
+        let host = sgdisk_partitions(disk)?;
+        let kernel = kernel_partitions(serial);
+        let here: Vec<(u32, u64, u64)> = host
+            .iter()
+            .map(|h| (h.number, h.first, h.last - h.first + 1))
+            .collect();
+        let numbers: Vec<u32> = kernel.iter().map(|k| k.0).collect();
+        if numbers != [1, 5, 6, 7, 8] || kernel != here {
+            problems.push(format!(
+                "the guest kernel sees {kernel:?}, sgdisk here {here:?} (want 1, 5, 6, 7, 8)"
+            ));
+        }
+        let v = Command::new("sgdisk").arg("-v").arg(disk).output()?;
+        if !String::from_utf8_lossy(&v.stdout).contains("No problems found") {
+            problems.push("sgdisk -v found problems".into());
+        }
+        Ok(numbers)
+    })();
+    let numbers = match r {
+        Ok(n) => n,
+        Err(e) => {
+            problems.push(format!("{e:#}"));
+            Vec::new()
+        }
+    };
+    judge(
+        "2 datastore (200 GB)",
+        serial,
+        problems,
+        format!("kernel GPT {numbers:?} = sgdisk; sgdisk -v: no problems"),
+    )
+}
+
+/// The partitions the guest's kernel listed: (number, start, sectors).
+fn kernel_partitions(serial: &Serial) -> Vec<(u32, u64, u64)> {
+    let mut parts: Vec<(u32, u64, u64)> = serial
+        .lines("E2E-PART ")
+        .map(|l| {
+            let f: BTreeMap<&str, &str> = l
+                .split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .collect();
+            let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            (num("number") as u32, num("start"), num("sectors"))
+        })
+        .collect();
+    parts.sort_unstable();
+    parts
 }
 
 /// Scenario 3 (DSC): the flash went through the guest kernel's devlink, and its status
