@@ -12,6 +12,7 @@ use ksinstall::media::Media;
 use ksinstall::plan::{self, Plan};
 use ksinstall::source::cmdline::BootOptions;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use zeroize::{Zeroize, Zeroizing};
 
 /// The name the console's kickstart goes by in diagnostics and the plan.
 pub const KICKSTART_NAME: &str = "console";
@@ -58,22 +59,39 @@ pub struct Context {
     pub dpu_observed: Vec<ksinstall::dpu::Observed>,
 }
 
-/// The two password fields. The plain text lives only here, while typed; it is dropped as soon
-/// as it is hashed, and never drawn (only as `*`).
-#[derive(Default)]
+/// The two password fields. The plain text lives only here, while typed; it is wiped as soon
+/// as it is hashed (and when the form is dropped), and never drawn (only as `*`). The fields
+/// have room for any password up front, so typing never leaves a copy in a freed buffer.
 pub struct PasswordForm {
-    pub first: String,
-    pub second: String,
+    pub first: Zeroizing<String>,
+    pub second: Zeroizing<String>,
     /// 0: first field, 1: confirmation.
     pub focus: usize,
     pub error_first: Option<String>,
     pub error_second: Option<String>,
 }
 
+impl Default for PasswordForm {
+    fn default() -> PasswordForm {
+        PasswordForm {
+            first: Zeroizing::new(String::with_capacity(PASSWORD_ROOM)),
+            second: Zeroizing::new(String::with_capacity(PASSWORD_ROOM)),
+            focus: 0,
+            error_first: None,
+            error_second: None,
+        }
+    }
+}
+
+/// Bytes a password field holds without growing (a longer one still works, but may leave a
+/// copy behind when its buffer grows).
+const PASSWORD_ROOM: usize = 1024;
+
 impl PasswordForm {
     fn clear(&mut self) {
-        self.first.clear();
-        self.second.clear();
+        // Zeroizing<String> wipes the whole buffer, then empties it; the capacity stays.
+        self.first.zeroize();
+        self.second.zeroize();
         self.focus = 0;
     }
 }
@@ -513,7 +531,7 @@ impl App {
         }
         if p.first != p.second {
             p.error_second = Some("the two passwords differ: type the same password twice".into());
-            p.second.clear();
+            p.second.zeroize();
             p.focus = 1;
             return;
         }
