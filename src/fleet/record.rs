@@ -196,7 +196,12 @@ fn from_report(name: &str, source: &str, doc: &Value) -> Result<HostRecord, Stri
     let mut dpus = Vec::new();
     for (i, d) in list(doc, "dpus")?.iter().enumerate() {
         let mut r = card(d, i)?;
-        if let Some(p) = d.get("payload").filter(|p| p.is_object()) {
+        // A planned payload is what the card got only if it was delivered ("after": what the
+        // card said once it had it) or the card already ran it: a failed install's plan says
+        // nothing about the card's firmware.
+        let given = str_at(d, "action") == Some("already_installed")
+            || d.get("after").is_some_and(Value::is_object);
+        if let Some(p) = d.get("payload").filter(|p| p.is_object() && given) {
             let label = str_at(p, "label");
             r.firmware = str_at(p, "firmware_version")
                 .map(str::to_string)
@@ -310,5 +315,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("exit_code"), "{e}");
+    }
+
+    #[test]
+    fn a_payload_counts_only_once_it_reached_the_card() {
+        let report = |after: &str, action: &str| {
+            format!(
+                r#"{{"media": {{"version": "8.0.3", "build": "8.0.3-0.35.24280767"}}, "exit_code": 7,
+                "dpus": [{{"catalog_id": "amd-pensando-dsc2-200", "vendor": "AMD Pensando", "model": "DSC2-200",
+                  "supported": true, "address": "0000:41:00", "action": "{action}", "after": {after},
+                  "payload": {{"firmware_version": "1.68.0-E-21", "esxio_build": "8.0.3-0.35.24280767"}}}}]}}"#
+            )
+        };
+        let firmware = |text: String| {
+            HostRecord::parse("h", "h.json", text.as_bytes())
+                .unwrap()
+                .dpus[0]
+                .firmware
+                .clone()
+        };
+        // The DPU step failed: the planned firmware is not the card's.
+        assert_eq!(firmware(report("null", "install")), None);
+        assert_eq!(
+            firmware(report(r#"{"address": "0000:41:00"}"#, "install")).as_deref(),
+            Some("1.68.0-E-21")
+        );
+        assert_eq!(
+            firmware(report("null", "already_installed")).as_deref(),
+            Some("1.68.0-E-21")
+        );
     }
 }
