@@ -211,7 +211,12 @@ impl Http {
                 Ok(v) => return Ok(v),
                 Err(e) if !worth_retrying(&e) => anyhow::bail!("{}", explain(url, &e)),
                 Err(e) => {
-                    log::warn!("{url}: attempt {} of {}: {e}", attempt + 1, self.attempts());
+                    log::warn!(
+                        "{}: attempt {} of {}: {e}",
+                        redact(url),
+                        attempt + 1,
+                        self.attempts()
+                    );
                     last = explain(url, &e);
                 }
             }
@@ -234,7 +239,8 @@ impl Http {
         .and_then(|bytes| {
             anyhow::ensure!(
                 bytes.len() as u64 <= SMALL_LIMIT,
-                "{url}: larger than {SMALL_LIMIT} bytes"
+                "{}: larger than {SMALL_LIMIT} bytes",
+                redact(url)
             );
             Ok(bytes)
         })

@@ -1196,7 +1196,8 @@ fn a_webhook_that_answers_with_a_redirect_has_not_received_the_event() {
 #[test]
 fn a_password_in_a_url_is_sent_as_basic_auth_and_never_shown() {
     let s = Setup::new("16M");
-    s.put("ks.cfg", &ks_text(""));
+    s.put("ks.cfg", &ks_text("%include ./kb.cfg\n"));
+    s.put("kb.cfg", "keyboard 'US Default'\n");
     let srv = serve(&s.path("media"));
     let root = s.sysroot("plain");
     let authed = srv.url.replacen("http://", "http://deploy:S3cr3t-pw@", 1);
@@ -1208,11 +1209,15 @@ fn a_password_in_a_url_is_sent_as_basic_auth_and_never_shown() {
     );
     code(&out, 0);
     // The server got the credentials (ureq sends the userinfo as Basic auth)...
-    let ks = srv.gets("/ks.cfg");
-    assert_eq!(
-        ks[0].header("Authorization"),
-        Some("Basic ZGVwbG95OlMzY3IzdC1wdw==")
-    );
+    // The relative include too: it is resolved against the URL, credentials and all.
+    for file in ["/ks.cfg", "/kb.cfg"] {
+        let got = srv.gets(file);
+        assert_eq!(
+            got.first().and_then(|r| r.header("Authorization")),
+            Some("Basic ZGVwbG95OlMzY3IzdC1wdw=="),
+            "{file}"
+        );
+    }
     // ...and nothing printed, logged or planned shows the password.
     assert!(!text(&out).contains("S3cr3t-pw"), "{}", text(&out));
     says(&out, &format!("{shown}/ks.cfg"));

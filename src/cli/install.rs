@@ -168,15 +168,18 @@ impl Sinks {
     pub fn connect(&mut self, net: &NetArgs, http: &Http) -> anyhow::Result<()> {
         if let Some(url) = &net.report_url {
             let token = match &net.report_token_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("reading --report-token-file {}", path.display()))?
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
-                ),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| {
+                        format!("reading --report-token-file {}", path.display())
+                    })?;
+                    let token = text.lines().next().unwrap_or_default().trim().to_string();
+                    anyhow::ensure!(
+                        !token.is_empty(),
+                        "--report-token-file {}: the first line is empty",
+                        path.display()
+                    );
+                    Some(token)
+                }
                 None => net.report_token.clone(),
             };
             self.webhook = Some(Webhook::start(url, net.report_format, token, http.clone()));
@@ -260,7 +263,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let ks = if a.ks.starts_with("http://") || a.ks.starts_with("https://") {
         match http.get_small(&a.ks) {
             Ok(bytes) => KickstartInput {
-                name: a.ks.clone(),
+                name: ksinstall::http::redact(&a.ks),
                 key: a.ks.clone(),
                 bytes,
             },

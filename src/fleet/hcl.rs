@@ -343,7 +343,7 @@ pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -
                         Severity::Note,
                         name,
                         format!(
-                            "{}: its firmware version cannot be read here (install the host, or check its report)",
+                            "{}: its firmware version is not known (a probe cannot read it, or the install report does not show that the payload reached the card)",
                             d.describe()
                         ),
                     );

@@ -63,7 +63,8 @@ fn allowed(c: char) -> bool {
 /// then passwdqc with `min=disabled,disabled,disabled,7,7` (no one- or two-class passwords, no
 /// pass phrases; three or four classes need at least 7 characters).
 pub fn check_plain(pw: &str) -> Result<(), Refusal> {
-    let chars: Vec<char> = pw.chars().collect();
+    // The console checks its typed password here: the copy is wiped when it goes.
+    let chars: zeroize::Zeroizing<Vec<char>> = zeroize::Zeroizing::new(pw.chars().collect());
     if chars.is_empty() {
         return Err(Refusal::Empty);
     }

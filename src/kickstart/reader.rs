@@ -220,17 +220,25 @@ impl<'a> Reader<'a> {
             self.sink.error(&inv.span, "%include needs a file name");
             return None;
         };
-        let target = resolve(from, &arg.text);
-        let shown = match &target {
+        // A file fetched over HTTP is named without the password its URL may carry; a relative
+        // include is resolved against the URL itself (its key), credentials and all.
+        let base: &str = match chain.last() {
+            Some(key) if key.contains("://") => key,
+            _ => from,
+        };
+        let target = resolve(base, &arg.text);
+        let raw = match &target {
             IncludeTarget::Installer(p) | IncludeTarget::Relative(p) | IncludeTarget::Url(p) => {
                 p.clone()
             }
         };
+        let shown = crate::http::redact(&raw);
         match self.loader.load(&target) {
             Loaded::File { name, key, bytes } => {
                 if chain.contains(&key) {
-                    let mut cycle = chain.to_vec();
-                    cycle.push(key);
+                    let mut cycle: Vec<String> =
+                        chain.iter().map(|k| crate::http::redact(k)).collect();
+                    cycle.push(crate::http::redact(&key));
                     self.sink
                         .error(&arg.span, format!("include cycle: {}", cycle.join(" -> ")));
                     return None;
@@ -247,7 +255,7 @@ impl<'a> Reader<'a> {
                     None,
                 );
                 self.pending = true;
-                v.pending_include(shown, arg.span.clone());
+                v.pending_include(raw, arg.span.clone());
                 None
             }
             Loaded::NotFound if self.saw_pre => {
@@ -257,7 +265,7 @@ impl<'a> Reader<'a> {
                     Some("check the %pre script that writes it; `ksinstall validate --root DIR` reads absolute includes below DIR"),
                 );
                 self.pending = true;
-                v.pending_include(shown, arg.span.clone());
+                v.pending_include(raw, arg.span.clone());
                 None
             }
             Loaded::NotFound => {

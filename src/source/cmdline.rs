@@ -233,8 +233,10 @@ impl BootOptions {
                     })
                 }
                 Err(why) => {
-                    o.warnings
-                        .push(format!("boot option \"{w}\" ignored: {why}"));
+                    o.warnings.push(format!(
+                        "boot option \"{}\" ignored: {why}",
+                        crate::http::redact(&w)
+                    ));
                     o.ignored.push(w.clone());
                 }
             }
@@ -250,7 +252,10 @@ impl BootOptions {
                 .push("ip= without netmask=: the classful netmask is used".into());
         }
         for w in &o.ignored {
-            log::info!("boot option {w:?} is not one of ours; ignored");
+            log::info!(
+                "boot option {:?} is not one of ours; ignored",
+                crate::http::redact(w)
+            );
         }
         Ok(o)
     }

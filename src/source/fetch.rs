@@ -26,7 +26,8 @@ impl IncludeLoader for InstallLoader {
                 }
             }
             IncludeTarget::Url(url) => Loaded::Failed(format!(
-                "{url}: only http:// and https:// includes are supported (see docs/BOOT.md)"
+                "{}: only http:// and https:// includes are supported (see docs/BOOT.md)",
+                crate::http::redact(url)
             )),
             other => self.files.load(other),
         }

@@ -87,8 +87,9 @@ fn fetch_one(loc: &KsLocation, reach: &Reach<'_>) -> Result<FetchedKickstart> {
             done(crate::http::redact(url), url.clone(), bytes, None)
         }
         KsLocation::Unsupported(url) => anyhow::bail!(
-            "ks={url}: FTP and NFS kickstarts are not supported by ksinstall; serve the file \
-             over http:// or https:// (docs/BOOT.md)"
+            "ks={}: FTP and NFS kickstarts are not supported by ksinstall; serve the file \
+             over http:// or https:// (docs/BOOT.md)",
+            crate::http::redact(url)
         ),
         KsLocation::Cdrom(p) => {
             let (bytes, drive) = cdrom::find(reach.sysroot, p)?;

@@ -232,7 +232,7 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
                 _ => 0,
             },
             // An install takes about 35 s here; a dry run or a refusal about 8.
-            timeout: Duration::from_secs(if scenario == "pxe" || scenario == "dsc-version" {
+            timeout: Duration::from_secs(if matches!(scenario, "pxe" | "datastore" | "dsc-version") {
                 240
             } else {
                 120
