@@ -615,23 +615,18 @@ fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
     assert_eq!(posted.last().unwrap()["event"], "finished");
 
     // ironic: start, then error with the reason, the token and Ironic's API version header.
-    let hook = serve(hook_dir.path());
-    let out = boot(
-        &root,
-        "ks=/etc/bad.cfg",
-        &[
-            "--media",
-            &s.media(),
-            "--dry-run",
-            "--report-url",
-            &format!("{}/v1/heartbeat/node-1", hook.url),
-            "--report-format",
-            "ironic",
-            "--report-token",
-            "tok-123",
-        ],
-    );
-    code(&out, 2);
+    let media = s.media();
+    let ironic = |token: &[&str]| {
+        let hook = serve(hook_dir.path());
+        let url = format!("{}/v1/heartbeat/node-1", hook.url);
+        let mut args = vec!["--media", &media, "--dry-run", "--report-url", &url];
+        args.extend_from_slice(&["--report-format", "ironic"]);
+        args.extend_from_slice(token);
+        let out = boot(&root, "ks=/etc/bad.cfg", &args);
+        code(&out, 2);
+        hook
+    };
+    let hook = ironic(&["--report-token", "tok-123"]);
     let posts = hook.posts();
     let statuses: Vec<&str> = posts
         .iter()
@@ -651,23 +646,7 @@ fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
     // The token from a file (its first line), kept out of the process list.
     let token_file = hook_dir.path().join("agent-token");
     std::fs::write(&token_file, "tok-456\n").unwrap();
-    let hook = serve(hook_dir.path());
-    let out = boot(
-        &root,
-        "ks=/etc/bad.cfg",
-        &[
-            "--media",
-            &s.media(),
-            "--dry-run",
-            "--report-url",
-            &format!("{}/v1/heartbeat/node-1", hook.url),
-            "--report-format",
-            "ironic",
-            "--report-token-file",
-            token_file.to_str().unwrap(),
-        ],
-    );
-    code(&out, 2);
+    let hook = ironic(&["--report-token-file", token_file.to_str().unwrap()]);
     let posts = hook.posts();
     assert_eq!(posts.len(), 2);
     assert!(
