@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{hash_image, run};
+use common::{hash_image, mcopy_out, run, sha256_file};
 use ksinstall::media::{synth, Manifest, Role};
 
 const PASSWORD: &str = "Console-Pass-42x";
@@ -330,31 +330,12 @@ fn mtype(img: &Path, offset: u64, file: &str) -> String {
     out
 }
 
-fn sha256(p: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(std::fs::read(p).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The boot bank's files, copied out with mcopy, hash to the media's manifest; returns the
 /// bank's boot.cfg.
 fn check_bootbank(host: &Host, img: &Path, to: &str) -> String {
     let back = host.path(to);
     std::fs::create_dir(&back).unwrap();
-    let (ok, _, err) = run(
-        "mcopy",
-        &[
-            "-s",
-            "-n",
-            "-i",
-            &format!("{}@@{P5}", img.display()),
-            "::/",
-            back.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{err}");
+    mcopy_out(img, P5, "::/", &back);
     let m = host.manifest();
     let modules: Vec<_> = m
         .components
@@ -363,7 +344,7 @@ fn check_bootbank(host: &Host, img: &Path, to: &str) -> String {
         .collect();
     assert_eq!(modules.len(), 111);
     for c in modules {
-        assert_eq!(sha256(&back.join(&c.path)), c.sha256, "{}", c.path);
+        assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
     }
     for (n, first, last) in [
         (1u32, 64u64, 204_863u64),
@@ -533,7 +514,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
                 let e = e.unwrap();
                 (
                     e.file_name().to_string_lossy().into_owned(),
-                    sha256(&e.path()),
+                    sha256_file(&e.path()),
                 )
             })
             .filter(|(n, _)| n != "ksinstall.json" && n != "boot.cfg")

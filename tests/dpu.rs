@@ -10,7 +10,7 @@ mod devlink_peer;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::run;
+use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
 use ksinstall::dpu::sim::{Behaviour, Config, Received, RshimSim};
 use ksinstall::media::{synth, Manifest};
@@ -30,14 +30,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn sha256_file(p: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(std::fs::read(p).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn repo(p: &str) -> PathBuf {
@@ -110,18 +102,7 @@ impl Host {
         assert!(ok && v.contains("No problems found"), "{v}");
         let back = self.path("bank0");
         std::fs::create_dir(&back).unwrap();
-        let (ok, _, err) = run(
-            "mcopy",
-            &[
-                "-s",
-                "-n",
-                "-i",
-                &format!("{}@@{P5}", img.display()),
-                "::/",
-                back.to_str().unwrap(),
-            ],
-        );
-        assert!(ok, "{err}");
+        mcopy_out(&img, P5, "::/", &back);
         let m = self.manifest();
         for c in m.components.iter().filter(|c| {
             matches!(

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{hash_image, run, GIB};
+use common::{hash_image, mcopy_out, run, sha256_file, GIB};
 use ksinstall::media::{synth, Manifest};
 
 const PASSWORD: &str = "Plain-Secret-99x";
@@ -97,28 +97,6 @@ fn bank_boot_cfg(img: &Path) -> Option<String> {
 }
 
 /// Copy `what` out of the FAT at byte `offset` of `img` with the real mcopy.
-fn mcopy_out(img: &Path, offset: u64, what: &str, to: &Path) {
-    let (ok, _, err) = run(
-        "mcopy",
-        &[
-            "-s",
-            "-n",
-            "-i",
-            &format!("{}@@{offset}", img.display()),
-            what,
-            to.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{err}");
-}
-
-fn sha256_file(p: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(std::fs::read(p).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 #[test]
 fn a_full_install_checks_out_with_real_tools() {

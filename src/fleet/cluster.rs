@@ -258,18 +258,13 @@ impl ClusterReport {
     pub fn text(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let broken = self
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Broken)
-            .count();
         let _ = writeln!(
             out,
             "{}",
             super::headline(
                 self.ok,
                 self.hosts,
-                broken,
+                self.findings.iter().map(|f| f.severity),
                 "every rule holds",
                 "broken rule(s)"
             )

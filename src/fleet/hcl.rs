@@ -365,18 +365,13 @@ impl HclReport {
     pub fn text(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let broken = self
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Broken)
-            .count();
         let _ = writeln!(
             out,
             "{}",
             super::headline(
                 self.ok,
                 self.hosts,
-                broken,
+                self.findings.iter().map(|f| f.severity),
                 "every DPU pairs with its image",
                 "incompatibility(ies)"
             )

@@ -37,10 +37,11 @@ impl Severity {
 pub fn headline(
     ok: bool,
     hosts: usize,
-    broken: usize,
+    severities: impl Iterator<Item = Severity>,
     all_good: &str,
     broken_what: &str,
 ) -> String {
+    let broken = severities.filter(|s| *s == Severity::Broken).count();
     if ok {
         format!("OK: {hosts} host(s), {all_good}")
     } else {
@@ -50,14 +51,28 @@ pub fn headline(
 
 #[cfg(test)]
 mod tests {
+    use super::Severity::{Broken, Note};
+
     #[test]
     fn the_headline_says_the_verdict_first() {
         assert_eq!(
-            super::headline(true, 3, 0, "every rule holds", "broken rule(s)"),
+            super::headline(
+                true,
+                3,
+                std::iter::empty(),
+                "every rule holds",
+                "broken rule(s)"
+            ),
             "OK: 3 host(s), every rule holds"
         );
         assert_eq!(
-            super::headline(false, 3, 2, "every rule holds", "broken rule(s)"),
+            super::headline(
+                false,
+                3,
+                [Broken, Note, Broken].into_iter(),
+                "every rule holds",
+                "broken rule(s)"
+            ),
             "BROKEN: 3 host(s), 2 broken rule(s)"
         );
     }

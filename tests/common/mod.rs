@@ -197,3 +197,29 @@ pub fn copy_fixture(name: &str, to: &Path) -> PathBuf {
     cp_a(&from, to);
     to.to_path_buf()
 }
+
+/// The SHA-256 of a whole file, in hex.
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Copy `what` (`::/` for everything) out of the FAT file system at byte `offset` of `img`
+/// into the directory `to`, with mtools.
+pub fn mcopy_out(img: &Path, offset: u64, what: &str, to: &Path) {
+    let (ok, _, err) = run(
+        "mcopy",
+        &[
+            "-s",
+            "-n",
+            "-i",
+            &format!("{}@@{offset}", img.display()),
+            what,
+            to.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+}
