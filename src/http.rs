@@ -221,7 +221,13 @@ impl Http {
                 }
             }
         }
-        anyhow::bail!("{last} (gave up after {} attempts)", self.attempts())
+        anyhow::bail!(
+            "{last} (gave up after {})",
+            match self.attempts() {
+                1 => "1 attempt".to_string(),
+                n => format!("{n} attempts"),
+            }
+        )
     }
 
     /// A whole small file (at most `SMALL_LIMIT` bytes), retried as a whole.

@@ -8,6 +8,7 @@ pub mod dpu;
 pub mod exit;
 pub mod fleet;
 pub mod http;
+pub mod install;
 pub mod inventory;
 pub mod kickstart;
 pub mod media;

@@ -378,7 +378,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
     let sdb_before = hash_image(&host.disk("sdb"));
     let c = host.console(&["--save-ks", saved.to_str().unwrap()]);
     c.accept_eula();
-    let disks = c.wait_for(&["sda", "sdb", "MR9560-16i", "LUN C-Mode", "959.7 GB"]);
+    let disks = c.wait_for(&["sda", "sdb", "MR9560-16i", "LUN C-Mode", "893.8 GiB"]);
     assert!(disks.contains("blank"), "{disks}");
     c.choose_blank_disk(0);
     c.choose_keyboard_german();
@@ -742,7 +742,7 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
     let s = c.press(&["Enter"], &["Confirm install", "F11: install"]);
     assert!(s.contains("on sdb:") && s.contains(BF3_SDB), "{s}");
-    assert!(s.contains("500.0 GB") && !s.contains(BF3_SDA), "{s}");
+    assert!(s.contains("465.7 GiB") && !s.contains(BF3_SDA), "{s}");
     assert!(
         s.contains("Keyboard: German") && s.contains("Network:  DHCP"),
         "{s}"

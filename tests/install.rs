@@ -702,3 +702,410 @@ fn a_disk_we_cannot_read_may_hide_vmfs_and_needs_overwritevmfs() {
     let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+// ---- What a new user hit (issue 16): every promise of "nothing is written" kept. ----
+
+/// A 40 GB image whose first MiBs and a spot in the middle hold a pattern: a disk with
+/// something on it, so that any write shows.
+fn disk_with_data(s: &Setup, name: &str) -> PathBuf {
+    let img = common::image(s.dir.path(), name, 40 * GIB);
+    let pattern: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    common::poke(&img, 0, &pattern);
+    common::poke(&img, 20 * GIB, &pattern);
+    img
+}
+
+#[test]
+fn a_kickstart_saying_dryrun_writes_nothing_and_prints_the_plan() {
+    let s = Setup::new("32M");
+    let img = disk_with_data(&s, "data.img");
+    let before = hash_image(&img);
+    let report = s.path("report.json");
+    let out = s.install(
+        &s.ks(&ks_text("reboot\ndryrun\n")),
+        &[
+            "--disk",
+            img.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        hash_image(&img),
+        before,
+        "dryrun in the kickstart changed the disk"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ERASED") && stdout.contains("Dry run: nothing was written"),
+        "{stdout}"
+    );
+    assert!(text(&out).contains("ks.cfg:7:1: dryrun"), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(r["files"], serde_json::Value::Null);
+
+    // The same through `boot` (the installer image's entry point): no write, no reboot.
+    // boot reads ks=file:// below the sysroot.
+    let sysroot = s.path("root");
+    common::copy_fixture("plain", &sysroot);
+    std::fs::create_dir_all(sysroot.join("ks")).unwrap();
+    std::fs::write(sysroot.join("ks/ks.cfg"), ks_text("reboot\ndryrun\n")).unwrap();
+    let boot = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("boot")
+        .arg("--media")
+        .arg(s.path("media"))
+        .arg("--sysroot")
+        .arg(&sysroot)
+        .args(["--cmdline", "ks=file:///ks/ks.cfg", "--disk"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(boot.status.code(), Some(0), "{}", text(&boot));
+    assert_eq!(
+        hash_image(&img),
+        before,
+        "dryrun through boot changed the disk"
+    );
+    assert!(
+        !text(&boot).contains("reboot"),
+        "a dry run says nothing of rebooting: {}",
+        text(&boot)
+    );
+}
+
+#[test]
+fn pre_scripts_run_only_where_asked() {
+    let s = Setup::new("32M");
+    let img = disk_with_data(&s, "data.img");
+    let before = hash_image(&img);
+    let marker = s.path("pre-ran");
+    let made = s.path("made-by-pre.cfg");
+    let ks = s.ks(&format!(
+        "{}%include {}\n%pre --interpreter=busybox\ntouch {}\necho 'keyboard German' > {}\n",
+        ks_text(""),
+        made.display(),
+        marker.display(),
+        made.display()
+    ));
+    let disk = ["--disk", img.to_str().unwrap()];
+
+    // A dry run previews; it does not execute the kickstart's script on this machine.
+    let dry = s.install(&ks, &[&disk[..], &["--dry-run"]].concat());
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(!marker.exists(), "install --dry-run ran %pre");
+    assert!(text(&dry).contains("%pre was not run"), "{}", text(&dry));
+    assert!(
+        text(&dry).contains(&format!(
+            "%include {} not read: %pre did not run",
+            made.display()
+        )),
+        "{}",
+        text(&dry)
+    );
+
+    // A real install of a kickstart with %pre needs --run-pre; refused, disk untouched.
+    let real = s.install(&ks, &disk);
+    refused(&real, 3, "runs only with --run-pre");
+    assert!(!marker.exists(), "install ran %pre without --run-pre");
+    assert_eq!(hash_image(&img), before);
+
+    // Asked for: it runs, and what it made is read.
+    let run = s.install(&ks, &[&disk[..], &["--dry-run", "--run-pre"]].concat());
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(marker.exists(), "--run-pre did not run %pre");
+    assert!(!text(&run).contains("not read"), "{}", text(&run));
+    assert_eq!(hash_image(&img), before);
+}
+
+#[test]
+fn what_the_run_needs_is_checked_before_the_first_write() {
+    let s = Setup::new("32M");
+    let img = disk_with_data(&s, "data.img");
+    let before = hash_image(&img);
+    let ks = s.ks(&ks_text(""));
+
+    // A report that cannot be written: refused before the disk is touched.
+    let out = s.install(
+        &ks,
+        &[
+            "--disk",
+            img.to_str().unwrap(),
+            "--report",
+            "/nonexistent-dir/report.json",
+        ],
+    );
+    refused(
+        &out,
+        3,
+        "--report /nonexistent-dir/report.json: cannot be written",
+    );
+    assert_eq!(hash_image(&img), before);
+
+    // A read-only image: refused at plan time, named.
+    let mut perms = std::fs::metadata(&img).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o444);
+    std::fs::set_permissions(&img, perms.clone()).unwrap();
+    let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
+    refused(
+        &out,
+        3,
+        &format!("{}: cannot be written: read-only file", img.display()),
+    );
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&img, perms).unwrap();
+    assert_eq!(hash_image(&img), before);
+
+    // A dry run into an image still to be created plans at the size it would have, and
+    // creates nothing.
+    let new = s.path("new.img");
+    let out = s.install(
+        &ks,
+        &[
+            "--disk",
+            new.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("40 GiB") && stdout.contains("a new sparse image file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ESX-OSData") || stdout.contains("OSDATA"),
+        "{stdout}"
+    );
+    assert!(!new.exists(), "a dry run created the image");
+
+    // Decimal units are ambiguous: refused with the way out.
+    let out = s.install(
+        &ks,
+        &["--disk", new.to_str().unwrap(), "--disk-size", "40GB"],
+    );
+    refused(&out, 1, "use 40G or 40GiB");
+    // Media that is not there says so in the system's words.
+    let out = s.install_from(
+        std::ffi::OsStr::new("/nonexistent"),
+        &ks,
+        &["--disk", img.to_str().unwrap()],
+    );
+    refused(&out, 4, "/nonexistent: No such file or directory");
+}
+
+/// The JSON events of a run.
+fn events(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn refusals_write_the_report_and_end_the_event_stream() {
+    let s = Setup::new("32M");
+    let img = disk_with_data(&s, "data.img");
+    let report = s.path("report.json");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--disk",
+            img.to_str().unwrap(),
+            "--progress",
+            "json",
+            "--report",
+            report.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let read_report = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&report).expect("the report is written")).unwrap()
+    };
+    let cases: [(&str, i32, &str); 3] = [
+        (
+            "vmaccepteula\nrootpw vagrant\ninstall --firstdisk\n",
+            2,
+            "kickstart",
+        ),
+        (
+            "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --disk=mpx.vmhba9:C0:T9:L0\n",
+            3,
+            "plan",
+        ),
+        (
+            "vmaccepteula\nrootpw 'Plain-Secret-99x'\nupgrade --firstdisk\n",
+            3,
+            "plan",
+        ),
+    ];
+    for (ks, code, step) in cases {
+        let _ = std::fs::remove_file(&report);
+        let a = args(&[]);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = s.install(&s.ks(ks), &refs);
+        assert_eq!(out.status.code(), Some(code), "{ks}: {}", text(&out));
+        let ev = events(&out);
+        let last = ev.last().expect("events");
+        assert_eq!(last["event"], "finished", "{ks}");
+        assert_eq!(last["exit_code"], code, "{ks}");
+        let r = read_report();
+        assert_eq!(r["exit_code"], code, "{ks}");
+        assert_eq!(r["error"]["step"], step, "{ks}: {r}");
+        assert!(!r.to_string().contains("Plain-Secret-99x"));
+    }
+    // A kickstart file that cannot be read at all.
+    let _ = std::fs::remove_file(&report);
+    let a = args(&[]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = s.install(&s.path("no-such-ks.cfg"), &refs);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no-such-ks.cfg: No such file or directory"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(events(&out).last().unwrap()["event"], "finished");
+    assert_eq!(read_report()["error"]["step"], "source");
+}
+
+#[test]
+fn the_report_times_every_step_of_the_run() {
+    let s = Setup::new("32M");
+    let img = s.path("disk.img");
+    let report = s.path("report.json");
+    let out = s.install(
+        &s.ks(&ks_text("%post --interpreter=busybox\ntrue\n")),
+        &[
+            "--disk",
+            img.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let steps: Vec<&str> = r["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "kickstart",
+            "plan",
+            "media",
+            "partition",
+            "bootloader",
+            "bootbank",
+            "verify",
+            "bootcfg",
+            "post"
+        ]
+    );
+    assert!(!text(&out).contains("cannot open"), "{}", text(&out));
+}
+
+#[test]
+fn help_lists_every_progress_value_and_the_exit_codes() {
+    for cmd in ["install", "boot"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        for value in ["auto:", "tty:", "json:", "none:"] {
+            assert!(help.contains(value), "{cmd} --help lacks {value}: {help}");
+        }
+        for code in [
+            "Exit codes:",
+            " 2  invalid kickstart",
+            " 9  the DPU said nothing",
+        ] {
+            assert!(help.contains(code), "{cmd} --help lacks {code:?}: {help}");
+        }
+    }
+}
+
+#[test]
+fn a_disk_we_cannot_open_is_not_a_warning_when_disk_names_the_target() {
+    let s = Setup::new("32M");
+    let sysroot = s.path("root");
+    common::copy_fixture("plain", &sysroot);
+    // A disk the inventory lists but cannot open (as a non-root user meets /dev/sda).
+    std::fs::remove_file(sysroot.join("dev/sdb")).unwrap();
+    let img = s.path("disk.img");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("install")
+        .arg("--ks")
+        .arg(s.ks(&ks_text("")))
+        .arg("--media")
+        .arg(s.path("media"))
+        .arg("--sysroot")
+        .arg(&sysroot)
+        .args(["--cmdline", "", "--dry-run", "--disk"])
+        .arg(&img)
+        .args(["--disk-size", "40G"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("cannot open"), "{}", text(&out));
+}
+
+#[test]
+fn the_firmware_directory_is_found_beside_the_installed_binary_never_in_the_build_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("usr/bin/ksinstall");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_ksinstall"), &bin).unwrap();
+    let probe = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["probe", "--format", "json", "--sysroot"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bluefield3"))
+        .output()
+        .unwrap();
+    let probe_json = dir.path().join("probe.json");
+    std::fs::write(&probe_json, &probe.stdout).unwrap();
+    let hcl = || {
+        Command::new(&bin)
+            .args(["hcl", "check"])
+            .arg(&probe_json)
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap()
+    };
+    // Installed alone: no firmware anywhere it looks, and it says where it looked.
+    let out = hcl();
+    assert_eq!(out.status.code(), Some(13), "{}", text(&out));
+    assert!(
+        text(&out).contains("no firmware directory: give --firmware DIR")
+            && text(&out).contains(
+                &dir.path()
+                    .join("usr/share/ksinstall/firmware")
+                    .display()
+                    .to_string()
+            ),
+        "{}",
+        text(&out)
+    );
+    // Installed with its data in PREFIX/share/ksinstall/firmware: found there.
+    let share = dir.path().join("usr/share/ksinstall");
+    std::fs::create_dir_all(&share).unwrap();
+    common::cp_a(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware"),
+        &share.join("firmware"),
+    );
+    let out = hcl();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("OK: 1 host(s)"), "{}", text(&out));
+}

@@ -13,10 +13,13 @@ use ksinstall::source::cmdline::KsLocation;
 use ksinstall::source::kickstart::{self as ks_source, Reach};
 use ksinstall::source::{cdrom, usb};
 
-use super::install::{self, Common, KickstartInput, Sinks};
+use ksinstall::install::{self as driver, KickstartInput};
+
+use super::install::{self, Common, Sinks};
 
 /// Install as the kernel command line says (ks=, ip=, ...): the installer image's entry point.
 #[derive(Debug, clap::Args)]
+#[command(after_help = super::EXIT_CODES)]
 pub struct Args {
     /// The installation media: a directory, an ISO image, or an http(s):// URL. Default: the
     /// boot option inst.repo=, else the first CD/DVD drive below the sysroot that holds
@@ -93,31 +96,32 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let c = &a.common;
     let mut sinks = Sinks::new(c);
-    let boot = match install::boot_options(c) {
+    // boot is the installer environment: %pre runs here, as on ESXi.
+    let options = c.options(true);
+    let checked = install::boot_options(c).and_then(|boot| {
+        ksinstall::source::cmdline::check_netdevice(&c.sysroot, &boot)
+            .map(|()| boot)
+            .map_err(|e| e.to_string())
+    });
+    let boot = match checked {
         Ok(b) => b,
         Err(e) => {
             // The provisioning system hears of a bad command line too (without the identity
             // headers, which the command line would have turned on).
             let http = c.net.http(&c.sysroot, &Default::default())?;
             sinks.connect(&c.net, &http)?;
-            let o = install::fail(&sinks.tee(), "source", Outcome::Precondition, &e);
+            let o = driver::refuse_early(
+                &options,
+                &sinks.tee(),
+                "source",
+                Outcome::Precondition,
+                &e,
+                started,
+            );
             sinks.finish(o, started);
             return Ok(o);
         }
     };
-    if let Err(e) = ksinstall::source::cmdline::check_netdevice(&c.sysroot, &boot) {
-        // Reported to the provisioning system too.
-        let http = c.net.http(&c.sysroot, &Default::default())?;
-        sinks.connect(&c.net, &http)?;
-        let o = install::fail(
-            &sinks.tee(),
-            "source",
-            Outcome::Precondition,
-            &e.to_string(),
-        );
-        sinks.finish(o, started);
-        return Ok(o);
-    }
     if boot.ks.is_empty() {
         // The console chooses its disk on the screen and always installs: options that only a
         // scripted install can honour are refused rather than silently ignored.
@@ -155,7 +159,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let fetched = match ks_source::fetch(&boot.ks, &reach) {
         Ok(k) => k,
         Err(e) => {
-            let o = install::fail(&sink, "source", Outcome::UsageOrIo, &e.to_string());
+            let o = driver::refuse_early(
+                &options,
+                &sink,
+                "source",
+                Outcome::UsageOrIo,
+                &e.to_string(),
+                started,
+            );
             sinks.finish(o, started);
             return Ok(o);
         }
@@ -173,7 +184,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 location
             }
             Err(e) => {
-                let o = install::fail(&sink, "source", Outcome::Media, &e);
+                let o =
+                    driver::refuse_early(&options, &sink, "source", Outcome::Media, &e, started);
                 sinks.finish(o, started);
                 return Ok(o);
             }
@@ -186,19 +198,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         key: fetched.key,
         bytes: fetched.bytes,
     };
-    let ended = install::execute(c, &media, input, &boot, &http, &sink, started);
-    let (outcome, reboot) = match ended {
-        Ok(e) => (e.outcome, e.reboot),
-        Err(e) => (
-            install::fail(&sink, "install", Outcome::UsageOrIo, &format!("{e:#}")),
-            None,
-        ),
-    };
-    sinks.finish(outcome, started);
-    if outcome == Outcome::Success && !c.dry_run {
-        finish_boot(reboot, a.allow_reboot, &cd_drives)?;
+    let ended = driver::execute(&options, &media, input, &boot, &http, &sink, started);
+    install::show_end(c, &ended, started)?;
+    sinks.finish(ended.outcome, started);
+    // A dry run (--dry-run, or the kickstart's dryrun) never reboots.
+    if ended.outcome == Outcome::Success && !ended.dry_run {
+        finish_boot(ended.reboot, a.allow_reboot, &cd_drives)?;
     }
-    Ok(outcome)
+    Ok(ended.outcome)
 }
 
 /// After a successful install: `reboot` in the kickstart reboots the machine (ejecting the CDs

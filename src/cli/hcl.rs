@@ -22,18 +22,22 @@ pub struct Args {
     /// The compatibility table (default: hcl.toml in the firmware directory).
     #[arg(long, value_name = "FILE")]
     table: Option<PathBuf>,
-    /// The firmware bundles to recommend from (default: /usr/share/ksinstall/firmware, else
-    /// this checkout's firmware/).
+    /// The firmware bundles to recommend from (default: found relative to this program, as for
+    /// `install --firmware`).
     #[arg(long, value_name = "DIR")]
     firmware: Option<PathBuf>,
 }
 
 pub fn run(c: Command) -> anyhow::Result<Outcome> {
     let Command::Check(a) = c;
-    let root = a
+    let root = match a
         .firmware
         .clone()
-        .unwrap_or_else(ksinstall::dpu::bundle::default_root);
+        .map_or_else(ksinstall::dpu::bundle::default_root, Ok)
+    {
+        Ok(r) => r,
+        Err(why) => return Ok(unreadable(&[why])),
+    };
     let table_path = a.table.clone().unwrap_or_else(|| root.join("hcl.toml"));
     let table = match hcl::Table::read(&table_path) {
         Ok(t) => t,

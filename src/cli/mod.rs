@@ -36,11 +36,27 @@ enum Command {
     Hcl(hcl::Command),
 }
 
+/// The exit codes of `install` and `boot`, for `--help` (README.md has the same table).
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success (warnings allowed)
+  1  usage error, or an I/O failure outside the classes below
+  2  invalid kickstart (or a warning under --strict / paranoid)
+  3  precondition: the hardware or the request does not allow the install
+  4  installation media unreadable, malformed or not matching its manifest
+  5  verification: what was written did not read back as planned
+  6  writing to the target failed
+  7  the DPU reported that its install failed
+  8  a %pre or %post script failed
+  9  the DPU said nothing for --dpu-timeout seconds
+ 10  the DPU payload did not reach the DPU
+ 11  the DPU's driver refused the request";
+
 /// How the DPUs are reached (shared by `install` and `probe`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DpuArgs {
-    /// The DPU firmware bundles (default: /usr/share/ksinstall/firmware, else this checkout's
-    /// firmware/).
+    /// The DPU firmware bundles (default: found relative to this program: PREFIX/share/ksinstall/
+    /// firmware, firmware/ beside it, the checkout it was built in; else
+    /// /usr/share/ksinstall/firmware).
     #[arg(long, value_name = "DIR")]
     pub firmware: Option<std::path::PathBuf>,
     /// Talk devlink to a simulator on this Unix socket instead of the kernel (tests, demos).
@@ -78,10 +94,11 @@ impl DpuArgs {
         a.poll = std::time::Duration::from_millis(200);
         a
     }
-    pub fn firmware_root(&self) -> std::path::PathBuf {
-        self.firmware
-            .clone()
-            .unwrap_or_else(ksinstall::dpu::bundle::default_root)
+    pub fn firmware_root(&self) -> Result<std::path::PathBuf, String> {
+        match &self.firmware {
+            Some(dir) => Ok(dir.clone()),
+            None => ksinstall::dpu::bundle::default_root(),
+        }
     }
 }
 

@@ -80,13 +80,44 @@ impl Bundle {
     }
 }
 
-/// The firmware directory used when none is given: the installed one, else this checkout's.
-pub fn default_root() -> PathBuf {
-    let installed = Path::new("/usr/share/ksinstall/firmware");
-    if installed.is_dir() {
-        installed.to_path_buf()
-    } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/firmware"))
+/// The firmware directory used when none is given, found relative to the running binary (never
+/// a path compiled in, which would name the build machine's checkout): `PREFIX/share/ksinstall/
+/// firmware` for a binary in `PREFIX/bin`, `firmware/` beside the binary (an unpacked release),
+/// the checkout's `firmware/` for a binary in a cargo `target/` directory or run by cargo
+/// (`CARGO_MANIFEST_DIR` in the environment, as `cargo run` and `cargo test` set it), else
+/// `/usr/share/ksinstall/firmware`. `Err` names every place looked in.
+pub fn default_root() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("no firmware directory: give --firmware DIR (the running binary's path is unknown: {e})"))?;
+    let mut candidates = Vec::new();
+    if let Some(dir) = exe.parent() {
+        if let Some(prefix) = dir.parent() {
+            candidates.push(prefix.join("share/ksinstall/firmware"));
+        }
+        candidates.push(dir.join("firmware"));
+        // target/debug/ksinstall, target/<triple>/release/ksinstall: the checkout it was built in.
+        if let Some(target) = dir
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == "target"))
+        {
+            if let Some(checkout) = target.parent() {
+                candidates.push(checkout.join("firmware"));
+            }
+        }
+    }
+    if let Some(checkout) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        candidates.push(PathBuf::from(checkout).join("firmware"));
+    }
+    candidates.push(PathBuf::from("/usr/share/ksinstall/firmware"));
+    match candidates.iter().find(|c| c.join("dpus.toml").is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(format!(
+            "no firmware directory: give --firmware DIR (looked in {})",
+            candidates
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 

@@ -252,7 +252,8 @@ pub fn read(path: &Path, logical_block_size: u32) -> DiskContent {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
-            log::warn!("cannot open {} to see what it holds: {e}", path.display());
+            // Said where it matters: the plan names what the target holds, probe lists it.
+            log::debug!("cannot open {} to see what it holds: {e}", path.display());
             return DiskContent::empty(
                 PartitionTable::Unreadable,
                 Some(format!("{}: {e}", path.display())),

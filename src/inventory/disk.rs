@@ -135,21 +135,8 @@ impl Disk {
     }
 }
 
-/// Size in decimal units, the way disks are labelled.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// Sizes for people: one rule across the program (`crate::size::human`, binary units).
+pub use crate::size::human as human_size;
 
 /// Linux controller driver -> ESXi driver doing the same job. UNCONFIRMED beyond the names seen in
 /// the ESXi 8 boot module list (layout.md §4); lets `--firstdisk=vmw_ahci` work on Linux.

@@ -27,7 +27,14 @@ pub struct DirSource {
 impl DirSource {
     pub fn new(root: impl Into<PathBuf>) -> Result<DirSource> {
         let root = root.into();
-        anyhow::ensure!(root.is_dir(), "{}: not a directory", root.display());
+        // The system's own words for why (no such file or directory, permission denied).
+        let meta =
+            std::fs::metadata(&root).map_err(|e| anyhow::anyhow!("{}: {e}", root.display()))?;
+        anyhow::ensure!(
+            meta.is_dir(),
+            "{}: neither a directory, an ISO image nor an http(s):// URL",
+            root.display()
+        );
         Ok(DirSource { root })
     }
 

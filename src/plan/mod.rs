@@ -143,6 +143,16 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// The target named on the command line (`--disk`).
+#[derive(Debug, Clone, Copy)]
+pub enum DiskOverride<'a> {
+    /// A block device or image file that exists.
+    Existing(&'a Path),
+    /// An image file the install will create (`--disk-size`): planned at that size, so that a
+    /// dry run shows what the real run will do.
+    New { path: &'a Path, size_bytes: u64 },
+}
+
 /// Everything the plan is made from.
 pub struct Inputs<'a> {
     pub kickstart_name: &'a str,
@@ -152,11 +162,11 @@ pub struct Inputs<'a> {
     pub media: &'a Media,
     pub boot: &'a BootOptions,
     /// `--disk`: a device or image file named on the command line, overriding the kickstart.
-    pub disk_override: Option<&'a Path>,
+    pub disk_override: Option<DiskOverride<'a>>,
     /// Sector size for an image file (512 or 4096).
     pub image_sector_size: u32,
-    /// Where DPU firmware bundles are (`firmware/`).
-    pub firmware_root: &'a Path,
+    /// Where DPU firmware bundles are (`firmware/`), or why no such directory was found.
+    pub firmware_root: Result<&'a Path, &'a str>,
     /// What each supported DPU runs, read through its interface (`dpu::observe`).
     pub dpu_observed: &'a [dpu::Observed],
 }
@@ -187,6 +197,47 @@ pub fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> 
         })
 }
 
+/// The target named with `--disk` that exists: a block device or an image file.
+fn existing_override(i: &Inputs<'_>, path: &Path) -> Result<Target, PlanError> {
+    // Like coreos-installer's positional disk: the command line names the target.
+    let meta = std::fs::metadata(path)
+        .map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
+    use std::os::unix::fs::FileTypeExt;
+    if !(meta.is_file() || meta.file_type().is_block_device()) {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!(
+                "{}: neither a block device nor a regular file",
+                path.display()
+            ),
+        ));
+    }
+    let known = i.inventory.disks.iter().find(|d| {
+        let node = i.sysroot.join(d.device.trim_start_matches('/'));
+        std::fs::canonicalize(&node).ok() == std::fs::canonicalize(path).ok()
+    });
+    let dev = storage::BlockDev::open_read_only(path, i.image_sector_size)
+        .map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
+    let content = crate::inventory::content::read(path, dev.logical_sector_size());
+    Ok(Target {
+        path: path.to_path_buf(),
+        name: known
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| path.display().to_string()),
+        aliases: known.map(|d| d.aliases.clone()).unwrap_or_default(),
+        size_bytes: dev.size_bytes(),
+        logical_sector_size: dev.logical_sector_size(),
+        model: known.and_then(|d| d.model.clone()),
+        kind: if known.is_some_and(|d| d.is_usb_or_sd()) {
+            MediaKind::UsbOrSd
+        } else {
+            MediaKind::SystemDisk
+        },
+        chosen_because: "named with --disk on the command line".into(),
+        holds_now: content.summary(),
+    })
+}
+
 fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, PlanError> {
     let ks = i.kickstart;
     let action = ks.action.as_ref().ok_or_else(|| {
@@ -195,47 +246,33 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
             "the kickstart has no install command",
         )
     })?;
-    if let Some(path) = i.disk_override {
-        // Like coreos-installer's positional disk: the command line names the target.
-        let meta = std::fs::metadata(path)
-            .map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
-        use std::os::unix::fs::FileTypeExt;
-        if !(meta.is_file() || meta.file_type().is_block_device()) {
-            return Err(refuse(
-                Outcome::Precondition,
-                format!(
-                    "{}: neither a block device nor a regular file",
-                    path.display()
+    match i.disk_override {
+        Some(DiskOverride::Existing(path)) => {
+            if action.target.is_some() {
+                warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
+            }
+            return existing_override(i, path);
+        }
+        Some(DiskOverride::New { path, size_bytes }) => {
+            if action.target.is_some() {
+                warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
+            }
+            return Ok(Target {
+                path: path.to_path_buf(),
+                name: path.display().to_string(),
+                aliases: Vec::new(),
+                size_bytes,
+                logical_sector_size: i.image_sector_size,
+                model: None,
+                kind: MediaKind::SystemDisk,
+                chosen_because: "named with --disk on the command line".into(),
+                holds_now: format!(
+                    "nothing yet: a new sparse image file of {} is created",
+                    crate::size::human(size_bytes)
                 ),
-            ));
+            });
         }
-        let known = i.inventory.disks.iter().find(|d| {
-            let node = i.sysroot.join(d.device.trim_start_matches('/'));
-            std::fs::canonicalize(&node).ok() == std::fs::canonicalize(path).ok()
-        });
-        if action.target.is_some() {
-            warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
-        }
-        let dev = storage::BlockDev::open_read_only(path, i.image_sector_size)
-            .map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
-        let content = crate::inventory::content::read(path, dev.logical_sector_size());
-        return Ok(Target {
-            path: path.to_path_buf(),
-            name: known
-                .map(|d| d.name.clone())
-                .unwrap_or_else(|| path.display().to_string()),
-            aliases: known.map(|d| d.aliases.clone()).unwrap_or_default(),
-            size_bytes: dev.size_bytes(),
-            logical_sector_size: dev.logical_sector_size(),
-            model: known.and_then(|d| d.model.clone()),
-            kind: if known.is_some_and(|d| d.is_usb_or_sd()) {
-                MediaKind::UsbOrSd
-            } else {
-                MediaKind::SystemDisk
-            },
-            chosen_because: "named with --disk on the command line".into(),
-            holds_now: content.summary(),
-        });
+        None => {}
     }
     let (disk, why) = match &action.target {
         Some(DiskTarget::Disk(name)) => {
@@ -445,7 +482,10 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
             }
         }
         let name = format!("{} {} in {}", d.vendor, d.model, d.location());
-        let bundle = dpu::bundle::find(i.firmware_root, &d.catalog_id, &i.media.manifest.version)
+        let root = i
+            .firmware_root
+            .map_err(|why| refuse(Outcome::Precondition, format!("{name}: {why}")))?;
+        let bundle = dpu::bundle::find(root, &d.catalog_id, &i.media.manifest.version)
             .map_err(|e| refuse(Outcome::Precondition, format!("{name}: firmware bundle: {e:#}")))?
             .ok_or_else(|| {
                 refuse(
@@ -453,7 +493,7 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
                     format!(
                         "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
                         d.catalog_id,
-                        i.firmware_root.display(),
+                        root.display(),
                         i.media.manifest.version
                     ),
                 )
@@ -462,7 +502,7 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
             warnings.push(format!(
                 "{name}: the firmware bundle {} is synthetic (for tests and demos); drop the vendor's bundle into {} for a real DPU",
                 bundle.dir.display(),
-                i.firmware_root.display()
+                root.display()
             ));
         }
         let observed = i
@@ -530,9 +570,57 @@ fn media_size(o: Option<cmdline::SystemMediaSize>) -> SystemMediaSize {
     }
 }
 
+/// What the kickstart asks for that this install does not do: said, never silently dropped.
+fn without_effect(ks: &Kickstart) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut say = |span: &crate::kickstart::Span, what: &str, why: &str| {
+        out.push(format!("{span}: {what} has no effect here: {why}"));
+    };
+    if let Some(a) = &ks.action {
+        let prechecks = "ksinstall runs none of ESXi's hardware prechecks (CPU support, memory), so there is nothing to ignore or force";
+        let upgrade_only = "it applies to upgrades, and this is a fresh install";
+        let flags: [(bool, &str, &str); 8] = [
+            (
+                a.ignore_prereq_warnings,
+                "--ignoreprereqwarnings",
+                prechecks,
+            ),
+            (a.ignore_prereq_errors, "--ignoreprereqerrors", prechecks),
+            (
+                a.force_unsupported_install,
+                "--forceunsupportedinstall",
+                prechecks,
+            ),
+            (a.force_migrate, "--forcemigrate", upgrade_only),
+            (a.delete_cos_vmdk, "--deletecosvmdk", upgrade_only),
+            (a.disk_booted_from, "--diskBootedFrom", upgrade_only),
+            (a.save_bootbank.is_some(), "--savebootbank", upgrade_only),
+            (
+                a.repartition_system_disk && a.system_disk.is_none(),
+                "--repartitionsystemdisk",
+                "no --systemdisk is named",
+            ),
+        ];
+        for (set, what, why) in flags {
+            if set {
+                say(&a.span, what, why);
+            }
+        }
+    }
+    if let Some(span) = &ks.partition_embed {
+        say(
+            span,
+            "partitionembed",
+            "ksinstall always writes the ESXi 8 layout (docs/LAYOUT.md)",
+        );
+    }
+    out
+}
+
 pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let ks = i.kickstart;
     let mut warnings: Vec<String> = i.boot.warnings.clone();
+    warnings.extend(without_effect(ks));
     let action = ks.action.as_ref().ok_or_else(|| {
         refuse(
             Outcome::InvalidKickstart,
@@ -813,10 +901,10 @@ impl Plan {
         );
         let _ = writeln!(
             s,
-            "Target: {} ({}), {} bytes, {}-byte sectors; {}",
+            "Target: {} ({}), {}, {}-byte sectors; {}",
             t.name,
             t.path.display(),
-            t.size_bytes,
+            crate::size::human(t.size_bytes),
             t.logical_sector_size,
             t.chosen_because
         );
@@ -830,13 +918,15 @@ impl Plan {
         let bank: u64 = self.bank_files.iter().map(|f| f.size).sum();
         let _ = writeln!(
             s,
-            "Partition 1: {} bootloader files ({esp} bytes)",
-            self.esp_files.len()
+            "Partition 1: {} bootloader files ({})",
+            self.esp_files.len(),
+            crate::size::human(esp)
         );
         let _ = writeln!(
             s,
-            "Partition 5: {} modules ({bank} bytes), {}, boot.cfg last",
+            "Partition 5: {} modules ({}), {}, boot.cfg last",
             self.bank_files.len(),
+            crate::size::human(bank),
             self.generated
                 .iter()
                 .map(|g| g.name.as_str())

@@ -110,6 +110,24 @@ fn mac_from_bootif(v: &str) -> Option<String> {
 }
 
 impl BootOptions {
+    /// The boot options of this run: `cmdline` when given (`--cmdline`), else `proc/cmdline`
+    /// below the sysroot; none when that file does not exist (not a booted installer).
+    pub fn read(sysroot: &std::path::Path, cmdline: Option<&str>) -> Result<BootOptions, String> {
+        let text = match cmdline {
+            Some(c) => c.to_string(),
+            None => {
+                let p = sysroot.join("proc/cmdline");
+                match std::fs::read_to_string(&p) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => return Err(format!("reading {}: {e}", p.display())),
+                }
+            }
+        };
+        // Its warnings become plan warnings (shown and reported there).
+        BootOptions::parse(&text).map_err(|e| e.to_string())
+    }
+
     pub fn parse(cmdline: &str) -> Result<BootOptions, BootOptionError> {
         let mut o = BootOptions::default();
         if cmdline.len() >= 4096 {

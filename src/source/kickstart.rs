@@ -38,6 +38,34 @@ pub struct FetchError {
     pub tried: Vec<String>,
 }
 
+/// The kickstart named on the command line (`install --ks`): an `http(s)://` URL, else a file
+/// path on this machine.
+pub fn read_given(given: &str, http: &Http) -> Result<FetchedKickstart> {
+    if given.starts_with("http://") || given.starts_with("https://") {
+        let bytes = http.get_small(given)?;
+        return Ok(FetchedKickstart {
+            name: crate::http::redact(given),
+            key: given.to_string(),
+            bytes,
+            location: KsLocation::Http(given.to_string()),
+            cdrom: None,
+        });
+    }
+    let path = Path::new(given);
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("--ks {given}: {e}"))?;
+    let key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    Ok(FetchedKickstart {
+        name: given.to_string(),
+        key,
+        bytes,
+        location: KsLocation::File(given.to_string()),
+        cdrom: None,
+    })
+}
+
 pub fn fetch(locations: &[KsLocation], reach: &Reach<'_>) -> Result<FetchedKickstart, FetchError> {
     let mut tried = Vec::new();
     for loc in locations {

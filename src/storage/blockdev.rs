@@ -85,6 +85,46 @@ impl BlockDev {
         })
     }
 
+    /// Whether `path` may be written, checked without writing: it opens for writing (exclusive
+    /// for a block device, so a mounted one is refused), a block device must not be read-only
+    /// (`BLKROGET`: a write-protected SD card, a read-only LUN), and an image file must carry a
+    /// write bit (root may write any file; a file made read-only says it is not to be written).
+    pub fn check_writable(path: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let meta = std::fs::metadata(path)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true);
+        if meta.file_type().is_block_device() {
+            opts.custom_flags(libc::O_EXCL);
+        } else if meta.permissions().mode() & 0o222 == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "read-only file (mode {:o})",
+                    meta.permissions().mode() & 0o7777
+                ),
+            ));
+        }
+        let file = opts.open(path)?;
+        if meta.file_type().is_block_device() {
+            /// `BLKROGET` from linux/fs.h: `_IO(0x12, 94)`.
+            const BLKROGET: libc::c_ulong = 0x125e;
+            let mut ro: libc::c_int = 0;
+            // SAFETY: BLKROGET writes one int through the pointer, on a descriptor we own.
+            if unsafe { libc::ioctl(file.as_raw_fd(), BLKROGET as _, &mut ro) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if ro != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the block device is read-only (write-protected)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -156,22 +156,22 @@ impl LayoutRequest {
 pub enum LayoutRefusal {
     #[error("{disk}: logical sector size {size} is not supported (only 512 and 4096)")]
     UnsupportedSectorSize { disk: String, size: u32 },
-    #[error("{disk} is too small: {bytes} bytes; the minimum for {kind} is {minimum} bytes")]
+    #[error("{disk} is too small: {} ({bytes} bytes); the minimum for {kind} is {} ({minimum} bytes)", crate::size::human(*.bytes), crate::size::human(*.minimum))]
     DiskTooSmall {
         disk: String,
         bytes: u64,
         minimum: u64,
         kind: MediaKind,
     },
-    #[error("install --overwritevmfs not specified but {disk} contains a VMFS partition (partition {numbers:?})")]
+    #[error("install --overwritevmfs not specified but {disk} contains a VMFS partition ({})", partition_list(.numbers))]
     VmfsPresent { disk: String, numbers: Vec<u32> },
     #[error(
-        "{disk} is claimed by vSAN (partition {numbers:?}); install --overwritevsan is needed"
+        "{disk} is claimed by vSAN ({}); install --overwritevsan is needed", partition_list(.numbers)
     )]
     VsanClaimed { disk: String, numbers: Vec<u32> },
     #[error("--preservevmfs cannot be combined with --novmfsondisk")]
     PreserveWithNoVmfs,
-    #[error("--preservevmfs: {disk} holds more than one VMFS datastore (partitions {numbers:?}); refusing to guess which to keep")]
+    #[error("--preservevmfs: {disk} holds more than one VMFS datastore ({}); refusing to guess which to keep", partition_list(.numbers))]
     PreserveAmbiguous { disk: String, numbers: Vec<u32> },
     #[error("--preservevmfs: the datastore on {disk} is partition {number}, a slot the ESXi system partitions need (1, 5, 6, 7)")]
     PreserveSlotTaken { disk: String, number: u32 },
@@ -184,7 +184,7 @@ pub enum LayoutRefusal {
         first_usable: u64,
         last_usable: u64,
     },
-    #[error("--preservevmfs: the system partitions do not fit in front of the datastore on {disk}: they need the first {needed_bytes} bytes, the datastore (partition {number}) starts at byte {datastore_start_bytes}")]
+    #[error("--preservevmfs: the system partitions do not fit in front of the datastore on {disk}: they need the first {}, the datastore (partition {number}) starts at {}", crate::size::human(*.needed_bytes), crate::size::human(*.datastore_start_bytes))]
     PreserveNoRoom {
         disk: String,
         number: u32,
@@ -199,10 +199,20 @@ pub enum LayoutRefusal {
     },
     #[error("autoPartitionOSDataSize=0 is not a size")]
     OsDataZero,
-    #[error("part: {disk} is not empty (partitions {numbers:?}) and no clearpart names it")]
+    #[error("part: {disk} is not empty ({}) and no clearpart names it", partition_list(.numbers))]
     DatastoreDiskNotEmpty { disk: String, numbers: Vec<u32> },
     #[error("part: datastore name {name:?} {why}")]
     DatastoreName { name: String, why: String },
+}
+
+/// `partition 7`, `partitions 7 and 8`, `partitions 2, 3 and 9`: for messages, not `[7, 8]`.
+fn partition_list(numbers: &[u32]) -> String {
+    let n: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    match n.as_slice() {
+        [] => "no partition".into(),
+        [one] => format!("partition {one}"),
+        [rest @ .., last] => format!("partitions {} and {last}", rest.join(", ")),
+    }
 }
 
 impl LayoutRefusal {
@@ -309,8 +319,9 @@ impl Layout {
     /// The human-readable table `--dry-run` prints (the JSON plan is the serde form of `self`).
     pub fn dry_run_text(&self) -> String {
         let mut out = format!(
-            "disk {}: {} bytes, {}-byte sectors, GPT disk GUID {}, usable LBA {}-{}\n",
+            "disk {}: {} ({} bytes), {}-byte sectors, GPT disk GUID {}, usable LBA {}-{}\n",
             self.disk_id,
+            crate::size::human(self.disk_bytes),
             self.disk_bytes,
             self.logical_sector_size,
             self.disk_guid,

@@ -55,7 +55,7 @@ pub struct Clearpart {
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "refusal")]
 pub enum SafetyRefusal {
-    #[error("clearpart: no disk is called {name:?}; available: {available:?}")]
+    #[error("clearpart: no disk is called \"{name}\"; available: {}", .available.join(", "))]
     UnknownDrive {
         name: String,
         available: Vec<String>,

@@ -75,7 +75,7 @@ pub fn run_console(
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(log::LevelFilter::Off);
     }
-    let boot = match super::install::boot_options_at(sysroot, cmdline) {
+    let boot = match ksinstall::source::cmdline::BootOptions::read(sysroot, cmdline) {
         Ok(b) => b,
         Err(e) => return Ok(refuse(Outcome::Precondition, &e)),
     };

@@ -55,7 +55,7 @@ pub struct Context {
     pub sysroot: PathBuf,
     pub boot: BootOptions,
     /// The DPU firmware bundles, and what each supported DPU runs (read before the screens).
-    pub firmware_root: PathBuf,
+    pub firmware_root: Result<PathBuf, String>,
     pub dpu_observed: Vec<ksinstall::dpu::Observed>,
 }
 
@@ -681,7 +681,7 @@ impl App {
             boot: &self.ctx.boot,
             disk_override: None,
             image_sector_size: 512,
-            firmware_root: &self.ctx.firmware_root,
+            firmware_root: self.ctx.firmware_root.as_deref().map_err(String::as_str),
             dpu_observed: &self.ctx.dpu_observed,
         };
         let plan = plan::make(&inputs).map_err(|e| e.message)?;

@@ -1,0 +1,142 @@
+//! The final report of one install run (`--report FILE`): written for every run that got as far
+//! as knowing where to write it, a refusal before the plan included (docs/INSTALL.md).
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::apply::{Applied, StepTiming, WrittenFile};
+use crate::exit::Outcome;
+use crate::plan::{MediaSummary, Plan, Target};
+use crate::storage::PlannedPartition;
+
+/// Where and why a run stopped.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportError {
+    pub step: String,
+    pub message: String,
+}
+
+/// One DPU as planned, and what it reported after its install (docs/FLEET.md reads these).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportDpu {
+    pub name: String,
+    pub catalog_id: String,
+    pub vendor: String,
+    pub model: String,
+    pub generation: String,
+    pub supported: bool,
+    pub address: String,
+    pub slot: Option<String>,
+    pub interface: crate::dpu::Interface,
+    pub action: crate::plan::DpuAction,
+    pub payload: ReportPayload,
+    pub before: crate::dpu::Observed,
+    pub after: Option<crate::dpu::Installed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportPayload {
+    pub id: String,
+    pub label: String,
+    pub esxio_build: String,
+    pub firmware_version: String,
+    pub parts: Vec<crate::dpu::payload::PayloadPart>,
+}
+
+/// The report. Every key is always present; what a run never reached is `null`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallReport {
+    pub ksinstall: String,
+    pub outcome: String,
+    pub exit_code: u8,
+    pub elapsed_ms: u64,
+    /// The kickstart's name (path or redacted URL), once known.
+    pub kickstart: Option<String>,
+    pub dry_run: bool,
+    pub media: Option<MediaSummary>,
+    pub target: Option<Target>,
+    pub partitions: Option<Vec<PlannedPartition>>,
+    pub boot_cfg: Option<String>,
+    pub host: Option<crate::plan::hostconfig::HostConfig>,
+    pub dpus: Vec<ReportDpu>,
+    pub files: Option<Vec<WrittenFile>>,
+    /// Every step the run went through, in order (source, kickstart, plan, media, apply's
+    /// steps, %post).
+    pub timings: Vec<StepTiming>,
+    pub bytes_written: Option<u64>,
+    pub warnings: Vec<String>,
+    pub error: Option<ReportError>,
+}
+
+impl InstallReport {
+    /// A report of a run that stopped before there was a plan.
+    pub fn without_plan(kickstart: Option<&str>, outcome: Outcome, dry_run: bool) -> Self {
+        InstallReport {
+            ksinstall: env!("CARGO_PKG_VERSION").into(),
+            outcome: format!("{outcome:?}"),
+            exit_code: outcome as u8,
+            elapsed_ms: 0,
+            kickstart: kickstart.map(str::to_string),
+            dry_run,
+            media: None,
+            target: None,
+            partitions: None,
+            boot_cfg: None,
+            host: None,
+            dpus: Vec::new(),
+            files: None,
+            timings: Vec::new(),
+            bytes_written: None,
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Fill in what the plan (and, after apply, the disk) says.
+    pub fn with_plan(mut self, plan: &Plan, applied: Option<&Applied>) -> Self {
+        self.kickstart = Some(plan.kickstart.clone());
+        self.media = Some(plan.media.clone());
+        self.target = Some(plan.target.clone());
+        self.partitions = Some(plan.layout.partitions.clone());
+        self.boot_cfg = Some(plan.boot_cfg.render());
+        self.host = Some(plan.host.clone());
+        self.dpus = plan
+            .dpus
+            .iter()
+            .map(|d| ReportDpu {
+                name: d.name.clone(),
+                catalog_id: d.card.catalog_id.clone(),
+                vendor: d.card.vendor.clone(),
+                model: d.card.model.clone(),
+                generation: d.card.generation.clone(),
+                supported: d.card.supported,
+                address: d.address.clone(),
+                slot: d.slot.clone(),
+                interface: d.interface.clone(),
+                action: d.action,
+                payload: ReportPayload {
+                    id: d.payload.id.clone(),
+                    label: d.payload.label.clone(),
+                    esxio_build: d.payload.esxio_build.clone(),
+                    firmware_version: d.payload.firmware_version.clone(),
+                    parts: d.payload.parts.clone(),
+                },
+                before: d.before.clone(),
+                after: applied
+                    .and_then(|a| a.dpus.iter().find(|x| x.address == d.address).cloned()),
+            })
+            .collect();
+        self.files = applied.map(|a| a.files.clone());
+        self.bytes_written = applied.map(|a| a.bytes_written);
+        self.warnings = plan.warnings.clone();
+        self
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, bytes)
+            .with_context(|| format!("writing the report {}", path.display()))
+    }
+}
