@@ -14,6 +14,8 @@ use ksinstall::media::{synth, Manifest, Role};
 const PASSWORD: &str = "Console-Pass-42x";
 const BF3_SDA: &str = "naa.600062b212345678290a3b4c5d6e7f80";
 const BF3_SDB: &str = "naa.600a098038303053453f463045727a4a";
+/// The MegaRAID volume of tests/fixtures/bluefield3-sibling: the same model as BF3_SDA, but sdb.
+const SIBLING_SDB: &str = "naa.600062b2abcdef01290a3b4c5d6e7f81";
 const P1: u64 = 64 * 512;
 const P5: u64 = 208_896 * 512;
 
@@ -53,7 +55,7 @@ impl Host {
         })
         .unwrap();
         let rshim = match fixture {
-            "bluefield3" => Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
+            "bluefield3" | "bluefield3-sibling" => Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
             "bluefield2" => Some(("0000:3b:00.2", "BlueField-2(Rev 1)")),
             _ => None,
         };
@@ -370,6 +372,49 @@ fn stable_boot_cfg(cfg: &str) -> String {
         .join("\n")
 }
 
+/// The lines of a saved kickstart that say something: neither comments nor blank.
+fn settings(ks: &str) -> Vec<&str> {
+    ks.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// The comment lines right above the first line starting with `prefix`, joined.
+fn comment_before(ks: &str, prefix: &str) -> String {
+    let lines: Vec<&str> = ks.lines().collect();
+    let Some(at) = lines.iter().position(|l| l.starts_with(prefix)) else {
+        return String::new();
+    };
+    let mut comment: Vec<&str> = lines[..at]
+        .iter()
+        .rev()
+        .take_while(|l| l.starts_with('#'))
+        .copied()
+        .collect();
+    comment.reverse();
+    comment.join("\n")
+}
+
+/// `ksinstall install --ks SAVED --dry-run` on another host: (exit code, stdout, stderr).
+fn replay_dry_run(saved: &Path, on: &Host) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("install")
+        .arg("--ks")
+        .arg(saved)
+        .arg("--media")
+        .arg(on.path("media"))
+        .arg("--sysroot")
+        .arg(on.path("root"))
+        .args(["--dry-run", "--progress", "none"])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_repeats_it() {
     let host = Host::new();
@@ -471,7 +516,21 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
         ks.contains(&format!("rootpw --iscrypted {hash}")),
         "the saved hash is the installed one:\n{ks}"
     );
-    assert!(ks.contains(&format!("install --disk={BF3_SDA}")), "{ks}");
+    // For the fleet: the disk by its model, the static address kept and marked as this host's.
+    let settings = settings(&ks);
+    assert!(settings.contains(&"install --firstdisk=MR9560-16i"), "{ks}");
+    assert!(!settings.iter().any(|l| l.contains(BF3_SDA)), "{ks}");
+    let network = settings.iter().find(|l| l.starts_with("network ")).unwrap();
+    assert!(
+        network.contains("--bootproto=static")
+            && network.contains("--ip=10.1.2.3")
+            && network.contains("--hostname=esx1.example"),
+        "{ks}"
+    );
+    assert!(
+        comment_before(&ks, "network ").contains("per-host"),
+        "the address is marked as this host's:\n{ks}"
+    );
     let validate = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
         .args(["validate", "--strict"])
         .arg(&saved)
@@ -526,6 +585,134 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
         listing(&fleet.path("fleet-back")),
         listing(&host.path("back")),
         "the same boot bank, file by file"
+    );
+}
+
+#[test]
+fn the_saved_kickstart_chooses_the_disk_by_its_model_on_another_host_of_the_fleet() {
+    let host = Host::new();
+    let saved = host.path("saved-ks.cfg");
+    // sda holds an older ESXi with a datastore: the user confirms the overwrite.
+    old_layout_with_datastore(&host.disk("sda"), b"old datastore");
+    let c = host.console(&["--save-ks", saved.to_str().unwrap()]);
+    c.accept_eula();
+    c.wait_for(&["MR9560-16i", "VMFS (p8)"]);
+    c.press(
+        &["Enter"],
+        &["The disk holds data", "> Overwrite: erase the whole disk"],
+    );
+    c.press(&["Enter"], &["Keyboard layout"]);
+    c.press(&["Enter"], &["Root password:"]);
+    c.set_password();
+    // DHCP, as the network screen starts.
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    let confirm = c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    assert!(
+        confirm.contains("on sda:") && confirm.contains(BF3_SDA),
+        "{confirm}"
+    );
+    c.press(&["F11"], &["Installation complete"]);
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 0, "{}", c.stderr());
+
+    let ks = std::fs::read_to_string(&saved).unwrap();
+    assert!(!ks.contains(PASSWORD), "{ks}");
+    let settings = settings(&ks);
+    // The disk by a rule (its model), not by this host's name; the overwrite the user confirmed.
+    assert!(
+        settings.contains(&"install --firstdisk=MR9560-16i --overwritevmfs"),
+        "{ks}"
+    );
+    assert!(
+        !settings
+            .iter()
+            .any(|l| l.contains("--disk=") || l.contains(BF3_SDA)),
+        "{ks}"
+    );
+    let why = comment_before(&ks, "install ");
+    assert!(why.contains("MR9560-16i") && why.contains("model"), "{ks}");
+    // DHCP, and nothing of this host's: no address, no host name.
+    assert!(
+        settings.contains(&"network --bootproto=dhcp --addvmportgroup=1"),
+        "{ks}"
+    );
+    assert!(!ks.contains("--hostname") && !ks.contains("--ip="), "{ks}");
+    assert!(
+        settings
+            .iter()
+            .any(|l| l.starts_with("rootpw --iscrypted $6$")),
+        "{ks}"
+    );
+
+    // Another host of the fleet: its disks are found in another order, with other names. The
+    // rule finds its MegaRAID volume, sdb there.
+    let sibling = Host::of("bluefield3-sibling");
+    let before: Vec<String> = ["sda", "sdb", "sdc"]
+        .iter()
+        .map(|d| hash_image(&sibling.disk(d)))
+        .collect();
+    let (code, plan, err) = replay_dry_run(&saved, &sibling);
+    assert_eq!(code, Some(0), "{plan}{err}");
+    let target = plan
+        .lines()
+        .find(|l| l.starts_with("Target: "))
+        .unwrap_or_default();
+    assert!(
+        target.starts_with(&format!("Target: {SIBLING_SDB} ("))
+            && target.contains("/root/dev/sdb)")
+            && target.contains("--firstdisk=mr9560-16i"),
+        "{plan}"
+    );
+    let after: Vec<String> = ["sda", "sdb", "sdc"]
+        .iter()
+        .map(|d| hash_image(&sibling.disk(d)))
+        .collect();
+    assert_eq!(after, before, "a dry run writes nothing");
+}
+
+#[test]
+fn save_ks_exact_keeps_this_hosts_disk_name_and_address() {
+    let host = Host::new();
+    let saved = host.path("exact-ks.cfg");
+    let c = host.console(&["--save-ks", saved.to_str().unwrap(), "--save-ks-exact"]);
+    c.accept_eula();
+    c.choose_blank_disk(0);
+    c.choose_keyboard_german();
+    c.set_password();
+    c.static_network();
+    c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    c.press(&["F11"], &["Installation complete"]);
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 0, "{}", c.stderr());
+
+    let ks = std::fs::read_to_string(&saved).unwrap();
+    assert!(!ks.contains(PASSWORD), "{ks}");
+    let settings = settings(&ks);
+    assert!(
+        settings.contains(&format!("install --disk={BF3_SDA}").as_str()),
+        "{ks}"
+    );
+    assert!(!ks.contains("--firstdisk"), "{ks}");
+    assert!(
+        settings.contains(
+            &"network --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 \
+              --gateway=10.1.2.1 --nameserver=10.1.2.2 --hostname=esx1.example --addvmportgroup=1"
+        ),
+        "{ks}"
+    );
+    // Replayed on this host (a copy of it) it picks the same disk ...
+    let (code, plan, err) = replay_dry_run(&saved, &Host::new());
+    assert_eq!(code, Some(0), "{plan}{err}");
+    assert!(
+        plan.contains(&format!("Target: {BF3_SDA} (")) && plan.contains("/root/dev/sda)"),
+        "{plan}"
+    );
+    // ... and on another host of the fleet it finds no disk of that name: nothing is written.
+    let (code, plan, err) = replay_dry_run(&saved, &Host::of("bluefield3-sibling"));
+    assert_eq!(code, Some(3), "{plan}{err}");
+    assert!(
+        err.contains(&format!("no disk is named \"{BF3_SDA}\"")),
+        "{err}"
     );
 }
 

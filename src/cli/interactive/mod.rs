@@ -3,6 +3,7 @@
 //! the scripted install's plan and apply. See docs/CONSOLE.md.
 
 mod draw;
+pub mod save;
 pub mod state;
 
 use std::io::{IsTerminal, Stdout};
@@ -37,31 +38,35 @@ pub struct Args {
     /// The installation media: a directory (extracted ISO), an ISO image or an http(s):// URL.
     #[arg(long, value_name = "DIR|URL")]
     media: String,
-    /// Write the answers here as a kickstart (root password hashed), to repeat the install with
-    /// `ksinstall install --ks FILE`.
+    /// Write the answers here as a kickstart (root password hashed), to repeat the install on
+    /// other hosts with `ksinstall install --ks FILE`: the disk by a --firstdisk rule (its
+    /// model or vendor), no address or host name unless static addressing was chosen.
     #[arg(long, value_name = "FILE")]
     save_ks: Option<PathBuf>,
+    /// With --save-ks: save this host's exact answers instead (its disk by name, its static
+    /// address and host name).
+    #[arg(long, requires = "save_ks")]
+    save_ks_exact: bool,
     #[command(flatten)]
     dpu: super::DpuArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let http = ksinstall::http::Http::new(Default::default())?;
-    run_console(
-        &a.sysroot,
-        &a.media,
-        a.save_ks.as_deref(),
-        None,
-        &a.dpu,
-        &http,
-    )
+    let form = if a.save_ks_exact {
+        save::Form::Exact
+    } else {
+        save::Form::Fleet
+    };
+    let save_ks = a.save_ks.as_deref().map(|path| save::SaveKs { path, form });
+    run_console(&a.sysroot, &a.media, save_ks, None, &a.dpu, &http)
 }
 
 /// The console install, for `interactive` and for `boot` without `ks=`.
 pub fn run_console(
     sysroot: &Path,
     media: &str,
-    save_ks: Option<&Path>,
+    save_ks: Option<save::SaveKs<'_>>,
     cmdline: Option<&str>,
     dpu: &super::DpuArgs,
     http: &ksinstall::http::Http,
@@ -128,93 +133,24 @@ pub fn run_console(
     let Some(Ok(planned)) = app.planned.take() else {
         anyhow::bail!("F11 without a plan");
     };
-    let mut saved = None;
-    if let Some(path) = save_ks {
-        let text = ksinstall::kickstart::print(&planned.kickstart);
-        // It holds the root password's hash: readable by its owner only.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-            .with_context(|| format!("saving the kickstart to {}", path.display()))?;
-        saved = Some(path);
-    }
-
-    // The install: the scripted path's media check and apply, shown on the screen.
-    let sink = ScreenSink {
-        inner: Mutex::new(SinkState {
-            term: &mut screen.term,
-            progress: draw::Progress::default(),
-            drawn: None,
-        }),
-        version: version.clone(),
+    let saved = match save_ks {
+        Some(s) => Some(save_kickstart(&app, &planned, s)?),
+        None => None,
     };
+
     let media = &app.ctx.media;
     let plan = &planned.plan;
-    for w in &plan.warnings {
-        sink.emit(Event::Warning {
-            step: "plan".into(),
-            message: w.clone(),
-        });
-    }
-    // apply checks the media first (plan.check_media), beside packing the DPU payload.
-    let result = apply::apply(plan, media, &sink, &access, &mut |_applied| Ok(())).map(|_| ());
+    let result = install_on_screen(&mut screen, plan, media, &access, &version);
     let outcome = match &result {
         Ok(()) => Outcome::Success,
-        Err(e) => {
-            sink.emit(Event::Failed {
-                step: e.step.clone(),
-                message: e.message.clone(),
-                exit_code: e.outcome as u8,
-            });
-            e.outcome
-        }
+        Err(e) => e.outcome,
     };
-    drop(sink);
 
     let kernel = app
         .chosen_disk()
         .map(|d| d.kernel_name.clone())
         .unwrap_or_default();
-    let lines = match &result {
-        Ok(()) => {
-            let mut l = vec![
-                format!(
-                    "ESXi {} (build {}) is installed on {kernel} ({}).",
-                    plan.media.version, plan.media.build, plan.target.name
-                ),
-                String::new(),
-                "What to do next:".into(),
-                "  1. Remove the installation media (USB stick, CD, virtual media).".into(),
-                format!("  2. Reboot the host; it starts ESXi from {kernel}."),
-                "  3. Manage it at the address the console shows (DCUI) after boot.".into(),
-            ];
-            if let Some(p) = saved {
-                l.push(String::new());
-                l.push(format!(
-                    "Your answers are saved as a kickstart: {}",
-                    p.display()
-                ));
-                l.push("`ksinstall install --ks FILE` repeats this install on other hosts.".into());
-            }
-            l
-        }
-        Err(e) => vec![
-            format!("The install failed in step {}:", e.step),
-            e.message.clone(),
-            String::new(),
-            format!("Exit code {}.", e.outcome as u8),
-            // Local media is checked in full before the first write.
-            if e.step == "media" && media.is_local() {
-                "Nothing was written: the disk is as it was.".into()
-            } else {
-                "The disk may not boot: fix the cause and install again.".into()
-            },
-        ],
-    };
+    let lines = result_lines(&result, plan, &kernel, saved, media.is_local());
     // Keys pressed while installing must not dismiss the result unseen.
     while event::poll(Duration::ZERO).context("reading the keyboard")? {
         event::read().context("reading the keyboard")?;
@@ -241,6 +177,116 @@ pub fn run_console(
         Err(e) => eprintln!("ksinstall: error: {}: {}", e.step, e.message),
     }
     Ok(outcome)
+}
+
+/// The install: the scripted path's media check and apply, its progress shown on the screen.
+fn install_on_screen(
+    screen: &mut Screen,
+    plan: &ksinstall::plan::Plan,
+    media: &Media,
+    access: &ksinstall::dpu::Access,
+    version: &str,
+) -> Result<(), apply::ApplyError> {
+    let sink = ScreenSink {
+        inner: Mutex::new(SinkState {
+            term: &mut screen.term,
+            progress: draw::Progress::default(),
+            drawn: None,
+        }),
+        version: version.to_string(),
+    };
+    for w in &plan.warnings {
+        sink.emit(Event::Warning {
+            step: "plan".into(),
+            message: w.clone(),
+        });
+    }
+    // apply checks the media first (plan.check_media), beside packing the DPU payload.
+    let result = apply::apply(plan, media, &sink, access, &mut |_applied| Ok(())).map(|_| ());
+    if let Err(e) = &result {
+        sink.emit(Event::Failed {
+            step: e.step.clone(),
+            message: e.message.clone(),
+            exit_code: e.outcome as u8,
+        });
+    }
+    result
+}
+
+/// The result screen's text. `media_local`: the media were checked in full before the first
+/// write.
+fn result_lines(
+    result: &Result<(), apply::ApplyError>,
+    plan: &ksinstall::plan::Plan,
+    kernel: &str,
+    saved: Option<save::SaveKs<'_>>,
+    media_local: bool,
+) -> Vec<String> {
+    let e = match result {
+        Ok(()) => {
+            let mut l = vec![
+                format!(
+                    "ESXi {} (build {}) is installed on {kernel} ({}).",
+                    plan.media.version, plan.media.build, plan.target.name
+                ),
+                String::new(),
+                "What to do next:".into(),
+                "  1. Remove the installation media (USB stick, CD, virtual media).".into(),
+                format!("  2. Reboot the host; it starts ESXi from {kernel}."),
+                "  3. Manage it at the address the console shows (DCUI) after boot.".into(),
+            ];
+            if let Some(s) = saved {
+                l.push(String::new());
+                l.push(format!(
+                    "Your answers are saved as a kickstart: {}",
+                    s.path.display()
+                ));
+                l.push(match s.form {
+                    save::Form::Fleet => {
+                        "`ksinstall install --ks FILE` repeats this install on other hosts.".into()
+                    }
+                    save::Form::Exact => {
+                        "It names this host's disk and address: it repeats this exact install."
+                            .into()
+                    }
+                });
+            }
+            return l;
+        }
+        Err(e) => e,
+    };
+    vec![
+        format!("The install failed in step {}:", e.step),
+        e.message.clone(),
+        String::new(),
+        format!("Exit code {}.", e.outcome as u8),
+        if e.step == "media" && media_local {
+            "Nothing was written: the disk is as it was.".into()
+        } else {
+            "The disk may not boot: fix the cause and install again.".into()
+        },
+    ]
+}
+
+/// Writes the kickstart `--save-ks` asks for (mode 0600: it holds the root password's hash).
+fn save_kickstart<'a>(
+    app: &App,
+    planned: &state::Planned,
+    save: save::SaveKs<'a>,
+) -> anyhow::Result<save::SaveKs<'a>> {
+    let Some(chosen) = app.chosen_disk() else {
+        anyhow::bail!("F11 without a chosen disk");
+    };
+    let text = save::text(&planned.kickstart, &app.ctx.inventory, chosen, save.form);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(save.path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .with_context(|| format!("saving the kickstart to {}", save.path.display()))?;
+    Ok(save)
 }
 
 fn refuse(outcome: Outcome, message: &str) -> Outcome {
