@@ -221,12 +221,10 @@ impl Http {
                 }
             }
         }
+        let n = self.attempts();
         anyhow::bail!(
-            "{last} (gave up after {})",
-            match self.attempts() {
-                1 => "1 attempt".to_string(),
-                n => format!("{n} attempts"),
-            }
+            "{last} (gave up after {n} attempt{})",
+            if n == 1 { "" } else { "s" }
         )
     }
 
@@ -517,5 +515,18 @@ mod tests {
         );
         assert_eq!(redact("http://10.0.0.1/ks.cfg"), "http://10.0.0.1/ks.cfg");
         assert_eq!(redact("/etc/ks.cfg"), "/etc/ks.cfg");
+    }
+
+    #[test]
+    fn one_attempt_is_said_in_the_singular() {
+        // Nothing listens on port 1: refused at once, which is worth retrying.
+        let http = super::Http::new(super::HttpOptions {
+            attempts: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let e = http.get_small("http://127.0.0.1:1/ks.cfg").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.ends_with("(gave up after 1 attempt)"), "{text}");
     }
 }

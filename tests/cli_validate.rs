@@ -132,3 +132,131 @@ fn json_output_carries_diagnostics_and_the_model_but_never_the_plain_password() 
     assert_eq!(errs.len(), 1, "{v}");
     assert_eq!(errs[0]["span"]["line"], 2);
 }
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn validate_notes_what_install_will_check_on_the_host_and_notes_never_fail() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "upgrade --firstdisk\n".to_string(),
+            "1:1",
+            "checked without a host: `install` will also refuse `upgrade`: upgrade is not supported yet: ksinstall does fresh installs only",
+        ),
+        (
+            GOOD.replace("install --firstdisk", "installorupgrade --firstdisk --overwritevmfs"),
+            "3:1",
+            "checked without a host: `install` will also check the disk it picks: if it holds an ESXi install, `install` refuses (upgrade is not supported yet)",
+        ),
+        (
+            GOOD.to_string(),
+            "3:1",
+            "checked without a host: `install` will also check which disk `--firstdisk=local,remote,usb` picks, and refuse it if it may hold a VMFS datastore (no --overwritevmfs)",
+        ),
+        (
+            "vmaccepteula\ninstall --firstdisk --overwritevmfs\n%include /tmp/rootpw\n%pre --interpreter=busybox\necho \"rootpw 'Sekr1t-Horse'\" > /tmp/rootpw\n".to_string(),
+            "3:10",
+            "checked without a host: `install` will also read \"/tmp/rootpw\" once the %pre scripts ran, check the commands it holds, and refuse the kickstart if it cannot be read",
+        ),
+    ];
+    for (i, (text, at, says)) in cases.iter().enumerate() {
+        let f = write(&d, &format!("ks{i}.cfg"), text);
+        let out = ksinstall(&[
+            "validate",
+            "--strict",
+            "--root",
+            &d.path().display().to_string(),
+            &f,
+        ]);
+        let text_out = stdout(&out);
+        let want = format!("{f}:{at}: note: {says}");
+        assert!(
+            text_out.lines().any(|l| l.starts_with(&want)),
+            "want {want:?} in:\n{text_out}"
+        );
+        // The pending include is a warning of its own; everything else passes --strict.
+        let code = if i == 3 { 2 } else { 0 };
+        assert_eq!(out.status.code(), Some(code), "{text_out}");
+        let out = ksinstall(&[
+            "validate",
+            "--format",
+            "json",
+            "--root",
+            &d.path().display().to_string(),
+            &f,
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let file = &v["files"][0];
+        assert!(
+            file["diagnostics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["severity"] == "note"
+                    && x["message"].as_str().unwrap().starts_with(*says)),
+            "{v}"
+        );
+        assert!(file["notes"].as_u64().unwrap() >= 1, "{v}");
+        assert_eq!(file["valid"], true, "{v}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_a_note_not_an_unknown_command() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(
+        &d,
+        "bom.cfg",
+        &format!(
+            "\u{feff}{}",
+            GOOD.replace(
+                "install --firstdisk",
+                "install --disk=naa.1 --overwritevmfs"
+            )
+        ),
+    );
+    let out = ksinstall(&["validate", "--strict", &f]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "{f}:1:1: note: the file starts with a UTF-8 byte order mark"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("unknown command"), "{text}");
+}
+
+#[test]
+fn an_unrendered_template_is_named_and_a_placeholder_password_always_fails() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(
+        &d,
+        "t.cfg",
+        &format!("{GOOD}{{{{ if .Reboot }}}}\nreboot\n{{{{ end }}}}\n"),
+    );
+    let out = ksinstall(&["validate", &f]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("{f}:5:1: warning: unknown command \"{{{{\": the line looks like a Go/Jinja template placeholder `{{{{...}}}}`: the file was not rendered")), "{text}");
+    assert_eq!(
+        ksinstall(&["validate", "--strict", &f]).status.code(),
+        Some(2)
+    );
+    let f = write(
+        &d,
+        "pw.cfg",
+        &GOOD.replace("'Sekr1t-Horse'", "{{.Password}}"),
+    );
+    let out = ksinstall(&["validate", &f]);
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "not even a warning lets it through: {text}"
+    );
+    assert!(text.contains(&format!("{f}:2:8: error: the root password looks like a Go/Jinja template placeholder `{{{{...}}}}`: the file was not rendered")), "{text}");
+}

@@ -844,3 +844,182 @@ fn columns_are_counted_in_characters_on_long_non_ascii_lines() {
     // "keyboard " (9) + "é " x 5000 (10000) + " " (1), then the word: column 10011.
     assert_eq!(d.span.col, 9 + 2 * 5000 + 1 + 1, "{d}");
 }
+
+// ---- Issue 16, "What a new user hit" ----
+
+/// The one diagnostic expected: its `FILE:LINE:COL: SEVERITY: ` prefix and a piece of its message.
+/// Compared as the user sees it (the printed line), so the severity includes `note`.
+fn only_one(p: &Parsed, line: u32, col: u32, severity: &str, says: &str) {
+    assert_eq!(
+        p.diagnostics.len(),
+        1,
+        "want one diagnostic, got:\n{}",
+        dump(p)
+    );
+    let d = &p.diagnostics[0];
+    let shown = d.to_string();
+    let want = format!("{}:{line}:{col}: {severity}: ", d.span.file);
+    assert!(shown.starts_with(&want), "want {want:?}, got:\n{shown}");
+    assert!(shown.contains(says), "want {says:?} in:\n{shown}");
+}
+
+fn with_rootpw(pw: &str) -> String {
+    format!("vmaccepteula\nrootpw {pw}\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n")
+}
+
+#[test]
+fn a_template_placeholder_is_named_and_never_becomes_the_root_password() {
+    for (pw, col, syntax) in [
+        (
+            "{{.Password}}",
+            8,
+            "a Go/Jinja template placeholder `{{...}}`",
+        ),
+        (
+            "{{ esxi_root_password }}",
+            8,
+            "a Go/Jinja template placeholder `{{...}}`",
+        ),
+        (
+            "<%= @root_password %>",
+            8,
+            "an ERB/EJS template tag `<%...%>`",
+        ),
+        ("${ROOT_PASSWORD}", 8, "a shell/Terraform variable `${...}`"),
+        ("%password%", 8, "a batch-style variable `%...%`"),
+        (
+            "@@root_password@@",
+            8,
+            "a Cobbler-style substitution token `@@...@@`",
+        ),
+        (
+            "--iscrypted {{.Hash}}",
+            20,
+            "a Go/Jinja template placeholder `{{...}}`",
+        ),
+    ] {
+        let (p, _d) = parse_text(&with_rootpw(pw));
+        only_one(
+            &p,
+            2,
+            col,
+            "error",
+            &format!("the root password looks like {syntax}: the file was not rendered"),
+        );
+        assert!(p.kickstart.root_password.is_none(), "{pw}");
+    }
+}
+
+#[test]
+fn a_template_placeholder_in_network_or_serialnum_is_named() {
+    let net = |line: &str| {
+        format!(
+            "vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --overwritevmfs\n{line}\n"
+        )
+    };
+    let (p, _d) = parse_text(&net("network --bootproto=static --ip={{.IP}} --netmask=255.255.255.0 --gateway=10.0.0.1 --hostname=h"));
+    only_one(&p, 4, 28, "error", "--ip \"{{.IP}}\" looks like a Go/Jinja template placeholder `{{...}}`: the file was not rendered");
+    let (p, _d) = parse_text(&net("network --bootproto=static --ip=10.0.0.5 --netmask=255.255.255.0 --gateway=10.0.0.1 --hostname=%HOSTNAME%"));
+    only_one(&p, 4, 85, "error", "--hostname \"%HOSTNAME%\" looks like a batch-style variable `%...%`: the file was not rendered");
+    let (p, _d) = parse_text(&base_with("serialnum --esx=@@license@@\n"));
+    only_one(
+        &p,
+        5,
+        11,
+        "error",
+        "looks like a Cobbler-style substitution token `@@...@@`: the file was not rendered",
+    );
+    // A template line ESXi would only warn about stays a warning (an error under --strict).
+    let (p, _d) = parse_text(&base_with("{{ if .Reboot }}\nreboot\n{{ end }}\n"));
+    only_one(&p, 5, 1, "warning", "unknown command \"{{\": the line looks like a Go/Jinja template placeholder `{{...}}`: the file was not rendered");
+}
+
+#[test]
+fn a_byte_order_mark_is_dropped_with_a_note() {
+    let (p, _d) = parse_text(&format!("\u{feff}{BASE}"));
+    only_one(&p, 1, 1, "note", "byte order mark");
+    assert!(!p.has_errors() && p.kickstart.accept_eula.is_some());
+    // In an included file too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ks.cfg"), "%include ./rest.cfg\n").unwrap();
+    std::fs::write(dir.path().join("rest.cfg"), format!("\u{feff}{BASE}")).unwrap();
+    let p = kickstart::parse_file(&dir.path().join("ks.cfg"), dir.path()).unwrap();
+    only_one(&p, 1, 1, "note", "byte order mark");
+    assert!(p.diagnostics[0].span.file.ends_with("rest.cfg"));
+}
+
+#[test]
+fn a_hash_that_cuts_the_root_password_short_is_named_without_showing_it() {
+    // What is left would pass every check: ESXi would silently set "Secret-Pw1".
+    for (pw, col) in [("Secret-Pw1#2", 18), ("Ab#cdef1!", 10)] {
+        let (p, _d) = parse_text(&with_rootpw(pw));
+        only_one(
+            &p,
+            2,
+            col,
+            "error",
+            "the rest of the line after `#` is a comment: quote the password",
+        );
+        let shown = dump(&p);
+        assert!(
+            !shown.contains(pw) && !shown.contains("Secret") && !shown.contains("cdef"),
+            "{shown}"
+        );
+        assert!(p.kickstart.root_password.is_none());
+    }
+    // A comment after the password, with a space, is a comment.
+    let (p, _d) = parse_text(&with_rootpw("'Change-Me-2day' # the root password"));
+    assert!(p.diagnostics.is_empty(), "{}", dump(&p));
+    // Nothing left at all: say why.
+    let (p, _d) = parse_text(&with_rootpw("#Change-Me-2day"));
+    only_one(
+        &p,
+        2,
+        1,
+        "error",
+        "rootpw needs a password: the rest of the line after `#` is a comment: quote the password",
+    );
+}
+
+#[test]
+fn one_problem_gets_one_diagnostic() {
+    let no_net = "vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --overwritevmfs\n";
+    let cases: [(String, u32, u32, &str, &str); 10] = [
+        (base_with("%pre --interpreter=perl\necho\n"), 5, 6, "error", "invalid value \"perl\""),
+        (base_with("%post --interpreter\necho\n"), 5, 7, "warning", "\"--interpreter\" to command \"%post\" is missing a value"),
+        (base_with("serialnum --esx=ABCDE-12345\n"), 5, 11, "error", "invalid value \"ABCDE-12345\""),
+        (base_with("serialnum --esx=\n"), 5, 11, "error", "\"--esx\" to command \"serialnum\" is missing a value; it is ignored: serialnum needs --esx"),
+        (format!("{no_net}network --bootproto=dhcp --hostname='h\n"), 4, 37, "error", "no closing quotation"),
+        ("vmaccepteula\nrootpw 'Change-Me-2day\ninstall --firstdisk\nnetwork --bootproto=dhcp\n".to_string(), 2, 8, "error", "no closing quotation"),
+        (format!("{no_net}network --bootproto=static --ip=10.1.2.3 --netmask=255.0.255.0 --hostname=h\n"), 4, 42, "error", "not a valid netmask"),
+        ("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --disk=\nnetwork --bootproto=dhcp\n".to_string(), 3, 9, "error", "\"--disk\" to command \"install\" is missing a value; it is ignored: install needs --disk (or --drive) or --firstdisk"),
+        ("vmacceptula\nrootpw 'Change-Me-2day'\ninstall --firstdisk\nnetwork --bootproto=dhcp\n".to_string(), 1, 1, "error", "unknown command \"vmacceptula\": the EULA is not accepted: vmaccepteula is required"),
+        ("vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --ignoressd\nnetwork --bootproto=dhcp\n".to_string(), 3, 1, "error", "install needs --disk (or --drive) or --firstdisk"),
+    ];
+    for (text, line, col, severity, says) in cases {
+        let (p, _d) = parse_text(&text);
+        only_one(&p, line, col, severity, says);
+    }
+}
+
+#[test]
+fn messages_read_as_english() {
+    // No Debug formatting (`[7, 8]`, `Some(..)`, quotes doubled by `{:?}`) and no doubled words,
+    // over everything the corpus and the examples make us say.
+    let mut files = Vec::new();
+    for dir in ["valid", "policy", "templated"] {
+        files.extend(files_in(&corpus().join(dir)));
+    }
+    files.extend(files_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples"),
+    ));
+    for f in files {
+        let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
+        for d in &p.diagnostics {
+            let text = format!("{} {}", d.message, d.help.as_deref().unwrap_or(""));
+            for bad in ["a a ", "the the ", "Some(", "None", "\\\"", "1 attempts"] {
+                assert!(!text.contains(bad), "{bad:?} in {d}");
+            }
+        }
+    }
+}

@@ -15,7 +15,7 @@ pub enum Format {
 /// Check kickstart files the way ESXi 8's installer reads them, and explain every problem.
 ///
 /// Exit status: 0 no error (warnings allowed), 2 at least one error (or warning with --strict),
-/// 1 usage or I/O failure.
+/// 1 usage or I/O failure. Notes (what `install` will also check on the host) never fail.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Treat warnings as errors.
@@ -38,7 +38,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for file in &a.files {
-        let parsed = match kickstart::parse_file(file, &a.root) {
+        let mut parsed = match kickstart::parse_file(file, &a.root) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("ksinstall: cannot read {}: {e}", file.display());
@@ -46,12 +46,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 continue;
             }
         };
-        let errors = parsed
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count();
-        let warnings = parsed.diagnostics.len() - errors;
+        parsed.add_host_notes();
+        let count = |s: Severity| {
+            parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == s)
+                .count()
+        };
+        let (errors, warnings, notes) = (
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Note),
+        );
         let failed = errors > 0 || (a.strict && warnings > 0);
         if failed && outcome == Outcome::Success {
             outcome = Outcome::InvalidKickstart;
@@ -61,8 +68,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 for d in &parsed.diagnostics {
                     writeln!(out, "{d}")?;
                 }
+                let notes = match notes {
+                    0 => String::new(),
+                    1 => ", 1 note".into(),
+                    n => format!(", {n} notes"),
+                };
                 eprintln!(
-                    "{}: {} ({errors} error{}, {warnings} warning{})",
+                    "{}: {} ({errors} error{}, {warnings} warning{}{notes})",
                     file.display(),
                     if failed { "invalid" } else { "valid" },
                     if errors == 1 { "" } else { "s" },
@@ -74,6 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 "valid": !failed,
                 "errors": errors,
                 "warnings": warnings,
+                "notes": notes,
                 "files_read": parsed.files,
                 "diagnostics": parsed.diagnostics,
                 "kickstart": if errors == 0 { serde_json::to_value(&parsed.kickstart)? } else { serde_json::Value::Null },

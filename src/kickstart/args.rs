@@ -3,8 +3,9 @@
 //! options, exclusive pairs, and the positional argument (the last word that is not an option).
 
 use super::diag::{did_you_mean, Severity, Sink, Span};
-use super::grammar::{pattern_hint, pattern_matches, Positional, Value};
+use super::grammar::{pattern_hint, pattern_matches, CommandSpec, Positional, Value};
 use super::reader::{Arg, Invocation};
+use super::template;
 
 /// One option as given: canonical name, its value (the default for a bare optional option).
 #[derive(Debug, Clone)]
@@ -20,6 +21,10 @@ pub struct Args {
     pub positional: Option<Arg>,
     /// Words that were neither options nor the positional argument (already warned about).
     pub extras: Vec<Arg>,
+    /// Options given but refused (no value, or a value of the wrong form), with the index of
+    /// the diagnostic that said so: a rule that needs the option points there instead of
+    /// reporting it missing as well.
+    pub refused: Vec<(&'static str, usize)>,
 }
 
 impl Args {
@@ -31,6 +36,13 @@ impl Args {
     }
     pub fn value(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|o| o.value.as_deref())
+    }
+    /// The diagnostic that refused option `name`, if it was given and refused.
+    pub fn refused(&self, name: &str) -> Option<usize> {
+        self.refused
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, i)| *i)
     }
 }
 
@@ -93,6 +105,7 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
                     ),
                     format!("write it as --{}=VALUE", opt.name),
                 );
+                args.refused.push((opt.name, sink.items.len() - 1));
                 continue;
             }
             (Value::Required(_), Some(v)) if v.is_empty() => {
@@ -103,16 +116,22 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
                         opt.name
                     ),
                 );
+                args.refused.push((opt.name, sink.items.len() - 1));
                 continue;
             }
             (Value::Optional { default, .. }, None) => Some(default.to_string()),
             (Value::Required(p) | Value::Optional { pattern: p, .. }, Some(v)) => {
                 if !pattern_matches(p, &v) {
-                    let msg = format!("argument \"--{}\" to command \"{cmd}\" has an invalid value \"{v}\": expected {}", opt.name, pattern_hint(p));
+                    let why = match template::find_open(&v) {
+                        Some((_, t)) => format!("it {}", t.explain()),
+                        None => format!("expected {}", pattern_hint(p)),
+                    };
+                    let msg = format!("argument \"--{}\" to command \"{cmd}\" has an invalid value \"{v}\": {why}", opt.name);
                     sink.push(opt.bad_value, &arg.span, msg);
                     if let (Severity::Warning, Some(d)) = (opt.bad_value, sink.items.last_mut()) {
                         d.message.push_str("; it is ignored");
                     }
+                    args.refused.push((opt.name, sink.items.len() - 1));
                     continue;
                 }
                 Some(v)
@@ -173,6 +192,31 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
         }
         Positional::None => {}
     }
+    report_loose(spec, loose, &mut args, sink);
+    args
+}
+
+/// Words that are neither options nor the positional argument: each an unknown argument, or
+/// all together one unrendered template placeholder.
+fn report_loose(spec: &CommandSpec, loose: Vec<&Arg>, args: &mut Args, sink: &mut Sink) {
+    let cmd = spec.name;
+    if cmd != "rootpw" {
+        let joined: Vec<&str> = loose.iter().map(|a| a.text.as_str()).collect();
+        let joined = joined.join(" ");
+        if let (Some(first), Some((_, p))) = (loose.first(), template::find(&joined)) {
+            // `install {{ .Param "disk" }}`: one unrendered placeholder, not four unknown words.
+            sink.warn_help(
+                &first.span,
+                format!(
+                    "unknown arguments \"{joined}\" to command \"{cmd}\": the text {}",
+                    p.explain()
+                ),
+                "render the template with its tool first, then validate the result",
+            );
+            args.extras.extend(loose.into_iter().cloned());
+            return;
+        }
+    }
     for a in loose {
         if cmd == "rootpw" {
             // A stray word on a rootpw line is most likely part of an unquoted password: never
@@ -204,5 +248,4 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
         }
         args.extras.push(a.clone());
     }
-    args
 }

@@ -9,7 +9,8 @@ use super::diag::{Sink, Span};
 use super::grammar::{Occurs, KEYBOARDS};
 use super::model::*;
 use super::password::{self, crypt_form};
-use super::reader::{Invocation, Visitor};
+use super::reader::{Arg, Invocation, Visitor};
+use super::template;
 
 #[derive(Default)]
 pub struct Builder {
@@ -22,6 +23,16 @@ impl Builder {
     /// Whether the command (by its canonical name) was written anywhere.
     pub fn seen(&self, command: &str) -> bool {
         self.seen.contains_key(command)
+    }
+}
+
+/// A rule needs one of `options` and none is there. When one was given but refused, the
+/// diagnostic that refused it is the one report (a warning becomes an error saying what that
+/// broke); otherwise `message` is reported at `span`.
+fn needs(a: &Args, options: &[&str], span: &Span, message: &str, help: &str, sink: &mut Sink) {
+    match options.iter().find_map(|o| a.refused(o)) {
+        Some(i) => sink.escalate(i, &format!(": {message}")),
+        None => sink.error_help(span, message, help),
     }
 }
 
@@ -41,7 +52,8 @@ fn split_list(v: &str, lower: bool) -> Vec<String> {
 
 impl Visitor for Builder {
     fn pre_script(&mut self, inv: &Invocation, sink: &mut Sink) -> Option<Script> {
-        let s = script(inv, ScriptKind::Pre, sink)?;
+        let a = args::parse(inv, sink);
+        let s = script(inv, &a, ScriptKind::Pre, sink)?;
         self.ks.scripts.push(s.clone());
         Some(s)
     }
@@ -84,11 +96,15 @@ impl Visitor for Builder {
         self.seen
             .entry(spec.name)
             .or_insert_with(|| inv.span.clone());
+        if spec.name == "rootpw" && rootpw_placeholder(inv, sink) {
+            self.ks.root_password = None;
+            return;
+        }
         let a = args::parse(inv, sink);
         let span = inv.span.clone();
         match spec.name {
             "vmaccepteula" => self.ks.accept_eula = Some(span),
-            "rootpw" => self.ks.root_password = rootpw(&a, span, sink),
+            "rootpw" => self.ks.root_password = rootpw(inv, &a, sink),
             "install" | "upgrade" | "installorupgrade" => {
                 if let Some(other) = &self.ks.action {
                     sink.error_help(
@@ -124,10 +140,13 @@ impl Visitor for Builder {
                         span,
                     })
                 }
-                None => sink.error_help(
+                None => needs(
+                    &a,
+                    &["esx"],
                     &span,
                     "serialnum needs --esx",
                     "serialnum --esx=XXXXX-XXXXX-XXXXX-XXXXX-XXXXX",
+                    sink,
                 ),
             },
             "reboot" => {
@@ -140,12 +159,12 @@ impl Visitor for Builder {
             "dryrun" => self.ks.dryrun = Some(span),
             "partitionembed" => self.ks.partition_embed = Some(span),
             "%post" => {
-                if let Some(s) = script(inv, ScriptKind::Post, sink) {
+                if let Some(s) = script(inv, &a, ScriptKind::Post, sink) {
                     self.ks.scripts.push(s);
                 }
             }
             "%firstboot" => {
-                if let Some(s) = script(inv, ScriptKind::Firstboot, sink) {
+                if let Some(s) = script(inv, &a, ScriptKind::Firstboot, sink) {
                     self.ks.scripts.push(s);
                 }
             }
@@ -154,15 +173,75 @@ impl Visitor for Builder {
     }
 }
 
-fn rootpw(a: &Args, span: Span, sink: &mut Sink) -> Option<RootPassword> {
+/// Why a `#` in a password matters, said without showing the password.
+const COMMENT_CUTS: &str = "the rest of the line after `#` is a comment: quote the password";
+const QUOTE_HELP: &str = "e.g. rootpw 'my pass#word' (single quotes keep every character)";
+
+/// A template placeholder where the root password should be (`rootpw {{.Password}}`): always an
+/// error, whatever the password checks would say (`{{.Password}}` passes them all), so that a
+/// file that was never rendered cannot install a root password anyone can read in the
+/// template. Returns whether one was found. The words are joined again because the lexer
+/// splits `{{ .Password }}` at its spaces; the copy is wiped when it goes.
+fn rootpw_placeholder(inv: &Invocation, sink: &mut Sink) -> bool {
+    let words: Vec<&Arg> = inv
+        .args
+        .iter()
+        .filter(|w| !w.text.eq_ignore_ascii_case("--iscrypted"))
+        .collect();
+    let mut joined = zeroize::Zeroizing::new(String::new());
+    let mut starts = Vec::with_capacity(words.len());
+    for w in &words {
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        starts.push(joined.len());
+        joined.push_str(&w.text);
+    }
+    let Some((at, p)) = template::find(&joined) else {
+        return false;
+    };
+    let span = starts
+        .iter()
+        .rposition(|s| *s <= at)
+        .and_then(|i| words.get(i))
+        .map_or(&inv.span, |w| &w.span);
+    sink.error_help(
+        span,
+        format!("the root password {}", p.explain()),
+        "render the template with its tool first: ksinstall never installs a placeholder as the root password",
+    );
+    true
+}
+
+fn rootpw(inv: &Invocation, a: &Args, sink: &mut Sink) -> Option<RootPassword> {
+    let span = inv.span.clone();
     let Some(pw) = &a.positional else {
         let r = password::Refusal::Empty;
-        sink.error(&span, r.message());
-        if let Some(h) = r.help() {
-            sink.help(h);
+        match &inv.comment {
+            Some(_) => sink.error_help(
+                &span,
+                format!("{}: {COMMENT_CUTS}", r.message()),
+                QUOTE_HELP,
+            ),
+            None => {
+                sink.error(&span, r.message());
+                if let Some(h) = r.help() {
+                    sink.help(h);
+                }
+            }
         }
         return None;
     };
+    // `rootpw abc#def` sets `abc` on ESXi. Nobody writes a comment without a space before it,
+    // so the author meant a password holding `#`: refused rather than installing another one.
+    if let Some(c) = inv.comment.as_ref().filter(|c| c.in_word) {
+        sink.error_help(
+            &c.span,
+            format!("the root password is cut short: {COMMENT_CUTS}"),
+            QUOTE_HELP,
+        );
+        return None;
+    }
     if a.has("iscrypted") {
         if crypt_form(&pw.text).is_none() {
             sink.error_help(
@@ -205,22 +284,19 @@ fn action(name: &str, a: &Args, span: Span, sink: &mut Sink) -> Option<Action> {
         (None, Some(f)) => Some(DiskTarget::FirstDisk(split_list(f, true))),
         (None, None) => {
             // ESXi cannot pick a disk without one of them; refusing here is the safe choice.
-            sink.error_help(
+            needs(
+                a,
+                &["disk", "firstdisk"],
                 &span,
-                format!("{name} needs --disk (or --drive) or --firstdisk"),
-                format!("e.g. `{name} --firstdisk --overwritevmfs`"),
+                &format!("{name} needs --disk (or --drive) or --firstdisk"),
+                &format!("e.g. `{name} --firstdisk --overwritevmfs`"),
+                sink,
             );
             None
         }
     };
-    if let Some(o) = a.get("ignoressd") {
-        if !a.has("firstdisk") && !a.has("disk") {
-            sink.error(
-                &o.span,
-                "\"--ignoressd\" is only valid together with \"--firstdisk\"",
-            );
-        }
-    }
+    // `--ignoressd` with `--disk` is refused by the grammar's exclusive pairs; with no disk
+    // option at all, the missing disk is the one problem, reported above.
     act.ignore_ssd = a.has("ignoressd");
     act.overwrite_vmfs = a.has("overwritevmfs");
     act.preserve_vmfs = a.has("preservevmfs");
@@ -298,10 +374,13 @@ fn part(a: &Args, span: Span, sink: &mut Sink) -> Option<Part> {
         (Some(d), _) => DiskTarget::Disk(d.to_string()),
         (None, Some(f)) => DiskTarget::FirstDisk(split_list(f, true)),
         (None, None) => {
-            sink.error_help(
+            needs(
+                a,
+                &["ondisk", "onfirstdisk"],
                 &span,
                 "part needs --ondisk (or --ondrive) or --onfirstdisk",
                 "e.g. `part datastore2 --ondisk=naa.xxxx`",
+                sink,
             );
             return None;
         }
@@ -353,13 +432,22 @@ fn keyboard(a: &Args, span: Span, sink: &mut Sink) -> Option<Keyboard> {
     None
 }
 
+/// The message for a value that is refused: a template placeholder left in it is named, since
+/// that is the cause to fix.
+fn refused_value(option: &str, v: &str, usual: &str) -> String {
+    match template::find_open(v) {
+        Some((_, p)) => format!("--{option} \"{v}\" {}", p.explain()),
+        None => format!("--{option} \"{v}\" {usual}"),
+    }
+}
+
 fn parse_ip(a: &Args, name: &str, sink: &mut Sink) -> Option<Ipv4Addr> {
     let o = a.get(name)?;
     let v = o.value.as_deref()?;
     match v.parse::<Ipv4Addr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            sink.error(&o.span, format!("--{name} \"{v}\" is not an IPv4 address"));
+            sink.error(&o.span, refused_value(name, v, "is not an IPv4 address"));
             None
         }
     }
@@ -373,6 +461,51 @@ fn is_mac(s: &str) -> bool {
             .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// `--device`: `Err` when it is given but unusable (reported).
+fn net_device(a: &Args, sink: &mut Sink) -> Result<Option<NetDevice>, ()> {
+    let Some(o) = a.get("device") else {
+        return Ok(None);
+    };
+    let v = o.value.as_deref().unwrap_or("");
+    if v.contains(':') {
+        if is_mac(v) {
+            return Ok(Some(NetDevice::Mac(v.to_ascii_lowercase())));
+        }
+        sink.error(&o.span, refused_value("device", v, "is not a MAC address"));
+        return Err(());
+    }
+    if v.strip_prefix("vmnic")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Ok(Some(NetDevice::Vmnic(v.to_string())));
+    }
+    sink.error_help(
+        &o.span,
+        refused_value("device", v, "is neither a vmnicN name nor a MAC address"),
+        "e.g. --device=vmnic0 or --device=00:50:56:aa:bb:cc",
+    );
+    Err(())
+}
+
+/// `--vlanid`: `Err` when it is given but out of range (reported).
+fn vlan_id(a: &Args, sink: &mut Sink) -> Result<Option<u16>, ()> {
+    let Some(o) = a.get("vlanid") else {
+        return Ok(None);
+    };
+    match o
+        .value
+        .as_deref()
+        .and_then(|v| v.parse::<u16>().ok())
+        .filter(|v| *v <= 4095)
+    {
+        Some(v) => Ok(Some(v)),
+        None => {
+            sink.error(&o.span, "--vlanid must be between 0 and 4095");
+            Err(())
+        }
+    }
+}
+
 /// `network` (spec §0.10 and §1.2): DHCP by default; static needs an address, and the gateway
 /// must be on the address's subnet.
 fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
@@ -384,64 +517,22 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
             BootProto::Dhcp
         }
     };
-    let mut ok = true;
-    let device = match a.get("device") {
-        None => None,
-        Some(o) => {
-            let v = o.value.as_deref().unwrap_or("");
-            if v.contains(':') {
-                if is_mac(v) {
-                    Some(NetDevice::Mac(v.to_ascii_lowercase()))
-                } else {
-                    sink.error(&o.span, format!("--device \"{v}\" is not a MAC address"));
-                    ok = false;
-                    None
-                }
-            } else if v
-                .strip_prefix("vmnic")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            {
-                Some(NetDevice::Vmnic(v.to_string()))
-            } else {
-                sink.error_help(
-                    &o.span,
-                    format!("--device \"{v}\" is neither a vmnicN name nor a MAC address"),
-                    "e.g. --device=vmnic0 or --device=00:50:56:aa:bb:cc",
-                );
-                ok = false;
-                None
-            }
-        }
-    };
-    let vlan_id = match a.get("vlanid") {
-        None => None,
-        Some(o) => match o
-            .value
-            .as_deref()
-            .and_then(|v| v.parse::<u16>().ok())
-            .filter(|v| *v <= 4095)
-        {
-            Some(v) => Some(v),
-            None => {
-                sink.error(&o.span, "--vlanid must be between 0 and 4095");
-                ok = false;
-                None
-            }
-        },
-    };
+    let device = net_device(a, sink);
+    let vlan_id = vlan_id(a, sink);
+    let mut ok = device.is_ok() && vlan_id.is_ok();
     let add_vm_portgroup = a
         .value("addvmportgroup")
         .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
         .unwrap_or(true);
     let mut net = Network {
         bootproto,
-        device,
+        device: device.unwrap_or_default(),
         ip: None,
         netmask: None,
         gateway: None,
         nameservers: Vec::new(),
         hostname: a.value("hostname").map(str::to_string),
-        vlan_id,
+        vlan_id: vlan_id.unwrap_or_default(),
         add_vm_portgroup,
         span: span.clone(),
     };
@@ -452,7 +543,7 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
                 Err(_) => {
                     sink.error(
                         &o.span,
-                        format!("--nameserver \"{ns}\" is not an IPv4 address"),
+                        refused_value("nameserver", &ns, "is not an IPv4 address"),
                     );
                     ok = false;
                 }
@@ -463,128 +554,166 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
             net.nameservers.truncate(2);
         }
     }
+    // Warnings about the gateway and host name filled in: said only when the line is used.
+    let mut defaults: Vec<String> = Vec::new();
     match bootproto {
-        BootProto::Dhcp => {
-            for k in ["ip", "netmask", "gateway"] {
-                if let Some(o) = a.get(k) {
-                    sink.error_help(
-                        &o.span,
-                        format!("\"--{k}\" is invalid with --bootproto=dhcp"),
-                        "use --bootproto=static for a fixed address",
-                    );
-                    ok = false;
-                }
-            }
-            for k in ["hostname", "nameserver"] {
-                if let Some(o) = a.get(k) {
-                    sink.warn(
-                        &o.span,
-                        format!("\"--{k}\" is ignored with --bootproto=dhcp"),
-                    );
-                }
-            }
-            net.hostname = None;
-            net.nameservers.clear();
-        }
-        BootProto::Static => {
-            net.ip = parse_ip(a, "ip", sink);
-            net.netmask = parse_ip(a, "netmask", sink);
-            net.gateway = parse_ip(a, "gateway", sink);
-            let Some(ip) = net.ip else {
-                if !a.has("ip") {
-                    sink.error_help(
-                        &span,
-                        "--bootproto=static needs --ip",
-                        "add --ip=ADDRESS --netmask=MASK --gateway=ADDRESS",
-                    );
-                }
-                return None;
-            };
-            if let Some(o) = a.get("netmask") {
-                if let Some(m) = net.netmask {
-                    if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() != 32
-                        || u32::from(m) == 0
-                    {
-                        sink.error(&o.span, format!("--netmask {m} is not a valid netmask"));
-                        ok = false;
-                    }
-                }
-            } else {
-                sink.warn(
-                    &span,
-                    format!(
-                        "network has no --netmask; the classful {} is used",
-                        classful_netmask(ip)
-                    ),
-                );
-            }
-            let mask = u32::from(net.effective_netmask().unwrap_or(classful_netmask(ip)));
-            let host = u32::from(ip) & !mask;
-            if mask != u32::MAX && (host == 0 || host == !mask) {
-                sink.error(
-                    &a.get("ip").map(|o| o.span.clone()).unwrap_or(span.clone()),
-                    format!("--ip {ip} is the network or broadcast address of its subnet"),
-                );
-                ok = false;
-            }
-            match (net.gateway, a.get("gateway")) {
-                (Some(gw), Some(o)) => {
-                    if u32::from(gw) & mask != u32::from(ip) & mask {
-                        sink.error_help(
-                            &o.span,
-                            format!(
-                                "--gateway {gw} is not on the subnet of --ip {ip} with netmask {}",
-                                Ipv4Addr::from(mask)
-                            ),
-                            "the gateway must be on the same subnet as the address",
-                        );
-                        ok = false;
-                    } else if gw == ip {
-                        sink.error(&o.span, format!("--gateway {gw} is the host's own address"));
-                        ok = false;
-                    }
-                }
-                (None, None) => {
-                    if let Some(g) = net.effective_gateway() {
-                        sink.warn(&span, format!("network has no --gateway; {g} is used"));
-                    }
-                }
-                _ => ok = false,
-            }
-            if net.hostname.is_none() {
-                sink.warn(&span, "network has no --hostname; \"localhost\" is used");
-            }
-        }
+        BootProto::Dhcp => ok &= dhcp(a, &mut net, sink),
+        BootProto::Static => ok &= static_address(a, &mut net, &mut defaults, sink)?,
     }
-    if let Some(h) = &net.hostname {
-        let valid = !h.is_empty()
-            && h.len() <= 253
-            && h.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !valid {
-            let o = a
-                .get("hostname")
-                .map(|o| o.span.clone())
-                .unwrap_or(span.clone());
-            sink.error(&o, format!("--hostname \"{h}\" is not a valid host name"));
+    ok &= hostname_ok(a, &net, sink);
+    if !ok {
+        return None;
+    }
+    for d in defaults {
+        sink.warn(&span, d);
+    }
+    Some(net)
+}
+
+fn dhcp(a: &Args, net: &mut Network, sink: &mut Sink) -> bool {
+    let mut ok = true;
+    for k in ["ip", "netmask", "gateway"] {
+        if let Some(o) = a.get(k) {
+            sink.error_help(
+                &o.span,
+                format!("\"--{k}\" is invalid with --bootproto=dhcp"),
+                "use --bootproto=static for a fixed address",
+            );
             ok = false;
         }
     }
-    ok.then_some(net)
+    for k in ["hostname", "nameserver"] {
+        if let Some(o) = a.get(k) {
+            sink.warn(
+                &o.span,
+                format!("\"--{k}\" is ignored with --bootproto=dhcp"),
+            );
+        }
+    }
+    net.hostname = None;
+    net.nameservers.clear();
+    ok
 }
 
-fn script(inv: &Invocation, kind: ScriptKind, sink: &mut Sink) -> Option<Script> {
-    let a = args::parse(inv, sink);
+/// The static address, netmask and gateway: `None` when there is no usable address at all,
+/// otherwise whether the rest is sound. Defaults filled in go to `defaults`.
+fn static_address(
+    a: &Args,
+    net: &mut Network,
+    defaults: &mut Vec<String>,
+    sink: &mut Sink,
+) -> Option<bool> {
+    let span = net.span.clone();
+    net.ip = parse_ip(a, "ip", sink);
+    net.netmask = parse_ip(a, "netmask", sink);
+    net.gateway = parse_ip(a, "gateway", sink);
+    let Some(ip) = net.ip else {
+        if !a.has("ip") {
+            needs(
+                a,
+                &["ip"],
+                &span,
+                "--bootproto=static needs --ip",
+                "add --ip=ADDRESS --netmask=MASK --gateway=ADDRESS",
+                sink,
+            );
+        }
+        return None;
+    };
+    let mut ok = true;
+    if let Some(o) = a.get("netmask") {
+        if let Some(m) = net.netmask {
+            if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() != 32
+                || u32::from(m) == 0
+            {
+                sink.error(&o.span, format!("--netmask {m} is not a valid netmask"));
+                ok = false;
+            }
+        }
+    } else {
+        // Said even when the line has errors: the netmask assumed is what the address and the
+        // gateway were checked against.
+        sink.warn(
+            &span,
+            format!(
+                "network has no --netmask; the classful {} is used",
+                classful_netmask(ip)
+            ),
+        );
+    }
+    let mask = u32::from(net.effective_netmask().unwrap_or(classful_netmask(ip)));
+    let host = u32::from(ip) & !mask;
+    if mask != u32::MAX && (host == 0 || host == !mask) {
+        sink.error(
+            &a.get("ip").map(|o| o.span.clone()).unwrap_or(span.clone()),
+            format!("--ip {ip} is the network or broadcast address of its subnet"),
+        );
+        ok = false;
+    }
+    match (net.gateway, a.get("gateway")) {
+        (Some(gw), Some(o)) => {
+            if u32::from(gw) & mask != u32::from(ip) & mask {
+                sink.error_help(
+                    &o.span,
+                    format!(
+                        "--gateway {gw} is not on the subnet of --ip {ip} with netmask {}",
+                        Ipv4Addr::from(mask)
+                    ),
+                    "the gateway must be on the same subnet as the address",
+                );
+                ok = false;
+            } else if gw == ip {
+                sink.error(&o.span, format!("--gateway {gw} is the host's own address"));
+                ok = false;
+            }
+        }
+        (None, None) => {
+            if let Some(g) = net.effective_gateway() {
+                defaults.push(format!("network has no --gateway; {g} is used"));
+            }
+        }
+        _ => ok = false,
+    }
+    if net.hostname.is_none() {
+        defaults.push("network has no --hostname; \"localhost\" is used".into());
+    }
+    Some(ok)
+}
+
+fn hostname_ok(a: &Args, net: &Network, sink: &mut Sink) -> bool {
+    let Some(h) = &net.hostname else {
+        return true;
+    };
+    let valid = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid {
+        let at = a
+            .get("hostname")
+            .map(|o| o.span.clone())
+            .unwrap_or(net.span.clone());
+        sink.error(
+            &at,
+            refused_value("hostname", h, "is not a valid host name"),
+        );
+    }
+    valid
+}
+
+/// A section: its options were parsed once, by the caller, so each is reported once.
+fn script(inv: &Invocation, a: &Args, kind: ScriptKind, sink: &mut Sink) -> Option<Script> {
     let interpreter = match a.value("interpreter") {
         Some("python") => Interpreter::Python,
         Some(_) => Interpreter::Busybox,
         None => {
-            if !a.has("interpreter") {
+            // A refused --interpreter has been reported already: one problem, one diagnostic.
+            if !a.has("interpreter") && a.refused("interpreter").is_none() {
                 sink.warn(
                     &inv.span,
                     format!("{} has no --interpreter; busybox is used", kind.section()),

@@ -22,6 +22,9 @@ impl fmt::Display for Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Information that needs no change to the file: never fails `validate`, not even with
+    /// `--strict`, and `paranoid` leaves it alone.
+    Note,
     Warning,
     Error,
 }
@@ -51,6 +54,7 @@ impl fmt::Display for Diagnostic {
     /// every printed line is self-contained for grep and editors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = match self.severity {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
@@ -86,6 +90,9 @@ impl Sink {
             d.help = help.map(String::from);
         }
     }
+    pub fn note(&mut self, span: &Span, message: impl Into<String>) {
+        self.push(Severity::Note, span, message);
+    }
     pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Warning, span, message);
     }
@@ -105,6 +112,16 @@ impl Sink {
     pub fn error_help(&mut self, span: &Span, message: impl Into<String>, help: impl Into<String>) {
         self.error(span, message);
         self.help(help);
+    }
+    /// Make the warning at `index` (an index into `items`) an error, adding `why` to its
+    /// message: for a warning whose consequence turned out to be fatal, so that one problem
+    /// stays one diagnostic. An error stays as it is: it already says enough.
+    pub fn escalate(&mut self, index: usize, why: &str) {
+        if let Some(d) = self.items.get_mut(index).filter(|d| !d.is_error()) {
+            d.severity = Severity::Error;
+            d.lint = false;
+            d.message.push_str(why);
+        }
     }
 }
 

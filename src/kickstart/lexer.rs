@@ -114,29 +114,57 @@ fn word(i: &str, comments: bool) -> IResult<&str, String> {
     Ok((rest, text))
 }
 
+/// Where a `#` comment starts on a line, and whether it cut a word short (`abc#def`: the word is
+/// `abc`), which is rarely what the author meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comment {
+    pub offset: usize,
+    pub in_word: bool,
+}
+
+/// A line split into words, and the comment that ended it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Line {
+    pub words: Vec<Word>,
+    pub comment: Option<Comment>,
+}
+
 /// Split one line (without its line ending) into words.
 pub fn split(line: &str) -> Result<Vec<Word>, LexError> {
+    split_line(line).map(|l| l.words)
+}
+
+/// Split one line into words, and say where its comment starts.
+pub fn split_line(line: &str) -> Result<Line, LexError> {
     split_words(line, true)
 }
 
 /// The same without comments, as `shlex.split(s)` reads the kernel command line: `#` is part
 /// of a word there (`ks=http://host/ks.cfg#v2`).
 pub fn split_without_comments(line: &str) -> Result<Vec<Word>, LexError> {
-    split_words(line, false)
+    split_words(line, false).map(|l| l.words)
 }
 
-fn split_words(line: &str, comments: bool) -> Result<Vec<Word>, LexError> {
-    let mut words = Vec::new();
+fn split_words(line: &str, comments: bool) -> Result<Line, LexError> {
+    let mut out = Line::default();
     let mut rest = line;
     loop {
+        let after_word = rest;
         rest = rest.trim_start_matches(is_blank);
-        if rest.is_empty() || (comments && rest.starts_with('#')) {
-            return Ok(words);
+        if comments && rest.starts_with('#') {
+            out.comment = Some(Comment {
+                offset: line.len() - rest.len(),
+                in_word: after_word.len() == rest.len() && !out.words.is_empty(),
+            });
+            return Ok(out);
+        }
+        if rest.is_empty() {
+            return Ok(out);
         }
         let offset = line.len() - rest.len();
         match word(rest, comments) {
             Ok((r, text)) => {
-                words.push(Word { text, offset });
+                out.words.push(Word { text, offset });
                 rest = r;
             }
             Err(_) => return Err(diagnose(line, offset)),
@@ -198,6 +226,28 @@ mod tests {
         assert_eq!(texts("   # only a comment"), Vec::<String>::new());
         assert_eq!(texts("a\tb\r"), ["a", "b"]);
         assert_eq!(texts("rootpw Pässwörd1!"), ["rootpw", "Pässwörd1!"]);
+    }
+
+    #[test]
+    fn a_comment_that_cuts_a_word_is_told_apart_from_a_trailing_one() {
+        let l = split_line("rootpw abc#def ghi").unwrap();
+        assert_eq!(
+            l.comment,
+            Some(Comment {
+                offset: 10,
+                in_word: true
+            })
+        );
+        let l = split_line("rootpw 'abc' # the password").unwrap();
+        assert_eq!(
+            l.comment,
+            Some(Comment {
+                offset: 13,
+                in_word: false
+            })
+        );
+        assert!(!split_line("# only").unwrap().comment.unwrap().in_word);
+        assert_eq!(split_line("rootpw 'a#b'").unwrap().comment, None);
     }
 
     #[test]

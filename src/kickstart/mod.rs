@@ -9,15 +9,18 @@ mod args;
 mod build;
 pub mod diag;
 pub mod grammar;
+mod host;
 pub mod lexer;
 pub mod model;
 pub mod password;
 mod printer;
 pub mod reader;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Severity, Span};
+pub use host::UPGRADE_REFUSED;
 pub use model::*;
 pub use printer::print;
 pub use reader::{IncludeLoader, IncludeTarget, Loaded, PreRunner};
@@ -41,6 +44,35 @@ impl Parsed {
             .iter()
             .any(|d| d.severity == Severity::Warning)
     }
+
+    /// Add notes saying what `install` will check on the target host, or refuse there, that no
+    /// offline reading can decide (`upgrade`, `installorupgrade` on a disk holding ESXi, the disk
+    /// `--firstdisk` picks, includes a `%pre` script writes). For `validate`: `install` itself
+    /// does the checks. Only for a kickstart without errors, which `install` would refuse anyway.
+    pub fn add_host_notes(&mut self) {
+        if self.has_errors() {
+            return;
+        }
+        self.diagnostics.extend(host::notes(&self.kickstart));
+        sort(&mut self.diagnostics, &self.files);
+    }
+}
+
+/// By file (in the order read), line and column; the order found otherwise.
+fn sort<F: AsRef<str>>(items: &mut [Diagnostic], files: &[F]) {
+    let rank = |f: &str| {
+        files
+            .iter()
+            .position(|o| o.as_ref() == f)
+            .unwrap_or(usize::MAX)
+    };
+    items.sort_by(|a, b| {
+        (rank(&a.span.file), a.span.line, a.span.col).cmp(&(
+            rank(&b.span.file),
+            b.span.line,
+            b.span.col,
+        ))
+    });
 }
 
 /// Read a kickstart whose top file is already in memory. `key` identifies it for include-cycle
@@ -64,7 +96,11 @@ pub fn parse<'a>(
         col: 1,
     };
     if !reader.aborted && !reader.pending {
-        global_checks(&ks, &|c| builder.seen(c), &top, &mut sink);
+        let written = Written {
+            seen: &|c| builder.seen(c) || reader.broken.contains(c),
+            misspelled: &reader.misspelled,
+        };
+        global_checks(&ks, &written, &top, &mut sink);
     }
     if ks.paranoid.is_some() {
         for d in sink
@@ -76,15 +112,7 @@ pub fn parse<'a>(
             d.message.push_str(" (paranoid: warnings are errors)");
         }
     }
-    let order: Vec<std::sync::Arc<str>> = reader.files.clone();
-    let rank = |f: &std::sync::Arc<str>| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
-    sink.items.sort_by(|a, b| {
-        (rank(&a.span.file), a.span.line, a.span.col).cmp(&(
-            rank(&b.span.file),
-            b.span.line,
-            b.span.col,
-        ))
-    });
+    sort(&mut sink.items, &reader.files);
     Parsed {
         kickstart: ks,
         diagnostics: sink.items,
@@ -92,32 +120,64 @@ pub fn parse<'a>(
     }
 }
 
+/// What the file wrote, for the global checks.
+struct Written<'a> {
+    /// The commands written, even those whose errors kept them out of the model (or whose line
+    /// could not be split), so that nothing is reported twice.
+    seen: &'a dyn Fn(&str) -> bool,
+    /// Unknown commands that were probably meant to be these, with their warnings' indexes.
+    misspelled: &'a std::collections::HashMap<&'static str, usize>,
+}
+
+impl Written<'_> {
+    /// A required command is missing: when an unknown command was probably meant to be it, that
+    /// warning becomes the error (one problem, one diagnostic); otherwise report at the top.
+    fn require(
+        &self,
+        names: &[&str],
+        top: &Span,
+        message: &str,
+        help: &str,
+        sink: &mut diag::Sink,
+    ) {
+        if names.iter().any(|c| (self.seen)(c)) {
+            return;
+        }
+        match names.iter().find_map(|c| self.misspelled.get(c)) {
+            Some(&i) => sink.escalate(i, &format!(": {message}")),
+            None => sink.error_help(top, message, help),
+        }
+    }
+}
+
 /// The checks that need the whole kickstart (spec §1.1 `postValidate`). Skipped while an include
-/// is pending, since the commands it holds are unknown. `seen` holds the commands written, even
-/// those whose errors kept them out of the model, so that nothing is reported twice.
-fn global_checks(ks: &Kickstart, seen: &dyn Fn(&str) -> bool, top: &Span, sink: &mut diag::Sink) {
+/// is pending, since the commands it holds are unknown.
+fn global_checks(ks: &Kickstart, w: &Written, top: &Span, sink: &mut diag::Sink) {
     let upgrading = matches!(&ks.action, Some(a) if a.kind == ActionKind::Upgrade);
-    if !seen("vmaccepteula") && !upgrading {
-        sink.error_help(
+    let seen = w.seen;
+    if !upgrading {
+        w.require(
+            &["vmaccepteula"],
             top,
             "the EULA is not accepted: vmaccepteula is required",
             "add a line `vmaccepteula`",
+            sink,
         );
-    }
-    if !seen("rootpw") && !upgrading {
-        sink.error_help(
+        w.require(
+            &["rootpw"],
             top,
             "rootpw is required",
             "add `rootpw --iscrypted HASH` (e.g. from `openssl passwd -6`) or `rootpw 'PASSWORD'`",
+            sink,
         );
     }
-    if !grammar::ACTION_COMMANDS.iter().any(|c| seen(c)) {
-        sink.error_help(
-            top,
-            "one of install, upgrade or installorupgrade is required",
-            "e.g. `install --firstdisk --overwritevmfs`",
-        );
-    }
+    w.require(
+        &grammar::ACTION_COMMANDS,
+        top,
+        "one of install, upgrade or installorupgrade is required",
+        "e.g. `install --firstdisk --overwritevmfs`",
+        sink,
+    );
     if let Some(a) = &ks.action {
         let needs_install = ks
             .clearpart

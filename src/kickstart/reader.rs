@@ -4,13 +4,14 @@
 //! reading, so it can write files that are included), then includes, then the action command, then
 //! everything else (spec §0.5). Commands are handed to `build.rs` in that order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::diag::{did_you_mean, Sink, Span};
 use super::grammar::{self, CommandSpec, Kind, SECTION_ENDS};
 use super::lexer;
 use super::model::Script;
+use super::template;
 
 /// ESXi counts every command across all included files and stops past this many.
 pub const COMMAND_LIMIT: usize = 256;
@@ -67,6 +68,16 @@ pub struct Invocation {
     pub args: Vec<Arg>,
     /// For sections: the body, byte for byte.
     pub body: Option<String>,
+    /// The `#` comment that ended the line, if any.
+    pub comment: Option<LineComment>,
+}
+
+/// A `#` comment on a command line: where it starts, and whether it cut the last word short
+/// (`rootpw abc#def` sets `abc`).
+#[derive(Debug, Clone)]
+pub struct LineComment {
+    pub span: Span,
+    pub in_word: bool,
 }
 
 struct FileItems {
@@ -110,6 +121,12 @@ pub struct Reader<'a> {
     saw_pre: bool,
     pub pending: bool,
     unknown_seen: HashSet<String>,
+    /// Commands (canonical names) on lines that could not be split into words: written, so not
+    /// to be reported as missing too.
+    pub broken: HashSet<&'static str>,
+    /// Commands (canonical names) an unknown command was probably meant to be, with the index
+    /// of its warning in the sink: a missing required command turns that warning into the error.
+    pub misspelled: HashMap<&'static str, usize>,
     pub aborted: bool,
     loaded: Vec<FileItems>,
 }
@@ -126,6 +143,8 @@ impl<'a> Reader<'a> {
             saw_pre: false,
             pending: false,
             unknown_seen: HashSet::new(),
+            broken: HashSet::new(),
+            misspelled: HashMap::new(),
             aborted: false,
             loaded: Vec::new(),
         }
@@ -332,16 +351,17 @@ impl<'a> Reader<'a> {
                 close_body(&mut items, &text[start..line_start]);
                 body_start = None;
             }
-            let words = match lexer::split(line) {
-                Ok(w) => w,
+            let (words, comment) = match lexer::split_line(line) {
+                Ok(l) => (l.words, l.comment),
                 Err(e) => {
-                    self.sink.error(
-                        &span_at(e.offset),
-                        format!("cannot read this line: {}", e.message),
-                    );
+                    self.unreadable(line, &e, &span_at(e.offset));
                     continue;
                 }
             };
+            let comment = comment.map(|c| LineComment {
+                span: span_at(c.offset),
+                in_word: c.in_word,
+            });
             let Some((first, rest)) = words.split_first() else {
                 continue;
             };
@@ -361,19 +381,7 @@ impl<'a> Reader<'a> {
             }
             let Some(spec) = grammar::lookup(&first.text) else {
                 if self.unknown_seen.insert(first.text.clone()) {
-                    let names = grammar::COMMANDS
-                        .iter()
-                        .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()));
-                    match did_you_mean(&first.text, names) {
-                        Some(s) => self.sink.warn_help(
-                            &span,
-                            format!("unknown command \"{}\"", first.text),
-                            format!("did you mean `{s}`?"),
-                        ),
-                        None => self
-                            .sink
-                            .warn(&span, format!("unknown command \"{}\"", first.text)),
-                    }
+                    self.unknown(&first.text, line, &span);
                 }
                 continue;
             };
@@ -416,6 +424,7 @@ impl<'a> Reader<'a> {
                         span,
                         args,
                         body: Some(String::new()),
+                        comment,
                     });
                     body_start = Some(offset);
                 }
@@ -425,6 +434,7 @@ impl<'a> Reader<'a> {
                         span,
                         args,
                         body: Some(String::new()),
+                        comment,
                     });
                     body_start = Some(offset);
                 }
@@ -433,6 +443,7 @@ impl<'a> Reader<'a> {
                     span,
                     args,
                     body: None,
+                    comment,
                 }),
             }
         }
@@ -445,6 +456,51 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl Reader<'_> {
+    /// A line that cannot be split into words. Its command was written all the same, so it is
+    /// not reported missing as well.
+    fn unreadable(&mut self, line: &str, e: &lexer::LexError, span: &Span) {
+        self.sink
+            .error(span, format!("cannot read this line: {}", e.message));
+        let first = line
+            .get(..e.offset)
+            .and_then(|head| lexer::split(head).ok())
+            .and_then(|w| w.into_iter().next())
+            .and_then(|w| grammar::lookup(&w.text));
+        if let Some(spec) = first {
+            self.broken.insert(spec.name);
+        }
+    }
+
+    /// An unknown command: a template line left unrendered, a likely typo, or just unknown.
+    fn unknown(&mut self, word: &str, line: &str, span: &Span) {
+        let msg = format!("unknown command \"{word}\"");
+        if let Some((_, p)) = template::find(line).or_else(|| template::find_open(word)) {
+            self.sink.warn_help(
+                span,
+                format!("{msg}: the line {}", p.explain()),
+                "render the template with its tool first, then validate the result",
+            );
+            return;
+        }
+        let names = grammar::COMMANDS
+            .iter()
+            .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()));
+        match did_you_mean(word, names) {
+            Some(s) => {
+                self.sink
+                    .warn_help(span, msg, format!("did you mean `{s}`?"));
+                if let Some(spec) = grammar::lookup(s) {
+                    self.misspelled
+                        .entry(spec.name)
+                        .or_insert(self.sink.items.len() - 1);
+                }
+            }
+            None => self.sink.warn(span, msg),
+        }
+    }
+}
+
 fn close_body(items: &mut [Invocation], body: &str) {
     if let Some(last) = items.last_mut() {
         last.body = Some(body.to_string());
@@ -452,8 +508,22 @@ fn close_body(items: &mut [Invocation], body: &str) {
 }
 
 /// Bytes to text: CRLF becomes LF (ESXi does this first); invalid UTF-8 is replaced, with a
-/// warning, since we cannot keep such a script byte-exact.
+/// warning, since we cannot keep such a script byte-exact. A UTF-8 byte order mark, which
+/// editors hide, is dropped with a note instead of becoming part of the first command.
 fn decode(name: &Arc<str>, bytes: &[u8], sink: &mut Sink) -> String {
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => {
+            let span = Span {
+                file: name.clone(),
+                line: 1,
+                col: 1,
+            };
+            sink.note(&span, "the file starts with a UTF-8 byte order mark (BOM), which is invisible in most editors; ksinstall ignores it");
+            sink.help("ESXi's own installer reads the BOM as part of the first command: save the file as UTF-8 without BOM");
+            rest
+        }
+        None => bytes,
+    };
     let text = match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
         Err(e) => {
