@@ -439,6 +439,34 @@ fn unreadable_inputs_exit_13_and_check_nothing() {
 }
 
 #[test]
+fn a_report_of_an_older_version_reads_and_a_malformed_one_is_refused_with_the_reason() {
+    let r = rack();
+    let mut doc: Value =
+        serde_json::from_slice(&std::fs::read(r.report("esx-01")).unwrap()).unwrap();
+    // What 0.1.0 before typed reports wrote: no "dry_run", `null` timings and warnings.
+    let obj = doc.as_object_mut().unwrap();
+    obj.remove("dry_run");
+    obj.insert("timings".into(), Value::Null);
+    obj.insert("warnings".into(), Value::Null);
+    let old = r.path("old-esx-01.json");
+    std::fs::write(&old, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let (code, v) = json_of("cluster", &[old.display().to_string(), r.report("esx-02")]);
+    assert_eq!(code, 0, "{v}");
+    // A field of the wrong type: nothing is judged, and the reason names it.
+    doc["dpus"][0]["supported"] = Value::String("yes".into());
+    let bad = r.path("bad-esx-01.json");
+    std::fs::write(&bad, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let o = check("cluster", &[bad.display().to_string(), r.report("esx-02")]);
+    assert_eq!(o.status.code(), Some(13));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad-esx-01.json: not an install report of ksinstall")
+            && err.contains("expected a boolean"),
+        "{err}"
+    );
+}
+
+#[test]
 fn reports_are_read_from_urls() {
     let r = rack();
     let server = common::http::serve(&r.path("reports"));

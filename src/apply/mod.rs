@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::dpu;
@@ -29,14 +29,14 @@ pub struct ApplyError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepTiming {
     pub step: String,
     pub elapsed_ms: u64,
 }
 
 /// A file as read back from the disk after writing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WrittenFile {
     pub partition: u32,
     pub path: String,
@@ -509,14 +509,15 @@ fn install_dpu(
 
 /// Carry out `plan` with the bytes of `media`. Every DPU payload is staged (and so checked)
 /// first; then each DPU is installed on its own thread while the host's disk is laid down, and
-/// `boot.cfg` is written only when both have succeeded. `before_boot_cfg` runs after everything
-/// else is written and verified, just before `boot.cfg`.
+/// `boot.cfg` is written only when both have succeeded. `install_record` makes the bytes of
+/// `ksinstall.json` from what was applied (the driver's report type: apply does not know it);
+/// it is written after everything else is written and verified, just before `boot.cfg`.
 pub fn apply(
     plan: &Plan,
     media: &Media,
     sink: &dyn EventSink,
     access: &dpu::Access,
-    before_boot_cfg: &mut dyn FnMut(&mut Applied) -> Result<(), ApplyError>,
+    install_record: &dyn Fn(&Applied) -> Vec<u8>,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied {
         timings: Vec::new(),
@@ -609,25 +610,10 @@ pub fn apply(
         .map(|p| p.entry.clone())
         .ok_or_else(|| classify("bootcfg", anyhow::anyhow!("the layout has no partition 5")))?;
 
-    before_boot_cfg(&mut applied)?;
-
     // The install record, kept on the bank itself: how this host was installed, with every file's
-    // hash as read back (never the password: the plan holds only its hash, and not even that here).
-    let record = serde_json::json!({
-        "ksinstall": env!("CARGO_PKG_VERSION"),
-        "kickstart": plan.kickstart,
-        "media": plan.media,
-        "target": plan.target,
-        "host": plan.host,
-        "dpus": plan.dpus,
-        "dpus_installed": applied.dpus,
-        "files": applied.files,
-        "timings": applied.timings,
-        "warnings": plan.warnings,
-    });
+    // hash as read back (never the password).
     {
-        let bytes =
-            serde_json::to_vec_pretty(&record).map_err(|e| classify("bootcfg", e.into()))?;
+        let bytes = install_record(&applied);
         let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootcfg", e))?;
         write_bytes(&fs, INSTALL_RECORD, &bytes).map_err(|e| classify("bootcfg", e))?;
         unmount(fs, "partition 5").map_err(|e| classify("bootcfg", e))?;

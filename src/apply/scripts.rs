@@ -7,17 +7,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::kickstart::{Interpreter, Script};
-use crate::plan::interpreter_program;
+use crate::plan::ScriptPlan;
 
 /// Run one script to completion. `Err` says why it failed (exit status, timeout, no interpreter).
-pub fn run(script: &Script, workdir: &Path) -> Result<(), String> {
-    let program = interpreter_program(script.interpreter).ok_or_else(|| {
-        format!(
-            "no interpreter for --interpreter={}",
-            script.interpreter.name()
-        )
-    })?;
+pub fn run(script: &ScriptPlan, workdir: &Path) -> Result<(), String> {
+    let program = script
+        .program
+        .as_deref()
+        .ok_or_else(|| format!("no interpreter for --interpreter={}", script.interpreter))?;
     let mut file = tempfile::Builder::new()
         .prefix("ks-script-")
         .tempfile_in(workdir)
@@ -28,8 +25,8 @@ pub fn run(script: &Script, workdir: &Path) -> Result<(), String> {
     // otherwise block until its timeout.
     let log = tempfile::tempfile_in(workdir).map_err(|e| format!("cannot make a log file: {e}"))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&program);
-    if script.interpreter == Interpreter::Busybox {
+    let mut cmd = Command::new(program);
+    if script.login_shell {
         cmd.arg("-l");
     }
     let mut child = cmd
@@ -39,7 +36,7 @@ pub fn run(script: &Script, workdir: &Path) -> Result<(), String> {
         .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(log_err))
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
     let started = Instant::now();
     let limit = script.timeout_secs.map(Duration::from_secs);
     loop {
@@ -52,11 +49,7 @@ pub fn run(script: &Script, workdir: &Path) -> Result<(), String> {
                     .rewind()
                     .and_then(|_| log.take(1 << 20).read_to_string(&mut text));
                 for line in text.lines() {
-                    log::info!(
-                        "{} at line {}: {line}",
-                        script.kind.section(),
-                        script.span.line
-                    );
+                    log::info!("{} at line {}: {line}", script.kind.section(), script.line);
                 }
                 return if status.success() {
                     Ok(())

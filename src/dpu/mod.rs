@@ -14,7 +14,7 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exit::Outcome;
 use crate::inventory::catalog::Role;
@@ -59,7 +59,7 @@ impl Access {
 pub const DEFAULT_SILENCE_SECS: u64 = 1800;
 
 /// The host interface a card is reached through.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Interface {
     Rshim {
@@ -86,7 +86,7 @@ impl std::fmt::Display for Interface {
 }
 
 /// A version a card reports: `running fw 1.68.0-E-21`, `stored fw.mainfwb ...`, `rshim DEV_INFO`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionEntry {
     pub kind: String,
     pub name: String,
@@ -94,7 +94,7 @@ pub struct VersionEntry {
 }
 
 /// What a card runs and how it is reached, read without changing anything.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Observed {
     /// The card's address (`Dpu::address`).
     pub address: String,
@@ -550,7 +550,7 @@ impl Backend for DevlinkBackend<'_> {
 }
 
 /// Time one card's install took, and its state before and after.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Installed {
     pub address: String,
     pub staged_sha256: String,

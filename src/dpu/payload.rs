@@ -8,7 +8,7 @@ use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::bfb::{self, image_id};
@@ -18,7 +18,7 @@ use crate::media::verify::{self, VerifyingReader};
 use crate::media::Media;
 
 /// Where a part's bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "from", content = "path")]
 pub enum PartSource {
     /// A component of the installation media (its media path).
@@ -27,7 +27,7 @@ pub enum PartSource {
     Bundle(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayloadPart {
     /// The name inside the payload.
     pub name: String,

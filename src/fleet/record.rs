@@ -130,7 +130,9 @@ impl HostRecord {
             ));
         }
         let parsed = if doc.get("media").is_some() && doc.get("exit_code").is_some() {
-            from_report(name, source, &doc)
+            crate::install::InstallReport::parse(bytes)
+                .map_err(|e| e.to_string())
+                .map(|r| from_report(name, source, &r))
         } else if doc.get("disks").is_some() && doc.get("dpus").is_some() {
             from_probe(name, source, &doc)
         } else {
@@ -170,72 +172,64 @@ fn card(d: &Value, i: usize) -> Result<DpuRecord, String> {
     })
 }
 
-fn from_report(name: &str, source: &str, doc: &Value) -> Result<HostRecord, String> {
-    let media = doc.get("media").filter(|m| m.is_object());
-    let image = media.and_then(|m| {
-        let build = str_at(m, "build")?;
-        Some(Image {
-            version: str_at(m, "version")
-                .map(str::to_string)
-                .unwrap_or_else(|| version_of_build(build)),
-            build: build.to_string(),
-        })
+fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> HostRecord {
+    let image = r.media.as_ref().map(|m| Image {
+        version: if m.version.is_empty() {
+            version_of_build(&m.build)
+        } else {
+            m.version.clone()
+        },
+        build: m.build.clone(),
     });
-    let exit_code = doc
-        .get("exit_code")
-        .and_then(Value::as_u64)
-        .and_then(|c| u8::try_from(c).ok())
-        .ok_or("\"exit_code\" is not a number from 0 to 255")?;
-    let error = doc.get("error").filter(|e| e.is_object()).map(|e| {
-        format!(
-            "{}: {}",
-            str_at(e, "step").unwrap_or("?"),
-            str_at(e, "message").unwrap_or("")
-        )
-    });
-    let mut dpus = Vec::new();
-    for (i, d) in list(doc, "dpus")?.iter().enumerate() {
-        let mut r = card(d, i)?;
-        // A planned payload is what the card got only if it was delivered ("after": what the
-        // card said once it had it) or the card already ran it: a failed install's plan says
-        // nothing about the card's firmware.
-        let given = str_at(d, "action") == Some("already_installed")
-            || d.get("after").is_some_and(Value::is_object);
-        if let Some(p) = d.get("payload").filter(|p| p.is_object() && given) {
-            let label = str_at(p, "label");
-            r.firmware = str_at(p, "firmware_version")
-                .map(str::to_string)
-                .or_else(|| label.and_then(firmware_in));
-            r.esxio_build = str_at(p, "esxio_build").map(str::to_string).or_else(|| {
-                label
-                    .and_then(|l| l.strip_prefix("ESXio "))
-                    .and_then(|l| l.split_whitespace().next())
-                    .map(str::to_string)
-            });
-            r.esxio_included = Some(
-                p.get("parts")
-                    .and_then(Value::as_array)
-                    .is_some_and(|parts| parts.iter().any(|x| str_at(x, "kind") == Some("esxio"))),
-            );
-        }
-        dpus.push(r);
-    }
-    Ok(HostRecord {
+    let dpus = r.dpus.iter().map(report_dpu).collect();
+    HostRecord {
         name: name.to_string(),
         source: source.to_string(),
         kind: RecordKind::InstallReport,
-        hostname: doc
-            .get("host")
-            .and_then(|h| str_at(h, "hostname"))
-            .map(str::to_string),
+        hostname: r.host.as_ref().map(|h| h.hostname.clone()),
         image,
         install: Some(InstallResult {
-            exit_code,
-            outcome: str_at(doc, "outcome").unwrap_or("unknown").to_string(),
-            error,
+            exit_code: r.exit_code,
+            outcome: r.outcome.clone(),
+            error: r
+                .error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.step, e.message)),
         }),
         dpus,
-    })
+    }
+}
+
+/// One DPU of a report. A planned payload is what the card got only if it was delivered
+/// (`after`: what the card said once it had it) or the card already ran it: a failed install's
+/// plan says nothing about the card's firmware.
+fn report_dpu(d: &crate::install::report::ReportDpu) -> DpuRecord {
+    let given = d.action == crate::plan::DpuAction::AlreadyInstalled || d.after.is_some();
+    let p = &d.payload;
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    DpuRecord {
+        catalog_id: d.catalog_id.clone(),
+        vendor: d.vendor.clone(),
+        model: d.model.clone(),
+        generation: d.generation.clone(),
+        supported: d.supported,
+        address: d.address.clone(),
+        slot: d.slot.clone(),
+        firmware: given
+            .then(|| non_empty(&p.firmware_version).or_else(|| firmware_in(&p.label)))
+            .flatten(),
+        esxio_build: given
+            .then(|| {
+                non_empty(&p.esxio_build).or_else(|| {
+                    p.label
+                        .strip_prefix("ESXio ")
+                        .and_then(|l| l.split_whitespace().next())
+                        .map(str::to_string)
+                })
+            })
+            .flatten(),
+        esxio_included: given.then(|| p.parts.iter().any(|x| x.kind == "esxio")),
+    }
 }
 
 fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, String> {
@@ -324,6 +318,8 @@ mod tests {
                 r#"{{"media": {{"version": "8.0.3", "build": "8.0.3-0.35.24280767"}}, "exit_code": 7,
                 "dpus": [{{"catalog_id": "amd-pensando-dsc2-200", "vendor": "AMD Pensando", "model": "DSC2-200",
                   "supported": true, "address": "0000:41:00", "action": "{action}", "after": {after},
+                  "generation": "DSC2", "slot": null, "name": "DSC2-200",
+                  "interface": {{"kind": "devlink", "bus": "pci", "device": "0000:41:00.0", "driver": null, "firmware_dir": "/lib/firmware"}},
                   "payload": {{"firmware_version": "1.68.0-E-21", "esxio_build": "8.0.3-0.35.24280767"}}}}]}}"#
             )
         };
@@ -337,7 +333,13 @@ mod tests {
         // The DPU step failed: the planned firmware is not the card's.
         assert_eq!(firmware(report("null", "install")), None);
         assert_eq!(
-            firmware(report(r#"{"address": "0000:41:00"}"#, "install")).as_deref(),
+            firmware(report(
+                r#"{"address": "0000:41:00", "staged_sha256": "00", "staged_bytes": 1, "elapsed_ms": 1,
+                   "after": {"address": "0000:41:00", "interface": null, "running_firmware": null,
+                             "software": null, "versions": [], "problem": null}}"#,
+                "install"
+            ))
+            .as_deref(),
             Some("1.68.0-E-21")
         );
         assert_eq!(

@@ -1,10 +1,12 @@
-//! The final report of one install run (`--report FILE`): written for every run that got as far
-//! as knowing where to write it, a refusal before the plan included (docs/INSTALL.md).
+//! The report of one install run: `--report FILE` (written for every run that got as far as
+//! knowing where to write it, a refusal before the plan included) and, in the same type, the
+//! install record `ksinstall.json` on the boot bank. The fleet checks read reports back through
+//! this type (docs/INSTALL.md, docs/FLEET.md).
 
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::apply::{Applied, StepTiming, WrittenFile};
 use crate::exit::Outcome;
@@ -12,14 +14,14 @@ use crate::plan::{MediaSummary, Plan, Target};
 use crate::storage::PlannedPartition;
 
 /// Where and why a run stopped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportError {
     pub step: String,
     pub message: String,
 }
 
 /// One DPU as planned, and what it reported after its install (docs/FLEET.md reads these).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportDpu {
     pub name: String,
     pub catalog_id: String,
@@ -32,11 +34,14 @@ pub struct ReportDpu {
     pub interface: crate::dpu::Interface,
     pub action: crate::plan::DpuAction,
     pub payload: ReportPayload,
-    pub before: crate::dpu::Observed,
+    pub before: Option<crate::dpu::Observed>,
+    /// What the card said once it had the payload; `None` when it never got it.
+    #[serde(default)]
     pub after: Option<crate::dpu::Installed>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReportPayload {
     pub id: String,
     pub label: String,
@@ -45,29 +50,57 @@ pub struct ReportPayload {
     pub parts: Vec<crate::dpu::payload::PayloadPart>,
 }
 
-/// The report. Every key is always present; what a run never reached is `null`.
-#[derive(Debug, Clone, Serialize)]
+/// The report. Every key is always present; what a run never reached is `null`. Reading is
+/// lenient about keys an older version did not write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InstallReport {
     pub ksinstall: String,
     pub outcome: String,
+    #[serde(deserialize_with = "exit_code")]
     pub exit_code: u8,
     pub elapsed_ms: u64,
     /// The kickstart's name (path or redacted URL), once known.
     pub kickstart: Option<String>,
+    /// Absent from reports written before dry runs were reported.
+    #[serde(default)]
     pub dry_run: bool,
     pub media: Option<MediaSummary>,
     pub target: Option<Target>,
     pub partitions: Option<Vec<PlannedPartition>>,
     pub boot_cfg: Option<String>,
     pub host: Option<crate::plan::hostconfig::HostConfig>,
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub dpus: Vec<ReportDpu>,
     pub files: Option<Vec<WrittenFile>>,
-    /// Every step the run went through, in order (source, kickstart, plan, media, apply's
-    /// steps, %post).
+    /// Every step the run went through, in order (kickstart, plan, media, apply's steps,
+    /// %post). Older reports wrote `null` for a run that stopped before apply.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub timings: Vec<StepTiming>,
     pub bytes_written: Option<u64>,
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub warnings: Vec<String>,
     pub error: Option<ReportError>,
+}
+
+/// The exit code, refused by name when it is not one.
+fn exit_code<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let n = u64::deserialize(d)?;
+    u8::try_from(n).map_err(|_| {
+        serde::de::Error::custom(format!("\"exit_code\" {n} is not a number from 0 to 255"))
+    })
+}
+
+/// A list that an older report may have written as `null`.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Why a document is not an install report this version can read.
+#[derive(Debug, thiserror::Error)]
+#[error("not an install report of ksinstall {}: {reason}", env!("CARGO_PKG_VERSION"))]
+pub struct UnreadableReport {
+    pub reason: String,
 }
 
 impl InstallReport {
@@ -123,7 +156,7 @@ impl InstallReport {
                     firmware_version: d.payload.firmware_version.clone(),
                     parts: d.payload.parts.clone(),
                 },
-                before: d.before.clone(),
+                before: Some(d.before.clone()),
                 after: applied
                     .and_then(|a| a.dpus.iter().find(|x| x.address == d.address).cloned()),
             })
@@ -132,6 +165,14 @@ impl InstallReport {
         self.bytes_written = applied.map(|a| a.bytes_written);
         self.warnings = plan.warnings.clone();
         self
+    }
+
+    /// Read a report back (fleet checks). Reports of earlier versions read where their fields
+    /// agree; one that does not is refused with the field at fault.
+    pub fn parse(bytes: &[u8]) -> Result<InstallReport, UnreadableReport> {
+        serde_json::from_slice(bytes).map_err(|e| UnreadableReport {
+            reason: e.to_string(),
+        })
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {

@@ -554,18 +554,21 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
             net.nameservers.truncate(2);
         }
     }
-    // Warnings about the gateway and host name filled in: said only when the line is used.
+    // Warnings about the gateway and host name filled in: said only when the address they are
+    // about is usable (a bad --hostname does not make the computed gateway less true).
     let mut defaults: Vec<String> = Vec::new();
-    match bootproto {
-        BootProto::Dhcp => ok &= dhcp(a, &mut net, sink),
-        BootProto::Static => ok &= static_address(a, &mut net, &mut defaults, sink)?,
+    let address_ok = match bootproto {
+        BootProto::Dhcp => dhcp(a, &mut net, sink),
+        BootProto::Static => static_address(a, &mut net, &mut defaults, sink)?,
+    };
+    if ok && address_ok {
+        for d in defaults {
+            sink.warn(&span, d);
+        }
     }
-    ok &= hostname_ok(a, &net, sink);
-    if !ok {
+    let host_ok = hostname_ok(a, &net, sink);
+    if !(ok && address_ok && host_ok) {
         return None;
-    }
-    for d in defaults {
-        sink.warn(&span, d);
     }
     Some(net)
 }

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kickstart::{BootProto, Interpreter, Kickstart, NetDevice, ScriptKind};
 
@@ -35,14 +35,15 @@ impl GeneratedFile {
 }
 
 /// What the host will be, in words for the plan and the report (never the password).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostConfig {
     pub hostname: String,
     pub network: String,
     pub vlan_id: Option<u16>,
     pub nameservers: Vec<String>,
     pub keyboard: String,
-    pub root_password: &'static str,
+    /// "set (crypt hash)" or "not set": never the password, nor its hash.
+    pub root_password: String,
     pub serial_number: bool,
 }
 
@@ -150,9 +151,9 @@ pub fn host_config(ks: &Kickstart) -> HostConfig {
             .map(|k| k.layout.clone())
             .unwrap_or_else(|| "US Default".into()),
         root_password: if ks.root_password.is_some() {
-            "set (crypt hash)"
+            "set (crypt hash)".into()
         } else {
-            "not set"
+            "not set".into()
         },
         serial_number: ks.serial_number.is_some(),
     }

@@ -6,7 +6,7 @@ pub mod hostconfig;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dpu;
 use crate::exit::Outcome;
@@ -33,7 +33,7 @@ fn refuse(outcome: Outcome, message: impl Into<String>) -> PlanError {
 }
 
 /// The disk we install to, and why it is that one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     /// The device node or image file that will be written.
     pub path: PathBuf,
@@ -60,19 +60,43 @@ pub struct FileCopy {
     pub sha256: String,
 }
 
+/// A script to run, with all apply needs to run it: the plan carries the body, so apply never
+/// reads the kickstart.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScriptPlan {
     pub kind: ScriptKind,
     pub interpreter: String,
     /// The program that runs it on this machine (`/bin/sh`, `python3`).
     pub program: Option<String>,
+    /// busybox scripts run as a login shell (`/bin/sh -l`), as on ESXi.
+    pub login_shell: bool,
     pub timeout_secs: Option<u64>,
     pub ignore_failure: bool,
+    /// Where it is written: `ks.cfg:12:1`.
+    pub at: String,
     pub line: u32,
+    /// The body exactly as written.
+    pub body: String,
+}
+
+impl ScriptPlan {
+    pub fn of(s: &crate::kickstart::Script) -> ScriptPlan {
+        ScriptPlan {
+            kind: s.kind,
+            interpreter: s.interpreter.name().into(),
+            program: interpreter_program(s.interpreter).map(|p| p.display().to_string()),
+            login_shell: s.interpreter == crate::kickstart::Interpreter::Busybox,
+            timeout_secs: s.timeout_secs,
+            ignore_failure: s.ignore_failure,
+            at: s.span.to_string(),
+            line: s.span.line,
+            body: s.body.clone(),
+        }
+    }
 }
 
 /// What the install does with a DPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DpuAction {
     /// Put the payload on the card.
@@ -112,7 +136,8 @@ pub struct DpuPlan {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MediaSummary {
     pub location: String,
     pub version: String,
@@ -630,7 +655,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     if action.kind == ActionKind::Upgrade {
         return Err(refuse(
             Outcome::Precondition,
-            "upgrade is not supported yet: ksinstall does fresh installs only",
+            crate::kickstart::UPGRADE_REFUSED,
         ));
     }
     if ks.root_password.is_none() {
@@ -856,14 +881,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
                 ),
             ));
         }
-        post_scripts.push(ScriptPlan {
-            kind: s.kind,
-            interpreter: s.interpreter.name().into(),
-            program: program.map(|p| p.display().to_string()),
-            timeout_secs: s.timeout_secs,
-            ignore_failure: s.ignore_failure,
-            line: s.span.line,
-        });
+        post_scripts.push(ScriptPlan::of(s));
     }
 
     Ok(Plan {

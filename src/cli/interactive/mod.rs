@@ -13,10 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ksinstall::apply;
 use ksinstall::exit::Outcome;
-use ksinstall::inventory::Inventory;
-use ksinstall::media::Media;
 use ksinstall::report::{Event, EventSink};
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, KeyCode, KeyEventKind};
@@ -25,7 +22,7 @@ use ratatui::crossterm::{cursor, execute};
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
-use state::{App, Context, Step};
+use state::{App, Step};
 
 const EULA: &str = include_str!("eula.txt");
 
@@ -84,29 +81,24 @@ pub fn run_console(
         Ok(b) => b,
         Err(e) => return Ok(refuse(Outcome::Precondition, &e)),
     };
-    let inventory = match Inventory::read(sysroot) {
-        Ok(i) => i,
-        Err(e) => return Ok(refuse(Outcome::Precondition, &format!("{e:#}"))),
-    };
-    let media = match Media::open_with(media, http) {
-        Ok(m) => m,
-        Err(e) => return Ok(refuse(Outcome::Media, &format!("{e:#}"))),
-    };
-    let access = dpu.access(sysroot);
-    let dpu_observed = inventory
-        .dpus
-        .iter()
-        .filter(|d| d.supported)
-        .map(|d| ksinstall::dpu::observe(d, &access))
-        .collect();
-    let mut app = App::new(Context {
-        inventory,
-        media,
+    // The console chooses its disk on the screen, runs no scripts, and writes no report file.
+    let options = ksinstall::install::Options {
         sysroot: sysroot.to_path_buf(),
-        boot,
+        disk: None,
+        disk_size: None,
+        sector_size: 512,
+        dry_run: false,
+        run_pre: false,
+        skip_media_check: false,
+        report: None,
+        access: dpu.access(sysroot),
         firmware_root: dpu.firmware_root(),
-        dpu_observed,
-    });
+    };
+    let host = match ksinstall::install::prepare(&options, boot, media, http) {
+        Ok(h) => h,
+        Err(f) => return Ok(refuse(f.outcome, &f.message)),
+    };
+    let mut app = App::new(host);
     let version = app.ctx.media.manifest.version.clone();
 
     let mut screen = Screen::take()?;
@@ -138,9 +130,9 @@ pub fn run_console(
         None => None,
     };
 
-    let media = &app.ctx.media;
     let plan = &planned.plan;
-    let result = install_on_screen(&mut screen, plan, media, &access, &version);
+    let result = install_on_screen(&mut screen, &options, &app.ctx, plan, &version);
+    let media = &app.ctx.media;
     let outcome = match &result {
         Ok(()) => Outcome::Success,
         Err(e) => e.outcome,
@@ -182,11 +174,11 @@ pub fn run_console(
 /// The install: the scripted path's media check and apply, its progress shown on the screen.
 fn install_on_screen(
     screen: &mut Screen,
+    options: &ksinstall::install::Options,
+    host: &ksinstall::install::Host,
     plan: &ksinstall::plan::Plan,
-    media: &Media,
-    access: &ksinstall::dpu::Access,
     version: &str,
-) -> Result<(), apply::ApplyError> {
+) -> Result<(), ksinstall::install::Failure> {
     let sink = ScreenSink {
         inner: Mutex::new(SinkState {
             term: &mut screen.term,
@@ -195,14 +187,9 @@ fn install_on_screen(
         }),
         version: version.to_string(),
     };
-    for w in &plan.warnings {
-        sink.emit(Event::Warning {
-            step: "plan".into(),
-            message: w.clone(),
-        });
-    }
-    // apply checks the media first (plan.check_media), beside packing the DPU payload.
-    let result = apply::apply(plan, media, &sink, access, &mut |_applied| Ok(())).map(|_| ());
+    // The scripted install's run: apply checks the media first (plan.check_media), beside
+    // packing the DPU payload; the plan's warnings are shown on the way.
+    let result = ksinstall::install::run(options, host, plan, state::KICKSTART_NAME, &sink).result;
     if let Err(e) = &result {
         sink.emit(Event::Failed {
             step: e.step.clone(),
@@ -216,7 +203,7 @@ fn install_on_screen(
 /// The result screen's text. `media_local`: the media were checked in full before the first
 /// write.
 fn result_lines(
-    result: &Result<(), apply::ApplyError>,
+    result: &Result<(), ksinstall::install::Failure>,
     plan: &ksinstall::plan::Plan,
     kernel: &str,
     saved: Option<save::SaveKs<'_>>,

@@ -4,13 +4,9 @@
 //! The answers become kickstart text that the scripted path's parser reads (`rootpw` only as
 //! its SHA-512 crypt hash), so both paths share every check, the plan and the apply.
 
-use std::path::PathBuf;
-
-use ksinstall::inventory::{DiskContent, Inventory, PartitionTable};
+use ksinstall::inventory::{DiskContent, PartitionTable};
 use ksinstall::kickstart::{self, grammar::KEYBOARDS, password, Diagnostic, Kickstart};
-use ksinstall::media::Media;
 use ksinstall::plan::{self, Plan};
-use ksinstall::source::cmdline::BootOptions;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -48,16 +44,9 @@ pub enum VmfsChoice {
     Back,
 }
 
-/// What the scripted path reads from the machine, the console reads too.
-pub struct Context {
-    pub inventory: Inventory,
-    pub media: Media,
-    pub sysroot: PathBuf,
-    pub boot: BootOptions,
-    /// The DPU firmware bundles, and what each supported DPU runs (read before the screens).
-    pub firmware_root: Result<PathBuf, String>,
-    pub dpu_observed: Vec<ksinstall::dpu::Observed>,
-}
+/// What the scripted path reads from the machine, the console reads too (the library's
+/// `install::prepare`).
+pub type Context = ksinstall::install::Host;
 
 /// The two password fields. The plain text lives only here, while typed; it is wiped as soon
 /// as it is hashed (and when the form is dropped), and never drawn (only as `*`). The fields
@@ -672,18 +661,9 @@ impl App {
             .iter()
             .map(|d| d.message.clone())
             .collect();
-        let inputs = plan::Inputs {
-            kickstart_name: KICKSTART_NAME,
-            kickstart: &parsed.kickstart,
-            inventory: &self.ctx.inventory,
-            sysroot: &self.ctx.sysroot,
-            media: &self.ctx.media,
-            boot: &self.ctx.boot,
-            disk_override: None,
-            image_sector_size: 512,
-            firmware_root: self.ctx.firmware_root.as_deref().map_err(String::as_str),
-            dpu_observed: &self.ctx.dpu_observed,
-        };
+        let inputs = self
+            .ctx
+            .plan_inputs(KICKSTART_NAME, &parsed.kickstart, None, 512);
         let plan = plan::make(&inputs).map_err(|e| e.message)?;
         warnings.extend(plan.warnings.iter().cloned());
         Ok(Planned {
@@ -697,6 +677,9 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ksinstall::inventory::Inventory;
+    use ksinstall::media::Media;
+    use ksinstall::source::cmdline::BootOptions;
     use ratatui::crossterm::event::KeyEvent;
 
     fn key(code: KeyCode) -> KeyEvent {
@@ -715,7 +698,7 @@ mod tests {
         App::new(Context {
             inventory: Inventory::read(&sysroot).unwrap(),
             media: Media::open(&dir.join("media").display().to_string()).unwrap(),
-            sysroot,
+            sysroot: sysroot.clone(),
             boot: BootOptions::parse("").unwrap(),
             firmware_root: ksinstall::dpu::bundle::default_root(),
             dpu_observed: Vec::new(),
