@@ -18,3 +18,4 @@ pub mod report;
 pub mod size;
 pub mod source;
 pub mod storage;
+pub mod words;

@@ -17,21 +17,21 @@ use crate::exit::Outcome;
 use crate::media::verify::{self, VerifyingReader};
 use crate::media::Media;
 use crate::plan::{DpuAction, DpuPlan, FileCopy, Plan};
-use crate::report::{EventSink, Step};
+use crate::report::{EventSink, Step, StepId};
 use crate::storage::{self, BlockDev, FatVolume};
 
 /// An install that stopped: which step, why, and the exit class.
 #[derive(Debug, thiserror::Error)]
 #[error("{step}: {message}")]
 pub struct ApplyError {
-    pub step: String,
+    pub step: StepId,
     pub outcome: Outcome,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepTiming {
-    pub step: String,
+    pub step: StepId,
     pub elapsed_ms: u64,
 }
 
@@ -58,7 +58,7 @@ const COPY_BUFFER: usize = 1 << 20;
 /// The install record's name in boot bank 0.
 pub const INSTALL_RECORD: &str = "ksinstall.json";
 
-fn classify(step: &str, err: anyhow::Error) -> ApplyError {
+fn classify(step: StepId, err: anyhow::Error) -> ApplyError {
     let outcome = if verify::mismatch_of(&err).is_some() || verify::unreadable_of(&err).is_some() {
         Outcome::Media
     } else if err
@@ -70,7 +70,7 @@ fn classify(step: &str, err: anyhow::Error) -> ApplyError {
         storage::outcome_of(&err)
     };
     ApplyError {
-        step: step.to_string(),
+        step,
         outcome,
         message: format!("{err:#}"),
     }
@@ -183,7 +183,7 @@ fn read_back(fs: &FatVolume<'_>, partition: u32, path: &str) -> Result<WrittenFi
 
 fn mismatch(w: &WrittenFile, size: u64, sha: &str) -> Option<ApplyError> {
     (w.size != size || w.sha256 != sha).then(|| ApplyError {
-        step: "verify".into(),
+        step: StepId::Verify,
         outcome: Outcome::Verify,
         message: format!(
             "partition {} {}: read back {} bytes with SHA-256 {}, wrote {size} bytes with {sha}",
@@ -206,12 +206,17 @@ fn lay_down(
 ) -> Result<BlockDev, ApplyError> {
     let t = &plan.target;
     let mut dev =
-        BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify("open", e))?;
+        BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify(StepId::Open, e))?;
 
-    let step = Step::start(sink, "partition", format!("partitioning {}", t.name), None);
-    storage::apply_layout(&mut dev, &plan.layout).map_err(|e| classify("partition", e))?;
+    let step = Step::start(
+        sink,
+        StepId::Partition,
+        format!("partitioning {}", t.name),
+        None,
+    );
+    storage::apply_layout(&mut dev, &plan.layout).map_err(|e| classify(StepId::Partition, e))?;
     applied.timings.push(StepTiming {
-        step: "partition".into(),
+        step: StepId::Partition,
         elapsed_ms: step.finish(),
     });
 
@@ -221,7 +226,7 @@ fn lay_down(
         .map(|p| p.entry.clone())
         .ok_or_else(|| {
             classify(
-                "bootloader",
+                StepId::Bootloader,
                 anyhow::anyhow!("the layout has no partition 1"),
             )
         })?;
@@ -229,13 +234,18 @@ fn lay_down(
         .layout
         .partition(5)
         .map(|p| p.entry.clone())
-        .ok_or_else(|| classify("bootbank", anyhow::anyhow!("the layout has no partition 5")))?;
+        .ok_or_else(|| {
+            classify(
+                StepId::Bootbank,
+                anyhow::anyhow!("the layout has no partition 5"),
+            )
+        })?;
 
     // The EFI System Partition: safeboot as EFI/BOOT/BOOTX64.EFI, mboot and crypto in EFI/VMware.
     let esp_bytes: u64 = plan.esp_files.iter().map(|f| f.size).sum();
     let step = Step::start(
         sink,
-        "bootloader",
+        StepId::Bootloader,
         "bootloader files to partition 1",
         Some(esp_bytes),
     );
@@ -247,19 +257,22 @@ fn lay_down(
     dirs.sort_unstable();
     dirs.dedup();
     for d in dirs {
-        storage::fat::create_dir_all(&mut dev, &esp, d).map_err(|e| classify("bootloader", e))?;
+        storage::fat::create_dir_all(&mut dev, &esp, d)
+            .map_err(|e| classify(StepId::Bootloader, e))?;
     }
     let mut done = 0;
     {
-        let fs = storage::fat::open_fat(&mut dev, &esp).map_err(|e| classify("bootloader", e))?;
+        let fs =
+            storage::fat::open_fat(&mut dev, &esp).map_err(|e| classify(StepId::Bootloader, e))?;
         for f in &plan.esp_files {
-            copy_in(&fs, media, f, &step, &mut done).map_err(|e| classify("bootloader", e))?;
+            copy_in(&fs, media, f, &step, &mut done)
+                .map_err(|e| classify(StepId::Bootloader, e))?;
         }
-        unmount(fs, "partition 1").map_err(|e| classify("bootloader", e))?;
+        unmount(fs, "partition 1").map_err(|e| classify(StepId::Bootloader, e))?;
     }
     applied.bytes_written += done;
     applied.timings.push(StepTiming {
-        step: "bootloader".into(),
+        step: StepId::Bootloader,
         elapsed_ms: step.finish(),
     });
 
@@ -268,7 +281,7 @@ fn lay_down(
         + plan.generated.iter().map(|g| g.size).sum::<u64>();
     let step = Step::start(
         sink,
-        "bootbank",
+        StepId::Bootbank,
         format!(
             "{} modules to boot bank 0 (partition 5)",
             plan.bank_files.len()
@@ -277,20 +290,21 @@ fn lay_down(
     );
     let mut done = 0;
     {
-        let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootbank", e))?;
+        let fs =
+            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootbank, e))?;
         for f in &plan.bank_files {
-            copy_in(&fs, media, f, &step, &mut done).map_err(|e| classify("bootbank", e))?;
+            copy_in(&fs, media, f, &step, &mut done).map_err(|e| classify(StepId::Bootbank, e))?;
         }
         for g in &plan.generated {
-            write_bytes(&fs, &g.name, &g.bytes).map_err(|e| classify("bootbank", e))?;
+            write_bytes(&fs, &g.name, &g.bytes).map_err(|e| classify(StepId::Bootbank, e))?;
             done += g.size;
             step.progress(done);
         }
-        unmount(fs, "partition 5").map_err(|e| classify("bootbank", e))?;
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootbank, e))?;
     }
     applied.bytes_written += done;
     applied.timings.push(StepTiming {
-        step: "bootbank".into(),
+        step: StepId::Bootbank,
         elapsed_ms: step.finish(),
     });
 
@@ -299,19 +313,20 @@ fn lay_down(
     let early_sync = dev
         .sync_handle()
         .map(|f| std::thread::spawn(move || f.sync_data()))
-        .map_err(|e| classify("verify", e))?;
+        .map_err(|e| classify(StepId::Verify, e))?;
 
     // Read everything back from the disk and compare with the plan.
     let total = esp_bytes + bank_bytes;
     let step = Step::start(
         sink,
-        "verify",
+        StepId::Verify,
         "reading every written file back",
         Some(total),
     );
     let mut done = 0;
     for (entry, number) in [(&esp, 1u32), (&bank, 5u32)] {
-        let fs = storage::fat::open_fat(&mut dev, entry).map_err(|e| classify("verify", e))?;
+        let fs =
+            storage::fat::open_fat(&mut dev, entry).map_err(|e| classify(StepId::Verify, e))?;
         let expected: Vec<(String, u64, String)> = plan
             .esp_files
             .iter()
@@ -326,7 +341,7 @@ fn lay_down(
             )
             .collect();
         for (path, size, sha) in expected {
-            let w = read_back(&fs, number, &path).map_err(|e| classify("verify", e))?;
+            let w = read_back(&fs, number, &path).map_err(|e| classify(StepId::Verify, e))?;
             if let Some(e) = mismatch(&w, size, &sha) {
                 return Err(e);
             }
@@ -334,10 +349,10 @@ fn lay_down(
             step.progress(done);
             applied.files.push(w);
         }
-        unmount(fs, &format!("partition {number}")).map_err(|e| classify("verify", e))?;
+        unmount(fs, &format!("partition {number}")).map_err(|e| classify(StepId::Verify, e))?;
     }
     applied.timings.push(StepTiming {
-        step: "verify".into(),
+        step: StepId::Verify,
         elapsed_ms: step.finish(),
     });
 
@@ -345,13 +360,13 @@ fn lay_down(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             return Err(classify(
-                "verify",
+                StepId::Verify,
                 anyhow::Error::from(e).context("flushing the written data"),
             ))
         }
         Err(_) => {
             return Err(classify(
-                "verify",
+                StepId::Verify,
                 anyhow::anyhow!("the flushing thread failed"),
             ))
         }
@@ -372,14 +387,14 @@ fn check_media(media: &Media, sink: &dyn EventSink) -> Result<(), ApplyError> {
         .sum();
     let step = Step::start(
         sink,
-        "media",
+        StepId::Media,
         "checking every host component of the media",
         Some(total),
     );
     media
         .verify_components(&host, &mut |done| step.progress(done))
         .map_err(|e| {
-            let mut e = classify("media", e);
+            let mut e = classify(StepId::Media, e);
             e.outcome = Outcome::Media;
             e
         })?;
@@ -414,7 +429,7 @@ fn stage_dpus<'p>(
         let total: u64 = d.payload.parts.iter().map(|p| p.size).sum();
         let step = Step::start(
             sink,
-            "dpu-stage",
+            StepId::DpuStage,
             format!("checking and packing the payload for {}", d.name),
             Some(total),
         );
@@ -429,7 +444,7 @@ fn stage_dpus<'p>(
                         .map(|(_, s)| s.path.clone())
                         .collect(),
                 ));
-                let mut e = classify("dpu-stage", e);
+                let mut e = classify(StepId::DpuStage, e);
                 e.message = format!("{}: {}", d.name, e.message);
                 return Err(e);
             }
@@ -451,7 +466,7 @@ fn install_dpu(
     let started = Instant::now();
     let step = Step::start(
         sink,
-        "dpu",
+        StepId::Dpu,
         format!(
             "{} onto {} through {}",
             d.payload.label, d.name, d.interface
@@ -500,7 +515,7 @@ fn install_dpu(
             })
         }
         Err(f) => Err(ApplyError {
-            step: "dpu".into(),
+            step: StepId::Dpu,
             outcome: f.outcome,
             message: f.to_string(),
         }),
@@ -531,7 +546,7 @@ pub fn apply(
     // Before the first write, on two threads: every host component of the media hashed, and
     // the DPU payloads packed (hashing each of their parts). Anything that does not hash as
     // planned stops the install while every disk and device is as it was.
-    let scratch = dpu::payload::scratch_dir().map_err(|e| classify("dpu-stage", e))?;
+    let scratch = dpu::payload::scratch_dir().map_err(|e| classify(StepId::DpuStage, e))?;
     let (checked, staged) = std::thread::scope(|scope| {
         let check = plan
             .check_media
@@ -539,7 +554,10 @@ pub fn apply(
         let staged = stage_dpus(plan, media, sink, scratch.path());
         let checked = match check {
             Some(h) => h.join().unwrap_or_else(|_| {
-                Err(classify("media", anyhow::anyhow!("the media check failed")))
+                Err(classify(
+                    StepId::Media,
+                    anyhow::anyhow!("the media check failed"),
+                ))
             }),
             None => Ok(()),
         };
@@ -567,7 +585,7 @@ pub fn apply(
         );
         log::info!("{msg}");
         sink.emit(crate::report::Event::Status {
-            step: "dpu".into(),
+            step: StepId::Dpu,
             message: msg,
         });
     }
@@ -589,7 +607,7 @@ pub fn apply(
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
                     Err(ApplyError {
-                        step: "dpu".into(),
+                        step: StepId::Dpu,
                         outcome: Outcome::Dpu,
                         message: "the DPU thread failed".into(),
                     })
@@ -608,38 +626,51 @@ pub fn apply(
         .layout
         .partition(5)
         .map(|p| p.entry.clone())
-        .ok_or_else(|| classify("bootcfg", anyhow::anyhow!("the layout has no partition 5")))?;
+        .ok_or_else(|| {
+            classify(
+                StepId::Bootcfg,
+                anyhow::anyhow!("the layout has no partition 5"),
+            )
+        })?;
 
     // The install record, kept on the bank itself: how this host was installed, with every file's
     // hash as read back (never the password).
     {
         let bytes = install_record(&applied);
-        let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootcfg", e))?;
-        write_bytes(&fs, INSTALL_RECORD, &bytes).map_err(|e| classify("bootcfg", e))?;
-        unmount(fs, "partition 5").map_err(|e| classify("bootcfg", e))?;
+        let fs =
+            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
+        write_bytes(&fs, INSTALL_RECORD, &bytes).map_err(|e| classify(StepId::Bootcfg, e))?;
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
     }
 
     // boot.cfg last: until it is there (with bootstate=0, updated>0, a build), the bank does not
     // boot, so no failure above can leave a bootable half-written bank.
-    let step = Step::start(sink, "bootcfg", "writing boot.cfg to boot bank 0", None);
+    let step = Step::start(
+        sink,
+        StepId::Bootcfg,
+        "writing boot.cfg to boot bank 0",
+        None,
+    );
     let text = plan.boot_cfg.render();
     {
-        let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootcfg", e))?;
-        write_bytes(&fs, "boot.cfg", text.as_bytes()).map_err(|e| classify("bootcfg", e))?;
-        unmount(fs, "partition 5").map_err(|e| classify("bootcfg", e))?;
+        let fs =
+            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
+        write_bytes(&fs, "boot.cfg", text.as_bytes()).map_err(|e| classify(StepId::Bootcfg, e))?;
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
     }
-    dev.sync().map_err(|e| classify("bootcfg", e))?;
+    dev.sync().map_err(|e| classify(StepId::Bootcfg, e))?;
     {
-        let fs = storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify("bootcfg", e))?;
-        let w = read_back(&fs, 5, "boot.cfg").map_err(|e| classify("bootcfg", e))?;
+        let fs =
+            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
+        let w = read_back(&fs, 5, "boot.cfg").map_err(|e| classify(StepId::Bootcfg, e))?;
         if let Some(e) = mismatch(&w, text.len() as u64, &verify::sha256_hex(text.as_bytes())) {
             return Err(e);
         }
         applied.files.push(w);
-        unmount(fs, "partition 5").map_err(|e| classify("bootcfg", e))?;
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
     }
     applied.timings.push(StepTiming {
-        step: "bootcfg".into(),
+        step: StepId::Bootcfg,
         elapsed_ms: step.finish(),
     });
     log::info!(

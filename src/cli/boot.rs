@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ksinstall::exit::Outcome;
 use ksinstall::media::Media;
 use ksinstall::report::Step;
+use ksinstall::report::StepId;
 use ksinstall::source::cmdline::KsLocation;
 use ksinstall::source::kickstart::{self as ks_source, Reach};
 use ksinstall::source::{cdrom, usb};
@@ -113,7 +114,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             let o = driver::refuse_early(
                 &options,
                 &sinks.tee(),
-                "source",
+                StepId::Source,
                 Outcome::Precondition,
                 &e,
                 started,
@@ -144,13 +145,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let wanted: Vec<String> = boot.ks.iter().map(describe).collect();
     let step = Step::start(
         &sink,
-        "source",
+        StepId::Source,
         format!("reading the kickstart ({})", wanted.join(", ")),
         None,
     );
+    let usb_disks = || driver::usb_disks(&c.sysroot);
     let reach = Reach {
         sysroot: &c.sysroot,
         http: &http,
+        usb_disks: &usb_disks,
         usb: usb::UsbScan {
             attempts: a.usb_scans,
             pause: Duration::from_secs(a.usb_scan_pause),
@@ -162,7 +165,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             let o = driver::refuse_early(
                 &options,
                 &sink,
-                "source",
+                StepId::Source,
                 Outcome::UsageOrIo,
                 &e.to_string(),
                 started,
@@ -184,8 +187,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 location
             }
             Err(e) => {
-                let o =
-                    driver::refuse_early(&options, &sink, "source", Outcome::Media, &e, started);
+                let o = driver::refuse_early(
+                    &options,
+                    &sink,
+                    StepId::Source,
+                    Outcome::Media,
+                    &e,
+                    started,
+                );
                 sinks.finish(o, started);
                 return Ok(o);
             }

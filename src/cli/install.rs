@@ -9,6 +9,7 @@ use ksinstall::exit::Outcome;
 use ksinstall::http::{Http, HttpOptions};
 use ksinstall::install::{self as driver, Ended, KickstartInput, Options};
 use ksinstall::report::webhook::{ReportFormat, Tee, Webhook};
+use ksinstall::report::StepId;
 use ksinstall::report::{Bars, Event, EventSink, JsonLines, Quiet};
 use ksinstall::source::cmdline::BootOptions;
 
@@ -248,7 +249,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             let o = driver::refuse_early(
                 &options,
                 &sinks.tee(),
-                "plan",
+                StepId::Plan,
                 Outcome::Precondition,
                 &e,
                 started,
@@ -269,7 +270,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             let o = driver::refuse_early(
                 &options,
                 &sinks.tee(),
-                "source",
+                StepId::Source,
                 Outcome::UsageOrIo,
                 &format!("{e:#}"),
                 started,

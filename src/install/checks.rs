@@ -8,7 +8,7 @@ use super::{stop, Failure, Options};
 use crate::exit::Outcome;
 use crate::media::Media;
 use crate::plan::{DiskOverride, Plan};
-use crate::report::{Event, EventSink, Step};
+use crate::report::{Event, EventSink, Step, StepId};
 
 /// The report must be writable before anything is: an install whose report cannot be written
 /// would end in an error after the disk was already erased.
@@ -24,7 +24,7 @@ pub(super) fn report_path(o: &Options) -> Result<(), Failure> {
         .map(drop)
         .map_err(|e| {
             stop(
-                "plan",
+                StepId::Plan,
                 Outcome::Precondition,
                 format!("--report {}: cannot be written: {e}", path.display()),
             )
@@ -37,7 +37,7 @@ pub(super) fn report_path(o: &Options) -> Result<(), Failure> {
 pub(super) fn target_writable(plan: &Plan, disk: Option<DiskOverride<'_>>) -> Result<(), Failure> {
     let refuse = |what: &Path, e: std::io::Error| {
         stop(
-            "plan",
+            StepId::Plan,
             Outcome::Precondition,
             format!("{}: cannot be written: {e}", what.display()),
         )
@@ -65,7 +65,7 @@ pub(super) fn create_image(o: &Options) -> Result<Option<PathBuf>, Failure> {
     }
     let io = |e: std::io::Error| {
         stop(
-            "partition",
+            StepId::Partition,
             Outcome::Write,
             format!("creating {}: {e}", path.display()),
         )
@@ -89,7 +89,7 @@ pub(super) fn wait_for_entropy(sink: &dyn EventSink) {
     log::warn!("{message}");
     // The plan draws the GUIDs: the wait is the plan's.
     sink.emit(Event::Warning {
-        step: "plan".into(),
+        step: StepId::Plan,
         message: message.into(),
     });
     // SAFETY: as above; this call blocks until the pool is ready.
@@ -102,7 +102,7 @@ pub fn verify_media(media: &Media, sink: &dyn EventSink) -> anyhow::Result<()> {
     let total: u64 = media.manifest.components.iter().map(|c| c.size).sum();
     let step = Step::start(
         sink,
-        "media",
+        StepId::Media,
         "checking every component of the media",
         Some(total),
     );

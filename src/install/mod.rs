@@ -20,7 +20,7 @@ use crate::inventory::Inventory;
 use crate::kickstart::Kickstart;
 use crate::media::Media;
 use crate::plan::{self, DiskOverride, Plan};
-use crate::report::{Event, EventSink, Step};
+use crate::report::{Event, EventSink, Step, StepId};
 use crate::source::cmdline::BootOptions;
 pub use checks::verify_media;
 pub use report::InstallReport;
@@ -73,14 +73,14 @@ pub struct Ended {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct Failure {
-    pub step: String,
+    pub step: StepId,
     pub outcome: Outcome,
     pub message: String,
 }
 
-fn stop(step: &str, outcome: Outcome, message: impl Into<String>) -> Failure {
+fn stop(step: StepId, outcome: Outcome, message: impl Into<String>) -> Failure {
     Failure {
-        step: step.into(),
+        step,
         outcome,
         message: message.into(),
     }
@@ -140,9 +140,9 @@ pub fn prepare(
     http: &Http,
 ) -> Result<Host, Failure> {
     let inventory = Inventory::read(&o.sysroot)
-        .map_err(|e| stop("inventory", Outcome::Precondition, format!("{e:#}")))?;
+        .map_err(|e| stop(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
     let media = Media::open_with(media_location, http)
-        .map_err(|e| stop("media", Outcome::Media, format!("{e:#}")))?;
+        .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
     let dpu_observed = inventory
         .dpus
         .iter()
@@ -157,6 +157,23 @@ pub fn prepare(
         firmware_root: o.firmware_root.clone(),
         dpu_observed,
     })
+}
+
+/// The USB and removable disks below the sysroot, as `ks=usb` searches them (the source stage
+/// reads no inventory: the driver hands it this list).
+pub fn usb_disks(sysroot: &Path) -> anyhow::Result<Vec<crate::source::usb::UsbDisk>> {
+    let inventory = Inventory::read(sysroot)?;
+    Ok(inventory
+        .disks
+        .iter()
+        .filter(|d| d.usb || d.removable)
+        .map(|d| crate::source::usb::UsbDisk {
+            device: d.device.clone(),
+            description: d.description(),
+            size_bytes: d.size_bytes,
+            regions: d.fat_regions(),
+        })
+        .collect())
 }
 
 /// What `run` did: the disk's account when apply finished, and how the run ended.
@@ -177,7 +194,7 @@ pub fn run(
 ) -> Ran {
     for w in &plan.warnings {
         sink.emit(Event::Warning {
-            step: "plan".into(),
+            step: StepId::Plan,
             message: w.clone(),
         });
         log::warn!("{w}");
@@ -203,7 +220,10 @@ pub fn run(
         Err(e) => {
             // Stopped before the first write (bad media, a bad DPU payload): the image made
             // for the install goes too, as after a refused plan.
-            if let (true, Some(p)) = (e.step == "media" || e.step == "dpu-stage", &created) {
+            if let (true, Some(p)) = (
+                e.step == StepId::Media || e.step == StepId::DpuStage,
+                &created,
+            ) {
                 let _ = std::fs::remove_file(p);
             }
             return Ran {
@@ -215,7 +235,7 @@ pub fn run(
     let result = tempfile::tempdir()
         .map_err(|e| {
             stop(
-                "post",
+                StepId::Post,
                 Outcome::UsageOrIo,
                 format!("making a scratch directory for scripts: {e}"),
             )
@@ -236,10 +256,10 @@ struct Recorder<'a> {
 impl Recorder<'_> {
     /// The time of a stage that has no progress events of its own (kickstart, plan): it goes
     /// into the report, not into the event stream, whose steps are documented as stable.
-    fn record(&self, step: &str, started: Instant) {
+    fn record(&self, step: StepId, started: Instant) {
         let mut t = self.timings.lock().unwrap_or_else(|p| p.into_inner());
         t.push(StepTiming {
-            step: step.into(),
+            step,
             elapsed_ms: elapsed_ms(started),
         });
     }
@@ -250,7 +270,7 @@ impl EventSink for Recorder<'_> {
         if let Event::StepFinished { step, elapsed_ms } = &event {
             let mut t = self.timings.lock().unwrap_or_else(|p| p.into_inner());
             t.push(StepTiming {
-                step: step.clone(),
+                step: *step,
                 elapsed_ms: *elapsed_ms,
             });
         }
@@ -259,9 +279,9 @@ impl EventSink for Recorder<'_> {
 }
 
 /// Say that a run failed: the `failed` event and the `ksinstall: error:` line.
-pub fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -> Outcome {
+pub fn fail(sink: &dyn EventSink, step: StepId, outcome: Outcome, message: &str) -> Outcome {
     sink.emit(Event::Failed {
-        step: step.into(),
+        step,
         message: message.into(),
         exit_code: outcome as u8,
     });
@@ -274,7 +294,7 @@ pub fn fail(sink: &dyn EventSink, step: &str, outcome: Outcome, message: &str) -
 pub fn refuse_early(
     o: &Options,
     sink: &dyn EventSink,
-    step: &str,
+    step: StepId,
     outcome: Outcome,
     message: &str,
     started: Instant,
@@ -284,7 +304,7 @@ pub fn refuse_early(
         let mut r = InstallReport::without_plan(None, outcome, o.dry_run);
         r.elapsed_ms = elapsed_ms(started);
         r.error = Some(report::ReportError {
-            step: step.into(),
+            step,
             message: message.into(),
         });
         if let Err(e) = r.write(path) {
@@ -327,7 +347,7 @@ pub fn execute(
     let result = run.drive(media_location, ks, boot, http);
     let mut outcome = match &result {
         Ok(()) => Outcome::Success,
-        Err(f) => fail(&recorder, &f.step, f.outcome, &f.message),
+        Err(f) => fail(&recorder, f.step, f.outcome, &f.message),
     };
     let timings = std::mem::take(&mut *recorder.timings.lock().unwrap_or_else(|p| p.into_inner()));
     // A report path that failed its check is not tried again.
@@ -339,12 +359,12 @@ pub fn execute(
         r.elapsed_ms = elapsed_ms(started);
         r.timings = timings;
         r.error = result.as_ref().err().map(|f| report::ReportError {
-            step: f.step.clone(),
+            step: f.step,
             message: f.message.clone(),
         });
         if let Err(e) = r.write(path) {
             // The path was checked before the first write; a failure now is an I/O failure.
-            outcome = fail(sink, "report", Outcome::UsageOrIo, &format!("{e:#}"));
+            outcome = fail(sink, StepId::Report, Outcome::UsageOrIo, &format!("{e:#}"));
         }
     }
     Ended {
@@ -381,7 +401,7 @@ impl Run<'_> {
         checks::wait_for_entropy(self.sink);
         let workdir = tempfile::tempdir().map_err(|e| {
             stop(
-                "kickstart",
+                StepId::Kickstart,
                 Outcome::UsageOrIo,
                 format!("making a scratch directory for scripts: {e}"),
             )
@@ -395,7 +415,7 @@ impl Run<'_> {
             // Local media is read once in full here too, so a dry run finds a bad module.
             if plan.check_media {
                 verify_media(&host.media, self.sink)
-                    .map_err(|e| stop("media", Outcome::Media, format!("{e:#}")))?;
+                    .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
             }
             return Ok(());
         }
@@ -422,10 +442,10 @@ impl Run<'_> {
             (None, _) => None,
         };
         let inputs = host.plan_inputs(&self.name, ks, disk, self.o.sector_size);
-        let mut plan = plan::make(&inputs).map_err(|e| stop("plan", e.outcome, e.message))?;
+        let mut plan = plan::make(&inputs).map_err(|e| stop(StepId::Plan, e.outcome, e.message))?;
         plan.check_media &= !self.o.skip_media_check;
         checks::target_writable(&plan, disk)?;
-        self.sink.record("plan", started);
+        self.sink.record(StepId::Plan, started);
         Ok(plan)
     }
 }
@@ -440,7 +460,7 @@ fn run_post(
     }
     let step = Step::start(
         sink,
-        "post",
+        StepId::Post,
         format!("{} %post script(s)", posts.len()),
         None,
     );
@@ -450,7 +470,7 @@ fn run_post(
                 step.warn(format!("{}: {why} (--ignorefailure=true)", s.at));
             } else {
                 return Err(ApplyError {
-                    step: "post".into(),
+                    step: StepId::Post,
                     outcome: Outcome::Script,
                     message: format!("{}: User-supplied %post script failed: {why}", s.at),
                 });

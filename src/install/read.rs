@@ -9,6 +9,7 @@ use crate::exit::Outcome;
 use crate::http::Http;
 use crate::kickstart::{self, Kickstart, ScriptKind};
 use crate::plan::ScriptPlan;
+use crate::report::StepId;
 use crate::report::{Event, EventSink};
 
 impl Run<'_> {
@@ -48,7 +49,7 @@ impl Run<'_> {
                 Outcome::InvalidKickstart
             };
             return Err(stop(
-                "kickstart",
+                StepId::Kickstart,
                 outcome,
                 format!("{}: the kickstart has errors", input.name),
             ));
@@ -57,23 +58,20 @@ impl Run<'_> {
         if let Some(span) = &ks.dryrun {
             if !self.dry_run {
                 self.warn(
-                    "kickstart",
+                    StepId::Kickstart,
                     format!("{span}: dryrun: the plan only, nothing is written"),
                 );
             }
             self.dry_run = true;
         }
         self.without_pre(&mut ks)?;
-        self.sink.record("kickstart", started);
+        self.sink.record(StepId::Kickstart, started);
         Ok(ks)
     }
 
-    fn warn(&self, step: &str, message: String) {
+    fn warn(&self, step: StepId, message: String) {
         log::warn!("{message}");
-        self.sink.emit(Event::Warning {
-            step: step.into(),
-            message,
-        });
+        self.sink.emit(Event::Warning { step, message });
     }
 
     /// `%pre` that was not run: a real install refuses (it would install a kickstart other than
@@ -86,8 +84,7 @@ impl Run<'_> {
             return Ok(());
         }
         if !self.dry_run {
-            return Err(stop(
-                "kickstart",
+            return Err(stop(StepId::Kickstart,
                 Outcome::Precondition,
                 format!(
                     "{}: the kickstart has a %pre script, which `install` runs only with --run-pre (as root, on this machine); `ksinstall boot` runs it in the installer environment",
@@ -96,14 +93,14 @@ impl Run<'_> {
             ));
         }
         self.warn(
-            "kickstart",
+            StepId::Kickstart,
             format!(
                 "{}: %pre was not run (a dry run runs it only with --run-pre)",
                 pre.span
             ),
         );
         for p in std::mem::take(&mut ks.pending_includes) {
-            self.warn("kickstart", format!(
+            self.warn(StepId::Kickstart, format!(
                 "{}: %include {} not read: %pre did not run, and it may be what makes it; the plan below is without it",
                 p.span, p.target
             ));

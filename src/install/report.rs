@@ -16,7 +16,7 @@ use crate::storage::PlannedPartition;
 /// Where and why a run stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportError {
-    pub step: String,
+    pub step: crate::report::StepId,
     pub message: String,
 }
 

@@ -135,6 +135,34 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// The byte ranges that may hold a FAT file system: each partition, then the whole disk
+    /// (sticks formatted without a partition table). The table is the stick's, so not trusted:
+    /// a region whose bounds overflow is skipped.
+    pub fn fat_regions(&self) -> Vec<(String, u64, u64)> {
+        let ss = u64::from(self.logical_block_size.max(512));
+        let mut out = Vec::new();
+        for p in &self.content.partitions {
+            let bounds = p
+                .first_lba
+                .checked_mul(ss)
+                .zip(p.last_lba.checked_add(1).and_then(|l| l.checked_mul(ss)));
+            if let Some((start, end)) = bounds {
+                out.push((format!("partition {}", p.number), start, end));
+            }
+        }
+        for p in &self.content.mbr_partitions {
+            let start = u64::from(p.first_lba) * ss;
+            let end = start + u64::from(p.sectors) * ss;
+            if p.sectors > 0 {
+                out.push((format!("partition {}", p.number), start, end));
+            }
+        }
+        out.push(("whole disk".to_string(), 0, self.size_bytes));
+        out
+    }
+}
+
 /// Sizes for people: one rule across the program (`crate::size::human`, binary units).
 pub use crate::size::human as human_size;
 

@@ -1,7 +1,7 @@
 //! The kickstart stage: ESXi `ks.cfg` read exactly as ESXi 8's installer reads it, checked
 //! against the whole grammar, and turned into a typed `Kickstart` with a span on every command.
 //!
-//! `lexer` (nom, one physical line) -> `reader` (sections, includes, evaluation order) ->
+//! `crate::words` (nom, one physical line) -> `reader` (sections, includes, evaluation order) ->
 //! `args` (the `grammar` table) -> `build` (typed rules) -> global checks here.
 //! Facts: ../shared/spec/kickstart.md. Choices where the spec is UNCONFIRMED: docs/KICKSTART.md.
 
@@ -10,7 +10,6 @@ mod build;
 pub mod diag;
 pub mod grammar;
 mod host;
-pub mod lexer;
 pub mod model;
 pub mod password;
 mod printer;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use super::diag::{did_you_mean, Sink, Span};
 use super::grammar::{self, CommandSpec, Kind, SECTION_ENDS};
-use super::lexer;
 use super::model::Script;
 use super::template;
+use crate::words;
 
 /// ESXi counts every command across all included files and stops past this many.
 pub const COMMAND_LIMIT: usize = 256;
@@ -351,7 +351,7 @@ impl<'a> Reader<'a> {
                 close_body(&mut items, &text[start..line_start]);
                 body_start = None;
             }
-            let (words, comment) = match lexer::split_line(line) {
+            let (words, comment) = match words::split_line(line) {
                 Ok(l) => (l.words, l.comment),
                 Err(e) => {
                     self.unreadable(line, &e, &span_at(e.offset));
@@ -459,12 +459,12 @@ impl<'a> Reader<'a> {
 impl Reader<'_> {
     /// A line that cannot be split into words. Its command was written all the same, so it is
     /// not reported missing as well.
-    fn unreadable(&mut self, line: &str, e: &lexer::LexError, span: &Span) {
+    fn unreadable(&mut self, line: &str, e: &words::LexError, span: &Span) {
         self.sink
             .error(span, format!("cannot read this line: {}", e.message));
         let first = line
             .get(..e.offset)
-            .and_then(|head| lexer::split(head).ok())
+            .and_then(|head| words::split(head).ok())
             .and_then(|w| w.into_iter().next())
             .and_then(|w| grammar::lookup(&w.text));
         if let Some(spec) = first {

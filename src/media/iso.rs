@@ -201,6 +201,9 @@ impl MediaSource for IsoSource {
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
+    fn location(&self) -> super::source::Location {
+        super::source::Location::Local(self.path.clone())
+    }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let e = self.find(path)?;
         let mut f =

@@ -150,7 +150,7 @@ impl Media {
     /// Whether the bytes can be read twice cheaply (a local directory), so that every
     /// component can be hashed before anything is written.
     pub fn is_local(&self) -> bool {
-        std::path::Path::new(&self.source.describe()).exists()
+        matches!(self.source.location(), source::Location::Local(_))
     }
 
     /// Read every component through the verifier (size and SHA-256), before anything is

@@ -9,9 +9,21 @@ use anyhow::{Context, Result};
 
 use super::manifest::check_relative;
 
+/// Where media are, as data: a local file or directory, or a URL (never a display string read
+/// back as a path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory, an ISO image file or a CD drive on this machine.
+    Local(PathBuf),
+    /// An `http(s)://` base URL (a password in it kept: use `describe` for messages).
+    Url(String),
+}
+
 pub trait MediaSource: Send + Sync {
-    /// For messages: the directory or URL.
+    /// For messages: the directory or URL (a password in a URL redacted).
     fn describe(&self) -> String;
+    /// Where the media are.
+    fn location(&self) -> Location;
     /// Open the file at a media path (checked with `check_relative`), reading from its start.
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>>;
     /// The file's size, when the source can tell without reading it.
@@ -83,6 +95,9 @@ impl MediaSource for DirSource {
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
+    fn location(&self) -> Location {
+        Location::Local(self.root.clone())
+    }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let p = self.resolve(path)?;
         let f = std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
@@ -121,6 +136,9 @@ impl HttpSource {
 impl MediaSource for HttpSource {
     fn describe(&self) -> String {
         crate::http::redact(&self.base)
+    }
+    fn location(&self) -> Location {
+        Location::Url(self.base.clone())
     }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let url = self.url(path)?;

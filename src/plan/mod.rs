@@ -388,11 +388,9 @@ fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
 /// Rules on disks that hold whatever the kickstart says: never the disk the installer booted
 /// from (or reads its media from); `clearpart` only where we can honour it; `part` not yet.
 fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
-    let media_path = Path::new(&i.media.source.describe()).to_path_buf();
-    let boot_disk = if media_path.exists() {
-        disk_holding(i.sysroot, &media_path)
-    } else {
-        None
+    let boot_disk = match i.media.source.location() {
+        crate::media::source::Location::Local(p) => disk_holding(i.sysroot, &p),
+        crate::media::source::Location::Url(_) => None,
     };
     let facts: Vec<storage::safety::DiskFacts> = i
         .inventory

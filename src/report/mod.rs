@@ -6,40 +6,94 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod webhook;
 
-/// One thing that happened. Step ids are stable: fleet tools key on them.
+/// The steps of a run, in events, errors, timings and reports. Their JSON names are stable
+/// (docs/INSTALL.md): fleet tools key on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepId {
+    /// Boot options and the kickstart's location (`ks=`, `--ks`).
+    Source,
+    Kickstart,
+    Inventory,
+    Plan,
+    /// Every host component of local media hashed before the first write.
+    Media,
+    /// The DPU payload packed and hashed before the first write.
+    DpuStage,
+    Dpu,
+    /// The target opened for writing.
+    Open,
+    Partition,
+    Bootloader,
+    Bootbank,
+    Verify,
+    Bootcfg,
+    Post,
+    Report,
+}
+
+impl StepId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepId::Source => "source",
+            StepId::Kickstart => "kickstart",
+            StepId::Inventory => "inventory",
+            StepId::Plan => "plan",
+            StepId::Media => "media",
+            StepId::DpuStage => "dpu-stage",
+            StepId::Dpu => "dpu",
+            StepId::Open => "open",
+            StepId::Partition => "partition",
+            StepId::Bootloader => "bootloader",
+            StepId::Bootbank => "bootbank",
+            StepId::Verify => "verify",
+            StepId::Bootcfg => "bootcfg",
+            StepId::Post => "post",
+            StepId::Report => "report",
+        }
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing that happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     StepStarted {
-        step: String,
+        step: StepId,
         description: String,
         total_bytes: Option<u64>,
     },
     Progress {
-        step: String,
+        step: StepId,
         done_bytes: u64,
         total_bytes: u64,
         percent: f64,
     },
     StepFinished {
-        step: String,
+        step: StepId,
         elapsed_ms: u64,
     },
     Warning {
-        step: String,
+        step: StepId,
         message: String,
     },
     /// What a device said along the way (a DPU's install log line, a devlink status).
     Status {
-        step: String,
+        step: StepId,
         message: String,
     },
     Failed {
-        step: String,
+        step: StepId,
         message: String,
         exit_code: u8,
     },
@@ -65,7 +119,7 @@ pub struct JsonLines<W: Write + Send> {
     out: Mutex<W>,
     /// Progress events are thinned to one per this many bytes per step, to keep the stream small.
     every_bytes: u64,
-    last: Mutex<std::collections::HashMap<String, u64>>,
+    last: Mutex<std::collections::HashMap<StepId, u64>>,
 }
 
 impl<W: Write + Send> JsonLines<W> {
@@ -88,7 +142,7 @@ impl<W: Write + Send> EventSink for JsonLines<W> {
         } = &event
         {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            let prev = last.entry(step.clone()).or_insert(0);
+            let prev = last.entry(*step).or_insert(0);
             if *done_bytes < *total_bytes && *done_bytes < prev.saturating_add(self.every_bytes) {
                 return;
             }
@@ -106,7 +160,7 @@ impl<W: Write + Send> EventSink for JsonLines<W> {
 /// A bar per step on a terminal (indicatif); plain lines when stderr is not a terminal.
 pub struct Bars {
     multi: indicatif::MultiProgress,
-    bars: Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    bars: Mutex<std::collections::HashMap<StepId, indicatif::ProgressBar>>,
 }
 
 impl Default for Bars {
@@ -139,7 +193,7 @@ impl EventSink for Bars {
                     }
                     None => self.multi.add(indicatif::ProgressBar::new_spinner()),
                 };
-                bar.set_prefix(step.clone());
+                bar.set_prefix(step.as_str());
                 bar.set_message(description);
                 bars.insert(step, bar);
             }
@@ -178,7 +232,7 @@ impl EventSink for Bars {
 /// Times a step and reports its start, progress and end.
 pub struct Step<'a> {
     sink: &'a dyn EventSink,
-    id: String,
+    id: StepId,
     started: Instant,
     total: u64,
 }
@@ -186,18 +240,18 @@ pub struct Step<'a> {
 impl<'a> Step<'a> {
     pub fn start(
         sink: &'a dyn EventSink,
-        id: &str,
+        id: StepId,
         description: impl Into<String>,
         total_bytes: Option<u64>,
     ) -> Step<'a> {
         sink.emit(Event::StepStarted {
-            step: id.into(),
+            step: id,
             description: description.into(),
             total_bytes,
         });
         Step {
             sink,
-            id: id.into(),
+            id,
             started: Instant::now(),
             total: total_bytes.unwrap_or(0),
         }
@@ -209,7 +263,7 @@ impl<'a> Step<'a> {
             (done_bytes as f64 * 100.0 / self.total as f64).min(100.0)
         };
         self.sink.emit(Event::Progress {
-            step: self.id.clone(),
+            step: self.id,
             done_bytes,
             total_bytes: self.total,
             percent: (percent * 10.0).round() / 10.0,
@@ -217,25 +271,25 @@ impl<'a> Step<'a> {
     }
     pub fn warn(&self, message: impl Into<String>) {
         self.sink.emit(Event::Warning {
-            step: self.id.clone(),
+            step: self.id,
             message: message.into(),
         });
     }
     pub fn status(&self, message: impl Into<String>) {
         self.sink.emit(Event::Status {
-            step: self.id.clone(),
+            step: self.id,
             message: message.into(),
         });
     }
     pub fn finish(self) -> u64 {
         let elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.sink.emit(Event::StepFinished {
-            step: self.id.clone(),
+            step: self.id,
             elapsed_ms,
         });
         elapsed_ms
     }
-    pub fn id(&self) -> &str {
-        &self.id
+    pub fn id(&self) -> StepId {
+        self.id
     }
 }

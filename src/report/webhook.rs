@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::{Event, EventSink};
 use crate::http::Http;
+use crate::report::StepId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -42,11 +43,11 @@ struct Shaper {
     format: ReportFormat,
     token: Option<String>,
     started: bool,
-    warned_steps: HashSet<String>,
+    warned_steps: HashSet<StepId>,
     any_warning: bool,
     last_failure: Option<String>,
     /// Per step, the last progress percentage posted (json: one post per 10 %).
-    progress: std::collections::HashMap<String, f64>,
+    progress: std::collections::HashMap<StepId, f64>,
 }
 
 fn now() -> f64 {
@@ -86,7 +87,7 @@ impl Shaper {
         match self.format {
             ReportFormat::Json => {
                 if let Event::Progress { step, percent, .. } = e {
-                    let last = self.progress.entry(step.clone()).or_insert(-100.0);
+                    let last = self.progress.entry(*step).or_insert(-100.0);
                     if *percent < 100.0 && *percent < *last + 10.0 {
                         return out;
                     }
@@ -106,7 +107,7 @@ impl Shaper {
                         None,
                     ));
                 }
-                let stage = |s: &str| format!("cmd-install/stage-{s}");
+                let stage = |s: &StepId| format!("cmd-install/stage-{s}");
                 match e {
                     Event::StepStarted {
                         step, description, ..
@@ -117,10 +118,10 @@ impl Shaper {
                         } else {
                             "SUCCESS"
                         };
-                        out.push(curtin(&stage(step), "finish", step, Some(result)));
+                        out.push(curtin(&stage(step), "finish", step.as_str(), Some(result)));
                     }
                     Event::Warning { step, .. } => {
-                        self.warned_steps.insert(step.clone());
+                        self.warned_steps.insert(*step);
                         self.any_warning = true;
                     }
                     Event::Failed { step, message, .. } => {
@@ -260,12 +261,12 @@ mod tests {
         };
         let events = [
             Event::StepStarted {
-                step: "bootbank".into(),
+                step: StepId::Bootbank,
                 description: "modules".into(),
                 total_bytes: Some(10),
             },
             Event::Failed {
-                step: "bootbank".into(),
+                step: StepId::Bootbank,
                 message: "k.b00: SHA-256 is 00, the manifest says 11".into(),
                 exit_code: 4,
             },

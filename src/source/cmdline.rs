@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::kickstart::lexer;
+use crate::words;
 
 /// Where `ks=` says the kickstart is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -137,7 +137,7 @@ impl BootOptions {
         }
         // shlex.split(cmdline), without comments: a `#` is part of a word here.
         let words =
-            lexer::split_without_comments(cmdline.trim_end()).map_err(|e| BootOptionError {
+            words::split_without_comments(cmdline.trim_end()).map_err(|e| BootOptionError {
                 word: cmdline.to_string(),
                 why: e.message.to_string(),
             })?;

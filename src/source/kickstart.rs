@@ -15,6 +15,8 @@ pub struct Reach<'a> {
     pub sysroot: &'a Path,
     pub http: &'a Http,
     pub usb: usb::UsbScan,
+    /// The USB and removable disks for `ks=usb` (from the inventory), asked on each scan.
+    pub usb_disks: &'a dyn Fn() -> Result<Vec<usb::UsbDisk>>,
 }
 
 /// A kickstart as fetched.
@@ -125,7 +127,7 @@ fn fetch_one(loc: &KsLocation, reach: &Reach<'_>) -> Result<FetchedKickstart> {
             done(name.clone(), name, bytes, Some(drive))
         }
         KsLocation::Usb(p) => {
-            let found = usb::find(reach.sysroot, p, reach.usb)?;
+            let found = usb::find(reach.sysroot, reach.usb_disks, p, reach.usb)?;
             done(found.name.clone(), found.name, found.bytes, None)
         }
     }

@@ -11,8 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use fscommon::{BufStream, StreamSlice};
 
-use crate::inventory::{Disk, Inventory};
-
 /// How hard to look. ESXi rescans 5 times, 10 seconds apart.
 #[derive(Debug, Clone, Copy)]
 pub struct UsbScan {
@@ -39,8 +37,27 @@ pub struct Found {
     pub device: std::path::PathBuf,
 }
 
-/// Find `path` (e.g. `/ks.cfg`) on the first USB or removable disk that has it.
-pub fn find(sysroot: &Path, path: &str, scan: UsbScan) -> Result<Found> {
+/// A USB or removable disk as `ks=usb` searches it. The caller lists them (from the inventory):
+/// the source stage reads no inventory itself.
+#[derive(Debug, Clone)]
+pub struct UsbDisk {
+    /// `/dev/sdb`, as the installer names it.
+    pub device: String,
+    /// For messages: model, transport.
+    pub description: String,
+    pub size_bytes: u64,
+    /// Where a FAT file system may be, with a name each (`partition 1`, `whole disk`).
+    pub regions: Vec<(String, u64, u64)>,
+}
+
+/// Find `path` (e.g. `/ks.cfg`) on the first USB or removable disk that has it. `list` is asked
+/// again on each scan: a stick may appear while the installer waits.
+pub fn find(
+    sysroot: &Path,
+    list: &dyn Fn() -> Result<Vec<UsbDisk>>,
+    path: &str,
+    scan: UsbScan,
+) -> Result<Found> {
     let mut why = Vec::new();
     for attempt in 0..scan.attempts.max(1) {
         if attempt > 0 {
@@ -53,16 +70,11 @@ pub fn find(sysroot: &Path, path: &str, scan: UsbScan) -> Result<Found> {
             std::thread::sleep(scan.pause);
         }
         why.clear();
-        let inventory = Inventory::read(sysroot).context("listing the disks for ks=usb")?;
-        let disks: Vec<&Disk> = inventory
-            .disks
-            .iter()
-            .filter(|d| d.usb || d.removable)
-            .collect();
+        let disks = list().context("listing the disks for ks=usb")?;
         if disks.is_empty() {
             why.push("no USB or removable disk".to_string());
         }
-        for d in disks {
+        for d in &disks {
             match find_on_disk(sysroot, d, path) {
                 Ok(found) => return Ok(found),
                 Err(e) => why.push(format!("{e:#}")),
@@ -76,37 +88,11 @@ pub fn find(sysroot: &Path, path: &str, scan: UsbScan) -> Result<Found> {
     )
 }
 
-/// The byte ranges that may hold a FAT file system: each partition, then the whole disk (sticks
-/// formatted without a partition table).
-fn regions(d: &Disk) -> Vec<(String, u64, u64)> {
-    let ss = u64::from(d.logical_block_size.max(512));
-    let mut out = Vec::new();
-    // The table is the stick's, so not trusted: a region whose bounds overflow is skipped.
-    for p in &d.content.partitions {
-        let bounds = p
-            .first_lba
-            .checked_mul(ss)
-            .zip(p.last_lba.checked_add(1).and_then(|l| l.checked_mul(ss)));
-        if let Some((start, end)) = bounds {
-            out.push((format!("partition {}", p.number), start, end));
-        }
-    }
-    for p in &d.content.mbr_partitions {
-        let start = u64::from(p.first_lba) * ss;
-        let end = start + u64::from(p.sectors) * ss;
-        if p.sectors > 0 {
-            out.push((format!("partition {}", p.number), start, end));
-        }
-    }
-    out.push(("whole disk".to_string(), 0, d.size_bytes));
-    out
-}
-
 /// `path` from the FAT file system in `slice`: the bytes, or why not (no FAT, FAT12, no file).
 fn read_ks(
     slice: StreamSlice<File>,
     path: &str,
-    d: &Disk,
+    d: &UsbDisk,
     what: &str,
 ) -> Result<std::result::Result<Vec<u8>, String>> {
     let fs = match fatfs::FileSystem::new(BufStream::new(slice), fatfs::FsOptions::new()) {
@@ -136,10 +122,10 @@ fn read_ks(
     Ok(Ok(bytes))
 }
 
-fn find_on_disk(sysroot: &Path, d: &Disk, path: &str) -> Result<Found> {
+fn find_on_disk(sysroot: &Path, d: &UsbDisk, path: &str) -> Result<Found> {
     let device = sysroot.join(d.device.trim_start_matches('/'));
     let mut tried = Vec::new();
-    for (what, start, end) in regions(d) {
+    for (what, start, end) in d.regions.iter().cloned() {
         // Read-only: looking for a kickstart must never change the stick.
         let file = File::open(&device).with_context(|| format!("opening {}", device.display()))?;
         let len = file
@@ -179,5 +165,5 @@ fn find_on_disk(sysroot: &Path, d: &Disk, path: &str) -> Result<Found> {
             device,
         });
     }
-    anyhow::bail!("{} ({}): {}", d.device, d.description(), tried.join(", "))
+    anyhow::bail!("{} ({}): {}", d.device, d.description, tried.join(", "))
 }

@@ -3,7 +3,7 @@
 
 use ksinstall::inventory::disk::human_size;
 use ksinstall::kickstart::grammar::KEYBOARDS;
-use ksinstall::report::Event;
+use ksinstall::report::{Event, StepId};
 use ksinstall::storage::{Action, Filesystem, Role};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -593,7 +593,7 @@ fn confirm(f: &mut Frame<'_>, app: &App, version: &str) {
 #[derive(Default)]
 pub struct Progress {
     /// (step, description, done bytes, total bytes, finished)
-    pub steps: Vec<(String, String, u64, Option<u64>, bool)>,
+    pub steps: Vec<(StepId, String, u64, Option<u64>, bool)>,
     pub warnings: Vec<String>,
     pub failure: Option<String>,
 }
@@ -607,16 +607,16 @@ impl Progress {
                 total_bytes,
             } => self
                 .steps
-                .push((step.clone(), description.clone(), 0, *total_bytes, false)),
+                .push((*step, description.clone(), 0, *total_bytes, false)),
             Event::Progress {
                 step, done_bytes, ..
             } => {
-                if let Some(s) = self.steps.iter_mut().rev().find(|s| &s.0 == step) {
+                if let Some(s) = self.steps.iter_mut().rev().find(|s| s.0 == *step) {
                     s.2 = *done_bytes;
                 }
             }
             Event::StepFinished { step, .. } => {
-                if let Some(s) = self.steps.iter_mut().rev().find(|s| &s.0 == step) {
+                if let Some(s) = self.steps.iter_mut().rev().find(|s| s.0 == *step) {
                     s.4 = true;
                     if let Some(t) = s.3 {
                         s.2 = t;
@@ -626,7 +626,7 @@ impl Progress {
             Event::Warning { step, message } => self.warnings.push(format!("{step}: {message}")),
             // A device's own words (a DPU's log line): shown as the step's description.
             Event::Status { step, message } => {
-                if let Some(s) = self.steps.iter_mut().rev().find(|s| &s.0 == step) {
+                if let Some(s) = self.steps.iter_mut().rev().find(|s| s.0 == *step) {
                     s.1 = message.clone();
                 }
             }
@@ -667,7 +667,7 @@ pub fn draw_progress(f: &mut Frame<'_>, p: &Progress, version: &str) {
         };
         lines.push(Line::raw(format!(
             "{} {:<27} {}",
-            cut(step, 10),
+            cut(step.as_str(), 10),
             bar,
             cut(description, 38).trim_end()
         )));

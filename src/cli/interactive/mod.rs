@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ksinstall::exit::Outcome;
+use ksinstall::report::StepId;
 use ksinstall::report::{Event, EventSink};
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, KeyCode, KeyEventKind};
@@ -192,7 +193,7 @@ fn install_on_screen(
     let result = ksinstall::install::run(options, host, plan, state::KICKSTART_NAME, &sink).result;
     if let Err(e) = &result {
         sink.emit(Event::Failed {
-            step: e.step.clone(),
+            step: e.step,
             message: e.message.clone(),
             exit_code: e.outcome as u8,
         });
@@ -247,7 +248,7 @@ fn result_lines(
         e.message.clone(),
         String::new(),
         format!("Exit code {}.", e.outcome as u8),
-        if e.step == "media" && media_local {
+        if e.step == StepId::Media && media_local {
             "Nothing was written: the disk is as it was.".into()
         } else {
             "The disk may not boot: fix the cause and install again.".into()

@@ -1,4 +1,6 @@
-//! One physical kickstart line split into words the way Python's `shlex.split(line, comments=True)`
+//! Shell-style words, shared by the kickstart and the kernel command line (a neutral module: both
+//! stages use it, neither owns it). One physical line split into words the way Python's
+//! `shlex.split(line, comments=True)`
 //! does in POSIX mode, which is what ESXi's installer uses (../shared/spec/kickstart.md §1.1):
 //! whitespace separates words; `'...'` keeps everything literally; `"..."` keeps everything but lets
 //! `\` escape `"` and `\`; outside quotes `\` escapes any character; `#` outside quotes ends the
