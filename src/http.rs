@@ -454,41 +454,39 @@ pub fn identity_headers(
     mac: bool,
     serial: bool,
 ) -> Vec<(String, String)> {
+    match crate::sysroot::Sysroot::new(sysroot) {
+        Ok(sys) => identity_headers_in(&sys, mac, serial),
+        Err(e) => {
+            log::warn!("{e:#}; no identity headers sent");
+            Vec::new()
+        }
+    }
+}
+
+/// As [`identity_headers`], through an open seam (so `probe --record` sees the reads).
+pub fn identity_headers_in(
+    sys: &crate::sysroot::Sysroot,
+    mac: bool,
+    serial: bool,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if mac {
-        let net = sysroot.join("sys/class/net");
-        let mut names: Vec<String> = std::fs::read_dir(&net)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        let mut n = 0;
-        for name in names.into_iter().filter(|n| n != "lo") {
-            let Ok(addr) = std::fs::read_to_string(net.join(&name).join("address")) else {
-                continue;
-            };
-            let addr = addr.trim().to_ascii_lowercase();
-            if addr.is_empty() || addr.bytes().all(|b| b == b'0' || b == b':') {
-                continue;
-            }
+        for (n, (name, addr)) in crate::sysroot::mac_addresses(sys).into_iter().enumerate() {
             out.push((
                 format!("X-RHN-Provisioning-MAC-{n}"),
                 format!("{name} {addr}"),
             ));
-            n += 1;
         }
     }
     if serial {
-        let p = sysroot.join("sys/class/dmi/id/product_serial");
-        match std::fs::read_to_string(&p) {
-            Ok(s) if !s.trim().is_empty() => {
-                out.push(("X-System-Serial-Number".into(), s.trim().to_string()))
-            }
-            Ok(_) => log::warn!("{}: empty; no serial number header sent", p.display()),
-            Err(e) => log::warn!("{}: {e}; no serial number header sent", p.display()),
+        let p = std::path::Path::new("sys/class/dmi/id/product_serial");
+        match sys.attr(p) {
+            Ok(Some(s)) if !s.is_empty() => out.push(("X-System-Serial-Number".into(), s)),
+            Ok(_) => log::warn!(
+                "{}: empty or absent; no serial number header sent",
+                p.display()
+            ),
+            Err(e) => log::warn!("{e:#}; no serial number header sent"),
         }
     }
     out

@@ -18,4 +18,5 @@ pub mod report;
 pub mod size;
 pub mod source;
 pub mod storage;
+pub mod sysroot;
 pub mod words;

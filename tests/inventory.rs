@@ -1128,3 +1128,52 @@ fn a_looping_fat_cluster_chain_does_not_hang_the_inventory() {
     assert_eq!(content.partitions.len(), 1);
     assert!(content.esx.is_none(), "no boot bank can be read from it");
 }
+
+#[test]
+fn probe_record_captures_everything_the_installer_reads_below_the_sysroot() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let host = tmp.path().join("host");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(fixture("plain"))
+        .arg(&host)
+        .status();
+    assert!(ok.expect("cp").success());
+    // What the source stage reads besides the inventory: the kernel command line, the network
+    // interfaces' addresses (netdevice=, identity headers), the serial number, the CD drives.
+    let write = |rel: &str, text: &str| {
+        let p = host.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, text).expect("write");
+    };
+    write(
+        "proc/cmdline",
+        "ks=cdrom:/KS.CFG BOOTIF=01-52-54-00-12-34-56\n",
+    );
+    write("sys/class/net/eth0/address", "52:54:00:12:34:56\n");
+    write("sys/class/dmi/id/product_serial", "CZ1234ABCD\n");
+    let dest = tmp.path().join("recorded");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["probe", "--sysroot"])
+        .arg(&host)
+        .arg("--record")
+        .arg(&dest)
+        .output()
+        .expect("run probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for rel in [
+        "proc/cmdline",
+        "sys/class/net/eth0/address",
+        "sys/class/dmi/id/product_serial",
+        "sys/block/sda/device/type",
+    ] {
+        let recorded = fs::read_to_string(dest.join(rel))
+            .unwrap_or_else(|e| panic!("{rel} was not recorded: {e}"));
+        let original = fs::read_to_string(host.join(rel)).expect("original");
+        assert_eq!(recorded, original, "{rel}");
+    }
+}

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ksinstall::exit::Outcome;
-use ksinstall::inventory::{disk::human_size, record, Inventory};
+use ksinstall::inventory::{disk::human_size, Inventory};
 
 /// Show the disks and DPUs the installer sees, or record them as a test fixture.
 #[derive(Debug, clap::Args)]
@@ -33,7 +33,7 @@ enum Format {
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let Some(dest) = &a.record {
-        let summary = record::record(&a.sysroot, dest)?;
+        let summary = ksinstall::install::record(&a.sysroot, dest)?;
         println!(
             "recorded {} files, {} links, {} directories into {}",
             summary.files,

@@ -176,6 +176,22 @@ pub fn usb_disks(sysroot: &Path) -> anyhow::Result<Vec<crate::source::usb::UsbDi
         .collect())
 }
 
+/// `probe --record`: copy into `dest` every file below the sysroot the installer reads: the
+/// inventory's sysfs, the kernel command line, the CD drives, the network interfaces' addresses
+/// and the serial number (docs/HARDWARE.md).
+pub fn record(
+    sysroot: &Path,
+    dest: &Path,
+) -> anyhow::Result<crate::inventory::record::RecordSummary> {
+    crate::inventory::record::record_with(sysroot, dest, &|sys| {
+        if let Err(e) = BootOptions::read_in(sys, None) {
+            log::warn!("{e}");
+        }
+        crate::source::cdrom::drives_in(sys);
+        crate::http::identity_headers_in(sys, true, true);
+    })
+}
+
 /// What `run` did: the disk's account when apply finished, and how the run ended.
 pub struct Ran {
     pub applied: Option<apply::Applied>,

@@ -16,7 +16,9 @@ pub mod findings;
 pub mod pci;
 pub mod record;
 pub mod select;
-mod sysfs;
+// The one hardware seam lives beside the stages (crate::sysroot): the source stage reads the
+// kernel command line and the CD drives through it too.
+use crate::sysroot as sysfs;
 
 pub use catalog::{Catalog, Role};
 pub use content::{Bootbank, DiskContent, EsxInstall, PartitionTable};

@@ -27,6 +27,17 @@ pub struct RecordSummary {
 
 /// Records what the inventory reads below `sysroot` into `dest`, which must be new or empty.
 pub fn record(sysroot: &Path, dest: &Path) -> anyhow::Result<RecordSummary> {
+    record_with(sysroot, dest, &|_| ())
+}
+
+/// As [`record`], with `also` reading through the same seam whatever else the installer reads
+/// (the boot options, the CD drives, the identity headers: stages above the inventory, which
+/// the caller knows and this module does not).
+pub fn record_with(
+    sysroot: &Path,
+    dest: &Path,
+    also: &dyn Fn(&Sysroot),
+) -> anyhow::Result<RecordSummary> {
     if dest.exists() {
         let mut entries =
             std::fs::read_dir(dest).with_context(|| format!("listing {}", dest.display()))?;
@@ -42,6 +53,7 @@ pub fn record(sysroot: &Path, dest: &Path) -> anyhow::Result<RecordSummary> {
     disk::read_disks_without_content(&sys).context("reading disks")?;
     pci::read_functions(&sys).context("reading PCI functions")?;
     pci::read_slots(&sys).context("reading PCI slots")?;
+    also(&sys);
 
     let mut copier = Copier {
         src: sys.root().to_path_buf(),

@@ -12,23 +12,32 @@ use crate::media::MediaSource;
 
 /// CD/DVD drives: `sys/block/sr*`, and any block device whose SCSI type is 5 (a CD/DVD drive).
 pub fn drives(sysroot: &Path) -> Vec<PathBuf> {
-    let block = sysroot.join("sys/block");
-    let mut names: Vec<String> = std::fs::read_dir(&block)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    match crate::sysroot::Sysroot::new(sysroot) {
+        Ok(sys) => drives_in(&sys),
+        Err(e) => {
+            log::warn!("{e:#}");
+            Vec::new()
+        }
+    }
+}
+
+/// As [`drives`], through an open seam (so `probe --record` sees the reads).
+pub fn drives_in(sys: &crate::sysroot::Sysroot) -> Vec<PathBuf> {
+    let block = Path::new("sys/block");
+    let names = sys.list(block).unwrap_or_else(|e| {
+        log::warn!("{e:#}");
+        Vec::new()
+    });
     names
         .into_iter()
         .filter(|n| {
+            // SCSI type 5: a CD/DVD drive that is not named sr* (some USB bridges).
             n.starts_with("sr")
-                || std::fs::read_to_string(block.join(n).join("device/type"))
-                    .is_ok_and(|t| t.trim() == "5")
+                || sys
+                    .attr_or_warn(&block.join(n).join("device/type"))
+                    .is_some_and(|t| t == "5")
         })
-        .map(|n| sysroot.join("dev").join(n))
+        .map(|n| sys.root().join("dev").join(n))
         .collect()
 }
 

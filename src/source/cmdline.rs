@@ -113,16 +113,21 @@ impl BootOptions {
     /// The boot options of this run: `cmdline` when given (`--cmdline`), else `proc/cmdline`
     /// below the sysroot; none when that file does not exist (not a booted installer).
     pub fn read(sysroot: &std::path::Path, cmdline: Option<&str>) -> Result<BootOptions, String> {
+        let sys = crate::sysroot::Sysroot::new(sysroot).map_err(|e| format!("{e:#}"))?;
+        BootOptions::read_in(&sys, cmdline)
+    }
+
+    /// As [`BootOptions::read`], through an open seam (so `probe --record` sees the read).
+    pub fn read_in(
+        sys: &crate::sysroot::Sysroot,
+        cmdline: Option<&str>,
+    ) -> Result<BootOptions, String> {
         let text = match cmdline {
             Some(c) => c.to_string(),
-            None => {
-                let p = sysroot.join("proc/cmdline");
-                match std::fs::read_to_string(&p) {
-                    Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                    Err(e) => return Err(format!("reading {}: {e}", p.display())),
-                }
-            }
+            None => sys
+                .attr(std::path::Path::new("proc/cmdline"))
+                .map_err(|e| format!("{e:#}"))?
+                .unwrap_or_default(),
         };
         // Its warnings become plan warnings (shown and reported there).
         BootOptions::parse(&text).map_err(|e| e.to_string())
@@ -293,13 +298,12 @@ pub fn check_netdevice(sysroot: &std::path::Path, o: &BootOptions) -> Result<(),
         log::info!("netdevice={dev}: an ESXi NIC name; not checked");
         return Ok(());
     }
-    let Ok(entries) = std::fs::read_dir(&net) else {
+    let Ok(sys) = crate::sysroot::Sysroot::new(sysroot) else {
         return Ok(());
     };
-    let found = entries.filter_map(|e| e.ok()).any(|e| {
-        std::fs::read_to_string(e.path().join("address"))
-            .is_ok_and(|a| a.trim().eq_ignore_ascii_case(dev))
-    });
+    let found = crate::sysroot::mac_addresses(&sys)
+        .iter()
+        .any(|(_, a)| a.eq_ignore_ascii_case(dev));
     if found {
         Ok(())
     } else {

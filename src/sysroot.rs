@@ -1,4 +1,6 @@
 //! The one hardware seam: a directory standing for `/`, read where the kernel puts things.
+//! Every stage that reads the machine (the inventory, the boot options, the CD drives, the
+//! identity headers) reads through it, so `probe --record` captures all of it.
 //!
 //! Every path here is relative to the sysroot ("sys/block/sda"). The sysroot remembers what it
 //! read so that `probe --record` can copy exactly that subset.
@@ -155,6 +157,26 @@ impl Sysroot {
         }
         there
     }
+}
+
+/// Every network interface's name and hardware address (`sys/class/net/*/address`, lower
+/// case), loopback and all-zero addresses left out, by name.
+pub fn mac_addresses(sys: &Sysroot) -> Vec<(String, String)> {
+    let net = Path::new("sys/class/net");
+    let names = sys.list(net).unwrap_or_else(|e| {
+        log::warn!("{e:#}");
+        Vec::new()
+    });
+    names
+        .into_iter()
+        .filter(|n| n != "lo")
+        .filter_map(|name| {
+            let addr = sys.attr_or_warn(&net.join(&name).join("address"))?;
+            let addr = addr.to_ascii_lowercase();
+            let blank = addr.is_empty() || addr.bytes().all(|b| b == b'0' || b == b':');
+            (!blank).then_some((name, addr))
+        })
+        .collect()
 }
 
 /// Joins a relative link target onto a directory without touching the file system.
