@@ -463,6 +463,7 @@ fn install_dpu(
             dpu: &d.card,
             name: d.name.clone(),
             dir: dir.clone(),
+            marker: staged.marker.clone().unwrap_or_default(),
             access,
         }),
         dpu::Interface::Devlink {

@@ -190,6 +190,8 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
             "{}: the BlueField is in NIC mode; vSphere Distributed Services Engine needs DPU mode",
             dev.dir.display()
         ));
+    } else if dev.drop_mode {
+        o.problem = Some(rshim::take_back_hint(&dev.dir));
     } else if dev.secure_nic_mode {
         o.problem = Some(format!(
             "{}: SECURE_NIC_MODE is on, which disables rshim's boot device over PCIe",
@@ -307,12 +309,111 @@ pub trait Backend {
     ) -> Result<Delivered, DpuFault>;
 }
 
-/// BlueField: the boot stream into `boot`, then `misc` until the DPU is ready.
+/// BlueField: the boot stream into `boot`, then `misc` until our payload's own line.
 pub struct RshimBackend<'a> {
     pub dpu: &'a Dpu,
     pub name: String,
     pub dir: PathBuf,
+    /// The line the `bf.cfg` hook logs when the card's installer has run it (`payload::marker`).
+    pub marker: String,
     pub access: &'a Access,
+}
+
+fn rshim_outcome(e: &rshim::RshimError) -> Outcome {
+    use rshim::RshimError as E;
+    match e {
+        E::Transfer(_) | E::Io(_) => Outcome::DpuTransfer,
+        E::Timeout(_) => Outcome::DpuTimeout,
+        E::Refused(_) | E::Busy(_) | E::Dropped(_) => Outcome::DpuRefused,
+        E::Failed(_) | E::Unconfirmed(_) | E::Cancelled => Outcome::Dpu,
+    }
+}
+
+impl RshimBackend<'_> {
+    fn fault(&self, step: &str, e: rshim::RshimError) -> DpuFault {
+        DpuFault {
+            dpu: self.name.clone(),
+            step: step.into(),
+            outcome: rshim_outcome(&e),
+            message: e.to_string(),
+        }
+    }
+
+    /// bfb-install's steps, in its order: check the device (drop mode, locked, a stale
+    /// `BOOT_RESET_SKIP`), push, then `CLEAR_ON_READ 1` and `DISPLAY_LEVEL 2`, then follow the
+    /// log. Every `misc` setting changed is put back when `restore` is dropped, on every path.
+    fn run(
+        &self,
+        staged: &Path,
+        restore: &mut rshim::MiscRestore,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<((u64, String), rshim::Finish, Vec<String>), DpuFault> {
+        let misc = self.dir.join("misc");
+        let io = |e: std::io::Error| {
+            self.fault(
+                "rshim",
+                rshim::RshimError::Io(format!("{}: {e}", misc.display())),
+            )
+        };
+        let before = rshim::read_before(&self.dir).map_err(|e| self.fault("rshim", e))?;
+        if before.boot_reset_skip {
+            // Left at 1 (an interrupted runtime update does that), the push would not reset
+            // the card and the running OS would get a stream it does not read.
+            progress(Progress::Status(format!(
+                "{}: BOOT_RESET_SKIP was 1; set to 0 for this push, put back afterwards",
+                misc.display()
+            )));
+            restore
+                .set("BOOT_RESET_SKIP 0", "BOOT_RESET_SKIP 1".into())
+                .map_err(io)?;
+        }
+        if before.log.is_none() {
+            progress(Progress::Status(format!(
+                "{}: CLEAR_ON_READ was already 1 (another reader follows this log); its old lines were not read",
+                misc.display()
+            )));
+        }
+        let sent = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
+            progress(Progress::Bytes(n))
+        })
+        .map_err(|e| self.fault("boot stream", e))?;
+        progress(Progress::Status(
+            "boot stream sent; the DPU installs".into(),
+        ));
+        let on = |b: bool| if b { "1" } else { "0" };
+        restore
+            .set(
+                "CLEAR_ON_READ 1",
+                format!("CLEAR_ON_READ {}", on(before.clear_on_read)),
+            )
+            .map_err(io)?;
+        restore
+            .set(
+                "DISPLAY_LEVEL 2",
+                format!("DISPLAY_LEVEL {}", before.display_level),
+            )
+            .map_err(io)?;
+        let watch = rshim::Watch {
+            dir: &self.dir,
+            seen: before.log.unwrap_or_default(),
+            marker: &self.marker,
+            clears_on_read: !rshim::is_simulator(&self.dir),
+            silence: self.access.silence,
+            poll: self.access.poll,
+            cancel: &self.access.cancel,
+        };
+        let mut warnings = Vec::new();
+        let (finish, log) = rshim::wait(
+            watch,
+            &mut |l| progress(Progress::Status(l.to_string())),
+            &mut |l| warnings.push(l.to_string()),
+        )
+        .map_err(|e| self.fault("install", e))?;
+        for w in warnings {
+            log::warn!("{}: the DPU logged: {w}", self.name);
+        }
+        Ok((sent, finish, log))
+    }
 }
 
 impl Backend for RshimBackend<'_> {
@@ -321,59 +422,10 @@ impl Backend for RshimBackend<'_> {
         staged: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Delivered, DpuFault> {
-        let fault = |step: &str, e: rshim::RshimError| {
-            let outcome = match &e {
-                rshim::RshimError::Transfer(_) | rshim::RshimError::Io(_) => Outcome::DpuTransfer,
-                rshim::RshimError::Timeout(_) => Outcome::DpuTimeout,
-                rshim::RshimError::Refused(_) => Outcome::DpuRefused,
-                rshim::RshimError::Failed(_) | rshim::RshimError::Cancelled => Outcome::Dpu,
-            };
-            DpuFault {
-                dpu: self.name.clone(),
-                step: step.into(),
-                message: e.to_string(),
-                outcome,
-            }
-        };
-        let io_fault = |e: std::io::Error| {
-            fault(
-                "rshim",
-                rshim::RshimError::Io(format!("{}: {e}", self.dir.join("misc").display())),
-            )
-        };
-        // As bfb-install: the DPU's log shown in misc and cleared as it is read (the log buffer
-        // is small and stops at wraparound), then the stream. The display level is put back
-        // afterwards, so a later read of misc (probe) does not consume the log.
-        let before = rshim::read_misc(&self.dir.join("misc")).map_err(io_fault)?;
-        let level = rshim::parse_misc(&before)
-            .0
-            .get("DISPLAY_LEVEL")
-            .cloned()
-            .unwrap_or_else(|| "0".into());
-        rshim::misc_command(&self.dir, "DISPLAY_LEVEL 2").map_err(io_fault)?;
-        rshim::misc_command(&self.dir, "CLEAR_ON_READ 1").map_err(io_fault)?;
-        let baseline = rshim::read_misc(&self.dir.join("misc")).map_err(io_fault)?;
-        let result = (|| {
-            let sent = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
-                progress(Progress::Bytes(n))
-            })
-            .map_err(|e| fault("boot stream", e))?;
-            progress(Progress::Status(
-                "boot stream sent; the DPU installs".into(),
-            ));
-            let (finish, log) = rshim::wait(
-                &self.dir,
-                &baseline,
-                self.access.silence,
-                self.access.poll,
-                &self.access.cancel,
-                &mut |l| progress(Progress::Status(l.to_string())),
-            )
-            .map_err(|e| fault("install", e))?;
-            Ok((sent, finish, log))
-        })();
-        let _ = rshim::misc_command(&self.dir, &format!("DISPLAY_LEVEL {level}"));
-        let ((bytes, sha256), rshim::Finish::Ready(last), log) = result?;
+        let mut restore = rshim::MiscRestore::new(&self.dir);
+        let result = self.run(staged, &mut restore, progress);
+        drop(restore);
+        let ((bytes, sha256), rshim::Finish::Confirmed(line), log) = result?;
         let mut after = Observed::new(self.dpu);
         after.interface = Some(Interface::Rshim {
             dir: self.dir.clone(),
@@ -381,7 +433,7 @@ impl Backend for RshimBackend<'_> {
                 .map(|d| d.dev_name)
                 .unwrap_or_default(),
         });
-        after.software = Some(format!("installed from this boot stream ({last})"));
+        after.software = Some(format!("installed from this boot stream ({line})"));
         after.versions = log
             .iter()
             .map(|l| VersionEntry {

@@ -540,7 +540,17 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
                 ));
                 Some(firmware_dir.clone())
             }
-            dpu::Interface::Rshim { .. } => None,
+            dpu::Interface::Rshim { dir, .. } => {
+                if bundle.manifest.format == dpu::bundle::PayloadFormat::Bfb
+                    && !dpu::rshim::is_simulator(dir)
+                {
+                    return Err(refuse(Outcome::Precondition, format!(
+                        "{name}: the bundle {} is a boot stream ksinstall builds itself, which only the simulator understands; a real BlueField boots only the vendor's complete BF-Bundle: use a bundle of format \"bfb-passthrough\" (firmware/README.md)",
+                        bundle.dir.display()
+                    )));
+                }
+                None
+            }
         };
         out.push(DpuPlan {
             vendor: d.vendor.clone(),
