@@ -789,3 +789,34 @@ fn the_self_built_stream_is_never_offered_to_a_card_behind_a_real_rshim_daemon()
     assert!(text(&out).contains("a real BlueField boots only the vendor's complete BF-Bundle"));
     assert!(!h.path("disk.img").exists());
 }
+
+#[test]
+fn a_dsc_with_only_ionic_bound_is_flashed_through_ionic() {
+    let h = Host::new("pensando-dsc2-200");
+    // pds_core not bound to the core PF (an older kernel, or unbound): only ionic is there.
+    std::fs::remove_file(h.sysroot.join("sys/bus/pci/devices/0000:45:00.0/driver")).unwrap();
+    let ionic = "0000:43:00.0";
+    let peer = DevlinkPeer::start(
+        h.dir.path(),
+        &h.sysroot,
+        ionic,
+        FlashBehaviour::Succeed,
+        "1.51.0-E-12",
+    );
+    let sock = peer.socket.display().to_string();
+    let dry = h.install(&["--devlink-socket", &sock, "--dry-run"]);
+    assert!(
+        text(&dry).contains("reached through ionic on 0000:43:00.0 (the core PF 0000:45:00.0 is bound to no driver)"),
+        "{}",
+        text(&dry)
+    );
+    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = peer.log();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert!(log.commands.contains(&58), "{:?}", log.commands);
+    assert_eq!(
+        log.flashed_sha256.as_deref(),
+        Some(bundle_hash("amd-pensando-dsc", "dsc_fw.tar").as_str())
+    );
+}

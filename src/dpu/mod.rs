@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::exit::Outcome;
 use crate::inventory::catalog::Role;
-use crate::inventory::pci::Dpu;
+use crate::inventory::pci::{Dpu, DpuFunction as inventory_function};
 use devlink::{Client, DevlinkError};
 pub use transport::Endpoint;
 
@@ -80,6 +80,12 @@ impl std::fmt::Display for Interface {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Interface::Rshim { dir, .. } => write!(f, "rshim {}", dir.display()),
+            Interface::Devlink {
+                bus,
+                device,
+                driver: Some(d),
+                ..
+            } => write!(f, "devlink {bus}/{device} ({d})"),
             Interface::Devlink { bus, device, .. } => write!(f, "devlink {bus}/{device}"),
         }
     }
@@ -106,6 +112,8 @@ pub struct Observed {
     pub versions: Vec<VersionEntry>,
     /// Why the card cannot be installed through its interface now.
     pub problem: Option<String>,
+    /// Which function the interface is reached through, and why (a DSC: the bound driver).
+    pub reached_through: Option<String>,
 }
 
 impl Observed {
@@ -117,6 +125,7 @@ impl Observed {
             software: None,
             versions: Vec::new(),
             problem: None,
+            reached_through: None,
         }
     }
 }
@@ -201,11 +210,14 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
 }
 
 fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
-    let (bus, device) = match (&access.devlink_handle, &dpu.management) {
+    let (bus, device) = match (&access.devlink_handle, devlink_function(dpu)) {
         (Some((bus, device)), _) => (bus.clone(), device.clone()),
-        (None, Some(device)) => ("pci".to_string(), device.clone()),
-        (None, None) => {
-            o.problem = Some("the card shows no management function (pds_core or ionic PF)".into());
+        (None, Ok((device, why))) => {
+            o.reached_through = Some(why);
+            ("pci".to_string(), device)
+        }
+        (None, Err(why)) => {
+            o.problem = Some(why);
             return;
         }
     };
@@ -261,6 +273,45 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
             o.problem = Some(format!("devlink dev info {bus}/{device}: {e}"));
         }
     }
+}
+
+/// The function a DSC's devlink instance is reached through, chosen by the driver actually
+/// bound to it (its `driver` link in sysfs), not by its PCI id alone: a devlink instance exists
+/// only where a driver registered one. `pds_core` on the core PF (100c) first, as the catalog
+/// prefers it; else `ionic` on an Ethernet PF (1002), lowest address first. Returns the address
+/// and a sentence saying which and why.
+pub fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
+    let bound = |role: Role, driver: &str| {
+        let mut f: Vec<&inventory_function> = dpu
+            .functions
+            .iter()
+            .filter(|f| f.role == role && f.driver.as_deref() == Some(driver))
+            .collect();
+        f.sort_by(|a, b| a.address.cmp(&b.address));
+        f.first().map(|f| f.address.clone())
+    };
+    if let Some(a) = bound(Role::CorePf, "pds_core") {
+        return Ok((a.clone(), format!("reached through pds_core on {a}")));
+    }
+    if let Some(a) = bound(Role::EthPf, "ionic") {
+        let core = dpu
+            .functions
+            .iter()
+            .find(|f| f.role == Role::CorePf)
+            .map(|f| {
+                format!(
+                    "the core PF {} is bound to {}",
+                    f.address,
+                    f.driver.as_deref().unwrap_or("no driver")
+                )
+            })
+            .unwrap_or_else(|| "the card shows no core PF".into());
+        return Ok((a.clone(), format!("reached through ionic on {a} ({core})")));
+    }
+    Err(
+        "no function of the card is bound to pds_core (core PF 1dd8:100c) or ionic (Ethernet PF 1dd8:1002): without one the kernel has no devlink instance to flash through"
+            .into(),
+    )
 }
 
 /// Make `dir` if needed and write and remove a file in it.

@@ -964,6 +964,9 @@ impl Plan {
                 "     now runs: {}",
                 d.before.software.as_deref().unwrap_or("unknown")
             );
+            if let Some(r) = &d.before.reached_through {
+                let _ = writeln!(s, "     {r}");
+            }
         }
         if !self.post_scripts.is_empty() {
             let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
