@@ -6,11 +6,14 @@
 mod common;
 #[path = "common/devlink_peer.rs"]
 mod devlink_peer;
+#[path = "common/http.rs"]
+mod http;
 #[path = "common/rshim_daemon.rs"]
 mod rshim_daemon;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
@@ -819,4 +822,81 @@ fn a_dsc_with_only_ionic_bound_is_flashed_through_ionic() {
         log.flashed_sha256.as_deref(),
         Some(bundle_hash("amd-pensando-dsc", "dsc_fw.tar").as_str())
     );
+}
+
+#[test]
+fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() {
+    let h = Host::new("bluefield3");
+    // The host's NIC is a function of the BlueField: eth0 is its PF 0000:ca:00.0.
+    let net = h.sysroot.join("sys/class/net/eth0");
+    std::fs::create_dir_all(&net).unwrap();
+    std::os::unix::fs::symlink(
+        h.sysroot
+            .join("sys/devices/pci0000:c9/0000:c9:02.0/0000:ca:00.0"),
+        net.join("device"),
+    )
+    .unwrap();
+    std::fs::write(net.join("operstate"), "up\n").unwrap();
+    let (fw, bfb) = vendor_bundle(&h);
+    let server = http::serve(h.dir.path());
+    let media: Vec<String> = std::fs::read_dir(h.path("media"))
+        .unwrap()
+        .map(|e| format!("/media/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    // The reset takes the port down: every GET after it is cut at its first byte.
+    let rules = server.rules.clone();
+    let served = server.requests.clone();
+    let at_reset = Arc::new(Mutex::new(None));
+    let mark = at_reset.clone();
+    let mut c = DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)");
+    c.bfb_len = Some(bfb.len() as u64);
+    c.on_reset = Some(Arc::new(move || {
+        *mark.lock().unwrap() = Some(served.lock().unwrap().len());
+        let mut r = rules.lock().unwrap();
+        for p in &media {
+            r.drop_after.insert(p.clone(), (0, u32::MAX));
+        }
+    }));
+    let _d = RshimDaemon::start(&h.sysroot.join("dev/rshim0"), c);
+    let url = format!("{}/media", server.url);
+    let args = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut a = vec![
+            "install",
+            "--ks",
+            h.path("ks.cfg").to_str().unwrap().to_string().leak(),
+            "--media",
+            url.clone().leak(),
+            "--cmdline",
+            "",
+            "--disk",
+            h.path("disk.img").to_str().unwrap().to_string().leak(),
+            "--disk-size",
+            "40G",
+            "--firmware",
+            fw.to_str().unwrap().to_string().leak(),
+            "--dpu-timeout",
+            "20",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let dry = h.ksinstall(&args(&["--dry-run"]));
+    assert!(
+        text(&dry).contains("eth0 is a port of this card: it is flashed after the host lay-down"),
+        "{}",
+        text(&dry)
+    );
+    let out = h.ksinstall(&args(&[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = at_reset.lock().unwrap().expect("the card was reset");
+    assert_eq!(
+        server.requests().len(),
+        before,
+        "transfers after the reset: {:?}",
+        server.requests()[before..]
+            .iter()
+            .map(|r| &r.path)
+            .collect::<Vec<_>>()
+    );
+    h.check_host_disk();
 }

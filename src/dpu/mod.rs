@@ -314,6 +314,32 @@ pub fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
     )
 }
 
+/// The host's network interfaces that are functions of this card: `sys/class/net/<if>/device`
+/// resolves to one of the card's PCI functions (its NIC PFs). Resetting the card (a BlueField
+/// push resets the chip; a DSC reboots into the new bank) takes these ports down.
+pub fn interfaces_on(dpu: &Dpu, sysroot: &Path) -> Vec<String> {
+    let net = sysroot.join("sys/class/net");
+    let Ok(entries) = std::fs::read_dir(&net) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::canonicalize(e.path().join("device"))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|a| {
+                    dpu.functions
+                        .iter()
+                        .any(|f| f.address.eq_ignore_ascii_case(&a))
+                })
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Make `dir` if needed and write and remove a file in it.
 fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

@@ -49,7 +49,7 @@ pub struct Settings {
     pub drop_mode: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DaemonConfig {
     pub dev_name: String,
     pub dev_info: String,
@@ -63,6 +63,9 @@ pub struct DaemonConfig {
     pub old_log: Vec<String>,
     /// Bytes of the stream that are the vendor's `.bfb` (the rest is `bf.cfg`).
     pub bfb_len: Option<u64>,
+    /// Called when a push opens `boot`: the daemon resets the chip, which takes the card's
+    /// network ports down.
+    pub on_reset: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl DaemonConfig {
@@ -81,6 +84,7 @@ impl DaemonConfig {
             boot_held: false,
             old_log: vec!["INFO: Linux up".into(), "INFO: DPU is ready".into()],
             bfb_len: None,
+            on_reset: None,
         }
     }
 }
@@ -363,6 +367,11 @@ fn open(state: &Arc<Mutex<State>>, node: u64) -> Result<u64, i32> {
             }
             st.boot_open = true;
             st.seen.skip_at_push = Some(st.s.boot_reset_skip);
+            if !st.s.boot_reset_skip {
+                if let Some(f) = &st.config.on_reset {
+                    f();
+                }
+            }
             st.seen.stream.clear();
             Ok(fh)
         }
