@@ -6,8 +6,6 @@
 mod common;
 #[path = "common/devlink_peer.rs"]
 mod devlink_peer;
-#[path = "common/http.rs"]
-mod http;
 #[path = "common/rshim_daemon.rs"]
 mod rshim_daemon;
 
@@ -838,7 +836,7 @@ fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() 
     .unwrap();
     std::fs::write(net.join("operstate"), "up\n").unwrap();
     let (fw, bfb) = vendor_bundle(&h);
-    let server = http::serve(h.dir.path());
+    let server = common::http::serve(h.dir.path());
     let media: Vec<String> = std::fs::read_dir(h.path("media"))
         .unwrap()
         .map(|e| format!("/media/{}", e.unwrap().file_name().to_string_lossy()))

@@ -396,6 +396,9 @@ pub struct RshimBackend<'a> {
     pub access: &'a Access,
 }
 
+/// What one push came to: the bytes sent and their SHA-256, how the card ended, its log.
+type Pushed = ((u64, String), rshim::Finish, Vec<String>);
+
 fn rshim_outcome(e: &rshim::RshimError) -> Outcome {
     use rshim::RshimError as E;
     match e {
@@ -424,7 +427,7 @@ impl RshimBackend<'_> {
         staged: &Path,
         restore: &mut rshim::MiscRestore,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<((u64, String), rshim::Finish, Vec<String>), DpuFault> {
+    ) -> Result<Pushed, DpuFault> {
         let misc = self.dir.join("misc");
         let io = |e: std::io::Error| {
             self.fault(
