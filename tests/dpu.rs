@@ -6,14 +6,18 @@
 mod common;
 #[path = "common/devlink_peer.rs"]
 mod devlink_peer;
+#[path = "common/rshim_daemon.rs"]
+mod rshim_daemon;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
 use ksinstall::dpu::sim::{Behaviour, Config, Received, RshimSim};
 use ksinstall::media::{synth, Manifest};
+use rshim_daemon::{Card, DaemonConfig, RshimDaemon};
 use serde_json::Value;
 
 const P5: u64 = 208_896 * 512;
@@ -192,11 +196,12 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
     assert_eq!(d["after"]["staged_bytes"], got.bytes);
     let id = d["payload"]["id"].as_str().unwrap();
     assert!(got.bf_cfg.contains(id));
+    // Success is the payload's own line, logged by bf.cfg's hook, naming this payload.
     assert!(
         d["after"]["after"]["software"]
             .as_str()
             .unwrap()
-            .contains("Rebooting..."),
+            .contains(&format!("ksinstall payload {id} run ")),
         "{d:#}"
     );
     assert_eq!(
@@ -228,9 +233,10 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
     assert!(ev
         .iter()
         .any(|e| e["event"] == "progress" && e["step"] == "dpu"));
-    assert!(ev
-        .iter()
-        .any(|e| e["event"] == "status" && e["message"] == "INFO: Rebooting..."));
+    assert!(ev.iter().any(|e| e["event"] == "status"
+        && e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("INFO: ksinstall payload "))));
 
     h.check_host_disk();
 }
@@ -583,4 +589,312 @@ fn the_kernels_generic_netlink_answers_our_devlink_family_lookup() {
             || t.contains("devlink dev info pci/0000:45:00.0: No such device"),
         "{t}"
     );
+}
+
+const BF3_RSHIM: &str = "0000:ca:00.2";
+
+/// A vendor-style BF-Bundle: a complete stream of images (firmware, kernel, initramfs) as
+/// NVIDIA ships it, put in a `bfb-passthrough` bundle of a copy of `firmware/`. Returns the
+/// firmware directory and the `.bfb` bytes.
+fn vendor_bundle(h: &Host) -> (PathBuf, Vec<u8>) {
+    use ksinstall::dpu::bfb::{self, Image};
+    let fw = h.path("vendor-firmware");
+    Command::new("cp")
+        .arg("-a")
+        .arg(repo("firmware"))
+        .arg(&fw)
+        .status()
+        .unwrap();
+    let images: Vec<Image> = [1u8, 3, 5, 41, 62, 63]
+        .iter()
+        .map(|&id| Image {
+            id,
+            bytes: (0..(20_000 + id as usize * 997))
+                .map(|i| (i * 31 + id as usize) as u8)
+                .collect(),
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    bfb::write(&images, &mut bytes).unwrap();
+    let dir = fw.join("nvidia-bluefield-3");
+    std::fs::write(
+        dir.join("bf-bundle-2.9.1-40_24.11_ubuntu-22.04_prod.bfb"),
+        &bytes,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bundle.toml"),
+        format!(
+            "vendor = \"NVIDIA\"\nmodel = \"BlueField-3\"\ncatalog_ids = [\"nvidia-bluefield-3\"]\ngenerations = [\"BlueField-3 (MT43244)\"]\nversion = \"2.9.1-40\"\nmin_esxi = \"8.0.0\"\nformat = \"bfb-passthrough\"\n\n[[file]]\npath = \"bf-bundle-2.9.1-40_24.11_ubuntu-22.04_prod.bfb\"\nkind = \"vendor-bfb\"\nsize = {}\nsha256 = \"{}\"\n",
+            bytes.len(),
+            rshim_daemon::sha256(&bytes)
+        ),
+    )
+    .unwrap();
+    (fw, bytes)
+}
+
+/// A BlueField-3 behind the rshim daemon fake, with a vendor bundle; the install's output and
+/// what the daemon saw.
+fn daemon_install(
+    card: Card,
+    tweak: &dyn Fn(&mut DaemonConfig),
+    timeout: &str,
+) -> (Host, Output, rshim_daemon::Seen, RshimDaemon, Vec<u8>) {
+    let h = Host::new("bluefield3");
+    let (fw, bfb) = vendor_bundle(&h);
+    let mut c = DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)");
+    c.card = card;
+    c.bfb_len = Some(bfb.len() as u64);
+    tweak(&mut c);
+    let d = RshimDaemon::start(&h.sysroot.join("dev/rshim0"), c);
+    let out = h.install(&["--firmware", fw.to_str().unwrap(), "--dpu-timeout", timeout]);
+    let seen = d.seen();
+    (h, out, seen, d, bfb)
+}
+
+/// Every `misc` setting as it was, every command one the daemon took.
+fn misc_put_back(d: &RshimDaemon, seen: &rshim_daemon::Seen, skip: bool) {
+    let s = d.settings();
+    assert_eq!(
+        (
+            s.display_level,
+            s.clear_on_read,
+            s.boot_reset_skip,
+            s.drop_mode
+        ),
+        (0, false, skip, false),
+        "{:?}",
+        seen.commands
+    );
+    assert!(
+        seen.commands.iter().all(|(_, ok)| *ok),
+        "a command the daemon refused: {:?}",
+        seen.commands
+    );
+    assert_eq!(
+        seen.drained_before_push, 0,
+        "another reader's log was drained"
+    );
+}
+
+#[test]
+fn a_vendor_bfb_goes_through_byte_for_byte_and_success_is_our_payloads_own_line() {
+    // BOOT_RESET_SKIP left at 1 by someone: cleared for the push as bfb-install's cleanup
+    // leaves it, put back afterwards.
+    let (h, out, seen, d, bfb) =
+        daemon_install(Card::Installs, &|c| c.settings.boot_reset_skip = true, "20");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The far side: the vendor's bytes unchanged, then bf.cfg with the hook, then ESXio.
+    assert_eq!(seen.pushes, 1);
+    assert_eq!(
+        rshim_daemon::sha256(&seen.stream[..bfb.len()]),
+        rshim_daemon::sha256(&bfb)
+    );
+    let trailer = String::from_utf8_lossy(&seen.stream[bfb.len()..]).into_owned();
+    assert!(
+        trailer.starts_with("# bf.cfg made by ksinstall"),
+        "{trailer:.300}"
+    );
+    assert!(trailer.contains("bfb_post_install()"), "{trailer:.600}");
+    assert!(
+        trailer.contains("esxiodpt.tgz"),
+        "the ESXio components follow bf.cfg"
+    );
+    assert_eq!(seen.skip_at_push, Some(false), "{:?}", seen.commands);
+    // bfb-install's order: the log is switched on after the push, not before.
+    let cmds: Vec<&str> = seen.commands.iter().map(|(c, _)| c.as_str()).collect();
+    let cor = cmds.iter().position(|c| *c == "CLEAR_ON_READ 1").unwrap();
+    assert_eq!(cmds[cor + 1], "DISPLAY_LEVEL 2", "{cmds:?}");
+    misc_put_back(&d, &seen, true);
+    let r = h.report();
+    let id = r["dpus"][0]["payload"]["id"].as_str().unwrap().to_string();
+    let sw = r["dpus"][0]["after"]["after"]["software"].as_str().unwrap();
+    assert!(sw.contains(&format!("ksinstall payload {id} run ")), "{sw}");
+    assert_eq!(r["dpus"][0]["payload"]["parts"][0]["kind"], "vendor-bfb");
+    h.check_host_disk();
+}
+
+#[test]
+fn an_old_os_saying_dpu_is_ready_is_a_failure_not_success() {
+    let (h, out, seen, d, _) = daemon_install(Card::OldOsBoots, &|_| {}, "20");
+    dpu_failed(&h, &out, 7, "never logged our payload's line");
+    assert!(text(&out).contains("DPU is ready") || text(&out).contains("Linux up"));
+    misc_put_back(&d, &seen, false);
+}
+
+#[test]
+fn the_card_installers_failure_is_exit_7_other_err_lines_are_warnings_silence_is_9() {
+    let (h, out, seen, d, _) = daemon_install(Card::InstallerFails, &|_| {}, "20");
+    dpu_failed(&h, &out, 7, "ERR Installation failed");
+    misc_put_back(&d, &seen, false);
+
+    let (h, out, seen, d, _) = daemon_install(Card::InstallsWithAnError, &|_| {}, "20");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("the DPU logged: ERR: mlxconfig"),
+        "{}",
+        text(&out)
+    );
+    misc_put_back(&d, &seen, false);
+    drop(h);
+
+    let (h, out, seen, d, _) = daemon_install(Card::Silent, &|_| {}, "2");
+    dpu_failed(&h, &out, 9, "no word from the DPU for 2s");
+    misc_put_back(&d, &seen, false);
+}
+
+#[test]
+fn drop_mode_and_a_bmc_owned_rshim_are_named_with_the_command_that_takes_it_back() {
+    let (h, out, seen, d, _) = daemon_install(
+        Card::Installs,
+        &|c| {
+            c.settings.drop_mode = true;
+            c.bmc_owned = true;
+        },
+        "20",
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    for says in [
+        "DROP_MODE 1",
+        "card's BMC",
+        "echo 'FORCE_CMD 1' >",
+        "echo 'DROP_MODE 0' >",
+    ] {
+        assert!(text(&out).contains(says), "{says:?} not in {}", text(&out));
+    }
+    assert!(!h.path("disk.img").exists());
+    // Nothing was taken from the BMC, nothing pushed.
+    assert!(seen.commands.is_empty(), "{:?}", seen.commands);
+    assert_eq!(seen.pushes, 0);
+    assert!(d.settings().drop_mode);
+}
+
+#[test]
+fn a_boot_device_held_by_another_process_is_reported_as_such_and_misc_put_back() {
+    let (h, out, seen, d, _) = daemon_install(Card::Installs, &|c| c.boot_held = true, "20");
+    dpu_failed(&h, &out, 11, "another process is pushing");
+    assert_eq!(seen.refused_opens, vec![libc::EBUSY]);
+    misc_put_back(&d, &seen, false);
+}
+
+#[test]
+fn the_self_built_stream_is_never_offered_to_a_card_behind_a_real_rshim_daemon() {
+    let h = Host::new("bluefield3");
+    let _d = RshimDaemon::start(
+        &h.sysroot.join("dev/rshim0"),
+        DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)"),
+    );
+    let out = h.install(&["--dpu-timeout", "5"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("a real BlueField boots only the vendor's complete BF-Bundle"));
+    assert!(!h.path("disk.img").exists());
+}
+
+#[test]
+fn a_dsc_with_only_ionic_bound_is_flashed_through_ionic() {
+    let h = Host::new("pensando-dsc2-200");
+    // pds_core not bound to the core PF (an older kernel, or unbound): only ionic is there.
+    std::fs::remove_file(h.sysroot.join("sys/bus/pci/devices/0000:45:00.0/driver")).unwrap();
+    let ionic = "0000:43:00.0";
+    let peer = DevlinkPeer::start(
+        h.dir.path(),
+        &h.sysroot,
+        ionic,
+        FlashBehaviour::Succeed,
+        "1.51.0-E-12",
+    );
+    let sock = peer.socket.display().to_string();
+    let dry = h.install(&["--devlink-socket", &sock, "--dry-run"]);
+    assert!(
+        text(&dry).contains("reached through ionic on 0000:43:00.0 (the core PF 0000:45:00.0 is bound to no driver)"),
+        "{}",
+        text(&dry)
+    );
+    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = peer.log();
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    assert!(log.commands.contains(&58), "{:?}", log.commands);
+    assert_eq!(
+        log.flashed_sha256.as_deref(),
+        Some(bundle_hash("amd-pensando-dsc", "dsc_fw.tar").as_str())
+    );
+}
+
+#[test]
+fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() {
+    let h = Host::new("bluefield3");
+    // The host's NIC is a function of the BlueField: eth0 is its PF 0000:ca:00.0.
+    let net = h.sysroot.join("sys/class/net/eth0");
+    std::fs::create_dir_all(&net).unwrap();
+    std::os::unix::fs::symlink(
+        h.sysroot
+            .join("sys/devices/pci0000:c9/0000:c9:02.0/0000:ca:00.0"),
+        net.join("device"),
+    )
+    .unwrap();
+    std::fs::write(net.join("operstate"), "up\n").unwrap();
+    let (fw, bfb) = vendor_bundle(&h);
+    let server = common::http::serve(h.dir.path());
+    let media: Vec<String> = std::fs::read_dir(h.path("media"))
+        .unwrap()
+        .map(|e| format!("/media/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    // The reset takes the port down: every GET after it is cut at its first byte.
+    let rules = server.rules.clone();
+    let served = server.requests.clone();
+    let at_reset = Arc::new(Mutex::new(None));
+    let mark = at_reset.clone();
+    let mut c = DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)");
+    c.bfb_len = Some(bfb.len() as u64);
+    c.on_reset = Some(Arc::new(move || {
+        *mark.lock().unwrap() = Some(served.lock().unwrap().len());
+        let mut r = rules.lock().unwrap();
+        for p in &media {
+            r.drop_after.insert(p.clone(), (0, u32::MAX));
+        }
+    }));
+    let _d = RshimDaemon::start(&h.sysroot.join("dev/rshim0"), c);
+    let url = format!("{}/media", server.url);
+    let args = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut a = vec![
+            "install",
+            "--ks",
+            h.path("ks.cfg").to_str().unwrap().to_string().leak(),
+            "--media",
+            url.clone().leak(),
+            "--cmdline",
+            "",
+            "--disk",
+            h.path("disk.img").to_str().unwrap().to_string().leak(),
+            "--disk-size",
+            "40G",
+            "--firmware",
+            fw.to_str().unwrap().to_string().leak(),
+            "--dpu-timeout",
+            "20",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let dry = h.ksinstall(&args(&["--dry-run"]));
+    assert!(
+        text(&dry).contains("eth0 is a port of this card: it is flashed after the host lay-down"),
+        "{}",
+        text(&dry)
+    );
+    let out = h.ksinstall(&args(&[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = at_reset.lock().unwrap().expect("the card was reset");
+    assert_eq!(
+        server.requests().len(),
+        before,
+        "transfers after the reset: {:?}",
+        server.requests()[before..]
+            .iter()
+            .map(|r| &r.path)
+            .collect::<Vec<_>>()
+    );
+    h.check_host_disk();
 }

@@ -478,6 +478,7 @@ fn install_dpu(
             dpu: &d.card,
             name: d.name.clone(),
             dir: dir.clone(),
+            marker: staged.marker.clone().unwrap_or_default(),
             access,
         }),
         dpu::Interface::Devlink {
@@ -591,16 +592,27 @@ pub fn apply(
     }
 
     let (host, dpus) = std::thread::scope(|scope| {
-        let dpu_threads: Vec<_> = staged
-            .iter()
+        // A card the host reaches the network through waits for the lay-down (its reset takes
+        // the port down); the others run beside it.
+        let (now, later): (Vec<_>, Vec<_>) =
+            staged.iter().partition(|(d, _)| d.after_host.is_none());
+        let mut dpu_threads: Vec<_> = now
+            .into_iter()
             .map(|(d, s)| scope.spawn(move || install_dpu(d, s, sink, access)))
             .collect();
         let host = lay_down(plan, media, sink, &mut applied);
         if host.is_err() {
-            // The install has failed: stop waiting for the DPU (a transfer under way ends).
+            // The install has failed: stop waiting for the DPU (a transfer under way ends), and
+            // start none that waited.
             access
                 .cancel
                 .store(true, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            dpu_threads.extend(
+                later
+                    .into_iter()
+                    .map(|(d, s)| scope.spawn(move || install_dpu(d, s, sink, access))),
+            );
         }
         let dpus: Vec<_> = dpu_threads
             .into_iter()

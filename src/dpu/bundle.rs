@@ -26,14 +26,21 @@ pub enum FileKind {
     NicFirmware,
     /// Pensando DSC: the firmware package flashed through devlink.
     DscFirmware,
+    /// BlueField: the vendor's complete BF-Bundle (`.bfb`), sent byte for byte.
+    VendorBfb,
 }
 
 /// How the payload reaches the card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadFormat {
-    /// A BlueField boot stream pushed through rshim.
+    /// A BlueField boot stream that ksinstall builds from firmware images: understood by the
+    /// simulator only (a real card boots only a complete vendor stream), never sent to a card
+    /// behind a real rshim daemon.
     Bfb,
+    /// The vendor's BF-Bundle `.bfb` passed through unchanged, followed by our `bf.cfg` (as
+    /// `bfb-install -c` appends it) and the ESXio components (in the place of `bfb-install -f`).
+    BfbPassthrough,
     /// A package file flashed with devlink.
     DscPackage,
 }
@@ -154,7 +161,8 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     // Each format takes its own kinds: a file of another kind would be silently left out.
     for f in &manifest.files {
         let fits = match manifest.format {
-            PayloadFormat::Bfb => f.kind != FileKind::DscFirmware,
+            PayloadFormat::Bfb => !matches!(f.kind, FileKind::DscFirmware | FileKind::VendorBfb),
+            PayloadFormat::BfbPassthrough => f.kind == FileKind::VendorBfb,
             PayloadFormat::DscPackage => f.kind == FileKind::DscFirmware,
         };
         if !fits {
@@ -169,6 +177,12 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     if manifest.format == PayloadFormat::DscPackage && manifest.files.len() != 1 {
         bail!(
             "{}: a DSC bundle holds exactly one firmware package",
+            path.display()
+        );
+    }
+    if manifest.format == PayloadFormat::BfbPassthrough && manifest.files.len() != 1 {
+        bail!(
+            "{}: a bfb-passthrough bundle holds exactly one vendor .bfb",
             path.display()
         );
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::Outcome;
 use crate::inventory::catalog::Role;
-use crate::inventory::pci::Dpu;
+use crate::inventory::pci::{Dpu, DpuFunction as inventory_function};
 use devlink::{Client, DevlinkError};
 pub use transport::Endpoint;
 
@@ -80,6 +80,12 @@ impl std::fmt::Display for Interface {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Interface::Rshim { dir, .. } => write!(f, "rshim {}", dir.display()),
+            Interface::Devlink {
+                bus,
+                device,
+                driver: Some(d),
+                ..
+            } => write!(f, "devlink {bus}/{device} ({d})"),
             Interface::Devlink { bus, device, .. } => write!(f, "devlink {bus}/{device}"),
         }
     }
@@ -106,6 +112,8 @@ pub struct Observed {
     pub versions: Vec<VersionEntry>,
     /// Why the card cannot be installed through its interface now.
     pub problem: Option<String>,
+    /// Which function the interface is reached through, and why (a DSC: the bound driver).
+    pub reached_through: Option<String>,
 }
 
 impl Observed {
@@ -117,6 +125,7 @@ impl Observed {
             software: None,
             versions: Vec::new(),
             problem: None,
+            reached_through: None,
         }
     }
 }
@@ -190,6 +199,8 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
             "{}: the BlueField is in NIC mode; vSphere Distributed Services Engine needs DPU mode",
             dev.dir.display()
         ));
+    } else if dev.drop_mode {
+        o.problem = Some(rshim::take_back_hint(&dev.dir));
     } else if dev.secure_nic_mode {
         o.problem = Some(format!(
             "{}: SECURE_NIC_MODE is on, which disables rshim's boot device over PCIe",
@@ -199,11 +210,14 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
 }
 
 fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
-    let (bus, device) = match (&access.devlink_handle, &dpu.management) {
+    let (bus, device) = match (&access.devlink_handle, devlink_function(dpu)) {
         (Some((bus, device)), _) => (bus.clone(), device.clone()),
-        (None, Some(device)) => ("pci".to_string(), device.clone()),
-        (None, None) => {
-            o.problem = Some("the card shows no management function (pds_core or ionic PF)".into());
+        (None, Ok((device, why))) => {
+            o.reached_through = Some(why);
+            ("pci".to_string(), device)
+        }
+        (None, Err(why)) => {
+            o.problem = Some(why);
             return;
         }
     };
@@ -261,6 +275,71 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
     }
 }
 
+/// The function a DSC's devlink instance is reached through, chosen by the driver actually
+/// bound to it (its `driver` link in sysfs), not by its PCI id alone: a devlink instance exists
+/// only where a driver registered one. `pds_core` on the core PF (100c) first, as the catalog
+/// prefers it; else `ionic` on an Ethernet PF (1002), lowest address first. Returns the address
+/// and a sentence saying which and why.
+pub fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
+    let bound = |role: Role, driver: &str| {
+        let mut f: Vec<&inventory_function> = dpu
+            .functions
+            .iter()
+            .filter(|f| f.role == role && f.driver.as_deref() == Some(driver))
+            .collect();
+        f.sort_by(|a, b| a.address.cmp(&b.address));
+        f.first().map(|f| f.address.clone())
+    };
+    if let Some(a) = bound(Role::CorePf, "pds_core") {
+        return Ok((a.clone(), format!("reached through pds_core on {a}")));
+    }
+    if let Some(a) = bound(Role::EthPf, "ionic") {
+        let core = dpu
+            .functions
+            .iter()
+            .find(|f| f.role == Role::CorePf)
+            .map(|f| {
+                format!(
+                    "the core PF {} is bound to {}",
+                    f.address,
+                    f.driver.as_deref().unwrap_or("no driver")
+                )
+            })
+            .unwrap_or_else(|| "the card shows no core PF".into());
+        return Ok((a.clone(), format!("reached through ionic on {a} ({core})")));
+    }
+    Err(
+        "no function of the card is bound to pds_core (core PF 1dd8:100c) or ionic (Ethernet PF 1dd8:1002): without one the kernel has no devlink instance to flash through"
+            .into(),
+    )
+}
+
+/// The host's network interfaces that are functions of this card: `sys/class/net/<if>/device`
+/// resolves to one of the card's PCI functions (its NIC PFs). Resetting the card (a BlueField
+/// push resets the chip; a DSC reboots into the new bank) takes these ports down.
+pub fn interfaces_on(dpu: &Dpu, sysroot: &Path) -> Vec<String> {
+    let net = sysroot.join("sys/class/net");
+    let Ok(entries) = std::fs::read_dir(&net) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::canonicalize(e.path().join("device"))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|a| {
+                    dpu.functions
+                        .iter()
+                        .any(|f| f.address.eq_ignore_ascii_case(&a))
+                })
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Make `dir` if needed and write and remove a file in it.
 fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -307,12 +386,114 @@ pub trait Backend {
     ) -> Result<Delivered, DpuFault>;
 }
 
-/// BlueField: the boot stream into `boot`, then `misc` until the DPU is ready.
+/// BlueField: the boot stream into `boot`, then `misc` until our payload's own line.
 pub struct RshimBackend<'a> {
     pub dpu: &'a Dpu,
     pub name: String,
     pub dir: PathBuf,
+    /// The line the `bf.cfg` hook logs when the card's installer has run it (`payload::marker`).
+    pub marker: String,
     pub access: &'a Access,
+}
+
+/// What one push came to: the bytes sent and their SHA-256, how the card ended, its log.
+type Pushed = ((u64, String), rshim::Finish, Vec<String>);
+
+fn rshim_outcome(e: &rshim::RshimError) -> Outcome {
+    use rshim::RshimError as E;
+    match e {
+        E::Transfer(_) | E::Io(_) => Outcome::DpuTransfer,
+        E::Timeout(_) => Outcome::DpuTimeout,
+        E::Refused(_) | E::Busy(_) | E::Dropped(_) => Outcome::DpuRefused,
+        E::Failed(_) | E::Unconfirmed(_) | E::Cancelled => Outcome::Dpu,
+    }
+}
+
+impl RshimBackend<'_> {
+    fn fault(&self, step: &str, e: rshim::RshimError) -> DpuFault {
+        DpuFault {
+            dpu: self.name.clone(),
+            step: step.into(),
+            outcome: rshim_outcome(&e),
+            message: e.to_string(),
+        }
+    }
+
+    /// bfb-install's steps, in its order: check the device (drop mode, locked, a stale
+    /// `BOOT_RESET_SKIP`), push, then `CLEAR_ON_READ 1` and `DISPLAY_LEVEL 2`, then follow the
+    /// log. Every `misc` setting changed is put back when `restore` is dropped, on every path.
+    fn run(
+        &self,
+        staged: &Path,
+        restore: &mut rshim::MiscRestore,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pushed, DpuFault> {
+        let misc = self.dir.join("misc");
+        let io = |e: std::io::Error| {
+            self.fault(
+                "rshim",
+                rshim::RshimError::Io(format!("{}: {e}", misc.display())),
+            )
+        };
+        let before = rshim::read_before(&self.dir).map_err(|e| self.fault("rshim", e))?;
+        if before.boot_reset_skip {
+            // Left at 1 (an interrupted runtime update does that), the push would not reset
+            // the card and the running OS would get a stream it does not read.
+            progress(Progress::Status(format!(
+                "{}: BOOT_RESET_SKIP was 1; set to 0 for this push, put back afterwards",
+                misc.display()
+            )));
+            restore
+                .set("BOOT_RESET_SKIP 0", "BOOT_RESET_SKIP 1".into())
+                .map_err(io)?;
+        }
+        if before.log.is_none() {
+            progress(Progress::Status(format!(
+                "{}: CLEAR_ON_READ was already 1 (another reader follows this log); its old lines were not read",
+                misc.display()
+            )));
+        }
+        let sent = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
+            progress(Progress::Bytes(n))
+        })
+        .map_err(|e| self.fault("boot stream", e))?;
+        progress(Progress::Status(
+            "boot stream sent; the DPU installs".into(),
+        ));
+        let on = |b: bool| if b { "1" } else { "0" };
+        restore
+            .set(
+                "CLEAR_ON_READ 1",
+                format!("CLEAR_ON_READ {}", on(before.clear_on_read)),
+            )
+            .map_err(io)?;
+        restore
+            .set(
+                "DISPLAY_LEVEL 2",
+                format!("DISPLAY_LEVEL {}", before.display_level),
+            )
+            .map_err(io)?;
+        let watch = rshim::Watch {
+            dir: &self.dir,
+            seen: before.log.unwrap_or_default(),
+            marker: &self.marker,
+            clears_on_read: !rshim::is_simulator(&self.dir),
+            silence: self.access.silence,
+            poll: self.access.poll,
+            cancel: &self.access.cancel,
+        };
+        let mut warnings = Vec::new();
+        let (finish, log) = rshim::wait(
+            watch,
+            &mut |l| progress(Progress::Status(l.to_string())),
+            &mut |l| warnings.push(l.to_string()),
+        )
+        .map_err(|e| self.fault("install", e))?;
+        for w in warnings {
+            log::warn!("{}: the DPU logged: {w}", self.name);
+        }
+        Ok((sent, finish, log))
+    }
 }
 
 impl Backend for RshimBackend<'_> {
@@ -321,59 +502,10 @@ impl Backend for RshimBackend<'_> {
         staged: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Delivered, DpuFault> {
-        let fault = |step: &str, e: rshim::RshimError| {
-            let outcome = match &e {
-                rshim::RshimError::Transfer(_) | rshim::RshimError::Io(_) => Outcome::DpuTransfer,
-                rshim::RshimError::Timeout(_) => Outcome::DpuTimeout,
-                rshim::RshimError::Refused(_) => Outcome::DpuRefused,
-                rshim::RshimError::Failed(_) | rshim::RshimError::Cancelled => Outcome::Dpu,
-            };
-            DpuFault {
-                dpu: self.name.clone(),
-                step: step.into(),
-                message: e.to_string(),
-                outcome,
-            }
-        };
-        let io_fault = |e: std::io::Error| {
-            fault(
-                "rshim",
-                rshim::RshimError::Io(format!("{}: {e}", self.dir.join("misc").display())),
-            )
-        };
-        // As bfb-install: the DPU's log shown in misc and cleared as it is read (the log buffer
-        // is small and stops at wraparound), then the stream. The display level is put back
-        // afterwards, so a later read of misc (probe) does not consume the log.
-        let before = rshim::read_misc(&self.dir.join("misc")).map_err(io_fault)?;
-        let level = rshim::parse_misc(&before)
-            .0
-            .get("DISPLAY_LEVEL")
-            .cloned()
-            .unwrap_or_else(|| "0".into());
-        rshim::misc_command(&self.dir, "DISPLAY_LEVEL 2").map_err(io_fault)?;
-        rshim::misc_command(&self.dir, "CLEAR_ON_READ 1").map_err(io_fault)?;
-        let baseline = rshim::read_misc(&self.dir.join("misc")).map_err(io_fault)?;
-        let result = (|| {
-            let sent = rshim::push(&self.dir, staged, self.access.silence, &mut |n| {
-                progress(Progress::Bytes(n))
-            })
-            .map_err(|e| fault("boot stream", e))?;
-            progress(Progress::Status(
-                "boot stream sent; the DPU installs".into(),
-            ));
-            let (finish, log) = rshim::wait(
-                &self.dir,
-                &baseline,
-                self.access.silence,
-                self.access.poll,
-                &self.access.cancel,
-                &mut |l| progress(Progress::Status(l.to_string())),
-            )
-            .map_err(|e| fault("install", e))?;
-            Ok((sent, finish, log))
-        })();
-        let _ = rshim::misc_command(&self.dir, &format!("DISPLAY_LEVEL {level}"));
-        let ((bytes, sha256), rshim::Finish::Ready(last), log) = result?;
+        let mut restore = rshim::MiscRestore::new(&self.dir);
+        let result = self.run(staged, &mut restore, progress);
+        drop(restore);
+        let ((bytes, sha256), rshim::Finish::Confirmed(line), log) = result?;
         let mut after = Observed::new(self.dpu);
         after.interface = Some(Interface::Rshim {
             dir: self.dir.clone(),
@@ -381,7 +513,7 @@ impl Backend for RshimBackend<'_> {
                 .map(|d| d.dev_name)
                 .unwrap_or_default(),
         });
-        after.software = Some(format!("installed from this boot stream ({last})"));
+        after.software = Some(format!("installed from this boot stream ({line})"));
         after.versions = log
             .iter()
             .map(|l| VersionEntry {

@@ -63,7 +63,7 @@ fn bfb_image_of(kind: FileKind) -> Option<u8> {
         FileKind::Bl31 => Some(image_id::BL31),
         FileKind::Uefi => Some(image_id::BL33),
         FileKind::NicFirmware => Some(image_id::NIC_FW),
-        FileKind::DscFirmware => None,
+        FileKind::DscFirmware | FileKind::VendorBfb => None,
     }
 }
 
@@ -96,10 +96,10 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
         .collect();
     // A DSC is flashed with the vendor's package byte for byte (its own tools check it); the
     // ESXio components travel only in a BlueField's boot stream (docs/DPU.md).
-    let esxio = if format == PayloadFormat::Bfb {
-        media.dpu_components().collect()
-    } else {
+    let esxio = if format == PayloadFormat::DscPackage {
         Vec::new()
+    } else {
+        media.dpu_components().collect()
     };
     parts.extend(esxio.into_iter().map(|c| PayloadPart {
         name: format!("esxio/{}", c.path),
@@ -116,7 +116,7 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
     }
     let id = verify::hex(&h.finalize());
     let ext = match format {
-        PayloadFormat::Bfb => "bfb",
+        PayloadFormat::Bfb | PayloadFormat::BfbPassthrough => "bfb",
         PayloadFormat::DscPackage => "tar",
     };
     PayloadPlan {
@@ -139,6 +139,9 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
 pub struct Staged {
     pub path: PathBuf,
     pub size: u64,
+    /// For a BlueField: the line its `bf.cfg` hook logs when the card's installer has run it,
+    /// the only evidence of success (`marker`).
+    pub marker: Option<String>,
 }
 
 /// Where a BlueField payload is staged: memory (`/dev/shm`) where there is such a file system,
@@ -173,19 +176,34 @@ fn open_part<'a>(p: &'a PayloadPart, media: &'a Media) -> Result<Box<dyn Read + 
     )))
 }
 
-/// `bf.cfg`: what the BlueField's installer is asked to update, and the payload id it reports
-/// back in its log when done (how a later run knows the DPU already has this payload).
-pub fn bf_cfg(plan: &PayloadPlan, model: &str, address: &str) -> String {
+/// The line a BlueField logs through `bfrshlog` when its installer has run our `bf.cfg` hook:
+/// the payload id, and this run's own id so that a line left in the log by an earlier install
+/// of the same payload is not taken for this one.
+pub fn marker(payload_id: &str, run: &str) -> String {
+    format!("ksinstall payload {payload_id} run {run} installed")
+}
+
+/// `bf.cfg`: what the BlueField's installer is asked to update, and the vendor's post-install
+/// hook (`bfb_post_install`, called by the BFB's install.sh after the OS and firmware are
+/// written, before `Installation finished`/`Rebooting...`) logging `marker` into the rshim log
+/// with `bfrshlog`, where the host reads it.
+pub fn bf_cfg(plan: &PayloadPlan, model: &str, address: &str, run: &str) -> String {
     format!(
         "# bf.cfg made by ksinstall {} for the {model} at {address}\n\
          UPDATE_ATF_UEFI=\"yes\"\n\
          UPDATE_DPU_OS=\"yes\"\n\
          WITH_NIC_FW_UPDATE=\"yes\"\n\
          KSINSTALL_PAYLOAD_ID=\"{}\"\n\
-         KSINSTALL_PAYLOAD_LABEL=\"{}\"\n",
+         KSINSTALL_RUN=\"{run}\"\n\
+         KSINSTALL_PAYLOAD_LABEL=\"{}\"\n\
+         bfb_post_install()\n\
+         {{\n\
+         \tbfrshlog \"INFO: {}\"\n\
+         }}\n",
         env!("CARGO_PKG_VERSION"),
         plan.id,
-        plan.label
+        plan.label,
+        marker(&plan.id, run)
     )
 }
 
@@ -221,7 +239,9 @@ pub fn stage(
     let path = dir.join(&plan.file_name);
     let parent = path.parent().unwrap_or(dir);
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let result = write_payload(plan, media, &path, model, address);
+    // This run's id: a fresh one per staging, so the card's log line is this install's.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let result = write_payload(plan, media, &path, model, address, &run);
     if result.is_err() {
         let _ = std::fs::remove_file(&path);
     }
@@ -234,6 +254,7 @@ fn write_payload(
     path: &Path,
     model: &str,
     address: &str,
+    run: &str,
 ) -> Result<Staged> {
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -286,7 +307,28 @@ fn write_payload(
                     Ok(())
                 })?;
             }
-            out.write_all(bf_cfg(plan, model, address).as_bytes())?;
+            out.write_all(bf_cfg(plan, model, address, run).as_bytes())?;
+        }
+        PayloadFormat::BfbPassthrough => {
+            // As bfb-install sends them (`cat bfb cfg rootfs > boot`): the vendor's stream
+            // unchanged (never re-packed: its images and signatures are NVIDIA's), our bf.cfg,
+            // and the ESXio components as a tar where `-f rootfs` would go. Appending, not
+            // embedding bf.cfg as image 59 with mlx-mkbfb: that would rewrite the vendor stream
+            // (bfb-install embeds only in its runtime mode).
+            for p in plan.parts.iter().filter(|p| p.kind == "vendor-bfb") {
+                let mut r = open_part(p, media)?;
+                std::io::copy(&mut r, &mut out).with_context(|| format!("copying {}", p.name))?;
+            }
+            out.write_all(bf_cfg(plan, model, address, run).as_bytes())?;
+            let esxio: Vec<&PayloadPart> =
+                plan.parts.iter().filter(|p| p.kind == "esxio").collect();
+            if !esxio.is_empty() {
+                let mut tar = tar::Builder::new(&mut out as &mut dyn Write);
+                for p in &esxio {
+                    tar_part(&mut tar, p, media)?;
+                }
+                tar.finish().context("finishing the ESXio archive")?;
+            }
         }
         PayloadFormat::DscPackage => {
             for p in plan.parts.iter().filter(|p| p.kind == "dsc-firmware") {
@@ -306,5 +348,6 @@ fn write_payload(
     Ok(Staged {
         path: path.to_path_buf(),
         size,
+        marker: (plan.format != PayloadFormat::DscPackage).then(|| marker(&plan.id, run)),
     })
 }

@@ -27,6 +27,9 @@ pub struct RshimDevice {
     pub bf_mode: Option<String>,
     pub opn: Option<String>,
     pub secure_nic_mode: bool,
+    /// `DROP_MODE 1`: the daemon has let go of the device (another rshim driver, usually the
+    /// card's BMC over USB, owns it, or rshim.conf says so). `boot` then refuses to open.
+    pub drop_mode: bool,
     /// Log lines already in `misc` (only shown at `DISPLAY_LEVEL 2`).
     pub log: Vec<String>,
 }
@@ -99,6 +102,7 @@ pub fn read_device(dir: &Path) -> io::Result<RshimDevice> {
         bf_mode: fields.get("BF_MODE").cloned(),
         opn: fields.get("OPN_STR").cloned(),
         secure_nic_mode: fields.get("SECURE_NIC_MODE").is_some_and(|v| v == "1"),
+        drop_mode: fields.get("DROP_MODE").is_some_and(|v| v == "1"),
         log,
     })
 }
@@ -142,21 +146,54 @@ pub fn find(sysroot: &Path, addresses: &[String]) -> io::Result<Option<RshimDevi
     Ok(None)
 }
 
-/// Why talking to rshim failed, each with its own exit code.
+/// Whether `dir` is the simulator (`dpu::sim`): its `boot` is a FIFO, where the rshim daemon
+/// serves a character device. Only the simulator is offered the self-built stream.
+pub fn is_simulator(dir: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(dir.join("boot")).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Why talking to rshim failed, each with its own exit code (`dpu::RshimBackend` maps them).
 #[derive(Debug, thiserror::Error)]
 pub enum RshimError {
+    /// The stream did not get through: a short write, nothing reading `boot`.
     #[error("{0}")]
     Transfer(String),
     #[error("{0}")]
     Timeout(String),
+    /// The card's installer said it failed (`CRITICAL ERROR`, `ERR Installation failed`).
     #[error("{0}")]
     Failed(String),
+    /// The card finished or booted without our payload's own line: whatever runs there now,
+    /// nothing says it is our payload (an old OS saying `DPU is ready` is not success).
+    #[error("{0}")]
+    Unconfirmed(String),
+    /// `boot` refused the open: locked (SECURE_NIC_MODE) or not permitted.
     #[error("{0}")]
     Refused(String),
+    /// `EBUSY` on `boot`: another process holds it open and is pushing.
+    #[error("{0}")]
+    Busy(String),
+    /// `DROP_MODE 1`: the daemon does not drive the card; someone else (the card's BMC) does.
+    #[error("{0}")]
+    Dropped(String),
     #[error("{0}")]
     Io(String),
     #[error("stopped waiting: the host install failed")]
     Cancelled,
+}
+
+/// What to say when the host's rshim daemon has let go of a card: the commands that take it
+/// back (rshim.8: `FORCE_CMD 1` asks the other rshim driver to release the device and is only
+/// accepted in drop mode; `DROP_MODE 0` then re-attaches, or fails with EACCES while the other
+/// side still holds it).
+pub fn take_back_hint(dir: &Path) -> String {
+    let misc = dir.join("misc");
+    format!(
+        "{} says DROP_MODE 1: the host's rshim daemon has let go of this card, usually because the card's BMC owns rshim over USB. Take it back with `echo 'FORCE_CMD 1' > {m}` then `echo 'DROP_MODE 0' > {m}`, or stop rshim on the card's BMC (its rshim setting), then run the install again",
+        misc.display(),
+        m = misc.display()
+    )
 }
 
 /// Send a command line to `misc` (`DISPLAY_LEVEL 2`): one write per command, as the daemon
@@ -259,17 +296,7 @@ fn open_boot(boot: &Path, limit: Duration) -> Result<File, RshimError> {
     });
     match rx.recv_timeout(limit) {
         Ok(Ok(f)) => Ok(f),
-        Ok(Err(e)) => Err(match e.raw_os_error() {
-            Some(libc::ENXIO) => RshimError::Transfer(format!(
-                "{}: nothing is reading the boot device (is the rshim daemon running?)",
-                boot.display()
-            )),
-            Some(libc::EBUSY) => RshimError::Refused(format!(
-                "{}: busy (another push, or the card's BMC owns rshim): {e}",
-                boot.display()
-            )),
-            _ => RshimError::Transfer(format!("opening {}: {e}", boot.display())),
-        }),
+        Ok(Err(e)) => Err(open_error(boot, &e)),
         Err(_) => Err(RshimError::Timeout(format!(
             "{}: the rshim daemon did not open the boot device in {}s",
             boot.display(),
@@ -278,11 +305,35 @@ fn open_boot(boot: &Path, limit: Duration) -> Result<File, RshimError> {
     }
 }
 
+/// What each refusal of `boot`'s open means, from the daemon's `rshim_boot_open`: EINVAL in
+/// drop mode, EPERM in locked mode (SECURE_NIC_MODE), EBUSY when another process has it open;
+/// ENXIO is a FIFO with no reader (no daemon behind the path).
+pub fn open_error(boot: &Path, e: &io::Error) -> RshimError {
+    let dir = boot.parent().unwrap_or(boot);
+    match e.raw_os_error() {
+        Some(libc::ENXIO) => RshimError::Transfer(format!(
+            "{}: nothing is reading the boot device (is the rshim daemon running?)",
+            boot.display()
+        )),
+        Some(libc::EBUSY) => RshimError::Busy(format!(
+            "{}: busy: another process is pushing a boot stream to this card (bfb-install, another ksinstall); nothing was sent",
+            boot.display()
+        )),
+        Some(libc::EINVAL) => RshimError::Dropped(take_back_hint(dir)),
+        Some(libc::EPERM) | Some(libc::EACCES) => RshimError::Refused(format!(
+            "{}: the daemon refuses boot streams for this card (SECURE_NIC_MODE, or not permitted): {e}",
+            boot.display()
+        )),
+        _ => RshimError::Transfer(format!("opening {}: {e}", boot.display())),
+    }
+}
+
 /// How the DPU's install ended, read from its log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
-    /// `Rebooting...`, `DPU is ready`, `Linux up`.
-    Ready(String),
+    /// Our payload's own line, logged by the `bf.cfg` hook (`bfrshlog`) after the card's
+    /// installer ran it.
+    Confirmed(String),
 }
 
 /// The log lines of this read that were not in the last one. `misc` either returns the whole
@@ -297,95 +348,266 @@ fn new_lines(seen: &[String], now: Vec<String>) -> Vec<String> {
     }
 }
 
-/// Follow `misc` until the DPU says it is done, fails, or says nothing for `silence`.
+/// What one log line of the card means to the install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// Our payload's own line: exactly the marker, at INFO level.
+    Ours,
+    /// The card's installer (or its firmware) reports that the install failed.
+    InstallerFailed,
+    /// The card came up in NIC mode.
+    NicMode,
+    /// An `ERR`/`WARN` line that is not the installer's failure: shown, not fatal.
+    Warning,
+    /// The card finished, rebooted or booted an OS: words every boot of any OS logs, which
+    /// say nothing about our payload.
+    Booted,
+    Other,
+}
+
+/// Sort one log line. The finishing words bfb-install waits for (`Rebooting...`, `DPU is
+/// ready`, `Linux up`, `finished`) are logged by the old OS at every boot too, so they never
+/// count as success: only `marker` does.
+pub fn line_kind(line: &str, marker: &str) -> LineKind {
+    let t = line.trim();
+    let lower = t.to_ascii_lowercase();
+    if !marker.is_empty() && t.starts_with("INFO") && t.contains(marker) {
+        return LineKind::Ours;
+    }
+    if lower.contains("critical error")
+        || lower.contains("installation failed")
+        || t.starts_with("PANIC")
+        || t.starts_with("Exception")
+        || t.starts_with("ASSERT")
+    {
+        return LineKind::InstallerFailed;
+    }
+    if lower.contains("in enhanced nic mode") {
+        return LineKind::NicMode;
+    }
+    if t.starts_with("ERR") || t.starts_with("WARN") {
+        return LineKind::Warning;
+    }
+    if lower.contains("rebooting...")
+        || lower.contains("dpu is ready")
+        || lower.contains("linux up")
+        || lower.contains("installation finished")
+    {
+        return LineKind::Booted;
+    }
+    LineKind::Other
+}
+
+/// Follow `misc` until the card logs `marker` (success), its installer reports a failure, it
+/// boots or finishes without our line, or it says nothing for `silence`. `seen` is the log as
+/// it stood before the push (so an old boot's lines are not news). `ERR` lines that are not the
+/// installer's failure go to `on_warning`.
+pub struct Watch<'a> {
+    pub dir: &'a Path,
+    pub seen: Vec<String>,
+    pub marker: &'a str,
+    /// `CLEAR_ON_READ 1` is in effect (the daemon), not a file that keeps its log (simulator).
+    pub clears_on_read: bool,
+    pub silence: Duration,
+    pub poll: Duration,
+    pub cancel: &'a AtomicBool,
+}
+
 pub fn wait(
-    dir: &Path,
-    baseline: &str,
-    silence: Duration,
-    poll: Duration,
-    cancel: &AtomicBool,
+    w: Watch<'_>,
     on_line: &mut dyn FnMut(&str),
+    on_warning: &mut dyn FnMut(&str),
 ) -> Result<(Finish, Vec<String>), RshimError> {
-    let misc = dir.join("misc");
-    let mut seen = parse_misc(baseline).1;
+    let misc = w.dir.join("misc");
+    let mut seen = w.seen;
+    let mut first = true;
     let mut lines: Vec<String> = Vec::new();
     let mut last_word = Instant::now();
-    let failed = |lines: &[String]| {
-        RshimError::Failed(format!(
-            "the DPU reported: {}",
-            lines
-                .iter()
-                .filter(|x| is_error_line(x))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" | ")
-        ))
-    };
     loop {
         let now = read_misc(&misc)
             .map_err(|e| RshimError::Io(format!("reading {}: {e}", misc.display())))?;
         let (_, log) = parse_misc(&now);
-        let fresh = new_lines(&seen, log.clone());
+        // With CLEAR_ON_READ 1 the daemon returns the lines since the last read; only the
+        // first read still holds what was there before the push. The simulator's plain file
+        // keeps everything, so there a line is news only past the last read's.
+        let fresh = if w.clears_on_read && !first {
+            log.clone()
+        } else {
+            new_lines(&seen, log.clone())
+        };
+        first = false;
         seen = log;
         for l in fresh {
             last_word = Instant::now();
             on_line(&l);
-            let lower = l.to_ascii_lowercase();
             lines.push(l.clone());
-            // Firmware panics end the boot at once; CRITICAL ERROR is bfb-install's failure.
-            if lower.contains("critical error")
-                || l.starts_with("PANIC")
-                || l.starts_with("Exception")
-                || l.starts_with("ASSERT")
-            {
-                return Err(failed(&lines));
-            }
-            if lower.contains("in enhanced nic mode") {
-                return Err(RshimError::Failed(
-                    "the DPU came up in NIC mode: vSphere Distributed Services Engine needs DPU mode"
-                        .into(),
-                ));
-            }
-            if lower.contains("rebooting...")
-                || lower.contains("dpu is ready")
-                || lower.contains("linux up")
-            {
-                // The OS installer logs `ERR Installation failed` and still reboots.
-                if lines.iter().any(|x| is_error_line(x)) {
-                    return Err(failed(&lines));
+            match line_kind(&l, w.marker) {
+                LineKind::Ours => return Ok((Finish::Confirmed(l), lines)),
+                LineKind::InstallerFailed => {
+                    return Err(RshimError::Failed(format!("the DPU reported: {l}")))
                 }
-                return Ok((Finish::Ready(l), lines));
+                LineKind::NicMode => {
+                    return Err(RshimError::Failed(
+                        "the DPU came up in NIC mode: vSphere Distributed Services Engine needs DPU mode"
+                            .into(),
+                    ))
+                }
+                LineKind::Warning => on_warning(&l),
+                LineKind::Booted => {
+                    return Err(RshimError::Unconfirmed(format!(
+                        "the DPU said \"{l}\" but never logged our payload's line (\"{}\"): whatever it runs now is not known to be this payload",
+                        w.marker
+                    )))
+                }
+                LineKind::Other => {}
             }
         }
-        if cancel.load(Ordering::SeqCst) {
+        if w.cancel.load(Ordering::SeqCst) {
             return Err(RshimError::Cancelled);
         }
-        if last_word.elapsed() >= silence {
+        if last_word.elapsed() >= w.silence {
             return Err(RshimError::Timeout(format!(
                 "{}: no word from the DPU for {}s after the boot stream{}",
                 misc.display(),
-                silence.as_secs(),
+                w.silence.as_secs(),
                 lines
                     .last()
                     .map(|l| format!(" (last: {l})"))
                     .unwrap_or_default()
             )));
         }
-        std::thread::sleep(poll);
+        std::thread::sleep(w.poll);
     }
 }
 
-fn is_error_line(l: &str) -> bool {
-    l.starts_with("ERR")
-        || l.starts_with("PANIC")
-        || l.starts_with("Exception")
-        || l.starts_with("ASSERT")
-        || l.to_ascii_lowercase().contains("critical error")
+/// `misc` settings changed for one install, put back as they were when dropped: on success,
+/// on every error, and on a panic. Each restore is its own write, as the daemon reads them.
+pub struct MiscRestore {
+    dir: PathBuf,
+    /// Commands that put things back, run last-registered first.
+    undo: Vec<String>,
+}
+
+impl MiscRestore {
+    pub fn new(dir: &Path) -> MiscRestore {
+        MiscRestore {
+            dir: dir.to_path_buf(),
+            undo: Vec::new(),
+        }
+    }
+    /// Send `command`, and remember `undo` to be sent when this is dropped.
+    pub fn set(&mut self, command: &str, undo: String) -> io::Result<()> {
+        self.undo.push(undo);
+        misc_command(&self.dir, command)
+    }
+}
+
+impl Drop for MiscRestore {
+    fn drop(&mut self) {
+        while let Some(c) = self.undo.pop() {
+            if let Err(e) = misc_command(&self.dir, &c) {
+                log::warn!(
+                    "{}: putting back `{c}`: {e}",
+                    self.dir.join("misc").display()
+                );
+            }
+        }
+    }
+}
+
+/// The settings that `misc` shows only at `DISPLAY_LEVEL 1`, and the log as it stood.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    pub display_level: String,
+    pub boot_reset_skip: bool,
+    pub clear_on_read: bool,
+    /// The log before the push, when it could be read without draining it (`CLEAR_ON_READ 0`).
+    pub log: Option<Vec<String>>,
+}
+
+/// Read what bfb-install's steps depend on, changing nothing for good: the display level is
+/// raised to 1 to see `BOOT_RESET_SKIP` and `CLEAR_ON_READ`, to 2 to see the log only when
+/// reading does not clear it (the log may be another reader's), then put back.
+pub fn read_before(dir: &Path) -> Result<Before, RshimError> {
+    let misc = dir.join("misc");
+    let io = |e: io::Error| RshimError::Io(format!("{}: {e}", misc.display()));
+    let (fields, _) = parse_misc(&read_misc(&misc).map_err(io)?);
+    if fields.get("DROP_MODE").is_some_and(|v| v == "1") {
+        return Err(RshimError::Dropped(take_back_hint(dir)));
+    }
+    if fields.get("SECURE_NIC_MODE").is_some_and(|v| v == "1") {
+        return Err(RshimError::Refused(format!(
+            "{}: SECURE_NIC_MODE is on, which disables rshim's boot device over PCIe",
+            misc.display()
+        )));
+    }
+    let display_level = fields
+        .get("DISPLAY_LEVEL")
+        .cloned()
+        .unwrap_or_else(|| "0".into());
+    let mut levels = MiscRestore::new(dir);
+    levels
+        .set("DISPLAY_LEVEL 1", format!("DISPLAY_LEVEL {display_level}"))
+        .map_err(io)?;
+    let (adv, _) = parse_misc(&read_misc(&misc).map_err(io)?);
+    let flag = |k: &str| adv.get(k).is_some_and(|v| v == "1");
+    let mut before = Before {
+        display_level,
+        boot_reset_skip: flag("BOOT_RESET_SKIP"),
+        clear_on_read: flag("CLEAR_ON_READ"),
+        log: None,
+    };
+    if !before.clear_on_read {
+        misc_command(dir, "DISPLAY_LEVEL 2").map_err(io)?;
+        before.log = Some(parse_misc(&read_misc(&misc).map_err(io)?).1);
+    }
+    drop(levels);
+    Ok(before)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_line_is_success() {
+        let m = "ksinstall payload abc run 42 installed";
+        assert_eq!(line_kind(&format!("INFO: {m}"), m), LineKind::Ours);
+        // Every boot of the old OS says these.
+        for l in ["INFO: DPU is ready", "INFO: Linux up", "INFO: Rebooting..."] {
+            assert_eq!(line_kind(l, m), LineKind::Booted, "{l}");
+        }
+        assert_eq!(
+            line_kind("ERR: CRITICAL ERROR: installation failed", m),
+            LineKind::InstallerFailed
+        );
+        assert_eq!(
+            line_kind("ERR Installation failed", m),
+            LineKind::InstallerFailed
+        );
+        assert_eq!(
+            line_kind("ERR: mlxconfig: no such key", m),
+            LineKind::Warning
+        );
+        // Our words at ERR level, or another run's id, are not our line.
+        assert_ne!(line_kind(&format!("ERR: {m}"), m), LineKind::Ours);
+        assert_ne!(
+            line_kind("INFO: ksinstall payload abc run 41 installed", m),
+            LineKind::Ours
+        );
+    }
+
+    #[test]
+    fn boot_open_errors_say_what_the_daemon_meant() {
+        let boot = Path::new("/dev/rshim0/boot");
+        let e = |n| open_error(boot, &io::Error::from_raw_os_error(n));
+        assert!(
+            matches!(e(libc::EBUSY), RshimError::Busy(m) if m.contains("another process is pushing"))
+        );
+        assert!(matches!(e(libc::EINVAL), RshimError::Dropped(m) if m.contains("FORCE_CMD 1")));
+        assert!(matches!(e(libc::EPERM), RshimError::Refused(_)));
+        assert!(matches!(e(libc::ENXIO), RshimError::Transfer(_)));
+    }
 
     #[test]
     fn misc_fields_and_log_lines() {

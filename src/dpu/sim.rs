@@ -264,16 +264,21 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
             "ERR: CRITICAL ERROR: installation failed".into(),
         ],
         Behaviour::Succeed => {
-            let id = cfg_value(&r.bf_cfg, "KSINSTALL_PAYLOAD_ID").unwrap_or_default();
             let label = cfg_value(&r.bf_cfg, "KSINSTALL_PAYLOAD_LABEL").unwrap_or_default();
-            vec![
+            let mut v = vec![
                 "INFO: bf.cfg found".into(),
                 format!("INFO: Installing {label}"),
                 "INFO: Updating ATF/UEFI".into(),
                 "INFO: Updating NIC firmware".into(),
-                format!("INFO: installed payload {id} ({label})"),
-                "INFO: Rebooting...".into(),
-            ]
+            ];
+            // The installer calls bf.cfg's bfb_post_install; bfrshlog puts its words in the log.
+            if let Some(h) = hook_line(&r.bf_cfg) {
+                v.push("INFO: Running bfb_post_install from bf.cfg".into());
+                v.push(h);
+            }
+            v.push("INFO: Installation finished".into());
+            v.push("INFO: Rebooting...".into());
+            v
         }
     };
     if level2 {
@@ -284,6 +289,16 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
         }
     }
     r
+}
+
+/// The argument of `bfrshlog` in the `bfb_post_install` function of `bf.cfg`.
+fn hook_line(cfg: &str) -> Option<String> {
+    let body = cfg.split("bfb_post_install()").nth(1)?;
+    let call = body
+        .lines()
+        .find(|l| l.trim_start().starts_with("bfrshlog "))?;
+    let arg = call.trim_start().strip_prefix("bfrshlog ")?.trim();
+    Some(arg.trim_matches('"').to_string())
 }
 
 fn cfg_value(cfg: &str, key: &str) -> Option<String> {

@@ -134,6 +134,9 @@ pub struct DpuPlan {
     pub before: dpu::Observed,
     /// How to name the card to a person.
     pub name: String,
+    /// Set when the host reaches the network through this card: the card is flashed only after
+    /// the host lay-down has fetched and verified everything, and this says why.
+    pub after_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -456,6 +459,25 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Why the card must wait for the host lay-down, when the install's media come over the network
+/// and the host has an interface that is a function of the card: resetting the card takes that
+/// port down, and a transfer under way would break. Every interface of the card counts, not only
+/// the one routing to the media: the route can move to it, and waiting costs only overlap.
+fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<String> {
+    if i.media.is_local() {
+        return None;
+    }
+    let ifs = dpu::interfaces_on(d, i.sysroot);
+    (!ifs.is_empty()).then(|| {
+        format!(
+            "the media come over the network ({}) and {} {} a port of this card: it is flashed after the host lay-down has fetched and verified every file, since its reset takes the port down",
+            i.media.source.describe(),
+            ifs.join(", "),
+            if ifs.len() == 1 { "is" } else { "are" }
+        )
+    })
+}
+
 fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>, PlanError> {
     let slots = i
         .kickstart
@@ -563,7 +585,17 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
                 ));
                 Some(firmware_dir.clone())
             }
-            dpu::Interface::Rshim { .. } => None,
+            dpu::Interface::Rshim { dir, .. } => {
+                if bundle.manifest.format == dpu::bundle::PayloadFormat::Bfb
+                    && !dpu::rshim::is_simulator(dir)
+                {
+                    return Err(refuse(Outcome::Precondition, format!(
+                        "{name}: the bundle {} is a boot stream ksinstall builds itself, which only the simulator understands; a real BlueField boots only the vendor's complete BF-Bundle: use a bundle of format \"bfb-passthrough\" (firmware/README.md)",
+                        bundle.dir.display()
+                    )));
+                }
+                None
+            }
         };
         out.push(DpuPlan {
             vendor: d.vendor.clone(),
@@ -578,6 +610,7 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
             payload,
             stage_dir,
             before: observed,
+            after_host: network_through(d, i),
             name,
         });
     }
@@ -970,6 +1003,12 @@ impl Plan {
                 "     now runs: {}",
                 d.before.software.as_deref().unwrap_or("unknown")
             );
+            if let Some(r) = &d.before.reached_through {
+                let _ = writeln!(s, "     {r}");
+            }
+            if let Some(r) = &d.after_host {
+                let _ = writeln!(s, "     {r}");
+            }
         }
         if !self.post_scripts.is_empty() {
             let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
