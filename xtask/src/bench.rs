@@ -348,12 +348,19 @@ fn concurrency(
             Duration::from_secs(60),
             &mut |_| {},
         )?;
+        let marker = staged.marker.clone().unwrap_or_default();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
         rshim::wait(
-            &rshim_dir,
-            &base,
-            Duration::from_secs(60),
-            Duration::from_millis(50),
-            &std::sync::atomic::AtomicBool::new(false),
+            rshim::Watch {
+                dir: &rshim_dir,
+                seen: base.lines().map(str::to_string).collect(),
+                marker: &marker,
+                clears_on_read: false,
+                silence: Duration::from_secs(60),
+                poll: Duration::from_millis(50),
+                cancel: &cancel,
+            },
+            &mut |_| {},
             &mut |_| {},
         )?;
         dpu_only = dpu_only.min(t.elapsed().as_secs_f64());
