@@ -308,9 +308,7 @@ fn cfg_value(cfg: &str, key: &str) -> Option<String> {
     })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::media::verify::hex;
 
 /// Read a boot stream as the DPU does: image after image while the magic is there.
 fn judge(stream: &[u8]) -> Received {

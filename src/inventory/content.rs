@@ -87,6 +87,11 @@ pub struct DiskContent {
 }
 
 impl DiskContent {
+    /// A disk with nothing on it: an image file still to be created.
+    pub fn blank() -> DiskContent {
+        DiskContent::empty(PartitionTable::Blank, None)
+    }
+
     fn empty(table: PartitionTable, problem: Option<String>) -> DiskContent {
         DiskContent {
             table,

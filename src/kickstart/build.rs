@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::args::{self, Args};
 use super::diag::{Sink, Span};
-use super::grammar::{Occurs, KEYBOARDS};
+use super::grammar::{Build, Occurs, KEYBOARDS};
 use super::model::*;
 use super::password::{self, crypt_form};
 use super::reader::{Arg, Invocation, Visitor};
@@ -102,10 +102,10 @@ impl Visitor for Builder {
         }
         let a = args::parse(inv, sink);
         let span = inv.span.clone();
-        match spec.name {
-            "vmaccepteula" => self.ks.accept_eula = Some(span),
-            "rootpw" => self.ks.root_password = rootpw(inv, &a, sink),
-            "install" | "upgrade" | "installorupgrade" => {
+        match spec.build {
+            Build::Eula => self.ks.accept_eula = Some(span),
+            Build::Rootpw => self.ks.root_password = rootpw(inv, &a, sink),
+            Build::Action => {
                 if let Some(other) = &self.ks.action {
                     sink.error_help(
                         &span,
@@ -121,19 +121,19 @@ impl Visitor for Builder {
                 }
                 self.ks.action = action(spec.name, &a, span, sink);
             }
-            "clearpart" => {
+            Build::Clearpart => {
                 if let Some(c) = clearpart(&a, span) {
                     self.ks.clearpart.push(c);
                 }
             }
-            "part" => {
+            Build::Part => {
                 if let Some(p) = part(&a, span, sink) {
                     self.ks.parts.push(p);
                 }
             }
-            "network" => self.ks.network = network(&a, span, sink),
-            "keyboard" => self.ks.keyboard = keyboard(&a, span, sink),
-            "serialnum" => match a.value("esx") {
+            Build::Network => self.ks.network = network(&a, span, sink),
+            Build::Keyboard => self.ks.keyboard = keyboard(&a, span, sink),
+            Build::Serialnum => match a.value("esx") {
                 Some(esx) => {
                     self.ks.serial_number = Some(SerialNumber {
                         esx: esx.to_string(),
@@ -149,26 +149,26 @@ impl Visitor for Builder {
                     sink,
                 ),
             },
-            "reboot" => {
+            Build::Reboot => {
                 self.ks.reboot = Some(Reboot {
                     no_eject: a.has("noeject"),
                     span,
                 })
             }
-            "paranoid" => self.ks.paranoid = Some(span),
-            "dryrun" => self.ks.dryrun = Some(span),
-            "partitionembed" => self.ks.partition_embed = Some(span),
-            "%post" => {
+            Build::Paranoid => self.ks.paranoid = Some(span),
+            Build::Dryrun => self.ks.dryrun = Some(span),
+            Build::PartitionEmbed => self.ks.partition_embed = Some(span),
+            Build::PostScript => {
                 if let Some(s) = script(inv, &a, ScriptKind::Post, sink) {
                     self.ks.scripts.push(s);
                 }
             }
-            "%firstboot" => {
+            Build::FirstbootScript => {
                 if let Some(s) = script(inv, &a, ScriptKind::Firstboot, sink) {
                     self.ks.scripts.push(s);
                 }
             }
-            _ => {}
+            Build::ByReader | Build::Ignored => {}
         }
     }
 }

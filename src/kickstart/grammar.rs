@@ -97,9 +97,37 @@ pub enum Positional {
     DeprecatedMedia,
 }
 
+/// What the model builder does with a command: each table entry names it, and the builder
+/// matches on it exhaustively, so a command cannot be in the table and fall through the
+/// builder unhandled (a misspelt name in a `match` on strings would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Eula,
+    Rootpw,
+    /// `install`, `upgrade`, `installorupgrade`.
+    Action,
+    Clearpart,
+    Part,
+    Network,
+    Keyboard,
+    Serialnum,
+    Reboot,
+    Paranoid,
+    Dryrun,
+    PartitionEmbed,
+    PostScript,
+    FirstbootScript,
+    /// Handled while reading, before the model is built (`%include`, `%pre`).
+    ByReader,
+    /// Accepted and not used (ESX 4.x words, `%packages`): the reader already warned.
+    Ignored,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct CommandSpec {
     pub name: &'static str,
+    /// What builds the model from it.
+    pub build: Build,
     pub aliases: &'static [&'static str],
     pub kind: Kind,
     pub occurs: Occurs,
@@ -179,9 +207,15 @@ const INTERPRETER: OptSpec = OptSpec {
 
 const NONE: &[OptSpec] = &[];
 
-const fn command(name: &'static str, occurs: Occurs, options: &'static [OptSpec]) -> CommandSpec {
+const fn command(
+    name: &'static str,
+    build: Build,
+    occurs: Occurs,
+    options: &'static [OptSpec],
+) -> CommandSpec {
     CommandSpec {
         name,
+        build,
         aliases: &[],
         kind: Kind::Command,
         occurs,
@@ -197,7 +231,7 @@ const fn command(name: &'static str, occurs: Occurs, options: &'static [OptSpec]
 const fn deprecated_command(name: &'static str) -> CommandSpec {
     CommandSpec {
         kind: Kind::Deprecated,
-        ..command(name, Occurs::Many, NONE)
+        ..command(name, Build::Ignored, Occurs::Many, NONE)
     }
 }
 
@@ -208,12 +242,12 @@ pub const ACTION_COMMANDS: [&str; 3] = ["install", "upgrade", "installorupgrade"
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         aliases: &["accepteula"],
-        ..command("vmaccepteula", Occurs::Once, NONE)
+        ..command("vmaccepteula", Build::Eula, Occurs::Once, NONE)
     },
     CommandSpec {
         positional: Positional::Required("password"),
         invalidated_by_upgrade: true,
-        ..command("rootpw", Occurs::Once, &[flag("iscrypted")])
+        ..command("rootpw", Build::Rootpw, Occurs::Once, &[flag("iscrypted")])
     },
     CommandSpec {
         positional: Positional::DeprecatedMedia,
@@ -226,6 +260,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         invalidated_by_upgrade: true,
         ..command(
             "install",
+            Build::Action,
             Occurs::OnceStrict,
             &[
                 DISK,
@@ -251,6 +286,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         exclusive: &[("disk", "firstdisk")],
         ..command(
             "installorupgrade",
+            Build::Action,
             Occurs::OnceStrict,
             &[
                 DISK,
@@ -270,6 +306,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         exclusive: &[("disk", "firstdisk")],
         ..command(
             "upgrade",
+            Build::Action,
             Occurs::OnceStrict,
             &[
                 DISK,
@@ -304,6 +341,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         invalidated_by_upgrade: true,
         ..command(
             "clearpart",
+            Build::Clearpart,
             Occurs::Many,
             &[
                 OptSpec {
@@ -327,6 +365,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         invalidated_by_upgrade: true,
         ..command(
             "part",
+            Build::Part,
             Occurs::Many,
             &[
                 OptSpec {
@@ -351,6 +390,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         invalidated_by_upgrade: true,
         ..command(
             "network",
+            Build::Network,
             Occurs::Once,
             &[
                 value("bootproto", Pattern::BootProto),
@@ -369,13 +409,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         positional: Positional::Required("keyboard layout"),
         invalidated_by_upgrade: true,
-        ..command("keyboard", Occurs::Once, NONE)
+        ..command("keyboard", Build::Keyboard, Occurs::Once, NONE)
     },
     CommandSpec {
         aliases: &["vmserialnum"],
         invalidated_by_upgrade: true,
         ..command(
             "serialnum",
+            Build::Serialnum,
             Occurs::Once,
             &[OptSpec {
                 bad_value: Severity::Error,
@@ -383,26 +424,27 @@ pub static COMMANDS: &[CommandSpec] = &[
             }],
         )
     },
-    command("reboot", Occurs::Once, &[flag("noeject")]),
-    command("paranoid", Occurs::Once, NONE),
-    command("dryrun", Occurs::Once, NONE),
+    command("reboot", Build::Reboot, Occurs::Once, &[flag("noeject")]),
+    command("paranoid", Build::Paranoid, Occurs::Once, NONE),
+    command("dryrun", Build::Dryrun, Occurs::Once, NONE),
     CommandSpec {
         requires_install: true,
-        ..command("partitionembed", Occurs::Once, NONE)
+        ..command("partitionembed", Build::PartitionEmbed, Occurs::Once, NONE)
     },
     CommandSpec {
         aliases: &["include"],
         positional: Positional::Required("file"),
-        ..command("%include", Occurs::Many, NONE)
+        ..command("%include", Build::ByReader, Occurs::Many, NONE)
     },
     CommandSpec {
         kind: Kind::Section,
-        ..command("%pre", Occurs::Many, &[INTERPRETER])
+        ..command("%pre", Build::ByReader, Occurs::Many, &[INTERPRETER])
     },
     CommandSpec {
         kind: Kind::Section,
         ..command(
             "%post",
+            Build::PostScript,
             Occurs::Many,
             &[
                 INTERPRETER,
@@ -413,23 +455,28 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         kind: Kind::Section,
-        ..command("%firstboot", Occurs::Many, &[INTERPRETER])
+        ..command(
+            "%firstboot",
+            Build::FirstbootScript,
+            Occurs::Many,
+            &[INTERPRETER],
+        )
     },
     CommandSpec {
         kind: Kind::DeprecatedSection,
-        ..command("%packages", Occurs::Many, NONE)
+        ..command("%packages", Build::Ignored, Occurs::Many, NONE)
     },
     CommandSpec {
         kind: Kind::DeprecatedSection,
-        ..command("%vmlicense_text", Occurs::Many, NONE)
+        ..command("%vmlicense_text", Build::Ignored, Occurs::Many, NONE)
     },
     CommandSpec {
         kind: Kind::Unused,
-        ..command("lang", Occurs::Many, NONE)
+        ..command("lang", Build::Ignored, Occurs::Many, NONE)
     },
     CommandSpec {
         kind: Kind::Unused,
-        ..command("langsupport", Occurs::Many, NONE)
+        ..command("langsupport", Build::Ignored, Occurs::Many, NONE)
     },
     deprecated_command("auth"),
     deprecated_command("authconfig"),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dpu;
 use crate::exit::Outcome;
-use crate::inventory::Inventory;
+use crate::inventory::{DiskContent, Inventory};
 use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
 use crate::media::{BootCfg, Media, Role};
 use crate::source::cmdline::{self, BootOptions};
@@ -226,7 +226,7 @@ pub fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> 
 }
 
 /// The target named with `--disk` that exists: a block device or an image file.
-fn existing_override(i: &Inputs<'_>, path: &Path) -> Result<Target, PlanError> {
+fn existing_override(i: &Inputs<'_>, path: &Path) -> Result<(Target, DiskContent), PlanError> {
     // Like coreos-installer's positional disk: the command line names the target.
     let meta = std::fs::metadata(path)
         .map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
@@ -246,8 +246,13 @@ fn existing_override(i: &Inputs<'_>, path: &Path) -> Result<Target, PlanError> {
     });
     let dev = storage::BlockDev::open_read_only(path, i.image_sector_size)
         .map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
-    let content = crate::inventory::content::read(path, dev.logical_sector_size());
-    Ok(Target {
+    // What the disk holds was read with the inventory when it is one of the machine's disks:
+    // read once, not again here.
+    let content = match known {
+        Some(d) => d.content.clone(),
+        None => crate::inventory::content::read(path, dev.logical_sector_size()),
+    };
+    let target = Target {
         path: path.to_path_buf(),
         name: known
             .map(|d| d.name.clone())
@@ -263,10 +268,15 @@ fn existing_override(i: &Inputs<'_>, path: &Path) -> Result<Target, PlanError> {
         },
         chosen_because: "named with --disk on the command line".into(),
         holds_now: content.summary(),
-    })
+    };
+    Ok((target, content))
 }
 
-fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, PlanError> {
+/// The target, and what it holds now (read once: with the inventory, or here for a `--disk`).
+fn choose_target(
+    i: &Inputs<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Target, DiskContent), PlanError> {
     let ks = i.kickstart;
     let action = ks.action.as_ref().ok_or_else(|| {
         refuse(
@@ -285,7 +295,7 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
             if action.target.is_some() {
                 warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
             }
-            return Ok(Target {
+            let target = Target {
                 path: path.to_path_buf(),
                 name: path.display().to_string(),
                 aliases: Vec::new(),
@@ -298,7 +308,8 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
                     "nothing yet: a new sparse image file of {} is created",
                     crate::size::human(size_bytes)
                 ),
-            });
+            };
+            return Ok((target, DiskContent::blank()));
         }
         None => {}
     }
@@ -337,7 +348,7 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
         }
         None => return Err(refuse(Outcome::InvalidKickstart, "install names no disk")),
     };
-    Ok(Target {
+    let target = Target {
         path: i.sysroot.join(disk.device.trim_start_matches('/')),
         name: disk.name.clone(),
         aliases: disk.aliases.clone(),
@@ -351,7 +362,8 @@ fn choose_target(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Target, P
         },
         chosen_because: why,
         holds_now: disk.content.summary(),
-    })
+    };
+    Ok((target, disk.content.clone()))
 }
 
 /// Why a disk's contents may hide a VMFS datastore we cannot see, if they may.
@@ -704,12 +716,9 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             ),
         ));
     }
-    let target = choose_target(i, &mut warnings)?;
+    let (target, existing) = choose_target(i, &mut warnings)?;
     if action.kind == ActionKind::InstallOrUpgrade {
-        let has_esx = crate::inventory::content::read(&target.path, target.logical_sector_size)
-            .esx
-            .is_some();
-        if has_esx {
+        if existing.esx.is_some() {
             return Err(refuse(Outcome::Precondition, format!("installorupgrade: {} holds an ESXi install, and upgrade is not supported yet; use install --overwritevmfs to replace it", target.name)));
         }
         warnings.push(format!(
@@ -720,7 +729,6 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let dpus = dpu_plans(i, &mut warnings)?;
     check_disks(i, &target)?;
 
-    let existing = crate::inventory::content::read(&target.path, target.logical_sector_size);
     // A disk whose table we cannot read (or an MBR with VMFS types) may hold a datastore: treat it
     // as holding VMFS. Unknown is never "nothing to protect".
     if let Some(why) = may_hide_vmfs(&existing) {
