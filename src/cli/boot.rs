@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ksinstall::exit::Outcome;
-use ksinstall::media::Media;
 use ksinstall::report::Step;
 use ksinstall::report::StepId;
-use ksinstall::source::cmdline::KsLocation;
 use ksinstall::source::kickstart::{self as ks_source, Reach};
 use ksinstall::source::{cdrom, usb};
 
@@ -52,7 +50,7 @@ pub fn start_interactive_console(
     let c = &a.common;
     let media = match a.media.clone().or(inst_repo) {
         Some(m) => m,
-        None => match media_on_cdrom(&c.sysroot) {
+        None => match cdrom::installer_media(&c.sysroot) {
             Ok((location, _)) => location,
             Err(e) => {
                 eprintln!("ksinstall: error: {e}");
@@ -61,36 +59,6 @@ pub fn start_interactive_console(
         },
     };
     super::interactive::run_console(&c.sysroot, &media, None, c.cmdline.as_deref(), &c.dpu, http)
-}
-
-fn describe(loc: &KsLocation) -> String {
-    match loc {
-        KsLocation::File(p) => format!("ks=file://{p}"),
-        KsLocation::Http(u) | KsLocation::Unsupported(u) => {
-            format!("ks={}", ksinstall::http::redact(u))
-        }
-        KsLocation::Cdrom(p) => format!("ks=cdrom:{p}"),
-        KsLocation::Usb(p) => format!("ks=usb:{p}"),
-    }
-}
-
-/// The installer media on a CD/DVD drive, when --media is not given.
-fn media_on_cdrom(sysroot: &std::path::Path) -> Result<(String, PathBuf), String> {
-    let mut why = Vec::new();
-    for drive in cdrom::drives(sysroot) {
-        let location = drive.display().to_string();
-        match Media::open(&location) {
-            Ok(_) => return Ok((location, drive)),
-            Err(e) => why.push(format!("{e:#}")),
-        }
-    }
-    if why.is_empty() {
-        why.push(format!("no CD/DVD drive below {}", sysroot.display()));
-    }
-    Err(format!(
-        "no installation media: give --media, or boot from the installer CD ({})",
-        why.join("; ")
-    ))
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -142,7 +110,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     sinks.connect(&c.net, &http)?;
     let sink = sinks.tee();
 
-    let wanted: Vec<String> = boot.ks.iter().map(describe).collect();
+    let wanted: Vec<String> = boot.ks.iter().map(ToString::to_string).collect();
     let step = Step::start(
         &sink,
         StepId::Source,
@@ -179,7 +147,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // --media, else inst.repo= on the command line (a PXE boot), else the CD drive.
     let media = match a.media.clone().or_else(|| boot.media.clone()) {
         Some(m) => m,
-        None => match media_on_cdrom(&c.sysroot) {
+        None => match cdrom::installer_media(&c.sysroot) {
             Ok((location, drive)) => {
                 if !cd_drives.contains(&drive) {
                     cd_drives.push(drive);
@@ -212,82 +180,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     sinks.finish(ended.outcome, started);
     // A dry run (--dry-run, or the kickstart's dryrun) never reboots.
     if ended.outcome == Outcome::Success && !ended.dry_run {
-        finish_boot(ended.reboot, a.allow_reboot, &cd_drives)?;
+        driver::boot::finish(ended.reboot, a.allow_reboot, &cd_drives)?;
     }
     Ok(ended.outcome)
-}
-
-/// After a successful install: `reboot` in the kickstart reboots the machine (ejecting the CDs
-/// we read unless `--noeject`), but only under --allow-reboot; otherwise say what would happen.
-fn finish_boot(reboot: Option<bool>, allowed: bool, cd_drives: &[PathBuf]) -> anyhow::Result<()> {
-    let Some(no_eject) = reboot else {
-        eprintln!("ksinstall: done; the kickstart has no `reboot`, so the machine stays up");
-        return Ok(());
-    };
-    let eject: Vec<&PathBuf> = if no_eject {
-        Vec::new()
-    } else {
-        cd_drives.iter().collect()
-    };
-    if !allowed {
-        eprintln!(
-            "ksinstall: the kickstart says reboot{}; not rebooting without --allow-reboot{}",
-            if no_eject { " --noeject" } else { "" },
-            if eject.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (would eject {})",
-                    eject
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
-        return Ok(());
-    }
-    for drive in eject {
-        if let Err(e) = eject_cd(drive) {
-            log::warn!("{}: not ejected: {e}", drive.display());
-        }
-    }
-    reboot_now()
-}
-
-fn eject_cd(drive: &std::path::Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    /// `CDROMEJECT` from linux/cdrom.h.
-    const CDROMEJECT: libc::c_ulong = 0x5309;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(drive)?;
-    // SAFETY: a plain ioctl without argument on a file descriptor we own.
-    if unsafe { libc::ioctl(f.as_raw_fd(), CDROMEJECT as _) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// A clean reboot through systemd when it runs the machine, else sync and reboot(2) (an
-/// installer image whose init is ksinstall's own wrapper).
-fn reboot_now() -> anyhow::Result<()> {
-    eprintln!("ksinstall: rebooting");
-    if std::path::Path::new("/run/systemd/system").is_dir() {
-        let status = std::process::Command::new("systemctl")
-            .arg("reboot")
-            .status()
-            .map_err(|e| anyhow::anyhow!("running systemctl reboot: {e}"))?;
-        anyhow::ensure!(status.success(), "systemctl reboot: {status}");
-        return Ok(());
-    }
-    // SAFETY: sync(2) and reboot(2) take no pointers.
-    unsafe { libc::sync() };
-    if unsafe { libc::reboot(libc::RB_AUTOBOOT) } != 0 {
-        anyhow::bail!("reboot(2): {}", std::io::Error::last_os_error());
-    }
-    Ok(())
 }

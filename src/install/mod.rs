@@ -4,6 +4,7 @@
 //! report path, the DPU payload) is checked before the first write, and a dry run, whether asked
 //! for on the command line or by the kickstart's `dryrun`, writes nothing at all.
 
+pub mod boot;
 mod checks;
 mod read;
 pub mod report;

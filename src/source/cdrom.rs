@@ -78,3 +78,23 @@ pub fn find(sysroot: &Path, path: &str) -> Result<(Vec<u8>, PathBuf)> {
     }
     anyhow::bail!("ks=cdrom:{path}: {}", why.join("; "))
 }
+
+/// The installer media on a CD/DVD drive below the sysroot (when no `--media` or `inst.repo=`
+/// names them): the drive's location and its device node.
+pub fn installer_media(sysroot: &Path) -> std::result::Result<(String, PathBuf), String> {
+    let mut why = Vec::new();
+    for drive in drives(sysroot) {
+        let location = drive.display().to_string();
+        match crate::media::Media::open(&location) {
+            Ok(_) => return Ok((location, drive)),
+            Err(e) => why.push(format!("{e:#}")),
+        }
+    }
+    if why.is_empty() {
+        why.push(format!("no CD/DVD drive below {}", sysroot.display()));
+    }
+    Err(format!(
+        "no installation media: give --media, or boot from the installer CD ({})",
+        why.join("; ")
+    ))
+}

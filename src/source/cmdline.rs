@@ -24,6 +24,20 @@ pub enum KsLocation {
     Usb(String),
 }
 
+/// `ks=...` as a person reads it (a password in a URL redacted).
+impl std::fmt::Display for KsLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KsLocation::File(p) => write!(f, "ks=file://{p}"),
+            KsLocation::Http(u) | KsLocation::Unsupported(u) => {
+                write!(f, "ks={}", crate::http::redact(u))
+            }
+            KsLocation::Cdrom(p) => write!(f, "ks=cdrom:{p}"),
+            KsLocation::Usb(p) => write!(f, "ks=usb:{p}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemMediaSize {

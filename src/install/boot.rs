@@ -1,0 +1,79 @@
+//! The end of a boot-time install: what the kickstart's `reboot` asks for, done only when
+//! allowed (`boot --allow-reboot`): eject the CDs that were read, then reboot.
+
+use std::path::PathBuf;
+
+/// After a successful install: `reboot` in the kickstart reboots the machine (ejecting the CDs
+/// we read unless `--noeject`), but only under --allow-reboot; otherwise say what would happen.
+pub fn finish(reboot: Option<bool>, allowed: bool, cd_drives: &[PathBuf]) -> anyhow::Result<()> {
+    let Some(no_eject) = reboot else {
+        eprintln!("ksinstall: done; the kickstart has no `reboot`, so the machine stays up");
+        return Ok(());
+    };
+    let eject: Vec<&PathBuf> = if no_eject {
+        Vec::new()
+    } else {
+        cd_drives.iter().collect()
+    };
+    if !allowed {
+        eprintln!(
+            "ksinstall: the kickstart says reboot{}; not rebooting without --allow-reboot{}",
+            if no_eject { " --noeject" } else { "" },
+            if eject.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (would eject {})",
+                    eject
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        return Ok(());
+    }
+    for drive in eject {
+        if let Err(e) = eject_cd(drive) {
+            log::warn!("{}: not ejected: {e}", drive.display());
+        }
+    }
+    reboot_now()
+}
+
+fn eject_cd(drive: &std::path::Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    /// `CDROMEJECT` from linux/cdrom.h.
+    const CDROMEJECT: libc::c_ulong = 0x5309;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(drive)?;
+    // SAFETY: a plain ioctl without argument on a file descriptor we own.
+    if unsafe { libc::ioctl(f.as_raw_fd(), CDROMEJECT as _) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A clean reboot through systemd when it runs the machine, else sync and reboot(2) (an
+/// installer image whose init is ksinstall's own wrapper).
+fn reboot_now() -> anyhow::Result<()> {
+    eprintln!("ksinstall: rebooting");
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        let status = std::process::Command::new("systemctl")
+            .arg("reboot")
+            .status()
+            .map_err(|e| anyhow::anyhow!("running systemctl reboot: {e}"))?;
+        anyhow::ensure!(status.success(), "systemctl reboot: {status}");
+        return Ok(());
+    }
+    // SAFETY: sync(2) and reboot(2) take no pointers.
+    unsafe { libc::sync() };
+    if unsafe { libc::reboot(libc::RB_AUTOBOOT) } != 0 {
+        anyhow::bail!("reboot(2): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
