@@ -142,6 +142,34 @@ impl Serial {
 
 impl Guest<'_> {
     pub(super) fn run(&self, p: &Paths) -> Result<Serial> {
+        let mut cmd = self.command();
+        println!("== [{}] booting ({:?})", self.name, cmd);
+        let log_path = p.w(&format!("{}.serial.log", self.name));
+        let mut log = std::fs::File::create(&log_path)?;
+        let started = Instant::now();
+        let mut child = Qemu(cmd.spawn().context("qemu-system-x86_64")?);
+        let rx = forward_lines(&mut child)?;
+        let deadline = (started + self.timeout).min(self.deadline);
+        let (text, timed_out) = self.read_console(&rx, deadline, &mut log, &mut child)?;
+        let _ = child.0.wait();
+        let elapsed = started.elapsed();
+        println!(
+            "== [{}] {} after {:.1} s; serial log {}",
+            self.name,
+            if timed_out { "TIMED OUT" } else { "ended" },
+            elapsed.as_secs_f64(),
+            log_path.display()
+        );
+        Ok(Serial {
+            text,
+            elapsed,
+            timed_out,
+        })
+    }
+
+    /// The QEMU command line: the machine, the boot (kernel or firmware), the disk, the NIC and
+    /// the `edu` devices.
+    fn command(&self) -> Command {
         let mut cmd = Command::new("qemu-system-x86_64");
         // No KVM on these machines (qemu-e2e.md §2); -no-reboot and panic=-1 make a panic end
         // the run instead of hanging until the timeout.
@@ -196,33 +224,19 @@ impl Guest<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        println!("== [{}] booting ({:?})", self.name, cmd);
-        let log_path = p.w(&format!("{}.serial.log", self.name));
-        let mut log = std::fs::File::create(&log_path)?;
-        let started = Instant::now();
-        let mut child = Qemu(cmd.spawn().context("qemu-system-x86_64")?);
-        let (tx, rx) = mpsc::channel::<String>();
-        let out = child.0.stdout.take().context("qemu stdout")?;
-        let err = child.0.stderr.take().context("qemu stderr")?;
-        for stream in [
-            Box::new(out) as Box<dyn std::io::Read + Send>,
-            Box::new(err),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                let mut buf = Vec::new();
-                while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                    buf.clear();
-                }
-            });
-        }
-        drop(tx);
-        let deadline = (started + self.timeout).min(self.deadline);
+        cmd
+    }
+
+    /// The console lines until the guest ends, prints `stop_at` or passes `deadline` (then it
+    /// is killed): the text, and whether it timed out. Every line goes to `log`; the E2E-
+    /// markers are echoed here as they come.
+    fn read_console(
+        &self,
+        rx: &mpsc::Receiver<String>,
+        deadline: Instant,
+        log: &mut std::fs::File,
+        child: &mut Qemu,
+    ) -> Result<(String, bool)> {
         let mut text = String::new();
         let mut timed_out = false;
         loop {
@@ -249,19 +263,33 @@ impl Guest<'_> {
                 }
             }
         }
-        let _ = child.0.wait();
-        let elapsed = started.elapsed();
-        println!(
-            "== [{}] {} after {:.1} s; serial log {}",
-            self.name,
-            if timed_out { "TIMED OUT" } else { "ended" },
-            elapsed.as_secs_f64(),
-            log_path.display()
-        );
-        Ok(Serial {
-            text,
-            elapsed,
-            timed_out,
-        })
+        Ok((text, timed_out))
     }
+}
+
+/// QEMU's stdout and stderr, line by line, merged into one channel by a thread each; the
+/// channel closes when both streams end.
+fn forward_lines(child: &mut Qemu) -> Result<mpsc::Receiver<String>> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.0.stdout.take().context("qemu stdout")?;
+    let err = child.0.stderr.take().context("qemu stderr")?;
+    for stream in [
+        Box::new(out) as Box<dyn std::io::Read + Send>,
+        Box::new(err),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                if tx.send(line).is_err() {
+                    break;
+                }
+                buf.clear();
+            }
+        });
+    }
+    drop(tx);
+    Ok(rx)
 }

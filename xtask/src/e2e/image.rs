@@ -9,7 +9,7 @@ use anyhow::{ensure, Context, Result};
 use ksinstall::media::manifest::{Manifest, MANIFEST_NAME};
 use ksinstall::media::synth;
 
-use super::Paths;
+use super::{Laps, Paths};
 use crate::run;
 
 /// The pinned kernel (Debian 12's cloud flavour): netdevsim is built against its headers and
@@ -44,7 +44,7 @@ fn apt_has(package: &str, version: &str) -> bool {
 
 /// The pinned kernel, or, once the archive has dropped it (Debian keeps only the current
 /// security update), the one `linux-image-cloud-amd64` depends on now, said out loud.
-pub(super) fn pick_kernel() -> Result<Pin> {
+fn pick_kernel() -> Result<Pin> {
     let pinned = Pin {
         release: PINNED_RELEASE.into(),
         version: PINNED_VERSION.into(),
@@ -108,7 +108,7 @@ fn packages(pin: &Pin) -> Vec<String> {
 /// Modules the guest loads (with what modules.dep says they need): virtio disk and NIC, the
 /// packet socket for DHCP, vfat and its code pages, efivarfs, and psample for netdevsim. Those
 /// built into this kernel are skipped.
-pub(super) const GUEST_MODULES: &[&str] = &[
+const GUEST_MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
     "virtio_net",
@@ -125,7 +125,7 @@ const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 /// What netdevsim stores as its firmware version (drivers/net/netdevsim/dev.c, 6.1).
 pub(super) const NETDEVSIM_FIRMWARE: &str = "10.20.30";
 
-pub(super) fn ensure_packages(pin: &Pin) -> Result<()> {
+fn ensure_packages(pin: &Pin) -> Result<()> {
     let wanted = packages(pin);
     let names: Vec<&str> = wanted
         .iter()
@@ -199,7 +199,7 @@ fn download(p: &Paths, package: &str) -> Result<PathBuf> {
 }
 
 /// The kernel and its modules, unpacked under target/e2e/kernel with a modules.dep.
-pub(super) fn fetch_kernel(p: &Paths) -> Result<PathBuf> {
+fn fetch_kernel(p: &Paths) -> Result<PathBuf> {
     let Pin { release, version } = &p.pin;
     let dir = p.w(&format!("kernel-{release}"));
     let vmlinuz = dir.join(format!("boot/vmlinuz-{release}"));
@@ -217,7 +217,7 @@ pub(super) fn fetch_kernel(p: &Paths) -> Result<PathBuf> {
 
 /// netdevsim.ko built out of tree from Debian's linux-source for the pinned kernel (Debian
 /// kernels do not ship it: `# CONFIG_NETDEVSIM is not set`).
-pub(super) fn build_netdevsim(p: &Paths) -> Result<PathBuf> {
+fn build_netdevsim(p: &Paths) -> Result<PathBuf> {
     let Pin { release, version } = &p.pin;
     let series = p.pin.series();
     let ko = p.w(&format!("netdevsim/{release}/netdevsim.ko"));
@@ -256,7 +256,7 @@ pub(super) fn build_netdevsim(p: &Paths) -> Result<PathBuf> {
 
 /// ksinstall linked statically against glibc: no extra rustup target needed, runs in a bare
 /// initramfs. `--target` keeps RUSTFLAGS away from build scripts and the normal target dir.
-pub(super) fn build_static(p: &Paths, target: &Path, cargo: &mut Command) -> Result<PathBuf> {
+fn build_static(p: &Paths, target: &Path, cargo: &mut Command) -> Result<PathBuf> {
     let triple = "x86_64-unknown-linux-gnu";
     ensure!(
         cfg!(all(
@@ -285,11 +285,7 @@ pub(super) fn build_static(p: &Paths, target: &Path, cargo: &mut Command) -> Res
 
 /// The .ko files for `wanted` and everything they need, dependencies first, as paths relative
 /// to lib/modules/<release>. Modules built into the kernel are left out.
-pub(super) fn resolve_modules(
-    kernel: &Path,
-    release: &str,
-    wanted: &[&str],
-) -> Result<Vec<String>> {
+fn resolve_modules(kernel: &Path, release: &str, wanted: &[&str]) -> Result<Vec<String>> {
     let base = kernel.join(format!("lib/modules/{release}"));
     let dep = std::fs::read_to_string(base.join("modules.dep"))?;
     let builtin = std::fs::read_to_string(base.join("modules.builtin"))?;
@@ -388,7 +384,7 @@ fn cpio(dir: &Path, out: &Path) -> Result<()> {
         .arg(out))
 }
 
-pub(super) fn make_initramfs(
+fn make_initramfs(
     p: &Paths,
     kernel: &Path,
     modules: &[String],
@@ -443,7 +439,7 @@ pub(super) fn make_initramfs(
 /// A unified kernel image (systemd-stub + kernel + initrd + command line): what the UEFI
 /// scenario finds as EFI/BOOT/BOOTX64.EFI on the installed disk. Its /init reports what the
 /// stub learnt from the firmware (the partition and the path it was loaded from).
-pub(super) fn make_uki(p: &Paths, kernel: &Path, modules: &[String]) -> Result<PathBuf> {
+fn make_uki(p: &Paths, kernel: &Path, modules: &[String]) -> Result<PathBuf> {
     let dir = p.w("uki-initramfs");
     let _ = std::fs::remove_dir_all(&dir);
     copy_busybox(&dir)?;
@@ -483,7 +479,7 @@ pub(super) fn make_uki(p: &Paths, kernel: &Path, modules: &[String]) -> Result<P
 
 /// A small synthetic ESXi 8.0.3 medium (it crosses slirp at a few MB/s), whose ESP loader is
 /// the UKI, with the manifest's size and SHA-256 for it.
-pub(super) fn make_media(media: &Path, uki: &Path) -> Result<()> {
+fn make_media(media: &Path, uki: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(media);
     synth::mkmedia(&synth::Options {
         out: media.to_path_buf(),
@@ -513,7 +509,7 @@ rootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umR
 network --bootproto=dhcp
 ";
 
-pub(super) fn make_kickstarts(dir: &Path) -> Result<()> {
+fn make_kickstarts(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("pxe.cfg"),
@@ -545,4 +541,66 @@ pub(super) fn sized_disk(path: &Path, bytes: u64) -> Result<PathBuf> {
 pub(super) fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     ksinstall::media::verify::sha256_of(&mut f).with_context(|| format!("{}", path.display()))
+}
+
+/// What the guests boot, made once per run.
+pub(super) struct Images {
+    /// The unpacked kernel package (boot/vmlinuz-<release>, lib/modules).
+    pub(super) kernel: PathBuf,
+    pub(super) initrd: PathBuf,
+    /// The UEFI scenario's loader, also the media's ESP loader.
+    pub(super) uki: PathBuf,
+    /// What the HTTP server serves: media/ and ks/.
+    pub(super) www: PathBuf,
+    pub(super) media: PathBuf,
+}
+
+/// The packages, the kernel and netdevsim, the static installer, then the initramfs, the UKI,
+/// the media and the kickstarts, each phase timed.
+pub(super) fn build(
+    root: &Path,
+    target: &Path,
+    cargo: &mut Command,
+    laps: &mut Laps,
+) -> Result<(Paths, Images)> {
+    let pin = pick_kernel()?;
+    ensure_packages(&pin)?;
+    laps.lap("packages");
+    let p = Paths {
+        root: root.to_path_buf(),
+        work: target.join("e2e"),
+        pin,
+    };
+    std::fs::create_dir_all(p.w("dl"))?;
+    let kernel = fetch_kernel(&p)?;
+    let netdevsim = build_netdevsim(&p)?;
+    laps.lap("kernel and netdevsim");
+    let bin = build_static(&p, target, cargo)?;
+    laps.lap("static ksinstall");
+
+    // The UEFI scenario's loader: a unified kernel image that prints what the firmware told it.
+    let release = p.pin.release.clone();
+    let modules = resolve_modules(&kernel, &release, GUEST_MODULES)?;
+    // efivarfs refuses to load without EFI: only the UKI (booted by OVMF) carries it.
+    let uki = make_uki(
+        &p,
+        &kernel,
+        &resolve_modules(&kernel, &release, &["efivarfs"])?,
+    )?;
+    let www = p.w("www");
+    let media = www.join("media");
+    make_media(&media, &uki)?;
+    make_kickstarts(&www.join("ks"))?;
+    let initrd = make_initramfs(&p, &kernel, &modules, &netdevsim, &bin)?;
+    laps.lap("initramfs, UKI, media");
+    Ok((
+        p,
+        Images {
+            kernel,
+            initrd,
+            uki,
+            www,
+            media,
+        },
+    ))
 }

@@ -134,119 +134,17 @@ pub(super) fn check_pxe(
                 return Ok(());
             }
         }
-        // PXE-style: the kickstart and the media came from the host's server.
-        let requests = server.requests();
-        for wanted in [
-            "GET /ks/pxe.cfg",
-            "GET /media/MANIFEST.JSON",
-            "GET /media/b.b00",
-            "GET /media/s.v00",
-        ] {
-            // python's log line: "GET /media/b.b00 HTTP/1.1" 200 -
-            let served = format!("\"{wanted} HTTP/1.1\" 200 ");
-            if !requests.lines().any(|l| l.contains(&served)) {
-                problems.push(format!("the HTTP server did not serve {wanted} (200)"));
-            }
-        }
-        // The kernel's GPT parser: partition numbers and extents as sgdisk reads them here.
+        check_served(server, &mut problems);
         let host = sgdisk_partitions(disk)?;
-        let seen: BTreeMap<u32, (u64, u64)> = kernel_partitions(serial)
-            .into_iter()
-            .map(|(n, start, sectors)| (n, (start, sectors)))
-            .collect();
-        let numbers: Vec<u32> = seen.keys().copied().collect();
-        let expected: Vec<u32> = host.iter().map(|h| h.number).collect();
-        if numbers != expected || !(numbers.starts_with(&[1, 5, 6, 7])) {
-            problems.push(format!(
-                "the guest kernel sees partitions {numbers:?}, sgdisk here {expected:?} (want 1, 5, 6, 7[, 8])"
-            ));
-        }
-        for h in &host {
-            if let Some((start, sectors)) = seen.get(&h.number) {
-                if *start != h.first || *sectors != h.last - h.first + 1 {
-                    problems.push(format!(
-                        "partition {}: kernel {start}+{sectors}, sgdisk {}..{}",
-                        h.number, h.first, h.last
-                    ));
-                }
-            }
-        }
+        let numbers = check_kernel_gpt(serial, &host, &mut problems);
         details.push(format!("kernel GPT {numbers:?}"));
         // The kernel's vfat driver: every file of partitions 1, 5, 6 with its hash, against
         // mtools here and the media.
         let manifest: Manifest =
             serde_json::from_slice(&std::fs::read(media.join(MANIFEST_NAME))?)?;
-        let mut guest: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
-        for l in serial.lines("E2E-SHA256 ") {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            if let [_, part, path, sha] = w[..] {
-                let n: u32 = part.trim_start_matches("vda").parse().unwrap_or(0);
-                guest
-                    .entry(n)
-                    .or_default()
-                    .insert(path.to_string(), sha.to_string());
-            }
-        }
-        for n in [1, 5, 6] {
-            if !serial.text.contains(&format!("E2E-MOUNT vda{n} vfat")) {
-                problems.push(format!(
-                    "the guest kernel could not mount partition {n} as vfat"
-                ));
-            }
-        }
-        let mut hashed = 0;
-        for h in host.iter().filter(|h| [1, 5, 6].contains(&h.number)) {
-            let here = mtools_files(&disk.with_extension("mtools"), disk, h)?;
-            let there = guest.get(&h.number).cloned().unwrap_or_default();
-            let norm = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
-                m.iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                    .collect()
-            };
-            if norm(&here) != norm(&there) {
-                problems.push(format!(
-                    "partition {}: the guest's vfat and mtools here disagree (guest {} files, mtools {} files)",
-                    h.number,
-                    there.len(),
-                    here.len()
-                ));
-            }
-            hashed += there.len();
-        }
-        // The bank holds every host module of the media, byte for byte, and boot.cfg.
-        let bank = guest.get(&5).cloned().unwrap_or_default();
-        let bank: BTreeMap<String, String> = bank
-            .into_iter()
-            .map(|(k, v)| (k.trim_start_matches('/').to_ascii_lowercase(), v))
-            .collect();
-        let mut modules = 0;
-        let host_parts = manifest
-            .components
-            .iter()
-            .filter(|c| matches!(c.role, Role::Kernel | Role::Module));
-        for c in host_parts {
-            match bank.get(&c.path.to_ascii_lowercase()) {
-                Some(sha) if *sha == c.sha256 => modules += 1,
-                Some(_) => {
-                    problems.push(format!("bank 0 {}: SHA-256 differs from the media", c.path))
-                }
-                None => problems.push(format!("bank 0 has no {}", c.path)),
-            }
-        }
-        if modules == 0 {
-            problems.push("the media has no host modules to compare".into());
-        }
-        if !bank.contains_key("boot.cfg") {
-            problems.push("partition 5 has no boot.cfg".into());
-        }
-        let esp = guest.get(&1).cloned().unwrap_or_default();
-        let loader = esp
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("/EFI/BOOT/BOOTX64.EFI"))
-            .map(|(_, v)| v.clone());
-        if loader != Some(sha256_file(uki)?.1) {
-            problems.push("partition 1's EFI/BOOT/BOOTX64.EFI is not the media's loader".into());
-        }
+        let guest = guest_hashes(serial);
+        let hashed = check_vfat(serial, disk, &host, &guest, &mut problems)?;
+        let modules = check_bank_and_loader(&manifest, &guest, uki, &mut problems)?;
         details.push(format!(
             "{hashed} files read by the guest's vfat = mtools; {modules} modules = media"
         ));
@@ -256,6 +154,150 @@ pub(super) fn check_pxe(
         problems.push(format!("{e:#}"));
     }
     judge("1+2 pxe install", serial, problems, details.join("; "))
+}
+
+/// PXE-style: the kickstart and the media came from the host's server.
+fn check_served(server: &HttpServer, problems: &mut Vec<String>) {
+    let requests = server.requests();
+    for wanted in [
+        "GET /ks/pxe.cfg",
+        "GET /media/MANIFEST.JSON",
+        "GET /media/b.b00",
+        "GET /media/s.v00",
+    ] {
+        // python's log line: "GET /media/b.b00 HTTP/1.1" 200 -
+        let served = format!("\"{wanted} HTTP/1.1\" 200 ");
+        if !requests.lines().any(|l| l.contains(&served)) {
+            problems.push(format!("the HTTP server did not serve {wanted} (200)"));
+        }
+    }
+}
+
+/// The kernel's GPT parser: partition numbers and extents as sgdisk reads them here. Returns
+/// the numbers the kernel saw.
+fn check_kernel_gpt(
+    serial: &Serial,
+    host: &[HostPartition],
+    problems: &mut Vec<String>,
+) -> Vec<u32> {
+    let seen: BTreeMap<u32, (u64, u64)> = kernel_partitions(serial)
+        .into_iter()
+        .map(|(n, start, sectors)| (n, (start, sectors)))
+        .collect();
+    let numbers: Vec<u32> = seen.keys().copied().collect();
+    let expected: Vec<u32> = host.iter().map(|h| h.number).collect();
+    if numbers != expected || !(numbers.starts_with(&[1, 5, 6, 7])) {
+        problems.push(format!(
+            "the guest kernel sees partitions {numbers:?}, sgdisk here {expected:?} (want 1, 5, 6, 7[, 8])"
+        ));
+    }
+    for h in host {
+        if let Some((start, sectors)) = seen.get(&h.number) {
+            if *start != h.first || *sectors != h.last - h.first + 1 {
+                problems.push(format!(
+                    "partition {}: kernel {start}+{sectors}, sgdisk {}..{}",
+                    h.number, h.first, h.last
+                ));
+            }
+        }
+    }
+    numbers
+}
+
+/// The files the guest hashed, by partition number: path -> SHA-256.
+fn guest_hashes(serial: &Serial) -> BTreeMap<u32, BTreeMap<String, String>> {
+    let mut guest: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
+    for l in serial.lines("E2E-SHA256 ") {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if let [_, part, path, sha] = w[..] {
+            let n: u32 = part.trim_start_matches("vda").parse().unwrap_or(0);
+            guest
+                .entry(n)
+                .or_default()
+                .insert(path.to_string(), sha.to_string());
+        }
+    }
+    guest
+}
+
+/// Partitions 1, 5 and 6 mounted as vfat in the guest, and the guest's files the ones mtools
+/// reads here (names compared without case). Returns how many files the guest hashed.
+fn check_vfat(
+    serial: &Serial,
+    disk: &Path,
+    host: &[HostPartition],
+    guest: &BTreeMap<u32, BTreeMap<String, String>>,
+    problems: &mut Vec<String>,
+) -> Result<usize> {
+    for n in [1, 5, 6] {
+        if !serial.text.contains(&format!("E2E-MOUNT vda{n} vfat")) {
+            problems.push(format!(
+                "the guest kernel could not mount partition {n} as vfat"
+            ));
+        }
+    }
+    let mut hashed = 0;
+    for h in host.iter().filter(|h| [1, 5, 6].contains(&h.number)) {
+        let here = mtools_files(&disk.with_extension("mtools"), disk, h)?;
+        let there = guest.get(&h.number).cloned().unwrap_or_default();
+        let norm = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect()
+        };
+        if norm(&here) != norm(&there) {
+            problems.push(format!(
+                "partition {}: the guest's vfat and mtools here disagree (guest {} files, mtools {} files)",
+                h.number,
+                there.len(),
+                here.len()
+            ));
+        }
+        hashed += there.len();
+    }
+    Ok(hashed)
+}
+
+/// The bank holds every host module of the media, byte for byte, and boot.cfg; the ESP's
+/// loader is the media's. Returns how many modules matched.
+fn check_bank_and_loader(
+    manifest: &Manifest,
+    guest: &BTreeMap<u32, BTreeMap<String, String>>,
+    uki: &Path,
+    problems: &mut Vec<String>,
+) -> Result<usize> {
+    let bank = guest.get(&5).cloned().unwrap_or_default();
+    let bank: BTreeMap<String, String> = bank
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches('/').to_ascii_lowercase(), v))
+        .collect();
+    let mut modules = 0;
+    let host_parts = manifest
+        .components
+        .iter()
+        .filter(|c| matches!(c.role, Role::Kernel | Role::Module));
+    for c in host_parts {
+        match bank.get(&c.path.to_ascii_lowercase()) {
+            Some(sha) if *sha == c.sha256 => modules += 1,
+            Some(_) => problems.push(format!("bank 0 {}: SHA-256 differs from the media", c.path)),
+            None => problems.push(format!("bank 0 has no {}", c.path)),
+        }
+    }
+    if modules == 0 {
+        problems.push("the media has no host modules to compare".into());
+    }
+    if !bank.contains_key("boot.cfg") {
+        problems.push("partition 5 has no boot.cfg".into());
+    }
+    let esp = guest.get(&1).cloned().unwrap_or_default();
+    let loader = esp
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("/EFI/BOOT/BOOTX64.EFI"))
+        .map(|(_, v)| v.clone());
+    if loader != Some(sha256_file(uki)?.1) {
+        problems.push("partition 1's EFI/BOOT/BOOTX64.EFI is not the media's loader".into());
+    }
+    Ok(modules)
 }
 
 /// "And 8 where due": on a 200 GB disk the guest's kernel sees the datastore partition too,

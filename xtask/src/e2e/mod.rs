@@ -21,11 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use guest::{Guest, HttpServer};
-use image::{
-    build_netdevsim, build_static, ensure_packages, fetch_kernel, fresh_disk, make_initramfs,
-    make_kickstarts, make_media, make_uki, pick_kernel, resolve_modules, sized_disk, Pin,
-    GUEST_MODULES,
-};
+use image::{fresh_disk, sized_disk, Images, Pin};
 use judges::{
     check_bluefield, check_broken, check_datastore, check_dpu_flash, check_dsc_version,
     check_host_tools, check_pxe, check_uefi, shipped_dsc_version, Outcome,
@@ -44,6 +40,23 @@ impl Paths {
 }
 
 pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
+    let only = parse_only(args)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let t0 = Instant::now();
+    let mut laps = Laps {
+        timings: Vec::new(),
+        since: Instant::now(),
+    };
+    let (p, images) = image::build(root, &target, cargo, &mut laps)?;
+    let results = run_scenarios(&p, &images, only.as_ref())?;
+    laps.lap("scenarios");
+    report(&p, t0, &laps.timings, &results)
+}
+
+/// `--only a,b,c`: the scenarios to run (all when absent).
+fn parse_only(args: &[String]) -> Result<Option<BTreeSet<String>>> {
     let mut only: Option<BTreeSet<String>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -59,63 +72,46 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             ),
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let t0 = Instant::now();
-    let mut timings: Vec<(String, Duration)> = Vec::new();
-    let mut lap = |name: &str, since: &mut Instant| {
-        timings.push((name.to_string(), since.elapsed()));
-        *since = Instant::now();
-    };
-    let mut since = Instant::now();
+    Ok(only)
+}
 
-    let pin = pick_kernel()?;
-    ensure_packages(&pin)?;
-    lap("packages", &mut since);
-    let p = Paths {
-        root: root.to_path_buf(),
-        work: target.join("e2e"),
-        pin,
-    };
-    std::fs::create_dir_all(p.w("dl"))?;
-    let kernel = fetch_kernel(&p)?;
-    let netdevsim = build_netdevsim(&p)?;
-    lap("kernel and netdevsim", &mut since);
-    let bin = build_static(&p, &target, cargo)?;
-    lap("static ksinstall", &mut since);
+/// How long each phase took, for the summary.
+struct Laps {
+    timings: Vec<(String, Duration)>,
+    since: Instant,
+}
 
-    // The UEFI scenario's loader: a unified kernel image that prints what the firmware told it.
-    let release = p.pin.release.clone();
-    let modules = resolve_modules(&kernel, &release, GUEST_MODULES)?;
-    // efivarfs refuses to load without EFI: only the UKI (booted by OVMF) carries it.
-    let uki = make_uki(
-        &p,
-        &kernel,
-        &resolve_modules(&kernel, &release, &["efivarfs"])?,
-    )?;
-    let www = p.w("www");
-    let media = www.join("media");
-    make_media(&media, &uki)?;
-    make_kickstarts(&www.join("ks"))?;
-    let initrd = make_initramfs(&p, &kernel, &modules, &netdevsim, &bin)?;
-    lap("initramfs, UKI, media", &mut since);
+impl Laps {
+    fn lap(&mut self, name: &str) {
+        self.timings.push((name.to_string(), self.since.elapsed()));
+        self.since = Instant::now();
+    }
+}
 
-    let server = HttpServer::start(&www, &p.w("http.log"))?;
-    let url = format!("http://10.0.2.2:{}", server.port);
-    let vmlinuz = kernel.join(format!("boot/vmlinuz-{release}"));
-    let want = |s: &str| only.as_ref().is_none_or(|o| o.contains(s));
-    // All guests together get 7 minutes (they take about 1.5): a hung guest must not take the
-    // e2e past its 10-minute budget, and the ones after it are reported as timed out.
-    let deadline = Instant::now() + Duration::from_secs(420);
-    let mut results: Vec<Outcome> = Vec::new();
+/// What every installer guest shares: the kernel and initramfs it boots, the server's address
+/// and the end of the time all guests together may take.
+struct ImageGuests<'a> {
+    vmlinuz: PathBuf,
+    initrd: &'a Path,
+    url: String,
+    deadline: Instant,
+}
 
-    // A guest of the installer image: `scenario` and `dpu` go to its /init, `ks` names the
-    // kickstart on the server, `extra` adds kernel command line words.
-    let image_guest = |scenario: &'static str, ks: &str, dpu: &str, extra: &str, disk: PathBuf| {
+impl ImageGuests<'_> {
+    /// A guest of the installer image: `scenario` and `dpu` go to its /init, `ks` names the
+    /// kickstart on the server, `extra` adds kernel command line words.
+    fn guest(
+        &self,
+        scenario: &'static str,
+        ks: &str,
+        dpu: &str,
+        extra: &str,
+        disk: PathBuf,
+    ) -> Guest<'_> {
+        let url = &self.url;
         Guest {
             name: scenario,
-            kernel: Some((vmlinuz.as_path(), initrd.as_path())),
+            kernel: Some((self.vmlinuz.as_path(), self.initrd)),
             cmdline: format!(
                 "ks={url}/ks/{ks} inst.repo={url}/media e2e.scenario={scenario} e2e.dpu={dpu} {extra}"
             ),
@@ -133,47 +129,77 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
                 120
             }),
             stop_at: None,
-            deadline,
+            deadline: self.deadline,
         }
+    }
+}
+
+/// The scenarios, in order, each judged as soon as its guest ends. The pxe install comes first:
+/// the UEFI scenario boots the disk it made.
+fn run_scenarios(
+    p: &Paths,
+    images: &Images,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Vec<Outcome>> {
+    let server = HttpServer::start(&images.www, &p.w("http.log"))?;
+    let want = |s: &str| only.is_none_or(|o| o.contains(s));
+    // All guests together get 7 minutes (they take about 1.5): a hung guest must not take the
+    // e2e past its 10-minute budget, and the ones after it are reported as timed out.
+    let deadline = Instant::now() + Duration::from_secs(420);
+    let guests = ImageGuests {
+        vmlinuz: images
+            .kernel
+            .join(format!("boot/vmlinuz-{}", p.pin.release)),
+        initrd: &images.initrd,
+        url: format!("http://10.0.2.2:{}", server.port),
+        deadline,
     };
+    let mut results: Vec<Outcome> = Vec::new();
 
     let pxe_disk = p.w("disk-pxe.img");
     let mut installed = false;
     if want("pxe") || want("uefi") {
-        let serial =
-            image_guest("pxe", "pxe.cfg", "pensando", "", fresh_disk(&pxe_disk)?).run(&p)?;
-        let pxe = check_pxe(&serial, &pxe_disk, &media, &uki, &server);
+        let serial = guests
+            .guest("pxe", "pxe.cfg", "pensando", "", fresh_disk(&pxe_disk)?)
+            .run(p)?;
+        let pxe = check_pxe(&serial, &pxe_disk, &images.media, &images.uki, &server);
         installed = serial.exit_code() == Some(0);
         results.push(pxe);
         results.push(check_dpu_flash(&serial));
-        results.push(check_host_tools(&p, &pxe_disk));
+        results.push(check_host_tools(p, &pxe_disk));
     }
     if want("dsc-version") {
         let disk = fresh_disk(&p.w("disk-dsc-version.img"))?;
-        let guest = image_guest(
+        let guest = guests.guest(
             "dsc-version",
             "pxe.cfg",
             "pensando",
             "e2e.firmware=shipped",
             disk.clone(),
         );
-        let serial = guest.run(&p)?;
-        results.push(check_dsc_version(&serial, &disk, &shipped_dsc_version(&p)?));
+        let serial = guest.run(p)?;
+        results.push(check_dsc_version(&serial, &disk, &shipped_dsc_version(p)?));
     }
     if want("bluefield") {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
-        let serial = image_guest("bluefield", "pxe.cfg", "bluefield", "", disk.clone()).run(&p)?;
+        let serial = guests
+            .guest("bluefield", "pxe.cfg", "bluefield", "", disk.clone())
+            .run(p)?;
         results.push(check_bluefield(&serial, &disk));
     }
     if want("datastore") {
         // Above 142 GiB of disk the layout gets its datastore, partition 8.
         let disk = sized_disk(&p.w("disk-datastore.img"), 200_000_000_000)?;
-        let serial = image_guest("datastore", "pxe.cfg", "none", "", disk.clone()).run(&p)?;
+        let serial = guests
+            .guest("datastore", "pxe.cfg", "none", "", disk.clone())
+            .run(p)?;
         results.push(check_datastore(&serial, &disk));
     }
     if want("broken") {
         let disk = fresh_disk(&p.w("disk-broken.img"))?;
-        let serial = image_guest("broken", "broken.cfg", "none", "", disk.clone()).run(&p)?;
+        let serial = guests
+            .guest("broken", "broken.cfg", "none", "", disk.clone())
+            .run(p)?;
         results.push(check_broken(&serial, &disk));
     }
     if want("uefi") && !installed {
@@ -197,21 +223,29 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             stop_at: Some("E2E-DONE"),
             deadline,
         };
-        let serial = boot.run(&p)?;
-        results.push(check_uefi(&serial, &pxe_disk, &uki));
+        let serial = boot.run(p)?;
+        results.push(check_uefi(&serial, &pxe_disk, &images.uki));
     }
     drop(server);
-    lap("scenarios", &mut since);
+    Ok(results)
+}
 
+/// The summary: phase timings, one line per scenario, and an error when any failed.
+fn report(
+    p: &Paths,
+    t0: Instant,
+    timings: &[(String, Duration)],
+    results: &[Outcome],
+) -> Result<()> {
     println!(
         "\n== e2e results ({:.0} s in all)",
         t0.elapsed().as_secs_f64()
     );
-    for (name, d) in &timings {
+    for (name, d) in timings {
         println!("   {:<24} {:>7.1} s", name, d.as_secs_f64());
     }
     let mut failed = 0;
-    for r in &results {
+    for r in results {
         let mark = if r.passed { "PASS" } else { "FAIL" };
         println!(
             "{mark} {:<22} {:>6.1} s  {}",
