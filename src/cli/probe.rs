@@ -81,6 +81,19 @@ fn render_text(
     observed: &[ksinstall::dpu::Observed],
 ) -> String {
     let mut out = String::new();
+    write_disks(&mut out, inv);
+    write_dpus(&mut out, inv, observed);
+    if !findings.is_empty() {
+        let _ = writeln!(out, "Findings:");
+        for f in findings {
+            let _ = writeln!(out, "  - {f}");
+        }
+    }
+    out
+}
+
+/// The disks as a table, each with its other names under it.
+fn write_disks(out: &mut String, inv: &Inventory) {
     let _ = writeln!(out, "Disks ({}):", inv.disks.len());
     let mut rows: Vec<[String; 8]> = vec![[
         "NAME",
@@ -150,6 +163,10 @@ fn render_text(
             }
         }
     }
+}
+
+/// Each DPU, its PCI functions, its management interface and what the card said.
+fn write_dpus(out: &mut String, inv: &Inventory, observed: &[ksinstall::dpu::Observed]) {
     let _ = writeln!(out, "DPUs ({}):", inv.dpus.len());
     for p in &inv.dpus {
         let support = if p.supported {
@@ -203,11 +220,4 @@ fn render_text(
             }
         }
     }
-    if !findings.is_empty() {
-        let _ = writeln!(out, "Findings:");
-        for f in findings {
-            let _ = writeln!(out, "  - {f}");
-        }
-    }
-    out
 }

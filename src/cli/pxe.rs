@@ -162,26 +162,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let base = a.http_url.as_deref().map(|u| u.trim_end_matches('/'));
     let prefix = base.unwrap_or("");
     let extra = a.append.trim();
-    let opts = |ks: &str, mac: Option<&str>| {
-        let mut o = format!("ks={ks}");
-        // For a ksinstall installer image: the media are where the boot files are. ESXi logs
-        // and ignores words it has no pattern for (../shared/spec/kickstart.md §2). One given
-        // with --append wins.
-        if let Some(base) = base.filter(|_| {
-            !extra
-                .split_whitespace()
-                .any(|w| w.starts_with("inst.repo="))
-        }) {
-            write!(o, " inst.repo={base}").ok();
-        }
-        if let Some(mac) = mac {
-            write!(o, " BOOTIF=01-{}", mac.replace(':', "-")).ok();
-        }
-        if !extra.is_empty() {
-            write!(o, " {extra}").ok();
-        }
-        o
-    };
+    let opts = |ks: &str, mac: Option<&str>| kernel_opts(base, extra, ks, mac);
 
     let mut written = Vec::new();
     let mut put = |rel: String, text: String| -> Result<()> {
@@ -216,11 +197,53 @@ pub fn run(a: Args) -> Result<Outcome> {
         )?;
     }
 
-    // GRUB (UEFI PXE or HTTP boot): chain mboot with the host's boot.cfg.
+    put("grub.cfg".into(), grub_cfg(&build, &hosts, loader))?;
+    put(
+        "boot.ipxe".into(),
+        ipxe_script(&build, &hosts, loader, base),
+    )?;
+
+    for f in &written {
+        println!("{}", a.out.join(f).display());
+    }
+    if !a.media.join("mboot.c32").exists() && !a.media.join("MBOOT.C32").exists() {
+        eprintln!(
+            "ksinstall: warning: {} has no mboot.c32: BIOS (PXELINUX) boot needs it next to boot.cfg",
+            a.media.display()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// The kernel options of one boot.cfg: the kickstart, the media (for a ksinstall installer
+/// image), the host's BOOTIF= and the words given with --append.
+fn kernel_opts(base: Option<&str>, extra: &str, ks: &str, mac: Option<&str>) -> String {
+    let mut o = format!("ks={ks}");
+    // For a ksinstall installer image: the media are where the boot files are. ESXi logs
+    // and ignores words it has no pattern for (../shared/spec/kickstart.md §2). One given
+    // with --append wins.
+    if let Some(base) = base.filter(|_| {
+        !extra
+            .split_whitespace()
+            .any(|w| w.starts_with("inst.repo="))
+    }) {
+        write!(o, " inst.repo={base}").ok();
+    }
+    if let Some(mac) = mac {
+        write!(o, " BOOTIF=01-{}", mac.replace(':', "-")).ok();
+    }
+    if !extra.is_empty() {
+        write!(o, " {extra}").ok();
+    }
+    o
+}
+
+/// GRUB (UEFI PXE or HTTP boot): chain mboot with the host's boot.cfg.
+fn grub_cfg(build: &str, hosts: &[Host], loader: &str) -> String {
     let mut grub = format!(
         "# Written by ksinstall pxe for ESXi {build}.\nset timeout=5\nset default=0\n\nmenuentry \"Install ESXi {build} (ksinstall)\" {{\n  set cfg=boot.cfg\n"
     );
-    for h in &hosts {
+    for h in hosts {
         writeln!(
             grub,
             "  if [ \"$net_default_mac\" = \"{}\" ]; then\n    set cfg={}/boot.cfg\n  fi",
@@ -230,9 +253,11 @@ pub fn run(a: Args) -> Result<Outcome> {
         .ok();
     }
     writeln!(grub, "  chainloader /{loader} -c $cfg\n}}").ok();
-    put("grub.cfg".into(), grub)?;
+    grub
+}
 
-    // iPXE (UEFI): mboot.efi over HTTP when --http-url is given, else relative (TFTP).
+/// iPXE (UEFI): mboot.efi over HTTP when --http-url is given, else relative (TFTP).
+fn ipxe_script(build: &str, hosts: &[Host], loader: &str, base: Option<&str>) -> String {
     let at = |p: &str| match base {
         Some(b) => format!("{b}/{p}"),
         None => p.to_string(),
@@ -251,16 +276,5 @@ pub fn run(a: Args) -> Result<Outcome> {
         .ok();
     }
     writeln!(ipxe, ":boot\nkernel {} -c ${{cfg}}\nboot", at(loader)).ok();
-    put("boot.ipxe".into(), ipxe)?;
-
-    for f in &written {
-        println!("{}", a.out.join(f).display());
-    }
-    if !a.media.join("mboot.c32").exists() && !a.media.join("MBOOT.C32").exists() {
-        eprintln!(
-            "ksinstall: warning: {} has no mboot.c32: BIOS (PXELINUX) boot needs it next to boot.cfg",
-            a.media.display()
-        );
-    }
-    Ok(Outcome::Success)
+    ipxe
 }

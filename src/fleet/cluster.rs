@@ -86,22 +86,51 @@ fn tally<K: PartialEq + Clone>(items: impl Iterator<Item = (K, String)>) -> Vec<
 
 /// Check the rules over these hosts.
 pub fn check(hosts: &[HostRecord]) -> ClusterReport {
+    let models = model_counts(hosts);
+    let expected_model = models.first().cloned();
+    let want_model = expected_model
+        .as_ref()
+        .map(|m| format!("{} {}", m.vendor, m.model))
+        .unwrap_or_else(|| "a supported DPU (NVIDIA BlueField-2/-3 or AMD Pensando DSC)".into());
+    let images = image_counts(hosts);
+    let expected_image = images.first().cloned();
+
     let mut findings = Vec::new();
-    let broken = |rule, host: &HostRecord, message: String, fix: String| Finding {
+    for h in hosts {
+        findings.extend(install_finding(h));
+        findings.extend(dpu_finding(h, expected_model.as_ref(), &want_model));
+        findings.extend(image_finding(h, expected_image.as_ref()));
+    }
+    ClusterReport {
+        ok: !findings.iter().any(|f| f.severity == Severity::Broken),
+        hosts: hosts.len(),
+        expected_model,
+        expected_image,
+        models,
+        images,
+        findings,
+    }
+}
+
+fn broken(rule: Rule, host: &HostRecord, message: String, fix: String) -> Finding {
+    Finding {
         rule,
         severity: Severity::Broken,
         host: host.name.clone(),
         message,
         fix,
-    };
+    }
+}
 
-    // The models of hosts with exactly one supported DPU decide what the cluster's model is.
+/// The models of hosts with exactly one supported DPU, most hosts first: they decide what the
+/// cluster's model is.
+fn model_counts(hosts: &[HostRecord]) -> Vec<ModelCount> {
     let single: Vec<(&HostRecord, &super::DpuRecord)> = hosts
         .iter()
         .filter(|h| h.dpus.len() == 1)
         .filter_map(|h| h.dpus.first().filter(|d| d.supported).map(|d| (h, d)))
         .collect();
-    let models: Vec<ModelCount> = tally(
+    tally(
         single
             .iter()
             .map(|(h, d)| ((d.vendor.clone(), d.model.clone()), h.name.clone())),
@@ -124,14 +153,12 @@ pub fn check(hosts: &[HostRecord]) -> ClusterReport {
             hosts: names,
         }
     })
-    .collect();
-    let expected_model = models.first().cloned();
-    let want_model = expected_model
-        .as_ref()
-        .map(|m| format!("{} {}", m.vendor, m.model))
-        .unwrap_or_else(|| "a supported DPU (NVIDIA BlueField-2/-3 or AMD Pensando DSC)".into());
+    .collect()
+}
 
-    let images: Vec<ImageCount> = tally(
+/// The images of the hosts whose image is known, most hosts first.
+fn image_counts(hosts: &[HostRecord]) -> Vec<ImageCount> {
+    tally(
         hosts
             .iter()
             .filter_map(|h| h.image.clone().map(|i| (i, h.name.clone()))),
@@ -142,114 +169,114 @@ pub fn check(hosts: &[HostRecord]) -> ClusterReport {
         build,
         hosts: names,
     })
-    .collect();
-    let expected_image = images.first().cloned();
+    .collect()
+}
 
-    for h in hosts {
-        if let Some(r) = &h.install {
-            if r.exit_code != 0 {
-                findings.push(broken(
-                    Rule::InstallSucceeded,
-                    h,
-                    format!(
-                        "the install ended with exit code {} ({}){}",
-                        r.exit_code,
-                        r.outcome,
-                        r.error
-                            .as_ref()
-                            .map(|e| format!(": {e}"))
-                            .unwrap_or_default()
-                    ),
-                    "fix what the error says and install the host again".into(),
-                ));
+/// An install report that says the install failed.
+fn install_finding(h: &HostRecord) -> Option<Finding> {
+    let r = h.install.as_ref()?;
+    if r.exit_code == 0 {
+        return None;
+    }
+    Some(broken(
+        Rule::InstallSucceeded,
+        h,
+        format!(
+            "the install ended with exit code {} ({}){}",
+            r.exit_code,
+            r.outcome,
+            r.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        "fix what the error says and install the host again".into(),
+    ))
+}
+
+/// One supported DPU per host, of the cluster's model.
+fn dpu_finding(
+    h: &HostRecord,
+    expected_model: Option<&ModelCount>,
+    want_model: &str,
+) -> Option<Finding> {
+    match h.dpus.as_slice() {
+        [] => Some(broken(
+            Rule::HasDpu,
+            h,
+            "no DPU: every host of a Distributed Services Engine cluster needs one".into(),
+            format!("fit a {want_model} in this host, or move it to a cluster without DPUs"),
+        )),
+        [d] if !d.supported => Some(broken(
+            Rule::SupportedDpu,
+            h,
+            format!("{}: not supported by vSphere 8", d.describe()),
+            format!("replace it with a {want_model}"),
+        )),
+        [d] => {
+            let m = expected_model?;
+            if d.vendor == m.vendor && d.model == m.model {
+                return None;
             }
-        }
-        match h.dpus.as_slice() {
-            [] => findings.push(broken(
-                Rule::HasDpu,
-                h,
-                "no DPU: every host of a Distributed Services Engine cluster needs one".into(),
-                format!("fit a {want_model} in this host, or move it to a cluster without DPUs"),
-            )),
-            [d] if !d.supported => findings.push(broken(
-                Rule::SupportedDpu,
-                h,
-                format!("{}: not supported by vSphere 8", d.describe()),
-                format!("replace it with a {want_model}"),
-            )),
-            [d] => {
-                if let Some(m) = &expected_model {
-                    if d.vendor != m.vendor || d.model != m.model {
-                        findings.push(broken(
-                            Rule::SameModel,
-                            h,
-                            format!(
-                                "{}: the other {} host(s) carry a {} {}",
-                                d.describe(),
-                                m.hosts.len(),
-                                m.vendor,
-                                m.model
-                            ),
-                            format!(
-                                "replace it with a {} {}, or move the host to a cluster of {} {} hosts",
-                                m.vendor, m.model, d.vendor, d.model
-                            ),
-                        ));
-                    }
-                }
-            }
-            many => findings.push(broken(
-                Rule::OneDpu,
+            Some(broken(
+                Rule::SameModel,
                 h,
                 format!(
-                    "{} DPUs: {}",
-                    many.len(),
-                    many.iter()
-                        .map(|d| d.describe())
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    "{}: the other {} host(s) carry a {} {}",
+                    d.describe(),
+                    m.hosts.len(),
+                    m.vendor,
+                    m.model
                 ),
-                format!("leave one {want_model} in the host and take the others out"),
-            )),
+                format!(
+                    "replace it with a {} {}, or move the host to a cluster of {} {} hosts",
+                    m.vendor, m.model, d.vendor, d.model
+                ),
+            ))
         }
-        match (&h.image, &expected_image) {
-            (Some(i), Some(e)) if i.version != e.version || i.build != e.build => {
-                findings.push(broken(
-                    Rule::SameImage,
-                    h,
-                    format!(
-                        "carries ESXi {} (build {}); {} other host(s) carry {} (build {})",
-                        i.version,
-                        i.build,
-                        e.hosts.len(),
-                        e.version,
-                        e.build
-                    ),
-                    format!(
-                        "install the host again from the cluster's image, ESXi {} build {}",
-                        e.version, e.build
-                    ),
-                ));
-            }
-            (None, _) => findings.push(Finding {
-                rule: Rule::ImageKnown,
-                severity: Severity::Note,
-                host: h.name.clone(),
-                message: "the image is not known (a probe of a host without ESXi on its disks)"
-                    .into(),
-                fix: "check it again with the host's install report".into(),
-            }),
-            _ => {}
-        }
+        many => Some(broken(
+            Rule::OneDpu,
+            h,
+            format!(
+                "{} DPUs: {}",
+                many.len(),
+                many.iter()
+                    .map(|d| d.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            format!("leave one {want_model} in the host and take the others out"),
+        )),
     }
-    ClusterReport {
-        ok: !findings.iter().any(|f| f.severity == Severity::Broken),
-        hosts: hosts.len(),
-        expected_model,
-        expected_image,
-        models,
-        images,
-        findings,
+}
+
+/// The cluster's image on every host (a note when a host's image is not known).
+fn image_finding(h: &HostRecord, expected_image: Option<&ImageCount>) -> Option<Finding> {
+    match (&h.image, expected_image) {
+        (Some(i), Some(e)) if i.version != e.version || i.build != e.build => Some(broken(
+            Rule::SameImage,
+            h,
+            format!(
+                "carries ESXi {} (build {}); {} other host(s) carry {} (build {})",
+                i.version,
+                i.build,
+                e.hosts.len(),
+                e.version,
+                e.build
+            ),
+            format!(
+                "install the host again from the cluster's image, ESXi {} build {}",
+                e.version, e.build
+            ),
+        )),
+        (None, _) => Some(Finding {
+            rule: Rule::ImageKnown,
+            severity: Severity::Note,
+            host: h.name.clone(),
+            message: "the image is not known (a probe of a host without ESXi on its disks)".into(),
+            fix: "check it again with the host's install report".into(),
+        }),
+        _ => None,
     }
 }
 

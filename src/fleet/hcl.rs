@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{HostRecord, Severity};
+use super::{DpuRecord, HostRecord, Image, Severity};
 use crate::dpu::bundle::{compare_versions, BundleManifest};
 
 /// The compatibility table.
@@ -175,181 +175,22 @@ pub struct HclReport {
 pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -> HclReport {
     let mut findings = Vec::new();
     let mut recs: Vec<Recommendation> = Vec::new();
-    let mut recommend = |pairing: &Pairing, model: &str, esxi: &str, host: &str| {
-        if let Some(r) = recs
-            .iter_mut()
-            .find(|r| r.catalog_id == pairing.catalog_id && r.esxi == esxi)
-        {
-            if !r.hosts.iter().any(|h| h == host) {
-                r.hosts.push(host.to_string());
-            }
-            return;
-        }
-        // A real bundle before a synthetic one, as the installer chooses.
-        let bundle = bundles
-            .iter()
-            .filter(|b| {
-                b.catalog_ids.contains(&pairing.catalog_id)
-                    && compare_versions(&b.version, &pairing.recommended).is_eq()
-            })
-            .min_by_key(|b| b.synthetic)
-            .map(|b| b.dir.clone());
-        recs.push(Recommendation {
-            catalog_id: pairing.catalog_id.clone(),
-            model: model.to_string(),
-            esxi: esxi.to_string(),
-            firmware: pairing.recommended.clone(),
-            bundle,
-            hosts: vec![host.to_string()],
-        });
-    };
     for h in hosts {
-        let mut add = |check, severity, dpu: Option<String>, message: String| {
-            findings.push(Finding {
-                check,
-                severity,
-                host: h.name.clone(),
-                dpu,
-                message,
-            })
+        let mut out = HostFindings {
+            host: &h.name,
+            findings: &mut findings,
         };
         if h.dpus.is_empty() {
-            add(
+            out.add(
                 Check::NoDpu,
                 Severity::Note,
                 None,
                 "no DPU in this host: nothing to check".into(),
             );
         }
-        let release = match &h.image {
-            None => {
-                add(
-                    Check::ImageUnknown,
-                    Severity::Note,
-                    None,
-                    "the image is not known (a probe of a host without ESXi): the firmware pairing is not checked".into(),
-                );
-                None
-            }
-            Some(i) => {
-                let r = table.release(&i.version);
-                if r.is_none() && !h.dpus.is_empty() {
-                    let listed: Vec<&str> =
-                        table.releases.iter().map(|r| r.esxi.as_str()).collect();
-                    add(
-                        Check::ReleaseNotListed,
-                        Severity::Broken,
-                        None,
-                        format!(
-                            "ESXi {} (build {}) is not in the compatibility table (it lists {})",
-                            i.version,
-                            i.build,
-                            if listed.is_empty() {
-                                "no release".to_string()
-                            } else {
-                                listed.join(", ")
-                            }
-                        ),
-                    );
-                }
-                r
-            }
-        };
+        let release = host_release(h, table, &mut out);
         for d in &h.dpus {
-            let name = Some(d.describe());
-            if !table.models.iter().any(|m| m.catalog_id == d.catalog_id) {
-                add(
-                    Check::ModelNotListed,
-                    Severity::Broken,
-                    name,
-                    format!(
-                        "{}: the model ({}) is not in the compatibility table{}",
-                        d.describe(),
-                        d.catalog_id,
-                        if d.supported {
-                            ""
-                        } else {
-                            "; vSphere 8 does not support it"
-                        }
-                    ),
-                );
-                continue;
-            }
-            let (Some(release), Some(image)) = (release, &h.image) else {
-                continue;
-            };
-            if release.esxio {
-                if d.esxio_included == Some(false) {
-                    add(
-                        Check::EsxioMissing,
-                        Severity::Broken,
-                        name.clone(),
-                        format!(
-                            "{}: the image put no ESXio components on the DPU",
-                            d.describe()
-                        ),
-                    );
-                }
-                if let Some(b) = d.esxio_build.as_ref().filter(|b| **b != image.build) {
-                    add(
-                        Check::EsxioOtherBuild,
-                        Severity::Broken,
-                        name.clone(),
-                        format!(
-                            "{}: runs ESXio {b}, the host's image is {}",
-                            d.describe(),
-                            image.build
-                        ),
-                    );
-                }
-            }
-            let Some(pairing) = release.dpus.iter().find(|p| p.catalog_id == d.catalog_id) else {
-                add(
-                    Check::ModelNotForRelease,
-                    Severity::Broken,
-                    name,
-                    format!(
-                        "{}: the table pairs no firmware with ESXi {} for this model",
-                        d.describe(),
-                        release.esxi
-                    ),
-                );
-                continue;
-            };
-            let model = format!("{} {}", d.vendor, d.model);
-            match &d.firmware {
-                Some(fw)
-                    if pairing
-                        .firmware
-                        .iter()
-                        .any(|p| compare_versions(p, fw).is_eq()) => {}
-                Some(fw) => {
-                    add(
-                        Check::FirmwareNotPaired,
-                        Severity::Broken,
-                        name,
-                        format!(
-                            "{}: firmware {fw} does not pair with ESXi {} (the table pairs {})",
-                            d.describe(),
-                            release.esxi,
-                            pairing.firmware.join(", ")
-                        ),
-                    );
-                    recommend(pairing, &model, &release.esxi, &h.name);
-                }
-                None => {
-                    add(
-                        Check::FirmwareUnknown,
-                        Severity::Note,
-                        name,
-                        format!(
-                            "{}: its firmware version is not known (a probe cannot read it, or the install report does not show that the payload reached the card)",
-                            d.describe()
-                        ),
-                    );
-                    recommend(pairing, &model, &release.esxi, &h.name);
-                }
-            }
+            check_dpu(h, d, table, release, &mut out, &mut recs, bundles);
         }
     }
     HclReport {
@@ -359,6 +200,217 @@ pub fn check(hosts: &[HostRecord], table: &Table, bundles: &[AvailableBundle]) -
         findings,
         recommendations: recs,
     }
+}
+
+/// The findings of one host, in the order they are found.
+struct HostFindings<'a> {
+    host: &'a str,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl HostFindings<'_> {
+    fn add(&mut self, check: Check, severity: Severity, dpu: Option<String>, message: String) {
+        self.findings.push(Finding {
+            check,
+            severity,
+            host: self.host.to_string(),
+            dpu,
+            message,
+        })
+    }
+}
+
+/// The table's release for the host's image: `None` (with a note) when the image is unknown,
+/// `None` (broken, when the host has DPUs to check) when the table does not list it.
+fn host_release<'t>(
+    h: &HostRecord,
+    table: &'t Table,
+    out: &mut HostFindings,
+) -> Option<&'t Release> {
+    match &h.image {
+        None => {
+            out.add(
+                Check::ImageUnknown,
+                Severity::Note,
+                None,
+                "the image is not known (a probe of a host without ESXi): the firmware pairing is not checked".into(),
+            );
+            None
+        }
+        Some(i) => {
+            let r = table.release(&i.version);
+            if r.is_none() && !h.dpus.is_empty() {
+                let listed: Vec<&str> = table.releases.iter().map(|r| r.esxi.as_str()).collect();
+                out.add(
+                    Check::ReleaseNotListed,
+                    Severity::Broken,
+                    None,
+                    format!(
+                        "ESXi {} (build {}) is not in the compatibility table (it lists {})",
+                        i.version,
+                        i.build,
+                        if listed.is_empty() {
+                            "no release".to_string()
+                        } else {
+                            listed.join(", ")
+                        }
+                    ),
+                );
+            }
+            r
+        }
+    }
+}
+
+/// One DPU against the table: its model listed, ESXio on it matching the image (when the
+/// release has ESXio), and its firmware paired with the release (a recommendation when not, or
+/// when unknown).
+fn check_dpu(
+    h: &HostRecord,
+    d: &DpuRecord,
+    table: &Table,
+    release: Option<&Release>,
+    out: &mut HostFindings,
+    recs: &mut Vec<Recommendation>,
+    bundles: &[AvailableBundle],
+) {
+    let name = Some(d.describe());
+    if !table.models.iter().any(|m| m.catalog_id == d.catalog_id) {
+        out.add(
+            Check::ModelNotListed,
+            Severity::Broken,
+            name,
+            format!(
+                "{}: the model ({}) is not in the compatibility table{}",
+                d.describe(),
+                d.catalog_id,
+                if d.supported {
+                    ""
+                } else {
+                    "; vSphere 8 does not support it"
+                }
+            ),
+        );
+        return;
+    }
+    let (Some(release), Some(image)) = (release, &h.image) else {
+        return;
+    };
+    if release.esxio {
+        check_esxio(d, image, &name, out);
+    }
+    let Some(pairing) = release.dpus.iter().find(|p| p.catalog_id == d.catalog_id) else {
+        out.add(
+            Check::ModelNotForRelease,
+            Severity::Broken,
+            name,
+            format!(
+                "{}: the table pairs no firmware with ESXi {} for this model",
+                d.describe(),
+                release.esxi
+            ),
+        );
+        return;
+    };
+    let model = format!("{} {}", d.vendor, d.model);
+    match &d.firmware {
+        Some(fw)
+            if pairing
+                .firmware
+                .iter()
+                .any(|p| compare_versions(p, fw).is_eq()) => {}
+        Some(fw) => {
+            out.add(
+                Check::FirmwareNotPaired,
+                Severity::Broken,
+                name,
+                format!(
+                    "{}: firmware {fw} does not pair with ESXi {} (the table pairs {})",
+                    d.describe(),
+                    release.esxi,
+                    pairing.firmware.join(", ")
+                ),
+            );
+            recommend(recs, bundles, pairing, &model, &release.esxi, &h.name);
+        }
+        None => {
+            out.add(
+                Check::FirmwareUnknown,
+                Severity::Note,
+                name,
+                format!(
+                    "{}: its firmware version is not known (a probe cannot read it, or the install report does not show that the payload reached the card)",
+                    d.describe()
+                ),
+            );
+            recommend(recs, bundles, pairing, &model, &release.esxi, &h.name);
+        }
+    }
+}
+
+/// A release with ESXio: the image put ESXio on the DPU, and the same build as the host's.
+fn check_esxio(d: &DpuRecord, image: &Image, name: &Option<String>, out: &mut HostFindings) {
+    if d.esxio_included == Some(false) {
+        out.add(
+            Check::EsxioMissing,
+            Severity::Broken,
+            name.clone(),
+            format!(
+                "{}: the image put no ESXio components on the DPU",
+                d.describe()
+            ),
+        );
+    }
+    if let Some(b) = d.esxio_build.as_ref().filter(|b| **b != image.build) {
+        out.add(
+            Check::EsxioOtherBuild,
+            Severity::Broken,
+            name.clone(),
+            format!(
+                "{}: runs ESXio {b}, the host's image is {}",
+                d.describe(),
+                image.build
+            ),
+        );
+    }
+}
+
+/// Add `host` to the recommendation for (model, release), or start one: the firmware to flash
+/// and the bundle that carries it, if one is at hand.
+fn recommend(
+    recs: &mut Vec<Recommendation>,
+    bundles: &[AvailableBundle],
+    pairing: &Pairing,
+    model: &str,
+    esxi: &str,
+    host: &str,
+) {
+    if let Some(r) = recs
+        .iter_mut()
+        .find(|r| r.catalog_id == pairing.catalog_id && r.esxi == esxi)
+    {
+        if !r.hosts.iter().any(|h| h == host) {
+            r.hosts.push(host.to_string());
+        }
+        return;
+    }
+    // A real bundle before a synthetic one, as the installer chooses.
+    let bundle = bundles
+        .iter()
+        .filter(|b| {
+            b.catalog_ids.contains(&pairing.catalog_id)
+                && compare_versions(&b.version, &pairing.recommended).is_eq()
+        })
+        .min_by_key(|b| b.synthetic)
+        .map(|b| b.dir.clone());
+    recs.push(Recommendation {
+        catalog_id: pairing.catalog_id.clone(),
+        model: model.to_string(),
+        esxi: esxi.to_string(),
+        firmware: pairing.recommended.clone(),
+        bundle,
+        hosts: vec![host.to_string()],
+    });
 }
 
 impl HclReport {

@@ -356,65 +356,17 @@ fn probe_one(sys: &Sysroot, name: &str) -> anyhow::Result<Option<Probed>> {
     let ssd = sys.attr_or_warn(&real.join("queue/rotational")).as_deref() == Some("0");
     let removable = sys.attr_or_warn(&real.join("removable")).as_deref() == Some("1");
 
-    let dev_attr = |file: &str| {
-        device
-            .as_ref()
-            .and_then(|d| sys.attr_or_warn(&d.join(file)))
-    };
-    let (vendor, model, serial) = match transport {
-        // ESXi shows "NVMe" as the vendor of every NVMe disk (UNCONFIRMED).
-        Transport::Nvme => (
-            Some("NVMe".to_string()),
-            dev_attr("model"),
-            dev_attr("serial"),
-        ),
-        Transport::Mmc => (None, dev_attr("name"), dev_attr("serial")),
-        Transport::Virtio => (None, None, sys.attr_or_warn(&real.join("serial"))),
-        _ => (dev_attr("vendor"), dev_attr("model"), dev_attr("serial")),
-    };
+    let dev_attr = |file: &str| device_attr(sys, device.as_deref(), file);
+    let (vendor, model, serial) = identity(sys, &real, transport, device.as_deref());
     let (driver, controller) = controller_of(sys, device.as_deref());
 
     let wwid = sys
         .attr_or_warn(&real.join("wwid"))
         .or_else(|| dev_attr("wwid"));
-    let mut uids = Vec::new();
-    if let Some(w) = wwid.as_deref() {
-        uids.extend(esxi_uid_from_wwid(w));
-    }
-    if transport == Transport::Nvme && uids.is_empty() {
-        for file in ["nguid", "eui"] {
-            if let Some(hex) = sys
-                .attr_or_warn(&real.join(file))
-                .and_then(|v| nonzero_hex(&v))
-            {
-                uids.push(format!("eui.{hex}"));
-                break;
-            }
-        }
-        if uids.is_empty() {
-            if let (Some(m), Some(s)) = (&model, &serial) {
-                uids.push(format!(
-                    "t10.NVMe____{}____{}",
-                    underscores(m),
-                    underscores(s)
-                ));
-            }
-        }
-    }
+    let mut uids = unique_ids(sys, &real, transport, wwid.as_deref(), &model, &serial);
     let (address, adapter) = scsi_address(&components, &real, transport, sys);
-    // vml names only for NAA disks behind SCSI, from ESXi's observed pattern (UNCONFIRMED).
-    if let Some(naa) = uids.first().and_then(|u| u.strip_prefix("naa.")) {
-        if transport != Transport::Nvme {
-            let model_hex: String = format!("{:<6}", model.as_deref().unwrap_or(""))
-                .bytes()
-                .take(6)
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            uids.push(format!(
-                "vml.0200{:02x}0000{naa}{model_hex}",
-                address.2 & 0xff
-            ));
-        }
+    if let Some(vml) = vml_name(&uids, transport, model.as_deref(), address) {
+        uids.push(vml);
     }
     Ok(Some(Probed {
         kernel_name: name.to_string(),
@@ -433,6 +385,91 @@ fn probe_one(sys: &Sysroot, name: &str) -> anyhow::Result<Option<Probed>> {
         adapter,
         real,
     }))
+}
+
+/// An attribute of the disk's device directory, when it has one.
+fn device_attr(sys: &Sysroot, device: Option<&Path>, file: &str) -> Option<String> {
+    device.and_then(|d| sys.attr_or_warn(&d.join(file)))
+}
+
+/// Vendor, model and serial number, from where each transport keeps them.
+fn identity(
+    sys: &Sysroot,
+    real: &Path,
+    transport: Transport,
+    device: Option<&Path>,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let dev_attr = |file: &str| device_attr(sys, device, file);
+    match transport {
+        // ESXi shows "NVMe" as the vendor of every NVMe disk (UNCONFIRMED).
+        Transport::Nvme => (
+            Some("NVMe".to_string()),
+            dev_attr("model"),
+            dev_attr("serial"),
+        ),
+        Transport::Mmc => (None, dev_attr("name"), dev_attr("serial")),
+        Transport::Virtio => (None, None, sys.attr_or_warn(&real.join("serial"))),
+        _ => (dev_attr("vendor"), dev_attr("model"), dev_attr("serial")),
+    }
+}
+
+/// The ESXi UIDs from the WWID; for NVMe without one, from the NGUID/EUI, or else the t10
+/// name made of model and serial.
+fn unique_ids(
+    sys: &Sysroot,
+    real: &Path,
+    transport: Transport,
+    wwid: Option<&str>,
+    model: &Option<String>,
+    serial: &Option<String>,
+) -> Vec<String> {
+    let mut uids = Vec::new();
+    if let Some(w) = wwid {
+        uids.extend(esxi_uid_from_wwid(w));
+    }
+    if transport == Transport::Nvme && uids.is_empty() {
+        for file in ["nguid", "eui"] {
+            if let Some(hex) = sys
+                .attr_or_warn(&real.join(file))
+                .and_then(|v| nonzero_hex(&v))
+            {
+                uids.push(format!("eui.{hex}"));
+                break;
+            }
+        }
+        if uids.is_empty() {
+            if let (Some(m), Some(s)) = (model, serial) {
+                uids.push(format!(
+                    "t10.NVMe____{}____{}",
+                    underscores(m),
+                    underscores(s)
+                ));
+            }
+        }
+    }
+    uids
+}
+
+/// vml names only for NAA disks behind SCSI, from ESXi's observed pattern (UNCONFIRMED).
+fn vml_name(
+    uids: &[String],
+    transport: Transport,
+    model: Option<&str>,
+    address: (u32, u32, u32),
+) -> Option<String> {
+    let naa = uids.first().and_then(|u| u.strip_prefix("naa."))?;
+    if transport == Transport::Nvme {
+        return None;
+    }
+    let model_hex: String = format!("{:<6}", model.unwrap_or(""))
+        .bytes()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!(
+        "vml.0200{:02x}0000{naa}{model_hex}",
+        address.2 & 0xff
+    ))
 }
 
 fn transport_of(components: &[String], name: &str) -> Transport {

@@ -3,7 +3,7 @@
 //! options, exclusive pairs, and the positional argument (the last word that is not an option).
 
 use super::diag::{did_you_mean, Severity, Sink, Span};
-use super::grammar::{pattern_hint, pattern_matches, CommandSpec, Positional, Value};
+use super::grammar::{pattern_hint, pattern_matches, CommandSpec, OptSpec, Positional, Value};
 use super::reader::{Arg, Invocation};
 use super::template;
 
@@ -90,73 +90,114 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
             );
             continue;
         }
-        let value = match (opt.value, value) {
-            (Value::None, Some(_)) => {
-                sink.warn(&arg.span, format!("argument \"--{}\" to command \"{cmd}\" does not take a value; the value is ignored", opt.name));
-                None
-            }
-            (Value::None, None) => None,
-            (Value::Required(_), None) => {
-                sink.warn_help(
-                    &arg.span,
-                    format!(
-                        "argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored",
-                        opt.name
-                    ),
-                    format!("write it as --{}=VALUE", opt.name),
-                );
-                args.refused.push((opt.name, sink.items.len() - 1));
-                continue;
-            }
-            (Value::Required(_), Some(v)) if v.is_empty() => {
-                sink.warn(
-                    &arg.span,
-                    format!(
-                        "argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored",
-                        opt.name
-                    ),
-                );
-                args.refused.push((opt.name, sink.items.len() - 1));
-                continue;
-            }
-            (Value::Optional { default, .. }, None) => Some(default.to_string()),
-            (Value::Required(p) | Value::Optional { pattern: p, .. }, Some(v)) => {
-                if !pattern_matches(p, &v) {
-                    let why = match template::find_open(&v) {
-                        Some((_, t)) => format!("it {}", t.explain()),
-                        None => format!("expected {}", pattern_hint(p)),
-                    };
-                    let msg = format!("argument \"--{}\" to command \"{cmd}\" has an invalid value \"{v}\": {why}", opt.name);
-                    sink.push(opt.bad_value, &arg.span, msg);
-                    if let (Severity::Warning, Some(d)) = (opt.bad_value, sink.items.last_mut()) {
-                        d.message.push_str("; it is ignored");
-                    }
-                    args.refused.push((opt.name, sink.items.len() - 1));
-                    continue;
-                }
-                Some(v)
-            }
+        let Some(value) = option_value(cmd, opt, value, arg, &mut args, sink) else {
+            continue;
         };
-        if let Some(i) = args.opts.iter().position(|o| o.name == opt.name) {
-            sink.push(
-                opt.duplicate,
+        add_option(cmd, opt, value, arg, &mut args, sink);
+    }
+    check_combinations(inv, &args, sink);
+    take_positional(spec, &mut loose, &mut args, sink);
+    report_loose(spec, loose, &mut args, sink);
+    args
+}
+
+/// The value option `opt` keeps: `None` when the option is refused (said, and recorded in
+/// `args.refused`), `Some(None)` for an option without a value.
+fn option_value(
+    cmd: &str,
+    opt: &OptSpec,
+    value: Option<String>,
+    arg: &Arg,
+    args: &mut Args,
+    sink: &mut Sink,
+) -> Option<Option<String>> {
+    let value = match (opt.value, value) {
+        (Value::None, Some(_)) => {
+            sink.warn(&arg.span, format!("argument \"--{}\" to command \"{cmd}\" does not take a value; the value is ignored", opt.name));
+            None
+        }
+        (Value::None, None) => None,
+        (Value::Required(_), None) => {
+            sink.warn_help(
                 &arg.span,
                 format!(
-                    "argument \"--{}\" to command \"{cmd}\" is given more than once",
+                    "argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored",
+                    opt.name
+                ),
+                format!("write it as --{}=VALUE", opt.name),
+            );
+            args.refused.push((opt.name, sink.items.len() - 1));
+            return None;
+        }
+        (Value::Required(_), Some(v)) if v.is_empty() => {
+            sink.warn(
+                &arg.span,
+                format!(
+                    "argument \"--{}\" to command \"{cmd}\" is missing a value; it is ignored",
                     opt.name
                 ),
             );
-            if let (Severity::Warning, Some(d)) = (opt.duplicate, sink.items.last_mut()) {
-                d.message.push_str("; the last one is used");
-            }
-            args.opts.remove(i);
+            args.refused.push((opt.name, sink.items.len() - 1));
+            return None;
         }
-        args.opts.push(OptVal {
-            name: opt.name,
-            value,
-            span: arg.span.clone(),
-        });
+        (Value::Optional { default, .. }, None) => Some(default.to_string()),
+        (Value::Required(p) | Value::Optional { pattern: p, .. }, Some(v)) => {
+            if !pattern_matches(p, &v) {
+                let why = match template::find_open(&v) {
+                    Some((_, t)) => format!("it {}", t.explain()),
+                    None => format!("expected {}", pattern_hint(p)),
+                };
+                let msg = format!(
+                    "argument \"--{}\" to command \"{cmd}\" has an invalid value \"{v}\": {why}",
+                    opt.name
+                );
+                sink.push(opt.bad_value, &arg.span, msg);
+                if let (Severity::Warning, Some(d)) = (opt.bad_value, sink.items.last_mut()) {
+                    d.message.push_str("; it is ignored");
+                }
+                args.refused.push((opt.name, sink.items.len() - 1));
+                return None;
+            }
+            Some(v)
+        }
+    };
+    Some(value)
+}
+
+/// Record the option; given twice, the last one is kept (and the repeat reported).
+fn add_option(
+    cmd: &str,
+    opt: &OptSpec,
+    value: Option<String>,
+    arg: &Arg,
+    args: &mut Args,
+    sink: &mut Sink,
+) {
+    if let Some(i) = args.opts.iter().position(|o| o.name == opt.name) {
+        sink.push(
+            opt.duplicate,
+            &arg.span,
+            format!(
+                "argument \"--{}\" to command \"{cmd}\" is given more than once",
+                opt.name
+            ),
+        );
+        if let (Severity::Warning, Some(d)) = (opt.duplicate, sink.items.last_mut()) {
+            d.message.push_str("; the last one is used");
+        }
+        args.opts.remove(i);
     }
+    args.opts.push(OptVal {
+        name: opt.name,
+        value,
+        span: arg.span.clone(),
+    });
+}
+
+/// Options that exclude each other, and "one of these is required".
+fn check_combinations(inv: &Invocation, args: &Args, sink: &mut Sink) {
+    let spec = inv.spec;
+    let cmd = spec.name;
     for (a, b) in spec.exclusive {
         if let (Some(x), Some(y)) = (args.get(a), args.get(b)) {
             let later = if x.span > y.span { x } else { y };
@@ -176,7 +217,12 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
             ),
         );
     }
-    // The positional argument is the last loose word (ESXi: "the password is the last token").
+}
+
+/// The positional argument is the last loose word (ESXi: "the password is the last token");
+/// ESX 4's install media words are dropped with a warning.
+fn take_positional(spec: &CommandSpec, loose: &mut Vec<&Arg>, args: &mut Args, sink: &mut Sink) {
+    let cmd = spec.name;
     match spec.positional {
         Positional::Required(_) => {
             args.positional = loose.pop().cloned();
@@ -192,8 +238,6 @@ pub fn parse(inv: &Invocation, sink: &mut Sink) -> Args {
         }
         Positional::None => {}
     }
-    report_loose(spec, loose, &mut args, sink);
-    args
 }
 
 /// Words that are neither options nor the positional argument: each an unknown argument, or

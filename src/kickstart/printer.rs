@@ -57,36 +57,7 @@ pub fn print(ks: &Kickstart) -> String {
         push_line(&mut out, format!("rootpw --iscrypted {}", quote(&pw.hash)));
     }
     if let Some(a) = &ks.action {
-        let mut l = a.kind.command().to_string();
-        if let Some(t) = &a.target {
-            target(&mut l, t, "disk", "firstdisk");
-        }
-        flag(&mut l, "ignoressd", a.ignore_ssd);
-        flag(&mut l, "overwritevmfs", a.overwrite_vmfs);
-        flag(&mut l, "preservevmfs", a.preserve_vmfs);
-        flag(&mut l, "novmfsondisk", a.no_vmfs_on_disk);
-        flag(&mut l, "overwritevsan", a.overwrite_vsan);
-        flag(&mut l, "ignoreprereqwarnings", a.ignore_prereq_warnings);
-        flag(&mut l, "ignoreprereqerrors", a.ignore_prereq_errors);
-        flag(
-            &mut l,
-            "forceunsupportedinstall",
-            a.force_unsupported_install,
-        );
-        flag(&mut l, "forcemigrate", a.force_migrate);
-        if let Some(s) = &a.system_disk {
-            opt(&mut l, "systemdisk", Some(s));
-        }
-        flag(&mut l, "repartitionsystemdisk", a.repartition_system_disk);
-        if !a.dpu_pci_slots.is_empty() {
-            opt(&mut l, "dpuPciSlots", Some(&a.dpu_pci_slots.join(",")));
-        }
-        flag(&mut l, "deletecosvmdk", a.delete_cos_vmdk);
-        flag(&mut l, "diskBootedFrom", a.disk_booted_from);
-        if let Some(s) = &a.save_bootbank {
-            opt(&mut l, "savebootbank", Some(s));
-        }
-        push_line(&mut out, l);
+        push_line(&mut out, action_line(a));
     }
     for c in &ks.clearpart {
         let mut l = "clearpart".to_string();
@@ -105,40 +76,7 @@ pub fn print(ks: &Kickstart) -> String {
         push_line(&mut out, l);
     }
     if let Some(n) = &ks.network {
-        let mut l = "network".to_string();
-        opt(
-            &mut l,
-            "bootproto",
-            Some(match n.bootproto {
-                BootProto::Dhcp => "dhcp",
-                BootProto::Static => "static",
-            }),
-        );
-        match &n.device {
-            Some(NetDevice::Vmnic(v)) | Some(NetDevice::Mac(v)) => opt(&mut l, "device", Some(v)),
-            None => {}
-        }
-        for (name, v) in [("ip", n.ip), ("netmask", n.netmask), ("gateway", n.gateway)] {
-            if let Some(v) = v {
-                opt(&mut l, name, Some(&v.to_string()));
-            }
-        }
-        if !n.nameservers.is_empty() {
-            let ns: Vec<String> = n.nameservers.iter().map(|i| i.to_string()).collect();
-            opt(&mut l, "nameserver", Some(&ns.join(",")));
-        }
-        if let Some(h) = &n.hostname {
-            opt(&mut l, "hostname", Some(h));
-        }
-        if let Some(v) = n.vlan_id {
-            opt(&mut l, "vlanid", Some(&v.to_string()));
-        }
-        opt(
-            &mut l,
-            "addvmportgroup",
-            Some(if n.add_vm_portgroup { "1" } else { "0" }),
-        );
-        push_line(&mut out, l);
+        push_line(&mut out, network_line(n));
     }
     if let Some(k) = &ks.keyboard {
         push_line(&mut out, format!("keyboard {}", quote(&k.layout)));
@@ -168,15 +106,90 @@ pub fn print(ks: &Kickstart) -> String {
     for inc in &ks.pending_includes {
         push_line(&mut out, format!("%include {}", quote(&inc.target)));
     }
-    // Sections go last: a body runs to the next section line. %pre scripts are always evaluated
-    // first, so printing them before or after the others reads back the same; we put a body
-    // without a final newline (the file's last section) at the very end, where it stays exact.
-    let unterminated_pre = ks
-        .scripts
+    print_scripts(&ks.scripts, &mut out);
+    out
+}
+
+/// The install/upgrade/installorupgrade line.
+fn action_line(a: &Action) -> String {
+    let mut l = a.kind.command().to_string();
+    if let Some(t) = &a.target {
+        target(&mut l, t, "disk", "firstdisk");
+    }
+    flag(&mut l, "ignoressd", a.ignore_ssd);
+    flag(&mut l, "overwritevmfs", a.overwrite_vmfs);
+    flag(&mut l, "preservevmfs", a.preserve_vmfs);
+    flag(&mut l, "novmfsondisk", a.no_vmfs_on_disk);
+    flag(&mut l, "overwritevsan", a.overwrite_vsan);
+    flag(&mut l, "ignoreprereqwarnings", a.ignore_prereq_warnings);
+    flag(&mut l, "ignoreprereqerrors", a.ignore_prereq_errors);
+    flag(
+        &mut l,
+        "forceunsupportedinstall",
+        a.force_unsupported_install,
+    );
+    flag(&mut l, "forcemigrate", a.force_migrate);
+    if let Some(s) = &a.system_disk {
+        opt(&mut l, "systemdisk", Some(s));
+    }
+    flag(&mut l, "repartitionsystemdisk", a.repartition_system_disk);
+    if !a.dpu_pci_slots.is_empty() {
+        opt(&mut l, "dpuPciSlots", Some(&a.dpu_pci_slots.join(",")));
+    }
+    flag(&mut l, "deletecosvmdk", a.delete_cos_vmdk);
+    flag(&mut l, "diskBootedFrom", a.disk_booted_from);
+    if let Some(s) = &a.save_bootbank {
+        opt(&mut l, "savebootbank", Some(s));
+    }
+    l
+}
+
+/// The network line, every option spelled out (addvmportgroup included).
+fn network_line(n: &Network) -> String {
+    let mut l = "network".to_string();
+    opt(
+        &mut l,
+        "bootproto",
+        Some(match n.bootproto {
+            BootProto::Dhcp => "dhcp",
+            BootProto::Static => "static",
+        }),
+    );
+    match &n.device {
+        Some(NetDevice::Vmnic(v)) | Some(NetDevice::Mac(v)) => opt(&mut l, "device", Some(v)),
+        None => {}
+    }
+    for (name, v) in [("ip", n.ip), ("netmask", n.netmask), ("gateway", n.gateway)] {
+        if let Some(v) = v {
+            opt(&mut l, name, Some(&v.to_string()));
+        }
+    }
+    if !n.nameservers.is_empty() {
+        let ns: Vec<String> = n.nameservers.iter().map(|i| i.to_string()).collect();
+        opt(&mut l, "nameserver", Some(&ns.join(",")));
+    }
+    if let Some(h) = &n.hostname {
+        opt(&mut l, "hostname", Some(h));
+    }
+    if let Some(v) = n.vlan_id {
+        opt(&mut l, "vlanid", Some(&v.to_string()));
+    }
+    opt(
+        &mut l,
+        "addvmportgroup",
+        Some(if n.add_vm_portgroup { "1" } else { "0" }),
+    );
+    l
+}
+
+/// Sections go last: a body runs to the next section line. %pre scripts are always evaluated
+/// first, so printing them before or after the others reads back the same; we put a body
+/// without a final newline (the file's last section) at the very end, where it stays exact.
+fn print_scripts(scripts: &[Script], out: &mut String) {
+    let unterminated_pre = scripts
         .iter()
         .any(|s| s.kind == ScriptKind::Pre && !s.body.is_empty() && !s.body.ends_with('\n'));
-    let (first, second): (Vec<&Script>, Vec<&Script>) = ks
-        .scripts
+    let (first, second): (Vec<&Script>, Vec<&Script>) = scripts
         .iter()
         .partition(|s| (s.kind == ScriptKind::Pre) != unterminated_pre);
     let ordered: Vec<&Script> = first.into_iter().chain(second).collect();
@@ -189,12 +202,11 @@ pub fn print(ks: &Kickstart) -> String {
         if s.kind == ScriptKind::Post && s.ignore_failure {
             opt(&mut l, "ignorefailure", Some("true"));
         }
-        push_line(&mut out, l);
+        push_line(out, l);
         out.push_str(&s.body);
         let last = i + 1 == ordered.len();
         if !last && !s.body.is_empty() && !s.body.ends_with('\n') {
             out.push('\n');
         }
     }
-    out
 }

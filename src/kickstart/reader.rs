@@ -317,32 +317,10 @@ impl<'a> Reader<'a> {
             offset += raw.len();
             let line = raw.strip_suffix('\n').unwrap_or(raw);
             let lineno = u32::try_from(index + 1).unwrap_or(u32::MAX);
-            // Columns in characters. Offsets asked for only grow along a line, so the count is
-            // carried forward instead of recounted from the line start (linear, not quadratic).
-            let ascii = line.is_ascii();
-            let counted = std::cell::Cell::new((0usize, 0usize));
-            let span_at = |byte: usize| {
-                let chars = if ascii {
-                    byte
-                } else {
-                    let (from, n) = counted.get();
-                    let n = if byte >= from {
-                        n + line.get(from..byte).map_or(0, |t| t.chars().count())
-                    } else {
-                        line.get(..byte).map_or(0, |t| t.chars().count())
-                    };
-                    counted.set((byte, n));
-                    n
-                };
-                Span {
-                    file: name.clone(),
-                    line: lineno,
-                    col: u32::try_from(chars + 1).unwrap_or(u32::MAX),
-                }
-            };
+            let spans = LineSpans::new(name, line, lineno);
             if let Some(i) = line.find(|c: char| !c.is_ascii()) {
                 self.sink
-                    .warn(&span_at(i), "script file contains a non-ASCII character");
+                    .warn(&spans.at(i), "script file contains a non-ASCII character");
             }
             if let Some(start) = body_start {
                 if !SECTION_ENDS.iter().any(|m| line.starts_with(m)) {
@@ -351,100 +329,16 @@ impl<'a> Reader<'a> {
                 close_body(&mut items, &text[start..line_start]);
                 body_start = None;
             }
-            let (words, comment) = match words::split_line(line) {
-                Ok(l) => (l.words, l.comment),
-                Err(e) => {
-                    self.unreadable(line, &e, &span_at(e.offset));
-                    continue;
+            match self.read_line(line, &spans) {
+                LineRead::Nothing => {}
+                LineRead::Stop => break,
+                LineRead::Item(inv) => {
+                    // A section's body runs from the next line to its end marker.
+                    if inv.body.is_some() {
+                        body_start = Some(offset);
+                    }
+                    items.push(inv);
                 }
-            };
-            let comment = comment.map(|c| LineComment {
-                span: span_at(c.offset),
-                in_word: c.in_word,
-            });
-            let Some((first, rest)) = words.split_first() else {
-                continue;
-            };
-            let span = span_at(first.offset);
-            self.command_count += 1;
-            if self.command_count > COMMAND_LIMIT {
-                if !self.limit_reported {
-                    self.sink.error(
-                        &span,
-                        format!("more than {COMMAND_LIMIT} commands (counting included files); ESXi stops here"),
-                    );
-                    self.limit_reported = true;
-                }
-                // Stop reading: ESXi refuses the whole file past the limit.
-                self.aborted = true;
-                break;
-            }
-            let Some(spec) = grammar::lookup(&first.text) else {
-                if self.unknown_seen.insert(first.text.clone()) {
-                    self.unknown(&first.text, line, &span);
-                }
-                continue;
-            };
-            let args: Vec<Arg> = rest
-                .iter()
-                .map(|w| Arg {
-                    text: w.text.clone(),
-                    span: span_at(w.offset),
-                })
-                .collect();
-            match spec.kind {
-                Kind::Deprecated => {
-                    self.sink.warn(
-                        &span,
-                        format!(
-                            "command \"{}\" is deprecated and should not be used; it is ignored",
-                            first.text
-                        ),
-                    );
-                }
-                Kind::Unused => {
-                    self.sink.warn(
-                        &span,
-                        format!(
-                            "command \"{}\" is currently unused; it is ignored",
-                            first.text
-                        ),
-                    );
-                }
-                Kind::DeprecatedSection => {
-                    self.sink.warn(
-                        &span,
-                        format!(
-                            "section \"{}\" is deprecated and should not be used; it is ignored",
-                            first.text
-                        ),
-                    );
-                    items.push(Invocation {
-                        spec,
-                        span,
-                        args,
-                        body: Some(String::new()),
-                        comment,
-                    });
-                    body_start = Some(offset);
-                }
-                Kind::Section => {
-                    items.push(Invocation {
-                        spec,
-                        span,
-                        args,
-                        body: Some(String::new()),
-                        comment,
-                    });
-                    body_start = Some(offset);
-                }
-                Kind::Command => items.push(Invocation {
-                    spec,
-                    span,
-                    args,
-                    body: None,
-                    comment,
-                }),
             }
         }
         if let Some(start) = body_start {
@@ -453,6 +347,143 @@ impl<'a> Reader<'a> {
         // Deprecated sections have been warned about; nothing else uses them.
         items.retain(|i| i.spec.kind != Kind::DeprecatedSection);
         items
+    }
+
+    /// One line outside a section body: its words, comment and command, or nothing (blank,
+    /// unreadable, unknown, ignored), or the end of reading (past the command limit).
+    fn read_line(&mut self, line: &str, spans: &LineSpans) -> LineRead {
+        let (words, comment) = match words::split_line(line) {
+            Ok(l) => (l.words, l.comment),
+            Err(e) => {
+                self.unreadable(line, &e, &spans.at(e.offset));
+                return LineRead::Nothing;
+            }
+        };
+        let comment = comment.map(|c| LineComment {
+            span: spans.at(c.offset),
+            in_word: c.in_word,
+        });
+        let Some((first, rest)) = words.split_first() else {
+            return LineRead::Nothing;
+        };
+        let span = spans.at(first.offset);
+        self.command_count += 1;
+        if self.command_count > COMMAND_LIMIT {
+            if !self.limit_reported {
+                self.sink.error(
+                    &span,
+                    format!("more than {COMMAND_LIMIT} commands (counting included files); ESXi stops here"),
+                );
+                self.limit_reported = true;
+            }
+            // Stop reading: ESXi refuses the whole file past the limit.
+            self.aborted = true;
+            return LineRead::Stop;
+        }
+        let Some(spec) = grammar::lookup(&first.text) else {
+            if self.unknown_seen.insert(first.text.clone()) {
+                self.unknown(&first.text, line, &span);
+            }
+            return LineRead::Nothing;
+        };
+        let args: Vec<Arg> = rest
+            .iter()
+            .map(|w| Arg {
+                text: w.text.clone(),
+                span: spans.at(w.offset),
+            })
+            .collect();
+        let invocation = |body| Invocation {
+            spec,
+            span: span.clone(),
+            args,
+            body,
+            comment,
+        };
+        match spec.kind {
+            Kind::Deprecated => {
+                self.sink.warn(
+                    &span,
+                    format!(
+                        "command \"{}\" is deprecated and should not be used; it is ignored",
+                        first.text
+                    ),
+                );
+                LineRead::Nothing
+            }
+            Kind::Unused => {
+                self.sink.warn(
+                    &span,
+                    format!(
+                        "command \"{}\" is currently unused; it is ignored",
+                        first.text
+                    ),
+                );
+                LineRead::Nothing
+            }
+            Kind::DeprecatedSection => {
+                self.sink.warn(
+                    &span,
+                    format!(
+                        "section \"{}\" is deprecated and should not be used; it is ignored",
+                        first.text
+                    ),
+                );
+                LineRead::Item(invocation(Some(String::new())))
+            }
+            Kind::Section => LineRead::Item(invocation(Some(String::new()))),
+            Kind::Command => LineRead::Item(invocation(None)),
+        }
+    }
+}
+
+/// What one line outside a section body gives.
+enum LineRead {
+    Nothing,
+    Item(Invocation),
+    Stop,
+}
+
+/// Spans on one line, columns in characters. Offsets asked for only grow along a line, so the
+/// count is carried forward instead of recounted from the line start (linear, not quadratic).
+struct LineSpans<'a> {
+    file: &'a Arc<str>,
+    line: &'a str,
+    lineno: u32,
+    ascii: bool,
+    /// The last byte offset asked for and its character count.
+    counted: std::cell::Cell<(usize, usize)>,
+}
+
+impl<'a> LineSpans<'a> {
+    fn new(file: &'a Arc<str>, line: &'a str, lineno: u32) -> Self {
+        LineSpans {
+            file,
+            line,
+            lineno,
+            ascii: line.is_ascii(),
+            counted: std::cell::Cell::new((0, 0)),
+        }
+    }
+
+    fn at(&self, byte: usize) -> Span {
+        let chars = if self.ascii {
+            byte
+        } else {
+            let (from, n) = self.counted.get();
+            let n = if byte >= from {
+                n + self.line.get(from..byte).map_or(0, |t| t.chars().count())
+            } else {
+                self.line.get(..byte).map_or(0, |t| t.chars().count())
+            };
+            self.counted.set((byte, n));
+            n
+        };
+        Span {
+            file: self.file.clone(),
+            line: self.lineno,
+            col: u32::try_from(chars + 1).unwrap_or(u32::MAX),
+        }
     }
 }
 

@@ -415,8 +415,94 @@ pub fn plan_layout_with_ids(
     req: &LayoutRequest,
     next_id: &mut dyn FnMut() -> Uuid,
 ) -> Result<Layout, LayoutRefusal> {
+    check_request(req)?;
+    let g = Geometry::of(req.disk_bytes, req.logical_sector_size);
+    let mut warnings = Vec::new();
+    let preserved = existing_partitions_policy(req, &mut warnings)?;
+    let slot = bootbank_slot_bytes(req.disk_bytes);
+    let limit = system_limit(req, &g, slot, preserved.as_ref())?;
+
+    // The identities are drawn in a fixed order (partitions 1, 5, 6, 7, 8, then the disk GUID):
+    // tests pass a deterministic source and compare the result.
+    let mut partitions = boot_partitions(req, &g, slot, next_id);
+    let osdata_elsewhere = match req.kind {
+        MediaKind::UsbOrSd => {
+            if req.osdata_size_mib.is_some() {
+                warnings.push(
+                    "autoPartitionOSDataSize= ignored: a USB/SD medium holds no ESX-OSData".into(),
+                );
+            }
+            true
+        }
+        MediaKind::SystemDisk => {
+            let p7 = osdata_partition(req, &g, slot, limit, next_id)?;
+            let p7_last = p7.entry.last_lba;
+            partitions.push(p7);
+            if preserved.is_none() && !req.no_vmfs_on_disk {
+                partitions.extend(fresh_datastore(req, &g, p7_last, &mut warnings, next_id));
+            }
+            false
+        }
+    };
+    if let Some(p) = preserved {
+        partitions.push(PlannedPartition {
+            role: Role::Datastore,
+            action: Action::Preserve,
+            size_bytes: p.sectors() * g.ss,
+            entry: p,
+            filesystem: Filesystem::Preserved,
+        });
+    }
+    partitions.sort_by_key(|p| p.entry.number);
+    let wipes = plan_wipes(&g, &partitions);
+
+    Ok(Layout {
+        disk_id: req.disk_id.clone(),
+        disk_bytes: req.disk_bytes,
+        logical_sector_size: req.logical_sector_size,
+        total_sectors: g.total_sectors,
+        disk_guid: next_id(),
+        first_usable_lba: g.first_usable,
+        last_usable_lba: g.last_usable,
+        partitions,
+        wipes,
+        osdata_elsewhere,
+        warnings,
+    })
+}
+
+/// The disk's sectors as the GPT sees them (128 entry slots, primary and backup).
+struct Geometry {
+    /// Logical sector size in bytes.
+    ss: u64,
+    total_sectors: u64,
+    first_usable: u64,
+    last_usable: u64,
+}
+
+impl Geometry {
+    /// Only called once the request passed [`check_request`] (supported sector size, disk at
+    /// least the minimum), so the subtractions cannot underflow.
+    fn of(disk_bytes: u64, logical_sector_size: u32) -> Geometry {
+        let ss = u64::from(logical_sector_size);
+        let total_sectors = disk_bytes / ss;
+        let array_sectors = (u64::from(GPT_ENTRY_SLOTS) * GPT_ENTRY_BYTES).div_ceil(ss);
+        Geometry {
+            ss,
+            total_sectors,
+            first_usable: 2 + array_sectors,
+            last_usable: total_sectors - 2 - array_sectors,
+        }
+    }
+
+    fn lba(&self, bytes: u64) -> u64 {
+        bytes / self.ss
+    }
+}
+
+/// Refusals that depend on the request alone: sector size, disk size, a zero OSData size.
+fn check_request(req: &LayoutRequest) -> Result<(), LayoutRefusal> {
     let disk = req.disk_id.clone();
-    let ss = u64::from(req.logical_sector_size);
     if req.logical_sector_size != 512 && req.logical_sector_size != 4096 {
         return Err(LayoutRefusal::UnsupportedSectorSize {
             disk,
@@ -438,14 +524,15 @@ pub fn plan_layout_with_ids(
     if req.osdata_size_mib == Some(0) {
         return Err(LayoutRefusal::OsDataZero);
     }
+    Ok(())
+}
 
-    let total_sectors = req.disk_bytes / ss;
-    let array_sectors = (u64::from(GPT_ENTRY_SLOTS) * GPT_ENTRY_BYTES).div_ceil(ss);
-    let first_usable = 2 + array_sectors;
-    let last_usable = total_sectors - 2 - array_sectors;
-    let mut warnings = Vec::new();
-
-    // --- What is on the disk now, and may we touch it?
+/// What is on the disk now, and may we touch it? Returns the datastore to preserve, if any.
+fn existing_partitions_policy(
+    req: &LayoutRequest,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PartitionEntry>, LayoutRefusal> {
+    let disk = req.disk_id.clone();
     let numbers_of = |pred: &dyn Fn(&PartitionEntry) -> bool| -> Vec<u32> {
         req.existing
             .iter()
@@ -464,96 +551,112 @@ pub fn plan_layout_with_ids(
     // it needs the same consent (UNCONFIRMED whether ESXi asks for it; refusing is the safe side).
     let any_vmfs = numbers_of(&|e| e.type_guid == types::VMFS || e.type_guid == types::VMFSL);
     let datastores = numbers_of(&|e| e.type_guid == types::VMFS);
-    let mut preserved: Option<PartitionEntry> = None;
     match req.vmfs_policy {
-        VmfsPolicy::Refuse if !any_vmfs.is_empty() => {
-            return Err(LayoutRefusal::VmfsPresent {
-                disk,
-                numbers: any_vmfs,
-            })
-        }
-        VmfsPolicy::Refuse | VmfsPolicy::Overwrite => {}
+        VmfsPolicy::Refuse if !any_vmfs.is_empty() => Err(LayoutRefusal::VmfsPresent {
+            disk,
+            numbers: any_vmfs,
+        }),
+        VmfsPolicy::Refuse | VmfsPolicy::Overwrite => Ok(None),
         VmfsPolicy::Preserve => {
             if req.no_vmfs_on_disk {
                 return Err(LayoutRefusal::PreserveWithNoVmfs);
             }
             let mut found = req.existing.iter().filter(|e| e.type_guid == types::VMFS);
             match (found.next(), found.next()) {
-                (None, _) => warnings.push(format!(
-                    "--preservevmfs: {disk} holds no VMFS datastore; laying out a fresh disk"
-                )),
-                (Some(e), None) => preserved = Some(e.clone()),
-                (Some(_), Some(_)) => {
-                    return Err(LayoutRefusal::PreserveAmbiguous {
-                        disk,
-                        numbers: datastores,
-                    })
+                (None, _) => {
+                    warnings.push(format!(
+                        "--preservevmfs: {disk} holds no VMFS datastore; laying out a fresh disk"
+                    ));
+                    Ok(None)
                 }
+                (Some(e), None) => Ok(Some(e.clone())),
+                (Some(_), Some(_)) => Err(LayoutRefusal::PreserveAmbiguous {
+                    disk,
+                    numbers: datastores,
+                }),
             }
         }
     }
+}
 
-    let lba = |bytes: u64| bytes / ss;
-    let gap = lba(GAP_BYTES);
-    let slot = bootbank_slot_bytes(req.disk_bytes);
-    let bank_bytes = slot - GAP_BYTES;
-
-    // The last LBA the system partitions may use.
-    let mut limit = last_usable;
-    if let Some(p) = &preserved {
-        if p.number == 0 || p.number > GPT_ENTRY_SLOTS {
-            return Err(out_of_bounds(&disk, p, first_usable, last_usable));
-        }
-        let ours: &[u32] = match req.kind {
-            MediaKind::SystemDisk => &[1, 5, 6, 7],
-            MediaKind::UsbOrSd => &[1, 5, 6],
-        };
-        if ours.contains(&p.number) {
-            return Err(LayoutRefusal::PreserveSlotTaken {
-                disk,
-                number: p.number,
-            });
-        }
-        if p.first_lba < first_usable || p.last_lba > last_usable || p.first_lba > p.last_lba {
-            return Err(out_of_bounds(&disk, p, first_usable, last_usable));
-        }
-        // Room needed in front of the datastore: what the smallest supported disk gives the
-        // system partitions (or the explicit OSData size), plus the 1 MiB gap.
-        let needed_bytes = match (req.kind, req.osdata_size_mib) {
-            (MediaKind::UsbOrSd, _) => BOOTBANK0_START_BYTES + 2 * slot,
-            (MediaKind::SystemDisk, Some(mib)) => (BOOTBANK0_START_BYTES + 2 * slot + GAP_BYTES)
-                .saturating_add(mib.saturating_mul(MIB)),
-            (MediaKind::SystemDisk, None) => MIN_SYSTEM_DISK_BYTES,
-        };
-        let datastore_start_bytes = p.first_lba * ss;
-        if datastore_start_bytes < needed_bytes {
-            return Err(LayoutRefusal::PreserveNoRoom {
-                disk,
-                number: p.number,
-                needed_bytes,
-                datastore_start_bytes,
-            });
-        }
-        limit = p.first_lba - gap - 1;
-    }
-
-    let mut partitions = Vec::new();
-    let sector = req.logical_sector_size;
-    let fat = |label: &str, bytes: u64, bank: bool, next_id: &mut dyn FnMut() -> Uuid| {
-        Filesystem::Fat16 {
-            label: label.to_string(),
-            volume_id: volume_id_from(next_id()),
-            bytes_per_cluster: fat16_cluster_bytes(bytes, sector),
-            reserved_sectors: if bank { 2 } else { 1 },
-            bank_uuid: if bank { Some(next_id()) } else { None },
-        }
+/// The last LBA the system partitions may use: the disk's last usable LBA, or the one before the
+/// gap in front of a preserved datastore (which must sit in bounds, clear of our slots and far
+/// enough out to leave the system partitions their room).
+fn system_limit(
+    req: &LayoutRequest,
+    g: &Geometry,
+    slot: u64,
+    preserved: Option<&PartitionEntry>,
+) -> Result<u64, LayoutRefusal> {
+    let Some(p) = preserved else {
+        return Ok(g.last_usable);
     };
-    let entry = |number: u32,
-                 type_guid: Uuid,
-                 (first_lba, last_lba): (u64, u64),
-                 attributes: u64,
-                 name: &str,
-                 next_id: &mut dyn FnMut() -> Uuid| PartitionEntry {
+    let disk = req.disk_id.clone();
+    if p.number == 0 || p.number > GPT_ENTRY_SLOTS {
+        return Err(out_of_bounds(&disk, p, g.first_usable, g.last_usable));
+    }
+    let ours: &[u32] = match req.kind {
+        MediaKind::SystemDisk => &[1, 5, 6, 7],
+        MediaKind::UsbOrSd => &[1, 5, 6],
+    };
+    if ours.contains(&p.number) {
+        return Err(LayoutRefusal::PreserveSlotTaken {
+            disk,
+            number: p.number,
+        });
+    }
+    if p.first_lba < g.first_usable || p.last_lba > g.last_usable || p.first_lba > p.last_lba {
+        return Err(out_of_bounds(&disk, p, g.first_usable, g.last_usable));
+    }
+    // Room needed in front of the datastore: what the smallest supported disk gives the
+    // system partitions (or the explicit OSData size), plus the 1 MiB gap.
+    let needed_bytes = match (req.kind, req.osdata_size_mib) {
+        (MediaKind::UsbOrSd, _) => BOOTBANK0_START_BYTES + 2 * slot,
+        (MediaKind::SystemDisk, Some(mib)) => {
+            (BOOTBANK0_START_BYTES + 2 * slot + GAP_BYTES).saturating_add(mib.saturating_mul(MIB))
+        }
+        (MediaKind::SystemDisk, None) => MIN_SYSTEM_DISK_BYTES,
+    };
+    let datastore_start_bytes = p.first_lba * g.ss;
+    if datastore_start_bytes < needed_bytes {
+        return Err(LayoutRefusal::PreserveNoRoom {
+            disk,
+            number: p.number,
+            needed_bytes,
+            datastore_start_bytes,
+        });
+    }
+    Ok(p.first_lba - g.lba(GAP_BYTES) - 1)
+}
+
+/// A FAT16 file system for partition 1 or a boot bank; draws the volume id, then (banks only)
+/// the bank UUID.
+fn fat_filesystem(
+    label: &str,
+    bytes: u64,
+    bank: bool,
+    sector: u32,
+    next_id: &mut dyn FnMut() -> Uuid,
+) -> Filesystem {
+    Filesystem::Fat16 {
+        label: label.to_string(),
+        volume_id: volume_id_from(next_id()),
+        bytes_per_cluster: fat16_cluster_bytes(bytes, sector),
+        reserved_sectors: if bank { 2 } else { 1 },
+        bank_uuid: if bank { Some(next_id()) } else { None },
+    }
+}
+
+/// A new GPT entry with a partition GUID drawn from `next_id`.
+fn new_entry(
+    number: u32,
+    type_guid: Uuid,
+    (first_lba, last_lba): (u64, u64),
+    attributes: u64,
+    name: &str,
+    next_id: &mut dyn FnMut() -> Uuid,
+) -> PartitionEntry {
+    PartitionEntry {
         number,
         type_guid,
         part_guid: next_id(),
@@ -561,17 +664,28 @@ pub fn plan_layout_with_ids(
         last_lba,
         attributes,
         name: name.to_string(),
-    };
+    }
+}
 
+/// Partition 1 (System Boot) and partitions 5 and 6 (the boot banks), at fixed offsets.
+fn boot_partitions(
+    req: &LayoutRequest,
+    g: &Geometry,
+    slot: u64,
+    next_id: &mut dyn FnMut() -> Uuid,
+) -> Vec<PlannedPartition> {
+    let sector = req.logical_sector_size;
+    let bank_bytes = slot - GAP_BYTES;
+    let mut partitions = Vec::new();
     // Partition 1: System Boot. Attribute bit 2 (legacy BIOS bootable) is how we read
     // partedUtil's "128" for systemPartition (UNCONFIRMED; inert for UEFI boot).
-    let p1_first = lba(SYSTEM_BOOT_START_BYTES);
-    let p1_last = p1_first + lba(SYSTEM_BOOT_BYTES) - 1;
-    let fs = fat("ESXIBOOT", SYSTEM_BOOT_BYTES, false, next_id);
+    let p1_first = g.lba(SYSTEM_BOOT_START_BYTES);
+    let p1_last = p1_first + g.lba(SYSTEM_BOOT_BYTES) - 1;
+    let fs = fat_filesystem("ESXIBOOT", SYSTEM_BOOT_BYTES, false, sector, next_id);
     partitions.push(PlannedPartition {
         role: Role::SystemBoot,
         action: Action::Create,
-        entry: entry(
+        entry: new_entry(
             1,
             types::EFI_SYSTEM,
             (p1_first, p1_last),
@@ -590,107 +704,108 @@ pub fn plan_layout_with_ids(
     .into_iter()
     .enumerate()
     {
-        let first = lba(BOOTBANK0_START_BYTES + i as u64 * slot);
-        let last = first + lba(bank_bytes) - 1;
-        let fs = fat(label, bank_bytes, true, next_id);
+        let first = g.lba(BOOTBANK0_START_BYTES + i as u64 * slot);
+        let last = first + g.lba(bank_bytes) - 1;
+        let fs = fat_filesystem(label, bank_bytes, true, sector, next_id);
         partitions.push(PlannedPartition {
             role,
             action: Action::Create,
-            entry: entry(number, types::BASIC_DATA, (first, last), 0, label, next_id),
+            entry: new_entry(number, types::BASIC_DATA, (first, last), 0, label, next_id),
             size_bytes: bank_bytes,
             filesystem: fs,
         });
     }
+    partitions
+}
 
-    let mut osdata_elsewhere = false;
-    match req.kind {
-        MediaKind::UsbOrSd => {
-            osdata_elsewhere = true;
-            if req.osdata_size_mib.is_some() {
-                warnings.push(
-                    "autoPartitionOSDataSize= ignored: a USB/SD medium holds no ESX-OSData".into(),
-                );
+/// Partition 7: ESX-OSData, after the boot banks, up to `limit` (or the requested size, or the
+/// media-size cap).
+fn osdata_partition(
+    req: &LayoutRequest,
+    g: &Geometry,
+    slot: u64,
+    limit: u64,
+    next_id: &mut dyn FnMut() -> Uuid,
+) -> Result<PlannedPartition, LayoutRefusal> {
+    let p7_first = g.lba(BOOTBANK0_START_BYTES + 2 * slot);
+    let p7_last = match req.osdata_size_mib {
+        Some(mib) => {
+            let available_mib = (limit + 1).saturating_sub(p7_first) * g.ss / MIB;
+            if mib > available_mib {
+                return Err(LayoutRefusal::OsDataTooLarge {
+                    disk: req.disk_id.clone(),
+                    requested_mib: mib,
+                    available_mib,
+                });
             }
+            p7_first + g.lba(mib * MIB) - 1
         }
-        MediaKind::SystemDisk => {
-            // Partition 7: ESX-OSData.
-            let p7_first = lba(BOOTBANK0_START_BYTES + 2 * slot);
-            let p7_last = match req.osdata_size_mib {
-                Some(mib) => {
-                    let available_mib = (limit + 1).saturating_sub(p7_first) * ss / MIB;
-                    if mib > available_mib {
-                        return Err(LayoutRefusal::OsDataTooLarge {
-                            disk,
-                            requested_mib: mib,
-                            available_mib,
-                        });
-                    }
-                    p7_first + lba(mib * MIB) - 1
-                }
-                None => match req.media_size.cap_bytes() {
-                    Some(cap) => (lba(cap) - 1).min(limit),
-                    None => limit,
-                },
-            };
-            partitions.push(PlannedPartition {
-                role: Role::OsData,
-                action: Action::Create,
-                entry: entry(
-                    7,
-                    types::VMFSL,
-                    (p7_first, p7_last),
-                    0,
-                    "ESX-OSData",
-                    next_id,
-                ),
-                size_bytes: (p7_last + 1 - p7_first) * ss,
-                filesystem: Filesystem::VmfslAtFirstBoot,
-            });
+        None => match req.media_size.cap_bytes() {
+            Some(cap) => (g.lba(cap) - 1).min(limit),
+            None => limit,
+        },
+    };
+    Ok(PlannedPartition {
+        role: Role::OsData,
+        action: Action::Create,
+        entry: new_entry(
+            7,
+            types::VMFSL,
+            (p7_first, p7_last),
+            0,
+            "ESX-OSData",
+            next_id,
+        ),
+        size_bytes: (p7_last + 1 - p7_first) * g.ss,
+        filesystem: Filesystem::VmfslAtFirstBoot,
+    })
+}
 
-            // Partition 8: the datastore, fresh, when wanted and when it fits.
-            if preserved.is_none() && !req.no_vmfs_on_disk {
-                let p8_first = (p7_last + 1).next_multiple_of(gap) + gap;
-                let room = (last_usable + 1).saturating_sub(p8_first) * ss;
-                if req.disk_bytes <= DATASTORE_MEDIA_THRESHOLD_BYTES {
-                    log::info!("{disk}: no datastore, media not larger than 142 GiB");
-                } else if room < MIN_DATASTORE_BYTES {
-                    warnings.push(format!(
-                        "{disk}: no datastore: only {} MiB left after ESX-OSData",
-                        room / MIB
-                    ));
-                } else {
-                    partitions.push(PlannedPartition {
-                        role: Role::Datastore,
-                        action: Action::Create,
-                        entry: entry(
-                            8,
-                            types::VMFS,
-                            (p8_first, last_usable),
-                            0,
-                            "VMFS Datastore",
-                            next_id,
-                        ),
-                        size_bytes: room,
-                        filesystem: Filesystem::VmfsAtFirstBoot,
-                    });
-                }
-            }
-        }
-    }
-
-    if let Some(p) = preserved {
-        partitions.push(PlannedPartition {
+/// Partition 8: a fresh datastore after ESX-OSData, when the media is large enough and room is
+/// left (otherwise none, with a log line or a warning).
+fn fresh_datastore(
+    req: &LayoutRequest,
+    g: &Geometry,
+    p7_last: u64,
+    warnings: &mut Vec<String>,
+    next_id: &mut dyn FnMut() -> Uuid,
+) -> Option<PlannedPartition> {
+    let disk = &req.disk_id;
+    let gap = g.lba(GAP_BYTES);
+    let p8_first = (p7_last + 1).next_multiple_of(gap) + gap;
+    let room = (g.last_usable + 1).saturating_sub(p8_first) * g.ss;
+    if req.disk_bytes <= DATASTORE_MEDIA_THRESHOLD_BYTES {
+        log::info!("{disk}: no datastore, media not larger than 142 GiB");
+        None
+    } else if room < MIN_DATASTORE_BYTES {
+        warnings.push(format!(
+            "{disk}: no datastore: only {} MiB left after ESX-OSData",
+            room / MIB
+        ));
+        None
+    } else {
+        Some(PlannedPartition {
             role: Role::Datastore,
-            action: Action::Preserve,
-            size_bytes: p.sectors() * ss,
-            entry: p,
-            filesystem: Filesystem::Preserved,
-        });
+            action: Action::Create,
+            entry: new_entry(
+                8,
+                types::VMFS,
+                (p8_first, g.last_usable),
+                0,
+                "VMFS Datastore",
+                next_id,
+            ),
+            size_bytes: room,
+            filesystem: Filesystem::VmfsAtFirstBoot,
+        })
     }
-    partitions.sort_by_key(|p| p.entry.number);
+}
 
-    // --- Wipes: old signatures at the head and tail of every new partition, and the disk's
-    // own head (old MBR/GPT/ISO9660 before partition 1) and tail (old backup GPT).
+/// Wipes: old signatures at the head and tail of every new partition, and the disk's own head
+/// (old MBR/GPT/ISO9660 before partition 1) and tail (old backup GPT).
+fn plan_wipes(g: &Geometry, partitions: &[PlannedPartition]) -> Vec<Wipe> {
+    let p1_first = g.lba(SYSTEM_BOOT_START_BYTES);
+    let p1_last = p1_first + g.lba(SYSTEM_BOOT_BYTES) - 1;
     let mut wipes = vec![Wipe {
         first_lba: 0,
         last_lba: p1_first - 1,
@@ -698,14 +813,14 @@ pub fn plan_layout_with_ids(
     }];
     for p in partitions.iter().filter(|p| p.action == Action::Create) {
         let e = &p.entry;
-        let head_last = (e.first_lba + lba(WIPE_HEAD_BYTES) - 1).min(e.last_lba);
+        let head_last = (e.first_lba + g.lba(WIPE_HEAD_BYTES) - 1).min(e.last_lba);
         wipes.push(Wipe {
             first_lba: e.first_lba,
             last_lba: head_last,
             why: format!("partition {} head: old file system signatures", e.number),
         });
         let tail_first = (e.last_lba + 1)
-            .saturating_sub(lba(WIPE_TAIL_BYTES))
+            .saturating_sub(g.lba(WIPE_TAIL_BYTES))
             .max(head_last + 1);
         if tail_first <= e.last_lba {
             wipes.push(Wipe {
@@ -720,26 +835,13 @@ pub fn plan_layout_with_ids(
         .map(|p| p.entry.last_lba)
         .max()
         .unwrap_or(p1_last);
-    let tail_first = (total_sectors - lba(MIB)).max(used_end + 1);
+    let tail_first = (g.total_sectors - g.lba(MIB)).max(used_end + 1);
     wipes.push(Wipe {
         first_lba: tail_first,
-        last_lba: total_sectors - 1,
+        last_lba: g.total_sectors - 1,
         why: "disk tail: old backup GPT".into(),
     });
-
-    Ok(Layout {
-        disk_id: req.disk_id.clone(),
-        disk_bytes: req.disk_bytes,
-        logical_sector_size: req.logical_sector_size,
-        total_sectors,
-        disk_guid: next_id(),
-        first_usable_lba: first_usable,
-        last_usable_lba: last_usable,
-        partitions,
-        wipes,
-        osdata_elsewhere,
-        warnings,
-    })
+    wipes
 }
 
 /// What `part <name> --ondisk=<disk>` needs: a datastore on a disk other than the install disk.

@@ -153,27 +153,7 @@ pub fn bench(root: &Path, cargo: &mut Command) -> Result<()> {
         .map(|c| format!("{}/{}", m2.display(), c.path))
         .collect();
     let back = work.join("back");
-    let baseline = format!(
-        "img={img}; rm -f $img; truncate -s 40G $img
-         sgdisk -o -a 1 -n 1:64:204863 -t 1:EF00 -n 5:208896:8595455 -t 5:0700 -n 6:8597504:16984063 -t 6:0700 -n 7:16986112:83886046 -t 7:FFFF $img > /dev/null
-         mkfs.fat -F 16 -n ESXIBOOT --offset=64 $img 102400 > /dev/null
-         mkfs.fat -F 16 -s 128 -R 2 -n BOOTBANK1 --offset=208896 $img 4193280 > /dev/null
-         mkfs.fat -F 16 -s 128 -R 2 -n BOOTBANK2 --offset=8597504 $img 4193280 > /dev/null
-         (cd {media} && sha256sum --quiet -c {sums})
-         export MTOOLS_SKIP_CHECK=1
-         mmd -i $img@@32768 ::/EFI ::/EFI/BOOT ::/EFI/VMware
-         mcopy -i $img@@32768 {media}/EFI/VMware/safeboot64.efi ::/EFI/BOOT/BOOTX64.EFI
-         mcopy -i $img@@32768 {media}/EFI/VMware/mboot64.efi {media}/EFI/VMware/crypto64.efi ::/EFI/VMware/
-         mcopy -i $img@@106954752 {bank} ::/
-         rm -rf {back}; mkdir -p {back}; mcopy -n -i $img@@106954752 '::/*' {back}/
-         (cd {back} && sha256sum {bank_names} > /dev/null); rm -rf {back}",
-        img = img.display(),
-        media = m2.display(),
-        sums = sums.display(),
-        bank = bank.join(" "),
-        back = back.display(),
-        bank_names = manifest.components.iter().filter(|c| c.role == Role::Kernel || c.role == Role::Module).map(|c| c.path.as_str()).collect::<Vec<_>>().join(" "),
-    );
+    let baseline = baseline_script(&img, &m2, &sums, &bank, &back, &manifest);
     println!("bench: baseline script (sgdisk, mkfs.fat, sha256sum, mcopy) ...");
     let base = best_of(2, || Ok(sh(&baseline)), fresh_image)?;
 
@@ -206,7 +186,6 @@ pub fn bench(root: &Path, cargo: &mut Command) -> Result<()> {
         || Ok(()),
     )?;
     let _ = std::fs::remove_dir_all(&cpdir);
-    let limit = openssl.secs.max(cp.secs);
 
     println!("bench: peak memory at 1 GiB and 4 GiB media ...");
     let m1 = media(&work, 1)?;
@@ -221,6 +200,95 @@ pub fn bench(root: &Path, cargo: &mut Command) -> Result<()> {
     println!("bench: host + DPU at once, against each alone ...");
     let conc = concurrency(root, &bin, &work, &m2, &ks, ours_checked.secs)?;
 
+    let report = render(&Figures {
+        media_bytes,
+        laid_bytes,
+        ours_checked,
+        ours_onepass,
+        base,
+        openssl,
+        cp,
+        mem1,
+        mem4,
+        conc,
+    });
+    // The `## Rollout` section is `cargo xtask rollout`'s: keep it.
+    let doc_path = root.join("docs/PERFORMANCE.md");
+    let mut report = report;
+    if let Some(rollout) = std::fs::read_to_string(&doc_path)
+        .ok()
+        .and_then(|old| super::rollout::section_of(&old, super::rollout::HEADING))
+    {
+        report = super::rollout::with_section(&report, super::rollout::HEADING, &rollout);
+    }
+    std::fs::write(&doc_path, &report)?;
+    print!("{report}");
+    Ok(())
+}
+
+/// The baseline: the same job as ours (the 2 GiB medium's layout) with sgdisk, mkfs.fat,
+/// sha256sum and mcopy, as one shell script.
+fn baseline_script(
+    img: &Path,
+    m2: &Path,
+    sums: &Path,
+    bank: &[String],
+    back: &Path,
+    manifest: &Manifest,
+) -> String {
+    format!(
+        "img={img}; rm -f $img; truncate -s 40G $img
+         sgdisk -o -a 1 -n 1:64:204863 -t 1:EF00 -n 5:208896:8595455 -t 5:0700 -n 6:8597504:16984063 -t 6:0700 -n 7:16986112:83886046 -t 7:FFFF $img > /dev/null
+         mkfs.fat -F 16 -n ESXIBOOT --offset=64 $img 102400 > /dev/null
+         mkfs.fat -F 16 -s 128 -R 2 -n BOOTBANK1 --offset=208896 $img 4193280 > /dev/null
+         mkfs.fat -F 16 -s 128 -R 2 -n BOOTBANK2 --offset=8597504 $img 4193280 > /dev/null
+         (cd {media} && sha256sum --quiet -c {sums})
+         export MTOOLS_SKIP_CHECK=1
+         mmd -i $img@@32768 ::/EFI ::/EFI/BOOT ::/EFI/VMware
+         mcopy -i $img@@32768 {media}/EFI/VMware/safeboot64.efi ::/EFI/BOOT/BOOTX64.EFI
+         mcopy -i $img@@32768 {media}/EFI/VMware/mboot64.efi {media}/EFI/VMware/crypto64.efi ::/EFI/VMware/
+         mcopy -i $img@@106954752 {bank} ::/
+         rm -rf {back}; mkdir -p {back}; mcopy -n -i $img@@106954752 '::/*' {back}/
+         (cd {back} && sha256sum {bank_names} > /dev/null); rm -rf {back}",
+        img = img.display(),
+        media = m2.display(),
+        sums = sums.display(),
+        bank = bank.join(" "),
+        back = back.display(),
+        bank_names = manifest.components.iter().filter(|c| c.role == Role::Kernel || c.role == Role::Module).map(|c| c.path.as_str()).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// What `bench` measured, for the report.
+struct Figures {
+    media_bytes: u64,
+    laid_bytes: u64,
+    ours_checked: Run,
+    ours_onepass: Run,
+    base: Run,
+    openssl: Run,
+    cp: Run,
+    mem1: Run,
+    mem4: Run,
+    conc: Concurrency,
+}
+
+/// docs/PERFORMANCE.md (without the rollout section): the machine, the figures and the ratios.
+fn render(f: &Figures) -> String {
+    let Figures {
+        media_bytes,
+        laid_bytes,
+        ours_checked,
+        ours_onepass,
+        base,
+        openssl,
+        cp,
+        mem1,
+        mem4,
+        conc,
+    } = f;
+    let (media_bytes, laid_bytes) = (*media_bytes, *laid_bytes);
+    let limit = openssl.secs.max(cp.secs);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -244,7 +312,7 @@ pub fn bench(root: &Path, cargo: &mut Command) -> Result<()> {
         .unwrap_or(0);
     let gb = |b: u64| b as f64 / 1e9;
     let rate = |secs: f64| gb(laid_bytes) / secs;
-    let report = format!(
+    format!(
         "# Performance\n\nMeasured by `cargo xtask bench` (release build), all in one run on the same machine, with the\nmedia in the page cache for every contender. Best of 3 (baseline: best of 2).\n\n\
 Machine: {cpu}, {cores} cores, {mem:.0} GiB memory. Medium: `cargo xtask mkmedia --size 2G` ({media:.2} GB in\nall, {laid:.2} GB laid down on the host: the kernel, 111 modules and 3 bootloader files; the DPU depot is not\nthe host's). Target: a 40 GiB sparse image file.\n\n\
 | What | Time | Throughput (laid-down bytes) | Peak memory |\n|---|---|---|---|\n\
@@ -274,19 +342,7 @@ Every byte is hashed twice by the default mode (the check before writing, then a
         rate = conc.rate / 1_000_000, dpu_mb = conc.payload_bytes as f64 / 1e6,
         host = ours_checked.secs, dpu = conc.dpu_only, stage = conc.stage_secs, both = conc.both,
         ratio = conc.both / ours_checked.secs.max(conc.dpu_only),
-    );
-    // The `## Rollout` section is `cargo xtask rollout`'s: keep it.
-    let doc_path = root.join("docs/PERFORMANCE.md");
-    let mut report = report;
-    if let Some(rollout) = std::fs::read_to_string(&doc_path)
-        .ok()
-        .and_then(|old| super::rollout::section_of(&old, super::rollout::HEADING))
-    {
-        report = super::rollout::with_section(&report, super::rollout::HEADING, &rollout);
-    }
-    std::fs::write(&doc_path, &report)?;
-    print!("{report}");
-    Ok(())
+    )
 }
 
 struct Concurrency {

@@ -253,8 +253,27 @@ fn demo() -> Result<()> {
         work.join("report.json").to_str().unwrap_or("report.json"),
     ]))?;
 
-    // Read the result back through the library, as any later boot would see it.
-    let mut dev = ksinstall::storage::BlockDev::open_read_only(&disk, 512)?;
+    show_installed(&disk)?;
+    let got = sim.finish();
+    println!(
+        "== the simulated BlueField-3 received {} in {} images (SHA-256 {}), {}",
+        human(got.bytes),
+        got.images.len(),
+        &got.sha256[..16],
+        if got.problems.is_empty() {
+            "all sound".to_string()
+        } else {
+            got.problems.join("; ")
+        }
+    );
+    println!("report: {}", work.join("report.json").display());
+    Ok(())
+}
+
+/// The installed disk read back through the library, as any later boot would see it: the
+/// partition table and boot bank 0's boot.cfg.
+fn show_installed(disk: &Path) -> Result<()> {
+    let mut dev = ksinstall::storage::BlockDev::open_read_only(disk, 512)?;
     let gpt = ksinstall::storage::read_gpt(&mut dev)?;
     println!("\n== partition table of {}", disk.display());
     println!(
@@ -282,19 +301,6 @@ fn demo() -> Result<()> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut fs.root_dir().open_file("boot.cfg")?, &mut text)?;
     println!("\n== boot.cfg of boot bank 0 (partition 5)\n{text}");
-    let got = sim.finish();
-    println!(
-        "== the simulated BlueField-3 received {} in {} images (SHA-256 {}), {}",
-        human(got.bytes),
-        got.images.len(),
-        &got.sha256[..16],
-        if got.problems.is_empty() {
-            "all sound".to_string()
-        } else {
-            got.problems.join("; ")
-        }
-    );
-    println!("report: {}", work.join("report.json").display());
     Ok(())
 }
 

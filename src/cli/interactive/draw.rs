@@ -2,7 +2,9 @@
 //! a serial terminal show the same thing as an xterm.
 
 use ksinstall::inventory::disk::human_size;
+use ksinstall::inventory::DiskContent;
 use ksinstall::kickstart::grammar::KEYBOARDS;
+use ksinstall::plan::Plan;
 use ksinstall::report::{Event, StepId};
 use ksinstall::storage::{Action, Filesystem, Role};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -476,6 +478,39 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
         .map(|x| x.entry.number)
         .collect();
     let existing = disk.map(|d| d.content.clone());
+    erased_lines(&mut lines, &kernel, plan, existing.as_ref(), &kept);
+    for n in &kept {
+        lines.push(Line::raw(format!(
+            "  KEPT: partition {n} (VMFS datastore), untouched"
+        )));
+    }
+    new_partition_lines(&mut lines, plan);
+    host_lines(&mut lines, plan);
+    lines.push(Line::raw("Root password: set (kept as a SHA-512 hash)"));
+    for d in &plan.dpus {
+        lines.push(Line::raw(format!(
+            "DPU: {} {} in slot {}: {}",
+            d.vendor,
+            d.model,
+            d.slot.as_deref().unwrap_or("?"),
+            d.action
+        )));
+    }
+    for w in &p.warnings {
+        lines.push(Line::styled(format!("Warning: {w}"), WARNING));
+    }
+    lines
+}
+
+/// What is erased: nothing on a blank disk, else everything, each partition not kept listed.
+fn erased_lines(
+    lines: &mut Vec<Line<'static>>,
+    kernel: &str,
+    plan: &Plan,
+    existing: Option<&DiskContent>,
+    kept: &[u32],
+) {
+    let t = &plan.target;
     let blank = existing.as_ref().is_some_and(|c| {
         c.table == ksinstall::inventory::PartitionTable::Blank && c.partitions.is_empty()
     });
@@ -488,7 +523,7 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
             format!("  ERASED: everything on {kernel} now ({})", t.holds_now),
             ERROR,
         ));
-        if let Some(c) = &existing {
+        if let Some(c) = existing {
             for e in c.partitions.iter().filter(|e| !kept.contains(&e.number)) {
                 lines.push(Line::styled(
                     format!(
@@ -509,11 +544,10 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
             }
         }
     }
-    for n in &kept {
-        lines.push(Line::raw(format!(
-            "  KEPT: partition {n} (VMFS datastore), untouched"
-        )));
-    }
+}
+
+/// The partitions the layout makes or keeps, with their file systems.
+fn new_partition_lines(lines: &mut Vec<Line<'static>>, plan: &Plan) {
     lines.push(Line::raw("  New partitions:"));
     for part in &plan.layout.partitions {
         let fs = match &part.filesystem {
@@ -532,6 +566,10 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
             fs
         )));
     }
+}
+
+/// The host's keyboard and network as the plan configures them.
+fn host_lines(lines: &mut Vec<Line<'static>>, plan: &Plan) {
     let h = &plan.host;
     lines.push(Line::raw(format!("Keyboard: {}", h.keyboard)));
     lines.push(Line::raw(format!("Network:  {}", h.network)));
@@ -549,20 +587,6 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
     if let Some(v) = h.vlan_id {
         lines.push(Line::raw(format!("          VLAN {v}")));
     }
-    lines.push(Line::raw("Root password: set (kept as a SHA-512 hash)"));
-    for d in &plan.dpus {
-        lines.push(Line::raw(format!(
-            "DPU: {} {} in slot {}: {}",
-            d.vendor,
-            d.model,
-            d.slot.as_deref().unwrap_or("?"),
-            d.action
-        )));
-    }
-    for w in &p.warnings {
-        lines.push(Line::styled(format!("Warning: {w}"), WARNING));
-    }
-    lines
 }
 
 fn confirm(f: &mut Frame<'_>, app: &App, version: &str) {

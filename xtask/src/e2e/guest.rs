@@ -1,0 +1,295 @@
+//! The host's HTTP server and the guests: starting QEMU, reading its serial console, the
+//! timeouts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use super::Paths;
+
+const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// Python's http.server on 127.0.0.1, which slirp shows the guest as 10.0.2.2.
+pub(super) struct HttpServer {
+    pub(super) port: u16,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl HttpServer {
+    pub(super) fn start(dir: &Path, log: &Path) -> Result<HttpServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("python3 -m http.server")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // It could not bind (someone took the port since we picked it): say so.
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "python3 -m http.server on port {port} ended: {status} (see {})",
+                    log.display()
+                );
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the HTTP server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(HttpServer {
+            port,
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+    /// The request lines it logged: `"GET /ks/pxe.cfg HTTP/1.1" 200 -`.
+    pub(super) fn requests(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(super) struct Guest<'a> {
+    pub(super) name: &'a str,
+    /// Direct kernel boot (kernel, initrd); None boots the disk through OVMF.
+    pub(super) kernel: Option<(&'a Path, &'a Path)>,
+    pub(super) cmdline: String,
+    pub(super) disk: PathBuf,
+    pub(super) snapshot: bool,
+    /// How many stock `edu` devices to give the guest (they wear the DPU identities).
+    pub(super) edu: u8,
+    pub(super) timeout: Duration,
+    /// Stop the guest when this appears (a firmware boot has no poweroff of ours to wait for).
+    pub(super) stop_at: Option<&'a str>,
+    /// The end of the time all guests together may take.
+    pub(super) deadline: Instant,
+}
+
+/// Kills the guest however `Guest::run` is left.
+struct Qemu(std::process::Child);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(super) struct Serial {
+    pub(super) text: String,
+    pub(super) elapsed: Duration,
+    pub(super) timed_out: bool,
+}
+
+impl Serial {
+    pub(super) fn lines<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.text
+            .lines()
+            .filter_map(move |l| l.find(prefix).map(|i| &l[i..]))
+    }
+    pub(super) fn exit_code(&self) -> Option<i32> {
+        self.lines("E2E-EXIT ")
+            .next()
+            .and_then(|l| l["E2E-EXIT ".len()..].trim().parse().ok())
+    }
+    pub(super) fn failures(&self) -> Vec<&str> {
+        self.lines("E2E-FAIL").collect()
+    }
+    /// The installer's JSON events (`--progress json`) among the console lines.
+    pub(super) fn events(&self) -> Vec<serde_json::Value> {
+        self.text
+            .lines()
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+    /// The message of the installer's `failed` event, or "".
+    pub(super) fn failure_message(&self) -> String {
+        self.events()
+            .iter()
+            .find(|e| e["event"] == "failed")
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+    pub(super) fn expect_exit(&self, code: i32, meaning: &str, problems: &mut Vec<String>) {
+        if self.exit_code() != Some(code) {
+            problems.push(format!(
+                "ksinstall ended with {:?}, not {code} ({meaning})",
+                self.exit_code()
+            ));
+        }
+    }
+}
+
+impl Guest<'_> {
+    pub(super) fn run(&self, p: &Paths) -> Result<Serial> {
+        let mut cmd = self.command();
+        println!("== [{}] booting ({:?})", self.name, cmd);
+        let log_path = p.w(&format!("{}.serial.log", self.name));
+        let mut log = std::fs::File::create(&log_path)?;
+        let started = Instant::now();
+        let mut child = Qemu(cmd.spawn().context("qemu-system-x86_64")?);
+        let rx = forward_lines(&mut child)?;
+        let deadline = (started + self.timeout).min(self.deadline);
+        let (text, timed_out) = self.read_console(&rx, deadline, &mut log, &mut child)?;
+        let _ = child.0.wait();
+        let elapsed = started.elapsed();
+        println!(
+            "== [{}] {} after {:.1} s; serial log {}",
+            self.name,
+            if timed_out { "TIMED OUT" } else { "ended" },
+            elapsed.as_secs_f64(),
+            log_path.display()
+        );
+        Ok(Serial {
+            text,
+            elapsed,
+            timed_out,
+        })
+    }
+
+    /// The QEMU command line: the machine, the boot (kernel or firmware), the disk, the NIC and
+    /// the `edu` devices.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        // No KVM on these machines (qemu-e2e.md §2); -no-reboot and panic=-1 make a panic end
+        // the run instead of hanging until the timeout.
+        // `-cpu max` has RDRAND, which the kernel trusts for its random pool, as on a real
+        // server: qemu64 has no entropy source, and getrandom() (partition GUIDs) then blocks
+        // for minutes at boot.
+        cmd.args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+            "-nodefaults",
+            "-no-reboot",
+        ])
+        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+        match self.kernel {
+            Some((kernel, initrd)) => {
+                cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+                cmd.arg("-append")
+                    .arg(format!("console=ttyS0 panic=-1 quiet {}", self.cmdline));
+            }
+            None => {
+                cmd.args(["-bios", OVMF]);
+            }
+        }
+        let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
+        cmd.arg("-drive").arg(format!(
+            "file={},format=raw,if=virtio,cache=unsafe{snapshot}",
+            self.disk.display()
+        ));
+        cmd.args([
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ]);
+        for i in 0..self.edu {
+            // The second edu is function 2 of the first one's slot: one card, two functions.
+            if self.edu > 1 {
+                let f = if i == 0 {
+                    "6.0,multifunction=on"
+                } else {
+                    "6.2"
+                };
+                cmd.args(["-device", &format!("edu,addr={f}")]);
+            } else {
+                cmd.args(["-device", "edu,addr=6.0"]);
+            }
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// The console lines until the guest ends, prints `stop_at` or passes `deadline` (then it
+    /// is killed): the text, and whether it timed out. Every line goes to `log`; the E2E-
+    /// markers are echoed here as they come.
+    fn read_console(
+        &self,
+        rx: &mpsc::Receiver<String>,
+        deadline: Instant,
+        log: &mut std::fs::File,
+        child: &mut Qemu,
+    ) -> Result<(String, bool)> {
+        let mut text = String::new();
+        let mut timed_out = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    writeln!(log, "{line}")?;
+                    if let Some(i) = line.find("E2E-") {
+                        println!("   [{}] {}", self.name, &line[i..]);
+                    }
+                    let stop = self.stop_at.is_some_and(|m| line.contains(m));
+                    text.push_str(&line);
+                    text.push('\n');
+                    if stop {
+                        let _ = child.0.kill();
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    timed_out = true;
+                    let _ = child.0.kill();
+                    break;
+                }
+            }
+        }
+        Ok((text, timed_out))
+    }
+}
+
+/// QEMU's stdout and stderr, line by line, merged into one channel by a thread each; the
+/// channel closes when both streams end.
+fn forward_lines(child: &mut Qemu) -> Result<mpsc::Receiver<String>> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.0.stdout.take().context("qemu stdout")?;
+    let err = child.0.stderr.take().context("qemu stderr")?;
+    for stream in [
+        Box::new(out) as Box<dyn std::io::Read + Send>,
+        Box::new(err),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                if tx.send(line).is_err() {
+                    break;
+                }
+                buf.clear();
+            }
+        });
+    }
+    drop(tx);
+    Ok(rx)
+}

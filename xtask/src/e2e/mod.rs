@@ -1,0 +1,265 @@
+//! `cargo xtask e2e`: the installer where it really runs. A Debian cloud kernel boots under QEMU
+//! (software emulation) with an initramfs holding a static `ksinstall`; the guest gets its
+//! kickstart and media over HTTP from a server on this machine, installs onto a 40 GB virtio
+//! disk, flashes a DSC through the kernel's devlink (netdevsim), and the disk is then judged by
+//! the guest's own kernel (GPT parser, vfat), by real tools on this machine (`sgdisk -v`,
+//! `fsck.fat -n`, mtools) and by UEFI firmware (OVMF). docs/TESTING.md says what each scenario
+//! proves; ../shared/spec/qemu-e2e.md has the measurements behind the choices.
+//!
+//! Everything it makes lives under `target/e2e/`; downloads and the netdevsim build are kept
+//! there between runs.
+
+mod guest;
+mod image;
+mod judges;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use guest::{Guest, HttpServer};
+use image::{fresh_disk, sized_disk, Images, Pin};
+use judges::{
+    check_bluefield, check_broken, check_datastore, check_dpu_flash, check_dsc_version,
+    check_host_tools, check_pxe, check_uefi, shipped_dsc_version, Outcome,
+};
+
+struct Paths {
+    root: PathBuf,
+    work: PathBuf,
+    pin: Pin,
+}
+
+impl Paths {
+    fn w(&self, rel: &str) -> PathBuf {
+        self.work.join(rel)
+    }
+}
+
+pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
+    let only = parse_only(args)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let t0 = Instant::now();
+    let mut laps = Laps {
+        timings: Vec::new(),
+        since: Instant::now(),
+    };
+    let (p, images) = image::build(root, &target, cargo, &mut laps)?;
+    let results = run_scenarios(&p, &images, only.as_ref())?;
+    laps.lap("scenarios");
+    report(&p, t0, &laps.timings, &results)
+}
+
+/// `--only a,b,c`: the scenarios to run (all when absent).
+fn parse_only(args: &[String]) -> Result<Option<BTreeSet<String>>> {
+    let mut only: Option<BTreeSet<String>> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--only" => {
+                let v = it
+                    .next()
+                    .context("--only needs a list: pxe,datastore,dsc-version,bluefield,broken,uefi")?;
+                only = Some(v.split(',').map(String::from).collect());
+            }
+            other => bail!(
+                "e2e: unknown argument {other} (--only pxe,datastore,dsc-version,bluefield,broken,uefi)"
+            ),
+        }
+    }
+    Ok(only)
+}
+
+/// How long each phase took, for the summary.
+struct Laps {
+    timings: Vec<(String, Duration)>,
+    since: Instant,
+}
+
+impl Laps {
+    fn lap(&mut self, name: &str) {
+        self.timings.push((name.to_string(), self.since.elapsed()));
+        self.since = Instant::now();
+    }
+}
+
+/// What every installer guest shares: the kernel and initramfs it boots, the server's address
+/// and the end of the time all guests together may take.
+struct ImageGuests<'a> {
+    vmlinuz: PathBuf,
+    initrd: &'a Path,
+    url: String,
+    deadline: Instant,
+}
+
+impl ImageGuests<'_> {
+    /// A guest of the installer image: `scenario` and `dpu` go to its /init, `ks` names the
+    /// kickstart on the server, `extra` adds kernel command line words.
+    fn guest(
+        &self,
+        scenario: &'static str,
+        ks: &str,
+        dpu: &str,
+        extra: &str,
+        disk: PathBuf,
+    ) -> Guest<'_> {
+        let url = &self.url;
+        Guest {
+            name: scenario,
+            kernel: Some((self.vmlinuz.as_path(), self.initrd)),
+            cmdline: format!(
+                "ks={url}/ks/{ks} inst.repo={url}/media e2e.scenario={scenario} e2e.dpu={dpu} {extra}"
+            ),
+            disk,
+            snapshot: false,
+            edu: match dpu {
+                "pensando" => 1,
+                "bluefield" => 2,
+                _ => 0,
+            },
+            // An install takes about 35 s here; a dry run or a refusal about 8.
+            timeout: Duration::from_secs(if matches!(scenario, "pxe" | "datastore" | "dsc-version") {
+                240
+            } else {
+                120
+            }),
+            stop_at: None,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// The scenarios, in order, each judged as soon as its guest ends. The pxe install comes first:
+/// the UEFI scenario boots the disk it made.
+fn run_scenarios(
+    p: &Paths,
+    images: &Images,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Vec<Outcome>> {
+    let server = HttpServer::start(&images.www, &p.w("http.log"))?;
+    let want = |s: &str| only.is_none_or(|o| o.contains(s));
+    // All guests together get 7 minutes (they take about 1.5): a hung guest must not take the
+    // e2e past its 10-minute budget, and the ones after it are reported as timed out.
+    let deadline = Instant::now() + Duration::from_secs(420);
+    let guests = ImageGuests {
+        vmlinuz: images
+            .kernel
+            .join(format!("boot/vmlinuz-{}", p.pin.release)),
+        initrd: &images.initrd,
+        url: format!("http://10.0.2.2:{}", server.port),
+        deadline,
+    };
+    let mut results: Vec<Outcome> = Vec::new();
+
+    let pxe_disk = p.w("disk-pxe.img");
+    let mut installed = false;
+    if want("pxe") || want("uefi") {
+        let serial = guests
+            .guest("pxe", "pxe.cfg", "pensando", "", fresh_disk(&pxe_disk)?)
+            .run(p)?;
+        let pxe = check_pxe(&serial, &pxe_disk, &images.media, &images.uki, &server);
+        installed = serial.exit_code() == Some(0);
+        results.push(pxe);
+        results.push(check_dpu_flash(&serial));
+        results.push(check_host_tools(p, &pxe_disk));
+    }
+    if want("dsc-version") {
+        let disk = fresh_disk(&p.w("disk-dsc-version.img"))?;
+        let guest = guests.guest(
+            "dsc-version",
+            "pxe.cfg",
+            "pensando",
+            "e2e.firmware=shipped",
+            disk.clone(),
+        );
+        let serial = guest.run(p)?;
+        results.push(check_dsc_version(&serial, &disk, &shipped_dsc_version(p)?));
+    }
+    if want("bluefield") {
+        let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
+        let serial = guests
+            .guest("bluefield", "pxe.cfg", "bluefield", "", disk.clone())
+            .run(p)?;
+        results.push(check_bluefield(&serial, &disk));
+    }
+    if want("datastore") {
+        // Above 142 GiB of disk the layout gets its datastore, partition 8.
+        let disk = sized_disk(&p.w("disk-datastore.img"), 200_000_000_000)?;
+        let serial = guests
+            .guest("datastore", "pxe.cfg", "none", "", disk.clone())
+            .run(p)?;
+        results.push(check_datastore(&serial, &disk));
+    }
+    if want("broken") {
+        let disk = fresh_disk(&p.w("disk-broken.img"))?;
+        let serial = guests
+            .guest("broken", "broken.cfg", "none", "", disk.clone())
+            .run(p)?;
+        results.push(check_broken(&serial, &disk));
+    }
+    if want("uefi") && !installed {
+        results.push(Outcome {
+            name: "5 UEFI boot (OVMF)".into(),
+            passed: false,
+            elapsed: Duration::ZERO,
+            detail: "not run: it boots the disk the pxe scenario installs, and that install failed"
+                .into(),
+        });
+    } else if want("uefi") {
+        let boot = Guest {
+            name: "uefi",
+            kernel: None,
+            cmdline: String::new(),
+            disk: pxe_disk.clone(),
+            // The firmware may write to the disk (it does not, but the disk is the evidence).
+            snapshot: true,
+            edu: 0,
+            timeout: Duration::from_secs(120),
+            stop_at: Some("E2E-DONE"),
+            deadline,
+        };
+        let serial = boot.run(p)?;
+        results.push(check_uefi(&serial, &pxe_disk, &images.uki));
+    }
+    drop(server);
+    Ok(results)
+}
+
+/// The summary: phase timings, one line per scenario, and an error when any failed.
+fn report(
+    p: &Paths,
+    t0: Instant,
+    timings: &[(String, Duration)],
+    results: &[Outcome],
+) -> Result<()> {
+    println!(
+        "\n== e2e results ({:.0} s in all)",
+        t0.elapsed().as_secs_f64()
+    );
+    for (name, d) in timings {
+        println!("   {:<24} {:>7.1} s", name, d.as_secs_f64());
+    }
+    let mut failed = 0;
+    for r in results {
+        let mark = if r.passed { "PASS" } else { "FAIL" };
+        println!(
+            "{mark} {:<22} {:>6.1} s  {}",
+            r.name,
+            r.elapsed.as_secs_f64(),
+            r.detail
+        );
+        if !r.passed {
+            failed += 1;
+        }
+    }
+    println!("   serial logs: {}", p.w("*.serial.log").display());
+    if failed > 0 {
+        bail!("{failed} e2e scenario(s) failed");
+    }
+    Ok(())
+}
