@@ -3,16 +3,14 @@
 //! location in turn), runs the install, and then does what the kickstart's `reboot` says, only
 //! if `--allow-reboot` lets it.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ksinstall::exit::Outcome;
 use ksinstall::report::Step;
 use ksinstall::report::StepId;
-use ksinstall::source::kickstart::{self as ks_source, Reach};
 use ksinstall::source::{cdrom, usb};
 
-use ksinstall::install::{self as driver, KickstartInput};
+use ksinstall::install as driver;
 
 use super::install::{self, Common, Sinks};
 
@@ -117,64 +115,20 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         format!("reading the kickstart ({})", wanted.join(", ")),
         None,
     );
-    let usb_disks = || driver::usb_disks(&c.sysroot);
-    let reach = Reach {
-        sysroot: &c.sysroot,
-        http: &http,
-        usb_disks: &usb_disks,
-        usb: usb::UsbScan {
-            attempts: a.usb_scans,
-            pause: Duration::from_secs(a.usb_scan_pause),
-        },
+    let usb = usb::UsbScan {
+        attempts: a.usb_scans,
+        pause: Duration::from_secs(a.usb_scan_pause),
     };
-    let fetched = match ks_source::fetch(&boot.ks, &reach) {
-        Ok(k) => k,
-        Err(e) => {
-            let o = driver::refuse_early(
-                &options,
-                &sink,
-                StepId::Source,
-                Outcome::UsageOrIo,
-                &e.to_string(),
-                started,
-            );
+    let found = match driver::boot::sources(&c.sysroot, &boot, a.media.as_deref(), &http, usb) {
+        Ok(f) => f,
+        Err(f) => {
+            let o = driver::refuse_early(&options, &sink, f.step, f.outcome, &f.message, started);
             sinks.finish(o, started);
             return Ok(o);
         }
     };
-    log::info!("kickstart: {}", fetched.name);
-    let mut cd_drives: Vec<PathBuf> = fetched.cdrom.iter().cloned().collect();
-    // --media, else inst.repo= on the command line (a PXE boot), else the CD drive.
-    let media = match a.media.clone().or_else(|| boot.media.clone()) {
-        Some(m) => m,
-        None => match cdrom::installer_media(&c.sysroot) {
-            Ok((location, drive)) => {
-                if !cd_drives.contains(&drive) {
-                    cd_drives.push(drive);
-                }
-                location
-            }
-            Err(e) => {
-                let o = driver::refuse_early(
-                    &options,
-                    &sink,
-                    StepId::Source,
-                    Outcome::Media,
-                    &e,
-                    started,
-                );
-                sinks.finish(o, started);
-                return Ok(o);
-            }
-        },
-    };
     step.finish();
-
-    let input = KickstartInput {
-        name: fetched.name,
-        key: fetched.key,
-        bytes: fetched.bytes,
-    };
+    let (input, media, cd_drives) = (found.kickstart, found.media, found.cd_drives);
     let ended = driver::execute(&options, &media, input, &boot, &http, &sink, started);
     install::show_end(c, &ended, started)?;
     sinks.finish(ended.outcome, started);

@@ -1,7 +1,66 @@
 //! The end of a boot-time install: what the kickstart's `reboot` asks for, done only when
 //! allowed (`boot --allow-reboot`): eject the CDs that were read, then reboot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use super::{stop, Failure, KickstartInput};
+use crate::exit::Outcome;
+use crate::http::Http;
+use crate::report::StepId;
+use crate::source::cmdline::BootOptions;
+use crate::source::kickstart::{self as ks_source, Reach};
+use crate::source::{cdrom, usb};
+
+/// Where a boot-time install gets its inputs.
+pub struct Sources {
+    pub kickstart: KickstartInput,
+    /// `--media`, else `inst.repo=` (a PXE boot), else the installer CD.
+    pub media: String,
+    /// The CD drives read from, to eject before a reboot.
+    pub cd_drives: Vec<PathBuf>,
+}
+
+/// The kickstart from where `ks=` says (each location in turn), and the media: `media` given,
+/// else `inst.repo=`, else the CD drive that holds installer media.
+pub fn sources(
+    sysroot: &Path,
+    boot: &BootOptions,
+    media: Option<&str>,
+    http: &Http,
+    usb: usb::UsbScan,
+) -> Result<Sources, Failure> {
+    let usb_disks = || super::usb_disks(sysroot);
+    let reach = Reach {
+        sysroot,
+        http,
+        usb_disks: &usb_disks,
+        usb,
+    };
+    let fetched = ks_source::fetch(&boot.ks, &reach)
+        .map_err(|e| stop(StepId::Source, Outcome::UsageOrIo, e.to_string()))?;
+    log::info!("kickstart: {}", fetched.name);
+    let mut cd_drives: Vec<PathBuf> = fetched.cdrom.iter().cloned().collect();
+    let media = match media.map(str::to_string).or_else(|| boot.media.clone()) {
+        Some(m) => m,
+        None => {
+            let (location, drive) = cdrom::installer_media(sysroot)
+                .map_err(|e| stop(StepId::Source, Outcome::Media, e))?;
+            if !cd_drives.contains(&drive) {
+                cd_drives.push(drive);
+            }
+            location
+        }
+    };
+    Ok(Sources {
+        kickstart: KickstartInput {
+            name: fetched.name,
+            key: fetched.key,
+            bytes: fetched.bytes,
+        },
+        media,
+        cd_drives,
+    })
+}
 
 /// After a successful install: `reboot` in the kickstart reboots the machine (ejecting the CDs
 /// we read unless `--noeject`), but only under --allow-reboot; otherwise say what would happen.

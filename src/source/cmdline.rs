@@ -171,105 +171,16 @@ impl BootOptions {
             };
             // ESXi matches each word against a list of patterns; a word that matches none is
             // logged and ignored. Only `ks=uuid` is fatal here (and `netmask=` without `ip=`).
-            let result: Result<(), String> = (|| {
-                match key {
-                    "ks" => {
-                        if value.to_ascii_lowercase().starts_with("uuid") {
-                            return Err("fatal:ks=uuid is no longer a supported method".into());
-                        }
-                        o.ks.push(ks_location(value)?);
-                    }
-                    "ip" => {
-                        let ok = value.parse::<Ipv4Addr>().is_ok()
-                            || (value.contains(':')
-                                && value
-                                    .split(':')
-                                    .next()
-                                    .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
-                        if !ok {
-                            return Err("not an IPv4 address or a colon form".into());
-                        }
-                        o.ip = Some(value.to_string());
-                    }
-                    "netmask" => {
-                        let ok = value.parse::<Ipv4Addr>().is_ok()
-                            || value.parse::<u8>().is_ok_and(|p| p <= 32);
-                        if !ok {
-                            return Err("not a dotted netmask or a prefix length 0..32".into());
-                        }
-                        o.netmask = Some(value.to_string());
-                    }
-                    "gateway" => {
-                        o.gateway = Some(
-                            value
-                                .parse()
-                                .map_err(|_| "not an IPv4 address".to_string())?,
-                        )
-                    }
-                    "nameserver" => {
-                        o.nameserver = Some(
-                            value
-                                .parse()
-                                .map_err(|_| "not an IPv4 address".to_string())?,
-                        )
-                    }
-                    "netdevice" | "ksdevice" => o.netdevice = Some(value.replace('-', ":")),
-                    "BOOTIF" => {
-                        o.netdevice = Some(
-                            mac_from_bootif(value).ok_or("not of the form 01-aa-bb-cc-dd-ee-ff")?,
-                        )
-                    }
-                    "vlanid" => {
-                        o.vlan_id = Some(
-                            value
-                                .parse::<u16>()
-                                .ok()
-                                .filter(|v| *v <= 4095)
-                                .ok_or("must be 0..4095")?,
-                        )
-                    }
-                    "systemMediaSize" => {
-                        o.system_media_size = Some(match value.to_ascii_lowercase().as_str() {
-                            "min" => SystemMediaSize::Min,
-                            "small" => SystemMediaSize::Small,
-                            "default" => SystemMediaSize::Default,
-                            "max" => SystemMediaSize::Max,
-                            _ => return Err("must be min, small, default or max".into()),
-                        })
-                    }
-                    "autoPartitionOSDataSize" => {
-                        o.osdata_size_mib = Some(
-                            value
-                                .parse::<u64>()
-                                .ok()
-                                .filter(|v| *v > 0)
-                                .ok_or("must be a size in MiB above 0")?,
-                        )
-                    }
-                    "allowLegacyCPU" => o.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
-                    "inst.repo" => {
-                        // Lower-case schemes, as the media reader matches them.
-                        if !(value.starts_with("http://")
-                            || value.starts_with("https://")
-                            || value.starts_with('/'))
-                        {
-                            return Err("not an http(s):// URL or an absolute path".into());
-                        }
-                        o.media = Some(value.to_string());
-                    }
-                    _ => o.ignored.push(w.clone()),
-                }
-                Ok(())
-            })();
-            match result {
-                Ok(()) => {}
-                Err(why) if why.starts_with("fatal:") => {
+            match o.word(key, value) {
+                Ok(true) => {}
+                Ok(false) => o.ignored.push(w.clone()),
+                Err(WordError::Fatal(why)) => {
                     return Err(BootOptionError {
                         word: w.clone(),
-                        why: why["fatal:".len()..].to_string(),
+                        why,
                     })
                 }
-                Err(why) => {
+                Err(WordError::Ignored(why)) => {
                     o.warnings.push(format!(
                         "boot option \"{}\" ignored: {why}",
                         crate::http::redact(&w)
@@ -278,24 +189,135 @@ impl BootOptions {
                 }
             }
         }
-        if o.netmask.is_some() && o.ip.is_none() {
+        o.finish()
+    }
+
+    /// One `key=value` word: `Ok(false)` when it is not one of ours.
+    fn word(&mut self, key: &str, value: &str) -> Result<bool, WordError> {
+        let ignored = |why: &str| WordError::Ignored(why.to_string());
+        match key {
+            "ks" => {
+                if value.to_ascii_lowercase().starts_with("uuid") {
+                    return Err(WordError::Fatal(
+                        "ks=uuid is no longer a supported method".into(),
+                    ));
+                }
+                self.ks
+                    .push(ks_location(value).map_err(WordError::Ignored)?);
+            }
+            "ip" | "netmask" | "gateway" | "nameserver" | "vlanid" => {
+                self.network_word(key, value)?
+            }
+            "netdevice" | "ksdevice" => self.netdevice = Some(value.replace('-', ":")),
+            "BOOTIF" => {
+                self.netdevice = Some(
+                    mac_from_bootif(value)
+                        .ok_or_else(|| ignored("not of the form 01-aa-bb-cc-dd-ee-ff"))?,
+                )
+            }
+            "systemMediaSize" => {
+                self.system_media_size = Some(match value.to_ascii_lowercase().as_str() {
+                    "min" => SystemMediaSize::Min,
+                    "small" => SystemMediaSize::Small,
+                    "default" => SystemMediaSize::Default,
+                    "max" => SystemMediaSize::Max,
+                    _ => return Err(ignored("must be min, small, default or max")),
+                })
+            }
+            "autoPartitionOSDataSize" => {
+                self.osdata_size_mib = Some(
+                    value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| ignored("must be a size in MiB above 0"))?,
+                )
+            }
+            "allowLegacyCPU" => self.allow_legacy_cpu = value.eq_ignore_ascii_case("true"),
+            "inst.repo" => {
+                // Lower-case schemes, as the media reader matches them.
+                if !(value.starts_with("http://")
+                    || value.starts_with("https://")
+                    || value.starts_with('/'))
+                {
+                    return Err(ignored("not an http(s):// URL or an absolute path"));
+                }
+                self.media = Some(value.to_string());
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `ip=`, `netmask=`, `gateway=`, `nameserver=`, `vlanid=`.
+    fn network_word(&mut self, key: &str, value: &str) -> Result<(), WordError> {
+        let ignored = |why: &str| WordError::Ignored(why.to_string());
+        let ipv4 = |v: &str| {
+            v.parse::<Ipv4Addr>()
+                .map_err(|_| ignored("not an IPv4 address"))
+        };
+        match key {
+            "ip" => {
+                let ok = value.parse::<Ipv4Addr>().is_ok()
+                    || (value.contains(':')
+                        && value
+                            .split(':')
+                            .next()
+                            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
+                if !ok {
+                    return Err(ignored("not an IPv4 address or a colon form"));
+                }
+                self.ip = Some(value.to_string());
+            }
+            "netmask" => {
+                let ok =
+                    value.parse::<Ipv4Addr>().is_ok() || value.parse::<u8>().is_ok_and(|p| p <= 32);
+                if !ok {
+                    return Err(ignored("not a dotted netmask or a prefix length 0..32"));
+                }
+                self.netmask = Some(value.to_string());
+            }
+            "gateway" => self.gateway = Some(ipv4(value)?),
+            "nameserver" => self.nameserver = Some(ipv4(value)?),
+            _ => {
+                self.vlan_id = Some(
+                    value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|v| *v <= 4095)
+                        .ok_or_else(|| ignored("must be 0..4095"))?,
+                )
+            }
+        }
+        Ok(())
+    }
+
+    /// The rules across words, once all are read.
+    fn finish(mut self) -> Result<BootOptions, BootOptionError> {
+        if self.netmask.is_some() && self.ip.is_none() {
             return Err(BootOptionError {
-                word: format!("netmask={}", o.netmask.unwrap_or_default()),
+                word: format!("netmask={}", self.netmask.unwrap_or_default()),
                 why: "netmask= without ip=".into(),
             });
         }
-        if o.ip.as_deref().is_some_and(|ip| !ip.contains(':')) && o.netmask.is_none() {
-            o.warnings
+        if self.ip.as_deref().is_some_and(|ip| !ip.contains(':')) && self.netmask.is_none() {
+            self.warnings
                 .push("ip= without netmask=: the classful netmask is used".into());
         }
-        for w in &o.ignored {
+        for w in &self.ignored {
             log::info!(
-                "boot option {:?} is not one of ours; ignored",
+                "boot option \"{}\" is not one of ours; ignored",
                 crate::http::redact(w)
             );
         }
-        Ok(o)
+        Ok(self)
     }
+}
+
+/// Why a boot option word was not taken: most are logged and ignored, as ESXi does; a few stop.
+enum WordError {
+    Fatal(String),
+    Ignored(String),
 }
 
 /// `netdevice=`/`ksdevice=`/`BOOTIF=` must name a NIC the machine has: ESXi stops on an unknown
