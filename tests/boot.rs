@@ -40,7 +40,9 @@ impl Setup {
         self.path("media").display().to_string()
     }
     fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+        ksinstall::media::Media::open(&self.path("media").display().to_string())
+            .unwrap()
+            .manifest
     }
     /// A copy of a fixture sysroot (symlinks kept), to add files to.
     fn sysroot(&self, fixture: &str) -> PathBuf {

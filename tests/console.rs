@@ -89,7 +89,9 @@ impl Host {
         args
     }
     fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+        ksinstall::media::Media::open(&self.path("media").display().to_string())
+            .unwrap()
+            .manifest
     }
 }
 
@@ -1013,7 +1015,7 @@ fn a_serial_line_that_reports_no_size_gets_80x24() {
 #[test]
 fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
     let host = Host::new();
-    let module = host.path("media/vim.v00");
+    let module = host.path("media/VIM.V00");
     let mut bytes = std::fs::read(&module).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;

@@ -39,7 +39,9 @@ impl Setup {
         p
     }
     fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+        ksinstall::media::Media::open(&self.path("media").display().to_string())
+            .unwrap()
+            .manifest
     }
     fn install(&self, ks: &Path, extra: &[&str]) -> Output {
         self.install_from(self.path("media").as_os_str(), ks, extra)
@@ -314,7 +316,7 @@ fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
     let s = Setup::new("64M");
     let img = s.installed_disk();
     let before = hash_image(&img);
-    flip_byte(&s.path("media/vim.v00"));
+    flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("vim.v00: SHA-256"), "{}", text(&out));
@@ -330,7 +332,7 @@ fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootabl
     let s = Setup::new("64M");
     let img = s.installed_disk();
     assert!(bank_boot_cfg(&img).is_some_and(|c| c.contains("bootstate=0")));
-    flip_byte(&s.path("media/vim.v00"));
+    flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(
         &s.ks(&ks_text("")),
         &["--disk", img.to_str().unwrap(), "--skip-media-check"],
@@ -383,7 +385,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     );
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     // Media problems: 4 (a truncated module, a module name leaving the media).
-    let trunc = s.path("media/xorg.v00");
+    let trunc = s.path("media/XORG.V00");
     let len = std::fs::metadata(&trunc).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -445,20 +447,24 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         3,
         "clearing disks other than the install disk is not supported yet",
     );
-    // A bootloader path that FAT cannot hold is refused at plan time.
-    let m = std::fs::read_to_string(s.path("media/MANIFEST.JSON")).unwrap();
-    std::fs::write(
-        s.path("media/MANIFEST.JSON"),
-        m.replace(
-            "\"esp_path\": \"EFI/VMware/mboot64.efi\"",
-            "\"esp_path\": \"EFI/VMware-x/mboot64.efi\"",
-        ),
-    )
-    .unwrap();
+    // A bootloader path that FAT cannot hold is refused at plan time (an extra loader of custom
+    // media, given by MANIFEST.JSON beside VMware's metadata).
+    let extra = b"an extra loader";
+    std::fs::write(s.path("media/EFI/BOOT/EXTRA.EFI"), extra).unwrap();
+    let m = serde_json::json!({
+        "format": 1, "version": "8.0.3", "build": s.manifest().build,
+        "components": [{
+            "path": "EFI/BOOT/EXTRA.EFI", "size": extra.len(),
+            "sha256": ksinstall::media::verify::sha256_hex(extra),
+            "platform": "x86_64", "role": "bootloader",
+            "esp_path": "EFI/VMware-x/extra.efi"
+        }]
+    });
+    std::fs::write(s.path("media/MANIFEST.JSON"), m.to_string()).unwrap();
     let esp = s.install(&s.ks(&ks_text("")), &disk);
     assert_eq!(esp.status.code(), Some(4), "{}", text(&esp));
     assert!(text(&esp).contains("VMware-x"), "{}", text(&esp));
-    std::fs::write(s.path("media/MANIFEST.JSON"), m).unwrap();
+    std::fs::remove_file(s.path("media/MANIFEST.JSON")).unwrap();
 
     assert_eq!(
         hash_image(&img),

@@ -117,6 +117,12 @@ pub struct MediaSummary {
     pub location: String,
     pub version: String,
     pub build: String,
+    /// What vouches for the files laid down: VMware's image database or our MANIFEST.JSON.
+    pub verified_by: String,
+    /// Media files no VIB payload covers: never called verified.
+    pub not_covered: Vec<String>,
+    /// Whether the descriptors' signatures were checked, and why not.
+    pub signatures: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -712,6 +718,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     }
 
     let media = i.media;
+    warnings.extend(media.metadata.warnings.iter().cloned());
     let copy = |c: &crate::media::Component, to: String, partition: u32| FileCopy {
         from: c.path.clone(),
         to,
@@ -872,6 +879,9 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             location: media.source.describe(),
             version: media.manifest.version.clone(),
             build: media.manifest.build.clone(),
+            verified_by: media.metadata.verified_by(),
+            not_covered: media.metadata.not_covered.clone(),
+            signatures: media.metadata.signatures.to_string(),
         },
         target,
         layout,
@@ -899,6 +909,15 @@ impl Plan {
             "Install ESXi {} ({}) from {}",
             self.media.version, self.media.build, self.media.location
         );
+        let _ = writeln!(s, "  verified by: {}", self.media.verified_by);
+        if !self.media.not_covered.is_empty() {
+            let _ = writeln!(
+                s,
+                "  not covered by any VIB: {}",
+                self.media.not_covered.join(", ")
+            );
+        }
+        let _ = writeln!(s, "  signatures: {}", self.media.signatures);
         let _ = writeln!(
             s,
             "Target: {} ({}), {}, {}-byte sectors; {}",
