@@ -275,6 +275,34 @@ fn vib_xml(name: &str, version: &str, payloads: &str) -> String {
     format!("<vib version=\"5.0\"><type>bootbank</type><name>{name}</name><version>{version}</version><vendor>{vendor}</vendor><summary>synthetic (ksinstall mkmedia)</summary><acceptance-level>certified</acceptance-level><payloads>{payloads}</payloads></vib>")
 }
 
+/// A fixed clock for the EFI image's FAT timestamps, so that mkmedia's output (and the
+/// efiboot.img digest in imgdb.tgz) is the same on every run.
+#[derive(Debug)]
+struct FixedTime;
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        fatfs::Date {
+            year: 2024,
+            month: 6,
+            day: 25,
+        }
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fatfs::DateTime {
+            date: self.get_current_date(),
+            time: fatfs::Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
+}
+
+static FIXED_TIME: FixedTime = FixedTime;
+
 /// A FAT image holding `EFI/BOOT/BOOTX64.EFI`, as the ISO's El Torito EFI image.
 fn efiboot_img(loader: &[u8]) -> Result<Vec<u8>> {
     let mut img = std::io::Cursor::new(vec![0u8; 2880 * 512]);
@@ -283,7 +311,8 @@ fn efiboot_img(loader: &[u8]) -> Result<Vec<u8>> {
         fatfs::FormatVolumeOptions::new().volume_label(*b"ESXI-EFI   "),
     )?;
     {
-        let fs = fatfs::FileSystem::new(&mut img, fatfs::FsOptions::new())?;
+        let fs =
+            fatfs::FileSystem::new(&mut img, fatfs::FsOptions::new().time_provider(&FIXED_TIME))?;
         {
             let dir = fs.root_dir().create_dir("EFI")?.create_dir("BOOT")?;
             dir.create_file("BOOTX64.EFI")?.write_all(loader)?;
