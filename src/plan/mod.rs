@@ -136,6 +136,9 @@ pub struct Plan {
     /// Kernel and modules for boot bank 0 (partition 5).
     pub bank_files: Vec<FileCopy>,
     /// `state.tgz`, `onetime.tgz`: made by the installer, written to partition 5.
+    /// Files we write to the ESP (partition 1): BIOS boot's syslinux.cfg when the media carry
+    /// the BIOS loaders.
+    pub esp_generated: Vec<GeneratedFile>,
     pub generated: Vec<GeneratedFile>,
     /// The boot bank's `boot.cfg`, written last.
     pub boot_cfg: BootCfg,
@@ -757,6 +760,15 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             ));
         }
     }
+    // BIOS boot as a 7.x host has it (media.md §3): syslinux loads safeboot.c32 from the ESP.
+    let esp_generated = if esp_files.iter().any(|f| f.to == "safeboot.c32") {
+        vec![GeneratedFile::new(
+            "syslinux.cfg",
+            b"DEFAULT safeboot.c32 -S 1\n".to_vec(),
+        )]
+    } else {
+        Vec::new()
+    };
     let esp_bytes: u64 = esp_files.iter().map(|f| f.size).sum();
     if let Some(esp) = layout.partition(1) {
         if esp_bytes > esp.size_bytes.saturating_sub(esp.size_bytes / 8) {
@@ -887,6 +899,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         layout,
         esp_files,
         bank_files,
+        esp_generated,
         generated,
         boot_cfg,
         host: hostconfig::host_config(ks),
