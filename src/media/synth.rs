@@ -462,3 +462,48 @@ pub fn mkmedia(o: &Options) -> Result<Manifest> {
     // Opening it is the check that what was written is what the installer reads.
     Ok(super::Media::open(&o.out.display().to_string())?.manifest)
 }
+
+/// Replace the file at `media_path` with `bytes` and make VMware's metadata vouch for it: the
+/// size and plain sha-256 of its payload in `imgdb.tgz` are rewritten (the e2e test boots a
+/// loader of its own this way). Only for media mkmedia made: it edits our own descriptors.
+pub fn replace_payload(dir: &Path, media_path: &str, bytes: &[u8]) -> Result<()> {
+    let old = std::fs::read(dir.join(media_path)).with_context(|| media_path.to_string())?;
+    let (old_size, old_sha) = (old.len(), super::verify::sha256_hex(&old));
+    let (new_size, new_sha) = (bytes.len(), super::verify::sha256_hex(bytes));
+    let tgz = std::fs::read(dir.join("IMGDB.TGZ"))?;
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&tgz[..]));
+    for e in archive.entries()? {
+        let mut e = e?;
+        let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data)?;
+        members.push((path, data));
+    }
+    let mut hits = 0;
+    for (_, data) in members.iter_mut() {
+        let text = String::from_utf8_lossy(data).into_owned();
+        let from = format!("size=\"{old_size}\"><checksum checksum-type=\"sha-256\">{old_sha}<");
+        if text.contains(&from) {
+            let to = format!("size=\"{new_size}\"><checksum checksum-type=\"sha-256\">{new_sha}<");
+            *data = text.replace(&from, &to).into_bytes();
+            hits += 1;
+        }
+    }
+    anyhow::ensure!(hits > 0, "no payload in imgdb.tgz describes {media_path}");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        create(&dir.join("IMGDB.TGZ"))?,
+        flate2::Compression::default(),
+    ));
+    for (path, data) in &members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, &data[..])?;
+    }
+    tar.into_inner()?.finish()?.flush()?;
+    std::fs::write(dir.join(media_path), bytes)?;
+    Ok(())
+}

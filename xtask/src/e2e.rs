@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use ksinstall::media::manifest::{Manifest, Role, MANIFEST_NAME};
+use ksinstall::media::manifest::Role;
 use ksinstall::media::synth;
 
 use super::run;
@@ -700,19 +700,9 @@ fn make_media(media: &Path, uki: &Path) -> Result<()> {
         version: "8.0.3".into(),
         seed: 9,
     })?;
-    let loader = "EFI/VMware/safeboot64.efi";
-    std::fs::copy(uki, media.join(loader))?;
-    let path = media.join(MANIFEST_NAME);
-    let mut m: Manifest = serde_json::from_slice(&std::fs::read(&path)?)?;
-    let (size, sha) = sha256_file(uki)?;
-    let c = m
-        .components
-        .iter_mut()
-        .find(|c| c.path == loader)
-        .context("the synthetic media has no safeboot64.efi")?;
-    c.size = size;
-    c.sha256 = sha;
-    std::fs::write(&path, serde_json::to_vec_pretty(&m)?)?;
+    // The UKI stands where safeboot is (the ESP's EFI/BOOT/BOOTX64.EFI), and the media's
+    // imgdb.tgz vouches for it, so the install verifies it as it would VMware's loader.
+    synth::replace_payload(media, "EFI/BOOT/SAFEBOOT.EFI", &std::fs::read(uki)?)?;
     Ok(())
 }
 
@@ -1139,9 +1129,9 @@ fn check_pxe(
         let requests = server.requests();
         for wanted in [
             "GET /ks/pxe.cfg",
-            "GET /media/MANIFEST.JSON",
-            "GET /media/b.b00",
-            "GET /media/s.v00",
+            "GET /media/IMGDB.TGZ",
+            "GET /media/B.B00",
+            "GET /media/S.V00",
         ] {
             // python's log line: "GET /media/b.b00 HTTP/1.1" 200 -
             let served = format!("\"{wanted} HTTP/1.1\" 200 ");
@@ -1175,8 +1165,7 @@ fn check_pxe(
         details.push(format!("kernel GPT {numbers:?}"));
         // The kernel's vfat driver: every file of partitions 1, 5, 6 with its hash, against
         // mtools here and the media.
-        let manifest: Manifest =
-            serde_json::from_slice(&std::fs::read(media.join(MANIFEST_NAME))?)?;
+        let manifest = ksinstall::media::Media::open(&media.display().to_string())?.manifest;
         let mut guest: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
         for l in serial.lines("E2E-SHA256 ") {
             let w: Vec<&str> = l.split_whitespace().collect();

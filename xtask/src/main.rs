@@ -198,6 +198,7 @@ fn demo() -> Result<()> {
     dpu.rate = Some(200_000_000);
     let sim = ksinstall::dpu::sim::RshimSim::start(&sysroot.join("dev/rshim0"), dpu)?;
     if !media.join("IMGDB.TGZ").exists() {
+        let _ = std::fs::remove_dir_all(&media);
         println!(
             "== making a 256 MiB synthetic ESXi 8.0.3 medium in {}",
             media.display()
