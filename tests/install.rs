@@ -736,7 +736,8 @@ fn media_disagreeing_with_vmwares_metadata_stop_before_the_first_write() {
     let disk = ["--disk", img.to_str().unwrap()];
     let good = std::fs::read(s.path("media/IMGDB.TGZ")).unwrap();
     let size = std::fs::metadata(s.path("media/VIM.V00")).unwrap().len();
-    let cases: [(&str, Box<dyn Fn(&Path)>); 3] = [
+    type Edit = Box<dyn Fn(&Path)>;
+    let cases: [(&str, Edit); 3] = [
         // A descriptor whose size disagrees with the file.
         (
             "vim.v00: is ",

@@ -75,7 +75,7 @@ pub struct Profile {
 }
 
 /// A descriptor's signature as the image carries it: the signed bytes and the PKCS#7 signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signed {
     pub member: String,
     pub orig: Option<Vec<u8>>,
@@ -405,16 +405,6 @@ pub fn parse(tgz: &[u8]) -> Result<ImageDb, ImgDbError> {
         vibs,
         signatures,
     })
-}
-
-impl Default for Signed {
-    fn default() -> Self {
-        Signed {
-            member: String::new(),
-            orig: None,
-            sig: None,
-        }
-    }
 }
 
 impl ImageDb {

@@ -322,13 +322,12 @@ fn efiboot_img(loader: &[u8]) -> Result<Vec<u8>> {
     Ok(img.into_inner())
 }
 
+/// A VIB as mkmedia writes it: its name, its descriptor (or payload elements while building),
+/// and (payload name, 8.3 file) for the profile.
+type SynthVib = (String, String, Vec<(String, String)>);
+
 /// Write `imgdb.tgz`: one profile and the VIB descriptors, as VMware's image database has them.
-fn write_imgdb(
-    dir: &Path,
-    profile: &str,
-    vibs: &[(String, String, Vec<(String, String)>)],
-    version: &str,
-) -> Result<()> {
+fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> Result<()> {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
         create(&dir.join("IMGDB.TGZ"))?,
         flate2::Compression::default(),
@@ -378,7 +377,7 @@ pub fn mkmedia(o: &Options) -> Result<Manifest> {
         .max(names.len() as u64 * 512);
     let total_weight: u64 = names.iter().map(|n| weight(n)).sum();
     // VIB name -> (payload name, 8.3 file) and its payload elements, in first-seen order.
-    let mut vibs: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+    let mut vibs: Vec<SynthVib> = Vec::new();
     let mut add = |vib: String, payload: &str, file: &str, xml: String| {
         if let Some(v) = vibs.iter_mut().find(|v| v.0 == vib) {
             v.1 += &xml;
