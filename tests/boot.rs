@@ -31,6 +31,8 @@ impl Setup {
             seed: 3,
         };
         synth::mkmedia(&o).unwrap();
+        // Served over HTTP as a PXE tree is: lower-case names, as Linux mounts the ISO.
+        common::lower_case_tree(&o.out);
         Setup { dir }
     }
     fn path(&self, p: &str) -> PathBuf {
@@ -40,7 +42,9 @@ impl Setup {
         self.path("media").display().to_string()
     }
     fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+        ksinstall::media::Media::open(&self.path("media").display().to_string())
+            .unwrap()
+            .manifest
     }
     /// A copy of a fixture sysroot (symlinks kept), to add files to.
     fn sysroot(&self, fixture: &str) -> PathBuf {
@@ -961,7 +965,8 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
         "{grub}"
     );
     assert!(
-        grub.contains("chainloader /EFI/BOOT/BOOTX64.EFI -c $cfg"),
+        // The loader as the (lower-case) tree spells it: TFTP matches names exactly.
+        grub.contains("chainloader /efi/boot/bootx64.efi -c $cfg"),
         "{grub}"
     );
     // And the checker does fail on a broken script, so the check above means something.
@@ -1016,7 +1021,7 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
 
     // boot.cfg: the media's, with prefix= the HTTP URL, relative modules, no cdromBoot, ks=.
     let media_cfg =
-        BootCfg::parse(&std::fs::read_to_string(s.path("media/BOOT.CFG")).unwrap()).unwrap();
+        BootCfg::parse(&std::fs::read_to_string(s.path("media/boot.cfg")).unwrap()).unwrap();
     let host_cfg = BootCfg::parse(&read("01-3c-ec-ef-01-02-03/boot.cfg")).unwrap();
     assert_eq!(host_cfg.prefix.as_deref(), Some(srv.url.as_str()));
     assert_eq!(host_cfg.build, media_cfg.build);
@@ -1059,7 +1064,7 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     code(&out, 0);
     says(&out, "esx-two");
     assert!(
-        !srv.gets("/MANIFEST.JSON").is_empty(),
+        !srv.gets("/imgdb.tgz").is_empty(),
         "the media were not read from inst.repo="
     );
     // --media wins over inst.repo= (here a port nothing listens on).

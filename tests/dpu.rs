@@ -59,7 +59,9 @@ impl Host {
         self.dir.path().join(p)
     }
     fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+        ksinstall::media::Media::open(&self.path("media").display().to_string())
+            .unwrap()
+            .manifest
     }
     fn rshim(&self, config: Config) -> RshimSim {
         RshimSim::start(&self.sysroot.join("dev/rshim0"), config).unwrap()

@@ -39,7 +39,9 @@ impl Setup {
         p
     }
     fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.path("media/MANIFEST.JSON")).unwrap()).unwrap()
+        ksinstall::media::Media::open(&self.path("media").display().to_string())
+            .unwrap()
+            .manifest
     }
     fn install(&self, ks: &Path, extra: &[&str]) -> Output {
         self.install_from(self.path("media").as_os_str(), ks, extra)
@@ -157,14 +159,27 @@ fn a_full_install_checks_out_with_real_tools() {
         assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
         checked += 1;
     }
-    assert_eq!(checked, 111);
+    assert_eq!(checked, 108, "kernel, 106 VIB modules, imgdb.tgz");
+    // Each VIB-covered module is the descriptor's bytes: its sha-256 as imgdb.tgz gives it.
+    let media = ksinstall::media::Media::open(&s.path("media").display().to_string()).unwrap();
+    for c in media.bank_components() {
+        if let ksinstall::media::Coverage::Vib { .. } = c.coverage {
+            assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
+        } else {
+            assert_eq!(c.path, "imgdb.tgz");
+            assert_eq!(
+                sha256_file(&back.join("imgdb.tgz")),
+                sha256_file(&s.path("media/IMGDB.TGZ"))
+            );
+        }
+    }
     assert!(
         !back.join("esxiodpt.tgz").exists(),
         "the DPU depot is not the host's"
     );
     let esp = s.path("esp");
     std::fs::create_dir(&esp).unwrap();
-    mcopy_out(&img, P1, "::/EFI", &esp);
+    mcopy_out(&img, P1, "::/", &esp);
     for c in m
         .components
         .iter()
@@ -173,6 +188,26 @@ fn a_full_install_checks_out_with_real_tools() {
         let on_esp = esp.join(c.esp_path.as_deref().unwrap());
         assert_eq!(sha256_file(&on_esp), c.sha256, "{}", on_esp.display());
     }
+    // Where ESXi's installer puts the real ISO's loaders (media.md §3).
+    for (on_esp, on_media) in [
+        ("EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/SAFEBOOT.EFI"),
+        ("EFI/VMware/safeboot64.efi", "EFI/BOOT/SAFEBOOT.EFI"),
+        ("EFI/VMware/mboot64.efi", "EFI/BOOT/BOOTX64.EFI"),
+        ("EFI/VMware/crypto64.efi", "EFI/BOOT/CRYPTO64.EFI"),
+        ("safeboot.c32", "SAFEBOOT.C32"),
+        ("mboot.c32", "MBOOT.C32"),
+        ("ldlinux.sys", "LDLINUX.SYS"),
+    ] {
+        assert_eq!(
+            sha256_file(&esp.join(on_esp)),
+            sha256_file(&s.path("media").join(on_media)),
+            "{on_esp}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(esp.join("syslinux.cfg")).unwrap(),
+        "DEFAULT safeboot.c32 -S 1\n"
+    );
 
     // boot.cfg: what ESXi's bootloader checks.
     let cfg = bank_boot_cfg(&img).expect("boot.cfg on bank 0");
@@ -182,6 +217,7 @@ fn a_full_install_checks_out_with_real_tools() {
         &format!("build={}\n", m.build),
         "updated=1\n",
         "title=Loading VMware ESXi\n",
+        "prefix=\n",
     ] {
         assert!(cfg.contains(want), "{want:?} not in\n{cfg}");
     }
@@ -191,7 +227,10 @@ fn a_full_install_checks_out_with_real_tools() {
         .unwrap();
     assert!(
         modules.starts_with("jumpstrt.gz --- useropts.gz --- ")
-            && modules.ends_with(" --- state.tgz --- onetime.tgz"),
+            && modules.ends_with(" --- gc.v00 --- imgdb.tgz --- state.tgz --- onetime.tgz")
+            && !modules.contains('/')
+            && !modules.contains("esxiodpt")
+            && !modules.contains("basemisc"),
         "{modules}"
     );
     assert!(
@@ -248,8 +287,8 @@ fn a_full_install_checks_out_with_real_tools() {
     assert_eq!(v["exit_code"], 0);
     assert_eq!(
         v["files"].as_array().unwrap().len(),
-        3 + 111 + 4,
-        "bootloader + modules + state/imgdb/onetime + boot.cfg"
+        7 + 1 + 108 + 4,
+        "7 loader files + syslinux.cfg on the ESP; kernel, 106 modules, imgdb.tgz; state/imgdb.json/onetime + boot.cfg"
     );
     assert!(v["timings"]
         .as_array()
@@ -268,7 +307,12 @@ fn a_full_install_checks_out_with_real_tools() {
     assert!(ok, "{err}");
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["media"]["build"], m.build.as_str());
-    assert_eq!(record["files"].as_array().unwrap().len(), 3 + 111 + 3);
+    assert_eq!(record["files"].as_array().unwrap().len(), 7 + 1 + 108 + 3);
+    let uncovered = record["media"]["not_covered"].to_string();
+    assert!(
+        uncovered.contains("\"imgdb.tgz\"") && uncovered.contains("\"esxiodpt.tgz\""),
+        "{uncovered}"
+    );
     assert!(!record.to_string().contains(PASSWORD));
 }
 
@@ -314,7 +358,7 @@ fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
     let s = Setup::new("64M");
     let img = s.installed_disk();
     let before = hash_image(&img);
-    flip_byte(&s.path("media/vim.v00"));
+    flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("vim.v00: SHA-256"), "{}", text(&out));
@@ -330,7 +374,7 @@ fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootabl
     let s = Setup::new("64M");
     let img = s.installed_disk();
     assert!(bank_boot_cfg(&img).is_some_and(|c| c.contains("bootstate=0")));
-    flip_byte(&s.path("media/vim.v00"));
+    flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(
         &s.ks(&ks_text("")),
         &["--disk", img.to_str().unwrap(), "--skip-media-check"],
@@ -383,7 +427,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     );
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     // Media problems: 4 (a truncated module, a module name leaving the media).
-    let trunc = s.path("media/xorg.v00");
+    let trunc = s.path("media/XORG.V00");
     let len = std::fs::metadata(&trunc).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -445,20 +489,24 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         3,
         "clearing disks other than the install disk is not supported yet",
     );
-    // A bootloader path that FAT cannot hold is refused at plan time.
-    let m = std::fs::read_to_string(s.path("media/MANIFEST.JSON")).unwrap();
-    std::fs::write(
-        s.path("media/MANIFEST.JSON"),
-        m.replace(
-            "\"esp_path\": \"EFI/VMware/mboot64.efi\"",
-            "\"esp_path\": \"EFI/VMware-x/mboot64.efi\"",
-        ),
-    )
-    .unwrap();
+    // A bootloader path that FAT cannot hold is refused at plan time (an extra loader of custom
+    // media, given by MANIFEST.JSON beside VMware's metadata).
+    let extra = b"an extra loader";
+    std::fs::write(s.path("media/EFI/BOOT/EXTRA.EFI"), extra).unwrap();
+    let m = serde_json::json!({
+        "format": 1, "version": "8.0.3", "build": s.manifest().build,
+        "components": [{
+            "path": "EFI/BOOT/EXTRA.EFI", "size": extra.len(),
+            "sha256": ksinstall::media::verify::sha256_hex(extra),
+            "platform": "x86_64", "role": "bootloader",
+            "esp_path": "EFI/VMware-x/extra.efi"
+        }]
+    });
+    std::fs::write(s.path("media/MANIFEST.JSON"), m.to_string()).unwrap();
     let esp = s.install(&s.ks(&ks_text("")), &disk);
     assert_eq!(esp.status.code(), Some(4), "{}", text(&esp));
     assert!(text(&esp).contains("VMware-x"), "{}", text(&esp));
-    std::fs::write(s.path("media/MANIFEST.JSON"), m).unwrap();
+    std::fs::remove_file(s.path("media/MANIFEST.JSON")).unwrap();
 
     assert_eq!(
         hash_image(&img),
@@ -641,6 +689,138 @@ fn url_includes_and_http_media_are_fetched_from_a_real_server() {
     );
 }
 
+/// Rewrite the media's IMGDB.TGZ with `tar`, after `edit` changed the unpacked tree.
+fn edit_imgdb(media: &Path, edit: impl FnOnce(&Path)) {
+    let t = tempfile::tempdir().unwrap();
+    let tgz = media.join("IMGDB.TGZ");
+    let (ok, _, err) = run(
+        "tar",
+        &[
+            "xzf",
+            tgz.to_str().unwrap(),
+            "-C",
+            t.path().to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    edit(t.path());
+    let (ok, _, err) = run(
+        "tar",
+        &[
+            "czf",
+            tgz.to_str().unwrap(),
+            "-C",
+            t.path().to_str().unwrap(),
+            "profiles",
+            "vibs",
+        ],
+    );
+    assert!(ok, "{err}");
+}
+
+fn replace_in_dir(dir: &Path, from: &str, to: &str) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let x = std::fs::read_to_string(&p).unwrap();
+        if x.contains(from) {
+            std::fs::write(&p, x.replace(from, to)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn media_disagreeing_with_vmwares_metadata_stop_before_the_first_write() {
+    let s = Setup::new("16M");
+    let img = s.installed_disk();
+    let before = hash_image(&img);
+    let disk = ["--disk", img.to_str().unwrap()];
+    let good = std::fs::read(s.path("media/IMGDB.TGZ")).unwrap();
+    let size = std::fs::metadata(s.path("media/VIM.V00")).unwrap().len();
+    type Edit = Box<dyn Fn(&Path)>;
+    let cases: [(&str, Edit); 3] = [
+        // A descriptor whose size disagrees with the file.
+        (
+            "vim.v00: is ",
+            Box::new(move |db: &Path| {
+                replace_in_dir(
+                    &db.join("vibs"),
+                    &format!("size=\"{size}\""),
+                    &format!("size=\"{}\"", size + 2),
+                )
+            }),
+        ),
+        // A payload BOOT.CFG loads that the image profile does not name.
+        (
+            "tools.t00: BOOT.CFG loads it, but no VIB payload",
+            Box::new(|db: &Path| {
+                replace_in_dir(
+                    &db.join("profiles"),
+                    "<payload payload-name=\"tools\">tools.t00</payload>",
+                    "",
+                )
+            }),
+        ),
+        // A profile entry whose VIB has no descriptor.
+        (
+            "imgdb.tgz: the image profile names VIB",
+            Box::new(|db: &Path| {
+                for e in std::fs::read_dir(db.join("vibs")).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.file_name().unwrap().to_str().unwrap().starts_with("xorg") {
+                        std::fs::remove_file(p).unwrap();
+                    }
+                }
+            }),
+        ),
+    ];
+    for (want, edit) in cases {
+        edit_imgdb(&s.path("media"), edit);
+        let out = s.install(&s.ks(&ks_text("")), &disk);
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        assert!(text(&out).contains(want), "{want}: {}", text(&out));
+        std::fs::write(s.path("media/IMGDB.TGZ"), &good).unwrap();
+    }
+    // A corrupt imgdb.tgz.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(s.path("media/IMGDB.TGZ"), &bad).unwrap();
+    let out = s.install(&s.ks(&ks_text("")), &disk);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("imgdb.tgz"), "{}", text(&out));
+    std::fs::write(s.path("media/IMGDB.TGZ"), &good).unwrap();
+    assert_eq!(hash_image(&img), before, "refused media changed the disk");
+}
+
+#[test]
+fn an_install_from_an_extracted_tree_with_lower_case_names() {
+    let s = Setup::new("16M");
+    let media = s.path("media");
+    let (ok, _, err) = run(
+        "sh",
+        &["-c", &format!("cd {} && for f in $(find . -depth -name '*[A-Z]*'); do mv \"$f\" \"$(dirname $f)/$(basename $f | tr A-Z a-z)\"; done", media.display())],
+    );
+    assert!(ok, "{err}");
+    assert!(media.join("boot.cfg").is_file() && !media.join("BOOT.CFG").exists());
+    let img = s.path("disk.img");
+    let out = s.install(
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let back = s.path("back");
+    std::fs::create_dir(&back).unwrap();
+    mcopy_out(&img, P5, "::/", &back);
+    let m = s.manifest();
+    for c in m
+        .components
+        .iter()
+        .filter(|c| c.role == ksinstall::media::Role::Module)
+    {
+        assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
+    }
+}
+
 #[test]
 fn an_install_straight_from_an_iso_image() {
     let s = Setup::new("16M");
@@ -653,11 +833,39 @@ fn an_install_straight_from_an_iso_image() {
         &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!s.path("media/MANIFEST.JSON").exists());
     let cfg = bank_boot_cfg(&img).expect("boot.cfg");
     assert!(
         cfg.contains(&format!("build={}", s.manifest().build)),
         "{cfg}"
     );
+    // The plan says what vouched for the files, what nothing covers, and the signatures.
+    let dry = s.install_from(
+        iso.as_os_str(),
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--dry-run"],
+    );
+    let log = text(&dry);
+    assert!(
+        log.contains("verified by: VMware's image database"),
+        "{log}"
+    );
+    assert!(
+        log.contains("not covered by any VIB: ") && log.contains("esxiodpt.tgz"),
+        "{log}"
+    );
+    assert!(log.contains("signatures: not checked"), "{log}");
+    let back = s.path("back");
+    std::fs::create_dir(&back).unwrap();
+    mcopy_out(&img, P5, "::/", &back);
+    for c in s
+        .manifest()
+        .components
+        .iter()
+        .filter(|c| c.role == ksinstall::media::Role::Module)
+    {
+        assert_eq!(sha256_file(&back.join(&c.path)), c.sha256, "{}", c.path);
+    }
 }
 
 #[test]

@@ -242,7 +242,8 @@ fn lay_down(
         })?;
 
     // The EFI System Partition: safeboot as EFI/BOOT/BOOTX64.EFI, mboot and crypto in EFI/VMware.
-    let esp_bytes: u64 = plan.esp_files.iter().map(|f| f.size).sum();
+    let esp_bytes: u64 = plan.esp_files.iter().map(|f| f.size).sum::<u64>()
+        + plan.esp_generated.iter().map(|g| g.size).sum::<u64>();
     let step = Step::start(
         sink,
         StepId::Bootloader,
@@ -267,6 +268,10 @@ fn lay_down(
         for f in &plan.esp_files {
             copy_in(&fs, media, f, &step, &mut done)
                 .map_err(|e| classify(StepId::Bootloader, e))?;
+        }
+        for g in &plan.esp_generated {
+            write_bytes(&fs, &g.name, &g.bytes).map_err(|e| classify(StepId::Bootloader, e))?;
+            done += g.size;
         }
         unmount(fs, "partition 1").map_err(|e| classify(StepId::Bootloader, e))?;
     }
@@ -337,6 +342,7 @@ fn lay_down(
                 plan.generated
                     .iter()
                     .filter(|_| number == 5)
+                    .chain(plan.esp_generated.iter().filter(|_| number == 1))
                     .map(|g| (g.name.clone(), g.size, g.sha256.clone())),
             )
             .collect();

@@ -8,6 +8,7 @@ mod cluster;
 mod hcl;
 mod install;
 pub mod interactive;
+mod media;
 mod probe;
 mod pxe;
 mod validate;
@@ -34,6 +35,9 @@ enum Command {
     /// DPU hardware compatibility against a table (docs/FLEET.md).
     #[command(subcommand)]
     Hcl(hcl::Command),
+    /// Installation media against VMware's own metadata (docs/MEDIA.md).
+    #[command(subcommand)]
+    Media(media::Command),
 }
 
 /// The exit codes of `install` and `boot`, for `--help` (README.md has the same table).
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Interactive(a) => interactive::run(a),
         Command::Cluster(c) => cluster::run(c),
         Command::Hcl(c) => hcl::run(c),
+        Command::Media(c) => media::run(c),
     }
 }
 

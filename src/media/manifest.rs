@@ -41,6 +41,23 @@ pub struct Component {
     /// For bootloader files: the path on the EFI System Partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub esp_path: Option<String>,
+    /// What vouches for `sha256`.
+    #[serde(default)]
+    pub coverage: Coverage,
+}
+
+/// What vouches for a component's size and SHA-256.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum Coverage {
+    /// Our own `MANIFEST.JSON` (custom media).
+    #[default]
+    Manifest,
+    /// A payload of a VIB in VMware's image database (`imgdb.tgz`).
+    Vib { vib: String, payload: String },
+    /// Nothing on the media: the SHA-256 is that of the bytes read when the media were opened
+    /// (so the copy is the file that was looked at), and the file is listed as not covered.
+    NotCovered,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +110,19 @@ pub fn module_path(reference: &str) -> Result<String, PathError> {
     let p = reference.strip_prefix('/').unwrap_or(reference);
     check_relative(p)?;
     Ok(p.to_string())
+}
+
+impl Component {
+    /// The file and what vouches for it, for messages: `s.v00 (VIB VMware_bootbank_esx-base_8.0.3-..., payload s)`.
+    pub fn describe(&self) -> String {
+        match &self.coverage {
+            Coverage::Manifest => format!("{} (MANIFEST.JSON)", self.path),
+            Coverage::Vib { vib, payload } => {
+                format!("{} (VIB {vib}, payload {payload})", self.path)
+            }
+            Coverage::NotCovered => format!("{} (not covered by any VIB)", self.path),
+        }
+    }
 }
 
 impl Manifest {

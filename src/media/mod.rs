@@ -4,8 +4,11 @@
 //! Format: docs/MEDIA.md.
 
 pub mod bootcfg;
+pub mod check;
+pub mod imgdb;
 pub mod iso;
 pub mod manifest;
+pub mod real;
 pub mod source;
 pub mod synth;
 pub mod verify;
@@ -15,7 +18,7 @@ use std::io::Read;
 use anyhow::{Context, Result};
 
 pub use bootcfg::BootCfg;
-pub use manifest::{Component, Manifest, Platform, Role};
+pub use manifest::{Component, Coverage, Manifest, Platform, Role};
 pub use source::{DirSource, HttpSource, MediaSource};
 
 /// Why media cannot be used. Each names the file at fault.
@@ -35,18 +38,105 @@ pub struct Media {
     pub source: Box<dyn MediaSource>,
     pub manifest: Manifest,
     pub boot_cfg: BootCfg,
+    pub metadata: Metadata,
 }
 
-const READ_LIMIT: u64 = 16 << 20;
+/// Where the media's sizes and checksums come from, and what they leave uncovered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Metadata {
+    pub kind: MetadataKind,
+    /// Media files no VIB payload covers (never called verified).
+    pub not_covered: Vec<String>,
+    pub signatures: real::Signatures,
+    /// Things the plan must say (no BIOS boot files, say).
+    pub warnings: Vec<String>,
+}
 
-fn read_small(source: &dyn MediaSource, path: &str) -> Result<Vec<u8>> {
+impl Metadata {
+    /// For the plan: what vouches for the files.
+    pub fn verified_by(&self) -> String {
+        match &self.kind {
+            MetadataKind::ImageDb { profile } => {
+                format!("VMware's image database (imgdb.tgz), image profile {profile}")
+            }
+            MetadataKind::Manifest => "MANIFEST.JSON (custom media)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum MetadataKind {
+    /// VMware's `imgdb.tgz`: the image profile and the VIB descriptors.
+    ImageDb { profile: String },
+    /// Our `MANIFEST.JSON` alone (custom media).
+    Manifest,
+}
+
+pub(crate) const READ_LIMIT: u64 = 16 << 20;
+/// VMware's image database is a few MiB at most; anything far larger is not one.
+pub(crate) const IMGDB_LIMIT: u64 = 64 << 20;
+
+pub(crate) fn read_small(source: &dyn MediaSource, path: &str, limit: u64) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     source
         .open(path)?
-        .take(READ_LIMIT)
+        .take(limit + 1)
         .read_to_end(&mut buf)
         .with_context(|| format!("reading {path}"))?;
+    anyhow::ensure!(
+        buf.len() as u64 <= limit,
+        "larger than {limit} bytes: not what it should be"
+    );
     Ok(buf)
+}
+
+fn read_manifest(
+    source: &dyn MediaSource,
+    bad: &dyn Fn(&str, String) -> MediaError,
+) -> Result<Manifest, MediaError> {
+    let bytes = read_small(source, manifest::MANIFEST_NAME, READ_LIMIT)
+        .map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
+    Manifest::parse(&bytes).map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))
+}
+
+/// Custom media described by MANIFEST.JSON alone: it and BOOT.CFG must agree.
+fn check_manifest(
+    manifest: &Manifest,
+    boot_cfg: &BootCfg,
+    bad: &dyn Fn(&str, String) -> MediaError,
+) -> Result<(), MediaError> {
+    if boot_cfg.build.as_deref() != Some(manifest.build.as_str()) {
+        return Err(bad(
+            "BOOT.CFG",
+            format!(
+                "build={} but the manifest says {}",
+                boot_cfg.build.as_deref().unwrap_or(""),
+                manifest.build
+            ),
+        ));
+    }
+    for (i, reference) in boot_cfg.files().iter().enumerate() {
+        let path =
+            manifest::module_path(reference).map_err(|e| bad("BOOT.CFG", format!("module {e}")))?;
+        let Some(c) = manifest.find(&path) else {
+            return Err(bad(
+                "BOOT.CFG",
+                format!("module {path} is not in the manifest"),
+            ));
+        };
+        let want = if i == 0 { Role::Kernel } else { Role::Module };
+        if c.role != want && c.role != Role::Dpu {
+            return Err(bad(
+                &path,
+                format!(
+                    "BOOT.CFG lists it as a {want:?} but the manifest says {:?}",
+                    c.role
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Media {
@@ -80,11 +170,7 @@ impl Media {
             file: file.to_string(),
             message,
         };
-        let manifest_bytes = read_small(source.as_ref(), manifest::MANIFEST_NAME)
-            .map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
-        let manifest = Manifest::parse(&manifest_bytes)
-            .map_err(|e| bad(manifest::MANIFEST_NAME, format!("{e:#}")))?;
-        let cfg_bytes = read_small(source.as_ref(), "BOOT.CFG")
+        let cfg_bytes = read_small(source.as_ref(), "BOOT.CFG", READ_LIMIT)
             .map_err(|e| bad("BOOT.CFG", format!("{e:#}")))?;
         let cfg_text =
             String::from_utf8(cfg_bytes).map_err(|_| bad("BOOT.CFG", "not UTF-8 text".into()))?;
@@ -92,42 +178,58 @@ impl Media {
         if boot_cfg.build.as_deref().is_none_or(str::is_empty) {
             return Err(bad("BOOT.CFG", "has no build=".into()).into());
         }
-        if boot_cfg.build.as_deref() != Some(manifest.build.as_str()) {
-            return Err(bad(
-                "BOOT.CFG",
-                format!(
-                    "build={} but the manifest says {}",
-                    boot_cfg.build.as_deref().unwrap_or(""),
-                    manifest.build
-                ),
-            )
-            .into());
-        }
-        let files = boot_cfg.files();
-        if files.is_empty() {
+        if boot_cfg.files().is_empty() {
             return Err(bad("BOOT.CFG", "names no kernel".into()).into());
         }
-        for (i, reference) in files.iter().enumerate() {
-            let path = manifest::module_path(reference)
-                .map_err(|e| bad("BOOT.CFG", format!("module {e}")))?;
-            let Some(c) = manifest.find(&path) else {
-                return Err(
-                    bad("BOOT.CFG", format!("module {path} is not in the manifest")).into(),
-                );
-            };
-            let want = if i == 0 { Role::Kernel } else { Role::Module };
-            if c.role != want && c.role != Role::Dpu {
-                return Err(bad(
-                    &path,
-                    format!(
-                        "BOOT.CFG lists it as a {want:?} but the manifest says {:?}",
-                        c.role
-                    ),
-                )
-                .into());
+        // VMware's own metadata when the media carry it; our MANIFEST.JSON then only adds the
+        // extra files of custom media. Without imgdb.tgz, MANIFEST.JSON describes everything.
+        let has_imgdb = source.size(real::IMGDB).is_ok();
+        let has_manifest = source.size(manifest::MANIFEST_NAME).is_ok();
+        let (manifest, metadata) = if has_imgdb {
+            let tgz = read_small(source.as_ref(), real::IMGDB, IMGDB_LIMIT)
+                .map_err(|e| bad(real::IMGDB, format!("{e:#}")))?;
+            let real = real::read(source.as_ref(), &boot_cfg, &tgz)?;
+            let mut manifest = real.manifest;
+            if has_manifest {
+                let extra = read_manifest(source.as_ref(), &bad)?;
+                for c in extra.components {
+                    if manifest.find(&c.path).is_none() {
+                        manifest.components.push(c);
+                    }
+                }
             }
-        }
-        for c in &manifest.components {
+            let metadata = Metadata {
+                kind: MetadataKind::ImageDb {
+                    profile: real.profile,
+                },
+                not_covered: real.not_covered,
+                signatures: real.signatures,
+                warnings: real.warnings,
+            };
+            (manifest, metadata)
+        } else if has_manifest {
+            let manifest = read_manifest(source.as_ref(), &bad)?;
+            check_manifest(&manifest, &boot_cfg, &bad)?;
+            let metadata = Metadata {
+                kind: MetadataKind::Manifest,
+                not_covered: Vec::new(),
+                signatures: real::Signatures::NotApplicable,
+                warnings: Vec::new(),
+            };
+            (manifest, metadata)
+        } else {
+            return Err(bad(
+                real::IMGDB,
+                "the media carry neither imgdb.tgz (VMware's image database) nor MANIFEST.JSON"
+                    .into(),
+            )
+            .into());
+        };
+        for c in manifest
+            .components
+            .iter()
+            .filter(|c| c.coverage == Coverage::Manifest)
+        {
             match source.size(&c.path) {
                 Ok(Some(size)) if size != c.size => {
                     return Err(bad(
@@ -144,6 +246,7 @@ impl Media {
             source,
             manifest,
             boot_cfg,
+            metadata,
         })
     }
 
@@ -179,6 +282,10 @@ impl Media {
             .iter()
             .filter(|c| which(c))
             .collect();
+        // One media file can go to two places (safeboot: the ESP's default loader and its
+        // VMware copy); it is read once.
+        let mut seen = std::collections::HashSet::new();
+        todo.retain(|c| seen.insert(c.path.to_ascii_lowercase()));
         todo.sort_by_key(|c| std::cmp::Reverse(c.size));
         let mut shards: Vec<(u64, Vec<&Component>)> = vec![(0, Vec::new()); threads];
         for c in todo {
@@ -211,7 +318,7 @@ impl Media {
                                 let n = r
                                     .read(&mut buf)
                                     .map_err(anyhow::Error::from)
-                                    .with_context(|| format!("checking {}", c.path));
+                                    .with_context(|| format!("checking {}", c.describe()));
                                 match n {
                                     Ok(0) => break,
                                     Ok(n) => {
@@ -246,8 +353,17 @@ impl Media {
         })
     }
 
-    /// The components that go into the host's boot bank, in `boot.cfg` order (kernel first).
+    /// The components that go into the host's boot bank, kernel first: in the image profile's
+    /// boot order with imgdb.tgz last (VMware's metadata), or in `boot.cfg` order (MANIFEST.JSON).
     pub fn bank_components(&self) -> Vec<&Component> {
+        if matches!(self.metadata.kind, MetadataKind::ImageDb { .. }) {
+            return self
+                .manifest
+                .components
+                .iter()
+                .filter(|c| matches!(c.role, Role::Kernel | Role::Module))
+                .collect();
+        }
         self.boot_cfg
             .files()
             .iter()

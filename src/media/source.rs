@@ -133,6 +133,26 @@ impl HttpSource {
     }
 }
 
+impl HttpSource {
+    /// The path as given, then in lower and in upper case: a web server's names keep the case
+    /// of the tree it serves (upper case copied from an ISO, lower case from most PXE trees),
+    /// while BOOT.CFG names modules in lower case. The first error is the one reported.
+    fn first_of<T>(&self, path: &str, f: impl Fn(&str) -> Result<T>) -> Result<T> {
+        let first = match f(&self.url(path)?) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        for other in [path.to_ascii_lowercase(), path.to_ascii_uppercase()] {
+            if other != path {
+                if let Ok(v) = f(&self.url(&other)?) {
+                    return Ok(v);
+                }
+            }
+        }
+        Err(first)
+    }
+}
+
 impl MediaSource for HttpSource {
     fn describe(&self) -> String {
         crate::http::redact(&self.base)
@@ -141,11 +161,9 @@ impl MediaSource for HttpSource {
         Location::Url(self.base.clone())
     }
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
-        let url = self.url(path)?;
-        self.http.open(&url)
+        self.first_of(path, |url| self.http.open(url))
     }
     fn size(&self, path: &str) -> Result<Option<u64>> {
-        let url = self.url(path)?;
-        self.http.size(&url)
+        self.first_of(path, |url| self.http.size(url))
     }
 }

@@ -145,6 +145,12 @@ pub struct MediaSummary {
     pub location: String,
     pub version: String,
     pub build: String,
+    /// What vouches for the files laid down: VMware's image database or our MANIFEST.JSON.
+    pub verified_by: String,
+    /// Media files no VIB payload covers: never called verified.
+    pub not_covered: Vec<String>,
+    /// Whether the descriptors' signatures were checked, and why not.
+    pub signatures: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +164,9 @@ pub struct Plan {
     /// Kernel and modules for boot bank 0 (partition 5).
     pub bank_files: Vec<FileCopy>,
     /// `state.tgz`, `onetime.tgz`: made by the installer, written to partition 5.
+    /// Files we write to the ESP (partition 1): BIOS boot's syslinux.cfg when the media carry
+    /// the BIOS loaders.
+    pub esp_generated: Vec<GeneratedFile>,
     pub generated: Vec<GeneratedFile>,
     /// The boot bank's `boot.cfg`, written last.
     pub boot_cfg: BootCfg,
@@ -776,6 +785,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     }
 
     let media = i.media;
+    warnings.extend(media.metadata.warnings.iter().cloned());
     let copy = |c: &crate::media::Component, to: String, partition: u32| FileCopy {
         from: c.path.clone(),
         to,
@@ -814,6 +824,15 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             ));
         }
     }
+    // BIOS boot as a 7.x host has it (media.md §3): syslinux loads safeboot.c32 from the ESP.
+    let esp_generated = if esp_files.iter().any(|f| f.to == "safeboot.c32") {
+        vec![GeneratedFile::new(
+            "syslinux.cfg",
+            b"DEFAULT safeboot.c32 -S 1\n".to_vec(),
+        )]
+    } else {
+        Vec::new()
+    };
     let esp_bytes: u64 = esp_files.iter().map(|f| f.size).sum();
     if let Some(esp) = layout.partition(1) {
         if esp_bytes > esp.size_bytes.saturating_sub(esp.size_bytes / 8) {
@@ -929,11 +948,15 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             location: media.source.describe(),
             version: media.manifest.version.clone(),
             build: media.manifest.build.clone(),
+            verified_by: media.metadata.verified_by(),
+            not_covered: media.metadata.not_covered.clone(),
+            signatures: media.metadata.signatures.to_string(),
         },
         target,
         layout,
         esp_files,
         bank_files,
+        esp_generated,
         generated,
         boot_cfg,
         host: hostconfig::host_config(ks),
@@ -956,6 +979,15 @@ impl Plan {
             "Install ESXi {} ({}) from {}",
             self.media.version, self.media.build, self.media.location
         );
+        let _ = writeln!(s, "  verified by: {}", self.media.verified_by);
+        if !self.media.not_covered.is_empty() {
+            let _ = writeln!(
+                s,
+                "  not covered by any VIB: {}",
+                self.media.not_covered.join(", ")
+            );
+        }
+        let _ = writeln!(s, "  signatures: {}", self.media.signatures);
         let _ = writeln!(
             s,
             "Target: {} ({}), {}, {}-byte sectors; {}",

@@ -223,3 +223,19 @@ pub fn mcopy_out(img: &Path, offset: u64, what: &str, to: &Path) {
     );
     assert!(ok, "{err}");
 }
+
+/// Rename every file and directory under `dir` to lower case, as Linux's iso9660 driver shows an
+/// ISO without Rock Ridge (and as most PXE trees are copied).
+pub fn lower_case_tree(dir: &Path) {
+    let (ok, _, err) = run(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "cd '{}' && for f in $(find . -depth -name '*[A-Z]*'); do mv \"$f\" \"$(dirname $f)/$(basename $f | tr A-Z a-z)\"; done",
+                dir.display()
+            ),
+        ],
+    );
+    assert!(ok, "{err}");
+}

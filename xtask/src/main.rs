@@ -197,7 +197,8 @@ fn demo() -> Result<()> {
     let mut dpu = ksinstall::dpu::sim::Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
     dpu.rate = Some(200_000_000);
     let sim = ksinstall::dpu::sim::RshimSim::start(&sysroot.join("dev/rshim0"), dpu)?;
-    if !media.join("MANIFEST.JSON").exists() {
+    if !media.join("IMGDB.TGZ").exists() {
+        let _ = std::fs::remove_dir_all(&media);
         println!(
             "== making a 256 MiB synthetic ESXi 8.0.3 medium in {}",
             media.display()

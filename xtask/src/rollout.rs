@@ -283,7 +283,8 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> 
     }
     let mk = |name: &str, seed: u64| -> Result<PathBuf> {
         let dir = work.join(format!("{name}-{}m", o.media_size >> 20));
-        if !dir.join("MANIFEST.JSON").exists() {
+        if !dir.join("IMGDB.TGZ").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
             synth::mkmedia(&synth::Options {
                 out: dir.clone(),
                 size: o.media_size,

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
-use ksinstall::media::manifest::{Manifest, MANIFEST_NAME};
 use ksinstall::media::synth;
 
 use super::{Laps, Paths};
@@ -487,19 +486,9 @@ fn make_media(media: &Path, uki: &Path) -> Result<()> {
         version: "8.0.3".into(),
         seed: 9,
     })?;
-    let loader = "EFI/VMware/safeboot64.efi";
-    std::fs::copy(uki, media.join(loader))?;
-    let path = media.join(MANIFEST_NAME);
-    let mut m: Manifest = serde_json::from_slice(&std::fs::read(&path)?)?;
-    let (size, sha) = sha256_file(uki)?;
-    let c = m
-        .components
-        .iter_mut()
-        .find(|c| c.path == loader)
-        .context("the synthetic media has no safeboot64.efi")?;
-    c.size = size;
-    c.sha256 = sha;
-    std::fs::write(&path, serde_json::to_vec_pretty(&m)?)?;
+    // The UKI stands where safeboot is (the ESP's EFI/BOOT/BOOTX64.EFI), and the media's
+    // imgdb.tgz vouches for it, so the install verifies it as it would VMware's loader.
+    synth::replace_payload(media, "EFI/BOOT/SAFEBOOT.EFI", &std::fs::read(uki)?)?;
     Ok(())
 }
 

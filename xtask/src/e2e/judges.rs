@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use ksinstall::media::manifest::{Manifest, Role, MANIFEST_NAME};
+use ksinstall::media::manifest::{Manifest, Role};
 
 use super::guest::{HttpServer, Serial};
 use super::image::{sha256_file, NETDEVSIM_FIRMWARE};
@@ -140,8 +140,7 @@ pub(super) fn check_pxe(
         details.push(format!("kernel GPT {numbers:?}"));
         // The kernel's vfat driver: every file of partitions 1, 5, 6 with its hash, against
         // mtools here and the media.
-        let manifest: Manifest =
-            serde_json::from_slice(&std::fs::read(media.join(MANIFEST_NAME))?)?;
+        let manifest = ksinstall::media::Media::open(&media.display().to_string())?.manifest;
         let guest = guest_hashes(serial);
         let hashed = check_vfat(serial, disk, &host, &guest, &mut problems)?;
         let modules = check_bank_and_loader(&manifest, &guest, uki, &mut problems)?;
@@ -161,11 +160,11 @@ fn check_served(server: &HttpServer, problems: &mut Vec<String>) {
     let requests = server.requests();
     for wanted in [
         "GET /ks/pxe.cfg",
-        "GET /media/MANIFEST.JSON",
-        "GET /media/b.b00",
-        "GET /media/s.v00",
+        "GET /media/IMGDB.TGZ",
+        "GET /media/B.B00",
+        "GET /media/S.V00",
     ] {
-        // python's log line: "GET /media/b.b00 HTTP/1.1" 200 -
+        // python's log line: "GET /media/B.B00 HTTP/1.1" 200 -
         let served = format!("\"{wanted} HTTP/1.1\" 200 ");
         if !requests.lines().any(|l| l.contains(&served)) {
             problems.push(format!("the HTTP server did not serve {wanted} (200)"));
