@@ -698,6 +698,47 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let ks = i.kickstart;
     let mut warnings: Vec<String> = i.boot.warnings.clone();
     warnings.extend(without_effect(ks));
+    let action = check_request(ks)?;
+    let (target, existing) = choose_target(i, &mut warnings)?;
+    check_existing(action, &target, &existing, &mut warnings)?;
+    let dpus = dpu_plans(i, &mut warnings)?;
+    check_disks(i, &target)?;
+    let layout = layout_for(i, action, &target, &existing, &mut warnings)?;
+    let media = i.media;
+    warnings.extend(media.metadata.warnings.iter().cloned());
+    let (esp_files, esp_generated) = esp_plan(media, &layout)?;
+    let bank_files = bank_plan(media, &layout, &target)?;
+    let (generated, boot_cfg) = bank_config(ks, media, &bank_files)?;
+    let post_scripts = post_plans(ks)?;
+    Ok(Plan {
+        kickstart: i.kickstart_name.to_string(),
+        media: MediaSummary {
+            location: media.source.describe(),
+            version: media.manifest.version.clone(),
+            build: media.manifest.build.clone(),
+            verified_by: media.metadata.verified_by(),
+            not_covered: media.metadata.not_covered.clone(),
+            signatures: media.metadata.signatures.to_string(),
+        },
+        target,
+        layout,
+        esp_files,
+        bank_files,
+        esp_generated,
+        generated,
+        boot_cfg,
+        host: hostconfig::host_config(ks),
+        post_scripts,
+        dpus,
+        check_media: i.media.is_local(),
+        reboot: ks.reboot.as_ref().map(|r| r.no_eject),
+        warnings,
+    })
+}
+
+/// What the kickstart must say for any install: an install command (not `upgrade`, not built
+/// yet), a root password, and every include read.
+fn check_request(ks: &Kickstart) -> Result<&crate::kickstart::Action, PlanError> {
     let action = ks.action.as_ref().ok_or_else(|| {
         refuse(
             Outcome::InvalidKickstart,
@@ -725,7 +766,18 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             ),
         ));
     }
-    let (target, existing) = choose_target(i, &mut warnings)?;
+    Ok(action)
+}
+
+/// What is on the target now: `installorupgrade` installs fresh only where no ESXi is; a disk
+/// whose table we cannot read (or an MBR with VMFS types) may hold a datastore: it is treated as
+/// holding VMFS. Unknown is never "nothing to protect".
+fn check_existing(
+    action: &crate::kickstart::Action,
+    target: &Target,
+    existing: &DiskContent,
+    warnings: &mut Vec<String>,
+) -> Result<(), PlanError> {
     if action.kind == ActionKind::InstallOrUpgrade {
         if existing.esx.is_some() {
             return Err(refuse(Outcome::Precondition, format!("installorupgrade: {} holds an ESXi install, and upgrade is not supported yet; use install --overwritevmfs to replace it", target.name)));
@@ -735,12 +787,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             target.name
         ));
     }
-    let dpus = dpu_plans(i, &mut warnings)?;
-    check_disks(i, &target)?;
-
-    // A disk whose table we cannot read (or an MBR with VMFS types) may hold a datastore: treat it
-    // as holding VMFS. Unknown is never "nothing to protect".
-    if let Some(why) = may_hide_vmfs(&existing) {
+    if let Some(why) = may_hide_vmfs(existing) {
         if action.preserve_vmfs {
             return Err(refuse(
                 Outcome::Precondition,
@@ -760,6 +807,17 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The partition layout for the target, as the kickstart's flags and the boot options ask.
+fn layout_for(
+    i: &Inputs<'_>,
+    action: &crate::kickstart::Action,
+    target: &Target,
+    existing: &DiskContent,
+    warnings: &mut Vec<String>,
+) -> Result<Layout, PlanError> {
     let mut req = LayoutRequest::new(
         target.name.clone(),
         target.size_bytes,
@@ -784,21 +842,32 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         warnings.push(format!("{} is USB/SD media: it holds only the boot banks, and no --systemdisk names a disk for ESX-OSData", target.name));
     }
 
-    let media = i.media;
-    warnings.extend(media.metadata.warnings.iter().cloned());
-    let copy = |c: &crate::media::Component, to: String, partition: u32| FileCopy {
+    Ok(layout)
+}
+
+fn file_copy(c: &crate::media::Component, to: String, partition: u32) -> FileCopy {
+    FileCopy {
         from: c.path.clone(),
         to,
         partition,
         size: c.size,
         sha256: c.sha256.clone(),
-    };
+    }
+}
+
+/// The EFI System Partition's files: the media's loaders where a host has them, names valid on
+/// FAT and distinct, `EFI/BOOT/BOOTX64.EFI` among them, all fitting; and `syslinux.cfg` where the
+/// media carry BIOS boot.
+fn esp_plan(
+    media: &Media,
+    layout: &Layout,
+) -> Result<(Vec<FileCopy>, Vec<GeneratedFile>), PlanError> {
     let esp_files: Vec<FileCopy> = media
         .manifest
         .components
         .iter()
         .filter(|c| c.role == Role::Bootloader)
-        .map(|c| copy(c, c.esp_path.clone().unwrap_or_default(), 1))
+        .map(|c| file_copy(c, c.esp_path.clone().unwrap_or_default(), 1))
         .collect();
     let mut esp_names = std::collections::HashSet::new();
     for f in &esp_files {
@@ -851,6 +920,11 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             ),
         ));
     }
+    Ok((esp_files, esp_generated))
+}
+
+/// Boot bank 0's modules: by their lower-case 8.3 names, distinct, fitting the bank.
+fn bank_plan(media: &Media, layout: &Layout, target: &Target) -> Result<Vec<FileCopy>, PlanError> {
     let bank_components = media.bank_components();
     let mut bank_files = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -867,7 +941,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
                 format!("{}: two modules are named {base}", media.source.describe()),
             ));
         }
-        bank_files.push(copy(c, base, 5));
+        bank_files.push(file_copy(c, base, 5));
     }
     let bank_bytes: u64 = bank_files.iter().map(|f| f.size).sum();
     if let Some(bank) = layout.partition(5) {
@@ -877,6 +951,16 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         }
     }
 
+    Ok(bank_files)
+}
+
+/// The archives the installer makes (`state.tgz`, `onetime.tgz`, the image record) and the
+/// bank's `boot.cfg`, which must be bootable.
+fn bank_config(
+    ks: &Kickstart,
+    media: &Media,
+    bank_files: &[FileCopy],
+) -> Result<(Vec<GeneratedFile>, BootCfg), PlanError> {
     let mut generated =
         vec![hostconfig::state_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?];
     let onetime =
@@ -921,6 +1005,11 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         ));
     }
 
+    Ok((generated, boot_cfg))
+}
+
+/// `%post` scripts, each with an interpreter this machine has.
+fn post_plans(ks: &Kickstart) -> Result<Vec<ScriptPlan>, PlanError> {
     let mut post_scripts = Vec::new();
     for s in ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post) {
         let program = interpreter_program(s.interpreter);
@@ -942,30 +1031,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         post_scripts.push(ScriptPlan::of(s));
     }
 
-    Ok(Plan {
-        kickstart: i.kickstart_name.to_string(),
-        media: MediaSummary {
-            location: media.source.describe(),
-            version: media.manifest.version.clone(),
-            build: media.manifest.build.clone(),
-            verified_by: media.metadata.verified_by(),
-            not_covered: media.metadata.not_covered.clone(),
-            signatures: media.metadata.signatures.to_string(),
-        },
-        target,
-        layout,
-        esp_files,
-        bank_files,
-        esp_generated,
-        generated,
-        boot_cfg,
-        host: hostconfig::host_config(ks),
-        post_scripts,
-        dpus,
-        check_media: i.media.is_local(),
-        reboot: ks.reboot.as_ref().map(|r| r.no_eject),
-        warnings,
-    })
+    Ok(post_scripts)
 }
 
 impl Plan {
