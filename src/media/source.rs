@@ -118,6 +118,9 @@ impl MediaSource for DirSource {
 pub struct HttpSource {
     base: String,
     http: crate::http::Http,
+    /// Which spelling last answered (0 as given, 1 lower case, 2 upper case): a server's tree
+    /// has one case throughout, so it is tried first and each file costs one request.
+    spelling: std::sync::atomic::AtomicUsize,
 }
 
 impl HttpSource {
@@ -125,6 +128,7 @@ impl HttpSource {
         HttpSource {
             base: base.trim_end_matches('/').to_string(),
             http,
+            spelling: std::sync::atomic::AtomicUsize::new(0),
         }
     }
     fn url(&self, path: &str) -> Result<String> {
@@ -136,20 +140,35 @@ impl HttpSource {
 impl HttpSource {
     /// The path as given, then in lower and in upper case: a web server's names keep the case
     /// of the tree it serves (upper case copied from an ISO, lower case from most PXE trees),
-    /// while BOOT.CFG names modules in lower case. The first error is the one reported.
+    /// while BOOT.CFG names modules in lower case. The error reported is that of the spelling
+    /// tried first.
     fn first_of<T>(&self, path: &str, f: impl Fn(&str) -> Result<T>) -> Result<T> {
-        let first = match f(&self.url(path)?) {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        for other in [path.to_ascii_lowercase(), path.to_ascii_uppercase()] {
-            if other != path {
-                if let Ok(v) = f(&self.url(&other)?) {
+        use std::sync::atomic::Ordering;
+        let spellings = [
+            path.to_string(),
+            path.to_ascii_lowercase(),
+            path.to_ascii_uppercase(),
+        ];
+        let last = self.spelling.load(Ordering::Relaxed).min(2);
+        let order = std::iter::once(last).chain((0..3).filter(|&i| i != last));
+        let mut first = None;
+        let mut tried: Vec<&str> = Vec::new();
+        for i in order {
+            if tried.contains(&spellings[i].as_str()) {
+                continue;
+            }
+            tried.push(&spellings[i]);
+            match f(&self.url(&spellings[i])?) {
+                Ok(v) => {
+                    self.spelling.store(i, Ordering::Relaxed);
                     return Ok(v);
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
                 }
             }
         }
-        Err(first)
+        Err(first.unwrap_or_else(|| anyhow::anyhow!("{path}: no such file on the server")))
     }
 }
 
