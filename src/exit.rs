@@ -15,7 +15,7 @@ pub enum Outcome {
     InvalidKickstart = 2,
     /// The hardware or the request does not allow the install (no disk, VMFS without consent, ...).
     Precondition = 3,
-    /// The installation media is unreadable, malformed or fails its manifest.
+    /// The installation media is unreadable, malformed, or fails VMware's metadata (imgdb.tgz).
     Media = 4,
     /// What was written did not read back as planned.
     Verify = 5,

@@ -46,7 +46,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  usage error, or an I/O failure outside the classes below
   2  invalid kickstart (or a warning under --strict / paranoid)
   3  precondition: the hardware or the request does not allow the install
-  4  installation media unreadable, malformed or not matching its manifest
+  4  installation media unreadable, malformed, or not matching VMware's metadata
   5  verification: what was written did not read back as planned
   6  writing to the target failed
   7  the DPU reported that its install failed
