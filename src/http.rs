@@ -49,7 +49,7 @@ impl Default for HttpOptions {
 
 /// Kickstarts, includes and media metadata are small; refuse anything larger than this rather
 /// than fill memory.
-pub const SMALL_LIMIT: u64 = 16 << 20;
+pub(crate) const SMALL_LIMIT: u64 = 16 << 20;
 
 /// A configured client. Cheap to clone (the agent shares its connection pool).
 #[derive(Clone)]
@@ -83,7 +83,7 @@ fn is_tls_trust_error(e: &ureq::Error) -> bool {
 /// A URL as it may be shown, logged or reported: ureq sends the userinfo of a URL
 /// (`https://user:secret@host/ks.cfg`) as Basic auth, so the password is replaced by `***`, and
 /// a userinfo without one (a token as the user name) as a whole.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -275,7 +275,7 @@ impl Http {
     }
 
     /// POST a JSON body, with retries. Used by the report webhooks.
-    pub fn post_json(
+    pub(crate) fn post_json(
         &self,
         url: &str,
         headers: &[(&str, String)],
@@ -464,7 +464,7 @@ pub fn identity_headers(
 }
 
 /// As [`identity_headers`], through an open seam (so `probe --record` sees the reads).
-pub fn identity_headers_in(
+pub(crate) fn identity_headers_in(
     sys: &crate::sysroot::Sysroot,
     mac: bool,
     serial: bool,

@@ -15,8 +15,6 @@ pub mod types {
     pub const VMFSL: Uuid = uuid!("4EB2EA39-7855-4790-A79E-FAE495E21F8D");
     /// VMFS datastore (ESXi partition 8).
     pub const VMFS: Uuid = uuid!("AA31E02A-400F-11DB-9590-000C2911D1B8");
-    /// vmkDiagnostic (core dump; ESXi 6.x partitions 7 and 9).
-    pub const VMK_DIAGNOSTIC: Uuid = uuid!("9D275380-40AD-11DB-BF97-000C2911D1B8");
     /// vSAN (UNCONFIRMED in the spec; used only to recognise, never to write).
     pub const VSAN: Uuid = uuid!("381CFCCC-7288-11E0-92EE-000C2911D0B2");
 }
@@ -45,7 +43,7 @@ pub struct PartitionEntry {
 
 impl PartitionEntry {
     /// The entry in slot `number` as the `gpt` crate read it.
-    pub fn from_gpt(number: u32, p: &gpt::partition::Partition) -> PartitionEntry {
+    pub(crate) fn from_gpt(number: u32, p: &gpt::partition::Partition) -> PartitionEntry {
         PartitionEntry {
             number,
             type_guid: p.part_type_guid.guid,

@@ -37,7 +37,7 @@ impl Sysroot {
     }
 
     /// The host path of a sysroot-relative path.
-    pub fn host_path(&self, rel: &Path) -> PathBuf {
+    pub(crate) fn host_path(&self, rel: &Path) -> PathBuf {
         self.root.join(rel)
     }
 
@@ -68,7 +68,7 @@ impl Sysroot {
 
     /// Like [`Sysroot::attr`], but a file that is there and cannot be read only logs a warning:
     /// one odd attribute must not hide the whole machine.
-    pub fn attr_or_warn(&self, rel: &Path) -> Option<String> {
+    pub(crate) fn attr_or_warn(&self, rel: &Path) -> Option<String> {
         match self.attr(rel) {
             Ok(v) => v.filter(|s| !s.is_empty()),
             Err(e) => {
@@ -79,7 +79,7 @@ impl Sysroot {
     }
 
     /// A hexadecimal attribute such as `0x15b3`.
-    pub fn hex_attr(&self, rel: &Path) -> Option<u32> {
+    pub(crate) fn hex_attr(&self, rel: &Path) -> Option<u32> {
         let text = self.attr_or_warn(rel)?;
         let digits = text.strip_prefix("0x").unwrap_or(&text);
         match u32::from_str_radix(digits, 16) {
@@ -91,7 +91,7 @@ impl Sysroot {
         }
     }
 
-    pub fn u64_attr(&self, rel: &Path) -> Option<u64> {
+    pub(crate) fn u64_attr(&self, rel: &Path) -> Option<u64> {
         let text = self.attr_or_warn(rel)?;
         match text.parse() {
             Ok(v) => Some(v),
@@ -134,7 +134,7 @@ impl Sysroot {
     }
 
     /// The last component of a symlink's target, e.g. the driver name behind `driver`.
-    pub fn link_name(&self, rel: &Path) -> Option<String> {
+    pub(crate) fn link_name(&self, rel: &Path) -> Option<String> {
         let path = self.host_path(rel);
         match std::fs::read_link(&path) {
             Ok(target) => {
@@ -161,7 +161,7 @@ impl Sysroot {
 
 /// Every network interface's name and hardware address (`sys/class/net/*/address`, lower
 /// case), loopback and all-zero addresses left out, by name.
-pub fn mac_addresses(sys: &Sysroot) -> Vec<(String, String)> {
+pub(crate) fn mac_addresses(sys: &Sysroot) -> Vec<(String, String)> {
     let net = Path::new("sys/class/net");
     let names = sys.list(net).unwrap_or_else(|e| {
         log::warn!("{e:#}");
@@ -180,7 +180,7 @@ pub fn mac_addresses(sys: &Sysroot) -> Vec<(String, String)> {
 }
 
 /// Joins a relative link target onto a directory without touching the file system.
-pub fn join_lexically(dir: &Path, target: &Path) -> PathBuf {
+pub(crate) fn join_lexically(dir: &Path, target: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in dir.join(target).components() {
         match c {

@@ -137,13 +137,13 @@ pub fn split(line: &str) -> Result<Vec<Word>, LexError> {
 }
 
 /// Split one line into words, and say where its comment starts.
-pub fn split_line(line: &str) -> Result<Line, LexError> {
+pub(crate) fn split_line(line: &str) -> Result<Line, LexError> {
     split_words(line, true)
 }
 
 /// The same without comments, as `shlex.split(s)` reads the kernel command line: `#` is part
 /// of a word there (`ks=http://host/ks.cfg#v2`).
-pub fn split_without_comments(line: &str) -> Result<Vec<Word>, LexError> {
+pub(crate) fn split_without_comments(line: &str) -> Result<Vec<Word>, LexError> {
     split_words(line, false).map(|l| l.words)
 }
 

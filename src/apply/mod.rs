@@ -56,7 +56,7 @@ pub struct Applied {
 const COPY_BUFFER: usize = 1 << 20;
 
 /// The install record's name in boot bank 0.
-pub const INSTALL_RECORD: &str = "ksinstall.json";
+pub(crate) const INSTALL_RECORD: &str = "ksinstall.json";
 
 fn classify(step: StepId, err: anyhow::Error) -> ApplyError {
     let outcome = if verify::mismatch_of(&err).is_some() || verify::unreadable_of(&err).is_some() {

@@ -11,8 +11,8 @@
 
 use std::io::{self, Write};
 
-pub const MAGIC: u32 = 0x1302_6642;
-pub const HEADER_LEN: usize = 24;
+pub(crate) const MAGIC: u32 = 0x1302_6642;
+pub(crate) const HEADER_LEN: usize = 24;
 const MAJOR: u64 = 1;
 const MINOR: u64 = 0;
 
@@ -21,17 +21,13 @@ pub mod image_id {
     pub const BL2: u8 = 1;
     pub const BL31: u8 = 3;
     /// UEFI.
-    pub const BL33: u8 = 5;
+    pub(crate) const BL33: u8 = 5;
     pub const SYS: u8 = 29;
-    pub const NIC_FW: u8 = 41;
+    pub(crate) const NIC_FW: u8 = 41;
     /// BFB version information.
     pub const INFO: u8 = 50;
-    /// `bf.cfg`, embedded.
-    pub const BOOT_ARGS: u8 = 59;
-    /// The OS kernel image.
-    pub const IMAGE: u8 = 62;
     /// The installer ramdisk: here, the archive carrying the ESXio components.
-    pub const INITRAMFS: u8 = 63;
+    pub(crate) const INITRAMFS: u8 = 63;
 }
 
 /// One image of the stream.
@@ -63,7 +59,7 @@ fn too_big(id: u8, len: u64) -> io::Error {
 }
 
 /// The header from an image's length and the CRC-32 of its padded bytes.
-pub fn header_of(id: u8, len: u32, crc: u32, following: &[u8]) -> [u8; HEADER_LEN] {
+pub(crate) fn header_of(id: u8, len: u32, crc: u32, following: &[u8]) -> [u8; HEADER_LEN] {
     let word0 = u64::from(MAGIC) | MAJOR << 32 | MINOR << 36 | 3u64 << 52 | u64::from(id) << 56;
     let word1 = u64::from(len) | u64::from(crc) << 32;
     let word2 = following.iter().fold(0u64, |m, &f| m | 1u64 << (f & 63));
@@ -96,7 +92,12 @@ impl<W: Write> Write for CrcWriter<'_, W> {
 /// Append one image to a seekable stream whose bytes `fill` writes: a placeholder header first,
 /// then the image, the padding, and the real header written back in place. One pass over the
 /// bytes, however large the image (the ESXio archive is hundreds of MB on real media).
-pub fn write_streamed<W, F>(out: &mut W, id: u8, following: &[u8], fill: F) -> anyhow::Result<u64>
+pub(crate) fn write_streamed<W, F>(
+    out: &mut W,
+    id: u8,
+    following: &[u8],
+    fill: F,
+) -> anyhow::Result<u64>
 where
     W: Write + io::Seek,
     F: FnOnce(&mut dyn Write) -> anyhow::Result<()>,

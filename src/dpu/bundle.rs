@@ -82,7 +82,7 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    pub fn file_path(&self, f: &BundleFile) -> PathBuf {
+    pub(crate) fn file_path(&self, f: &BundleFile) -> PathBuf {
         self.dir.join(&f.path)
     }
 }
@@ -129,7 +129,7 @@ pub fn default_root() -> Result<PathBuf, String> {
 }
 
 /// Compare dotted versions part by part, numbers as numbers (`8.0.10` > `8.0.9`).
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
+pub(crate) fn compare_versions(a: &str, b: &str) -> Ordering {
     let parts = |s: &str| -> Vec<String> {
         s.split(|c: char| !c.is_ascii_alphanumeric())
             .map(str::to_string)

@@ -21,38 +21,37 @@ use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
 pub use super::transport::Transport;
 
-pub const FAMILY_NAME: &str = "devlink";
-pub const FAMILY_VERSION: u8 = 1;
-pub const MCGRP_CONFIG: &str = "config";
+pub(crate) const FAMILY_NAME: &str = "devlink";
+pub(crate) const FAMILY_VERSION: u8 = 1;
+pub(crate) const MCGRP_CONFIG: &str = "config";
 
 /// `enum devlink_command`.
 pub mod cmd {
     pub const GET: u8 = 1;
-    pub const INFO_GET: u8 = 51;
+    pub(crate) const INFO_GET: u8 = 51;
     pub const FLASH_UPDATE: u8 = 58;
-    pub const FLASH_UPDATE_END: u8 = 59;
-    pub const FLASH_UPDATE_STATUS: u8 = 60;
+    pub(crate) const FLASH_UPDATE_STATUS: u8 = 60;
 }
 
 /// `enum devlink_attr`.
 pub mod attr {
-    pub const BUS_NAME: u16 = 1;
+    pub(crate) const BUS_NAME: u16 = 1;
     pub const DEV_NAME: u16 = 2;
     pub const PAD: u16 = 61;
-    pub const INFO_DRIVER_NAME: u16 = 98;
-    pub const INFO_SERIAL_NUMBER: u16 = 99;
-    pub const INFO_VERSION_FIXED: u16 = 100;
-    pub const INFO_VERSION_RUNNING: u16 = 101;
-    pub const INFO_VERSION_STORED: u16 = 102;
-    pub const INFO_VERSION_NAME: u16 = 103;
-    pub const INFO_VERSION_VALUE: u16 = 104;
-    pub const FLASH_UPDATE_FILE_NAME: u16 = 122;
-    pub const FLASH_UPDATE_COMPONENT: u16 = 123;
-    pub const FLASH_UPDATE_STATUS_MSG: u16 = 124;
-    pub const FLASH_UPDATE_STATUS_DONE: u16 = 125;
-    pub const FLASH_UPDATE_STATUS_TOTAL: u16 = 126;
-    pub const INFO_BOARD_SERIAL_NUMBER: u16 = 146;
-    pub const FLASH_UPDATE_STATUS_TIMEOUT: u16 = 151;
+    pub(crate) const INFO_DRIVER_NAME: u16 = 98;
+    pub(crate) const INFO_SERIAL_NUMBER: u16 = 99;
+    pub(crate) const INFO_VERSION_FIXED: u16 = 100;
+    pub(crate) const INFO_VERSION_RUNNING: u16 = 101;
+    pub(crate) const INFO_VERSION_STORED: u16 = 102;
+    pub(crate) const INFO_VERSION_NAME: u16 = 103;
+    pub(crate) const INFO_VERSION_VALUE: u16 = 104;
+    pub(crate) const FLASH_UPDATE_FILE_NAME: u16 = 122;
+    pub(crate) const FLASH_UPDATE_COMPONENT: u16 = 123;
+    pub(crate) const FLASH_UPDATE_STATUS_MSG: u16 = 124;
+    pub(crate) const FLASH_UPDATE_STATUS_DONE: u16 = 125;
+    pub(crate) const FLASH_UPDATE_STATUS_TOTAL: u16 = 126;
+    pub(crate) const INFO_BOARD_SERIAL_NUMBER: u16 = 146;
+    pub(crate) const FLASH_UPDATE_STATUS_TIMEOUT: u16 = 151;
 }
 
 /// `NLMSGERR_ATTR_MSG`: the kernel's extended-ack error string.
@@ -69,7 +68,7 @@ pub struct Version {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attr {
+pub(crate) enum Attr {
     BusName(String),
     DevName(String),
     FileName(String),
@@ -194,7 +193,7 @@ fn parse_attr(nla: &NlaBuffer<&[u8]>) -> Result<Option<Attr>, DecodeError> {
 
 /// One devlink message: a command and its attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DevlinkMessage {
+pub(crate) struct DevlinkMessage {
     pub cmd: u8,
     pub attrs: Vec<Attr>,
 }
@@ -240,7 +239,7 @@ impl DevlinkMessage {
     fn string(&self, pick: impl Fn(&Attr) -> Option<&String>) -> Option<&str> {
         self.attrs.iter().find_map(pick).map(String::as_str)
     }
-    pub fn bus_dev(&self) -> (Option<&str>, Option<&str>) {
+    pub(crate) fn bus_dev(&self) -> (Option<&str>, Option<&str>) {
         (
             self.string(|a| match a {
                 Attr::BusName(s) => Some(s),
@@ -255,7 +254,7 @@ impl DevlinkMessage {
 }
 
 /// Serialize one request: netlink header, generic-netlink header, attributes.
-pub fn encode<F>(payload: F, family_id: u16, seq: u32, flags: u16) -> Vec<u8>
+pub(crate) fn encode<F>(payload: F, family_id: u16, seq: u32, flags: u16) -> Vec<u8>
 where
     F: GenlFamily + Emitable + std::fmt::Debug,
 {
@@ -303,7 +302,7 @@ pub enum Reply<F> {
     Other,
 }
 
-pub fn decode<F>(bytes: &[u8]) -> Result<Reply<F>, DecodeError>
+pub(crate) fn decode<F>(bytes: &[u8]) -> Result<Reply<F>, DecodeError>
 where
     F: GenlFamily + ParseableParametrized<[u8], GenlHeader> + std::fmt::Debug,
 {

@@ -280,7 +280,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
 /// only where a driver registered one. `pds_core` on the core PF (100c) first, as the catalog
 /// prefers it; else `ionic` on an Ethernet PF (1002), lowest address first. Returns the address
 /// and a sentence saying which and why.
-pub fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
+pub(crate) fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
     let bound = |role: Role, driver: &str| {
         let mut f: Vec<&inventory_function> = dpu
             .functions
@@ -317,7 +317,7 @@ pub fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
 /// The host's network interfaces that are functions of this card: `sys/class/net/<if>/device`
 /// resolves to one of the card's PCI functions (its NIC PFs). Resetting the card (a BlueField
 /// push resets the chip; a DSC reboots into the new bank) takes these ports down.
-pub fn interfaces_on(dpu: &Dpu, sysroot: &Path) -> Vec<String> {
+pub(crate) fn interfaces_on(dpu: &Dpu, sysroot: &Path) -> Vec<String> {
     let net = sysroot.join("sys/class/net");
     let Ok(entries) = std::fs::read_dir(&net) else {
         return Vec::new();
@@ -350,14 +350,14 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
 
 /// Whether a card already runs exactly the firmware a payload carries: a DSC whose running
 /// `fw` (devlink) is the bundle's version. A BlueField never says (rshim has no version).
-pub fn runs_firmware(o: &Observed, firmware_version: &str) -> bool {
+pub(crate) fn runs_firmware(o: &Observed, firmware_version: &str) -> bool {
     o.running_firmware.as_deref() == Some(firmware_version)
 }
 
 /// A failed DPU install: which card, which step, what the device said, and the exit class.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{dpu}: {step}: {message}")]
-pub struct DpuFault {
+pub(crate) struct DpuFault {
     pub dpu: String,
     pub step: String,
     pub message: String,
@@ -371,14 +371,14 @@ pub enum Progress {
 }
 
 /// What reached a card, and its state afterwards.
-pub struct Delivered {
+pub(crate) struct Delivered {
     pub after: Observed,
     pub bytes: u64,
     pub sha256: String,
 }
 
 /// One vendor interface: put a staged payload onto the card and wait until the card has it.
-pub trait Backend {
+pub(crate) trait Backend {
     fn install(
         &mut self,
         staged: &Path,
@@ -387,7 +387,7 @@ pub trait Backend {
 }
 
 /// BlueField: the boot stream into `boot`, then `misc` until our payload's own line.
-pub struct RshimBackend<'a> {
+pub(crate) struct RshimBackend<'a> {
     pub dpu: &'a Dpu,
     pub name: String,
     pub dir: PathBuf,
@@ -531,7 +531,7 @@ impl Backend for RshimBackend<'_> {
 }
 
 /// Pensando DSC: `devlink dev flash` of the package placed in the firmware search path.
-pub struct DevlinkBackend<'a> {
+pub(crate) struct DevlinkBackend<'a> {
     pub dpu: &'a Dpu,
     pub name: String,
     /// The devlink handle: `pci` and the management function's address.

@@ -35,7 +35,7 @@ pub struct RshimDevice {
 }
 
 /// The key/value lines of `misc`, and the log lines (`" INFO ..."`, `" ERR ..."`, `" WARN ..."`).
-pub fn parse_misc(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
+pub(crate) fn parse_misc(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let mut fields = BTreeMap::new();
     let mut log = Vec::new();
     for line in text.lines() {
@@ -69,7 +69,7 @@ fn is_log_line(t: &str) -> bool {
 }
 
 /// The PCI address in a `DEV_NAME` (`pcie-0000:a3:00.2`, `pcie-lf-0000:a3:00.0`).
-pub fn dev_name_address(dev_name: &str) -> Option<&str> {
+pub(crate) fn dev_name_address(dev_name: &str) -> Option<&str> {
     dev_name
         .strip_prefix("pcie-lf-")
         .or_else(|| dev_name.strip_prefix("pcie-"))
@@ -91,7 +91,7 @@ pub fn read_misc(path: &Path) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-pub fn read_device(dir: &Path) -> io::Result<RshimDevice> {
+pub(crate) fn read_device(dir: &Path) -> io::Result<RshimDevice> {
     let misc = dir.join("misc");
     let text = read_misc(&misc)?;
     let (fields, log) = parse_misc(&text);
@@ -148,7 +148,7 @@ pub fn find(sysroot: &Path, addresses: &[String]) -> io::Result<Option<RshimDevi
 
 /// Whether `dir` is the simulator (`dpu::sim`): its `boot` is a FIFO, where the rshim daemon
 /// serves a character device. Only the simulator is offered the self-built stream.
-pub fn is_simulator(dir: &Path) -> bool {
+pub(crate) fn is_simulator(dir: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::symlink_metadata(dir.join("boot")).is_ok_and(|m| m.file_type().is_fifo())
 }
@@ -187,7 +187,7 @@ pub enum RshimError {
 /// back (rshim.8: `FORCE_CMD 1` asks the other rshim driver to release the device and is only
 /// accepted in drop mode; `DROP_MODE 0` then re-attaches, or fails with EACCES while the other
 /// side still holds it).
-pub fn take_back_hint(dir: &Path) -> String {
+pub(crate) fn take_back_hint(dir: &Path) -> String {
     let misc = dir.join("misc");
     format!(
         "{} says DROP_MODE 1: the host's rshim daemon has let go of this card, usually because the card's BMC owns rshim over USB. Take it back with `echo 'FORCE_CMD 1' > {m}` then `echo 'DROP_MODE 0' > {m}`, or stop rshim on the card's BMC (its rshim setting), then run the install again",
@@ -308,7 +308,7 @@ fn open_boot(boot: &Path, limit: Duration) -> Result<File, RshimError> {
 /// What each refusal of `boot`'s open means, from the daemon's `rshim_boot_open`: EINVAL in
 /// drop mode, EPERM in locked mode (SECURE_NIC_MODE), EBUSY when another process has it open;
 /// ENXIO is a FIFO with no reader (no daemon behind the path).
-pub fn open_error(boot: &Path, e: &io::Error) -> RshimError {
+pub(crate) fn open_error(boot: &Path, e: &io::Error) -> RshimError {
     let dir = boot.parent().unwrap_or(boot);
     match e.raw_os_error() {
         Some(libc::ENXIO) => RshimError::Transfer(format!(
@@ -350,7 +350,7 @@ fn new_lines(seen: &[String], now: Vec<String>) -> Vec<String> {
 
 /// What one log line of the card means to the install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineKind {
+pub(crate) enum LineKind {
     /// Our payload's own line: exactly the marker, at INFO level.
     Ours,
     /// The card's installer (or its firmware) reports that the install failed.
@@ -368,7 +368,7 @@ pub enum LineKind {
 /// Sort one log line. The finishing words bfb-install waits for (`Rebooting...`, `DPU is
 /// ready`, `Linux up`, `finished`) are logged by the old OS at every boot too, so they never
 /// count as success: only `marker` does.
-pub fn line_kind(line: &str, marker: &str) -> LineKind {
+pub(crate) fn line_kind(line: &str, marker: &str) -> LineKind {
     let t = line.trim();
     let lower = t.to_ascii_lowercase();
     if !marker.is_empty() && t.starts_with("INFO") && t.contains(marker) {
@@ -482,7 +482,7 @@ pub fn wait(
 
 /// `misc` settings changed for one install, put back as they were when dropped: on success,
 /// on every error, and on a panic. Each restore is its own write, as the daemon reads them.
-pub struct MiscRestore {
+pub(crate) struct MiscRestore {
     dir: PathBuf,
     /// Commands that put things back, run last-registered first.
     undo: Vec<String>,
@@ -528,7 +528,7 @@ pub struct Before {
 /// Read what bfb-install's steps depend on, changing nothing for good: the display level is
 /// raised to 1 to see `BOOT_RESET_SKIP` and `CLEAR_ON_READ`, to 2 to see the log only when
 /// reading does not clear it (the log may be another reader's), then put back.
-pub fn read_before(dir: &Path) -> Result<Before, RshimError> {
+pub(crate) fn read_before(dir: &Path) -> Result<Before, RshimError> {
     let misc = dir.join("misc");
     let io = |e: io::Error| RshimError::Io(format!("{}: {e}", misc.display()));
     let (fields, _) = parse_misc(&read_misc(&misc).map_err(io)?);

@@ -80,7 +80,7 @@ fn wait_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
 }
 
 /// `socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC)` with extended acks.
-pub struct KernelSocket(netlink_sys::Socket);
+pub(crate) struct KernelSocket(netlink_sys::Socket);
 
 impl KernelSocket {
     pub fn open() -> io::Result<Self> {
@@ -112,16 +112,13 @@ impl Transport for KernelSocket {
 
 /// Netlink messages over a Unix stream: each message is its own frame (`nlmsg_len`). The
 /// simulator sends the `config` group's notifications to every client, so joining is local.
-pub struct StreamTransport(UnixStream);
+pub(crate) struct StreamTransport(UnixStream);
 
 impl StreamTransport {
     pub fn connect(path: &Path) -> io::Result<Self> {
         UnixStream::connect(path)
             .map(StreamTransport)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-    }
-    pub fn from_stream(s: UnixStream) -> Self {
-        StreamTransport(s)
     }
 }
 
@@ -151,7 +148,7 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Write one message as a frame (padded to 4 bytes as in a netlink datagram).
-pub fn write_frame(w: &mut impl Write, msg: &[u8]) -> io::Result<()> {
+pub(crate) fn write_frame(w: &mut impl Write, msg: &[u8]) -> io::Result<()> {
     w.write_all(msg)?;
     let pad = msg.len().div_ceil(4) * 4 - msg.len();
     w.write_all(&[0u8; 4][..pad])

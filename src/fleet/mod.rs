@@ -34,7 +34,7 @@ impl Severity {
 
 /// The first line of a check's text: `OK: 3 host(s), every rule holds` or
 /// `BROKEN: 3 host(s), 2 broken rule(s)`.
-pub fn headline(
+pub(crate) fn headline(
     ok: bool,
     hosts: usize,
     severities: impl Iterator<Item = Severity>,

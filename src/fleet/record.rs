@@ -92,13 +92,13 @@ fn required<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str, String> 
 }
 
 /// `8.0.3` from `8.0.3-0.35.24280767`.
-pub fn version_of_build(build: &str) -> String {
+pub(crate) fn version_of_build(build: &str) -> String {
     build.split('-').next().unwrap_or(build).to_string()
 }
 
 /// The firmware version in a software description: a DSC's `firmware 1.68.0-E-21` (devlink's
 /// running `fw`), or a payload label `ESXio 8.0.3-… + firmware 32.44.1036`.
-pub fn firmware_in(software: &str) -> Option<String> {
+pub(crate) fn firmware_in(software: &str) -> Option<String> {
     let (_, rest) = software.rsplit_once("firmware ")?;
     let version = rest.split_whitespace().next()?;
     let version = version.split("+ks.").next().unwrap_or(version);

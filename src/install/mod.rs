@@ -162,7 +162,7 @@ pub fn prepare(
 
 /// The USB and removable disks below the sysroot, as `ks=usb` searches them (the source stage
 /// reads no inventory: the driver hands it this list).
-pub fn usb_disks(sysroot: &Path) -> anyhow::Result<Vec<crate::source::usb::UsbDisk>> {
+pub(crate) fn usb_disks(sysroot: &Path) -> anyhow::Result<Vec<crate::source::usb::UsbDisk>> {
     let inventory = Inventory::read(sysroot)?;
     Ok(inventory
         .disks

@@ -105,7 +105,7 @@ pub struct UnreadableReport {
 
 impl InstallReport {
     /// A report of a run that stopped before there was a plan.
-    pub fn without_plan(kickstart: Option<&str>, outcome: Outcome, dry_run: bool) -> Self {
+    pub(crate) fn without_plan(kickstart: Option<&str>, outcome: Outcome, dry_run: bool) -> Self {
         InstallReport {
             ksinstall: env!("CARGO_PKG_VERSION").into(),
             outcome: format!("{outcome:?}"),
@@ -128,7 +128,7 @@ impl InstallReport {
     }
 
     /// Fill in what the plan (and, after apply, the disk) says.
-    pub fn with_plan(mut self, plan: &Plan, applied: Option<&Applied>) -> Self {
+    pub(crate) fn with_plan(mut self, plan: &Plan, applied: Option<&Applied>) -> Self {
         self.kickstart = Some(plan.kickstart.clone());
         self.media = Some(plan.media.clone());
         self.target = Some(plan.target.clone());

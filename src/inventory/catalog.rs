@@ -85,7 +85,7 @@ pub struct CatalogEntry {
 
 impl CatalogEntry {
     /// How well a function with these IDs matches: 0 none, 1 by device, 2 by device and subsystem.
-    pub fn match_score(&self, ids: &PciIds) -> u8 {
+    pub(crate) fn match_score(&self, ids: &PciIds) -> u8 {
         if !self
             .functions
             .iter()
@@ -109,7 +109,7 @@ impl CatalogEntry {
         }
     }
 
-    pub fn role_of(&self, vendor: u16, device: u16) -> Role {
+    pub(crate) fn role_of(&self, vendor: u16, device: u16) -> Role {
         self.functions
             .iter()
             .find(|f| f.vendor == vendor && f.device == device)
@@ -119,7 +119,7 @@ impl CatalogEntry {
 
 /// The identifying IDs of one PCI function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PciIds {
+pub(crate) struct PciIds {
     pub vendor: u16,
     pub device: u16,
     pub subsystem_vendor: Option<u16>,
@@ -219,18 +219,5 @@ impl Catalog {
             });
         }
         Ok(Catalog { entries })
-    }
-
-    /// The entry that best matches a function, if any: a subsystem match beats a device match,
-    /// and catalog order breaks ties.
-    pub fn best_match(&self, ids: &PciIds) -> Option<(&CatalogEntry, u8)> {
-        let mut best: Option<(&CatalogEntry, u8)> = None;
-        for e in &self.entries {
-            let score = e.match_score(ids);
-            if score > 0 && best.is_none_or(|(_, s)| score > s) {
-                best = Some((e, score));
-            }
-        }
-        best
     }
 }

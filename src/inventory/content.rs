@@ -52,7 +52,7 @@ pub struct Bootbank {
 
 impl Bootbank {
     /// What ESXi's bootloader would boot: state 0 or 2, `updated` > 0, a build (layout.md, esx-boot).
-    pub fn is_bootable(&self) -> bool {
+    pub(crate) fn is_bootable(&self) -> bool {
         matches!(self.bootstate, Some(0) | Some(2))
             && self.updated.is_some_and(|u| u > 0)
             && self.build.as_deref().is_some_and(|b| !b.is_empty())
@@ -246,7 +246,7 @@ impl Write for Slice<'_> {
 }
 
 /// Content left unread on purpose.
-pub fn not_read() -> DiskContent {
+pub(crate) fn not_read() -> DiskContent {
     DiskContent::empty(PartitionTable::Unreadable, Some("not read".to_string()))
 }
 

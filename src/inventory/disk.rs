@@ -44,7 +44,7 @@ impl Transport {
     }
 
     /// Storage reached over a network (ESXi's "remote").
-    pub fn is_remote(self) -> bool {
+    pub(crate) fn is_remote(self) -> bool {
         matches!(self, Transport::FibreChannel | Transport::Iscsi)
     }
 }
@@ -97,7 +97,7 @@ impl Disk {
     }
 
     /// USB sticks and SD/eMMC cards: boot media that hold only the boot banks.
-    pub fn is_usb_or_sd(&self) -> bool {
+    pub(crate) fn is_usb_or_sd(&self) -> bool {
         self.usb || self.transport == Transport::Mmc
     }
 
@@ -139,7 +139,7 @@ impl Disk {
     /// The byte ranges that may hold a FAT file system: each partition, then the whole disk
     /// (sticks formatted without a partition table). The table is the stick's, so not trusted:
     /// a region whose bounds overflow is skipped.
-    pub fn fat_regions(&self) -> Vec<(String, u64, u64)> {
+    pub(crate) fn fat_regions(&self) -> Vec<(String, u64, u64)> {
         let ss = u64::from(self.logical_block_size.max(512));
         let mut out = Vec::new();
         for p in &self.content.partitions {
@@ -184,7 +184,7 @@ const ESXI_DRIVERS: &[(&str, &str)] = &[
     ("lpfc", "lpfc"),
 ];
 
-pub fn esxi_driver_for(linux: &str) -> Option<&'static str> {
+pub(crate) fn esxi_driver_for(linux: &str) -> Option<&'static str> {
     ESXI_DRIVERS
         .iter()
         .find(|(l, _)| *l == linux)
@@ -214,12 +214,12 @@ struct Probed {
 }
 
 /// Reads every disk under `sys/block`, in a stable order (by device topology).
-pub fn read_disks(sys: &Sysroot) -> anyhow::Result<Vec<Disk>> {
+pub(crate) fn read_disks(sys: &Sysroot) -> anyhow::Result<Vec<Disk>> {
     read_disks_impl(sys, true)
 }
 
 /// The same without opening any device (what `probe --record` needs).
-pub fn read_disks_without_content(sys: &Sysroot) -> anyhow::Result<Vec<Disk>> {
+pub(crate) fn read_disks_without_content(sys: &Sysroot) -> anyhow::Result<Vec<Disk>> {
     read_disks_impl(sys, false)
 }
 
@@ -599,7 +599,7 @@ fn scsi_address(
 
 /// The ESXi UID for a Linux `wwid`: `naa.`/`eui.` as they are (lower case), `t10.` with spaces
 /// as underscores (UNCONFIRMED). NVMe's `nvme.` fallback form has no ESXi counterpart.
-pub fn esxi_uid_from_wwid(wwid: &str) -> Option<String> {
+pub(crate) fn esxi_uid_from_wwid(wwid: &str) -> Option<String> {
     let wwid = wwid.trim_end_matches('\0').trim();
     let (prefix, rest) = wwid.split_once('.')?;
     match prefix {
@@ -632,7 +632,7 @@ fn nonzero_hex(v: &str) -> Option<String> {
 
 /// Orders sysfs paths by topology: PCI addresses as text (fixed-width hex), everything else with
 /// numbers compared as numbers (`host2` before `host10`, `sdb` before `sdaa`).
-pub fn topology_cmp(a: &Path, b: &Path) -> Ordering {
+pub(crate) fn topology_cmp(a: &Path, b: &Path) -> Ordering {
     let ca: Vec<String> = a.iter().map(|c| c.to_string_lossy().into_owned()).collect();
     let cb: Vec<String> = b.iter().map(|c| c.to_string_lossy().into_owned()).collect();
     for (x, y) in ca.iter().zip(cb.iter()) {

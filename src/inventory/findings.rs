@@ -70,7 +70,7 @@ pub enum DpuFinding {
 }
 
 /// Findings that hold whatever the kickstart says.
-pub fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
+pub(crate) fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
     let mut out = Vec::new();
     if dpus.len() > 1 {
         out.push(DpuFinding::MultipleDpus {

@@ -43,7 +43,10 @@ impl Inventory {
         Inventory::read_with_catalog(sysroot, &Catalog::builtin()?)
     }
 
-    pub fn read_with_catalog(sysroot: &Path, catalog: &Catalog) -> anyhow::Result<Inventory> {
+    pub(crate) fn read_with_catalog(
+        sysroot: &Path,
+        catalog: &Catalog,
+    ) -> anyhow::Result<Inventory> {
         let sys = sysfs::Sysroot::new(sysroot)?;
         // Every Linux system has sys/block; without it this is not a sysroot, and an empty
         // inventory would read as "a machine without disks".

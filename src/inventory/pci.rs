@@ -10,7 +10,7 @@ use super::sysfs::Sysroot;
 
 /// One PCI function as sysfs shows it under `sys/bus/pci/devices/<address>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PciFunction {
+pub(crate) struct PciFunction {
     /// `domain:bus:device.function`, e.g. `0000:3b:00.2`.
     pub address: String,
     pub vendor: u16,
@@ -89,7 +89,7 @@ const DEVICES: &str = "sys/bus/pci/devices";
 const SLOTS: &str = "sys/bus/pci/slots";
 
 /// Reads every PCI function. A function whose vendor or device cannot be read is skipped.
-pub fn read_functions(sys: &Sysroot) -> anyhow::Result<Vec<PciFunction>> {
+pub(crate) fn read_functions(sys: &Sysroot) -> anyhow::Result<Vec<PciFunction>> {
     let mut out = Vec::new();
     for address in sys.list(Path::new(DEVICES))? {
         let link = Path::new(DEVICES).join(&address);
@@ -143,7 +143,7 @@ fn upstream_functions(real: &Path) -> Vec<String> {
 }
 
 /// `dddd:bb:dd.f` in hex.
-pub fn is_pci_address(s: &str) -> bool {
+pub(crate) fn is_pci_address(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 12
         && b[4] == b':'
@@ -160,7 +160,7 @@ fn bus_device(address: &str) -> &str {
 }
 
 /// Physical slots: slot address (`dddd:bb:dd` or `dddd:bb`) to slot name.
-pub fn read_slots(sys: &Sysroot) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn read_slots(sys: &Sysroot) -> anyhow::Result<BTreeMap<String, String>> {
     let mut slots = BTreeMap::new();
     for name in sys.list(Path::new(SLOTS))? {
         let file: PathBuf = Path::new(SLOTS).join(&name).join("address");
@@ -185,7 +185,7 @@ fn slot_for(slots: &BTreeMap<String, String>, card: &str) -> Option<String> {
 /// The card root is the top-most function above (or at) a function that still has the same PCI
 /// vendor: for a BlueField without its own switch that is the function itself, so functions of
 /// one bus:device form the card; for a Pensando DSC it is the card's own upstream switch port.
-pub fn find_dpus(
+pub(crate) fn find_dpus(
     functions: &[PciFunction],
     slots: &BTreeMap<String, String>,
     catalog: &Catalog,

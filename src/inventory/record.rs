@@ -33,7 +33,7 @@ pub fn record(sysroot: &Path, dest: &Path) -> anyhow::Result<RecordSummary> {
 /// As [`record`], with `also` reading through the same seam whatever else the installer reads
 /// (the boot options, the CD drives, the identity headers: stages above the inventory, which
 /// the caller knows and this module does not).
-pub fn record_with(
+pub(crate) fn record_with(
     sysroot: &Path,
     dest: &Path,
     also: &dyn Fn(&Sysroot),

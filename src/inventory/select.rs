@@ -72,7 +72,7 @@ pub fn resolve<'a>(disks: &'a [Disk], name: &str) -> Result<&'a Disk, DiskLookup
 }
 
 /// Why a disk is left out of the `--firstdisk` search, if it is.
-pub fn ineligible_reason(d: &Disk, ignore_ssd: bool, esx_only: bool) -> Option<String> {
+pub(crate) fn ineligible_reason(d: &Disk, ignore_ssd: bool, esx_only: bool) -> Option<String> {
     if !d.is_large_enough() {
         Some(format!(
             "smaller than the {} GiB minimum",

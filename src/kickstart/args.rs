@@ -9,7 +9,7 @@ use super::template;
 
 /// One option as given: canonical name, its value (the default for a bare optional option).
 #[derive(Debug, Clone)]
-pub struct OptVal {
+pub(crate) struct OptVal {
     pub name: &'static str,
     pub value: Option<String>,
     pub span: Span,

@@ -68,7 +68,7 @@ impl fmt::Display for Diagnostic {
 
 /// Collects diagnostics in the order they are found.
 #[derive(Debug, Default)]
-pub struct Sink {
+pub(crate) struct Sink {
     pub items: Vec<Diagnostic>,
 }
 
@@ -105,18 +105,28 @@ impl Sink {
             d.help = Some(help.into());
         }
     }
-    pub fn warn_help(&mut self, span: &Span, message: impl Into<String>, help: impl Into<String>) {
+    pub(crate) fn warn_help(
+        &mut self,
+        span: &Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.warn(span, message);
         self.help(help);
     }
-    pub fn error_help(&mut self, span: &Span, message: impl Into<String>, help: impl Into<String>) {
+    pub(crate) fn error_help(
+        &mut self,
+        span: &Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.error(span, message);
         self.help(help);
     }
     /// Make the warning at `index` (an index into `items`) an error, adding `why` to its
     /// message: for a warning whose consequence turned out to be fatal, so that one problem
     /// stays one diagnostic. An error stays as it is: it already says enough.
-    pub fn escalate(&mut self, index: usize, why: &str) {
+    pub(crate) fn escalate(&mut self, index: usize, why: &str) {
         if let Some(d) = self.items.get_mut(index).filter(|d| !d.is_error()) {
             d.severity = Severity::Error;
             d.lint = false;
@@ -126,7 +136,7 @@ impl Sink {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

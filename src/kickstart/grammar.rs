@@ -235,11 +235,11 @@ const fn deprecated_command(name: &'static str) -> CommandSpec {
     }
 }
 
-pub const ACTION_COMMANDS: [&str; 3] = ["install", "upgrade", "installorupgrade"];
+pub(crate) const ACTION_COMMANDS: [&str; 3] = ["install", "upgrade", "installorupgrade"];
 
 /// Every command ESXi 8's installer knows. Deprecated and unused ones are listed so that they
 /// get their own warning instead of "unknown command".
-pub static COMMANDS: &[CommandSpec] = &[
+pub(crate) static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         aliases: &["accepteula"],
         ..command("vmaccepteula", Build::Eula, Occurs::Once, NONE)
@@ -511,7 +511,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Lines starting with one of these end a section body (spec §0.6: there is no `%end`).
-pub const SECTION_ENDS: &[&str] = &[
+pub(crate) const SECTION_ENDS: &[&str] = &[
     "%post",
     "%pre",
     "%packages",
@@ -557,7 +557,7 @@ pub const KEYBOARDS: &[&str] = &[
     "US Dvorak",
 ];
 
-pub fn pattern_matches(p: Pattern, v: &str) -> bool {
+pub(crate) fn pattern_matches(p: Pattern, v: &str) -> bool {
     match p {
         Pattern::Any => true,
         Pattern::Bool => ["true", "false", "0", "1"]
@@ -577,7 +577,7 @@ pub fn pattern_matches(p: Pattern, v: &str) -> bool {
     }
 }
 
-pub fn pattern_hint(p: Pattern) -> &'static str {
+pub(crate) fn pattern_hint(p: Pattern) -> &'static str {
     match p {
         Pattern::Any => "any value",
         Pattern::Bool => "one of 0, 1, true, false",

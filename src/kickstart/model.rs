@@ -174,25 +174,25 @@ pub struct Network {
 impl Network {
     /// The netmask to use: the given one, or the classful one for the address (as ESXi does,
     /// with a warning at parse time).
-    pub fn effective_netmask(&self) -> Option<Ipv4Addr> {
+    pub(crate) fn effective_netmask(&self) -> Option<Ipv4Addr> {
         self.netmask.or_else(|| self.ip.map(classful_netmask))
     }
     /// The gateway to use: the given one, or the first host address of the subnet.
     /// ESXi "calculates" a missing gateway; how exactly is UNCONFIRMED (docs/KICKSTART.md).
-    pub fn effective_gateway(&self) -> Option<Ipv4Addr> {
+    pub(crate) fn effective_gateway(&self) -> Option<Ipv4Addr> {
         self.gateway.or_else(|| {
             let ip = u32::from(self.ip?);
             let mask = u32::from(self.effective_netmask()?);
             Some(Ipv4Addr::from((ip & mask) | 1))
         })
     }
-    pub fn effective_hostname(&self) -> &str {
+    pub(crate) fn effective_hostname(&self) -> &str {
         self.hostname.as_deref().unwrap_or("localhost")
     }
 }
 
 /// Class A/B/C netmask of an IPv4 address.
-pub fn classful_netmask(ip: Ipv4Addr) -> Ipv4Addr {
+pub(crate) fn classful_netmask(ip: Ipv4Addr) -> Ipv4Addr {
     match ip.octets()[0] {
         0..=127 => Ipv4Addr::new(255, 0, 0, 0),
         128..=191 => Ipv4Addr::new(255, 255, 0, 0),

@@ -111,7 +111,7 @@ pub fn check_plain(pw: &str) -> Result<(), Refusal> {
 
 /// The crypt(3) forms `rootpw --iscrypted` accepts (spec §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CryptForm {
+pub(crate) enum CryptForm {
     Md5,
     Sha512,
     Des,
@@ -125,7 +125,7 @@ fn crypt_chars(s: &str) -> bool {
 /// Which accepted crypt form `s` is, if any: MD5 `$1$` (`\$1\$[a-zA-Z0-9./$]{22,31}`), SHA-512
 /// `$6$<salt of at most 16>$<86>`, or 13-character DES. `$6$rounds=` is not accepted: ESXi's
 /// installer documents only the plain form (UNCONFIRMED; refusing is the safe side).
-pub fn crypt_form(s: &str) -> Option<CryptForm> {
+pub(crate) fn crypt_form(s: &str) -> Option<CryptForm> {
     if let Some(rest) = s.strip_prefix("$1$") {
         let ok = (22..=31).contains(&rest.len())
             && rest

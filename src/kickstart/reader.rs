@@ -14,7 +14,7 @@ use super::template;
 use crate::words;
 
 /// ESXi counts every command across all included files and stops past this many.
-pub const COMMAND_LIMIT: usize = 256;
+pub(crate) const COMMAND_LIMIT: usize = 256;
 
 /// What an `%include` names, already resolved against the including file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +55,14 @@ pub type PreRunner<'a> = &'a mut dyn FnMut(&Script) -> Result<(), String>;
 
 /// One argument word of a command line.
 #[derive(Debug, Clone)]
-pub struct Arg {
+pub(crate) struct Arg {
     pub text: String,
     pub span: Span,
 }
 
 /// One command line (or section header) as written.
 #[derive(Debug, Clone)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub spec: &'static CommandSpec,
     pub span: Span,
     pub args: Vec<Arg>,
@@ -75,7 +75,7 @@ pub struct Invocation {
 /// A `#` comment on a command line: where it starts, and whether it cut the last word short
 /// (`rootpw abc#def` sets `abc`).
 #[derive(Debug, Clone)]
-pub struct LineComment {
+pub(crate) struct LineComment {
     pub span: Span,
     pub in_word: bool,
 }
@@ -93,7 +93,7 @@ pub enum Pass {
     Rest,
 }
 
-pub fn pass_of(spec: &CommandSpec) -> Pass {
+pub(crate) fn pass_of(spec: &CommandSpec) -> Pass {
     match spec.name {
         "%pre" => Pass::Pre,
         "%include" => Pass::Include,
@@ -103,14 +103,14 @@ pub fn pass_of(spec: &CommandSpec) -> Pass {
 }
 
 /// Receives each command in evaluation order.
-pub trait Visitor {
+pub(crate) trait Visitor {
     fn command(&mut self, inv: &Invocation, sink: &mut Sink);
     /// A `%pre` section, built, before it runs.
     fn pre_script(&mut self, inv: &Invocation, sink: &mut Sink) -> Option<Script>;
     fn pending_include(&mut self, target: String, span: Span);
 }
 
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     loader: &'a mut dyn IncludeLoader,
     pre_runner: Option<PreRunner<'a>>,
     pub sink: Sink,

@@ -113,7 +113,7 @@ pub fn find(text: &str) -> Option<(usize, Placeholder)> {
 
 /// Like [`find`], but an opening mark alone is enough: for a value already refused, where the
 /// closing mark may have gone into the next word (`--esx={{ .Param "license" }}`).
-pub fn find_open(text: &str) -> Option<(usize, Placeholder)> {
+pub(crate) fn find_open(text: &str) -> Option<(usize, Placeholder)> {
     find(text).or_else(|| {
         first([
             (text.find("{{"), Placeholder::Curly),

@@ -130,7 +130,7 @@ impl BootCfg {
 
     /// What ESXi's bootloader (safeboot) requires before it boots a bank: a non-empty `build`,
     /// `updated` > 0, `bootstate` 0 (or 2), a kernel. `None` when bootable.
-    pub fn unbootable_reason(&self) -> Option<&'static str> {
+    pub(crate) fn unbootable_reason(&self) -> Option<&'static str> {
         match () {
             _ if self.build.as_deref().is_none_or(|b| b.trim().is_empty()) => {
                 Some("build= is empty")

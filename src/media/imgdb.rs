@@ -449,6 +449,6 @@ impl ImageDb {
 }
 
 /// Whether a payload of this type is a boot module that goes to the boot bank.
-pub fn is_bank_module(kind: &str) -> bool {
+pub(crate) fn is_bank_module(kind: &str) -> bool {
     matches!(kind, "boot" | "vgz" | "tgz")
 }

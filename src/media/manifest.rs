@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const MANIFEST_NAME: &str = "MANIFEST.JSON";
-pub const FORMAT: u32 = 1;
+pub(crate) const MANIFEST_NAME: &str = "MANIFEST.JSON";
+pub(crate) const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,7 +71,7 @@ pub struct Manifest {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("\"{0}\" is empty")]
     Empty(String),
     #[error("\"{0}\" is an absolute path; media paths are relative to the media root")]
@@ -84,7 +84,7 @@ pub enum PathError {
 
 /// Check that `p` names a file inside the media: relative, no `..`, no `.`, no empty parts,
 /// no backslashes or NULs (which would let a crafted manifest reach outside the tree).
-pub fn check_relative(p: &str) -> Result<(), PathError> {
+pub(crate) fn check_relative(p: &str) -> Result<(), PathError> {
     if p.is_empty() {
         return Err(PathError::Empty(p.into()));
     }
@@ -106,7 +106,7 @@ pub fn check_relative(p: &str) -> Result<(), PathError> {
 
 /// A `boot.cfg` module reference (`/b.b00`) as a media path (`b.b00`): one leading `/` means the
 /// media root; the rest must pass `check_relative`.
-pub fn module_path(reference: &str) -> Result<String, PathError> {
+pub(crate) fn module_path(reference: &str) -> Result<String, PathError> {
     let p = reference.strip_prefix('/').unwrap_or(reference);
     check_relative(p)?;
     Ok(p.to_string())
@@ -167,7 +167,7 @@ impl Manifest {
     }
 
     /// `8.0.3` -> (8, 0, 3); missing parts are 0.
-    pub fn version_triple(&self) -> Option<(u32, u32, u32)> {
+    pub(crate) fn version_triple(&self) -> Option<(u32, u32, u32)> {
         let mut it = self.version.split('.').map(|p| p.parse::<u32>());
         let major = it.next()?.ok()?;
         let minor = it.next().unwrap_or(Ok(0)).ok()?;

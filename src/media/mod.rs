@@ -54,7 +54,7 @@ pub struct Metadata {
 
 impl Metadata {
     /// For the plan: what vouches for the files.
-    pub fn verified_by(&self) -> String {
+    pub(crate) fn verified_by(&self) -> String {
         match &self.kind {
             MetadataKind::ImageDb { profile } => {
                 format!("VMware's image database (imgdb.tgz), image profile {profile}")
@@ -147,7 +147,7 @@ impl Media {
     }
 
     /// As `open`, with the HTTP client to use for a URL.
-    pub fn open_with(location: &str, http: &crate::http::Http) -> Result<Media> {
+    pub(crate) fn open_with(location: &str, http: &crate::http::Http) -> Result<Media> {
         use std::os::unix::fs::FileTypeExt;
         let path = std::path::Path::new(location);
         let is_image = path.is_file()
@@ -163,7 +163,7 @@ impl Media {
         Media::from_source(source)
     }
 
-    pub fn from_source(source: Box<dyn MediaSource>) -> Result<Media> {
+    pub(crate) fn from_source(source: Box<dyn MediaSource>) -> Result<Media> {
         let name = source.describe();
         let bad = |file: &str, message: String| MediaError::Invalid {
             source_name: name.clone(),
@@ -264,7 +264,7 @@ impl Media {
 
     /// The same for the components `which` selects (the host's own, say: the DPU's are checked
     /// as its payload is packed).
-    pub fn verify_components(
+    pub(crate) fn verify_components(
         &self,
         which: &dyn Fn(&Component) -> bool,
         progress: &mut dyn FnMut(u64),

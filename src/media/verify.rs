@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 /// A component did not match the manifest. Names the component.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum Mismatch {
+pub(crate) enum Mismatch {
     #[error("{name}: SHA-256 is {got}, the manifest says {want}")]
     Hash {
         name: String,
@@ -30,7 +30,7 @@ pub struct Unreadable {
     pub message: String,
 }
 
-pub struct VerifyingReader<R> {
+pub(crate) struct VerifyingReader<R> {
     inner: R,
     name: String,
     want_size: u64,
@@ -52,10 +52,6 @@ impl<R: Read> VerifyingReader<R> {
             seen: 0,
             verified: false,
         }
-    }
-
-    pub fn bytes_read(&self) -> u64 {
-        self.seen
     }
 
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -134,7 +130,7 @@ impl<R: Read> Read for VerifyingReader<R> {
 }
 
 /// The `Mismatch` inside an error chain, if that is what went wrong.
-pub fn mismatch_of(err: &anyhow::Error) -> Option<&Mismatch> {
+pub(crate) fn mismatch_of(err: &anyhow::Error) -> Option<&Mismatch> {
     err.chain().find_map(|e| {
         e.downcast_ref::<Mismatch>().or_else(|| {
             e.downcast_ref::<io::Error>()
@@ -145,7 +141,7 @@ pub fn mismatch_of(err: &anyhow::Error) -> Option<&Mismatch> {
 }
 
 /// The `Unreadable` inside an error chain, if the media could not be read.
-pub fn unreadable_of(err: &anyhow::Error) -> Option<&Unreadable> {
+pub(crate) fn unreadable_of(err: &anyhow::Error) -> Option<&Unreadable> {
     err.chain().find_map(|e| {
         e.downcast_ref::<Unreadable>().or_else(|| {
             e.downcast_ref::<io::Error>()

@@ -120,7 +120,7 @@ fn esx_conf(ks: &Kickstart, hostname: &str) -> String {
     c
 }
 
-pub fn host_config(ks: &Kickstart) -> HostConfig {
+pub(crate) fn host_config(ks: &Kickstart) -> HostConfig {
     let net = ks.network.as_ref();
     let network = match net {
         None => "DHCP on the boot NIC (no network command)".to_string(),
@@ -161,7 +161,7 @@ pub fn host_config(ks: &Kickstart) -> HostConfig {
 
 /// `state.tgz`: `local.tgz` holding `etc/shadow`, `etc/hosts`, `etc/resolv.conf` and
 /// `etc/vmware/esx.conf`.
-pub fn state_tgz(ks: &Kickstart) -> Result<GeneratedFile> {
+pub(crate) fn state_tgz(ks: &Kickstart) -> Result<GeneratedFile> {
     let host = host_config(ks);
     let hash = ks
         .root_password
@@ -200,7 +200,7 @@ pub fn state_tgz(ks: &Kickstart) -> Result<GeneratedFile> {
 
 /// `onetime.tgz`: each `%firstboot` script as `var/lib/vmware/firstboot/NNN.firstboot_NNN` with
 /// its interpreter's shebang, and `firstboot.json`. `None` when there is no `%firstboot`.
-pub fn onetime_tgz(ks: &Kickstart) -> Result<Option<GeneratedFile>> {
+pub(crate) fn onetime_tgz(ks: &Kickstart) -> Result<Option<GeneratedFile>> {
     let scripts: Vec<_> = ks
         .scripts
         .iter()

@@ -210,7 +210,7 @@ pub struct Inputs<'a> {
 
 /// The interpreter program for a script on this machine: busybox -> `/bin/sh`, python ->
 /// `python3` (ESXi runs `/bin/sh -l` and `/usr/bin/python`, Python 3 on 7/8).
-pub fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> {
+pub(crate) fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> {
     let candidates: &[&str] = match i {
         crate::kickstart::Interpreter::Busybox => &["/bin/sh", "/usr/bin/sh"],
         crate::kickstart::Interpreter::Python => &[

@@ -22,7 +22,7 @@ pub fn drives(sysroot: &Path) -> Vec<PathBuf> {
 }
 
 /// As [`drives`], through an open seam (so `probe --record` sees the reads).
-pub fn drives_in(sys: &crate::sysroot::Sysroot) -> Vec<PathBuf> {
+pub(crate) fn drives_in(sys: &crate::sysroot::Sysroot) -> Vec<PathBuf> {
     let block = Path::new("sys/block");
     let names = sys.list(block).unwrap_or_else(|e| {
         log::warn!("{e:#}");

@@ -132,7 +132,7 @@ impl BootOptions {
     }
 
     /// As [`BootOptions::read`], through an open seam (so `probe --record` sees the read).
-    pub fn read_in(
+    pub(crate) fn read_in(
         sys: &crate::sysroot::Sysroot,
         cmdline: Option<&str>,
     ) -> Result<BootOptions, String> {

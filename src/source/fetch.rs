@@ -5,7 +5,7 @@ use crate::http::Http;
 use crate::kickstart::{FsLoader, IncludeLoader, IncludeTarget, Loaded};
 
 /// Includes as the installer reads them: files through `FsLoader`, URLs fetched now.
-pub struct InstallLoader {
+pub(crate) struct InstallLoader {
     pub files: FsLoader,
     pub http: Http,
 }

@@ -10,7 +10,7 @@ use super::{cdrom, usb};
 use crate::http::Http;
 
 /// What the source stage needs to reach the places `ks=` may name.
-pub struct Reach<'a> {
+pub(crate) struct Reach<'a> {
     /// Stands for `/`: `ks=file://` paths, USB disks and CD drives are looked up below it.
     pub sysroot: &'a Path,
     pub http: &'a Http,
@@ -36,7 +36,7 @@ pub struct FetchedKickstart {
 /// Why no kickstart could be had: one line per location tried.
 #[derive(Debug, thiserror::Error)]
 #[error("no kickstart could be read:\n  {}", .tried.join("\n  "))]
-pub struct FetchError {
+pub(crate) struct FetchError {
     pub tried: Vec<String>,
 }
 
@@ -68,7 +68,10 @@ pub fn read_given(given: &str, http: &Http) -> Result<FetchedKickstart> {
     })
 }
 
-pub fn fetch(locations: &[KsLocation], reach: &Reach<'_>) -> Result<FetchedKickstart, FetchError> {
+pub(crate) fn fetch(
+    locations: &[KsLocation],
+    reach: &Reach<'_>,
+) -> Result<FetchedKickstart, FetchError> {
     let mut tried = Vec::new();
     for loc in locations {
         match fetch_one(loc, reach) {

@@ -89,7 +89,7 @@ impl BlockDev {
     /// for a block device, so a mounted one is refused), a block device must not be read-only
     /// (`BLKROGET`: a write-protected SD card, a read-only LUN), and an image file must carry a
     /// write bit (root may write any file; a file made read-only says it is not to be written).
-    pub fn check_writable(path: &Path) -> io::Result<()> {
+    pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let meta = std::fs::metadata(path)?;
@@ -142,7 +142,7 @@ impl BlockDev {
     }
 
     /// Read `buf.len()` bytes at byte `offset`.
-    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+    pub(crate) fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.read_exact(buf))
@@ -157,7 +157,7 @@ impl BlockDev {
     }
 
     /// Write `buf` at byte `offset`.
-    pub fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+    pub(crate) fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         self.file
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.write_all(buf))
@@ -174,7 +174,7 @@ impl BlockDev {
     /// Ask the kernel to re-read the partition table of a block device (`BLKRRPART`), so that
     /// `/dev/<disk><N>` match what we wrote. Best effort: a loop device without partition
     /// scanning refuses, which only matters to tools outside ksinstall.
-    pub fn reread_partitions(&mut self) {
+    pub(crate) fn reread_partitions(&mut self) {
         if !self.is_block_device {
             return;
         }
@@ -194,7 +194,7 @@ impl BlockDev {
 
     /// A handle on which the written data can be flushed from another thread while this one
     /// goes on reading (the same open file, duplicated).
-    pub fn sync_handle(&self) -> Result<std::fs::File> {
+    pub(crate) fn sync_handle(&self) -> Result<std::fs::File> {
         self.file
             .try_clone()
             .with_context(|| format!("duplicating the handle of {}", self.path.display()))

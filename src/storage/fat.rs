@@ -22,7 +22,7 @@ use super::blockdev::BlockDev;
 use crate::partition::PartitionEntry;
 
 /// The 16 bytes esx-boot looks for at the start of a boot bank's second sector.
-pub const VMWARE_FAT_MAGIC: &[u8; 16] = b"VMWARE FAT16    ";
+pub(crate) const VMWARE_FAT_MAGIC: &[u8; 16] = b"VMWARE FAT16    ";
 
 /// A FAT file system on one partition of a [`BlockDev`], as `fatfs` sees it.
 pub type FatVolume<'a> = FileSystem<BufStream<StreamSlice<&'a mut BlockDev>>>;
@@ -41,7 +41,7 @@ pub struct FatReport {
 
 /// How to format one partition.
 #[derive(Debug, Clone)]
-pub struct FatSpec<'s> {
+pub(crate) struct FatSpec<'s> {
     pub label: &'s str,
     pub volume_id: u32,
     pub bytes_per_cluster: u32,
@@ -81,7 +81,7 @@ pub(crate) fn check_cluster_size(bytes_per_cluster: u32, sector: u32) -> Result<
 }
 
 /// Format partition `entry` of `dev` as FAT16 according to `spec`, then check the result.
-pub fn format_fat16(
+pub(crate) fn format_fat16(
     dev: &mut BlockDev,
     entry: &PartitionEntry,
     spec: &FatSpec,
@@ -160,7 +160,11 @@ pub fn format_fat16(
 }
 
 /// Write `VMWARE FAT16    ` + `uuid` as the partition's second sector (rest zero).
-pub fn write_bank_signature(dev: &mut BlockDev, entry: &PartitionEntry, uuid: Uuid) -> Result<()> {
+pub(crate) fn write_bank_signature(
+    dev: &mut BlockDev,
+    entry: &PartitionEntry,
+    uuid: Uuid,
+) -> Result<()> {
     let sector = dev.logical_sector_size();
     let mut buf = vec![0u8; sector as usize];
     buf[..16].copy_from_slice(VMWARE_FAT_MAGIC);
@@ -169,7 +173,10 @@ pub fn write_bank_signature(dev: &mut BlockDev, entry: &PartitionEntry, uuid: Uu
 }
 
 /// The bank UUID in the partition's second sector, if it carries the VMware FAT signature.
-pub fn read_bank_signature(dev: &mut BlockDev, entry: &PartitionEntry) -> Result<Option<Uuid>> {
+pub(crate) fn read_bank_signature(
+    dev: &mut BlockDev,
+    entry: &PartitionEntry,
+) -> Result<Option<Uuid>> {
     let mut buf = [0u8; 32];
     dev.read_at(
         (entry.first_lba + 1) * u64::from(dev.logical_sector_size()),
@@ -195,7 +202,7 @@ pub fn open_fat<'a>(dev: &'a mut BlockDev, entry: &PartitionEntry) -> Result<Fat
 }
 
 /// Open partition `entry` read-only and report what kind of FAT it is.
-pub fn inspect_fat(dev: &mut BlockDev, entry: &PartitionEntry) -> Result<FatReport> {
+pub(crate) fn inspect_fat(dev: &mut BlockDev, entry: &PartitionEntry) -> Result<FatReport> {
     let bank_uuid = read_bank_signature(dev, entry)?;
     let path = dev.path().display().to_string();
     let n = entry.number;
@@ -391,7 +398,7 @@ fn fix_dot_entries(dev: &mut BlockDev, entry: &PartitionEntry, path: &str) -> Re
 /// Check a path we will create on a FAT volume: directories as short names (see
 /// `create_dir_all`), the file name as a valid long name. Called at plan time, so a bad name is
 /// refused before anything is written.
-pub fn check_fat_path(path: &str) -> Result<()> {
+pub(crate) fn check_fat_path(path: &str) -> Result<()> {
     let mut parts: Vec<&str> = path.split('/').collect();
     let file = parts.pop().unwrap_or_default();
     for d in parts {

@@ -99,7 +99,7 @@ pub(crate) fn validate(layout: &Layout) -> Result<()> {
 }
 
 /// Write protective MBR, primary and backup GPT headers and entry arrays for `layout`.
-pub fn write_gpt(dev: &mut BlockDev, layout: &Layout) -> Result<()> {
+pub(crate) fn write_gpt(dev: &mut BlockDev, layout: &Layout) -> Result<()> {
     validate(layout)?;
     let lbs = lb_size(layout.logical_sector_size)?;
     let path = dev.path().display().to_string();

@@ -26,30 +26,30 @@ pub use crate::partition::MIN_SYSTEM_DISK_BYTES;
 /// Smallest USB/SD medium: 8 GB (read as GiB); it then holds the boot banks only.
 pub use crate::partition::MIN_USB_SD_BYTES;
 /// A VMFS datastore is created automatically only on media larger than 142 GB (read as GiB).
-pub const DATASTORE_MEDIA_THRESHOLD_BYTES: u64 = 142 * GIB;
+pub(crate) const DATASTORE_MEDIA_THRESHOLD_BYTES: u64 = 142 * GIB;
 /// Below this much free space after ESX-OSData no datastore is created (UNCONFIRMED; VMFS6
 /// volumes need about 1.3 GB, so 2 GiB is the conservative floor we chose).
-pub const MIN_DATASTORE_BYTES: u64 = 2 * GIB;
+pub(crate) const MIN_DATASTORE_BYTES: u64 = 2 * GIB;
 
 /// Partition 1 starts at 32 KiB (LBA 64 with 512-byte sectors, as observed).
-pub const SYSTEM_BOOT_START_BYTES: u64 = 32 * 1024;
+pub(crate) const SYSTEM_BOOT_START_BYTES: u64 = 32 * 1024;
 /// Partition 1 is 100 MiB (LBA 64-204863 with 512-byte sectors).
-pub const SYSTEM_BOOT_BYTES: u64 = 100 * MIB;
+pub(crate) const SYSTEM_BOOT_BYTES: u64 = 100 * MIB;
 /// Partition 5 starts at 102 MiB (LBA 208896).
-pub const BOOTBANK0_START_BYTES: u64 = 102 * MIB;
+pub(crate) const BOOTBANK0_START_BYTES: u64 = 102 * MIB;
 /// The gap between partitions 5, 6, 7 and 8.
-pub const GAP_BYTES: u64 = MIB;
+pub(crate) const GAP_BYTES: u64 = MIB;
 
 /// GPT entry slots we lay out (the array itself has 128 slots).
-pub const GPT_ENTRY_SLOTS: u32 = 128;
+pub(crate) const GPT_ENTRY_SLOTS: u32 = 128;
 /// Bytes per GPT entry.
-pub const GPT_ENTRY_BYTES: u64 = 128;
+pub(crate) const GPT_ENTRY_BYTES: u64 = 128;
 
 /// Bytes zeroed at the start of every new partition: covers the superblocks of FAT, ext*, XFS,
 /// btrfs (64 KiB), mdraid 1.1/1.2, LVM, ZFS front labels and VMFS/VMFS-L (1 and 2 MiB).
-pub const WIPE_HEAD_BYTES: u64 = 4 * MIB;
+pub(crate) const WIPE_HEAD_BYTES: u64 = 4 * MIB;
 /// Bytes zeroed at the end of every new partition: mdraid 0.90/1.0 and ZFS back labels.
-pub const WIPE_TAIL_BYTES: u64 = MIB;
+pub(crate) const WIPE_TAIL_BYTES: u64 = MIB;
 
 /// What kind of medium the ESXi system goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ pub enum SystemMediaSize {
 
 impl SystemMediaSize {
     /// Where the system partitions end (exclusive, bytes from the disk start), if capped.
-    pub fn cap_bytes(self) -> Option<u64> {
+    pub(crate) fn cap_bytes(self) -> Option<u64> {
         match self {
             SystemMediaSize::Min => Some(32 * GIB),
             SystemMediaSize::Small => Some(64 * GIB),
@@ -393,7 +393,7 @@ pub fn bootbank_slot_bytes(disk_bytes: u64) -> u64 {
 /// FAT16 cluster size for a volume of `bytes`: the smallest power of two (at least 2 KiB and one
 /// sector) that keeps the cluster count under 65 000, well inside FAT16's 65 524. A 4 GiB - 1 MiB
 /// bank gets 64 KiB clusters (fatfs's default would give 32 KiB and silently make it FAT32).
-pub fn fat16_cluster_bytes(bytes: u64, sector: u32) -> u32 {
+pub(crate) fn fat16_cluster_bytes(bytes: u64, sector: u32) -> u32 {
     let wanted = bytes.div_ceil(65_000).next_power_of_two();
     let floor = 2048u64.max(u64::from(sector));
     // 64 KiB is FAT16's largest cluster; with 512-byte sectors that is 128 sectors per cluster.
@@ -866,7 +866,7 @@ pub fn plan_datastore_disk(req: &DatastoreRequest) -> Result<Layout, LayoutRefus
 }
 
 /// [`plan_datastore_disk`] with identities drawn from `next_id`.
-pub fn plan_datastore_disk_with_ids(
+pub(crate) fn plan_datastore_disk_with_ids(
     req: &DatastoreRequest,
     next_id: &mut dyn FnMut() -> Uuid,
 ) -> Result<Layout, LayoutRefusal> {

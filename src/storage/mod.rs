@@ -166,7 +166,7 @@ fn validate_layout(layout: &Layout) -> Result<()> {
 }
 
 /// Check, without writing, that `dev` is the disk `layout` was planned for.
-pub fn check_target(dev: &mut BlockDev, layout: &Layout) -> Result<()> {
+pub(crate) fn check_target(dev: &mut BlockDev, layout: &Layout) -> Result<()> {
     let path = dev.path().display().to_string();
     if let Err(e) = validate_layout(layout) {
         return Err(ApplyRefusal::InvalidLayout {
@@ -307,7 +307,7 @@ pub fn open_partition_fat<'a>(
 
 /// Zero `len` bytes at `offset`, writing only the chunks that are not already zero (keeps sparse
 /// images sparse and spares flash needless writes; reading a hole costs nothing).
-pub fn zero_range(dev: &mut BlockDev, offset: u64, len: u64) -> Result<()> {
+pub(crate) fn zero_range(dev: &mut BlockDev, offset: u64, len: u64) -> Result<()> {
     const CHUNK: u64 = 1024 * 1024;
     let mut buf = vec![0u8; CHUNK as usize];
     let zeros = vec![0u8; CHUNK as usize];
