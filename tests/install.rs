@@ -1050,6 +1050,18 @@ fn what_the_run_needs_is_checked_before_the_first_write() {
         "--report /nonexistent-dir/report.json: cannot be written",
     );
     assert_eq!(hash_image(&img), before);
+    // A report is a file: never JSON written over a device, not even on a dry run.
+    let out = s.install(
+        &ks,
+        &[
+            "--disk",
+            img.to_str().unwrap(),
+            "--dry-run",
+            "--report",
+            "/dev/null",
+        ],
+    );
+    refused(&out, 3, "--report /dev/null: not a regular file");
 
     // A read-only image: refused at plan time, named.
     let mut perms = std::fs::metadata(&img).unwrap().permissions();
@@ -1179,6 +1191,38 @@ fn refusals_write_the_report_and_end_the_event_stream() {
         "{}",
         text(&out)
     );
+    assert_eq!(events(&out).last().unwrap()["event"], "finished");
+    assert_eq!(read_report()["error"]["step"], "source");
+
+    // A CA file that is not there: refused like any other input, with the report and `finished`.
+    let _ = std::fs::remove_file(&report);
+    let mut a = args(&[]);
+    a.extend(["--ca-file".to_string(), "/nonexistent/ca.pem".to_string()]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = s.install(&s.ks(&ks_text("")), &refs);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("/nonexistent/ca.pem"), "{}", text(&out));
+    assert_eq!(events(&out).last().unwrap()["event"], "finished");
+    assert_eq!(read_report()["error"]["step"], "source");
+
+    // `boot` without ks= refuses --dry-run the same way (the console cannot honour it).
+    let _ = std::fs::remove_file(&report);
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args([
+            "boot",
+            "--cmdline",
+            "",
+            "--dry-run",
+            "--progress",
+            "json",
+            "--report",
+        ])
+        .arg(&report)
+        .arg("--sysroot")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(events(&out).last().unwrap()["event"], "finished");
     assert_eq!(read_report()["error"]["step"], "source");
 }

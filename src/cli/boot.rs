@@ -37,34 +37,25 @@ pub struct Args {
     common: Common,
 }
 
-/// What runs when the command line has no `ks=`: as ESXi does, the interactive installer, on
-/// this console, from the media given or found on the CD drive.
-/// Media over HTTP are fetched with the client the options made (--ca-file, timeouts, ...).
-pub fn start_interactive_console(
-    a: &Args,
-    inst_repo: Option<String>,
-    http: &ksinstall::http::Http,
-) -> anyhow::Result<Outcome> {
-    let c = &a.common;
-    let media = match a.media.clone().or(inst_repo) {
-        Some(m) => m,
-        None => match cdrom::installer_media(&c.sysroot) {
-            Ok((location, _)) => location,
-            Err(e) => {
-                eprintln!("ksinstall: error: {e}");
-                return Ok(Outcome::Media);
-            }
-        },
-    };
-    super::interactive::run_console(&c.sysroot, &media, None, c.cmdline.as_deref(), &c.dpu, http)
-}
-
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let c = &a.common;
     let mut sinks = Sinks::new(c);
     // boot is the installer environment: %pre runs here, as on ESXi.
     let options = c.options(true);
+    // Every refusal below is said, reported (--report, --report-url) and ends the event stream.
+    let refuse = |sinks: &Sinks, outcome: Outcome, message: &str| {
+        let o = driver::refuse_early(
+            &options,
+            &sinks.tee(),
+            StepId::Source,
+            outcome,
+            message,
+            started,
+        );
+        sinks.finish(o, started);
+        o
+    };
     let checked = install::boot_options(c).and_then(|boot| {
         ksinstall::source::cmdline::check_netdevice(&c.sysroot, &boot)
             .map(|()| boot)
@@ -75,37 +66,40 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         Err(e) => {
             // The provisioning system hears of a bad command line too (without the identity
             // headers, which the command line would have turned on).
-            let http = c.net.http(&c.sysroot, &Default::default())?;
-            sinks.connect(&c.net, &http)?;
-            let o = driver::refuse_early(
-                &options,
-                &sinks.tee(),
-                StepId::Source,
-                Outcome::Precondition,
-                &e,
-                started,
-            );
-            sinks.finish(o, started);
-            return Ok(o);
+            let _ = install::connect(c, &mut sinks, &Default::default());
+            return Ok(refuse(&sinks, Outcome::Precondition, &e));
         }
     };
+    let http = match install::connect(c, &mut sinks, &boot) {
+        Ok(h) => h,
+        Err(e) => return Ok(refuse(&sinks, Outcome::UsageOrIo, &e)),
+    };
     if boot.ks.is_empty() {
-        // The console chooses its disk on the screen and always installs: options that only a
+        // As ESXi does without ks=: the interactive installer on this console, from the media
+        // given, inst.repo=, or the CD drive. The console chooses its disk on the screen and always installs: options that only a
         // scripted install can honour are refused rather than silently ignored.
         if c.dry_run || c.disk.is_some() {
-            eprintln!(
-                "ksinstall: error: no ks= on the kernel command line: the console install starts, and it takes neither --dry-run nor --disk (give a ks= for a scripted install)"
-            );
-            return Ok(Outcome::UsageOrIo);
+            let why = "no ks= on the kernel command line: the console install starts, and it takes neither --dry-run nor --disk (give a ks= for a scripted install)";
+            return Ok(refuse(&sinks, Outcome::UsageOrIo, why));
         }
-        let http = c.net.http(&c.sysroot, &boot)?;
-        sinks.connect(&c.net, &http)?;
-        let o = start_interactive_console(&a, boot.media.clone(), &http)?;
+        let media = match a.media.clone().or(boot.media.clone()) {
+            Some(m) => m,
+            None => match cdrom::installer_media(&c.sysroot) {
+                Ok((location, _)) => location,
+                Err(e) => return Ok(refuse(&sinks, Outcome::Media, &e)),
+            },
+        };
+        let o = super::interactive::run_console(
+            &c.sysroot,
+            &media,
+            None,
+            c.cmdline.as_deref(),
+            &c.dpu,
+            &http,
+        )?;
         sinks.finish(o, started);
         return Ok(o);
     }
-    let http = c.net.http(&c.sysroot, &boot)?;
-    sinks.connect(&c.net, &http)?;
     let sink = sinks.tee();
 
     let wanted: Vec<String> = boot.ks.iter().map(ToString::to_string).collect();
@@ -130,7 +124,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     step.finish();
     let (input, media, cd_drives) = (found.kickstart, found.media, found.cd_drives);
     let ended = driver::execute(&options, &media, input, &boot, &http, &sink, started);
-    install::show_end(c, &ended, started)?;
+    install::show_end(c, &ended, started);
     sinks.finish(ended.outcome, started);
     // A dry run (--dry-run, or the kickstart's dryrun) never reboots.
     if ended.outcome == Outcome::Success && !ended.dry_run {

@@ -258,8 +258,21 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             return Ok(o);
         }
     };
-    let http = a.common.net.http(&a.common.sysroot, &boot)?;
-    sinks.connect(&a.common.net, &http)?;
+    let http = match connect(&a.common, &mut sinks, &boot) {
+        Ok(h) => h,
+        Err(e) => {
+            let o = driver::refuse_early(
+                &options,
+                &sinks.tee(),
+                StepId::Source,
+                Outcome::UsageOrIo,
+                &e,
+                started,
+            );
+            sinks.finish(o, started);
+            return Ok(o);
+        }
+    };
     let ks = match ksinstall::source::kickstart::read_given(&a.ks, &http) {
         Ok(k) => KickstartInput {
             name: k.name,
@@ -280,27 +293,38 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     };
     let ended = driver::execute(&options, &a.media, ks, &boot, &http, &sinks.tee(), started);
-    show_end(&a.common, &ended, started)?;
+    show_end(&a.common, &ended, started);
     sinks.finish(ended.outcome, started);
     Ok(ended.outcome)
 }
 
+/// The HTTP client the options make, and the webhook started with it: a bad `--ca-file` or an
+/// unreadable `--report-token-file` is a refusal like any other (reported, `finished` sent).
+pub fn connect(c: &Common, sinks: &mut Sinks, boot: &BootOptions) -> Result<Http, String> {
+    let http = c.net.http(&c.sysroot, boot).map_err(|e| format!("{e:#}"))?;
+    sinks.connect(&c.net, &http).map_err(|e| format!("{e:#}"))?;
+    Ok(http)
+}
+
 /// After a run: the plan of a dry run (text, or one more JSON line), or the one-line summary.
-pub fn show_end(c: &Common, ended: &Ended, started: Instant) -> anyhow::Result<()> {
+/// A closed stdout (`| head`) must not turn a finished run into a panic: writes are best effort.
+pub fn show_end(c: &Common, ended: &Ended, started: Instant) {
+    use std::io::Write;
     let Some(plan) = &ended.plan else {
-        return Ok(());
+        return;
     };
     if ended.dry_run {
         if ended.outcome != Outcome::Success {
-            return Ok(());
+            return;
         }
+        let mut out = std::io::stdout().lock();
         if c.progress == Progress::Json {
             // One more JSON line in the event stream, so the output stays JSON lines.
             let line = serde_json::json!({"event": "plan", "plan": plan});
-            println!("{}", serde_json::to_string(&line)?);
+            let _ = writeln!(out, "{line}");
         } else {
-            print!("{}", plan.text());
-            println!("Dry run: nothing was written.");
+            let _ = write!(out, "{}", plan.text());
+            let _ = writeln!(out, "Dry run: nothing was written.");
         }
     } else if ended.outcome == Outcome::Success && c.progress != Progress::Json {
         eprintln!(
@@ -311,5 +335,4 @@ pub fn show_end(c: &Common, ended: &Ended, started: Instant) -> anyhow::Result<(
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(())
 }

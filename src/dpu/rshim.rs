@@ -111,19 +111,17 @@ pub(crate) fn read_device(dir: &Path) -> io::Result<RshimDevice> {
 /// its NIC function in recovery), among `dev/rshim*` below the sysroot.
 pub fn find(sysroot: &Path, addresses: &[String]) -> io::Result<Option<RshimDevice>> {
     let dev = sysroot.join("dev");
-    let Ok(entries) = std::fs::read_dir(&dev) else {
+    // Listed through the hardware seam, so `probe --record` sees the look (the devices' own
+    // files are the daemon's, read below).
+    let Ok(sys) = crate::sysroot::Sysroot::new(sysroot) else {
         return Ok(None);
     };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("rshim") && n[5..].chars().all(|c| c.is_ascii_digit())
-            })
-        })
+    let names = sys.list(Path::new("dev")).unwrap_or_default();
+    let dirs: Vec<PathBuf> = names
+        .iter()
+        .filter(|n| n.starts_with("rshim") && n[5..].chars().all(|c| c.is_ascii_digit()))
+        .map(|n| dev.join(n))
         .collect();
-    dirs.sort();
     for d in dirs {
         if !d.join("misc").exists() {
             continue;

@@ -291,8 +291,9 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
     r
 }
 
-/// The argument of `bfrshlog` in the `bfb_post_install` function of `bf.cfg`.
-fn hook_line(cfg: &str) -> Option<String> {
+/// The argument of `bfrshlog` in the `bfb_post_install` function of `bf.cfg`: what a card that
+/// runs the hook logs (the simulator here, the rshim daemon fake in the tests).
+pub fn hook_line(cfg: &str) -> Option<String> {
     let body = cfg.split("bfb_post_install()").nth(1)?;
     let call = body
         .lines()

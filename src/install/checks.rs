@@ -16,6 +16,16 @@ pub(super) fn report_path(o: &Options) -> Result<(), Failure> {
     let Some(path) = &o.report else {
         return Ok(());
     };
+    // A report is a file: `--report /dev/sdb` would write JSON over a disk, even on a dry run.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(stop(
+                StepId::Plan,
+                Outcome::Precondition,
+                format!("--report {}: not a regular file", path.display()),
+            ));
+        }
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -34,7 +44,12 @@ pub(super) fn report_path(o: &Options) -> Result<(), Failure> {
 /// The target must open for writing now (a write-protected card, a read-only image, a disk in
 /// use), or the install would stop after the plan with the DPU perhaps already flashed. An image
 /// still to be created needs a directory that takes it.
-pub(super) fn target_writable(plan: &Plan, disk: Option<DiskOverride<'_>>) -> Result<(), Failure> {
+/// A dry run makes no file to find out: it looks at the directory only.
+pub(super) fn target_writable(
+    plan: &Plan,
+    disk: Option<DiskOverride<'_>>,
+    dry_run: bool,
+) -> Result<(), Failure> {
     let refuse = |what: &Path, e: std::io::Error| {
         stop(
             StepId::Plan,
@@ -47,6 +62,17 @@ pub(super) fn target_writable(plan: &Plan, disk: Option<DiskOverride<'_>>) -> Re
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        if dry_run {
+            let meta = std::fs::metadata(dir).map_err(|e| refuse(dir, e))?;
+            if !meta.is_dir() || meta.permissions().readonly() {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "not a writable directory",
+                );
+                return Err(refuse(dir, e));
+            }
+            return Ok(());
+        }
         let probe = tempfile::tempfile_in(dir).map_err(|e| refuse(dir, e))?;
         drop(probe);
         return Ok(());

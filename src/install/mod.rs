@@ -216,6 +216,14 @@ pub fn run(
         });
         log::warn!("{w}");
     }
+    // Checked here too, not only by the scripted path's plan: the console's plans come straight
+    // from `plan::make`, and a DPU may start flashing beside the lay-down.
+    if let Err(f) = checks::target_writable(plan, disk_override(o), false) {
+        return Ran {
+            applied: None,
+            result: Err(f),
+        };
+    }
     let created = match checks::create_image(o) {
         Ok(c) => c,
         Err(f) => {
@@ -450,20 +458,26 @@ impl Run<'_> {
 
     fn make_plan(&self, ks: &Kickstart, host: &Host) -> Result<Plan, Failure> {
         let started = Instant::now();
-        let disk = match (&self.o.disk, self.o.disk_size) {
-            (Some(path), Some(size)) if !path.exists() => Some(DiskOverride::New {
-                path,
-                size_bytes: size,
-            }),
-            (Some(path), _) => Some(DiskOverride::Existing(path)),
-            (None, _) => None,
-        };
+        let disk = disk_override(self.o);
         let inputs = host.plan_inputs(&self.name, ks, disk, self.o.sector_size);
         let mut plan = plan::make(&inputs).map_err(|e| stop(StepId::Plan, e.outcome, e.message))?;
         plan.check_media &= !self.o.skip_media_check;
-        checks::target_writable(&plan, disk)?;
+        checks::target_writable(&plan, disk, self.dry_run)?;
         self.sink.record(StepId::Plan, started);
         Ok(plan)
+    }
+}
+
+/// The target named with `--disk`: an image still to be created (`--disk-size`), or one that is
+/// there.
+fn disk_override(o: &Options) -> Option<DiskOverride<'_>> {
+    match (&o.disk, o.disk_size) {
+        (Some(path), Some(size)) if !path.exists() => Some(DiskOverride::New {
+            path,
+            size_bytes: size,
+        }),
+        (Some(path), _) => Some(DiskOverride::Existing(path)),
+        (None, _) => None,
     }
 }
 

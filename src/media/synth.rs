@@ -181,9 +181,7 @@ pub fn make_iso(dir: &Path, iso: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use super::verify::hex;
 
 /// The VIB a module belongs to: esx-base for the base system's, else one VIB per module file
 /// (`lsi_msgp.v00`, `.v01`, `.v02` are three VIBs, each with a payload `lsi_msgp`, as on real media).

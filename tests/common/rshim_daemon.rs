@@ -474,20 +474,10 @@ fn release(state: &Arc<Mutex<State>>, node: u64, fh: u64) {
     });
 }
 
-/// The argument of `bfrshlog` in the `bfb_post_install` function of `bf.cfg`.
-fn hook_line(cfg: &str) -> Option<String> {
-    let body = cfg.split("bfb_post_install()").nth(1)?;
-    let call = body
-        .lines()
-        .find(|l| l.trim_start().starts_with("bfrshlog "))?;
-    let arg = call.trim_start().strip_prefix("bfrshlog ")?.trim();
-    Some(arg.trim_matches('"').to_string())
-}
-
 fn card_lines(st: &State) -> Vec<String> {
     let cfg_at = st.config.bfb_len.unwrap_or(0) as usize;
     let cfg = String::from_utf8_lossy(st.seen.stream.get(cfg_at..).unwrap_or_default());
-    let hook = hook_line(&cfg);
+    let hook = ksinstall::dpu::sim::hook_line(&cfg);
     let installed = |extra: Option<&str>| {
         let mut v = vec![
             "INFO: bf.cfg found".to_string(),
