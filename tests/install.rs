@@ -1205,6 +1205,20 @@ fn refusals_write_the_report_and_end_the_event_stream() {
     assert_eq!(events(&out).last().unwrap()["event"], "finished");
     assert_eq!(read_report()["error"]["step"], "source");
 
+    // A refusal before the kickstart never writes its report over a device either.
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["boot", "--cmdline", "ks=uuid:1234", "--report", "/dev/null"])
+        .arg("--sysroot")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("--report /dev/null: not a regular file"),
+        "{}",
+        text(&out)
+    );
+
     // `boot` without ks= refuses --dry-run the same way (the console cannot honour it).
     let _ = std::fs::remove_file(&report);
     let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))

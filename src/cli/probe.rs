@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ksinstall::exit::Outcome;
-use ksinstall::inventory::{disk::human_size, Inventory};
+use ksinstall::inventory::Inventory;
+use ksinstall::size::human as human_size;
 
 /// Show the disks and DPUs the installer sees, or record them as a test fixture.
 #[derive(Debug, clap::Args)]

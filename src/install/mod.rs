@@ -325,6 +325,11 @@ pub fn refuse_early(
     started: Instant,
 ) -> Outcome {
     fail(sink, step, outcome, message);
+    // The same check as every run's: a refusal never writes its report over a device.
+    if let Err(f) = checks::report_path(o) {
+        eprintln!("ksinstall: error: {}", f.message);
+        return outcome;
+    }
     if let Some(path) = &o.report {
         let mut r = InstallReport::without_plan(None, outcome, o.dry_run);
         r.elapsed_ms = elapsed_ms(started);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::content::{self, DiskContent};
-use super::sysfs::Sysroot;
+use crate::sysroot::Sysroot;
 
 /// How the disk is attached, from the sysfs device path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,7 +128,7 @@ impl Disk {
             "{} ({}, {}, {}, {})",
             self.name,
             self.kernel_name,
-            human_size(self.size_bytes),
+            crate::size::human(self.size_bytes),
             self.transport.as_str(),
             self.description()
         )
@@ -162,9 +162,6 @@ impl Disk {
         out
     }
 }
-
-/// Sizes for people: one rule across the program (`crate::size::human`, binary units).
-pub use crate::size::human as human_size;
 
 /// Linux controller driver -> ESXi driver doing the same job. UNCONFIRMED beyond the names seen in
 /// the ESXi 8 boot module list (layout.md §4); lets `--firstdisk=vmw_ahci` work on Linux.

@@ -18,7 +18,7 @@ pub mod record;
 pub mod select;
 // The one hardware seam lives beside the stages (crate::sysroot): the source stage reads the
 // kernel command line and the CD drives through it too.
-use crate::sysroot as sysfs;
+use crate::sysroot;
 
 pub use catalog::{Catalog, Role};
 pub use content::{Bootbank, DiskContent, EsxInstall, PartitionTable};
@@ -47,7 +47,7 @@ impl Inventory {
         sysroot: &Path,
         catalog: &Catalog,
     ) -> anyhow::Result<Inventory> {
-        let sys = sysfs::Sysroot::new(sysroot)?;
+        let sys = sysroot::Sysroot::new(sysroot)?;
         // Every Linux system has sys/block; without it this is not a sysroot, and an empty
         // inventory would read as "a machine without disks".
         if !sys.host_path(Path::new("sys/block")).is_dir() {
@@ -59,7 +59,7 @@ impl Inventory {
         Inventory::read_from(&sys, catalog)
     }
 
-    fn read_from(sys: &sysfs::Sysroot, catalog: &Catalog) -> anyhow::Result<Inventory> {
+    fn read_from(sys: &sysroot::Sysroot, catalog: &Catalog) -> anyhow::Result<Inventory> {
         let disks = disk::read_disks(sys).context("reading disks")?;
         let functions = pci::read_functions(sys).context("reading PCI functions")?;
         let slots = pci::read_slots(sys).context("reading PCI slots")?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::catalog::{Catalog, PciIds, Role};
-use super::sysfs::Sysroot;
+use crate::sysroot::Sysroot;
 
 /// One PCI function as sysfs shows it under `sys/bus/pci/devices/<address>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::sysfs::{join_lexically, Sysroot};
 use super::{disk, pci};
+use crate::sysroot::{join_lexically, Sysroot};
 
 /// Bytes copied per attribute file at most; sysfs text attributes are far smaller.
 const MAX_FILE_BYTES: u64 = 64 * 1024;

@@ -1,11 +1,11 @@
 //! Drawing the console screens. Only ASCII and the 8 basic colours, so that a Linux VT font and
 //! a serial terminal show the same thing as an xterm.
 
-use ksinstall::inventory::disk::human_size;
 use ksinstall::inventory::DiskContent;
 use ksinstall::kickstart::grammar::KEYBOARDS;
 use ksinstall::plan::Plan;
 use ksinstall::report::{Event, StepId};
+use ksinstall::size::human as human_size;
 use ksinstall::storage::{Action, Filesystem, Role};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

@@ -413,7 +413,7 @@ impl App {
                     self.disk_error = Some(format!(
                         "{} is too small: ESXi needs at least {} here",
                         d.kernel_name,
-                        ksinstall::inventory::disk::human_size(d.minimum_size())
+                        ksinstall::size::human(d.minimum_size())
                     ));
                     return;
                 }
