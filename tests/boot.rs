@@ -109,12 +109,7 @@ fn bank_boot_cfg(img: &str) -> Option<String> {
     ok.then_some(out)
 }
 
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::json_lines;
 
 #[test]
 fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_serial() {

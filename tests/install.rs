@@ -1117,14 +1117,6 @@ fn what_the_run_needs_is_checked_before_the_first_write() {
     refused(&out, 4, "/nonexistent: No such file or directory");
 }
 
-/// The JSON events of a run.
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn refusals_write_the_report_and_end_the_event_stream() {
     let s = Setup::new("32M");
@@ -1171,7 +1163,7 @@ fn refusals_write_the_report_and_end_the_event_stream() {
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         let out = s.install(&s.ks(ks), &refs);
         assert_eq!(out.status.code(), Some(code), "{ks}: {}", text(&out));
-        let ev = events(&out);
+        let ev = common::json_lines(&out);
         let last = ev.last().expect("events");
         assert_eq!(last["event"], "finished", "{ks}");
         assert_eq!(last["exit_code"], code, "{ks}");
@@ -1191,7 +1183,10 @@ fn refusals_write_the_report_and_end_the_event_stream() {
         "{}",
         text(&out)
     );
-    assert_eq!(events(&out).last().unwrap()["event"], "finished");
+    assert_eq!(
+        common::json_lines(&out).last().unwrap()["event"],
+        "finished"
+    );
     assert_eq!(read_report()["error"]["step"], "source");
 
     // A CA file that is not there: refused like any other input, with the report and `finished`.
@@ -1202,7 +1197,10 @@ fn refusals_write_the_report_and_end_the_event_stream() {
     let out = s.install(&s.ks(&ks_text("")), &refs);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("/nonexistent/ca.pem"), "{}", text(&out));
-    assert_eq!(events(&out).last().unwrap()["event"], "finished");
+    assert_eq!(
+        common::json_lines(&out).last().unwrap()["event"],
+        "finished"
+    );
     assert_eq!(read_report()["error"]["step"], "source");
 
     // A refusal before the kickstart never writes its report over a device either.
@@ -1237,7 +1235,10 @@ fn refusals_write_the_report_and_end_the_event_stream() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(events(&out).last().unwrap()["event"], "finished");
+    assert_eq!(
+        common::json_lines(&out).last().unwrap()["event"],
+        "finished"
+    );
     assert_eq!(read_report()["error"]["step"], "source");
 }
 

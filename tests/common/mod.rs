@@ -239,3 +239,11 @@ pub fn lower_case_tree(dir: &Path) {
     );
     assert!(ok, "{err}");
 }
+
+/// The JSON lines a run printed on stdout (`--progress json`).
+pub fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
