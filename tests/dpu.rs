@@ -501,17 +501,82 @@ fn dpu_rules_are_checked_before_anything_is_written() {
         "{}",
         text(&out)
     );
+}
 
-    // A BlueField in NIC mode.
-    std::fs::write(h.path("ks.cfg"), KS).unwrap();
-    drop(_sim);
+/// The card as rshim shows it in a mode in which ESXi does not use it as a DPU.
+fn card_not_a_dpu(h: &Host, mode: &str) -> RshimSim {
     let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
-    c.bf_mode = "NIC mode".into();
-    let _sim = h.rshim(c);
-    let out = h.install(&[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("NIC mode"), "{}", text(&out));
-    assert!(!h.path("disk.img").exists());
+    if mode == "NIC mode" {
+        c.bf_mode = "NIC mode".into();
+    }
+    let sim = h.rshim(c);
+    if mode == "SECURE_NIC_MODE" {
+        let misc = h.sysroot.join("dev/rshim0/misc");
+        let text = std::fs::read_to_string(&misc).unwrap();
+        std::fs::write(
+            &misc,
+            text.replace("SECURE_NIC_MODE 0", "SECURE_NIC_MODE 1"),
+        )
+        .unwrap();
+    }
+    sim
+}
+
+#[test]
+fn a_card_esxi_would_not_use_as_a_dpu_is_left_alone_and_the_host_installed_without_dse() {
+    for mode in ["NIC mode", "SECURE_NIC_MODE"] {
+        // Named by --dpuPciSlots: the user asked for DSE on it, so nothing is written.
+        let h = Host::new("bluefield3");
+        let sim = card_not_a_dpu(&h, mode);
+        std::fs::write(
+            h.path("ks.cfg"),
+            KS.replace(
+                "--overwritevmfs",
+                "--overwritevmfs --dpuPciSlots=0000:ca:00",
+            ),
+        )
+        .unwrap();
+        let out = h.install(&[]);
+        assert_eq!(out.status.code(), Some(3), "{mode}: {}", text(&out));
+        assert!(text(&out).contains("--dpuPciSlots names"), "{}", text(&out));
+        assert!(text(&out).contains(mode), "{mode}: {}", text(&out));
+        assert!(!h.path("disk.img").exists());
+
+        // Not named: ESXi goes on the host alone, the card gets nothing, and the plan, the
+        // report and the fleet check all say so.
+        std::fs::write(h.path("ks.cfg"), KS).unwrap();
+        let out = h.install(&[]);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}", text(&out));
+        h.check_host_disk();
+        let got = sim.finish();
+        assert_eq!(got.bytes, 0, "{mode}: the card was sent a boot stream");
+        assert!(
+            got.commands.is_empty(),
+            "{mode}: misc was written: {:?}",
+            got.commands
+        );
+        let report = h.report();
+        assert_eq!(report["dpus"].as_array().map(Vec::len), Some(0));
+        let left = &report["dpus_not_used"][0];
+        assert_eq!(left["address"], "0000:ca:00", "{report:#}");
+        assert!(left["reason"].as_str().unwrap().contains(mode), "{left:#}");
+        let warned = report["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str()
+                .unwrap()
+                .contains("without Distributed Services Engine")
+        });
+        assert!(warned, "{report:#}");
+        let check = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .args(["cluster", "check", "--format", "json"])
+            .arg(h.path("report.json"))
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+        assert!(
+            v.to_string().contains("dpu_enabled"),
+            "{mode}: cluster check: {v:#}"
+        );
+    }
 }
 
 #[test]
@@ -519,7 +584,11 @@ fn host_rules_of_distributed_services_engine() {
     // Two DPUs, an unsupported one, a slot without one: refused before anything is written.
     for (fixture, extra, says) in [
         ("two-dpus", "", "this host has 2 DPUs"),
-        ("bluefield1", "", "a DPU that vSphere 8 does not support"),
+        (
+            "bluefield1",
+            " --dpuPciSlots=1",
+            "--dpuPciSlots names slot \"1\", which holds no supported DPU",
+        ),
         (
             "bluefield3",
             " --dpuPciSlots=9",
@@ -542,6 +611,20 @@ fn host_rules_of_distributed_services_engine() {
         );
         assert!(!h.path("disk.img").exists());
     }
+
+    // A model vSphere 8 does not support is not a DPU to ESXi: the host installs without it.
+    let h = Host::new("bluefield1");
+    let out = h.install(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left = &h.report()["dpus_not_used"][0];
+    assert_eq!(left["supported_model"], false, "{left:#}");
+    assert!(
+        left["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a model vSphere 8 does not support"),
+        "{left:#}"
+    );
 
     // ESXi 7 media on a DPU host.
     let h = Host::new("bluefield3");

@@ -219,6 +219,9 @@ fn write_dpus(out: &mut String, inv: &Inventory, observed: &[ksinstall::dpu::Obs
             if let Some(problem) = &o.problem {
                 let _ = writeln!(out, "    cannot install now: {problem}");
             }
+            if let Some(mode) = o.not_a_dpu {
+                let _ = writeln!(out, "    not a DPU now: {mode}; to use it: {}", mode.fix());
+            }
         }
     }
 }

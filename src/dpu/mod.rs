@@ -112,6 +112,10 @@ pub struct Observed {
     pub versions: Vec<VersionEntry>,
     /// Why the card cannot be installed through its interface now.
     pub problem: Option<String>,
+    /// Set when the card runs in a mode in which ESXi does not use it as a DPU: the host is
+    /// installed without Distributed Services Engine (docs/DPU.md).
+    #[serde(default)]
+    pub not_a_dpu: Option<NotADpu>,
     /// Which function the interface is reached through, and why (a DSC: the bound driver).
     pub reached_through: Option<String>,
 }
@@ -125,6 +129,7 @@ impl Observed {
             software: None,
             versions: Vec::new(),
             problem: None,
+            not_a_dpu: None,
             reached_through: None,
         }
     }
@@ -190,22 +195,48 @@ fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
     }
     // rshim tells the chip and the card, not the OS or firmware versions it runs: a BlueField
     // is always installed (docs/DPU.md).
+    // bfb-install's own test for NIC mode: `misc` says "NIC mode" (its mlxconfig query of
+    // INTERNAL_CPU_OFFLOAD_ENGINE needs NVIDIA's MFT, which the installer image does not carry).
     if dev
         .bf_mode
         .as_deref()
         .is_some_and(|m| m.to_ascii_lowercase().contains("nic mode"))
     {
-        o.problem = Some(format!(
-            "{}: the BlueField is in NIC mode; vSphere Distributed Services Engine needs DPU mode",
-            dev.dir.display()
-        ));
+        o.not_a_dpu = Some(NotADpu::NicMode);
+    } else if dev.secure_nic_mode {
+        o.not_a_dpu = Some(NotADpu::SecureNicMode);
     } else if dev.drop_mode {
         o.problem = Some(rshim::take_back_hint(&dev.dir));
-    } else if dev.secure_nic_mode {
-        o.problem = Some(format!(
-            "{}: SECURE_NIC_MODE is on, which disables rshim's boot device over PCIe",
-            dev.dir.display()
-        ));
+    }
+}
+
+/// A mode in which a supported BlueField is not a DPU to ESXi.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotADpu {
+    /// `BF_MODE` says NIC mode: the card behaves as a plain adapter and its Arm cores own
+    /// nothing (NVIDIA, "Modes of Operation").
+    NicMode,
+    /// `SECURE_NIC_MODE 1`: the card is locked; rshim cannot push a boot stream over PCIe.
+    SecureNicMode,
+}
+
+impl std::fmt::Display for NotADpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotADpu::NicMode => "the BlueField is in NIC mode (rshim's misc: BF_MODE NIC mode), so ESXi uses it as a network adapter, not as a DPU",
+            NotADpu::SecureNicMode => "the BlueField is in SECURE_NIC_MODE, which disables rshim's boot device over PCIe, so no DPU software can be put on it from the host",
+        })
+    }
+}
+
+impl NotADpu {
+    /// How an operator makes the card a DPU again (NVIDIA's documented ways).
+    pub fn fix(self) -> &'static str {
+        match self {
+            NotADpu::NicMode => "switch it to DPU mode (mlxconfig -d <PF0> s INTERNAL_CPU_OFFLOAD_ENGINE=0, or the card BMC's Redfish Mode.Set DpuMode), power-cycle the host, and install again",
+            NotADpu::SecureNicMode => "turn SECURE_NIC_MODE off from the card's side (its BMC or the Arm OS), then install again",
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Rule {
     OneDpu,
     /// The DPU is a model vSphere 8 supports.
     SupportedDpu,
+    /// The host's install made its card a DPU (a card in NIC mode is left alone).
+    DpuEnabled,
     /// Every DPU is the same vendor and model.
     SameModel,
     /// Every host carries the same image version and build.
@@ -212,6 +214,16 @@ fn dpu_finding(
             h,
             format!("{}: not supported by vSphere 8", d.describe()),
             format!("replace it with a {want_model}"),
+        )),
+        [d] if d.not_used.is_some() => Some(broken(
+            Rule::DpuEnabled,
+            h,
+            format!(
+                "{}: the install did not make it a DPU: {}",
+                d.describe(),
+                d.not_used.as_deref().unwrap_or_default()
+            ),
+            "put the card in DPU mode and install the host again (docs/DPU.md)".into(),
         )),
         [d] => {
             let m = expected_model?;

@@ -52,6 +52,8 @@ pub struct DpuRecord {
     pub esxio_build: Option<String>,
     /// Whether the payload carried ESXio components (reports only; `None` from a probe).
     pub esxio_included: Option<bool>,
+    /// Why the install left the card alone instead of making it a DPU (reports only).
+    pub not_used: Option<String>,
 }
 
 impl DpuRecord {
@@ -169,6 +171,7 @@ fn card(d: &Value, i: usize) -> Result<DpuRecord, String> {
         firmware: None,
         esxio_build: None,
         esxio_included: None,
+        not_used: None,
     })
 }
 
@@ -181,7 +184,8 @@ fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> H
         },
         build: m.build.clone(),
     });
-    let dpus = r.dpus.iter().map(report_dpu).collect();
+    let mut dpus: Vec<DpuRecord> = r.dpus.iter().map(report_dpu).collect();
+    dpus.extend(r.dpus_not_used.iter().map(not_used_dpu));
     HostRecord {
         name: name.to_string(),
         source: source.to_string(),
@@ -229,6 +233,24 @@ fn report_dpu(d: &crate::install::report::ReportDpu) -> DpuRecord {
             })
             .flatten(),
         esxio_included: given.then(|| p.parts.iter().any(|x| x.kind == "esxio")),
+        not_used: None,
+    }
+}
+
+/// A card the install left alone (NIC mode, an unsupported model): still a card of the host.
+fn not_used_dpu(n: &crate::plan::NotUsedDpu) -> DpuRecord {
+    DpuRecord {
+        catalog_id: n.catalog_id.clone(),
+        vendor: n.vendor.clone(),
+        model: n.model.clone(),
+        generation: n.generation.clone(),
+        supported: n.supported_model,
+        address: n.address.clone(),
+        slot: n.slot.clone(),
+        firmware: None,
+        esxio_build: None,
+        esxio_included: None,
+        not_used: Some(n.reason.clone()),
     }
 }
 

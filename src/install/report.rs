@@ -72,6 +72,9 @@ pub struct InstallReport {
     pub host: Option<crate::plan::hostconfig::HostConfig>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub dpus: Vec<ReportDpu>,
+    /// Cards left alone because ESXi would not use them as DPUs (absent from older reports).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub dpus_not_used: Vec<crate::plan::NotUsedDpu>,
     pub files: Option<Vec<WrittenFile>>,
     /// Every step the run went through, in order (kickstart, plan, media, apply's steps,
     /// %post). Older reports wrote `null` for a run that stopped before apply.
@@ -119,6 +122,7 @@ impl InstallReport {
             boot_cfg: None,
             host: None,
             dpus: Vec::new(),
+            dpus_not_used: Vec::new(),
             files: None,
             timings: Vec::new(),
             bytes_written: None,
@@ -161,6 +165,7 @@ impl InstallReport {
                     .and_then(|a| a.dpus.iter().find(|x| x.address == d.address).cloned()),
             })
             .collect();
+        self.dpus_not_used = plan.dpus_not_used.clone();
         self.files = applied.map(|a| a.files.clone());
         self.bytes_written = applied.map(|a| a.bytes_written);
         self.warnings = plan.warnings.clone();

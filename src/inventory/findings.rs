@@ -69,12 +69,24 @@ pub enum DpuFinding {
     },
 }
 
+impl DpuFinding {
+    /// Whether the host's install must stop. A model vSphere 8 does not support is not a DPU to
+    /// ESXi: the host is installed without Distributed Services Engine and the card is left as
+    /// it is (docs/DPU.md, "Cards ESXi would not use"), unless `--dpuPciSlots` names it, which
+    /// `SlotWithoutSupportedDpu` covers.
+    pub fn blocks_install(&self) -> bool {
+        !matches!(self, DpuFinding::UnsupportedDpu { .. })
+    }
+}
+
 /// Findings that hold whatever the kickstart says.
 pub(crate) fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
     let mut out = Vec::new();
-    if dpus.len() > 1 {
+    // Only the models vSphere supports count as DPUs: another card is not one to ESXi.
+    let supported: Vec<&Dpu> = dpus.iter().filter(|d| d.supported).collect();
+    if supported.len() > 1 {
         out.push(DpuFinding::MultipleDpus {
-            dpus: dpus.iter().map(DpuLocation::of).collect(),
+            dpus: supported.iter().map(|d| DpuLocation::of(d)).collect(),
         });
     }
     for d in dpus {

@@ -139,6 +139,22 @@ pub struct DpuPlan {
     pub after_host: Option<String>,
 }
 
+/// A card in the host that this install does not make a DPU, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotUsedDpu {
+    pub name: String,
+    pub address: String,
+    pub slot: Option<String>,
+    /// The `firmware/dpus.toml` entry.
+    pub catalog_id: String,
+    pub vendor: String,
+    pub model: String,
+    pub generation: String,
+    /// Whether vSphere 8 supports the model (a supported card in NIC mode is still not used).
+    pub supported_model: bool,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MediaSummary {
@@ -173,6 +189,8 @@ pub struct Plan {
     pub host: HostConfig,
     pub post_scripts: Vec<ScriptPlan>,
     pub dpus: Vec<DpuPlan>,
+    /// Cards ESXi would not use as DPUs, left as they are (docs/DPU.md).
+    pub dpus_not_used: Vec<NotUsedDpu>,
     /// Hash every host component of the media before the first write (local media; off with
     /// `--skip-media-check`). The DPU's components are checked as its payload is packed.
     pub check_media: bool,
@@ -484,6 +502,75 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
 /// and the host has an interface that is a function of the card: resetting the card takes that
 /// port down, and a transfer under way would break. Every interface of the card counts, not only
 /// the one routing to the media: the route can move to it, and waiting costs only overlap.
+/// Cards in the host that this install leaves alone because ESXi would not use them as DPUs:
+/// models vSphere 8 does not support. ESXi installs such a host without Distributed Services
+/// Engine (docs/DPU.md, "Cards ESXi would not use").
+fn unsupported_cards(i: &Inputs<'_>) -> Vec<NotUsedDpu> {
+    i.inventory
+        .dpus
+        .iter()
+        .filter(|d| !d.supported)
+        .map(|d| NotUsedDpu {
+            name: format!("{} {} in {}", d.vendor, d.model, d.location()),
+            address: d.address.clone(),
+            slot: d.slot.clone(),
+            catalog_id: d.catalog_id.clone(),
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            generation: d.generation.clone(),
+            supported_model: false,
+            reason: format!(
+                "a model vSphere 8 does not support{}: ESXi does not use it as a DPU",
+                d.note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+        })
+        .collect()
+}
+
+/// A supported card that its interface says is not a DPU now (NIC mode, SECURE_NIC_MODE):
+/// left alone and listed, or a refusal when `--dpuPciSlots` asks for it by name.
+fn not_a_dpu(
+    i: &Inputs<'_>,
+    d: &crate::inventory::pci::Dpu,
+    slots: &[String],
+    not_used: &mut Vec<NotUsedDpu>,
+) -> Result<bool, PlanError> {
+    let Some(mode) = i
+        .dpu_observed
+        .iter()
+        .find(|o| o.address == d.address)
+        .and_then(|o| o.not_a_dpu)
+    else {
+        return Ok(false);
+    };
+    let name = format!("{} {} in {}", d.vendor, d.model, d.location());
+    let named = slots
+        .iter()
+        .map(|s| s.trim())
+        .any(|s| d.slot.as_deref() == Some(s) || d.address.eq_ignore_ascii_case(s));
+    if named {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!("--dpuPciSlots names {name}, but {mode}; {}", mode.fix()),
+        ));
+    }
+    not_used.push(NotUsedDpu {
+        name,
+        address: d.address.clone(),
+        slot: d.slot.clone(),
+        catalog_id: d.catalog_id.clone(),
+        vendor: d.vendor.clone(),
+        model: d.model.clone(),
+        generation: d.generation.clone(),
+        supported_model: true,
+        reason: mode.to_string(),
+    });
+    Ok(true)
+}
+
 fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<String> {
     if i.media.is_local() {
         return None;
@@ -499,22 +586,33 @@ fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<Str
     })
 }
 
-fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>, PlanError> {
+fn dpu_plans(
+    i: &Inputs<'_>,
+    warnings: &mut Vec<String>,
+    not_used: &mut Vec<NotUsedDpu>,
+) -> Result<Vec<DpuPlan>, PlanError> {
     let slots = i
         .kickstart
         .action
         .as_ref()
         .map(|a| a.dpu_pci_slots.clone())
         .unwrap_or_default();
-    // Every finding is a Distributed Services Engine rule the install must not break: more than
-    // one DPU, an unsupported or unrecovered DPU, --dpuPciSlots naming a slot without one.
+    // Every blocking finding is a Distributed Services Engine rule the install must not break:
+    // more than one DPU, an unrecovered DPU, --dpuPciSlots naming a slot without one.
     let findings = i.inventory.dpu_findings(&slots);
-    if !findings.is_empty() {
-        let all: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
-        return Err(refuse(Outcome::Precondition, all.join("; ")));
+    let blocking: Vec<String> = findings
+        .iter()
+        .filter(|f| f.blocks_install())
+        .map(|f| f.to_string())
+        .collect();
+    if !blocking.is_empty() {
+        return Err(refuse(Outcome::Precondition, blocking.join("; ")));
     }
     let mut out = Vec::new();
     for d in i.inventory.dpus.iter().filter(|d| d.supported) {
+        if not_a_dpu(i, d, &slots, not_used)? {
+            continue;
+        }
         let esxio = i.media.manifest.dpu_components().count();
         let version_ok = i
             .media
@@ -701,7 +799,14 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let action = check_request(ks)?;
     let (target, existing) = choose_target(i, &mut warnings)?;
     check_existing(action, &target, &existing, &mut warnings)?;
-    let dpus = dpu_plans(i, &mut warnings)?;
+    let mut dpus_not_used = unsupported_cards(i);
+    let dpus = dpu_plans(i, &mut warnings, &mut dpus_not_used)?;
+    for n in &dpus_not_used {
+        warnings.push(format!(
+            "{}: not used as a DPU ({}); ESXi is installed on the host without Distributed Services Engine, and the card is left as it is",
+            n.name, n.reason
+        ));
+    }
     check_disks(i, &target)?;
     let layout = layout_for(i, action, &target, &existing, &mut warnings)?;
     let media = i.media;
@@ -730,6 +835,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         host: hostconfig::host_config(ks),
         post_scripts,
         dpus,
+        dpus_not_used,
         check_media: i.media.is_local(),
         reboot: ks.reboot.as_ref().map(|r| r.no_eject),
         warnings,

@@ -195,8 +195,11 @@ impl Webhook {
             };
             let mut receiver_down = false;
             for event in rx {
+                // The last event is always tried in full: the receiver may have been out of
+                // reach only for a while (a DPU's reset takes down a port the route uses).
+                let last = matches!(event, Event::Finished { .. });
                 for body in shaper.bodies(&event) {
-                    let attempts = if receiver_down { 1 } else { ATTEMPTS };
+                    let attempts = if receiver_down && !last { 1 } else { ATTEMPTS };
                     match http.post_json(&url, &headers, &body, attempts) {
                         Ok(()) => receiver_down = false,
                         Err(e) => {

@@ -398,7 +398,17 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
             if d.supported { "yes" } else { "no" }
         )));
         let action = planned.and_then(|p| p.dpus.iter().find(|x| x.address == d.address));
+        let left_alone =
+            planned.and_then(|p| p.dpus_not_used.iter().find(|x| x.address == d.address));
         match action {
+            None if left_alone.is_some() => {
+                let why = left_alone.map(|n| n.reason.as_str()).unwrap_or_default();
+                lines.push(Line::styled(
+                    "  This install leaves it alone: ESXi is installed without DSE.",
+                    WARNING,
+                ));
+                lines.push(Line::styled(format!("    {why}"), WARNING));
+            }
             None if findings.is_empty() => {
                 lines.push(Line::raw("  This install: no plan (see below)"));
             }
