@@ -355,19 +355,47 @@ fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> R
     Ok(())
 }
 
+/// How one medium differs from the default of its version: another build (upgrade tests need
+/// builds A < B < C of one release) and modules left out (a VIB the new image no longer has).
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    /// `build=` of BOOT.CFG and every VIB's version: `8.0.3-0.35.24280800`. It must start with
+    /// the version. Default: `VERSION-0.35.<24280767 + seed % 1000>`.
+    pub build: Option<String>,
+    /// Module files (`qflge.v00`) not on the medium: neither the file, its VIB, nor BOOT.CFG.
+    pub omit: Vec<String>,
+}
+
 pub fn mkmedia(o: &Options) -> Result<Manifest> {
+    mkmedia_with(o, &Variant::default())
+}
+
+pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
     let parts: Vec<&str> = o.version.split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
         bail!("--version wants MAJOR.MINOR.PATCH, not {}", o.version);
     }
     std::fs::create_dir_all(&o.out).with_context(|| format!("{}", o.out.display()))?;
-    let build = format!(
-        "{}-0.35.{}",
-        o.version,
-        24_280_767u64.wrapping_add(o.seed % 1000)
-    );
+    let build = match &v.build {
+        Some(b) if b.starts_with(&format!("{}-", o.version)) => b.clone(),
+        Some(b) => bail!("--build {b} does not start with the version {}-", o.version),
+        None => format!(
+            "{}-0.35.{}",
+            o.version,
+            24_280_767u64.wrapping_add(o.seed % 1000)
+        ),
+    };
+    for m in &v.omit {
+        if m == "b.b00"
+            || !MODULES.split_whitespace().any(|n| n == m)
+            || super::real::NOT_COVERED.contains(&m.as_str())
+        {
+            bail!("--omit {m}: not a module of the image that can be left out");
+        }
+    }
     let names: Vec<&str> = std::iter::once("b.b00")
         .chain(MODULES.split_whitespace())
+        .filter(|n| !v.omit.iter().any(|m| m == n))
         .collect();
     let budget = o
         .size
