@@ -213,12 +213,14 @@ pub(super) fn plan_upgrade(
             ))
         }
         (Some(f), Some(t)) => t < f,
-        _ => return Err(refuse(
-            Outcome::Precondition,
-            format!(
+        _ => {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
                 "upgrade: cannot compare the installed build \"{from}\" with the media's \"{to}\""
             ),
-        )),
+            ))
+        }
     };
     if downgrade {
         if !allow_errors {
