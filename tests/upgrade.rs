@@ -501,3 +501,109 @@ fn bank_choice_follows_esx_boot_rules() {
         Some(5)
     );
 }
+
+/// splitmix64: the kill points, seeded from the clock (printed, so a failure can be replayed
+/// with KILL_SEED=N).
+struct Points(u64);
+impl Points {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[test]
+fn kill_9_at_random_points_of_an_upgrade_leaves_the_old_bank_booting_and_a_rerun_succeeds() {
+    let s = Setup::new();
+    let base = s.installed_a("base.img");
+    let bank5 = range(&base, P5);
+    let esp = range(&base, P1);
+    let gpt = hash_range(&base, 0, 34 * 512);
+    let bank6_empty = range(&base, P6);
+    let ks = s.ks("upgrade.cfg", UPGRADE);
+    let command = |disk: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ksinstall"));
+        c.arg("install")
+            .arg("--ks")
+            .arg(&ks)
+            .arg("--media")
+            .arg(s.path("B"))
+            .arg("--sysroot")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+            .args(["--cmdline", "", "--skip-media-check"])
+            .arg("--disk")
+            .arg(disk)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    // How long a whole upgrade takes here: the kills fall anywhere in it (and a little after).
+    let timing = s.path("timing.img");
+    common::cp_a(&base, &timing);
+    let started = std::time::Instant::now();
+    assert!(command(&timing).status().unwrap().success());
+    let whole_us = started.elapsed().as_micros() as u64;
+    std::fs::remove_file(&timing).unwrap();
+
+    let seed = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill points: KILL_SEED={seed}, a whole upgrade takes {whole_us} us");
+    let mut points = Points(seed);
+    let (mut mid_write, mut finished) = (0, 0);
+    for trial in 0..24 {
+        let disk = s.path("trial.img");
+        let _ = std::fs::remove_file(&disk);
+        common::cp_a(&base, &disk);
+        let delay = points.next() % (whole_us + whole_us / 10);
+        let mut child = command(&disk).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(delay));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        let at = format!("trial {trial}, killed after {delay} us ({status})");
+        // The old bank, the ESP and the GPT are exactly as before, whatever happened.
+        assert_eq!(range(&disk, P5), bank5, "{at}: bank 5 changed");
+        assert_eq!(range(&disk, P1), esp, "{at}: the ESP changed");
+        assert_eq!(hash_range(&disk, 0, 34 * 512), gpt, "{at}: the GPT changed");
+        let now = boots(&disk);
+        if now == Some(6) {
+            // Killed after boot.cfg was written and synced: the upgrade is complete.
+            let cfg = boot_cfg(&disk, P6).unwrap();
+            assert!(
+                cfg.contains("updated=2\n") && cfg.contains(&format!("build={BUILD_B}\n")),
+                "{at}: {cfg}"
+            );
+            finished += 1;
+            continue;
+        }
+        assert_eq!(now, Some(5), "{at}: bank 5 no longer boots");
+        if range(&disk, P6) != bank6_empty {
+            mid_write += 1;
+        }
+        // A rerun of the same upgrade succeeds and the new bank then boots.
+        let out = command(&disk).output().unwrap();
+        assert!(out.status.success(), "{at}: the rerun failed");
+        assert_eq!(boots(&disk), Some(6), "{at}: after the rerun");
+        assert_eq!(range(&disk, P5), bank5, "{at}: the rerun changed bank 5");
+        let cfg = boot_cfg(&disk, P6).unwrap();
+        assert!(
+            cfg.contains("bootstate=1\n") && cfg.contains("updated=2\n"),
+            "{at}: {cfg}"
+        );
+    }
+    eprintln!("{mid_write} kills landed while bank 6 was being written, {finished} after the end");
+    assert!(
+        mid_write >= 8,
+        "only {mid_write} of 24 kills landed while bank 6 was being written (KILL_SEED={seed})"
+    );
+    let _ = std::fs::remove_file(s.path("trial.img"));
+}
