@@ -36,6 +36,9 @@ impl Setup {
         s
     }
     fn media(&self, name: &str, build: &str, omit: &[&str]) {
+        self.media_esxio(name, build, omit, None)
+    }
+    fn media_esxio(&self, name: &str, build: &str, omit: &[&str], esxio: Option<&str>) {
         let o = synth::Options {
             out: self.path(name),
             size: 48 << 20,
@@ -45,6 +48,7 @@ impl Setup {
         let v = synth::Variant {
             build: Some(build.into()),
             omit: omit.iter().map(|s| s.to_string()).collect(),
+            esxio_build: esxio.map(str::to_string),
         };
         synth::mkmedia_with(&o, &v).unwrap();
     }
@@ -57,6 +61,10 @@ impl Setup {
         p
     }
     fn run(&self, media: &str, ks: &Path, disk: &Path, extra: &[&str]) -> Output {
+        self.run_on("plain", media, ks, disk, extra)
+    }
+    /// A run on the machine of fixture `sysroot`.
+    fn run_on(&self, sysroot: &str, media: &str, ks: &Path, disk: &Path, extra: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ksinstall"))
             .arg("install")
             .arg("--ks")
@@ -64,7 +72,11 @@ impl Setup {
             .arg("--media")
             .arg(self.path(media))
             .arg("--sysroot")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures")
+                    .join(sysroot),
+            )
             .args(["--cmdline", ""])
             .arg("--disk")
             .arg(disk)
@@ -606,4 +618,29 @@ fn kill_9_at_random_points_of_an_upgrade_leaves_the_old_bank_booting_and_a_rerun
         "only {mid_write} of 24 kills landed while bank 6 was being written (KILL_SEED={seed})"
     );
     let _ = std::fs::remove_file(s.path("trial.img"));
+}
+
+#[test]
+fn a_dpu_host_is_upgraded_only_when_the_new_image_carries_the_esxio_its_dpu_runs() {
+    let s = Setup::new();
+    // B's host part with A's ESXio: the DPU keeps running what the new image carries.
+    s.media_esxio("B-same-esxio", BUILD_B, &[], Some(BUILD_A));
+    let img = s.installed_a("disk.img");
+    let whole = common::hash_image(&img);
+    let ks = s.ks("upgrade.cfg", UPGRADE);
+    let o = s.run_on("bluefield2", "B", &ks, &img, &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    for want in [
+        format!("the DPU runs ESXio {BUILD_A}"),
+        format!("carry ESXio {BUILD_B}"),
+        "vSphere Lifecycle Manager (vLCM)".into(),
+        "BlueField-2".into(),
+    ] {
+        assert!(t.contains(&want), "{want:?} not in {t}");
+    }
+    assert_eq!(common::hash_image(&img), whole, "nothing written");
+    let o = s.run_on("bluefield2", "B-same-esxio", &ks, &img, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(boots(&img), Some(6));
 }

@@ -325,7 +325,13 @@ fn efiboot_img(loader: &[u8]) -> Result<Vec<u8>> {
 type SynthVib = (String, String, Vec<(String, String)>);
 
 /// Write `imgdb.tgz`: one profile and the VIB descriptors, as VMware's image database has them.
-fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> Result<()> {
+fn write_imgdb(
+    dir: &Path,
+    profile: &str,
+    vibs: &[SynthVib],
+    version: &str,
+    esxio: Option<&str>,
+) -> Result<()> {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
         create(&dir.join("IMGDB.TGZ"))?,
         flate2::Compression::default(),
@@ -342,6 +348,10 @@ fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> R
     let mut list = String::new();
     for (i, (name, xml, files)) in vibs.iter().enumerate() {
         let vendor = if name == "esx-base" { "VMware" } else { "VMW" };
+        let version = match esxio {
+            Some(e) if name.starts_with("esxio") => e,
+            _ => version,
+        };
         list += &format!("<vib><vib-id>{vendor}_bootbank_{name}_{version}</vib-id><payloads>");
         for (payload, file) in files {
             list += &format!("<payload payload-name=\"{payload}\">{file}</payload>");
@@ -364,6 +374,9 @@ pub struct Variant {
     pub build: Option<String>,
     /// Module files (`qflge.v00`) not on the medium: neither the file, its VIB, nor BOOT.CFG.
     pub omit: Vec<String>,
+    /// The version of the ESXio VIBs (`esxio*`: the DPU's part of the unified image), when it
+    /// differs from `build` (a host image whose DPU part is that of another build).
+    pub esxio_build: Option<String>,
 }
 
 pub fn mkmedia(o: &Options) -> Result<Manifest> {
@@ -465,11 +478,21 @@ pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
     let vibs: Vec<_> = vibs
         .into_iter()
         .map(|(name, payloads, files)| {
-            let xml = vib_xml(&name, &build, &payloads);
+            let version = match &v.esxio_build {
+                Some(e) if name.starts_with("esxio") => e,
+                _ => &build,
+            };
+            let xml = vib_xml(&name, version, &payloads);
             (name, xml, files)
         })
         .collect();
-    write_imgdb(&o.out, &format!("ESXi-{build}-standard"), &vibs, &build)?;
+    write_imgdb(
+        &o.out,
+        &format!("ESXi-{build}-standard"),
+        &vibs,
+        &build,
+        v.esxio_build.as_deref(),
+    )?;
     let boot_cfg = BootCfg {
         bootstate: Some(0),
         title: Some("Loading ESXi installer".into()),

@@ -582,11 +582,8 @@ fn dpu_plans(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Result<Vec<DpuPlan>,
                 ),
             ));
         }
-        if let Some(a) = &i.kickstart.action {
-            if a.kind != ActionKind::Install {
-                return Err(refuse(Outcome::Precondition, format!("{} on a host with a DPU ({}): a DPU is enabled only by a fresh install; host and DPU are updated together by image-based lifecycle management", a.kind.command(), d.location())));
-            }
-        }
+        // Only a fresh install gets here (`install`, or `installorupgrade` on a disk without
+        // ESXi): an upgrade keeps the DPU as it is (plan::upgrade::check_dpu).
         let name = format!("{} {} in {}", d.vendor, d.model, d.location());
         let root = i
             .firmware_root

@@ -127,6 +127,7 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
             "--iso" => iso = Some(PathBuf::from(val()?)),
             "--build" => variant.build = Some(val()?.clone()),
             "--omit" => variant.omit.push(val()?.clone()),
+            "--esxio-build" => variant.esxio_build = Some(val()?.clone()),
             other => bail!("mkmedia: unknown argument {other}"),
         }
     }
