@@ -628,7 +628,14 @@ fn a_dpu_host_is_upgraded_only_when_the_new_image_carries_the_esxio_its_dpu_runs
     let img = s.installed_a("disk.img");
     let whole = common::hash_image(&img);
     let ks = s.ks("upgrade.cfg", UPGRADE);
-    let o = s.run_on("bluefield2", "B", &ks, &img, &[]);
+    let refused_report = s.path("refused.json");
+    let o = s.run_on(
+        "bluefield2",
+        "B",
+        &ks,
+        &img,
+        &["--report", refused_report.to_str().unwrap()],
+    );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(3), "{t}");
     for want in [
@@ -640,7 +647,42 @@ fn a_dpu_host_is_upgraded_only_when_the_new_image_carries_the_esxio_its_dpu_runs
         assert!(t.contains(&want), "{want:?} not in {t}");
     }
     assert_eq!(common::hash_image(&img), whole, "nothing written");
-    let o = s.run_on("bluefield2", "B-same-esxio", &ks, &img, &[]);
+    let report = s.path("upgraded.json");
+    let o = s.run_on(
+        "bluefield2",
+        "B-same-esxio",
+        &ks,
+        &img,
+        &["--report", report.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(boots(&img), Some(6));
+
+    // The fleet checks read upgrade reports: the host runs B after the upgrade, still A after
+    // the refused one, and its DPU keeps A's ESXio.
+    let o = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["cluster", "check", "--format", "json"])
+        .arg(&report)
+        .arg(&refused_report)
+        .output()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts[0]["image"]["build"], BUILD_B, "{v}");
+    assert_eq!(hosts[0]["upgraded_from"], BUILD_A);
+    assert_eq!(hosts[0]["dpus"][0]["model"], "BlueField-2");
+    assert_eq!(hosts[0]["dpus"][0]["esxio_build"], BUILD_A);
+    // A refusal before the plan: its report has no image, and the refusal is the finding.
+    assert!(hosts[1]["image"].is_null(), "{v}");
+    assert!(hosts[1]["install"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("vLCM"));
+    assert!(
+        v["verdict"]["findings"]
+            .to_string()
+            .contains("install_succeeded"),
+        "{v}"
+    );
 }

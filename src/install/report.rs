@@ -81,6 +81,9 @@ pub struct InstallReport {
     pub target_bank: Option<u32>,
     #[serde(default)]
     pub rollback_bank: Option<u32>,
+    /// An upgrade: the host's DPUs, left running the ESXio the new image carries.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub kept_dpus: Vec<crate::plan::upgrade::KeptDpu>,
     pub media: Option<MediaSummary>,
     pub target: Option<Target>,
     pub partitions: Option<Vec<PlannedPartition>>,
@@ -135,6 +138,7 @@ impl InstallReport {
             to_build: None,
             target_bank: None,
             rollback_bank: None,
+            kept_dpus: Vec::new(),
             media: None,
             target: None,
             partitions: None,
@@ -159,6 +163,7 @@ impl InstallReport {
             self.from_build = Some(u.from_build.clone());
             self.target_bank = Some(u.target_bank);
             self.rollback_bank = Some(u.running_bank);
+            self.kept_dpus = u.dpus.clone();
         }
         self.media = Some(plan.media.clone());
         self.target = Some(plan.target.clone());

@@ -25,6 +25,22 @@ pub struct CarriedFile {
     pub why: String,
 }
 
+/// A DPU an upgrade leaves as it is: it runs the ESXio the new image carries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeptDpu {
+    pub catalog_id: String,
+    pub vendor: String,
+    pub model: String,
+    pub generation: String,
+    pub supported: bool,
+    pub address: String,
+    pub slot: Option<String>,
+    /// The ESXio build it runs (that of the installed image's ESXio VIBs, the same in the new
+    /// image).
+    pub esxio_build: String,
+}
+
 /// What an upgrade does, beyond the files every plan lists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpgradePlan {
@@ -46,6 +62,8 @@ pub struct UpgradePlan {
     pub untouched: Vec<u32>,
     /// The new media are older than what runs (allowed by --ignoreprereqerrors, with a warning).
     pub downgrade: bool,
+    /// The host's DPUs, left running the ESXio the new image carries.
+    pub dpus: Vec<KeptDpu>,
 }
 
 /// `8.0.3-0.35.24280767` -> ([8, 0, 3], 24280767): the release, then the build number.
@@ -111,10 +129,7 @@ fn check_dpu(
     running: &BankImage,
     media_img: &BankImage,
     to: &str,
-) -> Result<(), PlanError> {
-    let Some(d) = i.inventory.dpus.first() else {
-        return Ok(());
-    };
+) -> Result<Vec<KeptDpu>, PlanError> {
     let now = esxio_vibs(running);
     let new = esxio_vibs(media_img);
     let said = |v: &[(String, String)]| {
@@ -126,20 +141,33 @@ fn check_dpu(
             format!("ESXio {}", versions.join(", "))
         }
     };
-    if now.is_empty() || now != new {
-        return Err(refuse(
-            Outcome::Precondition,
-            format!(
-                "upgrade on a host with a DPU ({} {} in {}): the DPU runs {} (from the installed image), the new media {to} carry {}; ESXi's installer does not update a DPU, and host and DPU must run one image: upgrade this host with vSphere Lifecycle Manager (vLCM), which updates host and DPU together",
-                d.vendor,
-                d.model,
-                d.location(),
-                said(&now),
-                said(&new)
-            ),
-        ));
+    let mut kept = Vec::new();
+    for d in &i.inventory.dpus {
+        if now.is_empty() || now != new {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
+                    "upgrade on a host with a DPU ({} {} in {}): the DPU runs {} (from the installed image), the new media {to} carry {}; ESXi's installer does not update a DPU, and host and DPU must run one image: upgrade this host with vSphere Lifecycle Manager (vLCM), which updates host and DPU together",
+                    d.vendor,
+                    d.model,
+                    d.location(),
+                    said(&now),
+                    said(&new)
+                ),
+            ));
+        }
+        kept.push(KeptDpu {
+            catalog_id: d.catalog_id.clone(),
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            generation: d.generation.clone(),
+            supported: d.supported,
+            address: d.address.clone(),
+            slot: d.slot.clone(),
+            esxio_build: now.first().map(|(_, v)| v.clone()).unwrap_or_default(),
+        });
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// The planned upgrade: checks, then the new bank's files, `boot.cfg` and the layout with every
@@ -199,7 +227,7 @@ pub(super) fn plan_upgrade(
     })?;
     let media_img = media_image(media)?;
     let media_names: Vec<&str> = media_img.vibs.iter().map(|v| v.name.as_str()).collect();
-    check_dpu(i, running_img, &media_img, &to)?;
+    let dpus = check_dpu(i, running_img, &media_img, &to)?;
     let action = i.kickstart.action.as_ref();
     let allow_errors = action.is_some_and(|a| a.ignore_prereq_errors);
     let downgrade = match (build_key(&from), build_key(&to)) {
@@ -333,9 +361,10 @@ pub(super) fn plan_upgrade(
         .map(|p| p.number)
         .filter(|n| *n != target_bank)
         .collect();
-    warnings.push(format!(
+    warnings.push(
         "upgrade: the system partition (1) is not rewritten: its bootloader stays as installed (a kill while rewriting it would leave neither bank bootable); the new bank carries the new loaders in btldr.v00"
-    ));
+            .to_string(),
+    );
     let reason = format!(
         "{} boots ESXi {from} from bank {} (updated={}): the new image goes to bank {target_bank}, which boots next (bootstate=1, updated={new_updated}); bank {} stays for rollback",
         target.name,
@@ -355,6 +384,7 @@ pub(super) fn plan_upgrade(
         carried,
         untouched,
         downgrade,
+        dpus,
     };
     let plan = super::Plan {
         kind: super::RunKind::Upgrade,
