@@ -170,15 +170,8 @@ fn check_dpu(
     Ok(kept)
 }
 
-/// The planned upgrade: checks, then the new bank's files, `boot.cfg` and the layout with every
-/// partition preserved but the target bank.
-pub(super) fn plan_upgrade(
-    i: &Inputs<'_>,
-    target: &Target,
-    existing: &DiskContent,
-    warnings: &mut Vec<String>,
-) -> Result<(super::Plan, String), PlanError> {
-    let media = i.media;
+/// The bank that boots now, as weasel and safeboot both see it: the one the upgrade keeps.
+fn running_bank<'d>(existing: &'d DiskContent, target: &Target) -> Result<&'d Bootbank, PlanError> {
     let esx = existing.esx.as_ref().ok_or_else(|| {
         refuse(
             Outcome::Precondition,
@@ -213,30 +206,28 @@ pub(super) fn plan_upgrade(
             ),
         ));
     }
-    let target_bank = if running.partition == 5 { 6 } else { 5 };
-    let from = running.build.clone().unwrap_or_default();
-    let to = media.manifest.build.clone();
-    let running_img = running.image.as_ref().ok_or_else(|| {
-        refuse(
-            Outcome::Precondition,
-            format!(
-                "upgrade: bank {} has no readable imgdb.tgz",
-                running.partition
-            ),
-        )
-    })?;
-    let media_img = media_image(media)?;
-    let media_names: Vec<&str> = media_img.vibs.iter().map(|v| v.name.as_str()).collect();
-    let dpus = check_dpu(i, running_img, &media_img, &to)?;
+    Ok(running)
+}
+
+/// The media's build against the one that boots: newer is an upgrade; the same is nothing to
+/// do; older is a downgrade, allowed only by --ignoreprereqerrors (with a warning).
+fn check_builds(
+    i: &Inputs<'_>,
+    from: &str,
+    to: &str,
+    target: &Target,
+    running_partition: u32,
+    warnings: &mut Vec<String>,
+) -> Result<bool, PlanError> {
     let action = i.kickstart.action.as_ref();
     let allow_errors = action.is_some_and(|a| a.ignore_prereq_errors);
-    let downgrade = match (build_key(&from), build_key(&to)) {
+    let downgrade = match (build_key(from), build_key(to)) {
         (Some(f), Some(t)) if t == f => {
             return Err(refuse(
                 Outcome::Precondition,
                 format!(
                     "upgrade: {} already boots build {from} (bank {}): nothing to upgrade",
-                    target.name, running.partition
+                    target.name, running_partition
                 ),
             ))
         }
@@ -261,29 +252,11 @@ pub(super) fn plan_upgrade(
             "upgrade: DOWNGRADE from {from} to {to}, allowed by --ignoreprereqerrors"
         ));
     }
-    let missing: Vec<String> = running_img
-        .vibs
-        .iter()
-        .filter(|v| !media_names.contains(&v.name.as_str()))
-        .map(|v| v.id.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(refuse(
-            Outcome::Precondition,
-            format!(
-                "upgrade: {} installed VIB(s) are not in the new image: {}; keeping them would mean merging their payloads and descriptors into VMware's image database, which ksinstall does not do (how ESXi 7/8's installer treats them is UNCONFIRMED), and dropping them may drop a driver the host needs: add them to the image (a custom ISO) or remove them from the host first",
-                missing.len(),
-                missing.join(", ")
-            ),
-        ));
-    }
-    let layout = upgrade_layout(i, target, existing, target_bank)?;
-    let bank = layout.partition(target_bank).cloned().ok_or_else(|| {
-        refuse(
-            Outcome::Precondition,
-            format!("upgrade: {} has no partition {target_bank}", target.name),
-        )
-    })?;
+    Ok(downgrade)
+}
+
+/// `state.tgz` and `jumpstrt.gz` of the running bank, as weasel carries them over.
+fn carried_files(running: &Bootbank, warnings: &mut Vec<String>) -> Vec<CarriedFile> {
     let mut carried = Vec::new();
     match &running.state_tgz {
         Some(f) => carried.push(CarriedFile {
@@ -307,26 +280,18 @@ pub(super) fn plan_upgrade(
             why: "weasel keeps the installed jumpstrt.gz on upgrade (media.md §6)".into(),
         });
     }
-    let carried_names: Vec<&str> = carried.iter().map(|c| c.name.as_str()).collect();
-    let all_modules = super::bank_plan(media, &layout, target)?;
-    let bank_files: Vec<FileCopy> = all_modules
-        .iter()
-        .filter(|f| !carried_names.contains(&f.to.as_str()))
-        .cloned()
-        .map(|mut f| {
-            f.partition = target_bank;
-            f
-        })
-        .collect();
-    let bytes: u64 = bank_files.iter().map(|f| f.size).sum::<u64>()
-        + carried.iter().map(|c| c.size).sum::<u64>();
-    if bytes > bank.size_bytes.saturating_sub(bank.size_bytes / 16) {
-        return Err(refuse(
-            Outcome::Precondition,
-            format!("upgrade: the new image ({bytes} bytes) does not fit boot bank {target_bank} ({} bytes)", bank.size_bytes),
-        ));
-    }
-    let new_updated = running.updated.unwrap_or(0) + 1;
+    carried
+}
+
+/// The new bank's `boot.cfg` in weasel's form: `bootstate=1` (upgrading), `updated=max+1`, the
+/// modules in the media's boot order with the carried `state.tgz` last.
+fn upgrade_boot_cfg(
+    media: &Media,
+    all_modules: &[FileCopy],
+    carried_names: &[&str],
+    to: &str,
+    new_updated: u64,
+) -> BootCfg {
     let mut modules: Vec<String> = all_modules.iter().skip(1).map(|f| f.to.clone()).collect();
     if carried_names.contains(&"state.tgz") {
         modules.push("state.tgz".into());
@@ -348,10 +313,84 @@ pub(super) fn plan_upgrade(
         kernel: all_modules.first().map(|f| f.to.clone()),
         kernelopt: Some(kernelopt),
         modules,
-        build: Some(to.clone()),
+        build: Some(to.to_string()),
         updated: Some(new_updated),
         other: Vec::new(),
     };
+    boot_cfg
+}
+
+/// The planned upgrade: checks, then the new bank's files, `boot.cfg` and the layout with every
+/// partition preserved but the target bank.
+pub(super) fn plan_upgrade(
+    i: &Inputs<'_>,
+    target: &Target,
+    existing: &DiskContent,
+    warnings: &mut Vec<String>,
+) -> Result<(super::Plan, String), PlanError> {
+    let media = i.media;
+    let running = running_bank(existing, target)?;
+    let target_bank = if running.partition == 5 { 6 } else { 5 };
+    let from = running.build.clone().unwrap_or_default();
+    let to = media.manifest.build.clone();
+    let running_img = running.image.as_ref().ok_or_else(|| {
+        refuse(
+            Outcome::Precondition,
+            format!(
+                "upgrade: bank {} has no readable imgdb.tgz",
+                running.partition
+            ),
+        )
+    })?;
+    let media_img = media_image(media)?;
+    let media_names: Vec<&str> = media_img.vibs.iter().map(|v| v.name.as_str()).collect();
+    let dpus = check_dpu(i, running_img, &media_img, &to)?;
+    let downgrade = check_builds(i, &from, &to, target, running.partition, warnings)?;
+    let missing: Vec<String> = running_img
+        .vibs
+        .iter()
+        .filter(|v| !media_names.contains(&v.name.as_str()))
+        .map(|v| v.id.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!(
+                "upgrade: {} installed VIB(s) are not in the new image: {}; keeping them would mean merging their payloads and descriptors into VMware's image database, which ksinstall does not do (how ESXi 7/8's installer treats them is UNCONFIRMED), and dropping them may drop a driver the host needs: add them to the image (a custom ISO) or remove them from the host first",
+                missing.len(),
+                missing.join(", ")
+            ),
+        ));
+    }
+    let layout = upgrade_layout(i, target, existing, target_bank)?;
+    let bank = layout.partition(target_bank).cloned().ok_or_else(|| {
+        refuse(
+            Outcome::Precondition,
+            format!("upgrade: {} has no partition {target_bank}", target.name),
+        )
+    })?;
+    let carried = carried_files(running, warnings);
+    let carried_names: Vec<&str> = carried.iter().map(|c| c.name.as_str()).collect();
+    let all_modules = super::bank_plan(media, &layout, target)?;
+    let bank_files: Vec<FileCopy> = all_modules
+        .iter()
+        .filter(|f| !carried_names.contains(&f.to.as_str()))
+        .cloned()
+        .map(|mut f| {
+            f.partition = target_bank;
+            f
+        })
+        .collect();
+    let bytes: u64 = bank_files.iter().map(|f| f.size).sum::<u64>()
+        + carried.iter().map(|c| c.size).sum::<u64>();
+    if bytes > bank.size_bytes.saturating_sub(bank.size_bytes / 16) {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!("upgrade: the new image ({bytes} bytes) does not fit boot bank {target_bank} ({} bytes)", bank.size_bytes),
+        ));
+    }
+    let new_updated = running.updated.unwrap_or(0) + 1;
+    let boot_cfg = upgrade_boot_cfg(media, &all_modules, &carried_names, &to, new_updated);
     let imgdb = serde_json::to_vec_pretty(&media.manifest)
         .map_err(|e| refuse(Outcome::UsageOrIo, e.to_string()))?;
     let generated = vec![super::hostconfig::GeneratedFile::new("imgdb.json", imgdb)];
