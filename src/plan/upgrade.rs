@@ -277,7 +277,7 @@ fn carried_files(running: &Bootbank, warnings: &mut Vec<String>) -> Vec<CarriedF
             from_partition: running.partition,
             size: f.size,
             sha256: f.sha256.clone(),
-            why: "weasel keeps the installed jumpstrt.gz on upgrade (media.md §6)".into(),
+            why: "weasel keeps the installed jumpstrt.gz on upgrade (media.md, section 6)".into(),
         });
     }
     carried
