@@ -686,3 +686,103 @@ fn a_dpu_host_is_upgraded_only_when_the_new_image_carries_the_esxio_its_dpu_runs
         "{v}"
     );
 }
+
+#[test]
+fn probe_shows_each_bank_which_one_boots_and_whether_it_can_be_upgraded() {
+    let s = Setup::new();
+    let root = common::copy_fixture("plain", &s.path("root"));
+    let sda = root.join("dev/sda");
+    std::fs::File::create(&sda)
+        .unwrap()
+        .set_len(1_953_525_168 * 512)
+        .unwrap();
+    let ks = s.ks("install.cfg", INSTALL);
+    let out = s.run("A", &ks, &sda, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ks = s.ks("upgrade.cfg", UPGRADE);
+    let out = s.run("B", &ks, &sda, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let probe = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .args(["probe", "--format", format, "--sysroot"])
+            .arg(&root)
+            .output()
+            .unwrap()
+    };
+    let t = String::from_utf8_lossy(&probe("text").stdout).into_owned();
+    for want in [
+        format!("bank p5: build {BUILD_A} bootstate 0 updated 1; ESXi-{BUILD_A}-standard"),
+        format!("bank p6: build {BUILD_B} bootstate 1 updated 2 (boots); ESXi-{BUILD_B}-standard"),
+        "state.tgz; jumpstrt.gz".into(),
+        "upgrade: upgradable".into(),
+    ] {
+        assert!(t.contains(&want), "{want:?} not in\n{t}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&probe("json").stdout).unwrap();
+    let esx = v["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kernel_name"] == "sda")
+        .map(|d| d["content"]["esx"].clone())
+        .unwrap();
+    assert_eq!(esx["boots"], 6);
+    assert_eq!(esx["version"], BUILD_B);
+    assert_eq!(esx["upgrade"]["verdict"], "upgradable");
+    let banks = esx["banks"].as_array().unwrap();
+    assert_eq!(banks[0]["partition"], 5);
+    assert!(banks[0]["image"]["vibs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "esx-base" && v["version"] == BUILD_A));
+    assert_eq!(banks[1]["state_tgz"], banks[0]["state_tgz"]);
+}
+
+#[test]
+fn banks_too_small_and_foreign_layouts_are_typed_refusals() {
+    use ksinstall::inventory::installed::upgradability;
+    use ksinstall::partition::{types, PartitionEntry};
+    let entry = |number: u32, type_guid, first_lba: u64, sectors: u64| PartitionEntry {
+        number,
+        type_guid,
+        part_guid: uuid::Uuid::nil(),
+        first_lba,
+        last_lba: first_lba + sectors - 1,
+        attributes: 0,
+        name: String::new(),
+    };
+    // Banks of 250 MiB (the 6.x size) in an otherwise 7.0-shaped table.
+    let small = [
+        entry(1, types::EFI_SYSTEM, 64, 204_800),
+        entry(5, types::BASIC_DATA, 208_896, 512_000),
+        entry(6, types::BASIC_DATA, 722_944, 512_000),
+        entry(7, types::VMFSL, 1_236_992, 8_000_000),
+    ];
+    assert_eq!(
+        upgradability(&small, &[], 512),
+        Upgradability::BanksTooSmall {
+            partition: 5,
+            bytes: 512_000 * 512,
+            min_bytes: 499 << 20
+        }
+    );
+    let no_osdata = [
+        entry(1, types::EFI_SYSTEM, 64, 204_800),
+        entry(5, types::BASIC_DATA, 208_896, 8_386_560),
+        entry(6, types::BASIC_DATA, 8_597_504, 8_386_560),
+    ];
+    assert!(matches!(
+        upgradability(&no_osdata, &[], 512),
+        Upgradability::NotEsxLayout { .. }
+    ));
+    let with_osdata: Vec<PartitionEntry> = no_osdata
+        .iter()
+        .cloned()
+        .chain([entry(7, types::VMFSL, 16_986_112, 8_000_000)])
+        .collect();
+    assert_eq!(
+        upgradability(&with_osdata, &[], 512),
+        Upgradability::NoBootableBank
+    );
+}
