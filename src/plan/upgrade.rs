@@ -362,7 +362,7 @@ pub(super) fn plan_upgrade(
             ),
         ));
     }
-    let layout = upgrade_layout(i, target, existing, target_bank)?;
+    let layout = upgrade_layout(target, existing, target_bank)?;
     let bank = layout.partition(target_bank).cloned().ok_or_else(|| {
         refuse(
             Outcome::Precondition,
@@ -451,7 +451,6 @@ pub(super) fn plan_upgrade(
 /// The disk's layout as it is, every partition preserved but the target bank, which is
 /// reformatted (FAT16, the VMware signature with the bank's own UUID kept).
 fn upgrade_layout(
-    i: &Inputs<'_>,
     target: &Target,
     existing: &DiskContent,
     target_bank: u32,
@@ -464,7 +463,6 @@ fn upgrade_layout(
             format!("{}: reading the GPT: {e:#}", target.name),
         )
     })?;
-    let _ = i;
     let ss = u64::from(target.logical_sector_size);
     let bank_uuid = existing
         .esx
