@@ -17,7 +17,13 @@ pub mod types {
     pub const VMFS: Uuid = uuid!("AA31E02A-400F-11DB-9590-000C2911D1B8");
     /// vSAN (UNCONFIRMED in the spec; used only to recognise, never to write).
     pub const VSAN: Uuid = uuid!("381CFCCC-7288-11E0-92EE-000C2911D0B2");
+    /// vmkDiagnostic (core dump): partitions 7 and 9 of the ESXi 6.x layout, gone in 7.0.
+    pub const VMK_DIAGNOSTIC: Uuid = uuid!("9D275380-40AD-11DB-BF97-000C2911D1B8");
 }
+
+/// The 16 bytes esx-boot looks for at the start of a boot bank's second sector, followed by the
+/// bank's 16-byte UUID (layout.md, esx-boot `safeboot/vmfat.c`).
+pub const VMWARE_FAT_MAGIC: &[u8; 16] = b"VMWARE FAT16    ";
 
 /// The smallest disk ESXi 7/8 installs to: 32 GB for a system disk, 8 GB for USB/SD boot media
 /// (layout.md §3). The 7.0 documentation defines GB as 2^30 bytes; reading the minimums in GiB is

@@ -144,12 +144,12 @@ fn validate_notes_what_install_will_check_on_the_host_and_notes_never_fail() {
         (
             "upgrade --firstdisk\n".to_string(),
             "1:1",
-            "checked without a host: `install` will also refuse `upgrade`: upgrade is not supported yet: ksinstall does fresh installs only",
+            "checked without a host: `install` will also check that the disk it picks holds ESXi 7.0 or later it can upgrade",
         ),
         (
             GOOD.replace("install --firstdisk", "installorupgrade --firstdisk --overwritevmfs"),
             "3:1",
-            "checked without a host: `install` will also check the disk it picks: if it holds an ESXi install, `install` refuses (upgrade is not supported yet)",
+            "checked without a host: `install` will also check the disk it picks: where it holds an ESXi it can upgrade, `install` upgrades it",
         ),
         (
             GOOD.to_string(),

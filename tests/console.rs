@@ -1092,3 +1092,90 @@ fn boot_without_ks_opens_the_media_from_inst_repo_over_https_with_the_ca_file() 
     assert_eq!(c.exit_code(), 4, "{}", c.stderr());
     assert!(c.stderr().contains("--ca-file"), "{}", c.stderr());
 }
+
+#[test]
+fn a_disk_holding_esxi_is_offered_an_upgrade_with_the_scripted_plan() {
+    let host = Host::of("plain");
+    let sda = host.disk("sda");
+    // An older build of the same release installed on sda, by the scripted path.
+    synth::mkmedia_with(
+        &synth::Options {
+            out: host.path("old-media"),
+            size: 48 << 20,
+            version: "8.0.3".into(),
+            seed: 3,
+        },
+        &synth::Variant {
+            build: Some("8.0.3-0.35.24280700".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ks = host.path("old.cfg");
+    std::fs::write(
+        &ks,
+        "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("install")
+        .arg("--ks")
+        .arg(&ks)
+        .arg("--media")
+        .arg(host.path("old-media"))
+        .arg("--sysroot")
+        .arg(host.path("root"))
+        .args(["--cmdline", ""])
+        .arg("--disk")
+        .arg(&sda)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bank5 = common::hash_range(&sda, 208_896 * 512, 8_595_456 * 512);
+    let inv = ksinstall::inventory::Inventory::read(&host.path("root")).unwrap();
+    let n = inv
+        .disks
+        .iter()
+        .position(|d| d.kernel_name == "sda")
+        .unwrap();
+
+    let c = host.console(&[]);
+    c.accept_eula();
+    for _ in 0..n {
+        c.keys(&["Down"]);
+    }
+    let s = c.press(&["Enter"], &["Go back: choose another disk"]);
+    for want in [
+        "ESXi 8.0.3-0.35.24280700 is installed on it",
+        "> Upgrade: ESXi 8.0.3-0.35.24280700 -> 8.0.3-0.35.24280770",
+        "Overwrite: erase the whole disk",
+    ] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    c.press(&["Enter"], &["Data Processing Unit (DPU)"]);
+    let s = c.press(&["Enter"], &["Confirm install", "F11: install"]);
+    for want in [
+        "Upgrade ESXi 8.0.3-0.35.24280700 -> 8.0.3-0.35.24280770",
+        "bank 5 boots now (updated=1): NOT written",
+        "bank 6 is reformatted",
+    ] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    c.press(&["F11"], &["Installation complete"]);
+    c.keys(&["Enter"]);
+    assert_eq!(c.exit_code(), 0, "{}", c.stderr());
+    let cfg = mtype(&sda, 8_597_504 * 512, "::/boot.cfg");
+    assert!(
+        cfg.contains("bootstate=1") && cfg.contains("updated=2") && cfg.contains("24280770"),
+        "{cfg}"
+    );
+    assert_eq!(
+        common::hash_range(&sda, 208_896 * 512, 8_595_456 * 512),
+        bank5,
+        "the running bank is untouched"
+    );
+}

@@ -4,6 +4,7 @@
 //! `boot.cfg` (synced), the one file that makes boot bank 0 bootable.
 
 pub mod scripts;
+mod upgrade;
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -541,6 +542,9 @@ pub fn apply(
     access: &dpu::Access,
     install_record: &dyn Fn(&Applied) -> Vec<u8>,
 ) -> Result<Applied, ApplyError> {
+    if let Some(u) = &plan.upgrade {
+        return upgrade::apply_upgrade(plan, u, media, sink, install_record);
+    }
     let mut applied = Applied {
         timings: Vec::new(),
         files: Vec::new(),

@@ -328,7 +328,11 @@ pub fn show_end(c: &Common, ended: &Ended, started: Instant) {
         }
     } else if ended.outcome == Outcome::Success && c.progress != Progress::Json {
         eprintln!(
-            "ksinstall: installed ESXi {} on {} ({}) in {:.1}s",
+            "ksinstall: {} ESXi {} on {} ({}) in {:.1}s",
+            match plan.kind {
+                ksinstall::plan::RunKind::Install => "installed",
+                ksinstall::plan::RunKind::Upgrade => "upgraded to",
+            },
             plan.media.build,
             plan.target.name,
             plan.target.path.display(),

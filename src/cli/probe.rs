@@ -162,8 +162,52 @@ fn write_disks(out: &mut String, inv: &Inventory) {
                     let _ = writeln!(out, "      also: {a}");
                 }
             }
+            if let Some(esx) = i
+                .checked_sub(1)
+                .and_then(|j| inv.disks.get(j))
+                .and_then(|d| d.content.esx.as_ref())
+            {
+                write_esx(out, esx);
+            }
         }
     }
+}
+
+/// The ESXi on a disk: each boot bank, which one boots, and whether `upgrade` can keep it.
+fn write_esx(out: &mut String, esx: &ksinstall::inventory::EsxInstall) {
+    for b in &esx.banks {
+        let state = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        let mut line = format!(
+            "      bank p{}: build {} bootstate {} updated {}",
+            b.partition,
+            b.build.as_deref().unwrap_or("-"),
+            state(b.bootstate),
+            b.updated.map_or("-".to_string(), |u| u.to_string()),
+        );
+        if esx.boots == Some(b.partition) {
+            line += " (boots)";
+        }
+        if !b.has_boot_cfg {
+            line = format!("      bank p{}: no boot.cfg (empty)", b.partition);
+        }
+        if let Some(img) = &b.image {
+            let _ = write!(line, "; {} ({} VIBs)", img.profile, img.vibs.len());
+        }
+        if b.state_tgz.is_some() {
+            line += "; state.tgz";
+        }
+        if b.jumpstrt_gz.is_some() {
+            line += "; jumpstrt.gz";
+        }
+        if b.uuid.is_none() {
+            line += "; no VMware FAT signature";
+        }
+        if let Some(p) = &b.problem {
+            let _ = write!(line, "; unreadable: {p}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "      upgrade: {}", esx.upgrade);
 }
 
 /// Each DPU, its PCI functions, its management interface and what the card said.

@@ -83,6 +83,8 @@ pub struct HostRecord {
     pub image: Option<Image>,
     pub install: Option<InstallResult>,
     pub dpus: Vec<DpuRecord>,
+    /// An upgrade report: the build the host ran before (and still runs if the upgrade failed).
+    pub upgraded_from: Option<String>,
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -176,15 +178,37 @@ fn card(d: &Value, i: usize) -> Result<DpuRecord, String> {
 }
 
 fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> HostRecord {
-    let image = r.media.as_ref().map(|m| Image {
-        version: if m.version.is_empty() {
-            version_of_build(&m.build)
-        } else {
-            m.version.clone()
-        },
-        build: m.build.clone(),
-    });
+    let upgrade = r.kind == Some(crate::plan::RunKind::Upgrade);
+    let image = match (&r.from_build, upgrade && (r.exit_code != 0 || r.dry_run)) {
+        // An upgrade that did not happen (or only planned): the host runs what it ran.
+        (Some(from), true) => Some(Image {
+            version: version_of_build(from),
+            build: from.clone(),
+        }),
+        _ => r.media.as_ref().map(|m| Image {
+            version: if m.version.is_empty() {
+                version_of_build(&m.build)
+            } else {
+                m.version.clone()
+            },
+            build: m.build.clone(),
+        }),
+    };
     let mut dpus: Vec<DpuRecord> = r.dpus.iter().map(report_dpu).collect();
+    // An upgrade leaves the DPU running the ESXio the new image carries.
+    dpus.extend(r.kept_dpus.iter().map(|d| DpuRecord {
+        catalog_id: d.catalog_id.clone(),
+        vendor: d.vendor.clone(),
+        model: d.model.clone(),
+        generation: d.generation.clone(),
+        supported: d.supported,
+        address: d.address.clone(),
+        slot: d.slot.clone(),
+        firmware: None,
+        esxio_build: (!d.esxio_build.is_empty()).then(|| d.esxio_build.clone()),
+        esxio_included: Some(true),
+        not_used: None,
+    }));
     dpus.extend(r.dpus_not_used.iter().map(not_used_dpu));
     HostRecord {
         name: name.to_string(),
@@ -201,6 +225,7 @@ fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> H
                 .map(|e| format!("{}: {}", e.step, e.message)),
         }),
         dpus,
+        upgraded_from: r.from_build.clone().filter(|_| upgrade),
     }
 }
 
@@ -288,6 +313,7 @@ fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, Strin
         image,
         install: None,
         dpus,
+        upgraded_from: None,
     })
 }
 

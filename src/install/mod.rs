@@ -453,7 +453,11 @@ impl Run<'_> {
         self.applied = ran.applied;
         ran.result?;
         log::info!(
-            "installed ESXi {} on {} ({})",
+            "{} ESXi {} on {} ({})",
+            match plan.kind {
+                plan::RunKind::Install => "installed",
+                plan::RunKind::Upgrade => "upgraded to",
+            },
             plan.media.build,
             plan.target.name,
             plan.target.path.display()

@@ -65,6 +65,25 @@ pub struct InstallReport {
     /// Absent from reports written before dry runs were reported.
     #[serde(default)]
     pub dry_run: bool,
+    /// `install` or `upgrade`, once planned (reports of earlier versions: absent).
+    #[serde(default)]
+    pub kind: Option<crate::plan::RunKind>,
+    /// Why the run is that kind (installorupgrade: what the disk held).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// An upgrade: the build that booted before, and the one written.
+    #[serde(default)]
+    pub from_build: Option<String>,
+    #[serde(default)]
+    pub to_build: Option<String>,
+    /// An upgrade: the bank written, and the bank kept for rollback.
+    #[serde(default)]
+    pub target_bank: Option<u32>,
+    #[serde(default)]
+    pub rollback_bank: Option<u32>,
+    /// An upgrade: the host's DPUs, left running the ESXio the new image carries.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub kept_dpus: Vec<crate::plan::upgrade::KeptDpu>,
     pub media: Option<MediaSummary>,
     pub target: Option<Target>,
     pub partitions: Option<Vec<PlannedPartition>>,
@@ -116,6 +135,13 @@ impl InstallReport {
             elapsed_ms: 0,
             kickstart: kickstart.map(str::to_string),
             dry_run,
+            kind: None,
+            reason: None,
+            from_build: None,
+            to_build: None,
+            target_bank: None,
+            rollback_bank: None,
+            kept_dpus: Vec::new(),
             media: None,
             target: None,
             partitions: None,
@@ -134,6 +160,15 @@ impl InstallReport {
     /// Fill in what the plan (and, after apply, the disk) says.
     pub(crate) fn with_plan(mut self, plan: &Plan, applied: Option<&Applied>) -> Self {
         self.kickstart = Some(plan.kickstart.clone());
+        self.kind = Some(plan.kind);
+        self.reason = Some(plan.reason.clone());
+        self.to_build = Some(plan.media.build.clone());
+        if let Some(u) = &plan.upgrade {
+            self.from_build = Some(u.from_build.clone());
+            self.target_bank = Some(u.target_bank);
+            self.rollback_bank = Some(u.running_bank);
+            self.kept_dpus = u.dpus.clone();
+        }
         self.media = Some(plan.media.clone());
         self.target = Some(plan.target.clone());
         self.partitions = Some(plan.layout.partitions.clone());

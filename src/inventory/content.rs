@@ -9,6 +9,7 @@ use std::path::Path;
 use gpt::disk::LogicalBlockSize;
 use serde::Serialize;
 
+use super::installed;
 use crate::partition::{types, PartitionEntry};
 
 /// Largest GPT entry array we accept; real tables have 128 entries.
@@ -40,32 +41,40 @@ pub struct MbrPartition {
     pub sectors: u32,
 }
 
-/// One ESXi boot bank found on the disk.
+/// One ESXi boot bank found on the disk: a Basic Data partition with the VMware FAT signature
+/// or a `boot.cfg`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Bootbank {
     pub partition: u32,
+    /// The bank UUID of the VMware FAT signature (second sector): without it safeboot ignores
+    /// the partition.
+    pub uuid: Option<String>,
+    pub has_boot_cfg: bool,
     /// `build=` of its `boot.cfg`, e.g. `7.0.3-0.50.20036589`.
     pub build: Option<String>,
     pub updated: Option<u64>,
     pub bootstate: Option<i64>,
-}
-
-impl Bootbank {
-    /// What ESXi's bootloader would boot: state 0 or 2, `updated` > 0, a build (layout.md, esx-boot).
-    pub(crate) fn is_bootable(&self) -> bool {
-        matches!(self.bootstate, Some(0) | Some(2))
-            && self.updated.is_some_and(|u| u > 0)
-            && self.build.as_deref().is_some_and(|b| !b.is_empty())
-    }
+    pub quickboot: bool,
+    /// The installed image (`imgdb.tgz`): profile and VIBs.
+    pub image: Option<installed::BankImage>,
+    /// The host configuration ESXi saved (`state.tgz`).
+    pub state_tgz: Option<installed::FileFact>,
+    pub jumpstrt_gz: Option<installed::FileFact>,
+    /// What could not be read (the FAT, `boot.cfg`, `imgdb.tgz`).
+    pub problem: Option<String>,
 }
 
 /// An existing ESXi install.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EsxInstall {
-    /// Build of the bank that would boot (highest `updated` among bootable banks), else of the
-    /// bank with the highest `updated` that names a build.
+    /// Build of the bank that would boot (safeboot's choice), else of the bank with the highest
+    /// `updated` that names a build.
     pub version: Option<String>,
     pub banks: Vec<Bootbank>,
+    /// The partition ESXi's bootloader boots ([`installed::safeboot_choice`]).
+    pub boots: Option<u32>,
+    /// Whether `upgrade` can keep this disk, and if not, why.
+    pub upgrade: installed::Upgradability,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,8 +196,11 @@ struct Slice<'a> {
     budget: u64,
 }
 
-/// What reading one boot bank's `boot.cfg` may cost: far more than a real bank needs.
-const FAT_READ_BUDGET: u64 = 8 << 20;
+/// What reading one boot bank's `boot.cfg`, `imgdb.tgz`, `state.tgz` and `jumpstrt.gz` may
+/// cost: far more than a real bank needs.
+const FAT_READ_BUDGET: u64 = 64 << 20;
+/// The bank files read whole (`imgdb.tgz`, `state.tgz`, `jumpstrt.gz`): a few MiB on ESXi.
+const MAX_BANK_FILE: u64 = 32 << 20;
 
 impl Read for Slice<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -443,30 +455,122 @@ fn classify(file: &File, lbs: u64, content: &mut DiskContent) {
             content.vsan.push(p.number);
         } else if p.type_guid == types::BASIC_DATA {
             // Like ESXi's bootloader, consider every Basic Data (FAT) partition, not only 5 and 6.
-            match catch_unwind(AssertUnwindSafe(|| read_boot_cfg(file, lbs, p))) {
-                Ok(Ok(Some(bank))) => banks.push(bank),
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => log::debug!("partition {}: no boot bank: {e}", p.number),
-                Err(_) => log::warn!("partition {}: malformed FAT file system", p.number),
+            if let Some(bank) = read_bank(file, lbs, p) {
+                banks.push(bank);
             }
         }
     }
-    if banks.is_empty() {
+    if !banks.iter().any(|b| b.has_boot_cfg) {
         return;
     }
-    let newest = |pred: &dyn Fn(&Bootbank) -> bool| {
-        banks
-            .iter()
-            .filter(|b| pred(b))
-            .max_by_key(|b| (b.updated.unwrap_or(0), std::cmp::Reverse(b.partition)))
-            .and_then(|b| b.build.clone())
-    };
-    let version = newest(&|b: &Bootbank| b.is_bootable())
-        .or_else(|| newest(&|b: &Bootbank| b.build.as_deref().is_some_and(|s| !s.is_empty())));
-    content.esx = Some(EsxInstall { version, banks });
+    let choice = installed::safeboot_choice(&banks);
+    let version = choice
+        .boots
+        .and_then(|p| banks.iter().find(|b| b.partition == p))
+        .and_then(|b| b.build.clone())
+        .or_else(|| {
+            banks
+                .iter()
+                .filter(|b| b.build.as_deref().is_some_and(|s| !s.is_empty()))
+                .max_by_key(|b| (b.updated.unwrap_or(0), std::cmp::Reverse(b.partition)))
+                .and_then(|b| b.build.clone())
+        });
+    let upgrade = installed::upgradability(&content.partitions, &banks, lbs);
+    content.esx = Some(EsxInstall {
+        version,
+        banks,
+        boots: choice.boots,
+        upgrade,
+    });
 }
 
-fn read_boot_cfg(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option<Bootbank>> {
+/// The VMware FAT signature of a partition: its bank UUID, if it has one.
+fn bank_signature(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option<String>> {
+    let mut buf = [0u8; 32];
+    let at = p
+        .first_lba
+        .checked_add(1)
+        .and_then(|s| s.checked_mul(lbs))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "partition beyond 2^64 bytes"))?;
+    read_at(file, at, &mut buf)?;
+    if &buf[..16] != crate::partition::VMWARE_FAT_MAGIC {
+        return Ok(None);
+    }
+    let mut u = [0u8; 16];
+    u.copy_from_slice(&buf[16..]);
+    Ok(Some(uuid::Uuid::from_bytes(u).to_string()))
+}
+
+/// One boot bank, or `None` for a Basic Data partition that is neither signed as a bank nor
+/// holds a `boot.cfg`. What cannot be read is said in `problem`, never a panic.
+fn read_bank(file: &File, lbs: u64, p: &PartitionEntry) -> Option<Bootbank> {
+    let uuid = match bank_signature(file, lbs, p) {
+        Ok(u) => u,
+        Err(e) => {
+            log::debug!("partition {}: {e}", p.number);
+            None
+        }
+    };
+    let mut bank = Bootbank {
+        partition: p.number,
+        uuid,
+        has_boot_cfg: false,
+        build: None,
+        updated: None,
+        bootstate: None,
+        quickboot: false,
+        image: None,
+        state_tgz: None,
+        jumpstrt_gz: None,
+        problem: None,
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        read_bank_files(file, lbs, p, &mut bank)
+    })) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => bank.problem = Some(e.to_string()),
+        Err(_) => bank.problem = Some("malformed FAT file system".into()),
+    }
+    if let Some(why) = &bank.problem {
+        log::debug!("partition {}: {why}", p.number);
+    }
+    (bank.uuid.is_some() || bank.has_boot_cfg).then_some(bank)
+}
+
+fn read_whole(
+    fs: &fatfs::FileSystem<Slice<'_>>,
+    name: &str,
+    limit: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    let f = match fs.root_dir().open_file(name) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    f.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is larger than {limit} bytes"),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+fn fact(bytes: &[u8]) -> installed::FileFact {
+    installed::FileFact {
+        size: bytes.len() as u64,
+        sha256: crate::media::verify::sha256_hex(bytes),
+    }
+}
+
+fn read_bank_files(
+    file: &File,
+    lbs: u64,
+    p: &PartitionEntry,
+    bank: &mut Bootbank,
+) -> io::Result<()> {
     let overflow = || io::Error::new(io::ErrorKind::InvalidData, "partition beyond 2^64 bytes");
     let slice = Slice {
         file,
@@ -476,20 +580,11 @@ fn read_boot_cfg(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option
         budget: FAT_READ_BUDGET,
     };
     let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())?;
-    let cfg = match fs.root_dir().open_file("boot.cfg") {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(bytes) = read_whole(&fs, "boot.cfg", MAX_BOOT_CFG)? else {
+        return Ok(());
     };
-    let mut bytes = Vec::new();
-    cfg.take(MAX_BOOT_CFG).read_to_end(&mut bytes)?;
+    bank.has_boot_cfg = true;
     let text = String::from_utf8_lossy(&bytes);
-    let mut bank = Bootbank {
-        partition: p.number,
-        build: None,
-        updated: None,
-        bootstate: None,
-    };
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
             continue;
@@ -499,8 +594,22 @@ fn read_boot_cfg(file: &File, lbs: u64, p: &PartitionEntry) -> io::Result<Option
             "build" => bank.build = Some(value.to_string()),
             "updated" => bank.updated = value.parse().ok(),
             "bootstate" => bank.bootstate = value.parse().ok(),
+            "quickboot" => bank.quickboot = value.parse::<u64>().is_ok_and(|q| q != 0),
             _ => {}
         }
     }
-    Ok(Some(bank))
+    // A bank ESXi will never boot (bootstate 3, no build) is not read further: it is what an
+    // upgrade overwrites, and a damaged one must not stop the upgrade that replaces it.
+    if bank.bootstate == Some(3) {
+        return Ok(());
+    }
+    bank.state_tgz = read_whole(&fs, "state.tgz", MAX_BANK_FILE)?.map(|b| fact(&b));
+    bank.jumpstrt_gz = read_whole(&fs, "jumpstrt.gz", MAX_BANK_FILE)?.map(|b| fact(&b));
+    if let Some(db) = read_whole(&fs, "imgdb.tgz", MAX_BANK_FILE)? {
+        match installed::BankImage::from_imgdb(&db) {
+            Ok(img) => bank.image = Some(img),
+            Err(why) => bank.problem = Some(why),
+        }
+    }
+    Ok(())
 }

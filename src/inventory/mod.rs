@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod content;
 pub mod disk;
 pub mod findings;
+pub mod installed;
 pub mod pci;
 pub mod record;
 pub mod select;

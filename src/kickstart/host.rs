@@ -5,9 +5,8 @@
 use super::diag::{Diagnostic, Severity, Span};
 use super::model::{Action, ActionKind, DiskTarget, Kickstart};
 
-/// Why `install` refuses `upgrade`, as the plan stage says it.
-pub const UPGRADE_REFUSED: &str =
-    "upgrade is not supported yet: ksinstall does fresh installs only";
+/// What `install` checks before an upgrade, as the plan stage does (docs/UPGRADE.md).
+pub const UPGRADE_CHECKS: &str = "check that the disk it picks holds ESXi 7.0 or later it can upgrade (partitions 1, 5, 6, 7, a bank that boots), that the media's build is newer, and that every installed VIB is in the new image";
 
 const PREFIX: &str = "checked without a host: `install` will also";
 
@@ -23,15 +22,11 @@ fn note(span: &Span, message: String) -> Diagnostic {
 
 fn action_notes(a: &Action, out: &mut Vec<Diagnostic>) {
     if a.kind == ActionKind::Upgrade {
-        // Refused whatever the host holds; nothing else about it matters.
-        out.push(note(
-            &a.span,
-            format!("refuse `upgrade`: {UPGRADE_REFUSED}"),
-        ));
+        out.push(note(&a.span, UPGRADE_CHECKS.into()));
         return;
     }
     if a.kind == ActionKind::InstallOrUpgrade {
-        out.push(note(&a.span, "check the disk it picks: if it holds an ESXi install, `install` refuses (upgrade is not supported yet); if not, this is a fresh install".into()));
+        out.push(note(&a.span, "check the disk it picks: where it holds an ESXi it can upgrade, `install` upgrades it; where it holds none, this is a fresh install; an ESXi it cannot upgrade is refused".into()));
     }
     let vmfs = if a.overwrite_vmfs || a.preserve_vmfs {
         ""

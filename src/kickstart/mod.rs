@@ -19,7 +19,7 @@ pub mod template;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Severity, Span};
-pub use host::UPGRADE_REFUSED;
+pub use host::UPGRADE_CHECKS;
 pub use model::*;
 pub use printer::print;
 pub use reader::{IncludeLoader, IncludeTarget, Loaded, PreRunner};

@@ -325,7 +325,13 @@ fn efiboot_img(loader: &[u8]) -> Result<Vec<u8>> {
 type SynthVib = (String, String, Vec<(String, String)>);
 
 /// Write `imgdb.tgz`: one profile and the VIB descriptors, as VMware's image database has them.
-fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> Result<()> {
+fn write_imgdb(
+    dir: &Path,
+    profile: &str,
+    vibs: &[SynthVib],
+    version: &str,
+    esxio: Option<&str>,
+) -> Result<()> {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
         create(&dir.join("IMGDB.TGZ"))?,
         flate2::Compression::default(),
@@ -342,6 +348,10 @@ fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> R
     let mut list = String::new();
     for (i, (name, xml, files)) in vibs.iter().enumerate() {
         let vendor = if name == "esx-base" { "VMware" } else { "VMW" };
+        let version = match esxio {
+            Some(e) if name.starts_with("esxio") => e,
+            _ => version,
+        };
         list += &format!("<vib><vib-id>{vendor}_bootbank_{name}_{version}</vib-id><payloads>");
         for (payload, file) in files {
             list += &format!("<payload payload-name=\"{payload}\">{file}</payload>");
@@ -355,19 +365,50 @@ fn write_imgdb(dir: &Path, profile: &str, vibs: &[SynthVib], version: &str) -> R
     Ok(())
 }
 
+/// How one medium differs from the default of its version: another build (upgrade tests need
+/// builds A < B < C of one release) and modules left out (a VIB the new image no longer has).
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    /// `build=` of BOOT.CFG and every VIB's version: `8.0.3-0.35.24280800`. It must start with
+    /// the version. Default: `VERSION-0.35.<24280767 + seed % 1000>`.
+    pub build: Option<String>,
+    /// Module files (`qflge.v00`) not on the medium: neither the file, its VIB, nor BOOT.CFG.
+    pub omit: Vec<String>,
+    /// The version of the ESXio VIBs (`esxio*`: the DPU's part of the unified image), when it
+    /// differs from `build` (a host image whose DPU part is that of another build).
+    pub esxio_build: Option<String>,
+}
+
 pub fn mkmedia(o: &Options) -> Result<Manifest> {
+    mkmedia_with(o, &Variant::default())
+}
+
+pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
     let parts: Vec<&str> = o.version.split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
         bail!("--version wants MAJOR.MINOR.PATCH, not {}", o.version);
     }
     std::fs::create_dir_all(&o.out).with_context(|| format!("{}", o.out.display()))?;
-    let build = format!(
-        "{}-0.35.{}",
-        o.version,
-        24_280_767u64.wrapping_add(o.seed % 1000)
-    );
+    let build = match &v.build {
+        Some(b) if b.starts_with(&format!("{}-", o.version)) => b.clone(),
+        Some(b) => bail!("--build {b} does not start with the version {}-", o.version),
+        None => format!(
+            "{}-0.35.{}",
+            o.version,
+            24_280_767u64.wrapping_add(o.seed % 1000)
+        ),
+    };
+    for m in &v.omit {
+        if m == "b.b00"
+            || !MODULES.split_whitespace().any(|n| n == m)
+            || super::real::NOT_COVERED.contains(&m.as_str())
+        {
+            bail!("--omit {m}: not a module of the image that can be left out");
+        }
+    }
     let names: Vec<&str> = std::iter::once("b.b00")
         .chain(MODULES.split_whitespace())
+        .filter(|n| !v.omit.iter().any(|m| m == n))
         .collect();
     let budget = o
         .size
@@ -437,11 +478,21 @@ pub fn mkmedia(o: &Options) -> Result<Manifest> {
     let vibs: Vec<_> = vibs
         .into_iter()
         .map(|(name, payloads, files)| {
-            let xml = vib_xml(&name, &build, &payloads);
+            let version = match &v.esxio_build {
+                Some(e) if name.starts_with("esxio") => e,
+                _ => &build,
+            };
+            let xml = vib_xml(&name, version, &payloads);
             (name, xml, files)
         })
         .collect();
-    write_imgdb(&o.out, &format!("ESXi-{build}-standard"), &vibs, &build)?;
+    write_imgdb(
+        &o.out,
+        &format!("ESXi-{build}-standard"),
+        &vibs,
+        &build,
+        v.esxio_build.as_deref(),
+    )?;
     let boot_cfg = BootCfg {
         bootstate: Some(0),
         title: Some("Loading ESXi installer".into()),

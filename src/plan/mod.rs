@@ -3,6 +3,7 @@
 //! else. `--dry-run` prints the plan.
 
 pub mod hostconfig;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -169,8 +170,32 @@ pub struct MediaSummary {
     pub signatures: String,
 }
 
+/// What a run does to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// A fresh install: the disk is laid out anew.
+    #[default]
+    Install,
+    /// The new image goes to the other boot bank; everything else is kept.
+    Upgrade,
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunKind::Install => "install",
+            RunKind::Upgrade => "upgrade",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// Fresh install or upgrade.
+    pub kind: RunKind,
+    /// Why this kind: the kickstart's command and what the disk holds.
+    pub reason: String,
     pub kickstart: String,
     pub media: MediaSummary,
     pub target: Target,
@@ -196,6 +221,8 @@ pub struct Plan {
     pub check_media: bool,
     pub reboot: Option<bool>,
     pub warnings: Vec<String>,
+    /// Set for an upgrade: the banks, what is carried over, what is never written.
+    pub upgrade: Option<upgrade::UpgradePlan>,
 }
 
 /// The target named on the command line (`--disk`).
@@ -351,9 +378,22 @@ fn choose_target(
             (d, format!("--disk={name}"))
         }
         Some(DiskTarget::FirstDisk(filters)) => {
-            let choice = i
-                .inventory
-                .first_disk_choice(filters, action.ignore_ssd, false)
+            // upgrade: only disks holding ESXi; installorupgrade: those first, as weasel tries
+            // the upgrade first and falls back to an install with the same filters.
+            let esx_first = match action.kind {
+                ActionKind::Install => None,
+                ActionKind::Upgrade | ActionKind::InstallOrUpgrade => i
+                    .inventory
+                    .first_disk_choice(filters, action.ignore_ssd, true)
+                    .ok(),
+            };
+            let esx_only = action.kind == ActionKind::Upgrade;
+            let choice = esx_first
+                .map(Ok)
+                .unwrap_or_else(|| {
+                    i.inventory
+                        .first_disk_choice(filters, action.ignore_ssd, esx_only)
+                })
                 .map_err(|e| {
                     refuse(
                         Outcome::Precondition,
@@ -640,11 +680,8 @@ fn dpu_plans(
                 ),
             ));
         }
-        if let Some(a) = &i.kickstart.action {
-            if a.kind != ActionKind::Install {
-                return Err(refuse(Outcome::Precondition, format!("{} on a host with a DPU ({}): a DPU is enabled only by a fresh install; host and DPU are updated together by image-based lifecycle management", a.kind.command(), d.location())));
-            }
-        }
+        // Only a fresh install gets here (`install`, or `installorupgrade` on a disk without
+        // ESXi): an upgrade keeps the DPU as it is (plan::upgrade::check_dpu).
         let name = format!("{} {} in {}", d.vendor, d.model, d.location());
         let root = i
             .firmware_root
@@ -746,21 +783,31 @@ fn media_size(o: Option<cmdline::SystemMediaSize>) -> SystemMediaSize {
 }
 
 /// What the kickstart asks for that this install does not do: said, never silently dropped.
-fn without_effect(ks: &Kickstart) -> Vec<String> {
+fn without_effect(ks: &Kickstart, kind: RunKind) -> Vec<String> {
     let mut out = Vec::new();
     let mut say = |span: &crate::kickstart::Span, what: &str, why: &str| {
         out.push(format!("{span}: {what} has no effect here: {why}"));
     };
     if let Some(a) = &ks.action {
         let prechecks = "ksinstall runs none of ESXi's hardware prechecks (CPU support, memory), so there is nothing to ignore or force";
-        let upgrade_only = "it applies to upgrades, and this is a fresh install";
+        let upgrade = kind == RunKind::Upgrade;
+        let upgrade_only = if upgrade {
+            "ksinstall upgrades ESXi 7.0 and later only: no migration from ESX 4, no VUM flow"
+        } else {
+            "it applies to upgrades, and this is a fresh install"
+        };
         let flags: [(bool, &str, &str); 8] = [
             (
                 a.ignore_prereq_warnings,
                 "--ignoreprereqwarnings",
                 prechecks,
             ),
-            (a.ignore_prereq_errors, "--ignoreprereqerrors", prechecks),
+            (
+                // On an upgrade it allows a downgrade (docs/UPGRADE.md).
+                a.ignore_prereq_errors && !upgrade,
+                "--ignoreprereqerrors",
+                prechecks,
+            ),
             (
                 a.force_unsupported_install,
                 "--forceunsupportedinstall",
@@ -782,6 +829,20 @@ fn without_effect(ks: &Kickstart) -> Vec<String> {
             }
         }
     }
+    if kind == RunKind::Upgrade {
+        // weasel: after `upgrade`, these commands are "invalidated"; the host keeps its own
+        // configuration (state.tgz).
+        let kept = "an upgrade keeps the host's configuration (state.tgz is carried over)";
+        if let Some(p) = &ks.root_password {
+            say(&p.span, "rootpw", kept);
+        }
+        if let Some(n) = &ks.network {
+            say(&n.span, "network", kept);
+        }
+        if let Some(k) = &ks.keyboard {
+            say(&k.span, "keyboard", kept);
+        }
+    }
     if let Some(span) = &ks.partition_embed {
         say(
             span,
@@ -792,13 +853,75 @@ fn without_effect(ks: &Kickstart) -> Vec<String> {
     out
 }
 
+/// The media as the plan names them.
+fn media_summary(media: &Media) -> MediaSummary {
+    MediaSummary {
+        location: media.source.describe(),
+        version: media.manifest.version.clone(),
+        build: media.manifest.build.clone(),
+        verified_by: media.metadata.verified_by(),
+        not_covered: media.metadata.not_covered.clone(),
+        signatures: media.metadata.signatures.to_string(),
+    }
+}
+
+/// Install or upgrade, and why: `upgrade` needs an upgradable ESXi on the target;
+/// `installorupgrade` upgrades one and installs fresh where there is no ESXi; an ESXi that
+/// cannot be upgraded is refused either way (never silently replaced).
+fn decide_kind(
+    action: &crate::kickstart::Action,
+    target: &Target,
+    existing: &DiskContent,
+) -> Result<(RunKind, String), PlanError> {
+    let cmd = action.kind.command();
+    match (action.kind, &existing.esx) {
+        (ActionKind::Install, _) => Ok((RunKind::Install, format!("{cmd}: a fresh install on {}", target.name))),
+        (ActionKind::Upgrade, None) => Err(refuse(
+            Outcome::Precondition,
+            format!("upgrade: {} holds no ESXi ({}): nothing to upgrade; use install for a fresh install", target.name, existing.summary()),
+        )),
+        (_, Some(esx)) if esx.upgrade != crate::inventory::installed::Upgradability::Upgradable => Err(refuse(
+            Outcome::Precondition,
+            format!(
+                "{cmd}: {} holds ESXi {} that cannot be upgraded: {}",
+                target.name,
+                esx.version.as_deref().unwrap_or("(unknown build)"),
+                esx.upgrade
+            ),
+        )),
+        (_, Some(esx)) => Ok((
+            RunKind::Upgrade,
+            format!(
+                "{cmd}: {} holds ESXi {}, which can be upgraded",
+                target.name,
+                esx.version.as_deref().unwrap_or("(unknown build)")
+            ),
+        )),
+        (ActionKind::InstallOrUpgrade, None) => Ok((
+            RunKind::Install,
+            format!("installorupgrade: {} holds no ESXi ({}), so this is a fresh install", target.name, existing.summary()),
+        )),
+    }
+}
+
 pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let ks = i.kickstart;
     let mut warnings: Vec<String> = i.boot.warnings.clone();
-    warnings.extend(without_effect(ks));
     let action = check_request(ks)?;
     let (target, existing) = choose_target(i, &mut warnings)?;
-    check_existing(action, &target, &existing, &mut warnings)?;
+    let (kind, reason) = decide_kind(action, &target, &existing)?;
+    warnings.extend(without_effect(ks, kind));
+    if kind == RunKind::Upgrade {
+        check_disks(i, &target)?;
+        // The media's own warnings are about laying down the system partition, which an
+        // upgrade does not write.
+        let (mut plan, how) = upgrade::plan_upgrade(i, &target, &existing, &mut warnings)?;
+        plan.reason = format!("{reason}: {how}");
+        plan.warnings = warnings;
+        return Ok(plan);
+    }
+    check_root_password(ks)?;
+    check_existing(action, &target, &existing)?;
     let mut dpus_not_used = unsupported_cards(i);
     let dpus = dpu_plans(i, &mut warnings, &mut dpus_not_used)?;
     for n in &dpus_not_used {
@@ -816,15 +939,10 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let (generated, boot_cfg) = bank_config(ks, media, &bank_files)?;
     let post_scripts = post_plans(ks)?;
     Ok(Plan {
+        kind,
+        reason,
         kickstart: i.kickstart_name.to_string(),
-        media: MediaSummary {
-            location: media.source.describe(),
-            version: media.manifest.version.clone(),
-            build: media.manifest.build.clone(),
-            verified_by: media.metadata.verified_by(),
-            not_covered: media.metadata.not_covered.clone(),
-            signatures: media.metadata.signatures.to_string(),
-        },
+        media: media_summary(media),
         target,
         layout,
         esp_files,
@@ -839,11 +957,11 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         check_media: i.media.is_local(),
         reboot: ks.reboot.as_ref().map(|r| r.no_eject),
         warnings,
+        upgrade: None,
     })
 }
 
-/// What the kickstart must say for any install: an install command (not `upgrade`, not built
-/// yet), a root password, and every include read.
+/// What the kickstart must say for any run: an install command and every include read.
 fn check_request(ks: &Kickstart) -> Result<&crate::kickstart::Action, PlanError> {
     let action = ks.action.as_ref().ok_or_else(|| {
         refuse(
@@ -851,18 +969,6 @@ fn check_request(ks: &Kickstart) -> Result<&crate::kickstart::Action, PlanError>
             "the kickstart has no install command",
         )
     })?;
-    if action.kind == ActionKind::Upgrade {
-        return Err(refuse(
-            Outcome::Precondition,
-            crate::kickstart::UPGRADE_REFUSED,
-        ));
-    }
-    if ks.root_password.is_none() {
-        return Err(refuse(
-            Outcome::InvalidKickstart,
-            "the kickstart sets no root password",
-        ));
-    }
     if let Some(p) = ks.pending_includes.first() {
         return Err(refuse(
             Outcome::InvalidKickstart,
@@ -875,24 +981,24 @@ fn check_request(ks: &Kickstart) -> Result<&crate::kickstart::Action, PlanError>
     Ok(action)
 }
 
-/// What is on the target now: `installorupgrade` installs fresh only where no ESXi is; a disk
-/// whose table we cannot read (or an MBR with VMFS types) may hold a datastore: it is treated as
+/// A fresh install sets the root password (an upgrade keeps the host's, in `state.tgz`).
+fn check_root_password(ks: &Kickstart) -> Result<(), PlanError> {
+    if ks.root_password.is_none() {
+        return Err(refuse(
+            Outcome::InvalidKickstart,
+            "the kickstart sets no root password",
+        ));
+    }
+    Ok(())
+}
+
+/// What is on the target now, for a fresh install: a disk whose table we cannot read (or an MBR with VMFS types) may hold a datastore: it is treated as
 /// holding VMFS. Unknown is never "nothing to protect".
 fn check_existing(
     action: &crate::kickstart::Action,
     target: &Target,
     existing: &DiskContent,
-    warnings: &mut Vec<String>,
 ) -> Result<(), PlanError> {
-    if action.kind == ActionKind::InstallOrUpgrade {
-        if existing.esx.is_some() {
-            return Err(refuse(Outcome::Precondition, format!("installorupgrade: {} holds an ESXi install, and upgrade is not supported yet; use install --overwritevmfs to replace it", target.name)));
-        }
-        warnings.push(format!(
-            "installorupgrade: {} holds no ESXi, so this is a fresh install",
-            target.name
-        ));
-    }
     if let Some(why) = may_hide_vmfs(existing) {
         if action.preserve_vmfs {
             return Err(refuse(
@@ -1141,11 +1247,90 @@ fn post_plans(ks: &Kickstart) -> Result<Vec<ScriptPlan>, PlanError> {
 }
 
 impl Plan {
-    /// The plan for people: what will be erased and written.
-    pub fn text(&self) -> String {
+    /// An upgrade's plan for people: which bank boots now, which one is written, what is carried
+    /// over and what is never touched.
+    fn upgrade_text(&self, u: &upgrade::UpgradePlan) -> String {
         use std::fmt::Write;
         let mut s = String::new();
         let t = &self.target;
+        let _ = writeln!(
+            s,
+            "Upgrade ESXi {} -> {} from {}",
+            u.from_build, u.to_build, self.media.location
+        );
+        let _ = writeln!(s, "  why: {}", self.reason);
+        let _ = writeln!(s, "  verified by: {}", self.media.verified_by);
+        let _ = writeln!(s, "  signatures: {}", self.media.signatures);
+        let _ = writeln!(
+            s,
+            "Target: {} ({}), {}; {}",
+            t.name,
+            t.path.display(),
+            crate::size::human(t.size_bytes),
+            t.chosen_because
+        );
+        let _ = writeln!(
+            s,
+            "  bank {} boots now (updated={}): NOT written; it stays for rollback",
+            u.running_bank, u.running_updated
+        );
+        let bank: u64 = self.bank_files.iter().map(|f| f.size).sum();
+        let _ = writeln!(
+            s,
+            "  bank {} is reformatted and gets {} modules ({}), {}, then boot.cfg last: bootstate={} updated={} build={}",
+            u.target_bank,
+            self.bank_files.len(),
+            crate::size::human(bank),
+            self.generated
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            u.new_bootstate,
+            u.new_updated,
+            u.to_build
+        );
+        for c in &u.carried {
+            let _ = writeln!(
+                s,
+                "  carried from bank {}: {} ({} bytes, sha256 {}): {}",
+                c.from_partition,
+                c.name,
+                c.size,
+                &c.sha256[..16.min(c.sha256.len())],
+                c.why
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  never written: partitions {}",
+            u.untouched
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if u.downgrade {
+            let _ = writeln!(s, "  DOWNGRADE");
+        }
+        if !self.post_scripts.is_empty() {
+            let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+
+    /// The plan for people: what will be erased and written.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        if let Some(u) = &self.upgrade {
+            return self.upgrade_text(u);
+        }
+        let mut s = String::new();
+        let t = &self.target;
+        let _ = writeln!(s, "{}", self.reason);
         let _ = writeln!(
             s,
             "Install ESXi {} ({}) from {}",

@@ -21,8 +21,7 @@ use uuid::Uuid;
 use super::blockdev::BlockDev;
 use crate::partition::PartitionEntry;
 
-/// The 16 bytes esx-boot looks for at the start of a boot bank's second sector.
-pub(crate) const VMWARE_FAT_MAGIC: &[u8; 16] = b"VMWARE FAT16    ";
+pub(crate) use crate::partition::VMWARE_FAT_MAGIC;
 
 /// A FAT file system on one partition of a [`BlockDev`], as `fatfs` sees it.
 pub type FatVolume<'a> = FileSystem<BufStream<StreamSlice<&'a mut BlockDev>>>;

@@ -647,6 +647,18 @@ fn fat_filesystem(
     }
 }
 
+/// A boot bank's FAT16 for an upgrade's reformat: the bank keeps its UUID (ESXi names the
+/// volume by it), gets a fresh volume id and the cluster size a fresh install gives it.
+pub fn bank_filesystem(label: &str, bytes: u64, sector: u32, bank_uuid: Uuid) -> Filesystem {
+    Filesystem::Fat16 {
+        label: label.to_string(),
+        volume_id: volume_id_from(Uuid::new_v4()),
+        bytes_per_cluster: fat16_cluster_bytes(bytes, sector),
+        reserved_sectors: 2,
+        bank_uuid: Some(bank_uuid),
+    }
+}
+
 /// A new GPT entry with a partition GUID drawn from `next_id`.
 fn new_entry(
     number: u32,

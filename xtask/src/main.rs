@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--build 8.0.3-0.35.N] [--omit MODULE]... [--seed N] [--iso FILE]>");
             std::process::exit(1);
         }
     }
@@ -115,6 +115,7 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
         version: "8.0.3".into(),
         seed: 1,
     };
+    let mut variant = mkmedia::Variant::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
@@ -124,13 +125,16 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
             "--version" => o.version = val()?.clone(),
             "--seed" => o.seed = val()?.parse().context("--seed wants a number")?,
             "--iso" => iso = Some(PathBuf::from(val()?)),
+            "--build" => variant.build = Some(val()?.clone()),
+            "--omit" => variant.omit.push(val()?.clone()),
+            "--esxio-build" => variant.esxio_build = Some(val()?.clone()),
             other => bail!("mkmedia: unknown argument {other}"),
         }
     }
     if o.out.as_os_str().is_empty() {
         bail!("mkmedia: --out DIR is required");
     }
-    let m = mkmedia::mkmedia(&o)?;
+    let m = mkmedia::mkmedia_with(&o, &variant)?;
     if let Some(iso) = &iso {
         mkmedia::make_iso(&o.out, iso)?;
         println!("{}: ISO9660 image of {}", iso.display(), o.out.display());

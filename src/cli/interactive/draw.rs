@@ -229,7 +229,7 @@ fn vmfs(f: &mut Frame<'_>, app: &App, version: &str) {
     ];
     if let Some(esx) = &d.content.esx {
         lines.push(Line::raw(format!(
-            "An older ESXi ({}) is installed on it: this install replaces it.",
+            "ESXi {} is installed on it: upgrade it, or overwrite it with a fresh install.",
             esx.version.as_deref().unwrap_or("unknown build")
         )));
     }
@@ -241,6 +241,15 @@ fn vmfs(f: &mut Frame<'_>, app: &App, version: &str) {
     lines.push(Line::raw(""));
     for (i, c) in app.vmfs_choices().iter().enumerate() {
         let label = match c {
+            VmfsChoice::Upgrade => format!(
+                "Upgrade: ESXi {} -> {} into the other boot bank; configuration and datastores kept, the old bank stays for rollback",
+                d.content
+                    .esx
+                    .as_ref()
+                    .and_then(|e| e.version.as_deref())
+                    .unwrap_or("?"),
+                app.ctx.media.manifest.build
+            ),
             VmfsChoice::Overwrite if !d.content.vsan.is_empty() => {
                 "Overwrite: erase the whole disk, its vSAN disk group included".into()
             }
@@ -467,6 +476,12 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
         None => return lines,
     };
     let plan = &p.plan;
+    if plan.upgrade.is_some() {
+        // The same words as the scripted path's --dry-run: which bank boots, which is written,
+        // what is carried over and what is never touched.
+        lines.extend(plan.text().lines().map(|l| Line::raw(l.to_string())));
+        return lines;
+    }
     let t = &plan.target;
     let disk = app.chosen_disk();
     let kernel = disk.map(|d| d.kernel_name.clone()).unwrap_or_default();

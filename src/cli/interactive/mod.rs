@@ -162,7 +162,11 @@ pub fn run_console(
     drop(screen);
     match &result {
         Ok(()) => eprintln!(
-            "ksinstall: installed ESXi {} on {} ({})",
+            "ksinstall: {} ESXi {} on {} ({})",
+            match plan.kind {
+                ksinstall::plan::RunKind::Install => "installed",
+                ksinstall::plan::RunKind::Upgrade => "upgraded to",
+            },
             plan.media.build,
             plan.target.name,
             plan.target.path.display()

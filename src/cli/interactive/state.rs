@@ -39,6 +39,8 @@ pub enum Step {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmfsChoice {
+    /// The disk holds an ESXi that can be upgraded: the new image into the other boot bank.
+    Upgrade,
     Overwrite,
     Preserve,
     Back,
@@ -308,7 +310,16 @@ impl App {
         let has_datastore = self
             .chosen_disk()
             .is_some_and(|d| !d.content.vmfs.is_empty());
-        let mut v = vec![VmfsChoice::Overwrite];
+        let upgradable = self.chosen_disk().is_some_and(|d| {
+            d.content.esx.as_ref().is_some_and(|e| {
+                e.upgrade == ksinstall::inventory::installed::Upgradability::Upgradable
+            })
+        });
+        let mut v = Vec::new();
+        if upgradable {
+            v.push(VmfsChoice::Upgrade);
+        }
+        v.push(VmfsChoice::Overwrite);
         if has_datastore {
             v.push(VmfsChoice::Preserve);
         }
@@ -340,6 +351,7 @@ impl App {
                 Screen::Keyboard
             }
             Screen::Network => Screen::Password,
+            Screen::Dpu if self.answers.vmfs == Some(VmfsChoice::Upgrade) => Screen::Vmfs,
             Screen::Dpu => Screen::Network,
             Screen::Confirm => Screen::Dpu,
         };
@@ -440,6 +452,14 @@ impl App {
                 Some(VmfsChoice::Back) | None => {
                     self.answers.vmfs = None;
                     self.screen = Screen::Disk;
+                }
+                Some(VmfsChoice::Upgrade) => {
+                    // An upgrade keeps the host's configuration: no keyboard, password or
+                    // network to ask; the plan is made now, as the scripted path makes it.
+                    self.answers.vmfs = Some(VmfsChoice::Upgrade);
+                    let (parsed, _, _) = self.parse();
+                    self.planned = Some(self.make_plan(parsed));
+                    self.screen = Screen::Dpu;
                 }
                 Some(c) => {
                     self.answers.vmfs = Some(*c);
@@ -564,6 +584,14 @@ impl App {
     /// mapping diagnostics back to fields.
     pub fn kickstart_text(&self) -> (String, u32, Vec<(NetField, u32, u32)>) {
         let mut text = String::from("vmaccepteula\n");
+        if self.answers.vmfs == Some(VmfsChoice::Upgrade) {
+            let disk = self
+                .chosen_disk()
+                .map(|d| format!(" --disk={}", quote(&d.name)))
+                .unwrap_or_default();
+            text.push_str(&format!("upgrade{disk}\n"));
+            return (text, 0, Vec::new());
+        }
         if let Some(h) = &self.answers.root_hash {
             text.push_str(&format!("rootpw --iscrypted {}\n", quote(h)));
         }

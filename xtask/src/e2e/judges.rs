@@ -21,7 +21,12 @@ pub(super) struct Outcome {
     pub(super) detail: String,
 }
 
-fn judge(name: &str, serial: &Serial, problems: Vec<String>, ok_detail: String) -> Outcome {
+pub(super) fn judge(
+    name: &str,
+    serial: &Serial,
+    problems: Vec<String>,
+    ok_detail: String,
+) -> Outcome {
     let mut problems = problems;
     if serial.timed_out {
         problems.insert(0, "the guest timed out".into());

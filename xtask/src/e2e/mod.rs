@@ -12,6 +12,7 @@
 mod guest;
 mod image;
 mod judges;
+mod upgrade;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -64,11 +65,11 @@ fn parse_only(args: &[String]) -> Result<Option<BTreeSet<String>>> {
             "--only" => {
                 let v = it
                     .next()
-                    .context("--only needs a list: pxe,datastore,dsc-version,bluefield,broken,uefi")?;
+                    .context("--only needs a list: pxe,datastore,dsc-version,bluefield,broken,uefi,upgrade")?;
                 only = Some(v.split(',').map(String::from).collect());
             }
             other => bail!(
-                "e2e: unknown argument {other} (--only pxe,datastore,dsc-version,bluefield,broken,uefi)"
+                "e2e: unknown argument {other} (--only pxe,datastore,dsc-version,bluefield,broken,uefi,upgrade)"
             ),
         }
     }
@@ -158,7 +159,7 @@ fn run_scenarios(
 
     let pxe_disk = p.w("disk-pxe.img");
     let mut installed = false;
-    if want("pxe") || want("uefi") {
+    if want("pxe") || want("uefi") || want("upgrade") {
         let serial = guests
             .guest("pxe", "pxe.cfg", "pensando", "", fresh_disk(&pxe_disk)?)
             .run(p)?;
@@ -225,6 +226,17 @@ fn run_scenarios(
         };
         let serial = boot.run(p)?;
         results.push(check_uefi(&serial, &pxe_disk, &images.uki));
+    }
+    // After the UEFI boot (which leaves the disk as it was): the next build into the other bank.
+    if want("upgrade") && installed {
+        results.push(upgrade::run(p, images, &guests, &pxe_disk)?);
+    } else if want("upgrade") {
+        results.push(Outcome {
+            name: "6 upgrade (real kernel)".into(),
+            passed: false,
+            elapsed: Duration::ZERO,
+            detail: "not run: it upgrades the disk the pxe scenario installs, and that install failed or did not run".into(),
+        });
     }
     drop(server);
     Ok(results)

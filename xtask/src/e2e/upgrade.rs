@@ -1,0 +1,128 @@
+//! The upgrade scenario: under the real kernel, `upgrade --firstdisk` from media of the next
+//! build (served as `media-b/`) on the disk the pxe scenario installed, without a DPU in the
+//! guest. Judged on this machine: safeboot's choice by our reading of esx-boot is the new bank,
+//! bank 5 is byte for byte what the pxe install left, `state.tgz` came over, and the guest's vfat
+//! read the new bank's `boot.cfg` as mtools reads it here.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ksinstall::inventory::{content, installed};
+use sha2::{Digest, Sha256};
+
+use super::image::Images;
+use super::judges::Outcome;
+use super::{ImageGuests, Paths};
+
+const BANK5: (u64, u64) = (208_896, 8_595_455);
+const BANK6_FIRST: u64 = 8_597_504;
+
+fn bank5_hash(disk: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(disk)?;
+    f.seek(SeekFrom::Start(BANK5.0 * 512))?;
+    let mut left = (BANK5.1 + 1 - BANK5.0) * 512;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        f.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The build after `build` (`8.0.3-0.35.24280776` -> `...24280777`).
+fn next_build(build: &str) -> Result<String> {
+    let (head, n) = build.rsplit_once('.').context("a build ends in .NUMBER")?;
+    Ok(format!("{head}.{}", n.parse::<u64>()? + 1))
+}
+
+pub(super) fn run(
+    p: &Paths,
+    images: &Images,
+    guests: &ImageGuests<'_>,
+    disk: &Path,
+) -> Result<Outcome> {
+    let from = ksinstall::media::Media::open(&images.media.display().to_string())?
+        .manifest
+        .build;
+    let to = next_build(&from)?;
+    let media_b = images.www.join("media-b");
+    let _ = std::fs::remove_dir_all(&media_b);
+    ksinstall::media::synth::mkmedia_with(
+        &ksinstall::media::synth::Options {
+            out: media_b,
+            size: 48 << 20,
+            version: "8.0.3".into(),
+            seed: 9,
+        },
+        &ksinstall::media::synth::Variant {
+            build: Some(to.clone()),
+            ..Default::default()
+        },
+    )?;
+    std::fs::write(
+        images.www.join("ks/upgrade.cfg"),
+        "# cargo xtask e2e: the next build into the other bank of the pxe scenario's disk.\nvmaccepteula\nupgrade --firstdisk\n",
+    )?;
+    let before = bank5_hash(disk)?;
+    let repo = format!("inst.repo={}/media-b", guests.url);
+    let serial = guests
+        .guest("upgrade", "upgrade.cfg", "none", &repo, disk.to_path_buf())
+        .run(p)?;
+    let mut problems = Vec::new();
+    serial.expect_exit(0, "success", &mut problems);
+    let c = content::read(disk, 512);
+    let esx = c.esx.context("no ESXi on the disk after the upgrade")?;
+    let choice = installed::safeboot_choice(&esx.banks);
+    if choice.boots != Some(6) {
+        problems.push(format!(
+            "safeboot would boot {:?}, not bank 6",
+            choice.boots
+        ));
+    }
+    let bank = |n: u32| esx.banks.iter().find(|b| b.partition == n);
+    match bank(6) {
+        Some(b)
+            if b.build.as_deref() == Some(to.as_str())
+                && b.updated == Some(2)
+                && b.bootstate == Some(1) => {}
+        other => problems.push(format!(
+            "bank 6 is not {to} with updated=2, bootstate=1: {other:?}"
+        )),
+    }
+    if bank(5).and_then(|b| b.build.as_deref()) != Some(from.as_str()) {
+        problems.push(format!("bank 5 no longer holds {from}"));
+    }
+    if bank(5).map(|b| &b.state_tgz) != bank(6).map(|b| &b.state_tgz) {
+        problems.push("state.tgz was not carried over byte for byte".into());
+    }
+    if bank5_hash(disk)? != before {
+        problems.push("bank 5 changed".into());
+    }
+    // The guest's kernel (vfat) read the new bank's boot.cfg as mtools reads it here.
+    let here = std::process::Command::new("mtype")
+        .arg("-i")
+        .arg(format!("{}@@{}", disk.display(), BANK6_FIRST * 512))
+        .arg("::/boot.cfg")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()?;
+    let sha = ksinstall::media::verify::sha256_hex(&here.stdout);
+    let prefix = "E2E-SHA256 vda6 /boot.cfg ";
+    if !serial
+        .lines(prefix)
+        .any(|l| l[prefix.len()..].trim() == sha)
+    {
+        problems.push(format!(
+            "the guest's vfat did not read bank 6's boot.cfg as {sha}"
+        ));
+    }
+    Ok(super::judges::judge(
+        "6 upgrade (real kernel)",
+        &serial,
+        problems,
+        format!("{from} -> {to}: bank 6 boots (updated=2, bootstate=1), bank 5 byte-identical, state.tgz carried, vfat = mtools"),
+    ))
+}
