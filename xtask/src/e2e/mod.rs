@@ -20,16 +20,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::image::Pin;
 use guest::{Guest, HttpServer};
-use image::{fresh_disk, sized_disk, Images, Pin};
+use image::{fresh_disk, sized_disk, Images};
 use judges::{
     check_bluefield, check_broken, check_datastore, check_dpu_flash, check_dsc_version,
     check_host_tools, check_pxe, check_uefi, shipped_dsc_version, Outcome,
 };
 
+/// What the installer image's init says when it stays up instead of rebooting (xtask/image/init).
+const IMAGE_STAYS: &str = "ksinstall-image: the machine stays up";
+
 struct Paths {
     root: PathBuf,
     work: PathBuf,
+    /// The image builder's downloads and unpacked kernel (target/image).
+    cache: PathBuf,
     pin: Pin,
 }
 
@@ -41,9 +47,7 @@ impl Paths {
 
 pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     let only = parse_only(args)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::target_dir(root);
     let t0 = Instant::now();
     let mut laps = Laps {
         timings: Vec::new(),
@@ -128,7 +132,8 @@ impl ImageGuests<'_> {
             } else {
                 120
             }),
-            stop_at: None,
+            // The image's init stays up after a failure (no reboot loop): its last word ends the run.
+            stop_at: Some(IMAGE_STAYS),
             deadline: self.deadline,
         }
     }
@@ -147,9 +152,7 @@ fn run_scenarios(
     // e2e past its 10-minute budget, and the ones after it are reported as timed out.
     let deadline = Instant::now() + Duration::from_secs(420);
     let guests = ImageGuests {
-        vmlinuz: images
-            .kernel
-            .join(format!("boot/vmlinuz-{}", p.pin.release)),
+        vmlinuz: images.installer.vmlinuz.clone(),
         initrd: &images.initrd,
         url: format!("http://10.0.2.2:{}", server.port),
         deadline,
