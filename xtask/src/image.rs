@@ -421,6 +421,8 @@ pub(crate) struct Installer {
     pub(crate) initrd: PathBuf,
     pub(crate) efi: PathBuf,
     pub(crate) iso: PathBuf,
+    /// The static ksinstall inside it (the e2e also runs it here, for `ksinstall pxe`).
+    pub(crate) bin: PathBuf,
 }
 
 /// What the image is built with.
@@ -541,6 +543,7 @@ pub(crate) fn build(
         iso: o.out.join("ksinstall.iso"),
         kernel: kernel.clone(),
         pin: pin.clone(),
+        bin: bin.clone(),
     };
     std::fs::copy(
         kernel.join(format!("boot/vmlinuz-{}", pin.release)),

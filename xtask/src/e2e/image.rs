@@ -110,6 +110,13 @@ fn make_kickstarts(dir: &Path) -> Result<()> {
             "# cargo xtask e2e: the first disk, the DSC flashed in the same install.\n{KS_HEAD}install --firstdisk --overwritevmfs\n"
         ),
     )?;
+    // The real PXE boot's: the same install, then the reboot into the installed disk.
+    std::fs::write(
+        dir.join("netboot.cfg"),
+        format!(
+            "# cargo xtask e2e: PXE-booted, installs, reboots into the installed disk.\n{KS_HEAD}install --firstdisk --overwritevmfs\nreboot\n"
+        ),
+    )?;
     std::fs::write(
         dir.join("broken.cfg"),
         format!(
@@ -198,7 +205,21 @@ fn make_report_uki(p: &Paths, inst: &Installer) -> Result<PathBuf> {
     installer::copy_busybox(&dir)?;
     installer::install_exec(&p.root.join("tests/e2e/uefi-init"), &dir.join("init"))?;
     let release = &inst.pin.release;
-    let modules = installer::resolve_modules(&inst.kernel, release, &["efivarfs"])?;
+    // efivarfs for what the firmware said; virtio and vfat to read the disk it booted from.
+    let modules = installer::resolve_modules(
+        &inst.kernel,
+        release,
+        &[
+            "efivarfs",
+            "virtio_pci",
+            "virtio_blk",
+            "vfat",
+            "nls_cp437",
+            "nls_iso8859-1",
+            "nls_ascii",
+            "nls_utf8",
+        ],
+    )?;
     installer::copy_modules(&inst.kernel, release, &modules, &dir)?;
     let initrd = p.w("uki-initrd.cpio");
     installer::cpio(&dir, &initrd, "cat")?;

@@ -123,6 +123,7 @@ pub(super) fn check_pxe(
     media: &Path,
     uki: &Path,
     server: &HttpServer,
+    ks: &str,
 ) -> Outcome {
     let mut problems = Vec::new();
     let mut details = Vec::new();
@@ -134,7 +135,7 @@ pub(super) fn check_pxe(
                 return Ok(());
             }
         }
-        check_served(server, &mut problems);
+        check_served(server, ks, &mut problems);
         let host = sgdisk_partitions(disk)?;
         let numbers = check_kernel_gpt(serial, &host, &mut problems);
         details.push(format!("kernel GPT {numbers:?}"));
@@ -156,10 +157,11 @@ pub(super) fn check_pxe(
 }
 
 /// PXE-style: the kickstart and the media came from the host's server.
-fn check_served(server: &HttpServer, problems: &mut Vec<String>) {
+fn check_served(server: &HttpServer, ks: &str, problems: &mut Vec<String>) {
     let requests = server.requests();
+    let ks = format!("GET /ks/{ks}");
     for wanted in [
-        "GET /ks/pxe.cfg",
+        ks.as_str(),
         "GET /media/IMGDB.TGZ",
         "GET /media/B.B00",
         "GET /media/S.V00",
@@ -641,4 +643,116 @@ pub(super) fn check_uefi(serial: &Serial, disk: &Path, _uki: &Path) -> Outcome {
         problems.push(format!("{e:#}"));
     }
     judge("5 UEFI boot (OVMF)", serial, problems, detail)
+}
+
+/// The real PXE boot: dnsmasq leased the guest its address and sent it the iPXE script over
+/// TFTP, the HTTP server sent the kernel and initrd, and the guest's kernel then took its own
+/// address and fetched the host's kickstart (picked by MAC) and the media.
+pub(super) fn check_pxe_served(
+    serial: &Serial,
+    dnsmasq: &str,
+    http: &HttpServer,
+    mac: &str,
+    ks: &str,
+) -> Outcome {
+    let mut problems = Vec::new();
+    if !dnsmasq
+        .lines()
+        .any(|l| l.contains("DHCPACK(br0)") && l.contains(mac))
+    {
+        problems.push(format!("dnsmasq's log has no DHCPACK for {mac}"));
+    }
+    if !dnsmasq
+        .lines()
+        .any(|l| l.contains("dnsmasq-tftp") && l.contains("boot.ipxe to 10.77.0."))
+    {
+        problems.push("dnsmasq's log does not show boot.ipxe sent over TFTP".into());
+    }
+    let requests = http.requests();
+    for wanted in [
+        "GET /image/vmlinuz".to_string(),
+        "GET /image/initrd.img".to_string(),
+        format!("GET /ks/{ks}"),
+        "GET /media/IMGDB.TGZ".to_string(),
+    ] {
+        if !requests
+            .lines()
+            .any(|l| l.contains(&format!("\"{wanted} HTTP/1.1\" 200 ")))
+        {
+            problems.push(format!("the HTTP server did not serve {wanted} (200)"));
+        }
+    }
+    if !serial.text.contains(&format!("for link on eth0 ({mac})")) {
+        problems.push(format!(
+            "the image's init did not take the NIC {mac} that BOOTIF= names"
+        ));
+    }
+    judge(
+        "1 PXE boot (dnsmasq+iPXE)",
+        serial,
+        problems,
+        format!("DHCP+TFTP from dnsmasq, kernel+initrd+kickstart {ks}+media over HTTP, NIC {mac} by BOOTIF="),
+    )
+}
+
+/// The VLAN scenario: a static address on the tagged interface, and an install through it.
+pub(super) fn check_vlan(serial: &Serial, http: &HttpServer, want: &str) -> Outcome {
+    let mut problems = Vec::new();
+    serial.expect_exit(0, "installed", &mut problems);
+    if !serial.text.contains(want) {
+        problems.push(format!("the init never said \"{want}\""));
+    }
+    let from_vlan = http
+        .requests()
+        .lines()
+        .filter(|l| l.starts_with("10.78.0.50 ") && l.contains("\"GET /media/"))
+        .count();
+    if from_vlan == 0 {
+        problems.push("the HTTP server served no media to 10.78.0.50 (the VLAN address)".into());
+    }
+    judge(
+        "static IP + VLAN",
+        serial,
+        problems,
+        format!("{want}; {from_vlan} media requests from 10.78.0.50, installed"),
+    )
+}
+
+/// A failure of the image's init or of the install: the reason on the console, the image's
+/// end-of-the-road line, one boot only (no reboot loop), and the install never started when
+/// the network was the problem.
+pub(super) fn check_failure(
+    name: &str,
+    serial: &Serial,
+    reason: &str,
+    stays: &str,
+    install_starts: bool,
+) -> Outcome {
+    let mut problems = Vec::new();
+    let line = serial
+        .text
+        .lines()
+        .find(|l| l.contains("ksinstall-image: FAILED:"))
+        .map(str::to_string);
+    match &line {
+        Some(l) if l.contains(reason) => {}
+        Some(l) => problems.push(format!("the failure does not say \"{reason}\": {l}")),
+        None => problems.push("no \"ksinstall-image: FAILED:\" line on the console".into()),
+    }
+    if !serial.text.contains(stays) {
+        problems.push("the image did not say it stays up".into());
+    }
+    let boots = serial.text.matches("ksinstall-image: started at").count();
+    if boots != 1 {
+        problems.push(format!("the image started {boots} times (a reboot loop?)"));
+    }
+    if !install_starts && serial.text.contains("running ksinstall boot") {
+        problems.push("ksinstall boot ran although the network was not up".into());
+    }
+    judge(
+        name,
+        serial,
+        problems,
+        format!("{} (one boot, stays up)", line.unwrap_or_default().trim()),
+    )
 }
