@@ -118,6 +118,14 @@ pub(super) enum Nic<'a> {
         mac: &'a str,
         ipxe: bool,
     },
+    /// One end of a UDP trunk in `netns` (QEMU's `-netdev socket,udp=`): QEMU listens on
+    /// `listen` and sends to `peer`.
+    Udp {
+        netns: &'a str,
+        mac: &'a str,
+        listen: u16,
+        peer: u16,
+    },
 }
 
 pub(super) struct Guest<'a> {
@@ -265,7 +273,7 @@ impl Guest<'_> {
     /// the `edu` devices.
     fn command(&self, p: &Paths) -> Command {
         let mut cmd = match &self.nic {
-            Nic::Tap { netns, .. } => {
+            Nic::Tap { netns, .. } | Nic::Udp { netns, .. } => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
                 c
@@ -327,6 +335,15 @@ impl Guest<'_> {
                 };
                 cmd.arg("-device")
                     .arg(format!("virtio-net-pci,netdev=n0,mac={mac}{rom}"));
+            }
+            Nic::Udp {
+                mac, listen, peer, ..
+            } => {
+                cmd.arg("-netdev").arg(format!(
+                    "socket,id=n0,udp=127.0.0.1:{peer},localaddr=127.0.0.1:{listen}"
+                ));
+                cmd.arg("-device")
+                    .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"));
             }
         }
         for i in 0..self.edu {

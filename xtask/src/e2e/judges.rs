@@ -696,8 +696,19 @@ pub(super) fn check_pxe_served(
 }
 
 /// The VLAN scenario: a static address on the tagged interface, and an install through it.
-pub(super) fn check_vlan(serial: &Serial, http: &HttpServer, want: &str) -> Outcome {
+pub(super) fn check_vlan(
+    serial: &Serial,
+    http: &HttpServer,
+    want: &str,
+    port_log: &str,
+) -> Outcome {
     let mut problems = Vec::new();
+    // The switch port passed tagged frames (and only those) to the server's side.
+    if !port_log.contains("forwarded 100 tagged frames") {
+        problems.push(format!(
+            "the VLAN port forwarded fewer than 100 tagged frames: {port_log}"
+        ));
+    }
     serial.expect_exit(0, "installed", &mut problems);
     if !serial.text.contains(want) {
         problems.push(format!("the init never said \"{want}\""));
@@ -734,6 +745,14 @@ pub(super) fn check_failure(
         .lines()
         .find(|l| l.contains("ksinstall-image: FAILED:"))
         .map(str::to_string);
+    // `reason` is what the FAILED line says, then '|' and what else the console must show.
+    let mut said = reason.split('|');
+    let reason = said.next().unwrap_or_default();
+    for also in said {
+        if !serial.text.contains(also) {
+            problems.push(format!("the console never said \"{also}\""));
+        }
+    }
     match &line {
         Some(l) if l.contains(reason) => {}
         Some(l) => problems.push(format!("the failure does not say \"{reason}\": {l}")),

@@ -163,7 +163,7 @@ fn run_scenarios(
         deadline,
     };
     let mut results: Vec<Outcome> = Vec::new();
-    let lab = if want("pxe") || want("vlan") {
+    let mut lab = if want("pxe") || want("vlan") {
         std::fs::create_dir_all(p.w("tftp"))?;
         Some(NetLab::start(&p.work, &p.w("tftp"), &images.www)?)
     } else {
@@ -197,7 +197,7 @@ fn run_scenarios(
             .run(p)?;
         results.push(check_broken(&serial, &disk));
     }
-    if let (true, Some(lab)) = (want("vlan"), &lab) {
+    if let (true, Some(lab)) = (want("vlan"), lab.as_mut()) {
         results.push(network::vlan(p, images, lab, deadline)?);
     }
     if want("failures") {

@@ -1,7 +1,9 @@
 //! The e2e's network on this machine, as a datacenter's looks to a server: a network namespace
 //! with a bridge, a tap for the guest, dnsmasq as the DHCP and TFTP server, and an HTTP server.
-//! The bridge has 10.77.0.1/24 untagged; VLAN 42 on it has 10.78.0.1/24, the only address the
-//! host has in that subnet, so a guest there reaches the server only with tagged frames.
+//! The bridge has 10.77.0.1/24. VLAN 42 has 10.78.0.1/24 on the tap `vlan42`, the only address
+//! the host has in that subnet, behind tests/e2e/vlan-port.py: a switch port that passes the
+//! guest's frames to it only when tagged 42 (this machine's kernel has no 8021q to make a host
+//! VLAN interface), so a guest there reaches the server only with tagged frames.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,12 +19,17 @@ pub(super) const VLAN_ID: u16 = 42;
 pub(super) const VLAN_SERVER: &str = "10.78.0.1";
 pub(super) const HTTP_PORT: u16 = 8080;
 pub(super) const TAP: &str = "tap0";
+/// UDP ports of the VLAN trunk between QEMU (`-netdev socket,udp=`) and vlan-port.py.
+pub(super) const VLAN_PORT_LISTENS: u16 = 5542;
+pub(super) const VLAN_GUEST_LISTENS: u16 = 5543;
 
 pub(super) struct NetLab {
     pub(super) netns: String,
     dnsmasq: std::process::Child,
     pub(super) dnsmasq_log: PathBuf,
     pub(super) http: HttpServer,
+    vlan_port: Option<std::process::Child>,
+    pub(super) vlan_port_log: PathBuf,
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -107,6 +114,8 @@ impl NetLab {
             dnsmasq,
             dnsmasq_log,
             http,
+            vlan_port: None,
+            vlan_port_log: work.join("vlan-port.log"),
         };
         lab.wait_for_dnsmasq()?;
         Ok(lab)
@@ -126,6 +135,48 @@ impl NetLab {
         Ok(())
     }
 
+    /// VLAN 42's switch port and the server's address behind it (tests/e2e/vlan-port.py).
+    pub(super) fn start_vlan(&mut self, root: &Path) -> Result<()> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "python3"])
+            .arg(root.join("tests/e2e/vlan-port.py"))
+            .args(["vlan42", &VLAN_ID.to_string()])
+            .args([
+                VLAN_PORT_LISTENS.to_string(),
+                VLAN_GUEST_LISTENS.to_string(),
+            ])
+            .stdout(std::fs::File::create(&self.vlan_port_log)?)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("tests/e2e/vlan-port.py")?;
+        self.vlan_port = Some(child);
+        let n = self.netns.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Command::new("ip")
+            .args(["-n", &n, "link", "show", "vlan42"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?
+            .success()
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "vlan-port.py made no vlan42 in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ip(&[
+            "-n",
+            &n,
+            "addr",
+            "add",
+            &format!("{VLAN_SERVER}/24"),
+            "dev",
+            "vlan42",
+        ])?;
+        ip(&["-n", &n, "link", "set", "vlan42", "up"])
+    }
+
     pub(super) fn dnsmasq_says(&self) -> String {
         std::fs::read_to_string(&self.dnsmasq_log).unwrap_or_default()
     }
@@ -137,6 +188,10 @@ impl NetLab {
 
 impl Drop for NetLab {
     fn drop(&mut self) {
+        if let Some(c) = self.vlan_port.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         let _ = self.dnsmasq.kill();
         let _ = self.dnsmasq.wait();
         // The HTTP server is killed by its own Drop; the namespace takes the bridge and tap.

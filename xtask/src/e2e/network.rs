@@ -12,7 +12,7 @@ use super::judges::{
     check_dpu_flash, check_failure, check_host_tools, check_pxe, check_pxe_served, check_uefi,
     check_vlan, Outcome,
 };
-use super::netlab::{NetLab, TAP, VLAN_ID, VLAN_SERVER};
+use super::netlab::{NetLab, TAP, VLAN_GUEST_LISTENS, VLAN_ID, VLAN_PORT_LISTENS, VLAN_SERVER};
 use super::{Paths, IMAGE_STAYS};
 use crate::run;
 
@@ -110,16 +110,22 @@ pub(super) fn pxe_boot(
 
 /// A static address on VLAN 42: the host has 10.78.0.1 only on its VLAN interface, so the
 /// kickstart and media come through tagged frames or not at all.
-pub(super) fn vlan(p: &Paths, images: &Images, lab: &NetLab, deadline: Instant) -> Result<Outcome> {
+pub(super) fn vlan(
+    p: &Paths,
+    images: &Images,
+    lab: &mut NetLab,
+    deadline: Instant,
+) -> Result<Outcome> {
+    lab.start_vlan(&p.root)?;
     let url = format!("http://{VLAN_SERVER}:{}", super::netlab::HTTP_PORT);
     let mac = "52:54:00:19:00:02";
     let guest = Guest {
         name: "vlan",
-        nic: Nic::Tap {
+        nic: Nic::Udp {
             netns: &lab.netns,
-            tap: TAP,
             mac,
-            ipxe: false,
+            listen: VLAN_GUEST_LISTENS,
+            peer: VLAN_PORT_LISTENS,
         },
         reboot: false,
         link_off: false,
@@ -138,7 +144,8 @@ pub(super) fn vlan(p: &Paths, images: &Images, lab: &NetLab, deadline: Instant) 
     let want = format!(
         "network: eth0.{VLAN_ID} ({mac}) static 10.78.0.50/24 via {VLAN_SERVER} VLAN {VLAN_ID}"
     );
-    Ok(check_vlan(&serial, &lab.http, &want))
+    let port_log = std::fs::read_to_string(&lab.vlan_port_log).unwrap_or_default();
+    Ok(check_vlan(&serial, &lab.http, &want, &port_log))
 }
 
 /// The image's failures, each on QEMU's user network: an unreachable ks=, a NIC without link,
@@ -155,7 +162,7 @@ pub(super) fn failures(
             // Port 9 (discard) listens nowhere here: the connection is refused.
             format!("ks=http://10.0.2.2:9/ks/pxe.cfg inst.repo={url}/media"),
             false,
-            "ksinstall boot exit code",
+            "ksinstall boot exit code 1|no kickstart could be read:|http://10.0.2.2:9/ks/pxe.cfg: io: Connection refused",
             true,
         ),
         (
@@ -181,7 +188,7 @@ pub(super) fn failures(
             reboot: false,
             link_off,
             kernel: Some((images.installer.vmlinuz.as_path(), images.initrd.as_path())),
-            cmdline,
+            cmdline: format!("{cmdline} e2e.scenario={name} e2e.dpu=none"),
             disk: fresh_disk(&p.w(&format!("disk-{name}.img")))?,
             snapshot: false,
             edu: 0,
