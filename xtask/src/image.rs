@@ -472,7 +472,17 @@ fn make_tree(root: &Path, kernel: &Path, pin: &Pin, bin: &Path, o: &Options) -> 
 
 /// The ISO: isolinux for BIOS, an El Torito EFI image holding ksinstall.efi for UEFI, and
 /// isohybrid MBR + GPT so that the same file boots when written raw to a USB stick.
-fn make_iso(inst: &Installer, cmdline: &str, work: &Path) -> Result<()> {
+/// `extra`, when given, is copied over the disc's root (the e2e's disc carries the media).
+pub(crate) struct Disc<'a> {
+    pub(crate) vmlinuz: &'a Path,
+    pub(crate) initrd: &'a Path,
+    pub(crate) efi: &'a Path,
+    pub(crate) cmdline: &'a str,
+    pub(crate) extra: Option<&'a Path>,
+    pub(crate) out: &'a Path,
+}
+
+pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
     let tree = work.join("iso");
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::create_dir_all(tree.join("isolinux"))?;
@@ -486,16 +496,23 @@ fn make_iso(inst: &Installer, cmdline: &str, work: &Path) -> Result<()> {
     ] {
         std::fs::copy(from, tree.join(to)).with_context(|| from.to_string())?;
     }
-    std::fs::copy(&inst.vmlinuz, tree.join("vmlinuz"))?;
-    std::fs::copy(&inst.initrd, tree.join("initrd.img"))?;
-    std::fs::copy(&inst.efi, tree.join("EFI/BOOT/BOOTX64.EFI"))?;
+    std::fs::copy(d.vmlinuz, tree.join("vmlinuz"))?;
+    std::fs::copy(d.initrd, tree.join("initrd.img"))?;
+    std::fs::copy(d.efi, tree.join("EFI/BOOT/BOOTX64.EFI"))?;
+    if let Some(extra) = d.extra {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", extra.display()))
+            .arg(&tree))?;
+    }
+    let cmdline = d.cmdline;
     std::fs::write(
         tree.join("isolinux/isolinux.cfg"),
         format!("# Written by cargo xtask image.\nDEFAULT ksinstall\nPROMPT 0\nLABEL ksinstall\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img {cmdline}\n"),
     )?;
     // The EFI El Torito image: a FAT file system with the UKI as the removable-media loader.
     let efi_img = tree.join("efiboot.img");
-    let kib = std::fs::metadata(&inst.efi)?.len() / 1024 + 2048;
+    let kib = std::fs::metadata(d.efi)?.len() / 1024 + 2048;
     run(Command::new("mkfs.vfat")
         .args(["-C", "-n", "KSINSTALL"])
         .arg(&efi_img)
@@ -505,12 +522,12 @@ fn make_iso(inst: &Installer, cmdline: &str, work: &Path) -> Result<()> {
     run(Command::new("mmd").args(["-i", &img, "::/EFI", "::/EFI/BOOT"]))?;
     run(Command::new("mcopy")
         .args(["-i", &img])
-        .arg(&inst.efi)
+        .arg(d.efi)
         .arg("::/EFI/BOOT/BOOTX64.EFI"))?;
-    let _ = std::fs::remove_file(&inst.iso);
+    let _ = std::fs::remove_file(d.out);
     run(Command::new("xorriso")
         .args(["-as", "mkisofs", "-quiet", "-o"])
-        .arg(&inst.iso)
+        .arg(d.out)
         .args(["-V", "KSINSTALL", "-J", "-R"])
         .args(["-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin"])
         .args(["-c", "isolinux/boot.cat", "-b", "isolinux/isolinux.bin"])
@@ -559,7 +576,15 @@ pub(crate) fn build(
         "ksinstall installer",
         &inst.efi,
     )?;
-    make_iso(&inst, &cmdline, &o.cache)?;
+    let disc = Disc {
+        vmlinuz: &inst.vmlinuz,
+        initrd: &inst.initrd,
+        efi: &inst.efi,
+        cmdline: &cmdline,
+        extra: None,
+        out: &inst.iso,
+    };
+    make_iso(&disc, &o.cache)?;
     Ok(inst)
 }
 

@@ -128,8 +128,17 @@ pub(super) enum Nic<'a> {
     },
 }
 
+/// How a disc is attached: a CD drive on AHCI, or a USB stick on an xHCI controller.
+#[derive(Clone, Copy)]
+pub(super) enum Removable {
+    Cd,
+    Usb,
+}
+
 pub(super) struct Guest<'a> {
     pub(super) name: &'a str,
+    /// A disc the firmware boots first.
+    pub(super) removable: Option<(&'a Path, Removable)>,
     pub(super) nic: Nic<'a>,
     /// Let the guest reboot (the firmware then boots again) instead of ending QEMU.
     pub(super) reboot: bool,
@@ -316,6 +325,29 @@ impl Guest<'_> {
             self.disk.display()
         ));
         cmd.args(["-device", "virtio-blk-pci,drive=d0,bootindex=1"]);
+        match self.removable {
+            Some((disc, Removable::Cd)) => {
+                cmd.arg("-drive").arg(format!(
+                    "file={},format=raw,if=none,id=cd,media=cdrom,readonly=on",
+                    disc.display()
+                ));
+                cmd.args(["-device", "ahci,id=ahci"]);
+                cmd.args(["-device", "ide-cd,bus=ahci.0,drive=cd,bootindex=0"]);
+            }
+            Some((disc, Removable::Usb)) => {
+                // A copy-on-write view: the stick's image stays as built.
+                cmd.arg("-drive").arg(format!(
+                    "file={},format=raw,if=none,id=usb,snapshot=on",
+                    disc.display()
+                ));
+                cmd.args(["-device", "qemu-xhci,id=xhci"]);
+                cmd.args([
+                    "-device",
+                    "usb-storage,bus=xhci.0,drive=usb,removable=on,bootindex=0",
+                ]);
+            }
+            None => {}
+        }
         match &self.nic {
             Nic::User => {
                 cmd.args([

@@ -153,6 +153,10 @@ pub(super) struct Images {
     /// What the HTTP server serves: media/, ks/, and the boot files.
     pub(super) www: PathBuf,
     pub(super) media: PathBuf,
+    /// The installer disc with the media and KS.CFG on it (ks=cdrom:/KS.CFG).
+    pub(super) cd: PathBuf,
+    /// The installer disc written raw as a USB stick, kickstart and media over HTTP.
+    pub(super) usb: PathBuf,
 }
 
 /// The test overlay: the e2e hooks, netdevsim, and the firmware bundles as the scenarios need
@@ -234,6 +238,48 @@ fn make_report_uki(p: &Paths, inst: &Installer) -> Result<PathBuf> {
     Ok(uki)
 }
 
+/// The two discs of the CD and USB scenarios, made as `cargo xtask image` makes its ISO, with
+/// the e2e's initrd and each its own command line in the UKI and isolinux entry.
+fn make_discs(
+    p: &Paths,
+    inst: &Installer,
+    initrd: &Path,
+    media: &Path,
+    lab_url: &str,
+) -> Result<(PathBuf, PathBuf)> {
+    // The CD: the media at the root (as on VMware's disc) and the kickstart beside them.
+    let root = p.w("cd-root");
+    let _ = std::fs::remove_dir_all(&root);
+    run(Command::new("cp").arg("-al").arg(media).arg(&root))?;
+    std::fs::copy(p.w("www/ks/pxe.cfg"), root.join("KS.CFG"))?;
+    let mut discs = Vec::new();
+    for (name, cmdline, extra) in [
+        ("cd", "console=ttyS0 ks=cdrom:/KS.CFG e2e.scenario=cd e2e.dpu=none".to_string(), Some(root.as_path())),
+        ("usb", format!("console=ttyS0 ks={lab_url}/ks/pxe.cfg inst.repo={lab_url}/media e2e.scenario=usb e2e.dpu=none"), None),
+    ] {
+        let efi = p.w(&format!("{name}.efi"));
+        installer::make_uki(&inst.vmlinuz, initrd, &cmdline, "ksinstall e2e", &efi)?;
+        let out = p.w(&format!("{name}.iso"));
+        installer::make_iso(
+            &installer::Disc {
+                vmlinuz: &inst.vmlinuz,
+                initrd,
+                efi: &efi,
+                cmdline: &cmdline,
+                extra,
+                out: &out,
+            },
+            &p.work,
+        )?;
+        let _ = std::fs::remove_file(&efi);
+        discs.push(out);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let usb = discs.pop().context("usb disc")?;
+    let cd = discs.pop().context("cd disc")?;
+    Ok((cd, usb))
+}
+
 /// The installer image, the packages, netdevsim, then the overlay, the UKI, the media and the
 /// kickstarts, each phase timed.
 pub(super) fn build(
@@ -279,7 +325,13 @@ pub(super) fn build(
     let media = www.join("media");
     make_media(&media, &uki)?;
     make_kickstarts(&www.join("ks"))?;
-    laps.lap("overlay, UKI, media");
+    let lab_url = format!(
+        "http://{}:{}",
+        super::netlab::SERVER,
+        super::netlab::HTTP_PORT
+    );
+    let (cd, usb) = make_discs(&p, &inst, &initrd, &media, &lab_url)?;
+    laps.lap("overlay, UKI, media, discs");
     Ok((
         p,
         Images {
@@ -288,6 +340,8 @@ pub(super) fn build(
             uki,
             www,
             media,
+            cd,
+            usb,
         },
     ))
 }

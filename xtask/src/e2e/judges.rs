@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use ksinstall::media::manifest::{Manifest, Role};
 
-use super::guest::{HttpServer, Serial};
+use super::guest::{HttpServer, Removable, Serial};
 use super::image::{sha256_file, NETDEVSIM_FIRMWARE};
 use super::Paths;
 use crate::run;
@@ -773,5 +773,54 @@ pub(super) fn check_failure(
         serial,
         problems,
         format!("{} (one boot, stays up)", line.unwrap_or_default().trim()),
+    )
+}
+
+/// The CD and USB boots: OVMF started the disc's UKI, the installer read its kickstart (and,
+/// from the CD, its media) where the scenario puts them, and the disk holds a sound install.
+pub(super) fn check_removable(
+    name: &str,
+    serial: &Serial,
+    disk: &Path,
+    kind: Removable,
+) -> Outcome {
+    let mut problems = Vec::new();
+    serial.expect_exit(0, "installed", &mut problems);
+    let (title, source) = match kind {
+        Removable::Cd => ("6 CD boot (UEFI)", "ks=cdrom:/KS.CFG"),
+        Removable::Usb => (
+            "6 USB stick boot (UEFI)",
+            "ks=http://10.77.0.1:8080/ks/pxe.cfg",
+        ),
+    };
+    if !serial
+        .text
+        .contains(&format!("reading the kickstart ({source})"))
+    {
+        problems.push(format!("the installer did not read {source}"));
+    }
+    if !serial.text.contains("ksinstall-image: started at") {
+        problems.push("the image's init never ran".into());
+    }
+    let parts = sgdisk_partitions(disk)
+        .map(|v| v.iter().map(|h| h.number).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !parts.starts_with(&[1, 5, 6, 7]) {
+        problems.push(format!("the disk has partitions {parts:?}, not 1, 5, 6, 7"));
+    }
+    match Command::new("sgdisk").arg("-v").arg(disk).output() {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("No problems found") => {}
+        Ok(o) => problems.push(format!(
+            "sgdisk -v: {}",
+            String::from_utf8_lossy(&o.stdout).trim()
+        )),
+        Err(e) => problems.push(format!("sgdisk: {e}")),
+    }
+    let _ = name;
+    judge(
+        title,
+        serial,
+        problems,
+        format!("OVMF booted the disc; {source}; partitions {parts:?}; sgdisk -v clean"),
     )
 }

@@ -115,6 +115,7 @@ impl ImageGuests<'_> {
         let url = &self.url;
         Guest {
             name: scenario,
+            removable: None,
             nic: Nic::User,
             reboot: false,
             link_off: false,
@@ -143,7 +144,7 @@ impl ImageGuests<'_> {
 }
 
 /// Every scenario's name, for --only.
-const SCENARIOS: &str = "pxe,dsc-version,bluefield,datastore,broken,vlan,failures";
+const SCENARIOS: &str = "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures";
 
 /// The scenarios, in order, each judged as soon as its guest ends; each is one call here.
 fn run_scenarios(
@@ -163,7 +164,7 @@ fn run_scenarios(
         deadline,
     };
     let mut results: Vec<Outcome> = Vec::new();
-    let mut lab = if want("pxe") || want("vlan") {
+    let mut lab = if want("pxe") || want("vlan") || want("removable") {
         std::fs::create_dir_all(p.w("tftp"))?;
         Some(NetLab::start(&p.work, &p.w("tftp"), &images.www)?)
     } else {
@@ -199,6 +200,9 @@ fn run_scenarios(
     }
     if let (true, Some(lab)) = (want("vlan"), lab.as_mut()) {
         results.push(network::vlan(p, images, lab, deadline)?);
+    }
+    if let (true, Some(lab)) = (want("removable"), &lab) {
+        results.extend(network::removable(p, images, lab, deadline)?);
     }
     if want("failures") {
         results.extend(network::failures(p, images, &guests.url, deadline)?);

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::guest::{Guest, Nic};
+use super::guest::{Guest, Nic, Removable};
 use super::image::{fresh_disk, Images};
 use super::judges::{
-    check_dpu_flash, check_failure, check_host_tools, check_pxe, check_pxe_served, check_uefi,
-    check_vlan, Outcome,
+    check_dpu_flash, check_failure, check_host_tools, check_pxe, check_pxe_served, check_removable,
+    check_uefi, check_vlan, Outcome,
 };
 use super::netlab::{NetLab, TAP, VLAN_GUEST_LISTENS, VLAN_ID, VLAN_PORT_LISTENS, VLAN_SERVER};
 use super::{Paths, IMAGE_STAYS};
@@ -68,6 +68,7 @@ pub(super) fn pxe_boot(
     let disk = fresh_disk(&p.w("disk-pxe.img"))?;
     let guest = Guest {
         name: "pxe",
+        removable: None,
         nic: Nic::Tap {
             netns: &lab.netns,
             tap: TAP,
@@ -121,6 +122,7 @@ pub(super) fn vlan(
     let mac = "52:54:00:19:00:02";
     let guest = Guest {
         name: "vlan",
+        removable: None,
         nic: Nic::Udp {
             netns: &lab.netns,
             mac,
@@ -184,6 +186,7 @@ pub(super) fn failures(
     for (name, cmdline, link_off, reason, install_starts) in cases {
         let guest = Guest {
             name,
+            removable: None,
             nic: Nic::User,
             reboot: false,
             link_off,
@@ -204,6 +207,49 @@ pub(super) fn failures(
             IMAGE_STAYS,
             install_starts,
         ));
+    }
+    Ok(out)
+}
+
+/// The installer disc booted by OVMF as a CD (kickstart and media on the disc) and written raw
+/// as a USB stick (kickstart and media from the lab's HTTP server): both install.
+pub(super) fn removable(
+    p: &Paths,
+    images: &Images,
+    lab: &NetLab,
+    deadline: Instant,
+) -> Result<Vec<Outcome>> {
+    let mut out = Vec::new();
+    for (name, disc, kind) in [
+        ("cd", &images.cd, Removable::Cd),
+        ("usb", &images.usb, Removable::Usb),
+    ] {
+        let disk = fresh_disk(&p.w(&format!("disk-{name}.img")))?;
+        let guest = Guest {
+            name,
+            removable: Some((disc.as_path(), kind)),
+            nic: match kind {
+                Removable::Cd => Nic::User,
+                Removable::Usb => Nic::Tap {
+                    netns: &lab.netns,
+                    tap: TAP,
+                    mac: "52:54:00:19:00:03",
+                    ipxe: false,
+                },
+            },
+            reboot: false,
+            link_off: false,
+            kernel: None,
+            cmdline: String::new(),
+            disk: disk.clone(),
+            snapshot: false,
+            edu: 0,
+            timeout: Duration::from_secs(240),
+            stop_at: &[IMAGE_STAYS],
+            deadline,
+        };
+        let serial = guest.run(p)?;
+        out.push(check_removable(name, &serial, &disk, kind));
     }
     Ok(out)
 }
