@@ -154,9 +154,9 @@ fn run_scenarios(
 ) -> Result<Vec<Outcome>> {
     let server = HttpServer::start(&images.www, &p.w("http.log"))?;
     let want = |s: &str| only.is_none_or(|o| o.contains(s));
-    // All guests together get 10 minutes (they take about 6): a hung guest must not take the
+    // All guests together get 13 minutes (they take about 7): a hung guest must not take the
     // e2e past its budget, and the ones after it are reported as timed out.
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(780);
     let guests = ImageGuests {
         vmlinuz: images.installer.vmlinuz.clone(),
         initrd: &images.initrd,
