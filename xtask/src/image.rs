@@ -28,6 +28,8 @@ pub(crate) const IMAGE_MODULES: &[&str] = &[
     // Disks: NVMe, SATA (AHCI), SAS/RAID HBAs, virtio, SCSI disks and CD drives.
     "nvme",
     "ahci",
+    // SATA in legacy IDE mode (BIOS "compatibility"; also QEMU's default CD drive).
+    "ata_piix",
     "megaraid_sas",
     "mpt3sas",
     "smartpqi",
