@@ -22,7 +22,7 @@ pub enum Loader {
     Esxi,
 }
 
-/// Write the PXE files for the media in DIR.
+/// Write the files that network-boot the installer image (or VMware's: --loader esxi) on many hosts.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What the hosts boot: ksinstall's installer image, or VMware's installer (mboot).
