@@ -920,6 +920,150 @@ fn boot_option_errors_unsupported_sources_and_no_ks() {
 }
 
 #[test]
+fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    s.put("esx2.cfg", &ks_text("").replace("esx1.example", "esx-two"));
+    let srv = serve(&s.path("media"));
+    let out_dir = s.path("tftp");
+    let image_url = "http://10.0.0.1/image";
+    // Without --http-url there is no inst.repo= to give: refused, nothing written.
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "pxe".to_string(),
+            "--media".into(),
+            s.media(),
+            "--ks-url".into(),
+            format!("{}/ks.cfg", srv.url),
+            "--out".into(),
+            out_dir.to_str().unwrap().into(),
+            "--host".into(),
+            format!("3C-EC-EF-01-02-03={}/esx2.cfg", srv.url),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_pxe = |a: &[String]| ksinstall(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let a = args(&[]);
+    let out = run_pxe(&a);
+    code(&out, 1);
+    says(&out, "--loader ksinstall needs --http-url");
+    assert!(!out_dir.exists());
+
+    let a = args(&[
+        "--http-url",
+        &srv.url,
+        "--image-url",
+        image_url,
+        "--append",
+        "inst.ks.sendmac",
+    ]);
+    let out = run_pxe(&a);
+    code(&out, 0);
+    let read = |p: &str| std::fs::read_to_string(out_dir.join(p)).unwrap();
+    // No mboot files: the hosts boot our kernel, not VMware's loader.
+    assert!(!out_dir.join("boot.cfg").exists());
+
+    let (ok, o, e) = run(
+        "grub-script-check",
+        &[out_dir.join("grub.cfg").to_str().unwrap()],
+    );
+    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub.cfg"));
+    let grub = read("grub.cfg");
+    assert!(
+        grub.contains(&format!(
+            "    set ks={}/esx2.cfg\n    set bootif=BOOTIF=01-3c-ec-ef-01-02-03",
+            srv.url
+        )),
+        "{grub}"
+    );
+    assert!(grub.contains("  linux vmlinuz ks=$ks inst.repo="), "{grub}");
+    assert!(grub.contains("  initrd initrd.img\n"), "{grub}");
+
+    // PXELINUX: our kernel and initrd, the host's ks=, IPAPPEND 2 for BOOTIF=.
+    let host = read("pxelinux.cfg/01-3c-ec-ef-01-02-03");
+    let append = host
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("APPEND "))
+        .unwrap()
+        .to_string();
+    assert!(
+        host.contains(&format!(
+            "  KERNEL {image_url}/vmlinuz\n  INITRD {image_url}/initrd.img\n"
+        )),
+        "{host}"
+    );
+    assert!(host.contains("  IPAPPEND 2\n"), "{host}");
+    assert_eq!(
+        append,
+        format!(
+            "ks={}/esx2.cfg inst.repo={} console=tty0 console=ttyS0,115200 inst.ks.sendmac",
+            srv.url, srv.url
+        )
+    );
+    assert!(read("pxelinux.cfg/default").contains(&format!("APPEND ks={}/ks.cfg ", srv.url)));
+
+    // iPXE: the host's ks= by MAC, then our kernel with BOOTIF= of the NIC it booted from.
+    let ipxe = read("boot.ipxe");
+    assert!(ipxe.starts_with("#!ipxe\n"));
+    for line in ipxe.lines().skip(1) {
+        let word = line.split_whitespace().next().unwrap_or("");
+        assert!(
+            line.starts_with('#') || ["iseq", "set", "kernel", "initrd", "boot"].contains(&word),
+            "not an iPXE command: {line}"
+        );
+    }
+    assert!(
+        ipxe.contains(&format!(
+            "iseq ${{netX/mac}} 3c:ec:ef:01:02:03 && set ks {}/esx2.cfg ||",
+            srv.url
+        )),
+        "{ipxe}"
+    );
+    assert!(
+        ipxe.contains(&format!(
+            "kernel {image_url}/vmlinuz initrd=initrd.img ks=${{ks}} inst.repo={} ",
+            srv.url
+        )),
+        "{ipxe}"
+    );
+    assert!(ipxe.contains("BOOTIF=01-${netX/mac:hexhyp}"), "{ipxe}");
+    assert!(
+        ipxe.contains(&format!("initrd {image_url}/initrd.img\nboot\n")),
+        "{ipxe}"
+    );
+    // UEFI HTTP boot: the UKI's URL, and how to build it with the host's command line.
+    let http = read("http-boot.txt");
+    assert!(
+        http.lines()
+            .any(|l| l == format!("{image_url}/ksinstall.efi")),
+        "{http}"
+    );
+    assert!(
+        http.contains("cargo xtask image --out DIR-01-3c-ec-ef-01-02-03 --cmdline \"ks="),
+        "{http}"
+    );
+
+    // What PXELINUX hands the host's kernel (APPEND + IPAPPEND's BOOTIF=) starts `ksinstall
+    // boot` on that host's kickstart with the media from inst.repo=.
+    let root = s.sysroot("plain");
+    std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
+    std::fs::write(
+        root.join("sys/class/net/eno1/address"),
+        "3c:ec:ef:01:02:03\n",
+    )
+    .unwrap();
+    let cmdline = format!("{append} BOOTIF=01-3c-ec-ef-01-02-03");
+    let out = boot(&root, &cmdline, &["--dry-run"]);
+    code(&out, 0);
+    says(&out, "esx-two");
+    assert!(
+        !srv.gets("/imgdb.tgz").is_empty(),
+        "the media were not read from inst.repo="
+    );
+}
+
+#[test]
 fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     let s = Setup::new("16M");
     s.put("ks.cfg", &ks_text(""));
@@ -928,6 +1072,8 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     let out_dir = s.path("tftp");
     let out = ksinstall(&[
         "pxe",
+        "--loader",
+        "esxi",
         "--media",
         &s.media(),
         "--ks-url",

@@ -454,7 +454,21 @@ fn dpu_rules_are_checked_before_anything_is_written() {
     let out = h.install(&[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("no rshim device for 0000:ca:00.2"));
+    // Nor any daemon on the system: the refusal says how an installer image gets one.
+    assert!(
+        text(&out).contains("cargo xtask image --with-rshim FILE"),
+        "{}",
+        text(&out)
+    );
     assert!(!h.path("disk.img").exists());
+    // A daemon installed that made no device: the question is whether it runs.
+    std::fs::create_dir_all(h.sysroot.join("usr/sbin")).unwrap();
+    std::fs::write(h.sysroot.join("usr/sbin/rshim"), "").unwrap();
+    let out = h.install(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("is it running"), "{}", text(&out));
+    assert!(!text(&out).contains("--with-rshim"), "{}", text(&out));
+    std::fs::remove_file(h.sysroot.join("usr/sbin/rshim")).unwrap();
 
     // No firmware bundle for the model.
     let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));

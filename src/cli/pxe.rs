@@ -1,8 +1,10 @@
 //! `ksinstall pxe`: the files a PXE server needs to start the installer on many hosts
-//! (docs/PXE.md): a `boot.cfg` whose `kernelopt` carries `ks=` (one per host under
-//! `01-<mac>/`, with `BOOTIF=`), PXELINUX entries for BIOS (`pxelinux.cfg/default`,
-//! `pxelinux.cfg/01-<mac>`, with `IPAPPEND 2` so PXELINUX adds `BOOTIF=`), a GRUB `grub.cfg`
-//! for UEFI PXE/HTTP boot, and an iPXE script.
+//! (docs/PXE.md). By default they boot ksinstall's installer image (`cargo xtask image`,
+//! docs/IMAGE.md): an iPXE script, a GRUB `grub.cfg`, PXELINUX entries and the UEFI HTTP-boot
+//! URL, each loading `vmlinuz` + `initrd.img` with `ks=`, `inst.repo=` and `BOOTIF=` per host.
+//! `--loader esxi` writes VMware's way instead: a `boot.cfg` whose `kernelopt` carries `ks=`
+//! (one per host under `01-<mac>/`), PXELINUX entries for mboot.c32, GRUB and iPXE chaining
+//! mboot: VMware's installer then runs with our validated kickstart.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,9 +13,26 @@ use anyhow::{Context, Result};
 use ksinstall::exit::Outcome;
 use ksinstall::media::{BootCfg, Media};
 
-/// Write the PXE files for the media in DIR.
+/// What the written files boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Loader {
+    /// ksinstall's installer image (vmlinuz, initrd.img, ksinstall.efi): `ksinstall boot` runs.
+    Ksinstall,
+    /// VMware's installer (mboot with the media's boot.cfg), handed our kickstart with ks=.
+    Esxi,
+}
+
+/// Write the files that network-boot the installer image (or VMware's: --loader esxi) on many hosts.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// What the hosts boot: ksinstall's installer image, or VMware's installer (mboot).
+    #[arg(long, value_enum, default_value_t = Loader::Ksinstall)]
+    loader: Loader,
+    /// Where the installer image (vmlinuz, initrd.img, ksinstall.efi) is served over HTTP. Without
+    /// it, the boot loaders fetch the image's files relative to their own (TFTP). Only with
+    /// --loader ksinstall.
+    #[arg(long, value_name = "URL")]
+    image_url: Option<String>,
     /// The installation media (an extracted ISO) that the TFTP/HTTP server serves.
     #[arg(long, value_name = "DIR")]
     media: PathBuf,
@@ -26,9 +45,9 @@ pub struct Args {
     /// A host's own kickstart: MAC=KS_URL (aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff). Repeatable.
     #[arg(long, value_name = "MAC=KS_URL")]
     host: Vec<String>,
-    /// The HTTP URL the media directory is served at. It becomes boot.cfg's prefix= (so mboot
-    /// loads the modules over HTTP) and the base of the iPXE script's paths. Without it, the
-    /// modules are loaded over TFTP, relative to boot.cfg.
+    /// The HTTP URL the media directory is served at: the installer image's inst.repo=.
+    /// With --loader esxi it becomes boot.cfg's prefix= (so mboot loads the modules over HTTP)
+    /// and the base of the iPXE script's paths; without it the modules are loaded over TFTP.
     #[arg(long, value_name = "URL")]
     http_url: Option<String>,
     /// More boot options for every host (e.g. "ip=10.0.0.5 netmask=255.255.255.0 inst.ks.sendmac").
@@ -154,6 +173,59 @@ pub fn run(a: Args) -> Result<Outcome> {
         }
     };
     let build = media.manifest.build.clone();
+    let extra = a.append.trim();
+    let mut written = Vec::new();
+    let mut put = |rel: String, text: String| -> Result<()> {
+        write(&a.out.join(&rel), &text)?;
+        written.push(rel);
+        Ok(())
+    };
+    match a.loader {
+        Loader::Esxi => esxi_files(&a, &media, &hosts, &mut put)?,
+        Loader::Ksinstall => {
+            let Some(repo) = a.http_url.as_deref() else {
+                eprintln!("ksinstall: error: --loader ksinstall needs --http-url: the installer image reads the media over HTTP (inst.repo=)");
+                return Ok(Outcome::UsageOrIo);
+            };
+            if let Some(Err(e)) = a.image_url.as_deref().map(check_url) {
+                eprintln!(
+                    "ksinstall: error: --image-url {}",
+                    e.replace("the kickstart URL", "it")
+                );
+                return Ok(Outcome::UsageOrIo);
+            }
+            let image = ImageBoot {
+                build: &build,
+                image: a.image_url.as_deref().map(|u| u.trim_end_matches('/')),
+                repo: repo.trim_end_matches('/'),
+                extra,
+            };
+            image_files(&image, &a.ks_url, &hosts, &mut put)?;
+        }
+    }
+    for f in &written {
+        println!("{}", a.out.join(f).display());
+    }
+    if a.loader == Loader::Esxi
+        && !a.media.join("mboot.c32").exists()
+        && !a.media.join("MBOOT.C32").exists()
+    {
+        eprintln!(
+            "ksinstall: warning: {} has no mboot.c32: BIOS (PXELINUX) boot needs it next to boot.cfg",
+            a.media.display()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// `--loader esxi`: VMware's installer (mboot) with the media's boot.cfg, our ks= added.
+fn esxi_files(
+    a: &Args,
+    media: &Media,
+    hosts: &[Host],
+    put: &mut dyn FnMut(String, String) -> Result<()>,
+) -> Result<()> {
+    let build = media.manifest.build.clone();
     // TFTP and HTTP servers match names exactly: use the loader's name as the media spells it.
     let loader = ["EFI/BOOT/BOOTX64.EFI", "efi/boot/bootx64.efi"]
         .into_iter()
@@ -164,19 +236,12 @@ pub fn run(a: Args) -> Result<Outcome> {
     let extra = a.append.trim();
     let opts = |ks: &str, mac: Option<&str>| kernel_opts(base, extra, ks, mac);
 
-    let mut written = Vec::new();
-    let mut put = |rel: String, text: String| -> Result<()> {
-        write(&a.out.join(&rel), &text)?;
-        written.push(rel);
-        Ok(())
-    };
-
     // boot.cfg: the default one, and one per host in 01-<mac>/ (where mboot.efi looks first).
     put(
         "boot.cfg".into(),
         net_boot_cfg(&media.boot_cfg, prefix, &opts(&a.ks_url, None)).render(),
     )?;
-    for h in &hosts {
+    for h in hosts {
         put(
             format!("{}/boot.cfg", h.pxe_name()),
             net_boot_cfg(&media.boot_cfg, prefix, &opts(&h.ks_url, Some(&h.mac))).render(),
@@ -190,29 +255,151 @@ pub fn run(a: Args) -> Result<Outcome> {
         )
     };
     put("pxelinux.cfg/default".into(), pxelinux("boot.cfg"))?;
-    for h in &hosts {
+    for h in hosts {
         put(
             format!("pxelinux.cfg/{}", h.pxe_name()),
             pxelinux(&format!("{}/boot.cfg", h.pxe_name())),
         )?;
     }
 
-    put("grub.cfg".into(), grub_cfg(&build, &hosts, loader))?;
-    put(
-        "boot.ipxe".into(),
-        ipxe_script(&build, &hosts, loader, base),
-    )?;
+    put("grub.cfg".into(), grub_cfg(&build, hosts, loader))?;
+    put("boot.ipxe".into(), ipxe_script(&build, hosts, loader, base))?;
 
-    for f in &written {
-        println!("{}", a.out.join(f).display());
+    Ok(())
+}
+
+/// Where the installer image's files and the media are, for `--loader ksinstall`.
+struct ImageBoot<'a> {
+    build: &'a str,
+    /// The HTTP directory of vmlinuz, initrd.img and ksinstall.efi; None: relative (TFTP).
+    image: Option<&'a str>,
+    /// inst.repo=: the media over HTTP.
+    repo: &'a str,
+    extra: &'a str,
+}
+
+impl ImageBoot<'_> {
+    fn at(&self, file: &str) -> String {
+        match self.image {
+            Some(b) => format!("{b}/{file}"),
+            None => file.to_string(),
+        }
     }
-    if !a.media.join("mboot.c32").exists() && !a.media.join("MBOOT.C32").exists() {
-        eprintln!(
-            "ksinstall: warning: {} has no mboot.c32: BIOS (PXELINUX) boot needs it next to boot.cfg",
-            a.media.display()
-        );
+    /// The kernel options but ks= and BOOTIF=: the media, the consoles (VGA and the first
+    /// serial port, unless --append names its own), --append.
+    fn options(&self) -> String {
+        let mut o = String::new();
+        if !self
+            .extra
+            .split_whitespace()
+            .any(|w| w.starts_with("inst.repo="))
+        {
+            write!(o, "inst.repo={}", self.repo).ok();
+        }
+        if !self
+            .extra
+            .split_whitespace()
+            .any(|w| w.starts_with("console="))
+        {
+            o.push_str(" console=tty0 console=ttyS0,115200");
+        }
+        if !self.extra.is_empty() {
+            write!(o, " {}", self.extra).ok();
+        }
+        o.trim().to_string()
     }
-    Ok(Outcome::Success)
+}
+
+/// `--loader ksinstall`: iPXE, GRUB and PXELINUX load vmlinuz + initrd.img with each host's
+/// ks= and BOOTIF=; http-boot.txt says what UEFI HTTP boot loads.
+fn image_files(
+    b: &ImageBoot,
+    ks_default: &str,
+    hosts: &[Host],
+    put: &mut dyn FnMut(String, String) -> Result<()>,
+) -> Result<()> {
+    let head = format!(
+        "Written by ksinstall pxe: ksinstall's installer image for ESXi {}.",
+        b.build
+    );
+    let opts = b.options();
+    let pxelinux = |ks: &str| {
+        format!(
+            "# {head}\nDEFAULT install\nPROMPT 0\nLABEL install\n  KERNEL {}\n  INITRD {}\n  APPEND ks={ks} {opts}\n  IPAPPEND 2\n",
+            b.at("vmlinuz"),
+            b.at("initrd.img")
+        )
+    };
+    put("pxelinux.cfg/default".into(), pxelinux(ks_default))?;
+    for h in hosts {
+        put(
+            format!("pxelinux.cfg/{}", h.pxe_name()),
+            pxelinux(&h.ks_url),
+        )?;
+    }
+
+    // GRUB loads the files from where it came from (its $prefix's device: TFTP or HTTP).
+    let mut grub = format!(
+        "# {head}\nset timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall)\" {{\n  set ks={ks_default}\n  set bootif=\n",
+        b.build
+    );
+    for h in hosts {
+        writeln!(
+            grub,
+            "  if [ \"$net_default_mac\" = \"{}\" ]; then\n    set ks={}\n    set bootif=BOOTIF={}\n  fi",
+            h.mac,
+            h.ks_url,
+            h.pxe_name()
+        )
+        .ok();
+    }
+    writeln!(
+        grub,
+        "  linux vmlinuz ks=$ks {opts} $bootif\n  initrd initrd.img\n}}"
+    )
+    .ok();
+    put("grub.cfg".into(), grub)?;
+
+    // iPXE: the host's kickstart by the MAC of the NIC it booted from; BOOTIF= from that NIC.
+    let mut ipxe = format!("#!ipxe\n# {head}\nset ks {ks_default}\n");
+    for h in hosts {
+        writeln!(
+            ipxe,
+            "iseq ${{netX/mac}} {} && set ks {} ||",
+            h.mac, h.ks_url
+        )
+        .ok();
+    }
+    writeln!(
+        ipxe,
+        "kernel {} initrd=initrd.img ks=${{ks}} {opts} BOOTIF=01-${{netX/mac:hexhyp}}\ninitrd {}\nboot",
+        b.at("vmlinuz"),
+        b.at("initrd.img")
+    )
+    .ok();
+    put("boot.ipxe".into(), ipxe)?;
+
+    // UEFI HTTP boot loads one file and passes no options: ksinstall.efi with its command line
+    // built in.
+    let mut http = format!("# {head}\n# UEFI HTTP boot: give the host this boot file URL (DHCP option 67, or its\n# firmware's HTTP boot setting). ksinstall.efi carries its kernel command line;\n# build it for these hosts with:\n");
+    writeln!(
+        http,
+        "#   cargo xtask image --out DIR --cmdline \"ks={ks_default} {opts}\"\n{}",
+        b.at("ksinstall.efi")
+    )
+    .ok();
+    for h in hosts {
+        writeln!(
+            http,
+            "# {}: cargo xtask image --out DIR-{} --cmdline \"ks={} {opts} BOOTIF={}\"",
+            h.mac,
+            h.pxe_name(),
+            h.ks_url,
+            h.pxe_name()
+        )
+        .ok();
+    }
+    put("http-boot.txt".into(), http)
 }
 
 /// The kernel options of one boot.cfg: the kickstart, the media (for a ksinstall installer

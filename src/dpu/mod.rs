@@ -159,16 +159,35 @@ pub fn observe(dpu: &Dpu, access: &Access) -> Observed {
     o
 }
 
+/// Where NVIDIA's rshim daemon is installed (its package, or `cargo xtask image --with-rshim`).
+const RSHIM_DAEMON: &[&str] = &["usr/sbin/rshim", "usr/bin/rshim"];
+
+/// Why a BlueField has no rshim device: no daemon on this system at all (it is not in Debian,
+/// so the installer image has it only when built with --with-rshim), or one that did not make
+/// the device.
+fn no_rshim_device(sysroot: &std::path::Path, addresses: &[String]) -> String {
+    let dev = sysroot.join("dev");
+    if RSHIM_DAEMON.iter().any(|p| sysroot.join(p).is_file()) {
+        return format!(
+            "no rshim device for {} below {} (the rshim daemon creates dev/rshimN for each BlueField; is it running, and not owned by the card's BMC?)",
+            addresses.join(", "),
+            dev.display()
+        );
+    }
+    format!(
+        "no rshim device for {} below {}, and no rshim daemon on this system ({}): NVIDIA's rshim is not in Debian; build the installer image with `cargo xtask image --with-rshim FILE` (docs/IMAGE.md) or install NVIDIA's rshim package",
+        addresses.join(", "),
+        dev.display(),
+        RSHIM_DAEMON.iter().map(|p| format!("/{p}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
 fn observe_rshim(dpu: &Dpu, access: &Access, o: &mut Observed) {
     let addresses = rshim_addresses(dpu);
     let dev = match rshim::find(&access.sysroot, &addresses) {
         Ok(Some(d)) => d,
         Ok(None) => {
-            o.problem = Some(format!(
-                "no rshim device for {} below {} (the rshim daemon creates dev/rshimN for each BlueField; is it running, and not owned by the card's BMC?)",
-                addresses.join(", "),
-                access.sysroot.join("dev").display()
-            ));
+            o.problem = Some(no_rshim_device(&access.sysroot, &addresses));
             return;
         }
         Err(e) => {

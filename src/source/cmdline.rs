@@ -161,6 +161,11 @@ impl BootOptions {
                 why: e.message.to_string(),
             })?;
         for w in words.into_iter().map(|w| w.text) {
+            // The installer image's own options (docs/IMAGE.md): read by its init, not logged
+            // here (ksinstall.report_token= carries a secret).
+            if w.starts_with("ksinstall.") {
+                continue;
+            }
             let Some((key, value)) = w.split_once('=') else {
                 match w.as_str() {
                     "inst.ks.sendmac" => o.send_mac = true,
@@ -373,6 +378,9 @@ mod tests {
             (Some(20), Some(SystemMediaSize::Min), Some(8192), true)
         );
         assert_eq!(o.ignored, ["runweasel", "debug"]);
+        // The image's init's own words are neither ours nor logged (a report token is a secret).
+        let o = BootOptions::parse("ks=usb ksinstall.report_token=s3cret ksinstall.shell").unwrap();
+        assert!(o.ignored.is_empty() && o.warnings.is_empty(), "{o:?}");
         assert_eq!(
             BootOptions::parse("ks=file://etc/vmware/weasel/ks.cfg")
                 .unwrap()

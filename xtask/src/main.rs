@@ -4,7 +4,8 @@
 //!   running as root), then run the whole test suite. This is the README's test command.
 //! - `demo`: the README's first command: the installer's main job on embedded defaults.
 //! - `rollout`: a simulated rack installed in parallel and checked as one cluster (rollout.rs).
-//! - `e2e`: the installer under a real kernel in QEMU, judged by real clients (e2e.rs).
+//! - `image`: the installer image people boot (image.rs, docs/IMAGE.md).
+//! - `e2e`: the installer image under QEMU, judged by real clients (e2e/).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +14,7 @@ use anyhow::{bail, Context, Result};
 
 mod bench;
 mod e2e;
+mod image;
 mod rollout;
 
 use ksinstall::media::synth as mkmedia;
@@ -42,11 +44,19 @@ fn main() -> Result<()> {
         Some("bench") => bench::bench(&root(), &mut cargo()),
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
+        Some("image") => image::image(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--build 8.0.3-0.35.N] [--omit MODULE]... [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | image --out DIR [--with-rshim FILE] [--cmdline OPTIONS] | e2e [--only SCENARIOS] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--build 8.0.3-0.35.N] [--omit MODULE]... [--seed N] [--iso FILE]>");
             std::process::exit(1);
         }
     }
+}
+
+/// CARGO_TARGET_DIR, else target/ of the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
 fn root() -> PathBuf {

@@ -12,6 +12,8 @@ use anyhow::{bail, ensure, Context, Result};
 use super::Paths;
 
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+/// Debian's iPXE for QEMU's virtio NIC (ipxe-qemu), with its UEFI driver.
+const IPXE_ROM: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
 
 /// Python's http.server on 127.0.0.1, which slirp shows the guest as 10.0.2.2.
 pub(super) struct HttpServer {
@@ -54,6 +56,43 @@ impl HttpServer {
             log: log.to_path_buf(),
         })
     }
+    /// The server inside network namespace `netns`, on all its addresses at `port`.
+    pub(super) fn start_in(netns: &str, dir: &Path, log: &Path, port: u16) -> Result<HttpServer> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns, "python3", "-m", "http.server"])
+            .args(["--bind", "0.0.0.0", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("ip netns exec python3 -m http.server")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+        while !Command::new("ip")
+            .args(["netns", "exec", netns, "bash", "-c", &probe])
+            .stderr(Stdio::null())
+            .status()?
+            .success()
+        {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "the HTTP server in {netns} ended: {status} (see {})",
+                    log.display()
+                );
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the HTTP server in {netns} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(HttpServer {
+            port,
+            child,
+            log: log.to_path_buf(),
+        })
+    }
     /// The request lines it logged: `"GET /ks/pxe.cfg HTTP/1.1" 200 -`.
     pub(super) fn requests(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -67,8 +106,44 @@ impl Drop for HttpServer {
     }
 }
 
+/// The guest's NIC.
+pub(super) enum Nic<'a> {
+    /// QEMU's user network (slirp): the host is 10.0.2.2.
+    User,
+    /// A tap device on the e2e's bridge in network namespace `netns`, with this MAC; `ipxe`
+    /// gives it Debian's iPXE ROM and makes it the firmware's second boot choice after the disk.
+    Tap {
+        netns: &'a str,
+        tap: &'a str,
+        mac: &'a str,
+        ipxe: bool,
+    },
+    /// One end of a UDP trunk in `netns` (QEMU's `-netdev socket,udp=`): QEMU listens on
+    /// `listen` and sends to `peer`.
+    Udp {
+        netns: &'a str,
+        mac: &'a str,
+        listen: u16,
+        peer: u16,
+    },
+}
+
+/// How a disc is attached: a CD drive on AHCI, or a USB stick on an xHCI controller.
+#[derive(Clone, Copy)]
+pub(super) enum Removable {
+    Cd,
+    Usb,
+}
+
 pub(super) struct Guest<'a> {
     pub(super) name: &'a str,
+    /// A disc the firmware boots first.
+    pub(super) removable: Option<(&'a Path, Removable)>,
+    pub(super) nic: Nic<'a>,
+    /// Let the guest reboot (the firmware then boots again) instead of ending QEMU.
+    pub(super) reboot: bool,
+    /// Take the NIC's link down before the guest boots (QEMU's monitor `set_link`).
+    pub(super) link_off: bool,
     /// Direct kernel boot (kernel, initrd); None boots the disk through OVMF.
     pub(super) kernel: Option<(&'a Path, &'a Path)>,
     pub(super) cmdline: String,
@@ -78,7 +153,7 @@ pub(super) struct Guest<'a> {
     pub(super) edu: u8,
     pub(super) timeout: Duration,
     /// Stop the guest when this appears (a firmware boot has no poweroff of ours to wait for).
-    pub(super) stop_at: Option<&'a str>,
+    pub(super) stop_at: &'a [&'a str],
     /// The end of the time all guests together may take.
     pub(super) deadline: Instant,
 }
@@ -105,10 +180,19 @@ impl Serial {
             .lines()
             .filter_map(move |l| l.find(prefix).map(|i| &l[i..]))
     }
+    /// ksinstall's exit code: the overlay's E2E-EXIT line, else (a guest that rebooted before
+    /// the hook ran) the installer's own `finished` event.
     pub(super) fn exit_code(&self) -> Option<i32> {
         self.lines("E2E-EXIT ")
             .next()
             .and_then(|l| l["E2E-EXIT ".len()..].trim().parse().ok())
+            .or_else(|| {
+                self.events()
+                    .iter()
+                    .find(|e| e["event"] == "finished")
+                    .and_then(|e| e["exit_code"].as_i64())
+                    .and_then(|c| i32::try_from(c).ok())
+            })
     }
     pub(super) fn failures(&self) -> Vec<&str> {
         self.lines("E2E-FAIL").collect()
@@ -142,13 +226,16 @@ impl Serial {
 
 impl Guest<'_> {
     pub(super) fn run(&self, p: &Paths) -> Result<Serial> {
-        let mut cmd = self.command();
+        let mut cmd = self.command(p);
         println!("== [{}] booting ({:?})", self.name, cmd);
         let log_path = p.w(&format!("{}.serial.log", self.name));
         let mut log = std::fs::File::create(&log_path)?;
         let started = Instant::now();
         let mut child = Qemu(cmd.spawn().context("qemu-system-x86_64")?);
         let rx = forward_lines(&mut child)?;
+        if self.link_off {
+            self.set_link_off(p)?;
+        }
         let deadline = (started + self.timeout).min(self.deadline);
         let (text, timed_out) = self.read_console(&rx, deadline, &mut log, &mut child)?;
         let _ = child.0.wait();
@@ -167,26 +254,60 @@ impl Guest<'_> {
         })
     }
 
+    fn monitor(&self, p: &Paths) -> PathBuf {
+        p.w(&format!("{}.monitor", self.name))
+    }
+
+    /// `set_link n0 off` on QEMU's monitor, as soon as it listens (the guest's kernel takes
+    /// seconds to reach its NIC driver).
+    fn set_link_off(&self, p: &Paths) -> Result<()> {
+        let path = self.monitor(p);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::os::unix::net::UnixStream::connect(&path) {
+                Ok(mut s) => {
+                    s.write_all(b"set_link n0 off\n")?;
+                    std::thread::sleep(Duration::from_millis(200));
+                    return Ok(());
+                }
+                Err(e) if Instant::now() > deadline => {
+                    bail!("QEMU's monitor {}: {e}", path.display())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     /// The QEMU command line: the machine, the boot (kernel or firmware), the disk, the NIC and
     /// the `edu` devices.
-    fn command(&self) -> Command {
-        let mut cmd = Command::new("qemu-system-x86_64");
+    fn command(&self, p: &Paths) -> Command {
+        let mut cmd = match &self.nic {
+            Nic::Tap { netns, .. } | Nic::Udp { netns, .. } => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
+                c
+            }
+            Nic::User => Command::new("qemu-system-x86_64"),
+        };
         // No KVM on these machines (qemu-e2e.md §2); -no-reboot and panic=-1 make a panic end
         // the run instead of hanging until the timeout.
         // `-cpu max` has RDRAND, which the kernel trusts for its random pool, as on a real
         // server: qemu64 has no entropy source, and getrandom() (partition GUIDs) then blocks
         // for minutes at boot.
-        cmd.args([
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max",
-            "-m",
-            "1024",
-            "-nodefaults",
-            "-no-reboot",
-        ])
-        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+        cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-nodefaults"])
+            .args(["-display", "none", "-serial", "stdio"]);
+        if !self.reboot {
+            cmd.arg("-no-reboot");
+        }
+        if self.link_off {
+            let _ = std::fs::remove_file(self.monitor(p));
+            cmd.arg("-monitor").arg(format!(
+                "unix:{},server=on,wait=off",
+                self.monitor(p).display()
+            ));
+        } else {
+            cmd.args(["-monitor", "none"]);
+        }
         match self.kernel {
             Some((kernel, initrd)) => {
                 cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -198,16 +319,65 @@ impl Guest<'_> {
             }
         }
         let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
+        // The disk is the firmware's first boot choice: empty, it falls through to the NIC.
         cmd.arg("-drive").arg(format!(
-            "file={},format=raw,if=virtio,cache=unsafe{snapshot}",
+            "file={},format=raw,if=none,id=d0,cache=unsafe{snapshot}",
             self.disk.display()
         ));
-        cmd.args([
-            "-netdev",
-            "user,id=n0",
-            "-device",
-            "virtio-net-pci,netdev=n0",
-        ]);
+        cmd.args(["-device", "virtio-blk-pci,drive=d0,bootindex=1"]);
+        match self.removable {
+            Some((disc, Removable::Cd)) => {
+                cmd.arg("-drive").arg(format!(
+                    "file={},format=raw,if=none,id=cd,media=cdrom,readonly=on",
+                    disc.display()
+                ));
+                cmd.args(["-device", "ahci,id=ahci"]);
+                cmd.args(["-device", "ide-cd,bus=ahci.0,drive=cd,bootindex=0"]);
+            }
+            Some((disc, Removable::Usb)) => {
+                // A copy-on-write view: the stick's image stays as built.
+                cmd.arg("-drive").arg(format!(
+                    "file={},format=raw,if=none,id=usb,snapshot=on",
+                    disc.display()
+                ));
+                cmd.args(["-device", "qemu-xhci,id=xhci"]);
+                cmd.args([
+                    "-device",
+                    "usb-storage,bus=xhci.0,drive=usb,removable=on,bootindex=0",
+                ]);
+            }
+            None => {}
+        }
+        match &self.nic {
+            Nic::User => {
+                cmd.args([
+                    "-netdev",
+                    "user,id=n0",
+                    "-device",
+                    "virtio-net-pci,netdev=n0",
+                ]);
+            }
+            Nic::Tap { tap, mac, ipxe, .. } => {
+                cmd.arg("-netdev")
+                    .arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+                let rom = if *ipxe {
+                    format!(",romfile={IPXE_ROM},bootindex=2")
+                } else {
+                    String::new()
+                };
+                cmd.arg("-device")
+                    .arg(format!("virtio-net-pci,netdev=n0,mac={mac}{rom}"));
+            }
+            Nic::Udp {
+                mac, listen, peer, ..
+            } => {
+                cmd.arg("-netdev").arg(format!(
+                    "socket,id=n0,udp=127.0.0.1:{peer},localaddr=127.0.0.1:{listen}"
+                ));
+                cmd.arg("-device")
+                    .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"));
+            }
+        }
         for i in 0..self.edu {
             // The second edu is function 2 of the first one's slot: one card, two functions.
             if self.edu > 1 {
@@ -247,7 +417,7 @@ impl Guest<'_> {
                     if let Some(i) = line.find("E2E-") {
                         println!("   [{}] {}", self.name, &line[i..]);
                     }
-                    let stop = self.stop_at.is_some_and(|m| line.contains(m));
+                    let stop = self.stop_at.iter().any(|m| line.contains(m));
                     text.push_str(&line);
                     text.push('\n');
                     if stop {

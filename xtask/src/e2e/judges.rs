@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use ksinstall::media::manifest::{Manifest, Role};
 
-use super::guest::{HttpServer, Serial};
+use super::guest::{HttpServer, Removable, Serial};
 use super::image::{sha256_file, NETDEVSIM_FIRMWARE};
 use super::Paths;
 use crate::run;
@@ -128,6 +128,7 @@ pub(super) fn check_pxe(
     media: &Path,
     uki: &Path,
     server: &HttpServer,
+    ks: &str,
 ) -> Outcome {
     let mut problems = Vec::new();
     let mut details = Vec::new();
@@ -139,7 +140,7 @@ pub(super) fn check_pxe(
                 return Ok(());
             }
         }
-        check_served(server, &mut problems);
+        check_served(server, ks, &mut problems);
         let host = sgdisk_partitions(disk)?;
         let numbers = check_kernel_gpt(serial, &host, &mut problems);
         details.push(format!("kernel GPT {numbers:?}"));
@@ -161,10 +162,11 @@ pub(super) fn check_pxe(
 }
 
 /// PXE-style: the kickstart and the media came from the host's server.
-fn check_served(server: &HttpServer, problems: &mut Vec<String>) {
+fn check_served(server: &HttpServer, ks: &str, problems: &mut Vec<String>) {
     let requests = server.requests();
+    let ks = format!("GET /ks/{ks}");
     for wanted in [
-        "GET /ks/pxe.cfg",
+        ks.as_str(),
         "GET /media/IMGDB.TGZ",
         "GET /media/B.B00",
         "GET /media/S.V00",
@@ -646,4 +648,184 @@ pub(super) fn check_uefi(serial: &Serial, disk: &Path, _uki: &Path) -> Outcome {
         problems.push(format!("{e:#}"));
     }
     judge("5 UEFI boot (OVMF)", serial, problems, detail)
+}
+
+/// The real PXE boot: dnsmasq leased the guest its address and sent it the iPXE script over
+/// TFTP, the HTTP server sent the kernel and initrd, and the guest's kernel then took its own
+/// address and fetched the host's kickstart (picked by MAC) and the media.
+pub(super) fn check_pxe_served(
+    serial: &Serial,
+    dnsmasq: &str,
+    http: &HttpServer,
+    mac: &str,
+    ks: &str,
+) -> Outcome {
+    let mut problems = Vec::new();
+    if !dnsmasq
+        .lines()
+        .any(|l| l.contains("DHCPACK(br0)") && l.contains(mac))
+    {
+        problems.push(format!("dnsmasq's log has no DHCPACK for {mac}"));
+    }
+    if !dnsmasq
+        .lines()
+        .any(|l| l.contains("dnsmasq-tftp") && l.contains("boot.ipxe to 10.77.0."))
+    {
+        problems.push("dnsmasq's log does not show boot.ipxe sent over TFTP".into());
+    }
+    let requests = http.requests();
+    for wanted in [
+        "GET /image/vmlinuz".to_string(),
+        "GET /image/initrd.img".to_string(),
+        format!("GET /ks/{ks}"),
+        "GET /media/IMGDB.TGZ".to_string(),
+    ] {
+        if !requests
+            .lines()
+            .any(|l| l.contains(&format!("\"{wanted} HTTP/1.1\" 200 ")))
+        {
+            problems.push(format!("the HTTP server did not serve {wanted} (200)"));
+        }
+    }
+    if !serial.text.contains(&format!("for link on eth0 ({mac})")) {
+        problems.push(format!(
+            "the image's init did not take the NIC {mac} that BOOTIF= names"
+        ));
+    }
+    judge(
+        "1 PXE boot (dnsmasq+iPXE)",
+        serial,
+        problems,
+        format!("DHCP+TFTP from dnsmasq, kernel+initrd+kickstart {ks}+media over HTTP, NIC {mac} by BOOTIF="),
+    )
+}
+
+/// The VLAN scenario: a static address on the tagged interface, and an install through it.
+pub(super) fn check_vlan(
+    serial: &Serial,
+    http: &HttpServer,
+    want: &str,
+    port_log: &str,
+) -> Outcome {
+    let mut problems = Vec::new();
+    // The switch port passed tagged frames (and only those) to the server's side.
+    if !port_log.contains("forwarded 100 tagged frames") {
+        problems.push(format!(
+            "the VLAN port forwarded fewer than 100 tagged frames: {port_log}"
+        ));
+    }
+    serial.expect_exit(0, "installed", &mut problems);
+    if !serial.text.contains(want) {
+        problems.push(format!("the init never said \"{want}\""));
+    }
+    let from_vlan = http
+        .requests()
+        .lines()
+        .filter(|l| l.starts_with("10.78.0.50 ") && l.contains("\"GET /media/"))
+        .count();
+    if from_vlan == 0 {
+        problems.push("the HTTP server served no media to 10.78.0.50 (the VLAN address)".into());
+    }
+    judge(
+        "static IP + VLAN",
+        serial,
+        problems,
+        format!("{want}; {from_vlan} media requests from 10.78.0.50, installed"),
+    )
+}
+
+/// A failure of the image's init or of the install: the reason on the console, the image's
+/// end-of-the-road line, one boot only (no reboot loop), and the install never started when
+/// the network was the problem.
+pub(super) fn check_failure(
+    name: &str,
+    serial: &Serial,
+    reason: &str,
+    stays: &str,
+    install_starts: bool,
+) -> Outcome {
+    let mut problems = Vec::new();
+    let line = serial
+        .text
+        .lines()
+        .find(|l| l.contains("ksinstall-image: FAILED:"))
+        .map(str::to_string);
+    // `reason` is what the FAILED line says, then '|' and what else the console must show.
+    let mut said = reason.split('|');
+    let reason = said.next().unwrap_or_default();
+    for also in said {
+        if !serial.text.contains(also) {
+            problems.push(format!("the console never said \"{also}\""));
+        }
+    }
+    match &line {
+        Some(l) if l.contains(reason) => {}
+        Some(l) => problems.push(format!("the failure does not say \"{reason}\": {l}")),
+        None => problems.push("no \"ksinstall-image: FAILED:\" line on the console".into()),
+    }
+    if !serial.text.contains(stays) {
+        problems.push("the image did not say it stays up".into());
+    }
+    let boots = serial.text.matches("ksinstall-image: started at").count();
+    if boots != 1 {
+        problems.push(format!("the image started {boots} times (a reboot loop?)"));
+    }
+    if !install_starts && serial.text.contains("running ksinstall boot") {
+        problems.push("ksinstall boot ran although the network was not up".into());
+    }
+    judge(
+        name,
+        serial,
+        problems,
+        format!("{} (one boot, stays up)", line.unwrap_or_default().trim()),
+    )
+}
+
+/// The CD and USB boots: OVMF started the disc's UKI, the installer read its kickstart (and,
+/// from the CD, its media) where the scenario puts them, and the disk holds a sound install.
+pub(super) fn check_removable(
+    name: &str,
+    serial: &Serial,
+    disk: &Path,
+    kind: Removable,
+) -> Outcome {
+    let mut problems = Vec::new();
+    serial.expect_exit(0, "installed", &mut problems);
+    let (title, source) = match kind {
+        Removable::Cd => ("6 CD boot (UEFI)", "ks=cdrom:/KS.CFG"),
+        Removable::Usb => (
+            "6 USB stick boot (UEFI)",
+            "ks=http://10.77.0.1:8080/ks/pxe.cfg",
+        ),
+    };
+    if !serial
+        .text
+        .contains(&format!("reading the kickstart ({source})"))
+    {
+        problems.push(format!("the installer did not read {source}"));
+    }
+    if !serial.text.contains("ksinstall-image: started at") {
+        problems.push("the image's init never ran".into());
+    }
+    let parts = sgdisk_partitions(disk)
+        .map(|v| v.iter().map(|h| h.number).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !parts.starts_with(&[1, 5, 6, 7]) {
+        problems.push(format!("the disk has partitions {parts:?}, not 1, 5, 6, 7"));
+    }
+    match Command::new("sgdisk").arg("-v").arg(disk).output() {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("No problems found") => {}
+        Ok(o) => problems.push(format!(
+            "sgdisk -v: {}",
+            String::from_utf8_lossy(&o.stdout).trim()
+        )),
+        Err(e) => problems.push(format!("sgdisk: {e}")),
+    }
+    let _ = name;
+    judge(
+        title,
+        serial,
+        problems,
+        format!("OVMF booted the disc; {source}; partitions {parts:?}; sgdisk -v clean"),
+    )
 }

@@ -12,6 +12,8 @@
 mod guest;
 mod image;
 mod judges;
+mod netlab;
+mod network;
 mod upgrade;
 
 use std::collections::BTreeSet;
@@ -21,16 +23,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use guest::{Guest, HttpServer};
-use image::{fresh_disk, sized_disk, Images, Pin};
+use crate::image::Pin;
+use guest::{Guest, HttpServer, Nic};
+use image::{fresh_disk, sized_disk, Images};
 use judges::{
-    check_bluefield, check_broken, check_datastore, check_dpu_flash, check_dsc_version,
-    check_host_tools, check_pxe, check_uefi, shipped_dsc_version, Outcome,
+    check_bluefield, check_broken, check_datastore, check_dsc_version, shipped_dsc_version, Outcome,
 };
+use netlab::NetLab;
+
+/// What the installer image's init says when it stays up instead of rebooting (xtask/image/init).
+const IMAGE_STAYS: &str = "ksinstall-image: the machine stays up";
 
 struct Paths {
     root: PathBuf,
     work: PathBuf,
+    /// The image builder's downloads and unpacked kernel (target/image).
+    cache: PathBuf,
     pin: Pin,
 }
 
@@ -42,9 +50,7 @@ impl Paths {
 
 pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     let only = parse_only(args)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::target_dir(root);
     let t0 = Instant::now();
     let mut laps = Laps {
         timings: Vec::new(),
@@ -65,12 +71,10 @@ fn parse_only(args: &[String]) -> Result<Option<BTreeSet<String>>> {
             "--only" => {
                 let v = it
                     .next()
-                    .context("--only needs a list: pxe,datastore,dsc-version,bluefield,broken,uefi,upgrade")?;
+                    .with_context(|| format!("--only needs a list: {SCENARIOS}"))?;
                 only = Some(v.split(',').map(String::from).collect());
             }
-            other => bail!(
-                "e2e: unknown argument {other} (--only pxe,datastore,dsc-version,bluefield,broken,uefi,upgrade)"
-            ),
+            other => bail!("e2e: unknown argument {other} (--only {SCENARIOS})"),
         }
     }
     Ok(only)
@@ -112,6 +116,10 @@ impl ImageGuests<'_> {
         let url = &self.url;
         Guest {
             name: scenario,
+            removable: None,
+            nic: Nic::User,
+            reboot: false,
+            link_off: false,
             kernel: Some((self.vmlinuz.as_path(), self.initrd)),
             cmdline: format!(
                 "ks={url}/ks/{ks} inst.repo={url}/media e2e.scenario={scenario} e2e.dpu={dpu} {extra}"
@@ -123,20 +131,24 @@ impl ImageGuests<'_> {
                 "bluefield" => 2,
                 _ => 0,
             },
-            // An install takes about 35 s here; a dry run or a refusal about 8.
-            timeout: Duration::from_secs(if matches!(scenario, "pxe" | "datastore" | "dsc-version") {
+            // An install takes about 40 s here; a dry run or a refusal about 15.
+            timeout: Duration::from_secs(if matches!(scenario, "datastore" | "dsc-version") {
                 240
             } else {
                 120
             }),
-            stop_at: None,
+            // The image's init stays up after a failure (no reboot loop): its last word ends the run.
+            stop_at: &[IMAGE_STAYS],
             deadline: self.deadline,
         }
     }
 }
 
-/// The scenarios, in order, each judged as soon as its guest ends. The pxe install comes first:
-/// the UEFI scenario boots the disk it made.
+/// Every scenario's name, for --only.
+const SCENARIOS: &str =
+    "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures,upgrade";
+
+/// The scenarios, in order, each judged as soon as its guest ends; each is one call here.
 fn run_scenarios(
     p: &Paths,
     images: &Images,
@@ -144,42 +156,31 @@ fn run_scenarios(
 ) -> Result<Vec<Outcome>> {
     let server = HttpServer::start(&images.www, &p.w("http.log"))?;
     let want = |s: &str| only.is_none_or(|o| o.contains(s));
-    // All guests together get 7 minutes (they take about 1.5): a hung guest must not take the
-    // e2e past its 10-minute budget, and the ones after it are reported as timed out.
-    let deadline = Instant::now() + Duration::from_secs(420);
+    // All guests together get 13 minutes (they take about 7): a hung guest must not take the
+    // e2e past its budget, and the ones after it are reported as timed out.
+    let deadline = Instant::now() + Duration::from_secs(780);
     let guests = ImageGuests {
-        vmlinuz: images
-            .kernel
-            .join(format!("boot/vmlinuz-{}", p.pin.release)),
+        vmlinuz: images.installer.vmlinuz.clone(),
         initrd: &images.initrd,
         url: format!("http://10.0.2.2:{}", server.port),
         deadline,
     };
     let mut results: Vec<Outcome> = Vec::new();
-
-    let pxe_disk = p.w("disk-pxe.img");
+    let mut lab = if want("pxe") || want("upgrade") || want("vlan") || want("removable") {
+        std::fs::create_dir_all(p.w("tftp"))?;
+        Some(NetLab::start(&p.work, &p.w("tftp"), &images.www)?)
+    } else {
+        None
+    };
     let mut installed = false;
-    if want("pxe") || want("uefi") || want("upgrade") {
-        let serial = guests
-            .guest("pxe", "pxe.cfg", "pensando", "", fresh_disk(&pxe_disk)?)
-            .run(p)?;
-        let pxe = check_pxe(&serial, &pxe_disk, &images.media, &images.uki, &server);
-        installed = serial.exit_code() == Some(0);
-        results.push(pxe);
-        results.push(check_dpu_flash(&serial));
-        results.push(check_host_tools(p, &pxe_disk));
+    if let (true, Some(lab)) = (want("pxe") || want("upgrade"), &lab) {
+        let pxe = network::pxe_boot(p, images, lab, deadline)?;
+        // The upgrade scenario needs the disk this install made.
+        installed = pxe.iter().take(2).all(|o| o.passed);
+        results.extend(pxe);
     }
     if want("dsc-version") {
-        let disk = fresh_disk(&p.w("disk-dsc-version.img"))?;
-        let guest = guests.guest(
-            "dsc-version",
-            "pxe.cfg",
-            "pensando",
-            "e2e.firmware=shipped",
-            disk.clone(),
-        );
-        let serial = guest.run(p)?;
-        results.push(check_dsc_version(&serial, &disk, &shipped_dsc_version(p)?));
+        results.push(dsc_version(p, &guests)?);
     }
     if want("bluefield") {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
@@ -203,43 +204,45 @@ fn run_scenarios(
             .run(p)?;
         results.push(check_broken(&serial, &disk));
     }
-    if want("uefi") && !installed {
-        results.push(Outcome {
-            name: "5 UEFI boot (OVMF)".into(),
-            passed: false,
-            elapsed: Duration::ZERO,
-            detail: "not run: it boots the disk the pxe scenario installs, and that install failed"
-                .into(),
-        });
-    } else if want("uefi") {
-        let boot = Guest {
-            name: "uefi",
-            kernel: None,
-            cmdline: String::new(),
-            disk: pxe_disk.clone(),
-            // The firmware may write to the disk (it does not, but the disk is the evidence).
-            snapshot: true,
-            edu: 0,
-            timeout: Duration::from_secs(120),
-            stop_at: Some("E2E-DONE"),
-            deadline,
-        };
-        let serial = boot.run(p)?;
-        results.push(check_uefi(&serial, &pxe_disk, &images.uki));
+    if let (true, Some(lab)) = (want("vlan"), lab.as_mut()) {
+        results.push(network::vlan(p, images, lab, deadline)?);
     }
-    // After the UEFI boot (which leaves the disk as it was): the next build into the other bank.
+    // After the pxe guest's UEFI boot (which leaves the disk as it was): the next build into
+    // the other bank.
     if want("upgrade") && installed {
-        results.push(upgrade::run(p, images, &guests, &pxe_disk)?);
+        results.push(upgrade::run(p, images, &guests, &p.w("disk-pxe.img"))?);
     } else if want("upgrade") {
         results.push(Outcome {
-            name: "6 upgrade (real kernel)".into(),
+            name: "7 upgrade (real kernel)".into(),
             passed: false,
             elapsed: Duration::ZERO,
             detail: "not run: it upgrades the disk the pxe scenario installs, and that install failed or did not run".into(),
         });
     }
+    if let (true, Some(lab)) = (want("removable"), &lab) {
+        results.extend(network::removable(p, images, lab, deadline)?);
+    }
+    if want("failures") {
+        results.extend(network::failures(p, images, &guests.url, deadline)?);
+    }
+    drop(lab);
     drop(server);
     Ok(results)
+}
+
+/// The DSC flashed with the repository's bundle as shipped: netdevsim does not store its
+/// version, and the install must say so.
+fn dsc_version(p: &Paths, guests: &ImageGuests) -> Result<Outcome> {
+    let disk = fresh_disk(&p.w("disk-dsc-version.img"))?;
+    let guest = guests.guest(
+        "dsc-version",
+        "pxe.cfg",
+        "pensando",
+        "e2e.firmware=shipped",
+        disk.clone(),
+    );
+    let serial = guest.run(p)?;
+    Ok(check_dsc_version(&serial, &disk, &shipped_dsc_version(p)?))
 }
 
 /// The summary: phase timings, one line per scenario, and an error when any failed.

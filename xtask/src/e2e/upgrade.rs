@@ -120,7 +120,7 @@ pub(super) fn run(
         ));
     }
     Ok(super::judges::judge(
-        "6 upgrade (real kernel)",
+        "7 upgrade (real kernel)",
         &serial,
         problems,
         format!("{from} -> {to}: bank 6 boots (updated=2, bootstate=1), bank 5 byte-identical, state.tgz carried, vfat = mtools"),

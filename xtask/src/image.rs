@@ -1,0 +1,629 @@
+//! `cargo xtask image --out DIR`: the installer image people boot (docs/IMAGE.md), built from
+//! Debian's packages: a Debian kernel, the drivers a server needs (loaded by what the hardware
+//! announces), busybox, a static `ksinstall`, the repository's `firmware/` and the init in
+//! `xtask/image/`. It comes in the forms people boot: `vmlinuz` + `initrd.img` (PXE, iPXE,
+//! GRUB), `ksinstall.efi` (a unified kernel image: UEFI HTTP boot) and `ksinstall.iso` (a CD for
+//! BIOS and UEFI, and a USB stick when written raw). `cargo xtask e2e` boots this same image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::run;
+
+/// The pinned kernel: Debian 12's generic flavour, which has the server drivers (SAS/RAID HBAs,
+/// Intel/Broadcom NICs, USB storage) that the cloud flavour leaves out. netdevsim (e2e) is built
+/// against its headers and source of the same version, so the vermagic matches.
+const PINNED_RELEASE: &str = "6.1.0-56-amd64";
+const PINNED_VERSION: &str = "6.1.192-2";
+/// What `linux-image-<release>` is a version of when the pin is gone from the archive.
+const KERNEL_META: &str = "linux-image-amd64";
+
+/// The drivers of the image (with what modules.dep says they need). The init loads those the
+/// hardware announces through `modalias`, and the file systems and 8021q when it needs them.
+/// Add a driver here (docs/IMAGE.md).
+pub(crate) const IMAGE_MODULES: &[&str] = &[
+    // Disks: NVMe, SATA (AHCI), SAS/RAID HBAs, virtio, SCSI disks and CD drives.
+    "nvme",
+    "ahci",
+    // SATA in legacy IDE mode (BIOS "compatibility"; also QEMU's default CD drive).
+    "ata_piix",
+    "megaraid_sas",
+    "mpt3sas",
+    "smartpqi",
+    "aacraid",
+    "hpsa",
+    "virtio_blk",
+    "virtio_scsi",
+    "sd_mod",
+    "sr_mod",
+    // USB sticks and keyboards (the console install).
+    "xhci_pci",
+    "ehci_pci",
+    "usb_storage",
+    "uas",
+    "usbhid",
+    "hid_generic",
+    // NICs: Mellanox/NVIDIA, Broadcom, Intel, virtio; the VLAN tagger.
+    "mlx5_core",
+    "bnxt_en",
+    "tg3",
+    "i40e",
+    "ice",
+    "ixgbe",
+    "igb",
+    "igc",
+    "e1000e",
+    "e1000",
+    "virtio_pci",
+    "virtio_net",
+    "8021q",
+    // File systems the installer reads (ESP, CD, USB) and EFI variables.
+    "vfat",
+    "nls_cp437",
+    "nls_utf8",
+    "nls_ascii",
+    "nls_iso8859-1",
+    "isofs",
+    "efivarfs",
+    // The rshim daemon's character devices (CUSE), for --with-rshim.
+    "cuse",
+    // DSC flashing reports through devlink; psample is what mlx5 needs too.
+    "psample",
+];
+
+/// The kernel: `uname -r` and the Debian package version.
+#[derive(Debug, Clone)]
+pub(crate) struct Pin {
+    pub(crate) release: String,
+    pub(crate) version: String,
+}
+
+impl Pin {
+    /// `6.1` of `6.1.0-56-amd64`: the linux-source package's series.
+    pub(crate) fn series(&self) -> String {
+        self.release
+            .split(|c: char| !c.is_ascii_digit())
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+fn apt_has(package: &str, version: &str) -> bool {
+    Command::new("apt-cache")
+        .args(["show", &format!("{package}={version}")])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+}
+
+/// The pinned kernel, or, once the archive has dropped it (Debian keeps only the current
+/// security update), the one `linux-image-amd64` depends on now, said out loud.
+pub(crate) fn pick_kernel() -> Result<Pin> {
+    let pinned = Pin {
+        release: PINNED_RELEASE.into(),
+        version: PINNED_VERSION.into(),
+    };
+    let image = format!("linux-image-{}", pinned.release);
+    if apt_has(&image, &pinned.version) {
+        return Ok(pinned);
+    }
+    // A fresh machine may have no package lists yet.
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    if apt_has(&image, &pinned.version) {
+        return Ok(pinned);
+    }
+    let deps = Command::new("apt-cache")
+        .args(["depends", "--important", KERNEL_META])
+        .output()?;
+    let text = String::from_utf8_lossy(&deps.stdout);
+    let release = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: linux-image-"))
+        .map(|r| r.trim().to_string())
+        .with_context(|| format!("neither the pinned kernel nor {KERNEL_META} is in the archive (the image is built from Debian's packages)"))?;
+    let policy = Command::new("apt-cache")
+        .args(["policy", &format!("linux-image-{release}")])
+        .output()?;
+    let version = String::from_utf8_lossy(&policy.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate: ").map(str::to_string))
+        .context("no candidate version for the current kernel")?;
+    println!(
+        "== the pinned kernel {PINNED_RELEASE} ({PINNED_VERSION}) is gone from the archive; using {release} ({version})"
+    );
+    Ok(Pin { release, version })
+}
+
+/// The Debian packages the image is made with (the kernel is only downloaded).
+pub(crate) const IMAGE_PACKAGES: &[&str] = &[
+    "busybox-static",
+    "cpio",
+    "kmod",
+    "gzip",
+    "systemd-boot-efi",
+    "binutils",
+    "xorriso",
+    "isolinux",
+    "syslinux-common",
+    "dosfstools",
+    "mtools",
+];
+
+/// Install what `wanted` names and this machine lacks (`name` or `name=version`).
+pub(crate) fn ensure_packages(wanted: &[String]) -> Result<()> {
+    let names: Vec<&str> = wanted
+        .iter()
+        .map(|p| p.split('=').next().unwrap_or(p))
+        .collect();
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"])
+        .args(&names)
+        .output()
+        .context("dpkg-query (the image is built on Debian)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let installed: BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, version, status) = (w.next()?, w.next()?, w.next()?);
+            (status == "ii").then_some((name, version))
+        })
+        .collect();
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|p| match p.split_once('=') {
+            Some((n, v)) => installed.get(n) != Some(&v),
+            None => !installed.contains_key(p.as_str()),
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+    println!("== installing {}", list.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        // A fresh VM's unattended-upgrades may hold the lock for a while.
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(["-o", "DPkg::Lock::Timeout=300"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// `apt-get download` into `dl` (no install: the machine's /boot and modules stay as they are),
+/// kept between runs.
+pub(crate) fn download(dl: &Path, package: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dl)?;
+    let name = package.split('=').next().unwrap_or(package);
+    let version = package.split('=').nth(1).unwrap_or("");
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(dl)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|f| {
+                f.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&format!("{name}_{}", version.replace(':', "%3a")))
+                        && n.ends_with(".deb")
+                })
+            })
+    };
+    if let Some(f) = find() {
+        return Ok(f);
+    }
+    println!("== downloading {package}");
+    run(Command::new("apt-get")
+        // As root, apt would warn that its _apt user cannot write here.
+        .args(["download", "-qq", "-o", "APT::Sandbox::User=root", package])
+        .current_dir(dl))?;
+    find().with_context(|| format!("apt-get download {package} left no .deb"))
+}
+
+/// The kernel package unpacked under `cache/kernel-<release>` with a modules.dep.
+fn fetch_kernel(cache: &Path, pin: &Pin) -> Result<PathBuf> {
+    let Pin { release, version } = pin;
+    let dir = cache.join(format!("kernel-{release}"));
+    let vmlinuz = dir.join(format!("boot/vmlinuz-{release}"));
+    let dep = dir.join(format!("lib/modules/{release}/modules.dep"));
+    if vmlinuz.exists() && dep.exists() {
+        return Ok(dir);
+    }
+    let deb = download(
+        &cache.join("dl"),
+        &format!("linux-image-{release}={version}"),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    // The package ships no modules.dep (its postinst makes it).
+    run(Command::new("depmod").arg("-b").arg(&dir).arg(release))?;
+    Ok(dir)
+}
+
+/// ksinstall linked statically against glibc: no extra rustup target needed, runs in a bare
+/// initramfs. `--target` keeps RUSTFLAGS away from build scripts and the normal target dir.
+fn build_static(root: &Path, target: &Path, cargo: &mut Command) -> Result<PathBuf> {
+    let triple = "x86_64-unknown-linux-gnu";
+    ensure!(
+        cfg!(all(
+            target_arch = "x86_64",
+            target_os = "linux",
+            target_env = "gnu"
+        )),
+        "the image carries ksinstall for {triple}"
+    );
+    println!("== building a static ksinstall (release, {triple}, +crt-static)");
+    run(cargo
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "ksinstall"])
+        .args(["--bin", "ksinstall", "--target", triple])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static"))?;
+    Ok(target.join(triple).join("release/ksinstall"))
+}
+
+/// A module's name as modules.dep and modules.builtin spell it, normalised: `usb-storage`.
+fn module_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .trim_end_matches(".ko")
+        .replace('-', "_")
+}
+
+/// The .ko files for `wanted` and everything they need, dependencies first, as paths relative
+/// to lib/modules/<release>. Modules built into the kernel are left out.
+pub(crate) fn resolve_modules(
+    kernel: &Path,
+    release: &str,
+    wanted: &[&str],
+) -> Result<Vec<String>> {
+    let base = kernel.join(format!("lib/modules/{release}"));
+    let dep = std::fs::read_to_string(base.join("modules.dep"))?;
+    let builtin = std::fs::read_to_string(base.join("modules.builtin"))?;
+    let mut deps: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for line in dep.lines() {
+        let Some((module, needs)) = line.split_once(':') else {
+            continue;
+        };
+        let needs = needs.split_whitespace().map(module_name).collect();
+        deps.insert(module_name(module), (module.to_string(), needs));
+    }
+    let builtin: BTreeSet<String> = builtin.lines().map(module_name).collect();
+    let mut order: Vec<String> = Vec::new();
+    fn visit(
+        name: &str,
+        deps: &BTreeMap<String, (String, Vec<String>)>,
+        order: &mut Vec<String>,
+    ) -> Result<()> {
+        let (path, needs) = deps
+            .get(name)
+            .with_context(|| format!("module {name} is not in modules.dep"))?;
+        if order.contains(path) {
+            return Ok(());
+        }
+        for n in needs {
+            visit(n, deps, order)?;
+        }
+        order.push(path.clone());
+        Ok(())
+    }
+    for w in wanted {
+        let n = w.replace('-', "_");
+        if builtin.contains(&n) {
+            continue;
+        }
+        visit(&n, &deps, &mut order)?;
+    }
+    Ok(order)
+}
+
+pub(crate) fn copy_busybox(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("bin"))?;
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).context("/bin/busybox")?;
+    // Without /bin/sh the kernel cannot run the #!/bin/sh /init (error -2) and panics.
+    std::os::unix::fs::symlink("busybox", dir.join("bin/sh"))?;
+    Ok(())
+}
+
+/// The modules, under lib/modules/<release> as in the kernel package, with the kernel's
+/// modules.builtin and modules.order, then `depmod` there: modules.dep and modules.alias of
+/// exactly what the image carries, for busybox modprobe.
+pub(crate) fn copy_modules(
+    kernel: &Path,
+    release: &str,
+    modules: &[String],
+    dir: &Path,
+) -> Result<()> {
+    let base = kernel.join(format!("lib/modules/{release}"));
+    let to_base = dir.join(format!("lib/modules/{release}"));
+    for m in modules {
+        let to = to_base.join(m);
+        std::fs::create_dir_all(to.parent().context("module path")?)?;
+        std::fs::copy(base.join(m), &to).with_context(|| m.clone())?;
+    }
+    for f in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.order",
+    ] {
+        if base.join(f).exists() {
+            std::fs::copy(base.join(f), to_base.join(f))?;
+        }
+    }
+    run(Command::new("depmod").arg("-b").arg(dir).arg(release))
+}
+
+pub(crate) fn install_exec(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to.parent().context("path")?)?;
+    std::fs::copy(from, to).with_context(|| format!("{}", from.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// A newc cpio of `dir`, made by cpio(1), compressed with `compress` (a shell pipe stage, or
+/// `cat`).
+pub(crate) fn cpio(dir: &Path, out: &Path, compress: &str) -> Result<()> {
+    run(Command::new("bash")
+        .args(["-o", "pipefail", "-e", "-c"])
+        .arg(format!(
+            "cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | {compress} > \"$2\""
+        ))
+        .arg("bash")
+        .arg(dir)
+        .arg(out))
+}
+
+const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+
+/// A unified kernel image: systemd-stub + kernel + initrd + command line, joined by objcopy.
+pub(crate) fn make_uki(
+    vmlinuz: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    name: &str,
+    out: &Path,
+) -> Result<()> {
+    let work = out.with_extension("parts");
+    std::fs::create_dir_all(&work)?;
+    std::fs::write(work.join("cmdline"), cmdline)?;
+    std::fs::write(
+        work.join("os-release"),
+        format!("NAME=\"{name}\"\nID=ksinstall\n"),
+    )?;
+    // Section addresses well above the stub's own (it ends below 0x20000) and apart from each
+    // other: the kernel is under 16 MB.
+    run(Command::new("objcopy")
+        .arg("--add-section")
+        .arg(format!(".osrel={}", work.join("os-release").display()))
+        .args(["--change-section-vma", ".osrel=0x20000"])
+        .arg("--add-section")
+        .arg(format!(".cmdline={}", work.join("cmdline").display()))
+        .args(["--change-section-vma", ".cmdline=0x30000"])
+        .arg("--add-section")
+        .arg(format!(".linux={}", vmlinuz.display()))
+        .args(["--change-section-vma", ".linux=0x2000000"])
+        .arg("--add-section")
+        .arg(format!(".initrd={}", initrd.display()))
+        .args(["--change-section-vma", ".initrd=0x3000000"])
+        .arg(STUB)
+        .arg(out))?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// What `cargo xtask image` makes, and what the e2e boots.
+pub(crate) struct Installer {
+    pub(crate) pin: Pin,
+    /// The unpacked kernel package (boot/vmlinuz-<release>, lib/modules).
+    pub(crate) kernel: PathBuf,
+    pub(crate) vmlinuz: PathBuf,
+    pub(crate) initrd: PathBuf,
+    pub(crate) efi: PathBuf,
+    pub(crate) iso: PathBuf,
+    /// The static ksinstall inside it (the e2e also runs it here, for `ksinstall pxe`).
+    pub(crate) bin: PathBuf,
+}
+
+/// What the image is built with.
+pub(crate) struct Options {
+    pub(crate) out: PathBuf,
+    /// Downloads and the unpacked kernel, kept between runs.
+    pub(crate) cache: PathBuf,
+    pub(crate) rshim: Option<PathBuf>,
+    /// Boot options baked into ksinstall.efi and the ISO's boot entries.
+    pub(crate) cmdline: String,
+}
+
+/// The console options every form boots with: VGA and the first serial port, the last one
+/// being /dev/console.
+pub(crate) const CONSOLES: &str = "console=tty0 console=ttyS0,115200";
+
+/// The initramfs tree: busybox, the init, the drivers, ksinstall, firmware/ and the rshim
+/// daemon when given.
+fn make_tree(root: &Path, kernel: &Path, pin: &Pin, bin: &Path, o: &Options) -> Result<PathBuf> {
+    let dir = o.cache.join("initramfs");
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_busybox(&dir)?;
+    install_exec(&root.join("xtask/image/init"), &dir.join("init"))?;
+    install_exec(
+        &root.join("xtask/image/udhcpc.script"),
+        &dir.join("usr/share/ksinstall/udhcpc.script"),
+    )?;
+    install_exec(bin, &dir.join("usr/bin/ksinstall"))?;
+    // The release build keeps its symbols; the image does not need them (11 MB -> 8.5).
+    run(Command::new("strip").arg(dir.join("usr/bin/ksinstall")))?;
+    let modules = resolve_modules(kernel, &pin.release, IMAGE_MODULES)?;
+    copy_modules(kernel, &pin.release, &modules, &dir)?;
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(root.join("firmware"))
+        .arg(dir.join("usr/share/ksinstall/firmware")))?;
+    std::fs::create_dir_all(dir.join("lib/firmware"))?;
+    std::fs::create_dir_all(dir.join("lib/ksinstall/hooks"))?;
+    if let Some(rshim) = &o.rshim {
+        ensure!(
+            rshim.is_file(),
+            "--with-rshim {}: no such file",
+            rshim.display()
+        );
+        install_exec(rshim, &dir.join("usr/sbin/rshim"))?;
+    }
+    Ok(dir)
+}
+
+/// The ISO: isolinux for BIOS, an El Torito EFI image holding ksinstall.efi for UEFI, and
+/// isohybrid MBR + GPT so that the same file boots when written raw to a USB stick.
+/// `extra`, when given, is copied over the disc's root (the e2e's disc carries the media).
+pub(crate) struct Disc<'a> {
+    pub(crate) vmlinuz: &'a Path,
+    pub(crate) initrd: &'a Path,
+    pub(crate) efi: &'a Path,
+    pub(crate) cmdline: &'a str,
+    pub(crate) extra: Option<&'a Path>,
+    pub(crate) out: &'a Path,
+}
+
+pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
+    let tree = work.join("iso");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("isolinux"))?;
+    std::fs::create_dir_all(tree.join("EFI/BOOT"))?;
+    for (from, to) in [
+        ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux/isolinux.bin"),
+        (
+            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+            "isolinux/ldlinux.c32",
+        ),
+    ] {
+        std::fs::copy(from, tree.join(to)).with_context(|| from.to_string())?;
+    }
+    std::fs::copy(d.vmlinuz, tree.join("vmlinuz"))?;
+    std::fs::copy(d.initrd, tree.join("initrd.img"))?;
+    std::fs::copy(d.efi, tree.join("EFI/BOOT/BOOTX64.EFI"))?;
+    if let Some(extra) = d.extra {
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", extra.display()))
+            .arg(&tree))?;
+    }
+    let cmdline = d.cmdline;
+    std::fs::write(
+        tree.join("isolinux/isolinux.cfg"),
+        format!("# Written by cargo xtask image.\nDEFAULT ksinstall\nPROMPT 0\nLABEL ksinstall\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img {cmdline}\n"),
+    )?;
+    // The EFI El Torito image: a FAT file system with the UKI as the removable-media loader.
+    let efi_img = tree.join("efiboot.img");
+    let kib = std::fs::metadata(d.efi)?.len() / 1024 + 2048;
+    run(Command::new("mkfs.vfat")
+        .args(["-C", "-n", "KSINSTALL"])
+        .arg(&efi_img)
+        .arg(kib.to_string())
+        .stdout(std::process::Stdio::null()))?;
+    let img = efi_img.display().to_string();
+    run(Command::new("mmd").args(["-i", &img, "::/EFI", "::/EFI/BOOT"]))?;
+    run(Command::new("mcopy")
+        .args(["-i", &img])
+        .arg(d.efi)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"))?;
+    let _ = std::fs::remove_file(d.out);
+    run(Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(d.out)
+        .args(["-V", "KSINSTALL", "-J", "-R"])
+        .args(["-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin"])
+        .args(["-c", "isolinux/boot.cat", "-b", "isolinux/isolinux.bin"])
+        .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
+        .args(["-eltorito-alt-boot", "-e", "efiboot.img", "-no-emul-boot"])
+        .arg("-isohybrid-gpt-basdat")
+        .arg(&tree))?;
+    let _ = std::fs::remove_dir_all(&tree);
+    Ok(())
+}
+
+/// The whole image: packages, kernel, static ksinstall, initramfs, UKI, ISO.
+pub(crate) fn build(
+    root: &Path,
+    target: &Path,
+    cargo: &mut Command,
+    o: &Options,
+) -> Result<Installer> {
+    let pin = pick_kernel()?;
+    let wanted: Vec<String> = IMAGE_PACKAGES.iter().map(|s| s.to_string()).collect();
+    ensure_packages(&wanted)?;
+    let kernel = fetch_kernel(&o.cache, &pin)?;
+    let bin = build_static(root, target, cargo)?;
+    std::fs::create_dir_all(&o.out)?;
+    let tree = make_tree(root, &kernel, &pin, &bin, o)?;
+    let inst = Installer {
+        vmlinuz: o.out.join("vmlinuz"),
+        initrd: o.out.join("initrd.img"),
+        efi: o.out.join("ksinstall.efi"),
+        iso: o.out.join("ksinstall.iso"),
+        kernel: kernel.clone(),
+        pin: pin.clone(),
+        bin: bin.clone(),
+    };
+    std::fs::copy(
+        kernel.join(format!("boot/vmlinuz-{}", pin.release)),
+        &inst.vmlinuz,
+    )?;
+    // gzip: every Debian kernel unpacks it, and it is the fastest of those under emulation.
+    cpio(&tree, &inst.initrd, "gzip -6")?;
+    let cmdline = format!("{CONSOLES} {}", o.cmdline).trim().to_string();
+    make_uki(
+        &inst.vmlinuz,
+        &inst.initrd,
+        &cmdline,
+        "ksinstall installer",
+        &inst.efi,
+    )?;
+    let disc = Disc {
+        vmlinuz: &inst.vmlinuz,
+        initrd: &inst.initrd,
+        efi: &inst.efi,
+        cmdline: &cmdline,
+        extra: None,
+        out: &inst.iso,
+    };
+    make_iso(&disc, &o.cache)?;
+    Ok(inst)
+}
+
+/// `cargo xtask image --out DIR [--with-rshim FILE] [--cmdline "ks=..."]`.
+pub fn image(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
+    let target = crate::target_dir(root);
+    let mut o = Options {
+        out: PathBuf::new(),
+        cache: target.join("image"),
+        rshim: None,
+        cmdline: String::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--out" => o.out = PathBuf::from(val()?),
+            "--with-rshim" => o.rshim = Some(PathBuf::from(val()?)),
+            "--cmdline" => o.cmdline = val()?.clone(),
+            other => bail!("image: unknown argument {other} (--out DIR [--with-rshim FILE] [--cmdline OPTIONS])"),
+        }
+    }
+    ensure!(
+        !o.out.as_os_str().is_empty(),
+        "image: --out DIR is required"
+    );
+    let inst = build(root, &target, cargo, &o)?;
+    println!("== the installer image ({}):", inst.pin.release);
+    for f in [&inst.vmlinuz, &inst.initrd, &inst.efi, &inst.iso] {
+        let size = std::fs::metadata(f)?.len();
+        println!(
+            "   {:<40} {:>6.1} MiB",
+            f.display(),
+            size as f64 / 1048576.0
+        );
+    }
+    Ok(())
+}
