@@ -380,8 +380,11 @@ fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootabl
         &["--disk", img.to_str().unwrap(), "--skip-media-check"],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    // Streaming, the mismatch names the file, the VIB that covers it and its payload.
     assert!(
-        text(&out).contains("bootbank") && text(&out).contains("vim.v00: SHA-256"),
+        text(&out).contains("bootbank")
+            && text(&out).contains("vim.v00 (VIB VMware_bootbank_esx-base_8.0.3-")
+            && text(&out).contains(", payload vim): SHA-256 is "),
         "{}",
         text(&out)
     );

@@ -142,8 +142,14 @@ pub fn prepare(
 ) -> Result<Host, Failure> {
     let inventory = Inventory::read(&o.sysroot)
         .map_err(|e| stop(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
-    let media = Media::open_with(media_location, http)
+    let mut media = Media::open_with(media_location, http)
         .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+    // The DPU's part of the image is read only when there is a DPU to get it.
+    if inventory.dpus.iter().any(|d| d.supported) {
+        media
+            .pin_dpu()
+            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+    }
     let dpu_observed = inventory
         .dpus
         .iter()

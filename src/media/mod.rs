@@ -250,6 +250,34 @@ impl Media {
         })
     }
 
+    /// Pin every DPU component not pinned yet (the ESXio depot of real media): its size and
+    /// SHA-256 as read now, so that what a DPU payload packs is the file that was looked at.
+    /// Done only for a host that has a DPU to install (the plan's payload id needs it).
+    pub fn pin_dpu(&mut self) -> Result<()> {
+        let name = self.source.describe();
+        for c in self
+            .manifest
+            .components
+            .iter_mut()
+            .filter(|c| c.role == Role::Dpu && c.sha256.is_empty())
+        {
+            let mut r = self
+                .source
+                .open(&c.path)
+                .with_context(|| format!("{name}: opening {}", c.path))?;
+            let (size, sha256) =
+                verify::sha256_of(&mut r).with_context(|| format!("{name}: reading {}", c.path))?;
+            anyhow::ensure!(
+                size == c.size,
+                "{name}: {}: read {size} bytes, the media gave its size as {}",
+                c.path,
+                c.size
+            );
+            c.sha256 = sha256;
+        }
+        Ok(())
+    }
+
     /// Whether the bytes can be read twice cheaply (a local directory), so that every
     /// component can be hashed before anything is written.
     pub fn is_local(&self) -> bool {
@@ -259,7 +287,8 @@ impl Media {
     /// Read every component through the verifier (size and SHA-256), before anything is
     /// written. `progress` gets the running byte count.
     pub fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        self.verify_components(&|_| true, progress)
+        // A DPU component not pinned (no DPU to install) is not read.
+        self.verify_components(&|c| !(c.role == Role::Dpu && c.sha256.is_empty()), progress)
     }
 
     /// The same for the components `which` selects (the host's own, say: the DPU's are checked

@@ -180,9 +180,16 @@ pub fn read(
         coverage: Coverage::NotCovered,
     });
     // The ESXio depot is the DPU's part of a unified image: not the host's, and no VIB covers
-    // it, so it is pinned to the bytes read now (a DPU payload checks them again as it packs).
+    // it. It is pinned (read and hashed) only when a DPU is to get it (`Media::pin_dpu`): a host
+    // without a DPU never reads its 300-500 MB, and the bench showed that read at open on the
+    // critical path of every install (docs/PERFORMANCE.md).
     if let Some(depot) = cfg_module(boot_cfg, "esxiodpt.tgz") {
-        let (size, sha256) = cx.pin(&depot)?;
+        let (size, sha256) = match cx.source.size(&depot) {
+            Ok(Some(size)) => (size, String::new()),
+            // A source that cannot tell the size without reading: pin it now.
+            Ok(None) => cx.pin(&depot)?,
+            Err(e) => return Err(cx.bad(&depot, format!("{e:#}"))),
+        };
         components.push(Component {
             path: depot,
             size,

@@ -39,11 +39,11 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("deps") => ensure_tools(),
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
-        Some("bench") => bench::bench(&root(), &mut cargo()),
+        Some("bench") => bench::bench(&root(), &mut cargo(), &args[1..]),
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench [--concurrency] | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
             std::process::exit(1);
         }
     }
