@@ -9,6 +9,7 @@ pub mod imgdb;
 pub mod iso;
 pub mod manifest;
 pub mod real;
+pub mod signature;
 pub mod source;
 pub mod synth;
 pub mod verify;
@@ -248,6 +249,32 @@ impl Media {
             boot_cfg,
             metadata,
         })
+    }
+
+    /// Check the descriptor signatures against `anchor` (`--trust-cert`): imgdb.tgz is read
+    /// again and must be the bytes pinned at open; a bad signature refuses the media (exit 4).
+    pub fn check_signatures(&mut self, anchor: &signature::Anchor) -> Result<(), MediaError> {
+        let name = self.source.describe();
+        let bad = |message: String| MediaError::Invalid {
+            source_name: name.clone(),
+            file: real::IMGDB.into(),
+            message,
+        };
+        let Some(pinned) = self.manifest.find(real::IMGDB).map(|c| c.sha256.clone()) else {
+            return Ok(()); // custom media with MANIFEST.JSON alone: no descriptors
+        };
+        let tgz = read_small(self.source.as_ref(), real::IMGDB, IMGDB_LIMIT)
+            .map_err(|e| bad(format!("{e:#}")))?;
+        if verify::sha256_hex(&tgz) != pinned {
+            return Err(bad("changed since the media were opened".into()));
+        }
+        let db = imgdb::parse(&tgz).map_err(|e| bad(e.to_string()))?;
+        let state = real::signatures_with(&db, Some(anchor));
+        if let real::Signatures::Failed { member, reason } = &state {
+            return Err(bad(format!("{member}: signature: {reason}")));
+        }
+        self.metadata.signatures = state;
+        Ok(())
     }
 
     /// Pin every DPU component not pinned yet (the ESXio depot of real media): its size and

@@ -63,8 +63,26 @@ pub enum Signatures {
     NotApplicable,
     /// The image carries no `.xml.sig` files.
     NotCarried,
-    /// The image carries them and they were not checked, with why.
+    /// The image carries them and they were not checked, with why (no certificate to check
+    /// against).
     NotChecked { count: usize, reason: String },
+    /// Every signature verified against the trust certificate (`--trust-cert`).
+    Verified {
+        count: usize,
+        /// Descriptors that carry no signature.
+        unsigned: usize,
+        signers: Vec<String>,
+        anchor: String,
+    },
+    /// A signature did not verify (the media are refused: exit 4).
+    Failed { member: String, reason: String },
+}
+
+impl Signatures {
+    /// Whether a signature was found bad.
+    pub fn failed(&self) -> bool {
+        matches!(self, Signatures::Failed { .. })
+    }
 }
 
 impl std::fmt::Display for Signatures {
@@ -79,6 +97,25 @@ impl std::fmt::Display for Signatures {
                     f,
                     "not checked: {count} descriptor signatures present; {reason}"
                 )
+            }
+            Signatures::Verified {
+                count,
+                unsigned,
+                signers,
+                anchor,
+            } => {
+                write!(
+                    f,
+                    "checked: {count} descriptor signatures verified against the trust certificate {anchor} (signed by {}; validity dates not checked)",
+                    signers.join(", ")
+                )?;
+                if *unsigned > 0 {
+                    write!(f, "; {unsigned} descriptors carry no signature")?;
+                }
+                Ok(())
+            }
+            Signatures::Failed { member, reason } => {
+                write!(f, "FAILED: {member}: {reason}")
             }
         }
     }
@@ -432,6 +469,29 @@ pub(crate) fn signatures(db: &ImageDb) -> Signatures {
     }
     Signatures::NotChecked {
         count,
-        reason: "no VMware signing certificate for this release is known to ksinstall".into(),
+        reason: "no certificate to check them against (give --trust-cert; VMware's 8.x signing certificate is not public)".into(),
+    }
+}
+
+/// The signature state of `db` checked against `anchor` where there is one.
+pub(crate) fn signatures_with(
+    db: &ImageDb,
+    anchor: Option<&super::signature::Anchor>,
+) -> Signatures {
+    let plain = signatures(db);
+    let (Signatures::NotChecked { .. }, Some(anchor)) = (&plain, anchor) else {
+        return plain;
+    };
+    match super::signature::check(db, anchor) {
+        Ok(c) => Signatures::Verified {
+            count: c.verified,
+            unsigned: c.unsigned,
+            signers: c.signers,
+            anchor: anchor.label.clone(),
+        },
+        Err(e) => Signatures::Failed {
+            member: e.member,
+            reason: e.reason,
+        },
     }
 }

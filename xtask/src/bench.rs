@@ -37,7 +37,10 @@ fn measure(cmd: &mut Command) -> Result<Run> {
 
 /// As `measure`, reading the command's `--progress json` events as they come: each step's start
 /// and end, in seconds from the start, for the report's timeline of where the time goes.
-fn measure_steps(cmd: &mut Command) -> Result<(Run, Vec<(String, f64, Option<f64>)>)> {
+/// A step of a run: its name, and when it started and ended (seconds from the run's start).
+type Timeline = Vec<(String, f64, Option<f64>)>;
+
+fn measure_steps(cmd: &mut Command) -> Result<(Run, Timeline)> {
     use std::io::BufRead;
     let start = Instant::now();
     let mut child = cmd
@@ -47,7 +50,7 @@ fn measure_steps(cmd: &mut Command) -> Result<(Run, Vec<(String, f64, Option<f64
     let pid = i32::try_from(child.id())?;
     let out = child.stdout.take().context("no stdout")?;
     let reader = std::thread::spawn(move || {
-        let mut steps: Vec<(String, f64, Option<f64>)> = Vec::new();
+        let mut steps: Timeline = Vec::new();
         let mut sent = false;
         for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
             let at = start.elapsed().as_secs_f64();
@@ -454,7 +457,7 @@ struct Concurrency {
     stage_secs: f64,
     both: f64,
     /// The steps of the fastest host + DPU run: (step, start, end) in seconds from its start.
-    timeline: Vec<(String, f64, Option<f64>)>,
+    timeline: Timeline,
 }
 
 impl Concurrency {

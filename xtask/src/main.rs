@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench [--concurrency] | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench [--concurrency] | e2e [--only pxe,datastore,dsc-version,bluefield,broken,uefi] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--seed N] [--iso FILE] [--sign-key KEY.pem --sign-cert CERT.pem]>");
             std::process::exit(1);
         }
     }
@@ -109,6 +109,7 @@ fn ensure_tools() -> Result<()> {
 
 fn mkmedia_cmd(args: &[String]) -> Result<()> {
     let mut iso: Option<PathBuf> = None;
+    let (mut sign_key, mut sign_cert): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let mut o = mkmedia::Options {
         out: PathBuf::new(),
         size: 1 << 30,
@@ -124,6 +125,8 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
             "--version" => o.version = val()?.clone(),
             "--seed" => o.seed = val()?.parse().context("--seed wants a number")?,
             "--iso" => iso = Some(PathBuf::from(val()?)),
+            "--sign-key" => sign_key = Some(PathBuf::from(val()?)),
+            "--sign-cert" => sign_cert = Some(PathBuf::from(val()?)),
             other => bail!("mkmedia: unknown argument {other}"),
         }
     }
@@ -131,6 +134,17 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
         bail!("mkmedia: --out DIR is required");
     }
     let m = mkmedia::mkmedia(&o)?;
+    match (&sign_key, &sign_cert) {
+        (Some(key), Some(cert)) => {
+            let n = mkmedia::sign(&o.out, key, cert)?;
+            eprintln!(
+                "mkmedia: {n} VIB descriptors signed with {}",
+                cert.display()
+            );
+        }
+        (None, None) => {}
+        _ => bail!("mkmedia: --sign-key and --sign-cert go together"),
+    }
     if let Some(iso) = &iso {
         mkmedia::make_iso(&o.out, iso)?;
         println!("{}: ISO9660 image of {}", iso.display(), o.out.display());
