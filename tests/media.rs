@@ -708,6 +708,9 @@ fn descriptor_signatures_are_checked_against_the_trust_certificate() {
         plan.contains("signatures: checked: 97 descriptor signatures verified"),
         "{plan}"
     );
+    // The BIOS boot code is not written (docs/MEDIA.md): the plan says the disk boots by UEFI.
+    let said = format!("{plan}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("will boot by UEFI only"), "{said}");
 
     // A tampered signed descriptor (.xml.orig: a payload's size) is refused, naming it.
     edit_imgdb(&dir, |db| {

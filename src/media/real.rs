@@ -451,7 +451,7 @@ fn loaders(
         for (path, f) in BIOS_UPPER.iter().zip(BIOS_LOADERS) {
             one(path, f, f)?;
         }
-        warnings.push("the BIOS boot files are copied to the ESP, but not the BIOS boot code (gptmbr.bin to the MBR, syslinux's boot sector): the disk boots by UEFI until that is written".into());
+        warnings.push("the disk will boot by UEFI only: the BIOS boot files are copied to the ESP, but the BIOS boot code is not written (gptmbr.bin to the MBR, syslinux's boot record with ldlinux.sys's sector list; docs/MEDIA.md)".into());
     } else {
         warnings.push(format!(
             "{}: the media carry no BIOS boot files ({}): the disk will boot by UEFI only",

@@ -412,7 +412,7 @@ fn render(f: &Figures) -> String {
     let rate = |secs: f64| gb(laid_bytes) / secs;
     format!(
         "# Performance\n\nMeasured by `cargo xtask bench` (release build), all in one run on the same machine, with the\nmedia in the page cache for every contender. Best of 3 (baseline: best of 2).\n\n\
-Machine: {cpu}, {cores} cores, {mem:.0} GiB memory. Medium: `cargo xtask mkmedia --size 2G` ({media:.2} GB in\nall, {laid:.2} GB laid down on the host: the kernel, 106 VIB modules, imgdb.tgz and 7 loader files, each\nchecked against VMware's metadata in imgdb.tgz; the DPU depot is not the host's). Target: a 40 GiB sparse\nimage file.\n\n\
+Machine: {cpu}, {cores} cores, {mem:.0} GiB memory, shared with other jobs (load average when the run\nended: {load}). Medium: `cargo xtask mkmedia --size 2G` ({media:.2} GB in\nall, {laid:.2} GB laid down on the host: the kernel, 106 VIB modules, imgdb.tgz and 7 loader files, each\nchecked against VMware's metadata in imgdb.tgz; the DPU depot is not the host's). Target: a 40 GiB sparse\nimage file.\n\n\
 | What | Time | Throughput (laid-down bytes) | Peak memory |\n|---|---|---|---|\n\
 | ksinstall install (default: media hashed before the first write, then streamed, hashed, written, read back) | {a:.2} s | {ar:.2} GB/s | {am} MiB |\n\
 | ksinstall install from the real-format ISO file (`mkmedia --iso`: ISO9660 names, El Torito), as the default | {i:.2} s | {ir:.2} GB/s | {im} MiB |\n\
@@ -428,7 +428,7 @@ Peak memory (default mode; the copy uses 1 MiB buffers, at most 4 in flight, wha
 Every byte is hashed twice by the default mode (the check before writing, then as it is written) and read\nback once from the disk, which the limit (one hash or one copy) does not do; the one-pass mode is the\nfigure comparable with the limit. Hashing runs on a second thread while the writer writes, and the data\nis flushed to the device while it is read back. The disk of this machine is shared: `cp` + `sync` varied\nfrom 4.0 s to 5.6 s between runs, so ratios to the limit move by about 0.2x from run to run. The default trades that time for never destroying an old install with\nbad media (docs/INSTALL.md).\n\n\
 ## Host and DPU together\n\nThe DPU install runs on its own thread beside the host lay-down; `boot.cfg` waits for both. A simulated\nBlueField-3 (`ksinstall::dpu::sim`: the rshim device files, a FIFO drained at a fixed {rate} MB/s) takes the\nboot stream ({dpu_mb:.0} MB: the ESXio depot of the 2 GiB medium and the firmware bundle).\n\n| What | Time |\n|---|---|\n| host only (the default install above, no DPU) | {host:.2} s |\n| DPU only (stage and check the payload, push it through rshim, wait for `Rebooting...`) | {dpu:.2} s (staging {stage:.2} s) |\n| host + DPU in one install | {both:.2} s |\n\nConcurrency figure: host + DPU divided by the larger of the two alone = **{ratio:.2}** (target: at most 1.1).\n\n\
 Where the time of the host + DPU run goes (its fastest of 3; seconds from the start of the process):\n\n{timeline}\n\
-Before the DPU's stream may start, the host's media check and the DPU payload's staging must both be done\n(nothing is written to any disk or device before everything is checked): the two share this machine's two\ncores, so that phase is longer than the staging alone. The simulated card then drains at its fixed rate and\njudges the stream (it hashes all of it) before it logs. The media are opened without reading the ESXio\ndepot unless a DPU will get it: it was read and hashed at every open before (measured: 0.45 s of a host-only\ninstall's first 0.47 s), which is what this figure lost when the real-format media came.\n\nCommands: `cargo xtask bench` (writes this file). The baseline script is in `xtask/src/bench.rs`.\n",
+Before the DPU's stream may start, the host's media check and the DPU payload's staging must both be done\n(nothing is written to any disk or device before everything is checked): the two share this machine's two\ncores, so that phase is longer than the staging alone. Before it, a DPU host's open reads and hashes the\nESXio depot (the payload's id needs its hash), then the staging reads and hashes it again as it packs it:\nthese two, which the DPU-only figure does not include, are the excess over 1.0, with the simulated card's\nown judging of the stream (it hashes all of it before it logs). A host without a DPU no longer reads the\ndepot at all: with the real-format media it was read at every open (measured: 0.45 s of the first 0.47 s\nof a host-only install; 0.02 s now).\n\nCommands: `cargo xtask bench` (writes this file). The baseline script is in `xtask/src/bench.rs`.\n",
         mem = mem_kib as f64 / 1048576.0,
         media = gb(media_bytes),
         laid = gb(laid_bytes),
@@ -446,6 +446,9 @@ Before the DPU's stream may start, the host's media check and the DPU payload's 
         host = ours_checked.secs, dpu = conc.dpu_only, stage = conc.stage_secs, both = conc.both,
         ratio = conc.both / ours_checked.secs.max(conc.dpu_only),
         timeline = conc.timeline_table(),
+        load = std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
     )
 }
 
