@@ -450,7 +450,9 @@ fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
     ];
     let out = boot(&root, &cmdline, &args);
     code(&out, 4);
-    says(&out, &format!("{module}: reading the media failed"));
+    // Named with the VIB and payload that cover it.
+    says(&out, &format!("{module} (VIB "));
+    says(&out, "): reading the media failed");
     assert_eq!(srv.gets(&format!("/{module}")).len(), 3);
     assert!(
         bank_boot_cfg(&s.disk()).is_none(),
@@ -470,7 +472,8 @@ fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
     let before = hash_image(Path::new(&disk));
     let out = boot(&root, &cmdline, &args);
     code(&out, 4);
-    says(&out, &format!("{module}: SHA-256"));
+    says(&out, &format!("{module} (VIB "));
+    says(&out, "): SHA-256 is ");
     assert!(bank_boot_cfg(&s.disk()).is_none());
     assert_ne!(
         before,

@@ -59,9 +59,10 @@ impl Host {
         self.dir.path().join(p)
     }
     fn manifest(&self) -> Manifest {
-        ksinstall::media::Media::open(&self.path("media").display().to_string())
-            .unwrap()
-            .manifest
+        let mut m =
+            ksinstall::media::Media::open(&self.path("media").display().to_string()).unwrap();
+        m.pin_dpu().unwrap();
+        m.manifest
     }
     fn rshim(&self, config: Config) -> RshimSim {
         RshimSim::start(&self.sysroot.join("dev/rshim0"), config).unwrap()

@@ -76,7 +76,10 @@ fn vib_file(db: &Path, prefix: &str) -> PathBuf {
     std::fs::read_dir(db.join("vibs"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .find(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with(prefix) && name.ends_with(".xml")
+        })
         .unwrap()
 }
 
@@ -590,4 +593,145 @@ fn mutated_imgdb_never_panics() {
         b[at] = (seed >> 40) as u8;
         let _ = imgdb::parse(&b).and_then(|db| db.covered());
     }
+}
+
+/// A test CA and a signing certificate it issued, made with openssl (VMware's key is not ours).
+fn test_pki(dir: &Path) {
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/O=Test CA/CN=ksinstall test root' 2>/dev/null
+         openssl req -newkey rsa:2048 -nodes -keyout signer.key -out signer.csr -subj '/O=Test Vendor/CN=ksinstall test signer' 2>/dev/null
+         openssl x509 -req -in signer.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out signer.pem -days 2 -sha256 2>/dev/null
+         openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj '/O=Someone Else/CN=other root' 2>/dev/null",
+        dir,
+    );
+}
+
+#[test]
+fn descriptor_signatures_are_checked_against_the_trust_certificate() {
+    let (t, dir) = fresh("8M");
+    test_pki(t.path());
+    let pem = |n: &str| t.path().join(n).display().to_string();
+    let n = synth::sign(
+        &dir,
+        &t.path().join("signer.key"),
+        &t.path().join("signer.pem"),
+    )
+    .unwrap();
+    assert_eq!(
+        n, 97,
+        "every VIB descriptor signed (esx-base and 96 driver VIBs)"
+    );
+    // The signatures are what openssl itself verifies: PEM PKCS#7, detached, over .xml.orig.
+    let db = tempfile::tempdir().unwrap();
+    sh(
+        &format!("tar xzf {}", dir.join("IMGDB.TGZ").display()),
+        db.path(),
+    );
+    let sig = vib_file(db.path(), "xorg");
+    let sig = sig.display().to_string();
+    sh(
+        &format!("openssl smime -verify -binary -inform PEM -in {sig}.sig -content {sig}.orig -CAfile {} -out /dev/null", pem("ca.pem")),
+        db.path(),
+    );
+
+    let src = dir.to_str().unwrap();
+    // Present, nothing to check them against: said so, and not a failure.
+    let out = ksinstall(&["media", "check", src]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("signatures: not checked: 97 descriptor signatures present; no certificate to check them against"),
+        "{text}"
+    );
+    // Against the CA that issued the signer: checked.
+    let out = ksinstall(&["media", "check", src, "--trust-cert", &pem("ca.pem")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "signatures: checked: 97 descriptor signatures verified against the trust certificate"
+        ) && text.contains("CN=ksinstall test signer"),
+        "{text}"
+    );
+    // Against a certificate that did not sign: exit 4, naming the descriptor.
+    let out = ksinstall(&[
+        "media",
+        "check",
+        src,
+        "--trust-cert",
+        &pem("other.pem"),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{v}");
+    assert_eq!(v["signatures"]["state"], "failed", "{v}");
+    assert!(
+        v["signatures"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not the trust certificate"),
+        "{v}"
+    );
+
+    // The plan says they were checked.
+    let ks = t.path().join("ks.cfg");
+    std::fs::write(&ks, "vmaccepteula\nrootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umRYHEgzPhZjOfXvb9/6j3OBpXQpAO238CiGZZ0X5fOIg31\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n").unwrap();
+    let img = t.path().join("disk.img");
+    let sysroot = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/plain");
+    let install = |trust: &str| {
+        ksinstall(&[
+            "install",
+            "--ks",
+            ks.to_str().unwrap(),
+            "--media",
+            src,
+            "--sysroot",
+            sysroot,
+            "--cmdline",
+            "",
+            "--disk",
+            img.to_str().unwrap(),
+            "--disk-size",
+            "40G",
+            "--progress",
+            "none",
+            "--dry-run",
+            "--trust-cert",
+            trust,
+        ])
+    };
+    let out = install(&pem("ca.pem"));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{plan}");
+    assert!(
+        plan.contains("signatures: checked: 97 descriptor signatures verified"),
+        "{plan}"
+    );
+    // The BIOS boot code is not written (docs/MEDIA.md): the plan says the disk boots by UEFI.
+    let said = format!("{plan}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("will boot by UEFI only"), "{said}");
+
+    // A tampered signed descriptor (.xml.orig: a payload's size) is refused, naming it.
+    edit_imgdb(&dir, |db| {
+        let p = PathBuf::from(format!("{}.orig", vib_file(db, "xorg").display()));
+        let x = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, x.replacen("size=\"", "size=\"1", 1)).unwrap();
+    });
+    let out = ksinstall(&["media", "check", src, "--trust-cert", &pem("ca.pem")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("signatures: FAILED: vibs/xorg")
+            && text.contains("the signed message digest is not the SHA-256 of .xml.orig"),
+        "{text}"
+    );
+    let out = install(&pem("ca.pem"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("imgdb.tgz: vibs/xorg") && err.contains("signature"),
+        "{err}"
+    );
+    assert!(!img.exists(), "nothing written");
 }

@@ -104,8 +104,13 @@ fn copy_in(
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(IN_FLIGHT);
         let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        // A mismatch names the file and what vouches for it (the VIB and payload).
+        let name = media
+            .manifest
+            .find(&f.from)
+            .map_or_else(|| f.from.clone(), |c| c.describe());
         let reader = scope.spawn(move || {
-            let mut reader = VerifyingReader::new(src, &f.from, f.size, &f.sha256);
+            let mut reader = VerifyingReader::new(src, &name, f.size, &f.sha256);
             loop {
                 let mut buf = spare_rx.try_recv().unwrap_or_default();
                 buf.resize(COPY_BUFFER, 0);

@@ -71,6 +71,11 @@ pub struct Common {
     /// a bad module then stops the install after the disk was partitioned, leaving it unbootable).
     #[arg(long)]
     pub skip_media_check: bool,
+    /// Check the signatures of the media's VIB descriptors (imgdb.tgz) against this certificate
+    /// (PEM or DER): the signer must be it or a certificate it signed. Without it, signatures are
+    /// reported as present but not checked (docs/MEDIA.md).
+    #[arg(long, value_name = "FILE")]
+    pub trust_cert: Option<PathBuf>,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
@@ -227,6 +232,7 @@ impl Common {
             dry_run: self.dry_run,
             run_pre,
             skip_media_check: self.skip_media_check,
+            trust_cert: self.trust_cert.clone(),
             report: self.report.clone(),
             access: self.dpu.access(&self.sysroot),
             firmware_root: self.dpu.firmware_root(),

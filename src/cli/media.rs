@@ -20,6 +20,10 @@ pub struct Args {
     src: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Check the VIB descriptors' signatures against this certificate (PEM or DER). Without it,
+    /// signatures are reported as present but not checked.
+    #[arg(long, value_name = "FILE")]
+    trust_cert: Option<std::path::PathBuf>,
 }
 
 fn open(src: &str) -> anyhow::Result<Box<dyn MediaSource>> {
@@ -41,7 +45,17 @@ fn open(src: &str) -> anyhow::Result<Box<dyn MediaSource>> {
 
 pub fn run(c: Command) -> anyhow::Result<Outcome> {
     let Command::Check(a) = c;
-    let report = open(&a.src).and_then(|s| Ok(check::check(s.as_ref())?));
+    let anchor = match &a.trust_cert {
+        Some(p) => match ksinstall::media::signature::Anchor::load(p) {
+            Ok(anchor) => Some(anchor),
+            Err(e) => {
+                eprintln!("ksinstall: {e:#}");
+                return Ok(Outcome::UsageOrIo);
+            }
+        },
+        None => None,
+    };
+    let report = open(&a.src).and_then(|s| Ok(check::check(s.as_ref(), anchor.as_ref())?));
     match report {
         Ok(r) => {
             match a.format {

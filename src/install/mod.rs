@@ -43,6 +43,8 @@ pub struct Options {
     pub run_pre: bool,
     /// Do not hash the whole local media before the first write.
     pub skip_media_check: bool,
+    /// `--trust-cert`: the certificate VMware's descriptor signatures are checked against.
+    pub trust_cert: Option<PathBuf>,
     /// Write the final JSON report here.
     pub report: Option<PathBuf>,
     /// How the DPUs are reached.
@@ -142,8 +144,21 @@ pub fn prepare(
 ) -> Result<Host, Failure> {
     let inventory = Inventory::read(&o.sysroot)
         .map_err(|e| stop(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
-    let media = Media::open_with(media_location, http)
+    let mut media = Media::open_with(media_location, http)
         .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+    if let Some(path) = &o.trust_cert {
+        let anchor = crate::media::signature::Anchor::load(path)
+            .map_err(|e| stop(StepId::Media, Outcome::UsageOrIo, format!("{e:#}")))?;
+        media
+            .check_signatures(&anchor)
+            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+    }
+    // The DPU's part of the image is read only when there is a DPU to get it.
+    if inventory.dpus.iter().any(|d| d.supported) {
+        media
+            .pin_dpu()
+            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+    }
     let dpu_observed = inventory
         .dpus
         .iter()

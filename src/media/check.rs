@@ -57,7 +57,7 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub fn ok(&self) -> bool {
-        self.failed == 0
+        self.failed == 0 && !self.signatures.failed()
     }
 
     pub fn text(&self) -> String {
@@ -103,7 +103,10 @@ struct Job {
 
 /// Check the media at `source` against their `imgdb.tgz`. An error only when the metadata
 /// itself (BOOT.CFG, imgdb.tgz) cannot be read; a bad file is a verdict.
-pub fn check(source: &dyn MediaSource) -> Result<CheckReport, MediaError> {
+pub fn check(
+    source: &dyn MediaSource,
+    anchor: Option<&super::signature::Anchor>,
+) -> Result<CheckReport, MediaError> {
     let name = source.describe();
     let bad = |file: &str, message: String| MediaError::Invalid {
         source_name: name.clone(),
@@ -172,7 +175,7 @@ pub fn check(source: &dyn MediaSource) -> Result<CheckReport, MediaError> {
         failed: files.len() - verified - not_covered,
         verified,
         not_covered,
-        signatures: real::signatures(&db),
+        signatures: real::signatures_with(&db, anchor),
         files,
     })
 }

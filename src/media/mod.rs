@@ -9,6 +9,7 @@ pub mod imgdb;
 pub mod iso;
 pub mod manifest;
 pub mod real;
+pub mod signature;
 pub mod source;
 pub mod synth;
 pub mod verify;
@@ -250,6 +251,60 @@ impl Media {
         })
     }
 
+    /// Check the descriptor signatures against `anchor` (`--trust-cert`): imgdb.tgz is read
+    /// again and must be the bytes pinned at open; a bad signature refuses the media (exit 4).
+    pub fn check_signatures(&mut self, anchor: &signature::Anchor) -> Result<(), MediaError> {
+        let name = self.source.describe();
+        let bad = |message: String| MediaError::Invalid {
+            source_name: name.clone(),
+            file: real::IMGDB.into(),
+            message,
+        };
+        let Some(pinned) = self.manifest.find(real::IMGDB).map(|c| c.sha256.clone()) else {
+            return Ok(()); // custom media with MANIFEST.JSON alone: no descriptors
+        };
+        let tgz = read_small(self.source.as_ref(), real::IMGDB, IMGDB_LIMIT)
+            .map_err(|e| bad(format!("{e:#}")))?;
+        if verify::sha256_hex(&tgz) != pinned {
+            return Err(bad("changed since the media were opened".into()));
+        }
+        let db = imgdb::parse(&tgz).map_err(|e| bad(e.to_string()))?;
+        let state = real::signatures_with(&db, Some(anchor));
+        if let real::Signatures::Failed { member, reason } = &state {
+            return Err(bad(format!("{member}: signature: {reason}")));
+        }
+        self.metadata.signatures = state;
+        Ok(())
+    }
+
+    /// Pin every DPU component not pinned yet (the ESXio depot of real media): its size and
+    /// SHA-256 as read now, so that what a DPU payload packs is the file that was looked at.
+    /// Done only for a host that has a DPU to install (the plan's payload id needs it).
+    pub fn pin_dpu(&mut self) -> Result<()> {
+        let name = self.source.describe();
+        for c in self
+            .manifest
+            .components
+            .iter_mut()
+            .filter(|c| c.role == Role::Dpu && c.sha256.is_empty())
+        {
+            let mut r = self
+                .source
+                .open(&c.path)
+                .with_context(|| format!("{name}: opening {}", c.path))?;
+            let (size, sha256) =
+                verify::sha256_of(&mut r).with_context(|| format!("{name}: reading {}", c.path))?;
+            anyhow::ensure!(
+                size == c.size,
+                "{name}: {}: read {size} bytes, the media gave its size as {}",
+                c.path,
+                c.size
+            );
+            c.sha256 = sha256;
+        }
+        Ok(())
+    }
+
     /// Whether the bytes can be read twice cheaply (a local directory), so that every
     /// component can be hashed before anything is written.
     pub fn is_local(&self) -> bool {
@@ -259,7 +314,8 @@ impl Media {
     /// Read every component through the verifier (size and SHA-256), before anything is
     /// written. `progress` gets the running byte count.
     pub fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        self.verify_components(&|_| true, progress)
+        // A DPU component not pinned (no DPU to install) is not read.
+        self.verify_components(&|c| !(c.role == Role::Dpu && c.sha256.is_empty()), progress)
     }
 
     /// The same for the components `which` selects (the host's own, say: the DPU's are checked

@@ -63,8 +63,26 @@ pub enum Signatures {
     NotApplicable,
     /// The image carries no `.xml.sig` files.
     NotCarried,
-    /// The image carries them and they were not checked, with why.
+    /// The image carries them and they were not checked, with why (no certificate to check
+    /// against).
     NotChecked { count: usize, reason: String },
+    /// Every signature verified against the trust certificate (`--trust-cert`).
+    Verified {
+        count: usize,
+        /// Descriptors that carry no signature.
+        unsigned: usize,
+        signers: Vec<String>,
+        anchor: String,
+    },
+    /// A signature did not verify (the media are refused: exit 4).
+    Failed { member: String, reason: String },
+}
+
+impl Signatures {
+    /// Whether a signature was found bad.
+    pub fn failed(&self) -> bool {
+        matches!(self, Signatures::Failed { .. })
+    }
 }
 
 impl std::fmt::Display for Signatures {
@@ -79,6 +97,25 @@ impl std::fmt::Display for Signatures {
                     f,
                     "not checked: {count} descriptor signatures present; {reason}"
                 )
+            }
+            Signatures::Verified {
+                count,
+                unsigned,
+                signers,
+                anchor,
+            } => {
+                write!(
+                    f,
+                    "checked: {count} descriptor signatures verified against the trust certificate {anchor} (signed by {}; validity dates not checked)",
+                    signers.join(", ")
+                )?;
+                if *unsigned > 0 {
+                    write!(f, "; {unsigned} descriptors carry no signature")?;
+                }
+                Ok(())
+            }
+            Signatures::Failed { member, reason } => {
+                write!(f, "FAILED: {member}: {reason}")
             }
         }
     }
@@ -180,9 +217,16 @@ pub fn read(
         coverage: Coverage::NotCovered,
     });
     // The ESXio depot is the DPU's part of a unified image: not the host's, and no VIB covers
-    // it, so it is pinned to the bytes read now (a DPU payload checks them again as it packs).
+    // it. It is pinned (read and hashed) only when a DPU is to get it (`Media::pin_dpu`): a host
+    // without a DPU never reads its 300-500 MB, and the bench showed that read at open on the
+    // critical path of every install (docs/PERFORMANCE.md).
     if let Some(depot) = cfg_module(boot_cfg, "esxiodpt.tgz") {
-        let (size, sha256) = cx.pin(&depot)?;
+        let (size, sha256) = match cx.source.size(&depot) {
+            Ok(Some(size)) => (size, String::new()),
+            // A source that cannot tell the size without reading: pin it now.
+            Ok(None) => cx.pin(&depot)?,
+            Err(e) => return Err(cx.bad(&depot, format!("{e:#}"))),
+        };
         components.push(Component {
             path: depot,
             size,
@@ -407,7 +451,7 @@ fn loaders(
         for (path, f) in BIOS_UPPER.iter().zip(BIOS_LOADERS) {
             one(path, f, f)?;
         }
-        warnings.push("the BIOS boot files are copied to the ESP, but not the BIOS boot code (gptmbr.bin to the MBR, syslinux's boot sector): the disk boots by UEFI until that is written".into());
+        warnings.push("the disk will boot by UEFI only: the BIOS boot files are copied to the ESP, but the BIOS boot code is not written (gptmbr.bin to the MBR, syslinux's boot record with ldlinux.sys's sector list; docs/MEDIA.md)".into());
     } else {
         warnings.push(format!(
             "{}: the media carry no BIOS boot files ({}): the disk will boot by UEFI only",
@@ -425,6 +469,29 @@ pub(crate) fn signatures(db: &ImageDb) -> Signatures {
     }
     Signatures::NotChecked {
         count,
-        reason: "no VMware signing certificate for this release is known to ksinstall".into(),
+        reason: "no certificate to check them against (give --trust-cert; VMware's 8.x signing certificate is not public)".into(),
+    }
+}
+
+/// The signature state of `db` checked against `anchor` where there is one.
+pub(crate) fn signatures_with(
+    db: &ImageDb,
+    anchor: Option<&super::signature::Anchor>,
+) -> Signatures {
+    let plain = signatures(db);
+    let (Signatures::NotChecked { .. }, Some(anchor)) = (&plain, anchor) else {
+        return plain;
+    };
+    match super::signature::check(db, anchor) {
+        Ok(c) => Signatures::Verified {
+            count: c.verified,
+            unsigned: c.unsigned,
+            signers: c.signers,
+            anchor: anchor.label.clone(),
+        },
+        Err(e) => Signatures::Failed {
+            member: e.member,
+            reason: e.reason,
+        },
     }
 }

@@ -518,16 +518,7 @@ pub fn replace_payload(dir: &Path, media_path: &str, bytes: &[u8]) -> Result<()>
     let old = std::fs::read(dir.join(media_path)).with_context(|| media_path.to_string())?;
     let (old_size, old_sha) = (old.len(), super::verify::sha256_hex(&old));
     let (new_size, new_sha) = (bytes.len(), super::verify::sha256_hex(bytes));
-    let tgz = std::fs::read(dir.join("IMGDB.TGZ"))?;
-    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&tgz[..]));
-    for e in archive.entries()? {
-        let mut e = e?;
-        let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data)?;
-        members.push((path, data));
-    }
+    let mut members = read_members(dir)?;
     let mut hits = 0;
     for (_, data) in members.iter_mut() {
         let text = String::from_utf8_lossy(data).into_owned();
@@ -539,11 +530,33 @@ pub fn replace_payload(dir: &Path, media_path: &str, bytes: &[u8]) -> Result<()>
         }
     }
     anyhow::ensure!(hits > 0, "no payload in imgdb.tgz describes {media_path}");
+    write_members(dir, &members)?;
+    std::fs::write(dir.join(media_path), bytes)?;
+    Ok(())
+}
+
+/// The members of the media's `IMGDB.TGZ`, in order.
+fn read_members(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let tgz = std::fs::read(dir.join("IMGDB.TGZ"))?;
+    let mut members = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&tgz[..]));
+    for e in archive.entries()? {
+        let mut e = e?;
+        let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data)?;
+        members.push((path, data));
+    }
+    Ok(members)
+}
+
+/// Write the media's `IMGDB.TGZ` from `members`.
+fn write_members(dir: &Path, members: &[(String, Vec<u8>)]) -> Result<()> {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
         create(&dir.join("IMGDB.TGZ"))?,
         flate2::Compression::default(),
     ));
-    for (path, data) in &members {
+    for (path, data) in members {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -552,6 +565,47 @@ pub fn replace_payload(dir: &Path, media_path: &str, bytes: &[u8]) -> Result<()>
         tar.append_data(&mut h, path, &data[..])?;
     }
     tar.into_inner()?.finish()?.flush()?;
-    std::fs::write(dir.join(media_path), bytes)?;
     Ok(())
+}
+
+/// Sign every VIB descriptor of a medium mkmedia made, as VMware's image database carries
+/// signatures: `vibs/X.xml.orig` (the signed bytes) and `vibs/X.xml.sig`, a PEM PKCS#7 detached
+/// signature (sha256WithRSA) made by `openssl smime` with `key` and `cert` (a test key: VMware's
+/// is not ours to have). Returns how many descriptors were signed.
+pub fn sign(dir: &Path, key: &Path, cert: &Path) -> Result<usize> {
+    let members = read_members(dir)?;
+    let scratch = tempfile::tempdir()?;
+    let orig = scratch.path().join("orig");
+    let mut out = Vec::new();
+    let mut signed = 0;
+    for (path, data) in members {
+        let is_descriptor = path.starts_with("vibs/") && path.ends_with(".xml");
+        if is_descriptor {
+            std::fs::write(&orig, &data)?;
+            let sig = std::process::Command::new("openssl")
+                .args([
+                    "smime", "-sign", "-binary", "-md", "sha256", "-outform", "PEM",
+                ])
+                .arg("-signer")
+                .arg(cert)
+                .arg("-inkey")
+                .arg(key)
+                .arg("-in")
+                .arg(&orig)
+                .output()
+                .context("running openssl")?;
+            if !sig.status.success() {
+                bail!(
+                    "openssl smime -sign: {}",
+                    String::from_utf8_lossy(&sig.stderr)
+                );
+            }
+            out.push((format!("{path}.orig"), data.clone()));
+            out.push((format!("{path}.sig"), sig.stdout));
+            signed += 1;
+        }
+        out.push((path, data));
+    }
+    write_members(dir, &out)?;
+    Ok(signed)
 }

@@ -6,18 +6,19 @@ use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
-/// A component did not match the manifest. Names the component.
+/// A component did not match its metadata (a VIB descriptor, or MANIFEST.JSON for custom
+/// media). Names the component and, where the caller gave it, what vouches for it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum Mismatch {
-    #[error("{name}: SHA-256 is {got}, the manifest says {want}")]
+    #[error("{name}: SHA-256 is {got}, expected {want}")]
     Hash {
         name: String,
         want: String,
         got: String,
     },
-    #[error("{name}: ended after {got} bytes, the manifest says {want}")]
+    #[error("{name}: ended after {got} bytes, expected {want}")]
     Short { name: String, want: u64, got: u64 },
-    #[error("{name}: longer than the {want} bytes the manifest says")]
+    #[error("{name}: longer than the {want} bytes expected")]
     Long { name: String, want: u64 },
 }
 

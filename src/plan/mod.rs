@@ -1166,7 +1166,7 @@ fn bank_plan(media: &Media, layout: &Layout, target: &Target) -> Result<Vec<File
     Ok(bank_files)
 }
 
-/// The archives the installer makes (`state.tgz`, `onetime.tgz`, the image record) and the
+/// The archives the installer makes (`state.tgz`, `onetime.tgz`) and the
 /// bank's `boot.cfg`, which must be bootable.
 fn bank_config(
     ks: &Kickstart,
@@ -1177,9 +1177,6 @@ fn bank_config(
         vec![hostconfig::state_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?];
     let onetime =
         hostconfig::onetime_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?;
-    let imgdb = serde_json::to_vec_pretty(&media.manifest)
-        .map_err(|e| refuse(Outcome::UsageOrIo, e.to_string()))?;
-    generated.push(GeneratedFile::new("imgdb.json", imgdb));
 
     let mut modules: Vec<String> = bank_files.iter().skip(1).map(|f| f.to.clone()).collect();
     modules.push("state.tgz".into());

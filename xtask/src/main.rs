@@ -41,12 +41,12 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("deps") => ensure_tools(),
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
-        Some("bench") => bench::bench(&root(), &mut cargo()),
+        Some("bench") => bench::bench(&root(), &mut cargo(), &args[1..]),
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
         Some("image") => image::image(&root(), &mut cargo(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench | image --out DIR [--with-rshim FILE] [--cmdline OPTIONS] | e2e [--only SCENARIOS] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--build 8.0.3-0.35.N] [--omit MODULE]... [--seed N] [--iso FILE]>");
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench [--concurrency] | image --out DIR [--with-rshim FILE] [--cmdline OPTIONS] | e2e [--only SCENARIOS] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--build 8.0.3-0.35.N] [--omit MODULE]... [--seed N] [--iso FILE] [--sign-key KEY.pem --sign-cert CERT.pem]>");
             std::process::exit(1);
         }
     }
@@ -119,6 +119,7 @@ fn ensure_tools() -> Result<()> {
 
 fn mkmedia_cmd(args: &[String]) -> Result<()> {
     let mut iso: Option<PathBuf> = None;
+    let (mut sign_key, mut sign_cert): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let mut o = mkmedia::Options {
         out: PathBuf::new(),
         size: 1 << 30,
@@ -138,6 +139,8 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
             "--build" => variant.build = Some(val()?.clone()),
             "--omit" => variant.omit.push(val()?.clone()),
             "--esxio-build" => variant.esxio_build = Some(val()?.clone()),
+            "--sign-key" => sign_key = Some(PathBuf::from(val()?)),
+            "--sign-cert" => sign_cert = Some(PathBuf::from(val()?)),
             other => bail!("mkmedia: unknown argument {other}"),
         }
     }
@@ -145,6 +148,17 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
         bail!("mkmedia: --out DIR is required");
     }
     let m = mkmedia::mkmedia_with(&o, &variant)?;
+    match (&sign_key, &sign_cert) {
+        (Some(key), Some(cert)) => {
+            let n = mkmedia::sign(&o.out, key, cert)?;
+            eprintln!(
+                "mkmedia: {n} VIB descriptors signed with {}",
+                cert.display()
+            );
+        }
+        (None, None) => {}
+        _ => bail!("mkmedia: --sign-key and --sign-cert go together"),
+    }
     if let Some(iso) = &iso {
         mkmedia::make_iso(&o.out, iso)?;
         println!("{}: ISO9660 image of {}", iso.display(), o.out.display());

@@ -91,6 +91,7 @@ pub fn run_console(
         dry_run: false,
         run_pre: false,
         skip_media_check: false,
+        trust_cert: None,
         report: None,
         access: dpu.access(sysroot),
         firmware_root: dpu.firmware_root(),
