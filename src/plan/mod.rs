@@ -1166,6 +1166,20 @@ fn bank_plan(media: &Media, layout: &Layout, target: &Target) -> Result<Vec<File
     Ok(bank_files)
 }
 
+/// The media's `kernelopt` as an installed bank keeps it: the installer's own words
+/// (`runweasel`, `cdromBoot`, `ks=`) removed, as weasel does (media.md §4).
+pub(super) fn installed_kernelopt(media: &Media) -> String {
+    media
+        .boot_cfg
+        .kernelopt
+        .clone()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "runweasel" | "cdromBoot") && !w.starts_with("ks="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The archives the installer makes (`state.tgz`, `onetime.tgz`) and the
 /// bank's `boot.cfg`, which must be bootable.
 fn bank_config(
@@ -1180,15 +1194,7 @@ fn bank_config(
 
     let mut modules: Vec<String> = bank_files.iter().skip(1).map(|f| f.to.clone()).collect();
     modules.push("state.tgz".into());
-    let mut kernelopt = media
-        .boot_cfg
-        .kernelopt
-        .clone()
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter(|w| !matches!(*w, "runweasel" | "cdromBoot") && !w.starts_with("ks="))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut kernelopt = installed_kernelopt(media);
     if let Some(o) = onetime {
         modules.push("onetime.tgz".into());
         // ESXi adds this so that first boot does not auto-partition (spec §1.2 %firstboot).

@@ -297,15 +297,7 @@ fn upgrade_boot_cfg(
     if carried_names.contains(&"state.tgz") {
         modules.push("state.tgz".into());
     }
-    let kernelopt = media
-        .boot_cfg
-        .kernelopt
-        .clone()
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter(|w| !matches!(*w, "runweasel" | "cdromBoot") && !w.starts_with("ks="))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let kernelopt = super::installed_kernelopt(media);
     let boot_cfg = BootCfg {
         bootstate: Some(1),
         title: Some("Loading VMware ESXi".into()),
