@@ -114,9 +114,7 @@ pub fn findings(dpus: &[Dpu], dpu_pci_slots: &[String]) -> Vec<DpuFinding> {
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
     {
-        let holds_supported = dpus.iter().any(|d| {
-            d.supported && (d.slot.as_deref() == Some(slot) || d.address.eq_ignore_ascii_case(slot))
-        });
+        let holds_supported = dpus.iter().any(|d| d.supported && d.named_by(slot));
         if !holds_supported {
             out.push(DpuFinding::SlotWithoutSupportedDpu {
                 slot: slot.to_string(),

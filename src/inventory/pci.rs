@@ -76,6 +76,12 @@ pub struct Dpu {
 }
 
 impl Dpu {
+    /// Whether a `--dpuPciSlots` value names this card: its slot, or its PCI address
+    /// (`0000:3b:00`) for hosts whose firmware names no slots.
+    pub fn named_by(&self, slot: &str) -> bool {
+        self.slot.as_deref() == Some(slot) || self.address.eq_ignore_ascii_case(slot)
+    }
+
     /// How to name this card to a person: slot first, PCI address always.
     pub fn location(&self) -> String {
         match &self.slot {

@@ -587,10 +587,7 @@ fn not_a_dpu(
         return Ok(false);
     };
     let name = format!("{} {} in {}", d.vendor, d.model, d.location());
-    let named = slots
-        .iter()
-        .map(|s| s.trim())
-        .any(|s| d.slot.as_deref() == Some(s) || d.address.eq_ignore_ascii_case(s));
+    let named = slots.iter().map(|s| s.trim()).any(|s| d.named_by(s));
     if named {
         return Err(refuse(
             Outcome::Precondition,
