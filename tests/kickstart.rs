@@ -1,134 +1,31 @@
-//! The kickstart stage as a user meets it: real corpus files, every warning and error rule of
+//! The kickstart stage as a user meets it: the examples, every warning and error rule of
 //! the spec, includes, limits, line endings, quoting, the canonical round trip, and no panics.
 
 use std::path::{Path, PathBuf};
 
-use ksinstall::kickstart::{self, Diagnostic, Parsed, Severity};
+use ksinstall::kickstart::{self, Parsed, Severity};
+
+mod common;
+use common::ks::{
+    assert_messages_read_as_english, assert_round_trip, dump, errors, files_in, parse_text,
+    without_spans,
+};
+
+fn examples() -> Vec<PathBuf> {
+    files_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples"))
+}
+
+#[test]
+fn print_then_parse_gives_the_same_model() {
+    assert_round_trip(examples());
+}
+
+#[test]
+fn messages_read_as_english() {
+    assert_messages_read_as_english(examples());
+}
 
 const BASE: &str = "vmaccepteula\nrootpw 'Change-Me-2day'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
-
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kickstart-corpus")
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (the corpus lives in ../shared beside the checkout)",
-                dir.display()
-            )
-        })
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "EXPECTED"))
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "no files in {}", dir.display());
-    v
-}
-
-/// Parse `text` written to a real file named `ks.cfg` in a fresh directory; absolute includes
-/// are looked up below that directory.
-fn parse_text(text: &str) -> (Parsed, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ks.cfg");
-    std::fs::write(&path, text).unwrap();
-    let p = kickstart::parse_file(&path, dir.path()).unwrap();
-    (p, dir)
-}
-
-fn errors(p: &Parsed) -> Vec<&Diagnostic> {
-    p.diagnostics.iter().filter(|d| d.is_error()).collect()
-}
-
-fn dump(p: &Parsed) -> String {
-    p.diagnostics
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-#[test]
-fn every_valid_corpus_file_validates_without_error() {
-    for f in files_in(&corpus().join("valid")) {
-        let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
-        assert!(!p.has_errors(), "{}:\n{}", f.display(), dump(&p));
-        let ks = &p.kickstart;
-        assert!(
-            ks.accept_eula.is_some() && ks.action.is_some(),
-            "{}",
-            f.display()
-        );
-    }
-}
-
-#[test]
-fn every_policy_corpus_file_gets_exactly_the_expected_error() {
-    let expected = std::fs::read_to_string(corpus().join("policy/EXPECTED")).unwrap();
-    let mut checked = 0;
-    for line in expected
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        let mut cols = line.split('\t');
-        let (file, lineno) = (
-            cols.next().unwrap(),
-            cols.next().unwrap().parse::<u32>().unwrap(),
-        );
-        let p = kickstart::parse_file(
-            &corpus().join("policy").join(file),
-            Path::new("/nonexistent-root"),
-        )
-        .unwrap();
-        let errs = errors(&p);
-        assert_eq!(errs.len(), 1, "{file}: want one error, got:\n{}", dump(&p));
-        assert_eq!(errs[0].span.line, lineno, "{file}: {}", errs[0]);
-        assert!(
-            errs[0].message.contains("root password") || errs[0].message.contains("rootpw"),
-            "{}",
-            errs[0]
-        );
-        checked += 1;
-    }
-    assert_eq!(checked, files_in(&corpus().join("policy")).len());
-}
-
-#[test]
-fn crypt_hash_given_as_plain_password_suggests_iscrypted() {
-    let p = kickstart::parse_file(
-        &corpus().join("policy/tlhakhan-packer-esxi-httpdir-vsphere-7.0b-ks.cfg"),
-        Path::new("/"),
-    )
-    .unwrap();
-    let e = errors(&p)[0];
-    assert!(
-        e.help
-            .as_deref()
-            .unwrap_or("")
-            .contains("rootpw --iscrypted"),
-        "{e}"
-    );
-}
-
-#[test]
-fn templated_files_give_located_diagnostics_and_no_panic() {
-    for f in files_in(&corpus().join("templated")) {
-        let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
-        assert!(
-            !p.diagnostics.is_empty(),
-            "{} is a template: something must be reported",
-            f.display()
-        );
-        for d in &p.diagnostics {
-            assert!(d.span.line >= 1 && d.span.col >= 1, "{d}");
-            let shown = d.to_string();
-            let first = shown.lines().next().unwrap();
-            let prefix = format!("{}:{}:{}: ", f.display(), d.span.line, d.span.col);
-            assert!(first.starts_with(&prefix), "{first}");
-        }
-    }
-}
 
 #[test]
 fn every_example_validates_without_error() {
@@ -552,66 +449,6 @@ fn more_than_256_commands_across_files_is_an_error() {
         .any(|d| d.message.contains("more than 256")));
 }
 
-fn without_spans(p: &Parsed) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.remove("span");
-                m.remove("accept_eula");
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(&p.kickstart).unwrap();
-    strip(&mut v);
-    // A plain password is hashed with a fresh random salt each time; compare presence only
-    // (print_then_parse checks that a hash survives printing unchanged).
-    v["root_password"] = serde_json::Value::Bool(p.kickstart.root_password.is_some());
-    // Keep presence of span-only commands comparable.
-    v["accept_eula"] = serde_json::Value::Bool(p.kickstart.accept_eula.is_some());
-    for k in ["paranoid", "dryrun", "partition_embed"] {
-        v[k] = serde_json::Value::Bool(!v[k].is_null());
-    }
-    v
-}
-
-#[test]
-fn print_then_parse_gives_the_same_model() {
-    let mut inputs: Vec<PathBuf> = files_in(&corpus().join("valid"));
-    inputs.extend(files_in(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples"),
-    ));
-    for f in inputs {
-        let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
-        let printed = kickstart::print(&p.kickstart);
-        let (q, _d) = parse_text(&printed);
-        assert!(
-            !q.has_errors(),
-            "{}: printed form has errors:\n{}\n{printed}",
-            f.display(),
-            dump(&q)
-        );
-        assert_eq!(
-            without_spans(&p),
-            without_spans(&q),
-            "{}:\n{printed}",
-            f.display()
-        );
-        // The canonical form is a fixed point.
-        assert_eq!(kickstart::print(&q.kickstart), printed, "{}", f.display());
-        // Printing keeps the root password hashed, and the hash reads back unchanged.
-        if let Some(pw) = &p.kickstart.root_password {
-            assert!(printed.contains(&format!("rootpw --iscrypted {}", pw.hash)));
-            assert_eq!(
-                q.kickstart.root_password.as_ref().map(|r| &r.hash),
-                Some(&pw.hash)
-            );
-        }
-    }
-}
-
 #[test]
 fn plain_password_becomes_a_sha512_hash_that_openssl_agrees_with() {
     let (p, _d) = parse_text(BASE);
@@ -999,27 +836,5 @@ fn one_problem_gets_one_diagnostic() {
     for (text, line, col, severity, says) in cases {
         let (p, _d) = parse_text(&text);
         only_one(&p, line, col, severity, says);
-    }
-}
-
-#[test]
-fn messages_read_as_english() {
-    // No Debug formatting (`[7, 8]`, `Some(..)`, quotes doubled by `{:?}`) and no doubled words,
-    // over everything the corpus and the examples make us say.
-    let mut files = Vec::new();
-    for dir in ["valid", "policy", "templated"] {
-        files.extend(files_in(&corpus().join(dir)));
-    }
-    files.extend(files_in(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples"),
-    ));
-    for f in files {
-        let p = kickstart::parse_file(&f, Path::new("/nonexistent-root")).unwrap();
-        for d in &p.diagnostics {
-            let text = format!("{} {}", d.message, d.help.as_deref().unwrap_or(""));
-            for bad in ["a a ", "the the ", "Some(", "None", "\\\"", "1 attempts"] {
-                assert!(!text.contains(bad), "{bad:?} in {d}");
-            }
-        }
     }
 }
