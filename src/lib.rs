@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod dpu;
 pub mod exit;
+pub mod firstboot;
 pub mod fleet;
 pub mod http;
 pub mod install;

@@ -66,6 +66,23 @@ impl Sysroot {
         Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
     }
 
+    /// A small binary file (an EFI variable), at most `max` bytes. `Ok(None)` when it does not
+    /// exist.
+    pub fn bytes(&self, rel: &Path, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        let path = self.host_path(rel);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        self.touch(rel);
+        let mut bytes = Vec::new();
+        file.take(max)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(bytes))
+    }
+
     /// Like [`Sysroot::attr`], but a file that is there and cannot be read only logs a warning:
     /// one odd attribute must not hide the whole machine.
     pub(crate) fn attr_or_warn(&self, rel: &Path) -> Option<String> {

@@ -7,71 +7,23 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::setup::Setup;
 use common::{hash_image, mcopy_out, run, sha256_file, GIB};
-use ksinstall::media::{synth, Manifest};
+use ksinstall::media::synth;
 
 const PASSWORD: &str = "Plain-Secret-99x";
 const P1: u64 = 64 * 512;
 const P5: u64 = 208_896 * 512;
 
-struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new(media_size: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let o = synth::Options {
-            out: dir.path().join("media"),
-            size: ksinstall::size::parse_size(media_size).unwrap(),
-            version: "8.0.3".into(),
-            seed: 3,
-        };
-        synth::mkmedia(&o).unwrap();
-        Setup { dir }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn ks(&self, text: &str) -> PathBuf {
-        let p = self.path("ks.cfg");
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-    fn manifest(&self) -> Manifest {
-        ksinstall::media::Media::open(&self.path("media").display().to_string())
-            .unwrap()
-            .manifest
-    }
-    fn install(&self, ks: &Path, extra: &[&str]) -> Output {
-        self.install_from(self.path("media").as_os_str(), ks, extra)
-    }
-    /// A 40 GB image holding a completed install, for tests about what a second run may do to it.
-    fn installed_disk(&self) -> PathBuf {
-        let img = self.path("disk.img");
-        let ok = self.install(
-            &self.ks(&ks_text("")),
-            &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
-        );
-        assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
-        img
-    }
-    /// Install from other media (an ISO, a URL).
-    fn install_from(&self, media: &std::ffi::OsStr, ks: &Path, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
-            .arg("install")
-            .arg("--ks")
-            .arg(ks)
-            .arg("--media")
-            .arg(media)
-            .arg("--sysroot")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
-            .args(["--cmdline", ""])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .output()
-            .unwrap()
-    }
+/// A 40 GB image holding a completed install, for tests about what a second run may do to it.
+fn installed_disk(s: &Setup) -> PathBuf {
+    let img = s.path("disk.img");
+    let ok = s.install(
+        &s.ks(&ks_text("")),
+        &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    img
 }
 
 fn ks_text(extra: &str) -> String {
@@ -227,49 +179,58 @@ fn a_full_install_checks_out_with_real_tools() {
         .unwrap();
     assert!(
         modules.starts_with("jumpstrt.gz --- useropts.gz --- ")
-            && modules.ends_with(" --- gc.v00 --- imgdb.tgz --- state.tgz --- onetime.tgz")
+            && modules.ends_with(" --- gc.v00 --- imgdb.tgz --- onetime.tgz")
+            && !modules.contains("state.tgz")
             && !modules.contains('/')
             && !modules.contains("esxiodpt")
             && !modules.contains("basemisc"),
         "{modules}"
     );
     assert!(
-        cfg.contains("kernelopt=no-auto-partition"),
-        "%firstboot adds no-auto-partition:\n{cfg}"
+        cfg.contains("kernelopt=autoPartition=FALSE\n"),
+        "8.x's installed kernelopt switches auto-partitioning off:\n{cfg}"
     );
     assert!(
         bank_boot_cfg_in(&img, 6).is_none(),
         "bank 1 stays without boot.cfg until an upgrade"
     );
 
-    // state.tgz and onetime.tgz hold what the kickstart said.
-    let state = tar_listing(&back.join("state.tgz"), "local.tgz");
-    let local = back.join("local.tgz");
-    std::fs::write(&local, state).unwrap();
-    let shadow = tar_file(&local, "etc/shadow");
+    // No state.tgz on a fresh install (ESXi's accounts stay); onetime.tgz holds what the
+    // kickstart said, in the form ESXi's first boot reads (tests/firstboot.rs runs it).
+    assert!(!back.join("state.tgz").exists());
+    let onetime = back.join("onetime.tgz");
+    let json: serde_json::Value = serde_json::from_str(&tar_file(
+        &onetime,
+        "var/lib/vmware/firstboot/firstboot.json",
+    ))
+    .unwrap();
+    let hash = json["password"].as_str().unwrap();
     assert!(
-        shadow.starts_with("root:$6$") && !shadow.contains(PASSWORD),
-        "{shadow}"
+        hash.starts_with("$6$") && !hash.contains(PASSWORD),
+        "{json}"
     );
-    let conf = tar_file(&local, "etc/vmware/esx.conf");
+    assert_eq!(json["keyboard"], "German");
+    assert_eq!(json["bootCfgPath"], "/bootbank/boot.cfg");
+    assert_eq!(
+        json["copyFiles"]["/var/lib/vmware/firstboot/esx.conf"],
+        "/etc/vmware/esx.conf"
+    );
+    let conf = tar_file(&onetime, "var/lib/vmware/firstboot/esx.conf");
     for want in [
-        "/adv/Misc/HostName = \"esx1.example\"",
-        "ipv4address = \"10.1.2.3\"",
+        "/adv/Misc/HostName = \"esx1\"",
+        "/net/vmkernelnic/child[0000]/ipv4address = \"10.1.2.3\"",
         "/net/routes/kernel/gateway = \"10.1.2.1\"",
-        "/system/keymap = \"German\"",
+        "/net/vswitch/child[0000]/portgroup/child[0000]/name = \"Management Network\"",
     ] {
         assert!(conf.contains(want), "{want} not in\n{conf}");
     }
-    assert_eq!(tar_file(&local, "etc/resolv.conf"), "nameserver 10.1.2.2\n");
-    let fb = tar_file(
-        &back.join("onetime.tgz"),
-        "var/lib/vmware/firstboot/010.firstboot_010",
+    assert_eq!(
+        tar_file(&onetime, "var/lib/vmware/firstboot/resolv.conf"),
+        "search example\nnameserver 10.1.2.2\n"
     );
+    let fb = tar_file(&onetime, "var/lib/vmware/firstboot/001.firstboot_001");
     assert_eq!(fb, "#!/bin/sh -l\necho first boot\n");
-    let fb2 = tar_file(
-        &back.join("onetime.tgz"),
-        "var/lib/vmware/firstboot/020.firstboot_020",
-    );
+    let fb2 = tar_file(&onetime, "var/lib/vmware/firstboot/002.firstboot_002");
     assert_eq!(fb2, "#!/usr/bin/python\nprint('hi')\n");
 
     // The plain password is nowhere: not in the image, the log or the report.
@@ -287,8 +248,8 @@ fn a_full_install_checks_out_with_real_tools() {
     assert_eq!(v["exit_code"], 0);
     assert_eq!(
         v["files"].as_array().unwrap().len(),
-        7 + 1 + 108 + 3,
-        "7 loader files + syslinux.cfg on the ESP; kernel, 106 modules, imgdb.tgz; state/onetime + boot.cfg"
+        7 + 1 + 108 + 2,
+        "7 loader files + syslinux.cfg on the ESP; kernel, 106 modules, imgdb.tgz; onetime.tgz + boot.cfg"
     );
     // VMware's imgdb.tgz is the image's record on a bank; no file of ours stands beside it.
     assert!(!v["files"]
@@ -313,7 +274,7 @@ fn a_full_install_checks_out_with_real_tools() {
     assert!(ok, "{err}");
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["media"]["build"], m.build.as_str());
-    assert_eq!(record["files"].as_array().unwrap().len(), 7 + 1 + 108 + 2);
+    assert_eq!(record["files"].as_array().unwrap().len(), 7 + 1 + 108 + 1);
     let uncovered = record["media"]["not_covered"].to_string();
     assert!(
         uncovered.contains("\"imgdb.tgz\"") && uncovered.contains("\"esxiodpt.tgz\""),
@@ -362,7 +323,7 @@ fn flip_byte(f: &Path) {
 #[test]
 fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
     let s = Setup::new("64M");
-    let img = s.installed_disk();
+    let img = installed_disk(&s);
     let before = hash_image(&img);
     flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
@@ -378,7 +339,7 @@ fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
 #[test]
 fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootable_bank() {
     let s = Setup::new("64M");
-    let img = s.installed_disk();
+    let img = installed_disk(&s);
     assert!(bank_boot_cfg(&img).is_some_and(|c| c.contains("bootstate=0")));
     flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(
@@ -404,7 +365,7 @@ fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootabl
 fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let s = Setup::new("32M");
     // A disk that already holds an install: a second install is what must not touch it.
-    let img = s.installed_disk();
+    let img = installed_disk(&s);
     let before = hash_image(&img);
     let disk = ["--disk", img.to_str().unwrap()];
 
@@ -479,16 +440,14 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         text(&iou)
     );
 
-    // part and clearpart of other disks are not built yet: refused, not ignored.
+    // A part datastore on a disk that is not the one planned (the fixture's sdb is an empty
+    // file): refused before anything is written (tests/firstboot.rs lays one out).
     let part = s.install(
         &s.ks(&ks_text("part ds2 --ondisk=naa.5002538e40a1b2c4\n")),
         &disk,
     );
-    refused(
-        &part,
-        3,
-        "part (a datastore on another disk) is not supported yet",
-    );
+    refused(&part, 3, "the plan is for 1000204886016 bytes");
+    // clearpart of other disks is not built yet: refused, not ignored.
     let clear = s.install(
         &s.ks(&ks_text("clearpart --alldrives --overwritevmfs\n")),
         &disk,
@@ -740,7 +699,7 @@ fn replace_in_dir(dir: &Path, from: &str, to: &str) {
 #[test]
 fn media_disagreeing_with_vmwares_metadata_stop_before_the_first_write() {
     let s = Setup::new("16M");
-    let img = s.installed_disk();
+    let img = installed_disk(&s);
     let before = hash_image(&img);
     let disk = ["--disk", img.to_str().unwrap()];
     let good = std::fs::read(s.path("media/IMGDB.TGZ")).unwrap();

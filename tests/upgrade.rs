@@ -90,6 +90,7 @@ impl Setup {
         let ks = self.ks("install.cfg", INSTALL);
         let out = self.run("A", &ks, &img, &["--disk-size", "40G"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        host_ran(self, &img);
         img
     }
     fn upgrade(&self, media: &str, disk: &Path, extra: &[&str]) -> Output {
@@ -155,6 +156,57 @@ fn judge_with_real_tools(s: &Setup, img: &Path) {
         let (ok, out, err) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
         assert!(ok, "fsck.fat partition {n}: {out}{err}");
         std::fs::remove_file(part).unwrap();
+    }
+}
+
+/// What the installed host does to bank 5 once it has run (docs/FIRSTBOOT.md): its first boot
+/// takes `onetime.tgz` out of `modules=`, and ESXi's backup saves the configuration as
+/// `state.tgz` (listed last) that an upgrade then carries over. A fresh install writes no
+/// `state.tgz` of its own.
+fn host_ran(s: &Setup, img: &Path) {
+    let cfg = boot_cfg(img, P5).unwrap();
+    assert!(cfg.contains(" --- onetime.tgz\n"), "{cfg}");
+    let modules_done = cfg.replace(" --- onetime.tgz\n", " --- state.tgz\n");
+    let state = s.path("state.tgz");
+    // A gzip'd tar holding local.tgz, as ESXi's backup.sh writes it (contents beside the point).
+    let local = s.path("local.tgz");
+    std::fs::write(s.path("marker"), "saved by ESXi\n").unwrap();
+    let (ok, _, err) = run(
+        "tar",
+        &[
+            "-czf",
+            local.to_str().unwrap(),
+            "-C",
+            s.path("").to_str().unwrap(),
+            "marker",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        "tar",
+        &[
+            "-czf",
+            state.to_str().unwrap(),
+            "-C",
+            s.path("").to_str().unwrap(),
+            "local.tgz",
+        ],
+    );
+    assert!(ok, "{err}");
+    let f = s.path("boot.cfg");
+    std::fs::write(&f, modules_done).unwrap();
+    for (src, dst) in [(&state, "::/state.tgz"), (&f, "::/boot.cfg")] {
+        let (ok, _, err) = run(
+            "mcopy",
+            &[
+                "-o",
+                "-i",
+                &format!("{}@@{}", img.display(), P5.0 * 512),
+                src.to_str().unwrap(),
+                dst,
+            ],
+        );
+        assert!(ok, "{err}");
     }
 }
 
@@ -473,6 +525,7 @@ fn bank_choice_follows_esx_boot_rules() {
         image: None,
         state_tgz: None,
         jumpstrt_gz: None,
+        first_boot: None,
         problem: None,
     };
     // Highest updated among valid banks.
@@ -699,9 +752,38 @@ fn probe_shows_each_bank_which_one_boots_and_whether_it_can_be_upgraded() {
     let ks = s.ks("install.cfg", INSTALL);
     let out = s.run("A", &ks, &sda, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    host_ran(&s, &sda);
     let ks = s.ks("upgrade.cfg", UPGRADE);
     let out = s.run("B", &ks, &sda, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // inspect on the upgraded disk: bank 6 boots; bank 5's first boot is done.
+    let inspect = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .args(["inspect", "--format", format])
+            .arg(&sda)
+            .output()
+            .unwrap()
+    };
+    let out = inspect("text");
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for want in [
+        format!("Bank 5: build {BUILD_A}, updated 1, bootstate 0"),
+        "  first boot done (onetime.tgz is no longer in boot.cfg)".into(),
+        format!("Bank 6 (boots): build {BUILD_B}, updated 2, bootstate 1"),
+    ] {
+        assert!(t.contains(&want), "{want:?} not in\n{t}");
+    }
+    let j: serde_json::Value = serde_json::from_slice(&inspect("json").stdout).unwrap();
+    assert_eq!(j["content"]["esx"]["boots"], 6);
+    assert_eq!(
+        j["content"]["esx"]["banks"][0]["first_boot"]["pending"],
+        false
+    );
+    assert!(
+        j["content"]["esx"]["banks"][1]["first_boot"].is_null(),
+        "{j}"
+    );
     let probe = |format: &str| {
         Command::new(env!("CARGO_BIN_EXE_ksinstall"))
             .args(["probe", "--format", format, "--sysroot"])

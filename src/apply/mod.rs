@@ -221,6 +221,13 @@ fn lay_down(
         None,
     );
     storage::apply_layout(&mut dev, &plan.layout).map_err(|e| classify(StepId::Partition, e))?;
+    // `part` datastore disks: a GPT with one VMFS partition each, wiped; formatted at first boot.
+    for d in &plan.datastore_disks {
+        let mut other = BlockDev::open(&d.path, d.layout.logical_sector_size)
+            .map_err(|e| classify(StepId::Open, e))?;
+        storage::apply_layout(&mut other, &d.layout)
+            .map_err(|e| classify(StepId::Partition, e.context(d.name.clone())))?;
+    }
     applied.timings.push(StepTiming {
         step: StepId::Partition,
         elapsed_ms: step.finish(),

@@ -71,6 +71,10 @@ pub struct Common {
     /// a bad module then stops the install after the disk was partitioned, leaving it unbootable).
     #[arg(long)]
     pub skip_media_check: bool,
+    /// Refuse what the plan only warns about the installed host (e.g. %firstboot scripts under
+    /// UEFI Secure Boot, which ESXi does not run); the kickstart's `paranoid` does the same.
+    #[arg(long)]
+    pub strict: bool,
     /// Check the signatures of the media's VIB descriptors (imgdb.tgz) against this certificate
     /// (PEM or DER): the signer must be it or a certificate it signed. Without it, signatures are
     /// reported as present but not checked (docs/MEDIA.md).
@@ -236,6 +240,7 @@ impl Common {
             report: self.report.clone(),
             access: self.dpu.access(&self.sysroot),
             firmware_root: self.dpu.firmware_root(),
+            strict: self.strict,
         }
     }
 }

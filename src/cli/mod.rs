@@ -6,6 +6,7 @@ use ksinstall::exit::Outcome;
 mod boot;
 mod cluster;
 mod hcl;
+mod inspect;
 mod install;
 pub mod interactive;
 mod media;
@@ -29,6 +30,7 @@ enum Command {
     Boot(boot::Args),
     Pxe(pxe::Args),
     Interactive(interactive::Args),
+    Inspect(inspect::Args),
     /// Rules across the hosts of a cluster (docs/FLEET.md).
     #[command(subcommand)]
     Cluster(cluster::Command),
@@ -121,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Boot(a) => boot::run(a),
         Command::Pxe(a) => pxe::run(a),
         Command::Interactive(a) => interactive::run(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Cluster(c) => cluster::run(c),
         Command::Hcl(c) => hcl::run(c),
         Command::Media(c) => media::run(c),

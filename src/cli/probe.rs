@@ -64,6 +64,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 "disks": inv.disks,
                 "dpus": inv.dpus,
                 "dpu_software": observed,
+                "firmware": inv.firmware,
+                "nics": inv.nics,
                 "findings": findings
                     .iter()
                     .map(|f| serde_json::json!({"finding": f, "message": f.to_string()}))
@@ -82,6 +84,13 @@ fn render_text(
     observed: &[ksinstall::dpu::Observed],
 ) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "Firmware: {}", inv.firmware.describe());
+    if inv.firmware.secure_boot == Some(true) {
+        let _ = writeln!(
+            out,
+            "  ESXi installed here runs no %firstboot script while Secure Boot is on"
+        );
+    }
     write_disks(&mut out, inv);
     write_dpus(&mut out, inv, observed);
     if !findings.is_empty() {

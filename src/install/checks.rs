@@ -75,10 +75,39 @@ pub(super) fn target_writable(
         }
         let probe = tempfile::tempfile_in(dir).map_err(|e| refuse(dir, e))?;
         drop(probe);
-        return Ok(());
+        return datastore_disks_writable(plan, refuse);
     }
     crate::storage::BlockDev::check_writable(&plan.target.path)
-        .map_err(|e| refuse(&plan.target.path, e))
+        .map_err(|e| refuse(&plan.target.path, e))?;
+    datastore_disks_writable(plan, refuse)
+}
+
+/// The `part` datastore disks, like the target, before anything is written.
+fn datastore_disks_writable(
+    plan: &Plan,
+    refuse: impl Fn(&Path, std::io::Error) -> Failure,
+) -> Result<(), Failure> {
+    for d in &plan.datastore_disks {
+        crate::storage::BlockDev::check_writable(&d.path).map_err(|e| refuse(&d.path, e))?;
+        // The disk must still be the one planned: checked here, before the install disk is
+        // written, not when its turn comes.
+        let dev = crate::storage::BlockDev::open_read_only(&d.path, d.layout.logical_sector_size)
+            .map_err(|e| refuse(&d.path, std::io::Error::other(format!("{e:#}"))))?;
+        if dev.size_bytes() != d.layout.disk_bytes
+            || dev.logical_sector_size() != d.layout.logical_sector_size
+        {
+            let e = std::io::Error::other(format!(
+                "{} holds {} bytes in {}-byte sectors; the plan is for {} bytes in {}-byte sectors",
+                d.name,
+                dev.size_bytes(),
+                dev.logical_sector_size(),
+                d.layout.disk_bytes,
+                d.layout.logical_sector_size
+            ));
+            return Err(refuse(&d.path, e));
+        }
+    }
+    Ok(())
 }
 
 /// Create the `--disk` image file the plan was made for, now that every check has passed.

@@ -52,6 +52,8 @@ pub struct Options {
     /// The DPU firmware bundles; `None` when no firmware directory was found (a DPU host is
     /// then refused at plan time with the places looked in).
     pub firmware_root: Result<PathBuf, String>,
+    /// `--strict`: what the plan only warns about is refused (the kickstart's `paranoid` too).
+    pub strict: bool,
 }
 
 /// A kickstart's bytes and the names it goes by (see `source::kickstart::FetchedKickstart`).
@@ -129,6 +131,7 @@ impl Host {
             image_sector_size,
             firmware_root: self.firmware_root.as_deref().map_err(String::as_str),
             dpu_observed: &self.dpu_observed,
+            strict: false,
         }
     }
 }
@@ -483,7 +486,8 @@ impl Run<'_> {
     fn make_plan(&self, ks: &Kickstart, host: &Host) -> Result<Plan, Failure> {
         let started = Instant::now();
         let disk = disk_override(self.o);
-        let inputs = host.plan_inputs(&self.name, ks, disk, self.o.sector_size);
+        let mut inputs = host.plan_inputs(&self.name, ks, disk, self.o.sector_size);
+        inputs.strict = self.o.strict || ks.paranoid.is_some();
         let mut plan = plan::make(&inputs).map_err(|e| stop(StepId::Plan, e.outcome, e.message))?;
         plan.check_media &= !self.o.skip_media_check;
         checks::target_writable(&plan, disk, self.dry_run)?;

@@ -60,6 +60,8 @@ pub struct Bootbank {
     /// The host configuration ESXi saved (`state.tgz`).
     pub state_tgz: Option<installed::FileFact>,
     pub jumpstrt_gz: Option<installed::FileFact>,
+    /// What this bank hands ESXi's first boot (`onetime.tgz`), read back as ESXi reads it.
+    pub first_boot: Option<crate::firstboot::BankFirstBoot>,
     /// What could not be read (the FAT, `boot.cfg`, `imgdb.tgz`).
     pub problem: Option<String>,
 }
@@ -522,6 +524,7 @@ fn read_bank(file: &File, lbs: u64, p: &PartitionEntry) -> Option<Bootbank> {
         image: None,
         state_tgz: None,
         jumpstrt_gz: None,
+        first_boot: None,
         problem: None,
     };
     match catch_unwind(AssertUnwindSafe(|| {
@@ -585,12 +588,15 @@ fn read_bank_files(
     };
     bank.has_boot_cfg = true;
     let text = String::from_utf8_lossy(&bytes);
+    let (mut modules, mut kernelopt) = (Vec::new(), String::new());
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
         let value = value.trim();
         match key.trim() {
+            "modules" => modules = value.split(" --- ").map(|m| m.trim().to_string()).collect(),
+            "kernelopt" => kernelopt = value.to_string(),
             "build" => bank.build = Some(value.to_string()),
             "updated" => bank.updated = value.parse().ok(),
             "bootstate" => bank.bootstate = value.parse().ok(),
@@ -605,6 +611,9 @@ fn read_bank_files(
     }
     bank.state_tgz = read_whole(&fs, "state.tgz", MAX_BANK_FILE)?.map(|b| fact(&b));
     bank.jumpstrt_gz = read_whole(&fs, "jumpstrt.gz", MAX_BANK_FILE)?.map(|b| fact(&b));
+    let onetime = read_whole(&fs, crate::firstboot::ONETIME, MAX_BANK_FILE)?;
+    bank.first_boot =
+        crate::firstboot::BankFirstBoot::read(onetime.as_deref(), &modules, &kernelopt);
     if let Some(db) = read_whole(&fs, "imgdb.tgz", MAX_BANK_FILE)? {
         match installed::BankImage::from_imgdb(&db) {
             Ok(img) => bank.image = Some(img),

@@ -13,7 +13,9 @@ pub mod catalog;
 pub mod content;
 pub mod disk;
 pub mod findings;
+pub mod firmware;
 pub mod installed;
+pub mod nic;
 pub mod pci;
 pub mod record;
 pub mod select;
@@ -25,6 +27,8 @@ pub use catalog::{Catalog, Role};
 pub use content::{Bootbank, DiskContent, EsxInstall, PartitionTable};
 pub use disk::{Disk, Transport};
 pub use findings::{DpuFinding, DpuLocation};
+pub use firmware::{BootFirmware, FirmwareState};
+pub use nic::Nic;
 pub use pci::{Dpu, DpuFunction};
 pub use select::{DiskLookupError, FirstDiskChoice, DEFAULT_FIRSTDISK};
 
@@ -36,6 +40,10 @@ pub struct Inventory {
     pub dpus: Vec<Dpu>,
     /// Findings that hold whatever the kickstart says (see [`Inventory::dpu_findings`]).
     pub findings: Vec<DpuFinding>,
+    /// Network interfaces, in the order ESXi is expected to number them.
+    pub nics: Vec<Nic>,
+    /// UEFI or BIOS, Secure Boot, lockdown.
+    pub firmware: FirmwareState,
 }
 
 impl Inventory {
@@ -79,6 +87,8 @@ impl Inventory {
             disks,
             dpus,
             findings,
+            nics: nic::read_nics(sys),
+            firmware: firmware::read(sys),
         })
     }
 

@@ -2,6 +2,7 @@
 //! runs here, before anything is written; `apply` does exactly what the plan says and nothing
 //! else. `--dry-run` prints the plan.
 
+pub mod datastores;
 pub mod hostconfig;
 pub mod upgrade;
 
@@ -11,12 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::dpu;
 use crate::exit::Outcome;
+use crate::firstboot;
 use crate::inventory::{DiskContent, Inventory};
 use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
 use crate::media::{BootCfg, Media, Role};
 use crate::source::cmdline::{self, BootOptions};
 use crate::storage::{self, Layout, LayoutRequest, MediaKind, SystemMediaSize, VmfsPolicy};
-use hostconfig::{GeneratedFile, HostConfig};
+use hostconfig::{FormatStep, GeneratedFile, HostConfig};
 
 /// A refusal at plan time: nothing has been written. Carries its exit code class.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +214,8 @@ pub struct Plan {
     /// The boot bank's `boot.cfg`, written last.
     pub boot_cfg: BootCfg,
     pub host: HostConfig,
+    /// `part` datastores: other disks laid out with one VMFS partition each.
+    pub datastore_disks: Vec<datastores::DatastoreDisk>,
     pub post_scripts: Vec<ScriptPlan>,
     pub dpus: Vec<DpuPlan>,
     /// Cards ESXi would not use as DPUs, left as they are (docs/DPU.md).
@@ -251,6 +255,9 @@ pub struct Inputs<'a> {
     pub firmware_root: Result<&'a Path, &'a str>,
     /// What each supported DPU runs, read through its interface (`dpu::observe`).
     pub dpu_observed: &'a [dpu::Observed],
+    /// Refuse what would otherwise be a warning about the installed host (`--strict`, the
+    /// kickstart's `paranoid`).
+    pub strict: bool,
 }
 
 /// The interpreter program for a script on this machine: busybox -> `/bin/sh`, python ->
@@ -468,8 +475,12 @@ fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
 }
 
 /// Rules on disks that hold whatever the kickstart says: never the disk the installer booted
-/// from (or reads its media from); `clearpart` only where we can honour it; `part` not yet.
-fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
+/// from (or reads its media from); `clearpart` only where we can honour it. Returns the disks'
+/// facts and the disks `clearpart` clears, for the `part` datastores.
+fn check_disks(
+    i: &Inputs<'_>,
+    target: &Target,
+) -> Result<(Vec<storage::safety::DiskFacts>, Vec<String>), PlanError> {
     let boot_disk = match i.media.source.location() {
         crate::media::source::Location::Local(p) => disk_holding(i.sysroot, &p),
         crate::media::source::Location::Url(_) => None,
@@ -492,15 +503,6 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
         storage::safety::check_install_target(f).map_err(|e| refuse(e.outcome(), e.to_string()))?;
     }
     let ks = i.kickstart;
-    if let Some(p) = ks.parts.first() {
-        return Err(refuse(
-            Outcome::Precondition,
-            format!(
-                "{}: part (a datastore on another disk) is not supported yet",
-                p.span
-            ),
-        ));
-    }
     let mut lines = Vec::new();
     for c in &ks.clearpart {
         use crate::kickstart::ClearTarget as K;
@@ -529,13 +531,25 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<(), PlanError> {
     }
     let cleared = storage::safety::clearpart_disks(&facts, &lines)
         .map_err(|e| refuse(e.outcome(), e.to_string()))?;
-    let others: Vec<&String> = cleared.iter().filter(|d| **d != target.name).collect();
+    // A disk a `part` line lays out is cleared by that layout (datastores.rs).
+    let part_disks: Vec<String> = ks
+        .parts
+        .iter()
+        .filter_map(|p| match &p.target {
+            DiskTarget::Disk(n) => i.inventory.resolve_disk(n).ok().map(|d| d.name.clone()),
+            DiskTarget::FirstDisk(_) => None,
+        })
+        .collect();
+    let others: Vec<&String> = cleared
+        .iter()
+        .filter(|d| **d != target.name && !part_disks.contains(d))
+        .collect();
     if !others.is_empty() {
         // Clearing means wiping disks we do not install to; until that is built, refuse rather
         // than leave them as they are while the kickstart says they are cleared.
         return Err(refuse(Outcome::Precondition, format!("clearpart would clear {}: clearing disks other than the install disk is not supported yet", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
     }
-    Ok(())
+    Ok((facts, cleared))
 }
 
 /// Why the card must wait for the host lay-down, when the install's media come over the network
@@ -927,13 +941,31 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             n.name, n.reason
         ));
     }
-    check_disks(i, &target)?;
+    let (facts, cleared) = check_disks(i, &target)?;
+    let datastore_disks = datastores::plan(i, &target, &facts, &cleared)?;
     let layout = layout_for(i, action, &target, &existing, &mut warnings)?;
     let media = i.media;
     warnings.extend(media.metadata.warnings.iter().cloned());
     let (esp_files, esp_generated) = esp_plan(media, &layout)?;
     let bank_files = bank_plan(media, &layout, &target)?;
-    let (generated, boot_cfg) = bank_config(ks, media, &bank_files)?;
+    let nic = hostconfig::choose_nic(
+        ks,
+        i.boot.netdevice.as_deref(),
+        &i.inventory.nics,
+        &mut warnings,
+    );
+    let mut formats = format_steps(&layout, true);
+    for d in &datastore_disks {
+        formats.extend(format_steps(&d.layout, false));
+    }
+    let first = hostconfig::FirstBootInputs {
+        ks,
+        nic,
+        formats: &formats,
+        install_log: install_log(i, &target, media),
+    };
+    let (generated, boot_cfg, host) = bank_config(media, &bank_files, &first)?;
+    warnings.extend(secure_boot_warnings(i, &host)?);
     let post_scripts = post_plans(ks)?;
     Ok(Plan {
         kind,
@@ -947,7 +979,8 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         esp_generated,
         generated,
         boot_cfg,
-        host: hostconfig::host_config(ks),
+        host,
+        datastore_disks,
         post_scripts,
         dpus,
         dpus_not_used,
@@ -1177,26 +1210,66 @@ pub(super) fn installed_kernelopt(media: &Media) -> String {
         .join(" ")
 }
 
-/// The archives the installer makes (`state.tgz`, `onetime.tgz`) and the
-/// bank's `boot.cfg`, which must be bootable.
+/// The partitions of `layout` that ESXi's tools must format at first boot (docs/FIRSTBOOT.md).
+fn format_steps(layout: &Layout, boot_disk: bool) -> Vec<FormatStep> {
+    use storage::Filesystem as F;
+    layout
+        .partitions
+        .iter()
+        .filter(|p| p.action == storage::Action::Create)
+        .filter_map(|p| {
+            let (fs, label) = match &p.filesystem {
+                F::VmfslAtFirstBoot => ("vmfsl", None),
+                F::VmfsAtFirstBoot => ("vmfs6", Some("datastore1".to_string())),
+                F::VmfsByFirstBootScript { volume_name } => ("vmfs6", Some(volume_name.clone())),
+                _ => return None,
+            };
+            Some(FormatStep {
+                disk: layout.disk_id.clone(),
+                boot_disk,
+                disk_guid: layout.disk_guid.to_string(),
+                partition: p.entry.number,
+                filesystem: fs.into(),
+                label,
+            })
+        })
+        .collect()
+}
+
+/// The install log first boot copies to `/var/log/esxi_install.log`, as weasel copies its own:
+/// what was installed where (no password, no hash).
+fn install_log(i: &Inputs<'_>, target: &Target, media: &Media) -> String {
+    format!(
+        "ksinstall {}: fresh install of ESXi {} (build {}) from {}\nkickstart: {}\ntarget: {} ({})\n",
+        env!("CARGO_PKG_VERSION"),
+        media.manifest.version,
+        media.manifest.build,
+        media.source.describe(),
+        i.kickstart_name,
+        target.name,
+        crate::size::human(target.size_bytes),
+    )
+}
+
+/// `onetime.tgz` (first boot's whole input: a fresh install writes no `state.tgz`) and the
+/// bank's `boot.cfg`, which must be bootable and hand `onetime.tgz` to first boot last.
 fn bank_config(
-    ks: &Kickstart,
     media: &Media,
     bank_files: &[FileCopy],
-) -> Result<(Vec<GeneratedFile>, BootCfg), PlanError> {
-    let mut generated =
-        vec![hostconfig::state_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?];
-    let onetime =
-        hostconfig::onetime_tgz(ks).map_err(|e| refuse(Outcome::UsageOrIo, format!("{e:#}")))?;
-
+    first: &hostconfig::FirstBootInputs<'_>,
+) -> Result<(Vec<GeneratedFile>, BootCfg, HostConfig), PlanError> {
+    let (onetime, host) = hostconfig::first_boot(first)
+        .map_err(|e| refuse(Outcome::UsageOrIo, format!("onetime.tgz: {e}")))?;
     let mut modules: Vec<String> = bank_files.iter().skip(1).map(|f| f.to.clone()).collect();
-    modules.push("state.tgz".into());
+    modules.push(onetime.name.clone());
     let mut kernelopt = installed_kernelopt(media);
-    if let Some(o) = onetime {
-        modules.push("onetime.tgz".into());
-        // ESXi adds this so that first boot does not auto-partition (spec §1.2 %firstboot).
-        kernelopt = format!("{kernelopt} no-auto-partition").trim().to_string();
-        generated.push(o);
+    if !kernelopt
+        .split_whitespace()
+        .any(|w| w == firstboot::NO_AUTO_PARTITION)
+    {
+        kernelopt = format!("{kernelopt} {}", firstboot::NO_AUTO_PARTITION)
+            .trim()
+            .to_string();
     }
     let boot_cfg = BootCfg {
         bootstate: Some(0),
@@ -1217,7 +1290,29 @@ fn bank_config(
         ));
     }
 
-    Ok((generated, boot_cfg))
+    Ok((vec![onetime], boot_cfg, host))
+}
+
+/// ESXi runs no first-boot script when UEFI Secure Boot is on (VMware's 7.0 and 8.0
+/// documentation; 6.7's `kickstart.py`), and the installed host boots with the firmware setting
+/// this machine has now: each thing that then does not happen is named. `--strict` refuses.
+fn secure_boot_warnings(i: &Inputs<'_>, host: &HostConfig) -> Result<Vec<String>, PlanError> {
+    if i.inventory.firmware.secure_boot != Some(true) || host.needs_scripts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let what = format!(
+        "UEFI Secure Boot is on, and ESXi runs no first-boot script under Secure Boot: at the installed host's first boot these will not happen: {}",
+        host.needs_scripts.join("; ")
+    );
+    if i.strict {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!("{what} (refused under --strict/paranoid)"),
+        ));
+    }
+    Ok(vec![format!(
+        "{what}; switch Secure Boot off until the first boot is done, or do these by hand (docs/FIRSTBOOT.md)"
+    )])
 }
 
 /// `%post` scripts, each with an interpreter this machine has.
@@ -1379,11 +1474,19 @@ impl Plan {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let _ = writeln!(
-            s,
-            "Host: {} | network {} | keyboard {} | root password {}",
-            self.host.hostname, self.host.network, self.host.keyboard, self.host.root_password
-        );
+        for d in &self.datastore_disks {
+            let _ = writeln!(
+                s,
+                "Datastore disk {} ({}): ERASED; partition 1 for VMFS datastore \"{}\", formatted at first boot",
+                d.name,
+                d.path.display(),
+                d.datastore
+            );
+        }
+        let _ = writeln!(s, "First boot applies (onetime.tgz):");
+        for line in self.host.lines() {
+            let _ = writeln!(s, "  {line}");
+        }
         for d in &self.dpus {
             let _ = writeln!(
                 s,

@@ -431,6 +431,7 @@ pub(super) fn plan_upgrade(
         generated,
         boot_cfg,
         host: super::hostconfig::host_config(i.kickstart),
+        datastore_disks: Vec::new(),
         post_scripts: super::post_plans(i.kickstart)?,
         dpus: Vec::new(),
         dpus_not_used: Vec::new(),

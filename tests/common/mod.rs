@@ -9,6 +9,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+pub mod ks;
+pub mod setup;
+
 pub const MIB: u64 = 1024 * 1024;
 pub const GIB: u64 = 1024 * MIB;
 

@@ -95,6 +95,7 @@ pub fn run_console(
         report: None,
         access: dpu.access(sysroot),
         firmware_root: dpu.firmware_root(),
+        strict: false,
     };
     let host = match ksinstall::install::prepare(&options, boot, media, http) {
         Ok(h) => h,

@@ -102,6 +102,16 @@ rootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umR
 network --bootproto=dhcp
 ";
 
+/// The settings first boot applies in the datastore scenario, and what `inspect` must read back.
+pub(super) const FIRSTBOOT_TAIL: &str = "network --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 --gateway=10.1.2.1 --hostname=esx1.lab.example --nameserver=10.1.2.2,10.1.2.4 --vlanid=42
+keyboard German
+serialnum --esx=AB1C2-DE3F4-GH5I6-JK7L8-MN9P0
+%firstboot --interpreter=busybox
+echo busybox first boot
+%firstboot --interpreter=python
+print('python first boot')
+";
+
 fn make_kickstarts(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
@@ -115,6 +125,16 @@ fn make_kickstarts(dir: &Path) -> Result<()> {
         dir.join("netboot.cfg"),
         format!(
             "# cargo xtask e2e: PXE-booted, installs, reboots into the installed disk.\n{KS_HEAD}install --firstdisk --overwritevmfs\nreboot\n"
+        ),
+    )?;
+    // The first-boot contract under the real kernel: static address, VLAN, two name servers,
+    // keyboard, serial number and two %firstboot scripts (docs/FIRSTBOOT.md); `inspect` then
+    // reads the disk back.
+    std::fs::write(
+        dir.join("firstboot.cfg"),
+        format!(
+            "# cargo xtask e2e: what first boot applies, on a 200 GB disk (OSDATA and datastore1).\n{}install --firstdisk --overwritevmfs\n{FIRSTBOOT_TAIL}",
+            KS_HEAD.replace("network --bootproto=dhcp\n", "")
         ),
     )?;
     std::fs::write(

@@ -27,7 +27,8 @@ use crate::image::Pin;
 use guest::{Guest, HttpServer, Nic};
 use image::{fresh_disk, sized_disk, Images};
 use judges::{
-    check_bluefield, check_broken, check_datastore, check_dsc_version, shipped_dsc_version, Outcome,
+    check_bluefield, check_broken, check_datastore, check_dsc_version, check_first_boot,
+    shipped_dsc_version, Outcome,
 };
 use netlab::NetLab;
 
@@ -193,9 +194,10 @@ fn run_scenarios(
         // Above 142 GiB of disk the layout gets its datastore, partition 8.
         let disk = sized_disk(&p.w("disk-datastore.img"), 200_000_000_000)?;
         let serial = guests
-            .guest("datastore", "pxe.cfg", "none", "", disk.clone())
+            .guest("datastore", "firstboot.cfg", "none", "", disk.clone())
             .run(p)?;
         results.push(check_datastore(&serial, &disk));
+        results.push(check_first_boot(&serial, &disk, &images.installer.bin));
     }
     if want("broken") {
         let disk = fresh_disk(&p.w("disk-broken.img"))?;
