@@ -238,8 +238,9 @@ fn make_report_uki(p: &Paths, inst: &Installer) -> Result<PathBuf> {
     Ok(uki)
 }
 
-/// The two discs of the CD and USB scenarios, made as `cargo xtask image` makes its ISO, with
-/// the e2e's initrd and each its own command line in the UKI and isolinux entry.
+/// The two discs of the CD and USB scenarios, made as `cargo xtask image` makes its ISO (shim ->
+/// Debian's CD GRUB -> the signed kernel), with the e2e's initrd and each its own command line
+/// in the GRUB and isolinux entries.
 fn make_discs(
     p: &Paths,
     inst: &Installer,
@@ -257,21 +258,18 @@ fn make_discs(
         ("cd", "console=ttyS0 ks=cdrom:/KS.CFG e2e.scenario=cd e2e.dpu=none".to_string(), Some(root.as_path())),
         ("usb", format!("console=ttyS0 ks={lab_url}/ks/pxe.cfg inst.repo={lab_url}/media e2e.scenario=usb e2e.dpu=none"), None),
     ] {
-        let efi = p.w(&format!("{name}.efi"));
-        installer::make_uki(&inst.vmlinuz, initrd, &cmdline, "ksinstall e2e", &efi)?;
         let out = p.w(&format!("{name}.iso"));
         installer::make_iso(
             &installer::Disc {
                 vmlinuz: &inst.vmlinuz,
                 initrd,
-                efi: &efi,
+                chain: &inst.chain,
                 cmdline: &cmdline,
                 extra,
                 out: &out,
             },
             &p.work,
         )?;
-        let _ = std::fs::remove_file(&efi);
         discs.push(out);
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -294,6 +292,7 @@ pub(super) fn build(
         cache: target.join("image"),
         rshim: None,
         cmdline: String::new(),
+        sign: None,
     };
     let inst = installer::build(root, target, cargo, &opts)?;
     laps.lap("installer image");
