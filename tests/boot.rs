@@ -1035,6 +1035,38 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
         ipxe.contains(&format!("initrd {image_url}/initrd.img\nboot\n")),
         "{ipxe}"
     );
+    // Secure Boot: Debian's signed network GRUB (started by shim) reads grub/grub.cfg; it loads
+    // the kernel over HTTP from the image URL (port 80) with the host's ks= and BOOTIF=.
+    let (ok, o, e) = run(
+        "grub-script-check",
+        &[out_dir.join("grub/grub.cfg").to_str().unwrap()],
+    );
+    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub/grub.cfg"));
+    let sb = read("grub/grub.cfg");
+    assert!(
+        sb.contains(&format!(
+            "  if [ \"$net_default_mac\" = \"3c:ec:ef:01:02:03\" ]; then\n    set ks={}/esx2.cfg\n    set bootif=BOOTIF=01-3c-ec-ef-01-02-03\n  fi",
+            srv.url
+        )),
+        "{sb}"
+    );
+    assert!(
+        sb.contains(&format!(
+            "  linux (http,10.0.0.1)/image/vmlinuz ks=$ks inst.repo={} ",
+            srv.url
+        )),
+        "{sb}"
+    );
+    assert!(
+        sb.contains("  initrd (http,10.0.0.1)/image/initrd.img\n"),
+        "{sb}"
+    );
+    // The output says which entry fits which firmware setting.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("UEFI, Secure Boot on:  DHCP boot file shimx64.efi"),
+        "{err}"
+    );
     // UEFI HTTP boot: the UKI's URL, and how to build it with the host's command line.
     let http = read("http-boot.txt");
     assert!(
@@ -1064,6 +1096,19 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
         !srv.gets("/imgdb.tgz").is_empty(),
         "the media were not read from inst.repo="
     );
+
+    // An image URL on another port: Debian 12's GRUB cannot reach it; the files come from the
+    // server GRUB came from, and the file says why.
+    let a = args(&[
+        "--http-url",
+        &srv.url,
+        "--image-url",
+        "http://10.0.0.1:8080/image",
+    ]);
+    code(&run_pxe(&a), 0);
+    let sb = read("grub/grub.cfg");
+    assert!(sb.contains("  linux /vmlinuz ks=$ks "), "{sb}");
+    assert!(sb.contains("has port 8080"), "{sb}");
 }
 
 #[test]
