@@ -31,6 +31,7 @@ fn packages(pin: &Pin) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    p.extend(super::secureboot::PACKAGES.iter().map(|s| s.to_string()));
     p.push(format!("linux-headers-{}={}", pin.release, pin.version));
     p
 }
@@ -157,6 +158,8 @@ pub(super) struct Images {
     pub(super) cd: PathBuf,
     /// The installer disc written raw as a USB stick, kickstart and media over HTTP.
     pub(super) usb: PathBuf,
+    /// The Secure Boot scenarios' test key, variable stores and ESP disks.
+    pub(super) sb: super::secureboot::Kit,
 }
 
 /// The test overlay: the e2e hooks, netdevsim, and the firmware bundles as the scenarios need
@@ -305,6 +308,10 @@ pub(super) fn build(
     };
     let netdevsim = build_netdevsim(&p)?;
     laps.lap("packages, netdevsim");
+    let uki = make_report_uki(&p, &inst)?;
+    let sb = super::secureboot::make_kit(&p, &uki)?;
+    // Signed with the test key: the Secure Boot guest's locked-down kernel loads it (a MOK).
+    let netdevsim = super::secureboot::sign_module(&p, &sb, &netdevsim)?;
     let overlay = make_overlay(&p, &netdevsim)?;
     let initrd = p.w("initrd-e2e.img");
     run(Command::new("bash")
@@ -319,7 +326,6 @@ pub(super) fn build(
         .arg(&inst.initrd)
         .arg(&overlay)
         .arg(&initrd))?;
-    let uki = make_report_uki(&p, &inst)?;
     let www = p.w("www");
     let media = www.join("media");
     make_media(&media, &uki)?;
@@ -341,6 +347,7 @@ pub(super) fn build(
             media,
             cd,
             usb,
+            sb,
         },
     ))
 }
