@@ -72,6 +72,10 @@ pub(crate) const IMAGE_MODULES: &[&str] = &[
     "efivarfs",
     // The rshim daemon's character devices (CUSE), for --with-rshim.
     "cuse",
+    // NVIDIA's rshim daemon maps the BlueField's rshim BAR through VFIO when the machine has an
+    // IOMMU; under lockdown (Secure Boot) it refuses the other ways (sysfs resource0, UIO).
+    "vfio_pci",
+    "vfio_iommu_type1",
     // DSC flashing reports through devlink; psample is what mlx5 needs too.
     "psample",
 ];
