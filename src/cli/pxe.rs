@@ -407,61 +407,20 @@ fn image_files(
     put("http-boot.txt".into(), http)
 }
 
-/// Where Debian's network GRUB (started by shim) finds a file of the image: `(http,HOST)/PATH`
-/// when the image is served over plain HTTP on port 80, else from the server GRUB came from
-/// (TFTP, or HTTP for UEFI HTTP boot), relative to its root. The GRUB 2.06 of Debian 12 names
-/// an HTTP server by its address alone, so an --image-url with another port cannot be given
-/// to it; the note says so in the file.
-fn grub_image_path(b: &ImageBoot, file: &str) -> (String, Option<String>) {
-    let Some(url) = b.image else {
-        return (format!("/{file}"), None);
-    };
-    let Some(rest) = url.strip_prefix("http://") else {
-        return (
-            format!("/{file}"),
-            Some(format!(
-                "{url} is not plain http://: GRUB loads /{file} from the server it came from"
-            )),
-        );
-    };
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let path = if path.is_empty() {
-        String::new()
-    } else {
-        format!("/{path}")
-    };
-    match host.split_once(':') {
-        None => (format!("(http,{host}){path}/{file}"), None),
-        Some((h, "80")) => (format!("(http,{h}){path}/{file}"), None),
-        Some((_, port)) => (
-            format!("/{file}"),
-            Some(format!("{url} has port {port}; Debian 12's GRUB reaches HTTP servers on port 80 only: GRUB loads /{file} from the server it came from")),
-        ),
-    }
-}
-
 /// `grub/grub.cfg` for Secure Boot: read by Debian's signed network GRUB (`grubx64.efi`, which
 /// the DHCP boot file `shimx64.efi` starts from its own directory) as `$prefix/grub.cfg`; its
-/// built-in prefix is `/grub` on the server it was loaded from. It loads Debian's signed
-/// kernel (which GRUB has shim verify) and the image's initrd, with each host's ks= and BOOTIF=.
+/// built-in prefix is `/grub` on the TFTP server it was loaded from. That GRUB has no HTTP
+/// (it asks for `http.mod`, which is not built in, and Secure Boot forbids loading modules), so
+/// it loads Debian's signed kernel (which it has shim verify) and the image's initrd over TFTP,
+/// from the TFTP root, with each host's ks= and BOOTIF=.
 fn shim_grub_cfg(b: &ImageBoot, ks_default: &str, hosts: &[Host]) -> String {
-    let (kernel, note) = grub_image_path(b, "vmlinuz");
-    let (initrd, _) = grub_image_path(b, "initrd.img");
     let mut grub = format!(
         "# Written by ksinstall pxe: ksinstall's installer image for ESXi {}, Secure Boot on.\n\
          # DHCP boot file shimx64.efi; grubx64.efi (Debian's grubnetx64.efi.signed) beside it;\n\
-         # this file at grub/grub.cfg of the TFTP (or HTTP-boot) server's root.\n",
-        b.build
+         # this file at grub/grub.cfg, vmlinuz and initrd.img at the TFTP root (that GRUB has no HTTP).\n\
+         set timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall, Secure Boot)\" {{\n  set ks={ks_default}\n  set bootif=\n",
+        b.build, b.build
     );
-    if let Some(note) = note {
-        writeln!(grub, "# {note}").ok();
-    }
-    writeln!(
-        grub,
-        "set timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall, Secure Boot)\" {{\n  set ks={ks_default}\n  set bootif=",
-        b.build
-    )
-    .ok();
     for h in hosts {
         writeln!(
             grub,
@@ -474,7 +433,7 @@ fn shim_grub_cfg(b: &ImageBoot, ks_default: &str, hosts: &[Host]) -> String {
     }
     writeln!(
         grub,
-        "  linux {kernel} ks=$ks {} $bootif\n  initrd {initrd}\n}}",
+        "  linux /vmlinuz ks=$ks {} $bootif\n  initrd /initrd.img\n}}",
         b.options()
     )
     .ok();
@@ -485,8 +444,8 @@ fn shim_grub_cfg(b: &ImageBoot, ks_default: &str, hosts: &[Host]) -> String {
 const FIRMWARE_GUIDE: &str = "\
 which entry for which firmware setting (docs/PXE.md):
   UEFI, Secure Boot on:  DHCP boot file shimx64.efi (Debian's signed shim), grubx64.efi (Debian's
-                         signed network GRUB) beside it, grub/grub.cfg at the server's root
-                         (cargo xtask image writes both .efi files; UEFI HTTP boot: the URL of shimx64.efi)
+                         signed network GRUB) beside it, grub/grub.cfg, vmlinuz and initrd.img at
+                         the TFTP root (cargo xtask image writes the .efi files)
   UEFI, Secure Boot off: the same, or boot.ipxe through iPXE, or grub.cfg with your own GRUB,
                          or ksinstall.efi by UEFI HTTP boot (http-boot.txt)
   UEFI, your own db key: ksinstall.efi signed with it (cargo xtask image --sign-key --sign-cert)

@@ -178,17 +178,30 @@ pub(super) fn check_locked_down(serial: &Serial, problems: &mut Vec<String>) {
     }
 }
 
-/// The first line where OVMF refused a loader.
-fn refusal(serial: &Serial) -> Option<&str> {
-    serial
-        .text
-        .lines()
-        .find(|l| l.contains("BdsDxe: failed to load") && l.contains(REFUSED))
+fn is_refusal(line: &str) -> bool {
+    line.contains("BdsDxe: failed to load") && line.contains(REFUSED)
 }
 
-/// The network boot's files: `ksinstall pxe` writes grub/grub.cfg for this guest's MAC (the
-/// image over HTTP on port 80, which Debian 12's GRUB reaches), and the image's signed shim,
-/// network GRUB and MokManager go beside it on the TFTP server.
+/// The first line where OVMF refused a loader.
+fn refusal(serial: &Serial) -> Option<&str> {
+    serial.text.lines().find(|l| is_refusal(l))
+}
+
+/// Whether the firmware refused a loader after the installer's `finished` event (the reboot).
+fn refused_after_install(serial: &Serial) -> bool {
+    let lines: Vec<&str> = serial.text.lines().collect();
+    let finished = lines.iter().position(|l| {
+        l.find('{')
+            .and_then(|i| serde_json::from_str::<serde_json::Value>(&l[i..]).ok())
+            .is_some_and(|e| e["event"] == "finished")
+    });
+    let refused = lines.iter().rposition(|l| is_refusal(l));
+    matches!((finished, refused), (Some(f), Some(r)) if r > f)
+}
+
+/// The network boot's files: `ksinstall pxe` writes grub/grub.cfg for this guest's MAC, and the
+/// image's signed shim, network GRUB, MokManager, kernel and (the e2e's) initrd go to the TFTP
+/// root, where that GRUB, which has no HTTP, loads them from.
 fn write_netboot_files(p: &Paths, images: &Images, tftp: &Path) -> Result<()> {
     let inst = &images.installer;
     let out = p.w("tftp-sb");
@@ -201,7 +214,6 @@ fn write_netboot_files(p: &Paths, images: &Images, tftp: &Path) -> Result<()> {
         .args(["--ks-url", &format!("{url}/ks/broken.cfg")])
         .args(["--host", &format!("{SB_MAC}={url}/ks/netboot.cfg")])
         .args(["--http-url", &format!("{url}/media")])
-        .args(["--image-url", &format!("http://{SERVER}/image")])
         .args([
             "--append",
             "console=ttyS0 e2e.scenario=sb-pxe e2e.dpu=pensando",
@@ -226,6 +238,8 @@ fn write_netboot_files(p: &Paths, images: &Images, tftp: &Path) -> Result<()> {
         (&inst.shim, "shimx64.efi"),
         (&inst.grubnet, "grubx64.efi"),
         (&inst.mm, "mmx64.efi"),
+        (&inst.vmlinuz, "vmlinuz"),
+        (&images.initrd, "initrd.img"),
     ] {
         std::fs::copy(from, tftp.join(name))?;
     }
@@ -237,7 +251,7 @@ fn write_netboot_files(p: &Paths, images: &Images, tftp: &Path) -> Result<()> {
 }
 
 /// The Secure Boot network boot: OVMF's own PXE gets shim from dnsmasq, shim starts Debian's
-/// network GRUB, GRUB reads grub/grub.cfg and loads the signed kernel and the initrd over HTTP;
+/// network GRUB, GRUB reads grub/grub.cfg and loads the signed kernel and the initrd over TFTP;
 /// the image installs with the DSC flashed and reboots; the firmware then refuses the installed
 /// disk's loader (our unsigned UKI), which ends the run.
 pub(super) fn network(
@@ -249,8 +263,6 @@ pub(super) fn network(
 ) -> Result<Vec<Outcome>> {
     let tftp = p.w("tftp");
     write_netboot_files(p, images, &tftp)?;
-    // Debian 12's GRUB reaches HTTP servers on port 80 only: the lab serves the same tree there.
-    let http80 = HttpServer::start_in(&lab.netns, &images.www, &p.w("http-lab-80.log"), 80)?;
     let disk = super::image::fresh_disk(&p.w("disk-sb-pxe.img"))?;
     let guest = Guest {
         name: "sb-pxe",
@@ -274,33 +286,26 @@ pub(super) fn network(
         deadline,
     };
     let serial = guest.run(p)?;
-    let served = check_sb_served(&serial, &lab.dnsmasq_says(), &http80, &lab.http);
-    drop(http80);
-    Ok(vec![served, check_sb_install(&serial, &disk)])
+    Ok(vec![
+        check_sb_served(&serial, &lab.dnsmasq_says(), &lab.http),
+        check_sb_install(&serial, &disk),
+    ])
 }
 
-fn check_sb_served(
-    serial: &Serial,
-    dnsmasq: &str,
-    http80: &HttpServer,
-    http: &HttpServer,
-) -> Outcome {
+fn check_sb_served(serial: &Serial, dnsmasq: &str, http: &HttpServer) -> Outcome {
     let mut problems = Vec::new();
-    for file in ["shimx64.efi", "grubx64.efi", "grub/grub.cfg"] {
-        let sent = dnsmasq
-            .lines()
-            .any(|l| l.contains("dnsmasq-tftp") && l.contains(&format!("/{file} to 10.77.0.")));
+    for file in [
+        "shimx64.efi",
+        "grubx64.efi",
+        "grub/grub.cfg",
+        "vmlinuz",
+        "initrd.img",
+    ] {
+        let sent = dnsmasq.lines().any(|l| {
+            l.contains("dnsmasq-tftp") && l.contains(&format!("/tftp/{file} to 10.77.0."))
+        });
         if !sent {
             problems.push(format!("dnsmasq's log does not show {file} sent over TFTP"));
-        }
-    }
-    let by_grub = http80.requests();
-    for wanted in ["GET /image/vmlinuz", "GET /image/initrd.img"] {
-        if !by_grub
-            .lines()
-            .any(|l| l.contains(&format!("\"{wanted} HTTP/1.1\" 200 ")))
-        {
-            problems.push(format!("GRUB did not fetch {wanted} over HTTP (200)"));
         }
     }
     if !http
@@ -323,7 +328,7 @@ fn check_sb_served(
         "SB network boot (shim+GRUB)",
         serial,
         problems,
-        "OVMF (Microsoft's keys) PXE: shim, grubx64.efi, grub/grub.cfg over TFTP; signed kernel + initrd over HTTP; Secure boot enabled, lockdown [integrity]".into(),
+        "OVMF (Microsoft's keys) PXE: shim, grubx64.efi, grub/grub.cfg, signed kernel, initrd over TFTP; Secure boot enabled, lockdown [integrity]".into(),
     )
 }
 
@@ -357,13 +362,11 @@ fn check_sb_install(serial: &Serial, disk: &Path) -> Outcome {
         problems.push(format!("the disk has partitions {parts:?}, not 1, 5, 6, 7"));
     }
     // After the install's reboot the firmware tries the disk first: our UKI, unsigned.
-    let finished = serial.text.find("\"event\":\"finished\"");
     let refused = refusal(serial);
-    match (finished, refused) {
-        (Some(f), Some(r)) if serial.text.find(r).is_some_and(|at| at > f) => {}
-        _ => problems.push(format!(
+    if !refused_after_install(serial) {
+        problems.push(format!(
             "after the reboot the firmware did not refuse the installed disk's unsigned loader ({REFUSED})"
-        )),
+        ));
     }
     judge(
         "SB install+DSC flash",
