@@ -1,7 +1,8 @@
 //! `ksinstall pxe`: the files a PXE server needs to start the installer on many hosts
 //! (docs/PXE.md). By default they boot ksinstall's installer image (`cargo xtask image`,
 //! docs/IMAGE.md): an iPXE script, a GRUB `grub.cfg`, PXELINUX entries and the UEFI HTTP-boot
-//! URL, each loading `vmlinuz` + `initrd.img` with `ks=`, `inst.repo=` and `BOOTIF=` per host.
+//! URL, each loading `vmlinuz` + `initrd.img` with `ks=`, `inst.repo=` and `BOOTIF=` per host,
+//! and `grub/grub.cfg` for hosts with Secure Boot on (Debian's signed shim and network GRUB).
 //! `--loader esxi` writes VMware's way instead: a `boot.cfg` whose `kernelopt` carries `ks=`
 //! (one per host under `01-<mac>/`), PXELINUX entries for mboot.c32, GRUB and iPXE chaining
 //! mboot: VMware's installer then runs with our validated kickstart.
