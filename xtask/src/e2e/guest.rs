@@ -297,6 +297,34 @@ impl Guest<'_> {
         }
     }
 
+    /// How the guest boots: the kernel given directly, OVMF, or OVMF's Secure Boot firmware.
+    fn boot_args(&self, p: &Paths, cmd: &mut Command) {
+        match self.kernel {
+            Some((kernel, initrd)) => {
+                cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+                cmd.arg("-append")
+                    .arg(format!("console=ttyS0 panic=-1 quiet {}", self.cmdline));
+            }
+            None if self.secure_boot.is_some() => {
+                // Secure Boot needs SMM, so that only the firmware writes its variables.
+                cmd.args(["-machine", "q35,smm=on"])
+                    .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SB_CODE}"
+                    ))
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=1,file={}",
+                        self.vars(p).display()
+                    ));
+            }
+            None => {
+                cmd.args(["-bios", OVMF]);
+            }
+        }
+    }
+
     /// The QEMU command line: the machine, the boot (kernel or firmware), the disk, the NIC and
     /// the `edu` devices.
     fn command(&self, p: &Paths) -> Command {
@@ -327,30 +355,7 @@ impl Guest<'_> {
         } else {
             cmd.args(["-monitor", "none"]);
         }
-        match self.kernel {
-            Some((kernel, initrd)) => {
-                cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
-                cmd.arg("-append")
-                    .arg(format!("console=ttyS0 panic=-1 quiet {}", self.cmdline));
-            }
-            None if self.secure_boot.is_some() => {
-                // Secure Boot needs SMM, so that only the firmware writes its variables.
-                cmd.args(["-machine", "q35,smm=on"])
-                    .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
-                    .arg("-drive")
-                    .arg(format!(
-                        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SB_CODE}"
-                    ))
-                    .arg("-drive")
-                    .arg(format!(
-                        "if=pflash,format=raw,unit=1,file={}",
-                        self.vars(p).display()
-                    ));
-            }
-            None => {
-                cmd.args(["-bios", OVMF]);
-            }
-        }
+        self.boot_args(p, &mut cmd);
         let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
         // The disk is the firmware's first boot choice: empty, it falls through to the NIC.
         cmd.arg("-drive").arg(format!(
