@@ -232,7 +232,10 @@ pub(crate) fn check_signed_efi(file: &Path) -> Result<()> {
 /// locked-down kernel loads no module without a signature it trusts.
 const MODULE_SIG_MAGIC: &[u8] = b"~Module signature appended~\n";
 
-/// Every module of the image carries the kernel package's signature (lockdown refuses others).
+/// Every module of the image carries a signature (lockdown refuses others), and all by the one
+/// key of the kernel package's build (`modinfo -F sig_key`: Debian signs a kernel's modules
+/// with a key made for that build and built into that kernel, so a module of another build or
+/// of no build fails here).
 fn check_modules_signed(dir: &Path, release: &str, modules: &[String]) -> Result<()> {
     let base = dir.join(format!("lib/modules/{release}"));
     for m in modules {
@@ -242,6 +245,17 @@ fn check_modules_signed(dir: &Path, release: &str, modules: &[String]) -> Result
             "{m} is not signed: a kernel booted with Secure Boot (lockdown) would refuse it"
         );
     }
+    let out = Command::new("modinfo")
+        .args(["-F", "sig_key"])
+        .args(modules.iter().map(|m| base.join(m)))
+        .output()
+        .context("modinfo (kmod)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let keys: BTreeSet<&str> = text.lines().map(str::trim).collect();
+    ensure!(
+        out.status.success() && keys.len() == 1 && !keys.contains(""),
+        "the image's modules are not all signed by one key of the kernel's build: {keys:?}"
+    );
     Ok(())
 }
 
