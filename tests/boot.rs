@@ -1035,6 +1035,32 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
         ipxe.contains(&format!("initrd {image_url}/initrd.img\nboot\n")),
         "{ipxe}"
     );
+    // Secure Boot: Debian's signed network GRUB (started by shim) reads grub/grub.cfg; it loads
+    // the kernel over TFTP (it has no HTTP) with the host's ks= and BOOTIF=.
+    let (ok, o, e) = run(
+        "grub-script-check",
+        &[out_dir.join("grub/grub.cfg").to_str().unwrap()],
+    );
+    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub/grub.cfg"));
+    let sb = read("grub/grub.cfg");
+    assert!(
+        sb.contains(&format!(
+            "  if [ \"$net_default_mac\" = \"3c:ec:ef:01:02:03\" ]; then\n    set ks={}/esx2.cfg\n    set bootif=BOOTIF=01-3c-ec-ef-01-02-03\n  fi",
+            srv.url
+        )),
+        "{sb}"
+    );
+    assert!(
+        sb.contains(&format!("  linux /vmlinuz ks=$ks inst.repo={} ", srv.url)),
+        "{sb}"
+    );
+    assert!(sb.contains("  initrd /initrd.img\n"), "{sb}");
+    // The output says which entry fits which firmware setting.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("UEFI, Secure Boot on:  DHCP boot file shimx64.efi"),
+        "{err}"
+    );
     // UEFI HTTP boot: the UKI's URL, and how to build it with the host's command line.
     let http = read("http-boot.txt");
     assert!(

@@ -1,7 +1,8 @@
 //! `ksinstall pxe`: the files a PXE server needs to start the installer on many hosts
 //! (docs/PXE.md). By default they boot ksinstall's installer image (`cargo xtask image`,
 //! docs/IMAGE.md): an iPXE script, a GRUB `grub.cfg`, PXELINUX entries and the UEFI HTTP-boot
-//! URL, each loading `vmlinuz` + `initrd.img` with `ks=`, `inst.repo=` and `BOOTIF=` per host.
+//! URL, each loading `vmlinuz` + `initrd.img` with `ks=`, `inst.repo=` and `BOOTIF=` per host,
+//! and `grub/grub.cfg` for hosts with Secure Boot on (Debian's signed shim and network GRUB).
 //! `--loader esxi` writes VMware's way instead: a `boot.cfg` whose `kernelopt` carries `ks=`
 //! (one per host under `01-<mac>/`), PXELINUX entries for mboot.c32, GRUB and iPXE chaining
 //! mboot: VMware's installer then runs with our validated kickstart.
@@ -206,6 +207,9 @@ pub fn run(a: Args) -> Result<Outcome> {
     for f in &written {
         println!("{}", a.out.join(f).display());
     }
+    if a.loader == Loader::Ksinstall {
+        eprintln!("{FIRMWARE_GUIDE}");
+    }
     if a.loader == Loader::Esxi
         && !a.media.join("mboot.c32").exists()
         && !a.media.join("MBOOT.C32").exists()
@@ -379,6 +383,8 @@ fn image_files(
     .ok();
     put("boot.ipxe".into(), ipxe)?;
 
+    put("grub/grub.cfg".into(), shim_grub_cfg(b, ks_default, hosts))?;
+
     // UEFI HTTP boot loads one file and passes no options: ksinstall.efi with its command line
     // built in.
     let mut http = format!("# {head}\n# UEFI HTTP boot: give the host this boot file URL (DHCP option 67, or its\n# firmware's HTTP boot setting). ksinstall.efi carries its kernel command line;\n# build it for these hosts with:\n");
@@ -401,6 +407,50 @@ fn image_files(
     }
     put("http-boot.txt".into(), http)
 }
+
+/// `grub/grub.cfg` for Secure Boot: read by Debian's signed network GRUB (`grubx64.efi`, which
+/// the DHCP boot file `shimx64.efi` starts from its own directory) as `$prefix/grub.cfg`; its
+/// built-in prefix is `/grub` on the TFTP server it was loaded from. That GRUB has no HTTP
+/// (it asks for `http.mod`, which is not built in, and Secure Boot forbids loading modules), so
+/// it loads Debian's signed kernel (which it has shim verify) and the image's initrd over TFTP,
+/// from the TFTP root, with each host's ks= and BOOTIF=.
+fn shim_grub_cfg(b: &ImageBoot, ks_default: &str, hosts: &[Host]) -> String {
+    let mut grub = format!(
+        "# Written by ksinstall pxe: ksinstall's installer image for ESXi {}, Secure Boot on.\n\
+         # DHCP boot file shimx64.efi; grubx64.efi (Debian's grubnetx64.efi.signed) beside it;\n\
+         # this file at grub/grub.cfg, vmlinuz and initrd.img at the TFTP root (that GRUB has no HTTP).\n\
+         set timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall, Secure Boot)\" {{\n  set ks={ks_default}\n  set bootif=\n",
+        b.build, b.build
+    );
+    for h in hosts {
+        writeln!(
+            grub,
+            "  if [ \"$net_default_mac\" = \"{}\" ]; then\n    set ks={}\n    set bootif=BOOTIF={}\n  fi",
+            h.mac,
+            h.ks_url,
+            h.pxe_name()
+        )
+        .ok();
+    }
+    writeln!(
+        grub,
+        "  linux /vmlinuz ks=$ks {} $bootif\n  initrd /initrd.img\n}}",
+        b.options()
+    )
+    .ok();
+    grub
+}
+
+/// Which written file boots which firmware, for the output of `ksinstall pxe`.
+const FIRMWARE_GUIDE: &str = "\
+which entry for which firmware setting (docs/PXE.md):
+  UEFI, Secure Boot on:  DHCP boot file shimx64.efi (Debian's signed shim), grubx64.efi (Debian's
+                         signed network GRUB) beside it, grub/grub.cfg, vmlinuz and initrd.img at
+                         the TFTP root (cargo xtask image writes the .efi files)
+  UEFI, Secure Boot off: the same, or boot.ipxe through iPXE, or grub.cfg with your own GRUB,
+                         or ksinstall.efi by UEFI HTTP boot (http-boot.txt)
+  UEFI, your own db key: ksinstall.efi signed with it (cargo xtask image --sign-key --sign-cert)
+  BIOS:                  pxelinux.0 with pxelinux.cfg/";
 
 /// The kernel options of one boot.cfg: the kickstart, the media (for a ksinstall installer
 /// image), the host's BOOTIF= and the words given with --append.

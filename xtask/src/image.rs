@@ -2,8 +2,10 @@
 //! Debian's packages: a Debian kernel, the drivers a server needs (loaded by what the hardware
 //! announces), busybox, a static `ksinstall`, the repository's `firmware/` and the init in
 //! `xtask/image/`. It comes in the forms people boot: `vmlinuz` + `initrd.img` (PXE, iPXE,
-//! GRUB), `ksinstall.efi` (a unified kernel image: UEFI HTTP boot) and `ksinstall.iso` (a CD for
-//! BIOS and UEFI, and a USB stick when written raw). `cargo xtask e2e` boots this same image.
+//! GRUB), `ksinstall.efi` (a unified kernel image: UEFI HTTP boot), `ksinstall.iso` (a CD for
+//! BIOS and UEFI, and a USB stick when written raw) and Debian's signed shim and network GRUB
+//! for network boot where Secure Boot is on. The ISO's UEFI loader is the same signed chain
+//! (shim -> Debian's CD GRUB -> Debian's signed kernel). `cargo xtask e2e` boots this same image.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -70,6 +72,10 @@ pub(crate) const IMAGE_MODULES: &[&str] = &[
     "efivarfs",
     // The rshim daemon's character devices (CUSE), for --with-rshim.
     "cuse",
+    // NVIDIA's rshim daemon maps the BlueField's rshim BAR through VFIO when the machine has an
+    // IOMMU; under lockdown (Secure Boot) it refuses the other ways (sysfs resource0, UIO).
+    "vfio_pci",
+    "vfio_iommu_type1",
     // DSC flashing reports through devlink; psample is what mlx5 needs too.
     "psample",
 ];
@@ -150,7 +156,121 @@ pub(crate) const IMAGE_PACKAGES: &[&str] = &[
     "syslinux-common",
     "dosfstools",
     "mtools",
+    // sbsign/sbverify: the kernel's signature is checked, and --sign-key signs the UKI.
+    "sbsigntool",
 ];
+
+/// Debian's signed boot chain, downloaded (not installed: the build machine's own boot loader
+/// stays as it is): shim signed by Microsoft's UEFI CA, MokManager, and Debian's signed GRUB
+/// images (CD and network), which shim verifies and which ask shim to verify the kernel.
+const SIGNED_PACKAGES: &[&str] = &[
+    "shim-signed",
+    "shim-helpers-amd64-signed",
+    "grub-efi-amd64-signed",
+];
+
+/// The signed EFI binaries of the Secure Boot chain, as Debian ships them.
+pub(crate) struct SignedChain {
+    /// shimx64.efi.signed: the first loader (removable-media path, DHCP boot file).
+    pub(crate) shim: PathBuf,
+    /// mmx64.efi.signed: MokManager, which shim starts to enrol a MOK.
+    pub(crate) mm: PathBuf,
+    /// gcdx64.efi.signed: GRUB for CDs (finds the disc by /.disk/info, reads /boot/grub/grub.cfg).
+    pub(crate) gcd: PathBuf,
+    /// grubnetx64.efi.signed: GRUB for network boot (reads $prefix/grub.cfg, prefix /grub).
+    pub(crate) grubnet: PathBuf,
+}
+
+/// The signed packages unpacked under `cache/signed/`, kept between runs.
+fn fetch_signed_chain(cache: &Path) -> Result<SignedChain> {
+    let dir = cache.join("signed");
+    std::fs::create_dir_all(&dir)?;
+    for package in SIGNED_PACKAGES {
+        let to = dir.join(package);
+        if to.is_dir() {
+            continue;
+        }
+        let deb = download(&cache.join("dl"), package)?;
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&to))?;
+    }
+    let chain = SignedChain {
+        shim: dir.join("shim-signed/usr/lib/shim/shimx64.efi.signed"),
+        mm: dir.join("shim-helpers-amd64-signed/usr/lib/shim/mmx64.efi.signed"),
+        gcd: dir.join("grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed"),
+        grubnet: dir
+            .join("grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),
+    };
+    for f in [&chain.shim, &chain.mm, &chain.gcd, &chain.grubnet] {
+        ensure!(
+            f.is_file(),
+            "{}: not in Debian's signed package",
+            f.display()
+        );
+        check_signed_efi(f)?;
+    }
+    Ok(chain)
+}
+
+/// An EFI binary that carries an Authenticode signature (sbverify --list names its signer).
+pub(crate) fn check_signed_efi(file: &Path) -> Result<()> {
+    let out = Command::new("sbverify")
+        .arg("--list")
+        .arg(file)
+        .output()
+        .context("sbverify (sbsigntool)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && text.contains("signature 1"),
+        "{} carries no signature (sbverify --list: {})",
+        file.display(),
+        text.trim()
+    );
+    Ok(())
+}
+
+/// What the kernel appends to a signed module (scripts/sign-file): under Secure Boot the
+/// locked-down kernel loads no module without a signature it trusts.
+const MODULE_SIG_MAGIC: &[u8] = b"~Module signature appended~\n";
+
+/// Every module of the image carries a signature (lockdown refuses others), and all by the one
+/// key of the kernel package's build (`modinfo -F sig_key`: Debian signs a kernel's modules
+/// with a key made for that build and built into that kernel, so a module of another build or
+/// of no build fails here).
+fn check_modules_signed(dir: &Path, release: &str, modules: &[String]) -> Result<()> {
+    let base = dir.join(format!("lib/modules/{release}"));
+    for m in modules {
+        let data = std::fs::read(base.join(m)).with_context(|| m.clone())?;
+        ensure!(
+            data.ends_with(MODULE_SIG_MAGIC),
+            "{m} is not signed: a kernel booted with Secure Boot (lockdown) would refuse it"
+        );
+    }
+    let out = Command::new("modinfo")
+        .args(["-F", "sig_key"])
+        .args(modules.iter().map(|m| base.join(m)))
+        .output()
+        .context("modinfo (kmod)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let keys: BTreeSet<&str> = text.lines().map(str::trim).collect();
+    ensure!(
+        out.status.success() && keys.len() == 1 && !keys.contains(""),
+        "the image's modules are not all signed by one key of the kernel's build: {keys:?}"
+    );
+    Ok(())
+}
+
+/// `sbsign` with a user's `db` key: `input` signed into `output`.
+pub(crate) fn sign_efi(key: &Path, cert: &Path, input: &Path, output: &Path) -> Result<()> {
+    run(Command::new("sbsign")
+        .arg("--key")
+        .arg(key)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--output")
+        .arg(output)
+        .arg(input)
+        .stderr(std::process::Stdio::null()))
+}
 
 /// Install what `wanted` names and this machine lacks (`name` or `name=version`).
 pub(crate) fn ensure_packages(wanted: &[String]) -> Result<()> {
@@ -423,6 +543,13 @@ pub(crate) struct Installer {
     pub(crate) initrd: PathBuf,
     pub(crate) efi: PathBuf,
     pub(crate) iso: PathBuf,
+    /// Network boot with Secure Boot on: Debian's signed shim (the DHCP boot file), its network
+    /// GRUB under the name shim loads, and MokManager, beside vmlinuz and initrd.img.
+    pub(crate) shim: PathBuf,
+    pub(crate) grubnet: PathBuf,
+    pub(crate) mm: PathBuf,
+    /// The signed chain as Debian ships it (the e2e's discs are made with it too).
+    pub(crate) chain: SignedChain,
     /// The static ksinstall inside it (the e2e also runs it here, for `ksinstall pxe`).
     pub(crate) bin: PathBuf,
 }
@@ -435,6 +562,8 @@ pub(crate) struct Options {
     pub(crate) rshim: Option<PathBuf>,
     /// Boot options baked into ksinstall.efi and the ISO's boot entries.
     pub(crate) cmdline: String,
+    /// A fleet's own `db` key and certificate: ksinstall.efi is signed with them (sbsign).
+    pub(crate) sign: Option<(PathBuf, PathBuf)>,
 }
 
 /// The console options every form boots with: VGA and the first serial port, the last one
@@ -457,6 +586,7 @@ fn make_tree(root: &Path, kernel: &Path, pin: &Pin, bin: &Path, o: &Options) -> 
     run(Command::new("strip").arg(dir.join("usr/bin/ksinstall")))?;
     let modules = resolve_modules(kernel, &pin.release, IMAGE_MODULES)?;
     copy_modules(kernel, &pin.release, &modules, &dir)?;
+    check_modules_signed(&dir, &pin.release, &modules)?;
     run(Command::new("cp")
         .arg("-a")
         .arg(root.join("firmware"))
@@ -474,23 +604,66 @@ fn make_tree(root: &Path, kernel: &Path, pin: &Pin, bin: &Path, o: &Options) -> 
     Ok(dir)
 }
 
-/// The ISO: isolinux for BIOS, an El Torito EFI image holding ksinstall.efi for UEFI, and
-/// isohybrid MBR + GPT so that the same file boots when written raw to a USB stick.
-/// `extra`, when given, is copied over the disc's root (the e2e's disc carries the media).
+/// The ISO: isolinux for BIOS; for UEFI an El Torito EFI image whose removable-media loader
+/// is Debian's signed shim, which starts Debian's signed CD GRUB (`grubx64.efi` beside it);
+/// that GRUB finds the disc by `/.disk/info` and reads `/boot/grub/grub.cfg` (its built-in
+/// configuration, read with `strings gcdx64.efi.signed`), which loads the signed kernel and our
+/// initrd. The same chain boots with Secure Boot on or off. isohybrid MBR + GPT make the same
+/// file boot when written raw to a USB stick. `extra`, when given, is copied over the disc's
+/// root (the e2e's disc carries the media).
 pub(crate) struct Disc<'a> {
     pub(crate) vmlinuz: &'a Path,
     pub(crate) initrd: &'a Path,
-    pub(crate) efi: &'a Path,
+    pub(crate) chain: &'a SignedChain,
     pub(crate) cmdline: &'a str,
     pub(crate) extra: Option<&'a Path>,
     pub(crate) out: &'a Path,
+}
+
+/// The disc's grub.cfg: one entry, the signed kernel (GRUB has shim verify it) and our initrd.
+fn disc_grub_cfg(cmdline: &str) -> String {
+    format!(
+        "# Written by cargo xtask image. Read by Debian's signed CD GRUB (gcdx64.efi.signed).\n\
+         set timeout=0\n\
+         menuentry \"Install ESXi (ksinstall)\" {{\n  linux /vmlinuz {cmdline}\n  initrd /initrd.img\n}}\n"
+    )
+}
+
+/// The El Torito EFI image: a FAT file system with shim as EFI/BOOT/BOOTX64.EFI, the CD GRUB
+/// as the grubx64.efi shim loads from its own directory, and MokManager.
+fn efi_boot_image(chain: &SignedChain, img: &Path) -> Result<()> {
+    let files = [
+        (&chain.shim, "BOOTX64.EFI"),
+        (&chain.gcd, "grubx64.efi"),
+        (&chain.mm, "mmx64.efi"),
+    ];
+    let mut bytes = 0;
+    for (f, _) in &files {
+        bytes += std::fs::metadata(f)?.len();
+    }
+    let _ = std::fs::remove_file(img);
+    run(Command::new("mkfs.vfat")
+        .args(["-C", "-n", "KSINSTALL"])
+        .arg(img)
+        .arg((bytes / 1024 + 1024).to_string())
+        .stdout(std::process::Stdio::null()))?;
+    let i = img.display().to_string();
+    run(Command::new("mmd").args(["-i", &i, "::/EFI", "::/EFI/BOOT"]))?;
+    for (f, name) in files {
+        run(Command::new("mcopy")
+            .args(["-i", &i])
+            .arg(f)
+            .arg(format!("::/EFI/BOOT/{name}")))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
     let tree = work.join("iso");
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::create_dir_all(tree.join("isolinux"))?;
-    std::fs::create_dir_all(tree.join("EFI/BOOT"))?;
+    std::fs::create_dir_all(tree.join("boot/grub"))?;
+    std::fs::create_dir_all(tree.join(".disk"))?;
     for (from, to) in [
         ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux/isolinux.bin"),
         (
@@ -502,7 +675,6 @@ pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
     }
     std::fs::copy(d.vmlinuz, tree.join("vmlinuz"))?;
     std::fs::copy(d.initrd, tree.join("initrd.img"))?;
-    std::fs::copy(d.efi, tree.join("EFI/BOOT/BOOTX64.EFI"))?;
     if let Some(extra) = d.extra {
         run(Command::new("cp")
             .arg("-a")
@@ -514,20 +686,10 @@ pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
         tree.join("isolinux/isolinux.cfg"),
         format!("# Written by cargo xtask image.\nDEFAULT ksinstall\nPROMPT 0\nLABEL ksinstall\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img {cmdline}\n"),
     )?;
-    // The EFI El Torito image: a FAT file system with the UKI as the removable-media loader.
-    let efi_img = tree.join("efiboot.img");
-    let kib = std::fs::metadata(d.efi)?.len() / 1024 + 2048;
-    run(Command::new("mkfs.vfat")
-        .args(["-C", "-n", "KSINSTALL"])
-        .arg(&efi_img)
-        .arg(kib.to_string())
-        .stdout(std::process::Stdio::null()))?;
-    let img = efi_img.display().to_string();
-    run(Command::new("mmd").args(["-i", &img, "::/EFI", "::/EFI/BOOT"]))?;
-    run(Command::new("mcopy")
-        .args(["-i", &img])
-        .arg(d.efi)
-        .arg("::/EFI/BOOT/BOOTX64.EFI"))?;
+    // What Debian's CD GRUB searches for to find the disc it booted from.
+    std::fs::write(tree.join(".disk/info"), "ksinstall installer\n")?;
+    std::fs::write(tree.join("boot/grub/grub.cfg"), disc_grub_cfg(cmdline))?;
+    efi_boot_image(d.chain, &tree.join("efiboot.img"))?;
     let _ = std::fs::remove_file(d.out);
     run(Command::new("xorriso")
         .args(["-as", "mkisofs", "-quiet", "-o"])
@@ -543,7 +705,8 @@ pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The whole image: packages, kernel, static ksinstall, initramfs, UKI, ISO.
+/// The whole image: packages, kernel, static ksinstall, initramfs, UKI, ISO, and the signed
+/// network-boot chain.
 pub(crate) fn build(
     root: &Path,
     target: &Path,
@@ -554,6 +717,7 @@ pub(crate) fn build(
     let wanted: Vec<String> = IMAGE_PACKAGES.iter().map(|s| s.to_string()).collect();
     ensure_packages(&wanted)?;
     let kernel = fetch_kernel(&o.cache, &pin)?;
+    let chain = fetch_signed_chain(&o.cache)?;
     let bin = build_static(root, target, cargo)?;
     std::fs::create_dir_all(&o.out)?;
     let tree = make_tree(root, &kernel, &pin, &bin, o)?;
@@ -562,14 +726,27 @@ pub(crate) fn build(
         initrd: o.out.join("initrd.img"),
         efi: o.out.join("ksinstall.efi"),
         iso: o.out.join("ksinstall.iso"),
+        shim: o.out.join("shimx64.efi"),
+        grubnet: o.out.join("grubx64.efi"),
+        mm: o.out.join("mmx64.efi"),
         kernel: kernel.clone(),
         pin: pin.clone(),
         bin: bin.clone(),
+        chain,
     };
     std::fs::copy(
         kernel.join(format!("boot/vmlinuz-{}", pin.release)),
         &inst.vmlinuz,
     )?;
+    // Debian's kernel is signed by Debian (shim trusts Debian's CA): GRUB has shim verify it.
+    check_signed_efi(&inst.vmlinuz)?;
+    for (from, to) in [
+        (&inst.chain.shim, &inst.shim),
+        (&inst.chain.grubnet, &inst.grubnet),
+        (&inst.chain.mm, &inst.mm),
+    ] {
+        std::fs::copy(from, to)?;
+    }
     // gzip: every Debian kernel unpacks it, and it is the fastest of those under emulation.
     cpio(&tree, &inst.initrd, "gzip -6")?;
     let cmdline = format!("{CONSOLES} {}", o.cmdline).trim().to_string();
@@ -580,10 +757,16 @@ pub(crate) fn build(
         "ksinstall installer",
         &inst.efi,
     )?;
+    if let Some((key, cert)) = &o.sign {
+        let unsigned = o.cache.join("ksinstall.unsigned.efi");
+        std::fs::rename(&inst.efi, &unsigned)?;
+        sign_efi(key, cert, &unsigned, &inst.efi)?;
+        println!("== ksinstall.efi signed with {}", cert.display());
+    }
     let disc = Disc {
         vmlinuz: &inst.vmlinuz,
         initrd: &inst.initrd,
-        efi: &inst.efi,
+        chain: &inst.chain,
         cmdline: &cmdline,
         extra: None,
         out: &inst.iso,
@@ -600,7 +783,9 @@ pub fn image(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
         cache: target.join("image"),
         rshim: None,
         cmdline: String::new(),
+        sign: None,
     };
+    let (mut key, mut cert) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
@@ -608,16 +793,31 @@ pub fn image(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
             "--out" => o.out = PathBuf::from(val()?),
             "--with-rshim" => o.rshim = Some(PathBuf::from(val()?)),
             "--cmdline" => o.cmdline = val()?.clone(),
-            other => bail!("image: unknown argument {other} (--out DIR [--with-rshim FILE] [--cmdline OPTIONS])"),
+            "--sign-key" => key = Some(PathBuf::from(val()?)),
+            "--sign-cert" => cert = Some(PathBuf::from(val()?)),
+            other => bail!("image: unknown argument {other} (--out DIR [--with-rshim FILE] [--cmdline OPTIONS] [--sign-key KEY --sign-cert CERT])"),
         }
     }
+    o.sign = match (key, cert) {
+        (Some(k), Some(c)) => Some((k, c)),
+        (None, None) => None,
+        _ => bail!("image: --sign-key and --sign-cert go together (a db key and its certificate)"),
+    };
     ensure!(
         !o.out.as_os_str().is_empty(),
         "image: --out DIR is required"
     );
     let inst = build(root, &target, cargo, &o)?;
     println!("== the installer image ({}):", inst.pin.release);
-    for f in [&inst.vmlinuz, &inst.initrd, &inst.efi, &inst.iso] {
+    for f in [
+        &inst.vmlinuz,
+        &inst.initrd,
+        &inst.efi,
+        &inst.iso,
+        &inst.shim,
+        &inst.grubnet,
+        &inst.mm,
+    ] {
         let size = std::fs::metadata(f)?.len();
         println!(
             "   {:<40} {:>6.1} MiB",

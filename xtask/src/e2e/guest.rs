@@ -12,6 +12,11 @@ use anyhow::{bail, ensure, Context, Result};
 use super::Paths;
 
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+/// OVMF built with Secure Boot and SMM (Debian's ovmf): run with a copy of a variable store
+/// whose keys decide what it starts (../shared/spec/secureboot.md).
+pub(super) const OVMF_SB_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+/// Microsoft's keys enrolled (PK, KEK, db with the UEFI CA that signs shim), Secure Boot on.
+pub(super) const OVMF_SB_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 /// Debian's iPXE for QEMU's virtio NIC (ipxe-qemu), with its UEFI driver.
 const IPXE_ROM: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
 
@@ -108,15 +113,18 @@ impl Drop for HttpServer {
 
 /// The guest's NIC.
 pub(super) enum Nic<'a> {
+    /// No NIC at all.
+    None,
     /// QEMU's user network (slirp): the host is 10.0.2.2.
     User,
-    /// A tap device on the e2e's bridge in network namespace `netns`, with this MAC; `ipxe`
-    /// gives it Debian's iPXE ROM and makes it the firmware's second boot choice after the disk.
+    /// A tap device on the e2e's bridge in network namespace `netns`, with this MAC; `netboot`
+    /// makes it the firmware's second boot choice after the disk: through Debian's iPXE ROM, or,
+    /// under Secure Boot (whose firmware refuses that unsigned ROM), the firmware's own PXE.
     Tap {
         netns: &'a str,
         tap: &'a str,
         mac: &'a str,
-        ipxe: bool,
+        netboot: bool,
     },
     /// One end of a UDP trunk in `netns` (QEMU's `-netdev socket,udp=`): QEMU listens on
     /// `listen` and sends to `peer`.
@@ -149,6 +157,9 @@ pub(super) struct Guest<'a> {
     pub(super) cmdline: String,
     pub(super) disk: PathBuf,
     pub(super) snapshot: bool,
+    /// Boot by OVMF's Secure Boot firmware (q35, SMM, secure flash) with a fresh copy of this
+    /// variable store, instead of the plain OVMF.
+    pub(super) secure_boot: Option<&'a Path>,
     /// How many stock `edu` devices to give the guest (they wear the DPU identities).
     pub(super) edu: u8,
     pub(super) timeout: Duration,
@@ -226,6 +237,10 @@ impl Serial {
 
 impl Guest<'_> {
     pub(super) fn run(&self, p: &Paths) -> Result<Serial> {
+        if let Some(vars) = self.secure_boot {
+            // The firmware writes its variables (boot options): every guest starts from the store.
+            std::fs::copy(vars, self.vars(p)).with_context(|| format!("{}", vars.display()))?;
+        }
         let mut cmd = self.command(p);
         println!("== [{}] booting ({:?})", self.name, cmd);
         let log_path = p.w(&format!("{}.serial.log", self.name));
@@ -254,6 +269,10 @@ impl Guest<'_> {
         })
     }
 
+    fn vars(&self, p: &Paths) -> PathBuf {
+        p.w(&format!("{}.vars.fd", self.name))
+    }
+
     fn monitor(&self, p: &Paths) -> PathBuf {
         p.w(&format!("{}.monitor", self.name))
     }
@@ -278,6 +297,34 @@ impl Guest<'_> {
         }
     }
 
+    /// How the guest boots: the kernel given directly, OVMF, or OVMF's Secure Boot firmware.
+    fn boot_args(&self, p: &Paths, cmd: &mut Command) {
+        match self.kernel {
+            Some((kernel, initrd)) => {
+                cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+                cmd.arg("-append")
+                    .arg(format!("console=ttyS0 panic=-1 quiet {}", self.cmdline));
+            }
+            None if self.secure_boot.is_some() => {
+                // Secure Boot needs SMM, so that only the firmware writes its variables.
+                cmd.args(["-machine", "q35,smm=on"])
+                    .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SB_CODE}"
+                    ))
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=1,file={}",
+                        self.vars(p).display()
+                    ));
+            }
+            None => {
+                cmd.args(["-bios", OVMF]);
+            }
+        }
+    }
+
     /// The QEMU command line: the machine, the boot (kernel or firmware), the disk, the NIC and
     /// the `edu` devices.
     fn command(&self, p: &Paths) -> Command {
@@ -287,7 +334,7 @@ impl Guest<'_> {
                 c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
                 c
             }
-            Nic::User => Command::new("qemu-system-x86_64"),
+            Nic::User | Nic::None => Command::new("qemu-system-x86_64"),
         };
         // No KVM on these machines (qemu-e2e.md §2); -no-reboot and panic=-1 make a panic end
         // the run instead of hanging until the timeout.
@@ -308,16 +355,7 @@ impl Guest<'_> {
         } else {
             cmd.args(["-monitor", "none"]);
         }
-        match self.kernel {
-            Some((kernel, initrd)) => {
-                cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
-                cmd.arg("-append")
-                    .arg(format!("console=ttyS0 panic=-1 quiet {}", self.cmdline));
-            }
-            None => {
-                cmd.args(["-bios", OVMF]);
-            }
-        }
+        self.boot_args(p, &mut cmd);
         let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
         // The disk is the firmware's first boot choice: empty, it falls through to the NIC.
         cmd.arg("-drive").arg(format!(
@@ -349,6 +387,7 @@ impl Guest<'_> {
             None => {}
         }
         match &self.nic {
+            Nic::None => {}
             Nic::User => {
                 cmd.args([
                     "-netdev",
@@ -357,13 +396,15 @@ impl Guest<'_> {
                     "virtio-net-pci,netdev=n0",
                 ]);
             }
-            Nic::Tap { tap, mac, ipxe, .. } => {
+            Nic::Tap {
+                tap, mac, netboot, ..
+            } => {
                 cmd.arg("-netdev")
                     .arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
-                let rom = if *ipxe {
-                    format!(",romfile={IPXE_ROM},bootindex=2")
-                } else {
-                    String::new()
+                let rom = match (*netboot, self.secure_boot.is_some()) {
+                    (true, false) => format!(",romfile={IPXE_ROM},bootindex=2"),
+                    (true, true) => ",romfile=,bootindex=2".to_string(),
+                    (false, _) => String::new(),
                 };
                 cmd.arg("-device")
                     .arg(format!("virtio-net-pci,netdev=n0,mac={mac}{rom}"));

@@ -31,6 +31,7 @@ fn packages(pin: &Pin) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    p.extend(super::secureboot::PACKAGES.iter().map(|s| s.to_string()));
     p.push(format!("linux-headers-{}={}", pin.release, pin.version));
     p
 }
@@ -177,6 +178,8 @@ pub(super) struct Images {
     pub(super) cd: PathBuf,
     /// The installer disc written raw as a USB stick, kickstart and media over HTTP.
     pub(super) usb: PathBuf,
+    /// The Secure Boot scenarios' test key, variable stores and ESP disks.
+    pub(super) sb: super::secureboot::Kit,
 }
 
 /// The test overlay: the e2e hooks, netdevsim, and the firmware bundles as the scenarios need
@@ -258,8 +261,9 @@ fn make_report_uki(p: &Paths, inst: &Installer) -> Result<PathBuf> {
     Ok(uki)
 }
 
-/// The two discs of the CD and USB scenarios, made as `cargo xtask image` makes its ISO, with
-/// the e2e's initrd and each its own command line in the UKI and isolinux entry.
+/// The two discs of the CD and USB scenarios, made as `cargo xtask image` makes its ISO (shim ->
+/// Debian's CD GRUB -> the signed kernel), with the e2e's initrd and each its own command line
+/// in the GRUB and isolinux entries.
 fn make_discs(
     p: &Paths,
     inst: &Installer,
@@ -277,21 +281,18 @@ fn make_discs(
         ("cd", "console=ttyS0 ks=cdrom:/KS.CFG e2e.scenario=cd e2e.dpu=none".to_string(), Some(root.as_path())),
         ("usb", format!("console=ttyS0 ks={lab_url}/ks/pxe.cfg inst.repo={lab_url}/media e2e.scenario=usb e2e.dpu=none"), None),
     ] {
-        let efi = p.w(&format!("{name}.efi"));
-        installer::make_uki(&inst.vmlinuz, initrd, &cmdline, "ksinstall e2e", &efi)?;
         let out = p.w(&format!("{name}.iso"));
         installer::make_iso(
             &installer::Disc {
                 vmlinuz: &inst.vmlinuz,
                 initrd,
-                efi: &efi,
+                chain: &inst.chain,
                 cmdline: &cmdline,
                 extra,
                 out: &out,
             },
             &p.work,
         )?;
-        let _ = std::fs::remove_file(&efi);
         discs.push(out);
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -314,6 +315,7 @@ pub(super) fn build(
         cache: target.join("image"),
         rshim: None,
         cmdline: String::new(),
+        sign: None,
     };
     let inst = installer::build(root, target, cargo, &opts)?;
     laps.lap("installer image");
@@ -326,6 +328,10 @@ pub(super) fn build(
     };
     let netdevsim = build_netdevsim(&p)?;
     laps.lap("packages, netdevsim");
+    let uki = make_report_uki(&p, &inst)?;
+    let sb = super::secureboot::make_kit(&p, &uki)?;
+    // Signed with the test key: the Secure Boot guest's locked-down kernel loads it (a MOK).
+    let netdevsim = super::secureboot::sign_module(&p, &sb, &netdevsim)?;
     let overlay = make_overlay(&p, &netdevsim)?;
     let initrd = p.w("initrd-e2e.img");
     run(Command::new("bash")
@@ -340,7 +346,6 @@ pub(super) fn build(
         .arg(&inst.initrd)
         .arg(&overlay)
         .arg(&initrd))?;
-    let uki = make_report_uki(&p, &inst)?;
     let www = p.w("www");
     let media = www.join("media");
     make_media(&media, &uki)?;
@@ -362,6 +367,7 @@ pub(super) fn build(
             media,
             cd,
             usb,
+            sb,
         },
     ))
 }

@@ -48,14 +48,14 @@ pub(super) fn judge(
 
 /// One partition as sgdisk lists it: number, first and last sector, type code.
 #[derive(Debug, Clone)]
-struct HostPartition {
-    number: u32,
+pub(super) struct HostPartition {
+    pub(super) number: u32,
     first: u64,
     last: u64,
     code: String,
 }
 
-fn sgdisk_partitions(disk: &Path) -> Result<Vec<HostPartition>> {
+pub(super) fn sgdisk_partitions(disk: &Path) -> Result<Vec<HostPartition>> {
     let out = Command::new("sgdisk").arg("-p").arg(disk).output()?;
     ensure!(out.status.success(), "sgdisk -p {} failed", disk.display());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -870,9 +870,9 @@ pub(super) fn check_removable(
     let mut problems = Vec::new();
     serial.expect_exit(0, "installed", &mut problems);
     let (title, source) = match kind {
-        Removable::Cd => ("6 CD boot (UEFI)", "ks=cdrom:/KS.CFG"),
+        Removable::Cd => ("6 CD boot (Secure Boot)", "ks=cdrom:/KS.CFG"),
         Removable::Usb => (
-            "6 USB stick boot (UEFI)",
+            "6 USB stick (Secure Boot)",
             "ks=http://10.77.0.1:8080/ks/pxe.cfg",
         ),
     };
@@ -885,6 +885,7 @@ pub(super) fn check_removable(
     if !serial.text.contains("ksinstall-image: started at") {
         problems.push("the image's init never ran".into());
     }
+    super::secureboot::check_locked_down(serial, &mut problems);
     let parts = sgdisk_partitions(disk)
         .map(|v| v.iter().map(|h| h.number).collect::<Vec<_>>())
         .unwrap_or_default();
@@ -904,6 +905,6 @@ pub(super) fn check_removable(
         title,
         serial,
         problems,
-        format!("OVMF booted the disc; {source}; partitions {parts:?}; sgdisk -v clean"),
+        format!("OVMF (Microsoft's keys) booted the disc by shim+GRUB; Secure boot enabled, lockdown [integrity]; {source}; partitions {parts:?}; sgdisk -v clean"),
     )
 }

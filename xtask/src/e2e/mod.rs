@@ -14,6 +14,7 @@ mod image;
 mod judges;
 mod netlab;
 mod network;
+mod secureboot;
 mod upgrade;
 
 use std::collections::BTreeSet;
@@ -127,6 +128,7 @@ impl ImageGuests<'_> {
             ),
             disk,
             snapshot: false,
+            secure_boot: None,
             edu: match dpu {
                 "pensando" => 1,
                 "bluefield" => 2,
@@ -147,7 +149,7 @@ impl ImageGuests<'_> {
 
 /// Every scenario's name, for --only.
 const SCENARIOS: &str =
-    "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures,upgrade";
+    "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures,upgrade,secureboot";
 
 /// The scenarios, in order, each judged as soon as its guest ends; each is one call here.
 fn run_scenarios(
@@ -157,9 +159,9 @@ fn run_scenarios(
 ) -> Result<Vec<Outcome>> {
     let server = HttpServer::start(&images.www, &p.w("http.log"))?;
     let want = |s: &str| only.is_none_or(|o| o.contains(s));
-    // All guests together get 13 minutes (they take about 7): a hung guest must not take the
+    // All guests together get 19 minutes (they take about 11): a hung guest must not take the
     // e2e past its budget, and the ones after it are reported as timed out.
-    let deadline = Instant::now() + Duration::from_secs(780);
+    let deadline = Instant::now() + Duration::from_secs(1140);
     let guests = ImageGuests {
         vmlinuz: images.installer.vmlinuz.clone(),
         initrd: &images.initrd,
@@ -167,7 +169,12 @@ fn run_scenarios(
         deadline,
     };
     let mut results: Vec<Outcome> = Vec::new();
-    let mut lab = if want("pxe") || want("upgrade") || want("vlan") || want("removable") {
+    let mut lab = if want("pxe")
+        || want("upgrade")
+        || want("vlan")
+        || want("removable")
+        || want("secureboot")
+    {
         std::fs::create_dir_all(p.w("tftp"))?;
         Some(NetLab::start(&p.work, &p.w("tftp"), &images.www)?)
     } else {
@@ -223,6 +230,10 @@ fn run_scenarios(
     }
     if let (true, Some(lab)) = (want("removable"), &lab) {
         results.extend(network::removable(p, images, lab, deadline)?);
+    }
+    if let (true, Some(lab)) = (want("secureboot"), &lab) {
+        results.extend(secureboot::network(p, images, lab, &images.sb, deadline)?);
+        results.extend(secureboot::uki(p, &images.sb, deadline)?);
     }
     if want("failures") {
         results.extend(network::failures(p, images, &guests.url, deadline)?);

@@ -78,7 +78,10 @@ impl NetLab {
             ])
             .args([
                 "--dhcp-range=10.77.0.100,10.77.0.150,1h",
-                "--dhcp-boot=boot.ipxe",
+                // The Secure Boot guest boots shim (its firmware refuses iPXE); the rest iPXE.
+                &format!("--dhcp-host={},set:sb", super::secureboot::SB_MAC),
+                "--dhcp-boot=tag:sb,shimx64.efi",
+                "--dhcp-boot=tag:!sb,boot.ipxe",
             ])
             .arg("--enable-tftp")
             .arg(format!("--tftp-root={}", tftp.display()))

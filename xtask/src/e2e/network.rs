@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::guest::{Guest, Nic, Removable};
+use super::guest::{Guest, Nic, Removable, OVMF_SB_VARS_MS};
 use super::image::{fresh_disk, Images};
 use super::judges::{
     check_dpu_flash, check_failure, check_host_tools, check_pxe, check_pxe_served, check_removable,
@@ -73,7 +73,7 @@ pub(super) fn pxe_boot(
             netns: &lab.netns,
             tap: TAP,
             mac: PXE_MAC,
-            ipxe: true,
+            netboot: true,
         },
         reboot: true,
         link_off: false,
@@ -81,6 +81,7 @@ pub(super) fn pxe_boot(
         cmdline: String::new(),
         disk: disk.clone(),
         snapshot: false,
+        secure_boot: None,
         edu: 1,
         timeout: Duration::from_secs(360),
         stop_at: &["E2E-DONE", IMAGE_STAYS],
@@ -137,6 +138,7 @@ pub(super) fn vlan(
         ),
         disk: fresh_disk(&p.w("disk-vlan.img"))?,
         snapshot: false,
+        secure_boot: None,
         edu: 0,
         timeout: Duration::from_secs(240),
         stop_at: &[IMAGE_STAYS],
@@ -194,6 +196,7 @@ pub(super) fn failures(
             cmdline: format!("{cmdline} e2e.scenario={name} e2e.dpu=none"),
             disk: fresh_disk(&p.w(&format!("disk-{name}.img")))?,
             snapshot: false,
+            secure_boot: None,
             edu: 0,
             timeout: Duration::from_secs(90),
             stop_at: &[IMAGE_STAYS],
@@ -211,8 +214,9 @@ pub(super) fn failures(
     Ok(out)
 }
 
-/// The installer disc booted by OVMF as a CD (kickstart and media on the disc) and written raw
-/// as a USB stick (kickstart and media from the lab's HTTP server): both install.
+/// The installer disc booted by OVMF's Secure Boot firmware with Microsoft's keys (shim ->
+/// Debian's CD GRUB -> the signed kernel) as a CD (kickstart and media on the disc) and written
+/// raw as a USB stick (kickstart and media from the lab's HTTP server): both install.
 pub(super) fn removable(
     p: &Paths,
     images: &Images,
@@ -234,7 +238,7 @@ pub(super) fn removable(
                     netns: &lab.netns,
                     tap: TAP,
                     mac: "52:54:00:19:00:03",
-                    ipxe: false,
+                    netboot: false,
                 },
             },
             reboot: false,
@@ -243,6 +247,7 @@ pub(super) fn removable(
             cmdline: String::new(),
             disk: disk.clone(),
             snapshot: false,
+            secure_boot: Some(Path::new(OVMF_SB_VARS_MS)),
             edu: 0,
             timeout: Duration::from_secs(240),
             stop_at: &[IMAGE_STAYS],
