@@ -1000,3 +1000,24 @@ fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() 
     );
     h.check_host_disk();
 }
+
+#[test]
+fn a_locked_down_kernel_without_an_iommu_refuses_the_bluefield_before_anything_is_written() {
+    let h = Host::new("bluefield3");
+    let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
+    let lockdown = h.sysroot.join("sys/kernel/security/lockdown");
+    std::fs::create_dir_all(lockdown.parent().unwrap()).unwrap();
+    std::fs::write(&lockdown, "none [integrity] confidentiality\n").unwrap();
+    let out = h.install(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("locked down (integrity, Secure Boot) and this machine has no IOMMU"),
+        "{}",
+        text(&out)
+    );
+    assert!(!h.path("disk.img").exists());
+    // With an IOMMU (VFIO can map the card), the plan goes ahead.
+    std::fs::create_dir_all(h.sysroot.join("sys/class/iommu/dmar0")).unwrap();
+    let out = h.install(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -35,6 +35,17 @@ pub struct FirmwareState {
     pub setup_mode: Option<bool>,
     /// The kernel's lockdown mode (`none`, `integrity`, `confidentiality`), when the LSM is there.
     pub lockdown: Option<String>,
+    /// An IOMMU is on (`sys/class/iommu` lists one): what VFIO, and so NVIDIA's rshim under
+    /// lockdown, needs.
+    #[serde(default)]
+    pub iommu: bool,
+}
+
+impl FirmwareState {
+    /// The kernel refuses mapping PCI BARs from user space (`integrity` or `confidentiality`).
+    pub fn locked_down(&self) -> bool {
+        matches!(self.lockdown.as_deref(), Some("integrity" | "confidentiality"))
+    }
 }
 
 impl FirmwareState {
@@ -100,5 +111,8 @@ pub fn read(sys: &Sysroot) -> FirmwareState {
         secure_boot: efi_bool(sys, "SecureBoot"),
         setup_mode: efi_bool(sys, "SetupMode"),
         lockdown: lockdown(sys),
+        iommu: sys
+            .list(Path::new("sys/class/iommu"))
+            .is_ok_and(|l| !l.is_empty()),
     }
 }

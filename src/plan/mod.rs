@@ -4,6 +4,7 @@
 
 pub mod datastores;
 pub mod hostconfig;
+mod lockdown;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};
@@ -753,6 +754,7 @@ fn dpu_plans(
                 Some(firmware_dir.clone())
             }
             dpu::Interface::Rshim { dir, .. } => {
+                lockdown::check_rshim(&i.inventory.firmware, &name)?;
                 if bundle.manifest.format == dpu::bundle::PayloadFormat::Bfb
                     && !dpu::rshim::is_simulator(dir)
                 {
