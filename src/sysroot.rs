@@ -52,18 +52,9 @@ impl Sysroot {
 
     /// A text attribute, trimmed. `Ok(None)` when the file does not exist.
     pub fn attr(&self, rel: &Path) -> anyhow::Result<Option<String>> {
-        let path = self.host_path(rel);
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        self.touch(rel);
-        let mut bytes = Vec::new();
-        file.take(MAX_ATTR_BYTES)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
+        Ok(self
+            .bytes(rel, MAX_ATTR_BYTES)?
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string()))
     }
 
     /// A small binary file (an EFI variable), at most `max` bytes. `Ok(None)` when it does not

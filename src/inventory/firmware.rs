@@ -44,7 +44,10 @@ pub struct FirmwareState {
 impl FirmwareState {
     /// The kernel refuses mapping PCI BARs from user space (`integrity` or `confidentiality`).
     pub fn locked_down(&self) -> bool {
-        matches!(self.lockdown.as_deref(), Some("integrity" | "confidentiality"))
+        matches!(
+            self.lockdown.as_deref(),
+            Some("integrity" | "confidentiality")
+        )
     }
 }
 
