@@ -612,25 +612,27 @@ fn host_lines(lines: &mut Vec<Line<'static>>, plan: &Plan) {
     if let Some(v) = h.vlan_id {
         lines.push(Line::raw(format!("          VLAN {v}")));
     }
-    // What ESXi's own first boot applies (docs/FIRSTBOOT.md), in one line.
-    lines.push(Line::raw(format!(
-        "First boot: root password {}; formats {}{}",
-        h.root_password,
-        if h.format_steps.is_empty() {
-            "nothing".to_string()
-        } else {
-            h.format_steps
-                .iter()
-                .map(|f| f.split(" on ").next().unwrap_or(f).to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        if h.reboot_after_format {
-            ", restarts once"
-        } else {
-            ""
-        }
-    )));
+    // What ESXi's own first boot does besides the settings above (docs/FIRSTBOOT.md), in one line.
+    let formats: Vec<String> = h
+        .format_steps
+        .iter()
+        .map(|f| {
+            let what = f.split(" on ").next().unwrap_or(f);
+            what.trim_end_matches(" (VMFS-L)")
+                .replace("VMFS6 datastore", "datastore")
+        })
+        .collect();
+    if !formats.is_empty() {
+        lines.push(Line::raw(format!(
+            "First boot: formats {}{}",
+            formats.join(", "),
+            if h.reboot_after_format {
+                "; restarts once"
+            } else {
+                ""
+            }
+        )));
+    }
 }
 
 fn confirm(f: &mut Frame<'_>, app: &App, version: &str) {
