@@ -9,6 +9,7 @@
 //! Everything it makes lives under `target/e2e/`; downloads and the netdevsim build are kept
 //! there between runs.
 
+mod embed;
 mod guest;
 mod image;
 mod judges;
@@ -117,6 +118,7 @@ impl ImageGuests<'_> {
         Guest {
             name: scenario,
             removable: None,
+            oemdrv: None,
             nic: Nic::User,
             reboot: false,
             link_off: false,
@@ -146,7 +148,7 @@ impl ImageGuests<'_> {
 
 /// Every scenario's name, for --only.
 const SCENARIOS: &str =
-    "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures,upgrade";
+    "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures,upgrade,embed";
 
 /// The scenarios, in order, each judged as soon as its guest ends; each is one call here.
 fn run_scenarios(
@@ -156,9 +158,9 @@ fn run_scenarios(
 ) -> Result<Vec<Outcome>> {
     let server = HttpServer::start(&images.www, &p.w("http.log"))?;
     let want = |s: &str| only.is_none_or(|o| o.contains(s));
-    // All guests together get 13 minutes (they take about 7): a hung guest must not take the
+    // All guests together get 16 minutes (they take about 10): a hung guest must not take the
     // e2e past its budget, and the ones after it are reported as timed out.
-    let deadline = Instant::now() + Duration::from_secs(780);
+    let deadline = Instant::now() + Duration::from_secs(960);
     let guests = ImageGuests {
         vmlinuz: images.installer.vmlinuz.clone(),
         initrd: &images.initrd,
@@ -221,6 +223,9 @@ fn run_scenarios(
     }
     if let (true, Some(lab)) = (want("removable"), &lab) {
         results.extend(network::removable(p, images, lab, deadline)?);
+    }
+    if want("embed") {
+        results.extend(embed::run(p, images, deadline)?);
     }
     if want("failures") {
         results.extend(network::failures(p, images, &guests.url, deadline)?);
