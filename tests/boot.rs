@@ -1415,8 +1415,12 @@ fn a_rollouts_reports_reach_the_receiver_and_cluster_check_names_the_failed_host
     let root = s.sysroot("plain");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/ks.cfg"), ks_text("")).unwrap();
-    // A command no kickstart has: refused before anything is written.
-    std::fs::write(root.join("etc/broken.cfg"), ks_text("nosuchcommand\n")).unwrap();
+    // A root password ESXi refuses: the kickstart is invalid, nothing is written.
+    std::fs::write(
+        root.join("etc/broken.cfg"),
+        ks_text("").replace(&format!("rootpw '{PASSWORD}'"), "rootpw x"),
+    )
+    .unwrap();
     let store = tempfile::tempdir().unwrap();
     let mut rx = Receiver::start(store.path());
     let host = |name: &str, ks: &str, disk: &str| {
@@ -1493,7 +1497,10 @@ fn a_rollouts_reports_reach_the_receiver_and_cluster_check_names_the_failed_host
     assert_eq!(failed.len(), 1, "{verdict}");
     assert_eq!(failed[0]["host"], "esx-03");
     let msg = failed[0]["message"].as_str().unwrap();
-    assert!(msg.contains("nosuchcommand"), "{msg}");
+    assert!(
+        msg.contains("kickstart") && msg.contains("broken.cfg") && msg.contains("has errors"),
+        "{msg}"
+    );
     // Nothing was written to the broken host's disk: the sparse file has no block.
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&broken_disk).unwrap().blocks(), 0);

@@ -12,6 +12,7 @@
 mod embed;
 mod guest;
 mod image;
+pub(crate) mod ironic;
 mod judges;
 mod netlab;
 mod network;
