@@ -328,12 +328,9 @@ fn virsh(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-/// The services, in order, each waited for.
-fn start_services(
-    stack: &mut Stack,
-    bin: &Path,
-    ksinstall: &Path,
-) -> Result<(HttpServer, HttpServer)> {
+/// virtlogd and libvirtd, then the hosts' domains. libvirtd probes QEMU when it starts (and
+/// kills its probe processes by PID); the other services start after that is over.
+fn start_libvirt(stack: &mut Stack, hosts: &[Host]) -> Result<()> {
     let w = stack.work.clone();
     stack.start("virtlogd", "exec virtlogd")?;
     let libvirtd = libvirtd_command(&w)?;
@@ -343,6 +340,23 @@ fn start_services(
         anyhow::ensure!(Instant::now() < deadline, "libvirtd did not answer in 30 s");
         std::thread::sleep(Duration::from_millis(200));
     }
+    virsh(&["domcapabilities", "--virttype", "qemu", "--machine", "q35"])?;
+    for h in hosts {
+        let xml = w.join(format!("{}.xml", h.name));
+        std::fs::write(&xml, h.domain_xml(&w))?;
+        virsh(&["define", &xml.display().to_string()])?;
+        stack.domains.push(format!("ksi-{}", h.name));
+    }
+    Ok(())
+}
+
+/// The other services, in order, each waited for.
+fn start_services(
+    stack: &mut Stack,
+    bin: &Path,
+    ksinstall: &Path,
+) -> Result<(HttpServer, HttpServer)> {
+    let w = stack.work.clone();
     // sushy uploads the virtual media into the pool called default: a transient one.
     std::fs::write(
         w.join("pool.xml"),
@@ -351,6 +365,9 @@ fn start_services(
             w.display()
         ),
     )?;
+    // libvirtd keeps a transient pool across its restarts (/run/libvirt): one left by an
+    // earlier run goes first.
+    let _ = virsh(&["pool-destroy", "default"]);
     virsh(&["pool-create", &w.join("pool.xml").display().to_string()])?;
     let www = HttpServer::start_in(
         &stack.netns,
@@ -393,10 +410,20 @@ fn start_services(
         .arg("create_schema")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null()))?;
+    // KSINSTALL_ROLLOUT_STRACE=1: Ironic under strace (its signals and kill calls, with their
+    // senders, in logs/ironic.strace), to find who stops it.
+    let strace = if std::env::var_os("KSINSTALL_ROLLOUT_STRACE").is_some() {
+        format!(
+            "strace -f -qq -e trace=kill,tgkill,tkill,exit_group -o '{}' ",
+            w.join("logs/ironic.strace").display()
+        )
+    } else {
+        String::new()
+    };
     stack.start(
         "ironic",
         &format!(
-            "exec '{}' --config-file '{}'",
+            "exec {strace}'{}' --config-file '{}'",
             bin.join("ironic").display(),
             w.join("ironic.conf").display()
         ),
@@ -599,14 +626,9 @@ fn drive(
     hosts: &[Host],
     laps: &mut Laps,
 ) -> Result<Vec<Outcome>> {
+    start_libvirt(stack, hosts)?;
     let (www, _httpboot) = start_services(stack, bin, &images.installer.bin)?;
-    laps.lap("stack up");
-    for h in hosts {
-        let xml = stack.work.join(format!("{}.xml", h.name));
-        std::fs::write(&xml, h.domain_xml(&stack.work))?;
-        virsh(&["define", &xml.display().to_string()])?;
-        stack.domains.push(format!("ksi-{}", h.name));
-    }
+    laps.lap("stack up, domains defined");
     enroll_and_deploy(stack, bin, hosts)?;
     laps.lap("enroll, deploy to active");
     let states = baremetal(

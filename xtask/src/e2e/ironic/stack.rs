@@ -29,6 +29,7 @@ pub(super) struct Stack {
 impl Stack {
     /// The namespace with its bridge (the rack's network, 10.77.0.1/24).
     pub(super) fn new(work: &Path) -> Result<Stack> {
+        close_inherited_fds();
         let netns = format!("ksironic-{}", std::process::id());
         run(Command::new("ip").args(["netns", "add", &netns]))?;
         let stack = Stack {
@@ -115,7 +116,13 @@ impl Stack {
                 .stderr(Stdio::null())
                 .status();
         }
-        // The transient pool goes with libvirtd; the services in reverse order of start.
+        // The transient pool (libvirtd would bring it back when it starts again), then the
+        // services in reverse order of start.
+        let _ = Command::new("virsh")
+            .args(["-c", VIRSH_URI, "pool-destroy", "default"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         for s in self.services.iter_mut().rev() {
             if let Some(pid) = std::fs::read_to_string(&s.pidfile)
                 .ok()
@@ -168,6 +175,28 @@ impl Stack {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// The services must not inherit what this process inherited (the `flock` lock of
+/// /tmp/cargo.lock that the build runs under, above all: a daemon holding it would hold every
+/// other build up, and it is not ours to keep): every descriptor above stderr is closed on exec.
+fn close_inherited_fds() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl(2) on a descriptor number of this process; a closed one fails harmlessly.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
     }
 }
 
