@@ -195,7 +195,7 @@ pub fn serve(
             .read_to_end(&mut body);
         let answer = match read {
             Err(e) => (400, format!("reading the body: {e}\n")),
-            Ok(_) => match receiver.take(&req.url().to_string(), &headers, &body) {
+            Ok(_) => match receiver.take(req.url(), &headers, &body) {
                 Ok(_) => (200, "{}\n".to_string()),
                 Err(e) => {
                     log::warn!("POST {}: {e}", req.url());

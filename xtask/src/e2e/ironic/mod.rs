@@ -652,8 +652,9 @@ fn drive(
     laps.lap("installs");
     let mut out = Vec::new();
     for (h, (_, timed_out, elapsed)) in hosts.iter().zip(ended) {
-        let text = std::fs::read_to_string(&h.serial)
-            .map(|t| t.replace('\r', ""))
+        // GRUB's menu (virtual media) draws in CP437: the log is not all UTF-8.
+        let text = std::fs::read(&h.serial)
+            .map(|b| String::from_utf8_lossy(&b).replace('\r', ""))
             .unwrap_or_default();
         let serial = Serial {
             text,
