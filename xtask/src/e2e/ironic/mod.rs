@@ -128,7 +128,7 @@ impl Host {
     <disk type='file' device='disk'><driver name='qemu' type='raw' cache='unsafe'/>
       <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
     <interface type='bridge'><source bridge='br0'/><mac address='{mac}'/><model type='virtio'/></interface>
-    <serial type='file'><source path='{serial}'/><target port='0'/></serial>
+    <serial type='file'><source path='{serial}' append='on'/><target port='0'/></serial>
   </devices>
   <qemu:commandline><qemu:arg value='-device'/><qemu:arg value='edu,addr=0x6'/></qemu:commandline>
 </domain>
@@ -211,6 +211,7 @@ connection = sqlite:///{w}/ironic.sqlite
 dhcp_provider = none
 [conductor]
 automated_clean = false
+force_power_state_during_sync = false
 deploy_callback_timeout = 0
 [deploy]
 http_url = http://{SERVER}:{HTTPBOOT_PORT}
