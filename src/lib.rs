@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod http;
 pub mod install;
 pub mod inventory;
+pub mod iso;
 pub mod kickstart;
 pub mod media;
 pub mod partition;

@@ -1385,3 +1385,149 @@ fn a_password_in_a_url_is_sent_as_basic_auth_and_never_shown() {
     assert!(!text(&out).contains("S3cr3t-pw"), "{}", text(&out));
     says(&out, &format!("{shown}/missing.cfg: HTTP 404"));
 }
+
+/// `ksinstall report serve` on 127.0.0.1, started as an operator would; killed when dropped.
+struct Receiver(std::process::Child, String);
+
+impl Receiver {
+    fn start(dir: &Path) -> Receiver {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .args(["report", "serve", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // "listening on http://127.0.0.1:PORT/<host>, storing into DIR"
+        let url = first
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_end_matches("/<host>,")
+            .to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+        Receiver(child, url)
+    }
+    /// Stop it and return what it logged.
+    fn stop(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+/// A failed assertion must not leave the server running (it would hold the test's files).
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_rollouts_reports_reach_the_receiver_and_cluster_check_names_the_failed_host() {
+    let s = Setup::new("16M");
+    let root = s.sysroot("plain");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/ks.cfg"), ks_text("")).unwrap();
+    // A root password ESXi refuses: the kickstart is invalid, nothing is written.
+    std::fs::write(
+        root.join("etc/broken.cfg"),
+        ks_text("").replace(&format!("rootpw '{PASSWORD}'"), "rootpw x"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut rx = Receiver::start(store.path());
+    let host = |name: &str, ks: &str, disk: &str| {
+        let report = s.path(&format!("{name}.report.json"));
+        boot(
+            &root,
+            ks,
+            &[
+                "--media",
+                &s.media(),
+                "--disk",
+                disk,
+                "--disk-size",
+                "40G",
+                "--report",
+                report.to_str().unwrap(),
+                "--report-url",
+                &format!("{}/{name}", rx.1),
+            ],
+        )
+    };
+    let good = host("esx-01", "ks=file:///etc/ks.cfg", &s.disk());
+    code(&good, 0);
+    let broken_disk = s.path("broken.img");
+    std::fs::File::create(&broken_disk)
+        .unwrap()
+        .set_len(40_000_000_000)
+        .unwrap();
+    let bad = host(
+        "esx-03",
+        "ks=file:///etc/broken.cfg",
+        broken_disk.to_str().unwrap(),
+    );
+    assert_ne!(bad.status.code(), Some(0), "{}", text(&bad));
+    let logged = rx.stop();
+    // Each host's report, byte for byte what it wrote with --report, as JSON.
+    for name in ["esx-01", "esx-03"] {
+        let stored: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(store.path().join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.path(&format!("{name}.report.json"))).unwrap())
+                .unwrap();
+        assert_eq!(stored, written, "{name}");
+        let events =
+            std::fs::read_to_string(store.path().join(format!("{name}.events.jsonl"))).unwrap();
+        assert!(
+            events.lines().last().unwrap().contains("\"finished\""),
+            "{events}"
+        );
+    }
+    assert!(
+        logged.contains("esx-03: failed at "),
+        "the receiver names the failed host: {logged}"
+    );
+    // cluster check over the directory: the broken host, its step and its reason.
+    let out = ksinstall(&[
+        "cluster",
+        "check",
+        "--format",
+        "json",
+        store.path().join("esx-01.json").to_str().unwrap(),
+        store.path().join("esx-03.json").to_str().unwrap(),
+    ]);
+    code(&out, 12);
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = verdict["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "install_succeeded")
+        .collect();
+    assert_eq!(failed.len(), 1, "{verdict}");
+    assert_eq!(failed[0]["host"], "esx-03");
+    let msg = failed[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("kickstart") && msg.contains("broken.cfg") && msg.contains("has errors"),
+        "{msg}"
+    );
+    // Nothing was written to the broken host's disk: the sparse file has no block.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&broken_disk).unwrap().blocks(), 0);
+}

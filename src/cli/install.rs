@@ -162,6 +162,9 @@ impl NetArgs {
 pub struct Sinks {
     shown: Box<dyn EventSink>,
     webhook: Option<Webhook>,
+    /// --report, and its modification time before this run (a report left by an earlier run
+    /// is not sent as this one's).
+    report: Option<(PathBuf, Option<std::time::SystemTime>)>,
 }
 
 impl Sinks {
@@ -174,9 +177,14 @@ impl Sinks {
             }
             _ => Box::new(Quiet),
         };
+        let report = c.report.clone().map(|p| {
+            let before = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+            (p, before)
+        });
         Sinks {
             shown,
             webhook: None,
+            report,
         }
     }
     /// Start posting to --report-url (once the HTTP options are known).
@@ -216,8 +224,26 @@ impl Sinks {
             elapsed_ms,
         });
         if let Some(w) = &self.webhook {
+            if let Some(report) = self.fresh_report() {
+                w.report(report);
+            }
             w.close(std::time::Duration::from_secs(30));
         }
+    }
+    /// The report this run wrote, read back.
+    fn fresh_report(&self) -> Option<serde_json::Value> {
+        let (path, before) = self.report.as_ref()?;
+        let now = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        if Some(now) == *before {
+            log::warn!("{}: not written by this run; not posted", path.display());
+            return None;
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| log::warn!("{}: {e}; the report is not posted", path.display()))
+            .ok()?;
+        serde_json::from_str(&text)
+            .map_err(|e| log::warn!("{}: {e}; the report is not posted", path.display()))
+            .ok()
     }
 }
 

@@ -9,9 +9,11 @@ mod hcl;
 mod inspect;
 mod install;
 pub mod interactive;
+mod iso;
 mod media;
 mod probe;
 mod pxe;
+mod report;
 mod validate;
 
 /// An installer for ESXi hosts that carry a DPU (vSphere 8 Distributed Services Engine).
@@ -40,6 +42,12 @@ enum Command {
     /// Installation media against VMware's own metadata (docs/MEDIA.md).
     #[command(subcommand)]
     Media(media::Command),
+    /// The installer ISO: a copy carrying a kickstart and boot options (docs/IMAGE.md).
+    #[command(subcommand)]
+    Iso(iso::Command),
+    /// Receiving the reports of a rollout (docs/FLEET.md).
+    #[command(subcommand)]
+    Report(report::Command),
 }
 
 /// The exit codes of `install` and `boot`, for `--help` (README.md has the same table).
@@ -127,6 +135,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Cluster(c) => cluster::run(c),
         Command::Hcl(c) => hcl::run(c),
         Command::Media(c) => media::run(c),
+        Command::Iso(c) => iso::run(c),
+        Command::Report(c) => report::run(c),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod hcl;
+pub mod receiver;
 pub mod record;
 
 pub use record::{DpuRecord, HostRecord, Image, RecordKind};

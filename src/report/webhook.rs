@@ -8,6 +8,9 @@
 //! - `ironic`: Ironic's agent heartbeats as its anaconda deploy interface sends them:
 //!   `agent_status` `start`, then `end` or `error`.
 //!
+//! With `json`, the install's report (`--report`) follows the last event as
+//! `{"event": "report", "report": {...}}` (docs/FLEET.md, *Collecting the reports*).
+//!
 //! Posts happen on a thread of their own, in order, each retried with backoff; a post that still
 //! fails is logged and dropped. Reporting never fails or stalls an install.
 
@@ -33,8 +36,14 @@ pub enum ReportFormat {
 /// one try each until one gets through, so a dead receiver costs little time.
 const ATTEMPTS: u32 = 3;
 
+/// What goes through the posting thread: an event, or (json only) the install's report.
+enum Post {
+    Event(Event),
+    Report(Value),
+}
+
 pub struct Webhook {
-    tx: Mutex<Option<mpsc::Sender<Event>>>,
+    tx: Mutex<Option<mpsc::Sender<Post>>>,
     done: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
@@ -176,7 +185,7 @@ impl Shaper {
 impl Webhook {
     /// Start posting to `url`. `token` is Ironic's `agent_token`.
     pub fn start(url: &str, format: ReportFormat, token: Option<String>, http: Http) -> Webhook {
-        let (tx, rx) = mpsc::channel::<Event>();
+        let (tx, rx) = mpsc::channel::<Post>();
         let (done_tx, done_rx) = mpsc::channel();
         let url = url.to_string();
         std::thread::spawn(move || {
@@ -194,11 +203,23 @@ impl Webhook {
                 _ => Vec::new(),
             };
             let mut receiver_down = false;
-            for event in rx {
-                // The last event is always tried in full: the receiver may have been out of
-                // reach only for a while (a DPU's reset takes down a port the route uses).
-                let last = matches!(event, Event::Finished { .. });
-                for body in shaper.bodies(&event) {
+            for post in rx {
+                // The last event and the report are always tried in full: the receiver may
+                // have been out of reach only for a while (a DPU's reset takes down a port the
+                // route uses).
+                let (last, bodies) = match post {
+                    Post::Event(event) => (
+                        matches!(event, Event::Finished { .. }),
+                        shaper.bodies(&event),
+                    ),
+                    // Only the json shape has a place for it (curtin and Ironic would not
+                    // know the body).
+                    Post::Report(report) if format == ReportFormat::Json => {
+                        (true, vec![json!({"event": "report", "report": report})])
+                    }
+                    Post::Report(_) => (true, Vec::new()),
+                };
+                for body in bodies {
                     let attempts = if receiver_down && !last { 1 } else { ATTEMPTS };
                     match http.post_json(&url, &headers, &body, attempts) {
                         Ok(()) => receiver_down = false,
@@ -217,6 +238,15 @@ impl Webhook {
         }
     }
 
+    /// Post the install's report (the JSON of `--report`) after the events, as
+    /// `{"event": "report", "report": {...}}`, in the json shape only: what a receiver
+    /// (`ksinstall report serve`) stores for `cluster check`.
+    pub fn report(&self, report: Value) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(Post::Report(report));
+        }
+    }
+
     /// Stop taking events and wait up to `within` for the queued posts to go out.
     pub fn close(&self, within: Duration) {
         drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
@@ -231,7 +261,7 @@ impl Webhook {
 impl EventSink for Webhook {
     fn emit(&self, event: Event) {
         if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send(event);
+            let _ = tx.send(Post::Event(event));
         }
     }
 }

@@ -681,6 +681,11 @@ pub(crate) fn make_iso(d: &Disc, work: &Path) -> Result<()> {
             .arg(format!("{}/.", extra.display()))
             .arg(&tree))?;
     }
+    // The embed area `ksinstall iso customize` writes a kickstart and boot options into, in a
+    // copy of this ISO; the init reads it (docs/IMAGE.md).
+    let area = tree.join(ksinstall::iso::AREA_PATH);
+    std::fs::create_dir_all(area.parent().context("area path")?)?;
+    std::fs::write(&area, ksinstall::iso::blank_area())?;
     let cmdline = d.cmdline;
     std::fs::write(
         tree.join("isolinux/isolinux.cfg"),

@@ -263,7 +263,32 @@ pub fn section_of(doc: &str, heading: &str) -> Option<String> {
 pub const HEADING: &str = "## Rollout";
 
 pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
-    let o = Options::parse(args)?;
+    // --engine ironic: the rack installed by OpenStack Ironic through Redfish BMCs
+    // (xtask/src/e2e/ironic); --engine sim (the default): the simulated hosts below.
+    let engine = args
+        .iter()
+        .position(|a| a == "--engine")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or("sim");
+    match engine {
+        "ironic" => return crate::e2e::ironic::rollout(root, cargo, args),
+        "sim" => {}
+        other => bail!("rollout: --engine ironic|sim, not {other}"),
+    }
+    let args: Vec<String> = {
+        let mut v = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if a == "--engine" {
+                it.next();
+            } else {
+                v.push(a.clone());
+            }
+        }
+        v
+    };
+    let o = Options::parse(&args)?;
     let status = cargo
         .current_dir(root)
         .args(["build", "--quiet", "--release", "--bin", "ksinstall"])

@@ -147,6 +147,8 @@ pub(super) struct Guest<'a> {
     pub(super) name: &'a str,
     /// A disc the firmware boots first.
     pub(super) removable: Option<(&'a Path, Removable)>,
+    /// A second USB stick (a volume labelled OEMDRV holding ks.cfg), never booted from.
+    pub(super) oemdrv: Option<&'a Path>,
     pub(super) nic: Nic<'a>,
     /// Let the guest reboot (the firmware then boots again) instead of ending QEMU.
     pub(super) reboot: bool,
@@ -385,6 +387,17 @@ impl Guest<'_> {
                 ]);
             }
             None => {}
+        }
+        if let Some(stick) = self.oemdrv {
+            cmd.arg("-drive").arg(format!(
+                "file={},format=raw,if=none,id=oemdrv,readonly=on",
+                stick.display()
+            ));
+            cmd.args(["-device", "qemu-xhci,id=xhci2"]);
+            cmd.args([
+                "-device",
+                "usb-storage,bus=xhci2.0,drive=oemdrv,removable=on",
+            ]);
         }
         match &self.nic {
             Nic::None => {}

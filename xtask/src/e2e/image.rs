@@ -180,6 +180,10 @@ pub(super) struct Images {
     pub(super) usb: PathBuf,
     /// The Secure Boot scenarios' test key, variable stores and ESP disks.
     pub(super) sb: super::secureboot::Kit,
+    /// The installer disc with the media and no ks= (the embed and OEMDRV scenarios).
+    pub(super) embed: PathBuf,
+    /// A stick labelled OEMDRV holding pxe.cfg as ks.cfg.
+    pub(super) oemdrv: PathBuf,
 }
 
 /// The test overlay: the e2e hooks, netdevsim, and the firmware bundles as the scenarios need
@@ -270,7 +274,7 @@ fn make_discs(
     initrd: &Path,
     media: &Path,
     lab_url: &str,
-) -> Result<(PathBuf, PathBuf)> {
+) -> Result<(PathBuf, PathBuf, PathBuf)> {
     // The CD: the media at the root (as on VMware's disc) and the kickstart beside them.
     let root = p.w("cd-root");
     let _ = std::fs::remove_dir_all(&root);
@@ -278,6 +282,9 @@ fn make_discs(
     std::fs::copy(p.w("www/ks/pxe.cfg"), root.join("KS.CFG"))?;
     let mut discs = Vec::new();
     for (name, cmdline, extra) in [
+        // The embed scenarios': no ks= at all; `ksinstall iso customize` or an OEMDRV stick
+        // give it (tests/e2e/hooks read e2e.scenario=embed for both).
+        ("embed", "console=ttyS0 e2e.scenario=embed".to_string(), Some(root.as_path())),
         ("cd", "console=ttyS0 ks=cdrom:/KS.CFG e2e.scenario=cd e2e.dpu=none".to_string(), Some(root.as_path())),
         ("usb", format!("console=ttyS0 ks={lab_url}/ks/pxe.cfg inst.repo={lab_url}/media e2e.scenario=usb e2e.dpu=none"), None),
     ] {
@@ -298,7 +305,23 @@ fn make_discs(
     let _ = std::fs::remove_dir_all(&root);
     let usb = discs.pop().context("usb disc")?;
     let cd = discs.pop().context("cd disc")?;
-    Ok((cd, usb))
+    let embed = discs.pop().context("embed disc")?;
+    Ok((cd, usb, embed))
+}
+
+/// A 4 MiB FAT stick labelled OEMDRV with `ks` as its ks.cfg (Anaconda's convention).
+fn make_oemdrv(out: &Path, ks: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(out);
+    run(Command::new("mkfs.vfat")
+        .args(["-C", "-n", "OEMDRV"])
+        .arg(out)
+        .arg("4096")
+        .stdout(std::process::Stdio::null()))?;
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(out)
+        .arg(ks)
+        .arg("::/ks.cfg"))
 }
 
 /// The installer image, the packages, netdevsim, then the overlay, the UKI, the media and the
@@ -355,7 +378,9 @@ pub(super) fn build(
         super::netlab::SERVER,
         super::netlab::HTTP_PORT
     );
-    let (cd, usb) = make_discs(&p, &inst, &initrd, &media, &lab_url)?;
+    let (cd, usb, embed) = make_discs(&p, &inst, &initrd, &media, &lab_url)?;
+    let oemdrv = p.w("oemdrv.img");
+    make_oemdrv(&oemdrv, &www.join("ks/pxe.cfg"))?;
     laps.lap("overlay, UKI, media, discs");
     Ok((
         p,
@@ -368,6 +393,8 @@ pub(super) fn build(
             cd,
             usb,
             sb,
+            embed,
+            oemdrv,
         },
     ))
 }

@@ -908,3 +908,53 @@ pub(super) fn check_removable(
         format!("OVMF (Microsoft's keys) booted the disc by shim+GRUB; Secure boot enabled, lockdown [integrity]; {source}; partitions {parts:?}; sgdisk -v clean"),
     )
 }
+
+/// The embed scenarios: a disc with no ks= of its own booted by OVMF, the kickstart read from
+/// where `source` names (the ISO's embed area, an OEMDRV stick), the media from the disc; then
+/// the disk as the pxe scenario judges it: the guest kernel's GPT and vfat against sgdisk and
+/// mtools here, the bank against the media, sgdisk -v and fsck.fat -n.
+pub(super) fn check_embedded(
+    title: &str,
+    serial: &Serial,
+    p: &Paths,
+    disk: &Path,
+    media: &Path,
+    uki: &Path,
+    source: &str,
+) -> Outcome {
+    let mut problems = Vec::new();
+    let mut details = Vec::new();
+    let r = (|| -> Result<()> {
+        serial.expect_exit(0, "installed", &mut problems);
+        if !serial
+            .text
+            .contains(&format!("reading the kickstart ({source})"))
+        {
+            problems.push(format!("the installer did not read {source}"));
+        }
+        if serial.text.contains("inst.repo=http") || serial.text.contains("network: DHCP") {
+            problems.push("the guest used the network; the disc alone must do".into());
+        }
+        let host = sgdisk_partitions(disk)?;
+        let numbers = check_kernel_gpt(serial, &host, &mut problems);
+        details.push(format!("kernel GPT {numbers:?}"));
+        let manifest = ksinstall::media::Media::open(&media.display().to_string())?.manifest;
+        let guest = guest_hashes(serial);
+        let hashed = check_vfat(serial, disk, &host, &guest, &mut problems)?;
+        let modules = check_bank_and_loader(&manifest, &guest, uki, &mut problems)?;
+        details.push(format!(
+            "{source}; {hashed} files read by the guest's vfat = mtools; {modules} modules = media"
+        ));
+        let tools = check_host_tools(p, disk);
+        if tools.passed {
+            details.push(tools.detail);
+        } else {
+            problems.push(tools.detail);
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        problems.push(format!("{e:#}"));
+    }
+    judge(title, serial, problems, details.join("; "))
+}

@@ -69,6 +69,7 @@ pub(super) fn pxe_boot(
     let guest = Guest {
         name: "pxe",
         removable: None,
+        oemdrv: None,
         nic: Nic::Tap {
             netns: &lab.netns,
             tap: TAP,
@@ -124,6 +125,7 @@ pub(super) fn vlan(
     let guest = Guest {
         name: "vlan",
         removable: None,
+        oemdrv: None,
         nic: Nic::Udp {
             netns: &lab.netns,
             mac,
@@ -189,6 +191,7 @@ pub(super) fn failures(
         let guest = Guest {
             name,
             removable: None,
+            oemdrv: None,
             nic: Nic::User,
             reboot: false,
             link_off,
@@ -232,6 +235,7 @@ pub(super) fn removable(
         let guest = Guest {
             name,
             removable: Some((disc.as_path(), kind)),
+            oemdrv: None,
             nic: match kind {
                 Removable::Cd => Nic::User,
                 Removable::Usb => Nic::Tap {
