@@ -34,6 +34,9 @@ fn guest<'a>(
         cmdline: String::new(),
         disk,
         snapshot: false,
+        // The embed area and OEMDRV need no Secure Boot; the CD/USB scenarios boot the same
+        // disc under it.
+        secure_boot: None,
         edu,
         // An OVMF CD boot and an install with a DSC flash: about 2 minutes here.
         timeout: Duration::from_secs(300),

@@ -268,6 +268,7 @@ pub(super) fn network(
     let guest = Guest {
         name: "sb-pxe",
         removable: None,
+        oemdrv: None,
         nic: Nic::Tap {
             netns: &lab.netns,
             tap: TAP,
@@ -395,6 +396,7 @@ pub(super) fn uki(p: &Paths, kit: &Kit, deadline: Instant) -> Result<Vec<Outcome
         let guest = Guest {
             name,
             removable: None,
+            oemdrv: None,
             nic: Nic::None,
             reboot: false,
             link_off: false,
