@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fleet;
 pub mod http;
 pub mod install;
+pub mod interrupt;
 pub mod inventory;
 pub mod kickstart;
 pub mod media;

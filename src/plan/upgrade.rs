@@ -424,6 +424,7 @@ pub(super) fn plan_upgrade(
         kickstart: i.kickstart_name.to_string(),
         media: super::media_summary(media),
         target: target.clone(),
+        cleared: Vec::new(),
         layout,
         esp_files: Vec::new(),
         bank_files,
@@ -516,6 +517,7 @@ fn upgrade_layout(
         partitions,
         wipes: Vec::new(),
         osdata_elsewhere: false,
+        osdata_disk: None,
         warnings: Vec::new(),
     })
 }
