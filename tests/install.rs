@@ -408,9 +408,28 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let before = hash_image(&img);
     let disk = ["--disk", img.to_str().unwrap()];
 
+    // The Host: line says the VLAN, the name servers and whether %firstboot runs.
+    let vlan = s.install(
+        &s.ks(&ks_text("%firstboot --interpreter=busybox\necho hi\n")
+            .replace("--nameserver", "--vlanid=42 --nameserver")),
+        &[&disk[..], &["--dry-run"]].concat(),
+    );
+    let host_line = String::from_utf8_lossy(&vlan.stdout)
+        .lines()
+        .find(|l| l.starts_with("Host: "))
+        .map(str::to_string)
+        .unwrap_or_default();
+    for want in [
+        "on VLAN 42",
+        "| DNS 10.1.2.2 |",
+        "| %firstboot in onetime.tgz",
+    ] {
+        assert!(host_line.contains(want), "{want:?} not in {host_line:?}");
+    }
     let dry = s.install(&s.ks(&ks_text("")), &[&disk[..], &["--dry-run"]].concat());
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(plan.contains("| %firstboot none"), "{plan}");
     assert!(
         plan.contains("BOOTBANK1") && plan.contains("ERASED"),
         "{plan}"

@@ -1513,10 +1513,27 @@ impl Plan {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let h = &self.host;
         let _ = writeln!(
             s,
-            "Host: {} | network {} | keyboard {} | root password {}",
-            self.host.hostname, self.host.network, self.host.keyboard, self.host.root_password
+            "Host: {} | network {}{} | DNS {} | keyboard {} | root password {} | %firstboot {}",
+            h.hostname,
+            h.network,
+            h.vlan_id
+                .map(|v| format!(" on VLAN {v}"))
+                .unwrap_or_default(),
+            if h.nameservers.is_empty() {
+                "none".to_string()
+            } else {
+                h.nameservers.join(", ")
+            },
+            h.keyboard,
+            h.root_password,
+            if self.generated.iter().any(|g| g.name == "onetime.tgz") {
+                "in onetime.tgz"
+            } else {
+                "none"
+            }
         );
         for d in &self.dpus {
             let _ = writeln!(
