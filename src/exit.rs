@@ -36,6 +36,9 @@ pub enum Outcome {
     /// `cluster check` / `hcl check`: an input (report, probe, table) could not be read or is
     /// not one ksinstall wrote; nothing was judged.
     InputUnreadable = 13,
+    /// SIGINT, SIGTERM or SIGHUP: the run stopped at its next safe point (the report says the
+    /// step and what state the disk was left in).
+    Interrupted = 14,
 }
 
 impl From<Outcome> for ExitCode {

@@ -10,6 +10,7 @@ pub mod firstboot;
 pub mod fleet;
 pub mod http;
 pub mod install;
+pub mod interrupt;
 pub mod inventory;
 pub mod iso;
 pub mod kickstart;

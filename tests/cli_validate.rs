@@ -1,5 +1,6 @@
 //! `ksinstall validate` as a user runs it: exit codes, output lines, JSON, and no secrets.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn ksinstall(args: &[&str]) -> Output {
@@ -259,4 +260,94 @@ fn an_unrendered_template_is_named_and_a_placeholder_password_always_fails() {
         "not even a warning lets it through: {text}"
     );
     assert!(text.contains(&format!("{f}:2:8: error: the root password looks like a Go/Jinja template placeholder `{{{{...}}}}`: the file was not rendered")), "{text}");
+}
+
+/// A `%pre`/`%post` line that uses what only ESXi's installer has is a warning on its own line,
+/// in `validate` and in the install's plan; `%firstboot` (run on ESXi) is never warned about,
+/// and the examples use nothing of the kind in %pre/%post.
+#[test]
+fn pre_and_post_lines_using_esxi_only_commands_are_warned_per_line() {
+    let d = tempfile::tempdir().unwrap();
+    let ks = write(
+        &d,
+        "ks.cfg",
+        "vmaccepteula\nrootpw 'Sekr1t-Horse-9'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n\
+%pre --interpreter=busybox\n# esxcli in a comment is fine\nmac=$(/bin/esxcli network nic list)\necho ok\n\
+%post --interpreter=busybox\nvim-cmd hostsvc/enable_ssh\necho x > /vmfs/volumes/datastore1/log\nlocalcli foo; vmkfstools -C vmfs6 x\n\
+%firstboot --interpreter=busybox\nesxcli system hostname set --host=a\nvim-cmd hostsvc/start_ssh\n",
+    );
+    let out = ksinstall(&["validate", &ks]);
+    let t = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let flagged: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains("which only ESXi's own installer has"))
+        .collect();
+    assert_eq!(flagged.len(), 4, "{t}");
+    for (line, what) in [
+        (7, "%pre uses esxcli"),
+        (10, "%post uses vim-cmd"),
+        (11, "%post uses /vmfs/"),
+        (12, "%post uses localcli"),
+    ] {
+        assert!(
+            flagged
+                .iter()
+                .any(|l| l.contains(&format!("ks.cfg:{line}:1: warning: {what}"))),
+            "line {line}: {t}"
+        );
+    }
+    // --strict makes them fail, as every warning does.
+    assert_eq!(
+        ksinstall(&["validate", "--strict", &ks]).status.code(),
+        Some(2)
+    );
+    // The plan says the same lines.
+    let media = d.path().join("media");
+    ksinstall::media::synth::mkmedia(&ksinstall::media::synth::Options {
+        out: media.clone(),
+        size: 32 << 20,
+        version: "8.0.3".into(),
+        seed: 3,
+    })
+    .unwrap();
+    let dry = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .args(["install", "--ks", &ks, "--media", media.to_str().unwrap()])
+        .arg("--sysroot")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+        .args(["--cmdline", "", "--dry-run", "--progress", "json", "--disk"])
+        .arg(d.path().join("disk.img"))
+        .args(["--disk-size", "40G"])
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{plan}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let last: serde_json::Value = plan
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["event"] == "plan")
+        .unwrap();
+    let warnings: Vec<&str> = last["plan"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.contains("which only ESXi's own installer has"))
+        .collect();
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("ks.cfg:11: %post uses /vmfs/")));
+    for example in ["07-pre-generated-include.cfg", "08-post-firstboot.cfg"] {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("kickstart-examples")
+            .join(example);
+        let t = stdout(&ksinstall(&["validate", p.to_str().unwrap()]));
+        assert!(!t.contains("which only ESXi's own installer has"), "{t}");
+    }
 }

@@ -1170,3 +1170,21 @@ fn a_disk_holding_esxi_is_offered_an_upgrade_with_the_scripted_plan() {
         "the running bank is untouched"
     );
 }
+
+/// A BlueField whose rshim cannot be reached (no rshim device, no daemon): the refusal and what
+/// to do are on the first screen, before any question, since no answer can fix it.
+#[test]
+fn a_hardware_refusal_shows_on_the_first_screen_with_what_to_do() {
+    let mut host = Host::of("bluefield3");
+    host._dpu = None;
+    std::fs::remove_dir_all(host.path("root/dev/rshim0")).unwrap();
+    let c = host.console(&[]);
+    let s = c.wait_for(&["Welcome", "The install cannot go ahead on this host"]);
+    assert!(s.contains("BlueField-3"), "{s}");
+    assert!(s.contains("no rshim device for"), "{s}");
+    assert!(s.contains("--with-rshim"), "what to do: {s}");
+    assert!(
+        s.contains("No answer on the next screens changes this"),
+        "{s}"
+    );
+}

@@ -369,9 +369,36 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     let before = hash_image(&img);
     let disk = ["--disk", img.to_str().unwrap()];
 
+    // The dry run says what first boot applies: the VLAN, the name servers, each %firstboot.
+    let vlan = s.install(
+        &s.ks(&ks_text("%firstboot --interpreter=busybox\necho hi\n")
+            .replace("--nameserver", "--vlanid=42 --nameserver")),
+        &[&disk[..], &["--dry-run"]].concat(),
+    );
+    let said = String::from_utf8_lossy(&vlan.stdout).into_owned();
+    let first_boot: Vec<&str> = said
+        .lines()
+        .skip_while(|l| !l.starts_with("First boot applies (onetime.tgz):"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    for want in [
+        "  VLAN 42",
+        "  DNS 10.1.2.2",
+        "  %firstboot 001.firstboot_001 (busybox, ",
+    ] {
+        assert!(
+            first_boot.iter().any(|l| l.starts_with(want)),
+            "{want:?} not in {first_boot:?}"
+        );
+    }
     let dry = s.install(&s.ks(&ks_text("")), &[&disk[..], &["--dry-run"]].concat());
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        plan.contains("First boot applies") && !plan.contains("  %firstboot "),
+        "{plan}"
+    );
     assert!(
         plan.contains("BOOTBANK1") && plan.contains("ERASED"),
         "{plan}"
@@ -452,10 +479,13 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         &s.ks(&ks_text("clearpart --alldrives --overwritevmfs\n")),
         &disk,
     );
+    // The fixture's dev/ files are empty where sysfs says 1 TB: clearpart refuses to clear a
+    // disk that is not the one the plan read, before anything is written (tests/install.rs
+    // `clearpart_clears_the_other_disks` clears real ones).
     refused(
         &clear,
         3,
-        "clearing disks other than the install disk is not supported yet",
+        "is 0 bytes, not the 1000204886016 bytes its sysfs entry says",
     );
     // A bootloader path that FAT cannot hold is refused at plan time (an extra loader of custom
     // media, given by MANIFEST.JSON beside VMware's metadata).
@@ -1343,4 +1373,210 @@ fn the_firmware_directory_is_found_beside_the_installed_binary_never_in_the_buil
     let out = hcl();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("OK: 1 host(s)"), "{}", text(&out));
+}
+
+/// `clearpart --alldrives --overwritevmfs` with `install --firstdisk`: the other disks are
+/// cleared as the kickstart says, the dry run shows it first, `validate` agrees, and a disk
+/// holding VMFS still needs the kickstart's consent.
+#[test]
+fn clearpart_clears_the_other_disks() {
+    let s = Setup::new("32M");
+    let sysroot = s.path("root");
+    common::copy_fixture("plain", &sysroot);
+    // Each fixture disk gets a sparse file of the size its sysfs entry says.
+    for (name, sectors) in [
+        ("sda", 1_953_525_168u64),
+        ("sdb", 1_953_525_168),
+        ("sdc", 31_277_232),
+        ("sdd", 7_814_037_168),
+        ("nvme0n1", 7_501_476_528),
+    ] {
+        let f = std::fs::File::create(sysroot.join("dev").join(name)).unwrap();
+        f.set_len(sectors * 512).unwrap();
+    }
+    let sdb = sysroot.join("dev/sdb");
+    let (ok, _, err) = run(
+        "sgdisk",
+        &[
+            "-n",
+            "1:2048:+1G",
+            "-t",
+            "1:FB00",
+            "-n",
+            "2:0:+1G",
+            "-t",
+            "2:0700",
+            sdb.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    // A VMFS volume header's place (1 MiB into the partition) holds something: a datastore.
+    common::poke(&sdb, 2048 * 512 + (1 << 20), b"\x0d\xd0\x01\xc0 not zeros");
+    let img = s.path("disk.img");
+    let with = |clear: &str| {
+        s.ks(&format!(
+            "vmaccepteula\nrootpw '{PASSWORD}'\ninstall --firstdisk --overwritevmfs\n{clear}\n"
+        ))
+    };
+    let install = |ks: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .arg("install")
+            .arg("--ks")
+            .arg(ks)
+            .arg("--media")
+            .arg(s.path("media"))
+            .arg("--sysroot")
+            .arg(&sysroot)
+            .args(["--cmdline", "", "--disk"])
+            .arg(&img)
+            .args(["--disk-size", "40G"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Without --overwritevmfs on clearpart, the datastore on sdb is refused.
+    let no = install(&with("clearpart --alldrives"), &[]);
+    refused(&no, 3, "clearpart --overwritevmfs not specified");
+    // validate calls the kickstart valid, and install does it: first the plan.
+    let ks = with("clearpart --alldrives --overwritevmfs");
+    let v = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("validate")
+        .arg(&ks)
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert!(
+        text(&v).contains("will also clear every disk but the installer's own media"),
+        "{}",
+        text(&v)
+    );
+    let dry = install(&ks, &["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    for d in ["sda", "sdb", "sdc", "sdd", "nvme0n1"] {
+        assert!(
+            plan.lines().any(|l| l.starts_with("clearpart: ")
+                && l.contains(&format!("/dev/{d})"))
+                && l.contains("ZEROED")),
+            "{d}: {plan}"
+        );
+    }
+    assert!(plan.contains("VMFS (p1)"), "{plan}");
+    let (_, p, _) = run("sgdisk", &["-p", sdb.to_str().unwrap()]);
+    assert!(p.contains("FB00"), "a dry run clears nothing: {p}");
+    let out = install(&ks, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // sgdisk finds no partition table on sdb any more, blkid no signature at its old datastore.
+    let (_, p, _) = run("sgdisk", &["-p", sdb.to_str().unwrap()]);
+    assert!(
+        p.contains("Creating new GPT entries") && !p.contains("FB00"),
+        "{p}"
+    );
+    assert!(common::peek(&sdb, 2048 * 512, 4 << 20)
+        .iter()
+        .all(|b| *b == 0));
+    assert!(bank_boot_cfg(&img).unwrap().contains("bootstate=0"));
+}
+
+/// `--systemdisk` is never dropped in silence: kickstart-examples/06 names the usb-boot
+/// fixture's SATA disk and the plan says what becomes of it; a disk that is not there is
+/// refused with the disks that are.
+#[test]
+fn systemdisk_is_resolved_and_said() {
+    let s = Setup::new("32M");
+    let sysroot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/usb-boot");
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("kickstart-examples/06-usb-systemdisk.cfg");
+    let dry = |ks: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+            .arg("install")
+            .arg("--ks")
+            .arg(ks)
+            .arg("--media")
+            .arg(s.path("media"))
+            .arg("--sysroot")
+            .arg(&sysroot)
+            .args(["--cmdline", "", "--dry-run"])
+            .output()
+            .unwrap()
+    };
+    let out = dry(&example);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("--systemdisk names naa.5000c500c0ffee01 (/dev/sda)"),
+        "{t}"
+    );
+    assert!(!t.contains("it needs install --systemdisk="), "{t}");
+    assert!(t.contains("ESX-OSData is not written there"), "{t}");
+    let missing = s.ks(&std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("naa.5000c500c0ffee01", "naa.doesnotexist"));
+    let out = dry(&missing);
+    refused(&out, 3, "install --systemdisk=naa.doesnotexist");
+    assert!(
+        text(&out).contains("naa.5000c500c0ffee01"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A `%post` that fails under `--ignorefailure=true`: the install succeeds, the report's
+/// warnings say so, and its output and exit status reach the console and the report without
+/// RUST_LOG.
+#[test]
+fn script_output_and_status_reach_the_console_and_the_report() {
+    let s = Setup::new("32M");
+    let img = s.path("disk.img");
+    let report = s.path("report.json");
+    let ks = s.ks(&ks_text(
+        "%post --interpreter=busybox --ignorefailure=true\necho hello from post\necho to stderr >&2\nexit 3\n%post --interpreter=busybox\necho second ran\n",
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
+        .arg("install")
+        .arg("--ks")
+        .arg(&ks)
+        .arg("--media")
+        .arg(s.path("media"))
+        .arg("--sysroot")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
+        .args(["--cmdline", "", "--disk"])
+        .arg(&img)
+        .args(["--disk-size", "40G", "--report"])
+        .arg(&report)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "%post ",
+        ": hello from post",
+        ": to stderr",
+        ": %post returned exit status: 3",
+        ": second ran",
+        ": exit status: 0",
+    ] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let warnings = r["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| {
+            let w = w.as_str().unwrap();
+            w.contains("exit status: 3") && w.contains("--ignorefailure=true")
+        }),
+        "{warnings:?}"
+    );
+    let scripts = r["scripts"].as_array().unwrap();
+    assert_eq!(scripts.len(), 2, "{scripts:?}");
+    assert_eq!(scripts[0]["section"], "%post");
+    assert_eq!(scripts[0]["ok"], false);
+    assert_eq!(scripts[0]["status"], "%post returned exit status: 3");
+    assert!(scripts[0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("hello from post\nto stderr\n"));
+    assert_eq!(scripts[1]["ok"], true);
+    assert_eq!(scripts[1]["status"], "exit status: 0");
 }

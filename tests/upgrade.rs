@@ -295,6 +295,22 @@ fn install_a_then_upgrades_to_b_and_c_alternate_banks_and_never_touch_the_runnin
         assert!(cfg6.contains(want), "{want:?} not in\n{cfg6}");
     }
     assert!(cfg6.contains(" --- imgdb.tgz --- state.tgz\n"), "{cfg6}");
+    // Real banks carry VMware's imgdb.tgz alone: nothing of ours stands beside it, and the plan
+    // does not promise one either.
+    let (ok, dir, err) = run(
+        "mdir",
+        &[
+            "-b",
+            "-i",
+            &format!("{}@@{}", img.display(), P6.0 * 512),
+            "::/",
+        ],
+    );
+    assert!(ok, "{err}");
+    let dir = dir.to_ascii_lowercase();
+    assert!(dir.contains("::/imgdb.tgz"), "{dir}");
+    assert!(!dir.contains("imgdb.json"), "{dir}");
+    assert!(!t.contains("imgdb.json"), "{t}");
     assert_eq!(
         [
             range(&img, P1),

@@ -60,7 +60,12 @@ const COPY_BUFFER: usize = 1 << 20;
 pub(crate) const INSTALL_RECORD: &str = "ksinstall.json";
 
 fn classify(step: StepId, err: anyhow::Error) -> ApplyError {
-    let outcome = if verify::mismatch_of(&err).is_some() || verify::unreadable_of(&err).is_some() {
+    let outcome = if err
+        .chain()
+        .any(|e| e.downcast_ref::<crate::interrupt::Interrupted>().is_some())
+    {
+        Outcome::Interrupted
+    } else if verify::mismatch_of(&err).is_some() || verify::unreadable_of(&err).is_some() {
         Outcome::Media
     } else if err
         .chain()
@@ -138,6 +143,8 @@ fn copy_in(
             *done += buf.len() as u64;
             step.progress(*done);
             let _ = spare_tx.send(buf);
+            // A safe point: the file is incomplete, but boot.cfg is not written yet.
+            crate::interrupt::check()?;
         }
         let verified = reader
             .join()
@@ -178,6 +185,7 @@ fn read_back(fs: &FatVolume<'_>, partition: u32, path: &str) -> Result<WrittenFi
         }
         h.update(&buf[..n]);
         size += n as u64;
+        crate::interrupt::check()?;
     }
     Ok(WrittenFile {
         partition,
@@ -203,6 +211,27 @@ fn unmount(fs: FatVolume<'_>, what: &str) -> Result<()> {
         .with_context(|| format!("closing the FAT file system of {what}"))
 }
 
+/// `clearpart` on a disk that is not the target: zero what the plan says, then sync.
+fn clear_disk(c: &crate::plan::ClearDisk) -> Result<()> {
+    let mut dev = BlockDev::open(&c.path, c.logical_sector_size)?;
+    // The disk the plan was made for: a different size is a different disk.
+    anyhow::ensure!(
+        dev.size_bytes() == c.size_bytes,
+        "clearpart: {} ({}) is {} bytes now, not the {} planned: not cleared",
+        c.name,
+        c.path.display(),
+        dev.size_bytes(),
+        c.size_bytes
+    );
+    for (offset, len) in &c.zero {
+        storage::zero_range(&mut dev, *offset, *len)
+            .with_context(|| format!("clearpart: zeroing {} at byte {offset}", c.name))?;
+    }
+    dev.sync()?;
+    log::info!("clearpart: {} cleared", c.name);
+    Ok(())
+}
+
 /// Partition, bootloader, boot bank 0, read-back: everything of the host but `boot.cfg`.
 fn lay_down(
     plan: &Plan,
@@ -220,6 +249,10 @@ fn lay_down(
         format!("partitioning {}", t.name),
         None,
     );
+    for c in &plan.cleared {
+        clear_disk(c).map_err(|e| classify(StepId::Partition, e))?;
+        step.status(format!("clearpart: {} cleared", c.name));
+    }
     storage::apply_layout(&mut dev, &plan.layout).map_err(|e| classify(StepId::Partition, e))?;
     // `part` datastore disks: a GPT with one VMFS partition each, wiped; formatted at first boot.
     for d in &plan.datastore_disks {
@@ -414,7 +447,9 @@ fn check_media(media: &Media, sink: &dyn EventSink) -> Result<(), ApplyError> {
         .verify_components(&host, &mut |done| step.progress(done))
         .map_err(|e| {
             let mut e = classify(StepId::Media, e);
-            e.outcome = Outcome::Media;
+            if e.outcome != Outcome::Interrupted {
+                e.outcome = Outcome::Media;
+            }
             e
         })?;
     step.finish();
@@ -597,6 +632,8 @@ pub fn apply(
     });
     checked?;
     let staged = staged?;
+    // The last safe point before the first write: a run stopped here leaves every disk as it was.
+    crate::interrupt::check().map_err(|i| classify(StepId::Media, i.into()))?;
     for d in plan
         .dpus
         .iter()

@@ -1,6 +1,7 @@
 //! Running kickstart scripts on the installer: `%pre` while the kickstart is read, `%post` after
 //! apply. busybox scripts run with `/bin/sh -l`, python ones with python3; a timeout kills the
-//! script; output goes to the log.
+//! script. Its output and how it ended go to stderr (the console) always, and into the report
+//! as a [`ScriptRecord`].
 
 use std::io::Write;
 use std::path::Path;
@@ -9,8 +10,57 @@ use std::time::{Duration, Instant};
 
 use crate::plan::ScriptPlan;
 
-/// Run one script to completion. `Err` says why it failed (exit status, timeout, no interpreter).
-pub fn run(script: &ScriptPlan, workdir: &Path) -> Result<(), String> {
+/// How one script ended, for the report (`scripts`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ScriptRecord {
+    /// `%pre` or `%post`.
+    pub section: String,
+    /// Where it is in the kickstart (`ks.cfg:12`).
+    pub at: String,
+    pub ok: bool,
+    /// `exit status: 0`, a timeout, an interpreter that is not there.
+    pub status: String,
+    /// Its stdout and stderr together (the last 64 KiB).
+    pub output: String,
+}
+
+/// The most of a script's output kept in the report.
+const OUTPUT_KEPT: usize = 64 << 10;
+
+/// Run one script to completion, say its output and how it ended on stderr, and record both.
+/// `Err` says why it failed (exit status, timeout, no interpreter).
+pub fn run(
+    script: &ScriptPlan,
+    workdir: &Path,
+    records: &mut Vec<ScriptRecord>,
+) -> Result<(), String> {
+    let mut output = String::new();
+    let result = run_one(script, workdir, &mut output);
+    let section = script.kind.section();
+    for line in output.lines() {
+        eprintln!("{section} {}: {line}", script.at);
+    }
+    let status = match &result {
+        Ok(s) => s.clone(),
+        Err(why) => why.clone(),
+    };
+    eprintln!("{section} {}: {status}", script.at);
+    let cut = output.len().saturating_sub(OUTPUT_KEPT);
+    let cut = (cut..=output.len())
+        .find(|i| output.is_char_boundary(*i))
+        .unwrap_or(output.len());
+    records.push(ScriptRecord {
+        section: section.to_string(),
+        at: script.at.clone(),
+        ok: result.is_ok(),
+        status,
+        output: output[cut..].to_string(),
+    });
+    result.map(|_| ())
+}
+
+/// Run it; `Ok` is the exit status said as text. `output` gets what it printed.
+fn run_one(script: &ScriptPlan, workdir: &Path, output: &mut String) -> Result<String, String> {
     let program = script
         .program
         .as_deref()
@@ -43,16 +93,14 @@ pub fn run(script: &ScriptPlan, workdir: &Path) -> Result<(), String> {
         match child.try_wait() {
             Ok(Some(status)) => {
                 use std::io::{Read, Seek};
-                let mut text = String::new();
+                let mut bytes = Vec::new();
                 let mut log = log;
                 let _ = log
                     .rewind()
-                    .and_then(|_| log.take(1 << 20).read_to_string(&mut text));
-                for line in text.lines() {
-                    log::info!("{} at line {}: {line}", script.kind.section(), script.line);
-                }
+                    .and_then(|_| log.take(1 << 20).read_to_end(&mut bytes));
+                *output = String::from_utf8_lossy(&bytes).into_owned();
                 return if status.success() {
-                    Ok(())
+                    Ok(status.to_string())
                 } else {
                     Err(format!("{} returned {status}", script.kind.section()))
                 };

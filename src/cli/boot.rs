@@ -100,6 +100,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         sinks.finish(o, started);
         return Ok(o);
     }
+    // From here the run is scripted: a signal stops it at a safe point (src/interrupt.rs).
+    anyhow::Context::context(
+        ksinstall::interrupt::install(),
+        "taking SIGINT, SIGTERM and SIGHUP",
+    )?;
     let sink = sinks.tee();
 
     let wanted: Vec<String> = boot.ks.iter().map(ToString::to_string).collect();

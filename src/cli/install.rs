@@ -278,6 +278,7 @@ pub fn boot_options(c: &Common) -> Result<BootOptions, String> {
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    ksinstall::interrupt::install().context("taking SIGINT, SIGTERM and SIGHUP")?;
     let mut sinks = Sinks::new(&a.common);
     let options = a.common.options(a.run_pre);
     let boot = match boot_options(&a.common) {

@@ -63,7 +63,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   8  a %pre or %post script failed
   9  the DPU said nothing for --dpu-timeout seconds
  10  the DPU payload did not reach the DPU
- 11  the DPU's driver refused the request";
+ 11  the DPU's driver refused the request
+ 14  interrupted by SIGINT, SIGTERM or SIGHUP (stopped at the next safe point; see the report)";
 
 /// How the DPUs are reached (shared by `install` and `probe`).
 #[derive(Debug, Clone, clap::Args)]

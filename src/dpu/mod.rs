@@ -456,6 +456,7 @@ fn rshim_outcome(e: &rshim::RshimError) -> Outcome {
         E::Timeout(_) => Outcome::DpuTimeout,
         E::Refused(_) | E::Busy(_) | E::Dropped(_) => Outcome::DpuRefused,
         E::Failed(_) | E::Unconfirmed(_) | E::Cancelled => Outcome::Dpu,
+        E::Interrupted(_) => Outcome::Interrupted,
     }
 }
 

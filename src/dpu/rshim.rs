@@ -179,6 +179,9 @@ pub enum RshimError {
     Io(String),
     #[error("stopped waiting: the host install failed")]
     Cancelled,
+    /// A signal asked the run to stop: the stream was sent whole, the DPU installs on without us.
+    #[error("stopped waiting for the DPU: {0}; the boot stream was sent whole and the DPU may still be installing it (run the install again to be sure of what it runs)")]
+    Interrupted(crate::interrupt::Interrupted),
 }
 
 /// What to say when the host's rshim daemon has let go of a card: the commands that take it
@@ -463,6 +466,7 @@ pub fn wait(
         if w.cancel.load(Ordering::SeqCst) {
             return Err(RshimError::Cancelled);
         }
+        crate::interrupt::check().map_err(RshimError::Interrupted)?;
         if last_word.elapsed() >= w.silence {
             return Err(RshimError::Timeout(format!(
                 "{}: no word from the DPU for {}s after the boot stream{}",

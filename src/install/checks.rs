@@ -57,6 +57,25 @@ pub(super) fn target_writable(
             format!("{}: cannot be written: {e}", what.display()),
         )
     };
+    // The disks clearpart clears are written too, and must be the disks the plan read.
+    for c in &plan.cleared {
+        crate::storage::BlockDev::check_writable(&c.path).map_err(|e| refuse(&c.path, e))?;
+        let size = crate::storage::BlockDev::open_read_only(&c.path, c.logical_sector_size)
+            .map(|d| d.size_bytes())
+            .map_err(|e| refuse(&c.path, std::io::Error::other(format!("{e:#}"))))?;
+        if size != c.size_bytes {
+            return Err(stop(
+                StepId::Plan,
+                Outcome::Precondition,
+                format!(
+                    "clearpart: {} ({}) is {size} bytes, not the {} bytes its sysfs entry says: not cleared",
+                    c.name,
+                    c.path.display(),
+                    c.size_bytes
+                ),
+            ));
+        }
+    }
     if let Some(DiskOverride::New { path, .. }) = disk {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,

@@ -211,10 +211,42 @@ pub fn record(
     })
 }
 
-/// What `run` did: the disk's account when apply finished, and how the run ended.
+/// What `run` did: the disk's account when apply finished, how the run ended, and the state
+/// it left the target in.
 pub struct Ran {
     pub applied: Option<apply::Applied>,
     pub result: Result<(), Failure>,
+    pub target: report::TargetState,
+    /// The `%post` scripts run, with their output and how each ended.
+    pub scripts: Vec<apply::scripts::ScriptRecord>,
+}
+
+/// The state a stop in apply's `step` leaves the target in; says so in the failure's message
+/// when the disk was written to.
+fn left_behind(
+    plan: &Plan,
+    step: StepId,
+    removed: bool,
+    failure: &mut Failure,
+) -> report::TargetState {
+    use report::TargetState;
+    match step {
+        StepId::Media | StepId::DpuStage | StepId::Open if removed => TargetState::Removed,
+        StepId::Media | StepId::DpuStage | StepId::Open => TargetState::Untouched,
+        _ => {
+            failure.message.push_str(&match &plan.upgrade {
+                Some(u) => format!(
+                    "; boot bank partition {} of {} is left half-written (no boot.cfg): partition {} still boots, and the next upgrade rewrites it",
+                    u.target_bank, plan.target.name, u.running_bank
+                ),
+                None => format!(
+                    "; {} is left half-written (no boot.cfg): it does not boot, and the next install takes it as its own unfinished one (no --overwritevmfs needed)",
+                    plan.target.name
+                ),
+            });
+            TargetState::HalfWritten
+        }
+    }
 }
 
 /// Carry out a plan that every check has passed: create the `--disk` image if it is new, apply
@@ -236,20 +268,18 @@ pub fn run(
     }
     // Checked here too, not only by the scripted path's plan: the console's plans come straight
     // from `plan::make`, and a DPU may start flashing beside the lay-down.
+    let untouched = |f| Ran {
+        applied: None,
+        result: Err(f),
+        target: report::TargetState::Untouched,
+        scripts: Vec::new(),
+    };
     if let Err(f) = checks::target_writable(plan, disk_override(o), false) {
-        return Ran {
-            applied: None,
-            result: Err(f),
-        };
+        return untouched(f);
     }
     let created = match checks::create_image(o) {
         Ok(c) => c,
-        Err(f) => {
-            return Ran {
-                applied: None,
-                result: Err(f),
-            }
-        }
+        Err(f) => return untouched(f),
     };
     let record = |applied: &apply::Applied| {
         let mut r = InstallReport::without_plan(Some(kickstart_name), Outcome::Success, false)
@@ -261,32 +291,57 @@ pub fn run(
     let applied = match apply::apply(plan, &host.media, sink, &o.access, &record) {
         Ok(a) => a,
         Err(e) => {
-            // Stopped before the first write (bad media, a bad DPU payload): the image made
-            // for the install goes too, as after a refused plan.
-            if let (true, Some(p)) = (
+            // Stopped before the first write (bad media, a bad DPU payload, a signal): the
+            // image made for the install goes too, as after a refused plan.
+            let removed = match (
                 e.step == StepId::Media || e.step == StepId::DpuStage,
                 &created,
             ) {
-                let _ = std::fs::remove_file(p);
-            }
+                (true, Some(p)) => std::fs::remove_file(p).is_ok(),
+                _ => false,
+            };
+            let mut failure = from_apply(e);
+            let target = left_behind(plan, failure.step, removed, &mut failure);
             return Ran {
                 applied: None,
-                result: Err(from_apply(e)),
+                result: Err(failure),
+                target,
+                scripts: Vec::new(),
             };
         }
     };
-    let result = tempfile::tempdir()
-        .map_err(|e| {
-            stop(
-                StepId::Post,
-                Outcome::UsageOrIo,
-                format!("making a scratch directory for scripts: {e}"),
-            )
-        })
-        .and_then(|dir| run_post(&plan.post_scripts, dir.path(), sink).map_err(from_apply));
+    let result = tempfile::tempdir().map_err(|e| {
+        stop(
+            StepId::Post,
+            Outcome::UsageOrIo,
+            format!("making a scratch directory for scripts: {e}"),
+        )
+    });
+    let mut scripts = Vec::new();
+    let result = result.and_then(|dir| {
+        run_post(&plan.post_scripts, dir.path(), sink, &mut scripts).map_err(from_apply)
+    });
     Ran {
         applied: Some(applied),
         result,
+        target: report::TargetState::Written,
+        scripts,
+    }
+}
+
+/// A safe point between two stages: a signal that arrived stops the run here.
+fn safe_point(step: StepId) -> Result<(), Failure> {
+    crate::interrupt::check().map_err(|i| stop(step, Outcome::Interrupted, format!("{step}: {i}")))
+}
+
+/// An error of a stage that may carry an interrupt: `Interrupted` then, else `outcome`.
+fn outcome_of(e: &anyhow::Error, outcome: Outcome) -> Outcome {
+    if e.chain()
+        .any(|c| c.downcast_ref::<crate::interrupt::Interrupted>().is_some())
+    {
+        Outcome::Interrupted
+    } else {
+        outcome
     }
 }
 
@@ -294,6 +349,9 @@ pub fn run(
 struct Recorder<'a> {
     inner: &'a dyn EventSink,
     timings: Mutex<Vec<StepTiming>>,
+    /// Every warning said on the way (a failed `%post --ignorefailure=true` among them), for
+    /// the report.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Recorder<'_> {
@@ -310,6 +368,12 @@ impl Recorder<'_> {
 
 impl EventSink for Recorder<'_> {
     fn emit(&self, event: Event) {
+        if let Event::Warning { message, .. } = &event {
+            let mut w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+            if !w.contains(message) {
+                w.push(message.clone());
+            }
+        }
         if let Event::StepFinished { step, elapsed_ms } = &event {
             let mut t = self.timings.lock().unwrap_or_else(|p| p.into_inner());
             t.push(StepTiming {
@@ -381,6 +445,7 @@ pub fn execute(
     let recorder = Recorder {
         inner: sink,
         timings: Mutex::new(Vec::new()),
+        warnings: Mutex::new(Vec::new()),
     };
     let mut run = Run {
         o,
@@ -391,6 +456,8 @@ pub fn execute(
         applied: None,
         reboot: None,
         report_checked: false,
+        target: None,
+        scripts: Vec::new(),
     };
     let result = run.drive(media_location, ks, boot, http);
     let mut outcome = match &result {
@@ -406,6 +473,13 @@ pub fn execute(
         }
         r.elapsed_ms = elapsed_ms(started);
         r.timings = timings;
+        r.target_state = run.target;
+        r.scripts = std::mem::take(&mut run.scripts);
+        for w in std::mem::take(&mut *recorder.warnings.lock().unwrap_or_else(|p| p.into_inner())) {
+            if !r.warnings.contains(&w) {
+                r.warnings.push(w);
+            }
+        }
         r.error = result.as_ref().err().map(|f| report::ReportError {
             step: f.step,
             message: f.message.clone(),
@@ -434,6 +508,10 @@ struct Run<'a> {
     reboot: Option<bool>,
     /// The `--report` path took a test write: the report can be written.
     report_checked: bool,
+    /// What apply left the target as, once it ran.
+    target: Option<report::TargetState>,
+    /// The `%pre` and `%post` scripts run.
+    scripts: Vec<apply::scripts::ScriptRecord>,
 }
 
 impl Run<'_> {
@@ -454,21 +532,32 @@ impl Run<'_> {
                 format!("making a scratch directory for scripts: {e}"),
             )
         })?;
+        safe_point(StepId::Kickstart)?;
         let ks = self.read_kickstart(ks, http, workdir.path())?;
+        safe_point(StepId::Kickstart)?;
         let host = prepare(self.o, boot.clone(), media_location, http)?;
+        safe_point(StepId::Media)?;
         let plan = self.make_plan(&ks, &host)?;
         self.reboot = plan.reboot;
         let plan = self.plan.insert(plan);
+        safe_point(StepId::Plan)?;
         if self.dry_run {
             // Local media is read once in full here too, so a dry run finds a bad module.
             if plan.check_media {
-                verify_media(&host.media, self.sink)
-                    .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+                verify_media(&host.media, self.sink).map_err(|e| {
+                    stop(
+                        StepId::Media,
+                        outcome_of(&e, Outcome::Media),
+                        format!("{e:#}"),
+                    )
+                })?;
             }
             return Ok(());
         }
         let ran = run(self.o, &host, plan, &self.name, self.sink);
         self.applied = ran.applied;
+        self.target = Some(ran.target);
+        self.scripts.extend(ran.scripts);
         ran.result?;
         log::info!(
             "{} ESXi {} on {} ({})",
@@ -513,6 +602,7 @@ fn run_post(
     posts: &[plan::ScriptPlan],
     workdir: &Path,
     sink: &dyn EventSink,
+    records: &mut Vec<apply::scripts::ScriptRecord>,
 ) -> Result<(), ApplyError> {
     if posts.is_empty() {
         return Ok(());
@@ -524,7 +614,14 @@ fn run_post(
         None,
     );
     for s in posts {
-        if let Err(why) = apply::scripts::run(s, workdir) {
+        if let Err(i) = crate::interrupt::check() {
+            return Err(ApplyError {
+                step: StepId::Post,
+                outcome: Outcome::Interrupted,
+                message: format!("{i} before {}; the disk is installed", s.at),
+            });
+        }
+        if let Err(why) = apply::scripts::run(s, workdir, records) {
             if s.ignore_failure {
                 step.warn(format!("{}: {why} (--ignorefailure=true)", s.at));
             } else {

@@ -28,8 +28,9 @@ impl Run<'_> {
         };
         // Which error the run ends with is decided by what failed, not by a message's words.
         let mut pre_failed = false;
+        let mut records = Vec::new();
         let mut runner = |s: &kickstart::Script| {
-            let r = crate::apply::scripts::run(&ScriptPlan::of(s), workdir);
+            let r = crate::apply::scripts::run(&ScriptPlan::of(s), workdir, &mut records);
             pre_failed |= r.is_err();
             r
         };
@@ -39,6 +40,7 @@ impl Run<'_> {
             None
         };
         let parsed = kickstart::parse(&input.name, &input.key, &input.bytes, &mut loader, pre);
+        self.scripts.append(&mut records);
         for d in &parsed.diagnostics {
             eprintln!("{d}");
         }

@@ -20,6 +20,21 @@ pub struct ReportError {
     pub message: String,
 }
 
+/// What a run left its target disk as (`target_state` in the report; docs/INSTALL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetState {
+    /// Nothing was written to it.
+    Untouched,
+    /// The image file this run created, never written to, was deleted.
+    Removed,
+    /// Partitioned and partly written, without `boot.cfg`: it does not boot (an upgrade: the
+    /// bank being written; the running bank still boots).
+    HalfWritten,
+    /// Everything apply writes was written and read back.
+    Written,
+}
+
 /// One DPU as planned, and what it reported after its install (docs/FLEET.md reads these).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportDpu {
@@ -103,6 +118,13 @@ pub struct InstallReport {
     #[serde(default, deserialize_with = "null_as_empty")]
     pub warnings: Vec<String>,
     pub error: Option<ReportError>,
+    /// What the run left the target as; `null` when it never reached apply (absent from
+    /// reports of earlier versions).
+    #[serde(default)]
+    pub target_state: Option<TargetState>,
+    /// Every `%pre` and `%post` script run: where, how it ended, what it printed.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub scripts: Vec<crate::apply::scripts::ScriptRecord>,
 }
 
 /// The exit code, refused by name when it is not one.
@@ -154,6 +176,8 @@ impl InstallReport {
             bytes_written: None,
             warnings: Vec::new(),
             error: None,
+            target_state: None,
+            scripts: Vec::new(),
         }
     }
 

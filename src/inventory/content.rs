@@ -95,6 +95,11 @@ pub struct DiskContent {
     pub vmfsl: Vec<u32>,
     /// Numbers of partitions typed vSAN.
     pub vsan: Vec<u32>,
+    /// Of `vmfs` and `vmfsl`, the partitions with no file system: their first 4 MiB (where a
+    /// VMFS volume header would be, at 1 MiB) read as zeros, as our layout's wipe leaves them
+    /// until the host formats them at first boot. An install of ours that stopped half way
+    /// leaves these; they hold no datastore, so they need no `--overwritevmfs`.
+    pub unformatted: Vec<u32>,
 }
 
 impl DiskContent {
@@ -114,6 +119,7 @@ impl DiskContent {
             vmfs: Vec::new(),
             vmfsl: Vec::new(),
             vsan: Vec::new(),
+            unformatted: Vec::new(),
         }
     }
 
@@ -147,6 +153,9 @@ impl DiskContent {
         }
         if !self.vsan.is_empty() {
             parts.push(list("vSAN", &self.vsan));
+        }
+        if !self.unformatted.is_empty() {
+            parts.push(list("unformatted", &self.unformatted));
         }
         parts.join(", ")
     }
@@ -446,13 +455,49 @@ fn open_gpt(file: &File, lb: LogicalBlockSize) -> io::Result<GptRead> {
     }
 }
 
+/// Bytes at the head of a VMFS or VMFS-L partition that must read as zeros for it to count as
+/// unformatted: the layout's wipe (`storage::layout::WIPE_HEAD_BYTES`), which covers the VMFS
+/// volume header at 1 MiB.
+const UNFORMATTED_HEAD: u64 = 4 << 20;
+
+/// The partition's first 4 MiB (or all of it, if smaller) read, and every byte is zero. A read
+/// that fails or comes up short is "not known to be empty".
+fn head_is_zero(file: &File, lbs: u64, p: &PartitionEntry) -> bool {
+    let (Some(start), Some(end)) = (
+        p.first_lba.checked_mul(lbs),
+        (p.last_lba + 1).checked_mul(lbs),
+    ) else {
+        return false;
+    };
+    let mut left = end.saturating_sub(start).min(UNFORMATTED_HEAD);
+    let mut f = file;
+    if left == 0 || f.seek(SeekFrom::Start(start)).is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(buf.len()).min(buf.len());
+        match f.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if buf[..n].iter().any(|b| *b != 0) => return false,
+            Ok(n) => left -= n as u64,
+        }
+    }
+    true
+}
+
 fn classify(file: &File, lbs: u64, content: &mut DiskContent) {
     let mut banks = Vec::new();
     for p in &content.partitions {
-        if p.type_guid == types::VMFS {
-            content.vmfs.push(p.number);
-        } else if p.type_guid == types::VMFSL {
-            content.vmfsl.push(p.number);
+        if p.type_guid == types::VMFS || p.type_guid == types::VMFSL {
+            if p.type_guid == types::VMFS {
+                content.vmfs.push(p.number);
+            } else {
+                content.vmfsl.push(p.number);
+            }
+            if head_is_zero(file, lbs, p) {
+                content.unformatted.push(p.number);
+            }
         } else if p.type_guid == types::VSAN {
             content.vsan.push(p.number);
         } else if p.type_guid == types::BASIC_DATA {

@@ -770,6 +770,36 @@ const KICKSTART_ONLY: &[&str] = &[
     "dryrun",
 ];
 
+/// Commands only ESXi's own installer environment (and ESXi) has: a `%pre` or `%post` that uses
+/// them fails in ours. `%firstboot` runs on the installed ESXi, where they exist.
+const ESXI_ONLY: &[&str] = &["esxcli", "localcli", "vim-cmd", "vmkfstools"];
+
+/// What a line of a `%pre`/`%post` script uses that only ESXi's installer environment has:
+/// one of [`ESXI_ONLY`] as a word (also as `/bin/esxcli`), or a path under `/vmfs/`. Comment
+/// lines are skipped.
+pub fn esxi_only_use(line: &str) -> Option<&'static str> {
+    if line.trim_start().starts_with('#') {
+        return None;
+    }
+    let words = line.split(|c: char| !(c.is_ascii_alphanumeric() || "-_./".contains(c)));
+    for w in words {
+        let name = w.rsplit('/').next().unwrap_or(w);
+        if let Some(cmd) = ESXI_ONLY.iter().find(|c| **c == name) {
+            return Some(cmd);
+        }
+    }
+    line.contains("/vmfs/").then_some("/vmfs/")
+}
+
+/// The warning for a script line [`esxi_only_use`] flags.
+pub fn esxi_only_message(kind: ScriptKind, what: &str) -> String {
+    format!(
+        "{} uses {what}, which only ESXi's own installer has: ksinstall runs {} scripts in its Linux installer environment (docs/IMAGE.md), where this line fails",
+        kind.section(),
+        kind.section()
+    )
+}
+
 fn lint_body(inv: &Invocation, kind: ScriptKind, body: &str, sink: &mut Sink) {
     for (i, line) in body.lines().enumerate() {
         let span = Span {
@@ -781,6 +811,13 @@ fn lint_body(inv: &Invocation, kind: ScriptKind, body: &str, sink: &mut Sink) {
             col: 1,
         };
         let first = line.split_whitespace().next().unwrap_or("");
+        if let Some(what) = esxi_only_use(line).filter(|_| kind != ScriptKind::Firstboot) {
+            sink.lint(
+                &span,
+                esxi_only_message(kind, what),
+                Some("move it to %firstboot (it runs on the installed ESXi), or do it another way here"),
+            );
+        }
         if line.trim_end() == "%end" {
             sink.lint(
                 &span,

@@ -47,6 +47,12 @@ fn action_notes(a: &Action, out: &mut Vec<Diagnostic>) {
         )),
         None => {}
     }
+    if let Some(d) = &a.system_disk {
+        out.push(note(
+            &a.span,
+            format!("check that --systemdisk disk \"{d}\" exists (refused if not); ESX-OSData is not written to it (docs/LAYOUT.md)"),
+        ));
+    }
     for slot in &a.dpu_pci_slots {
         out.push(note(
             &a.span,
@@ -60,6 +66,26 @@ pub fn notes(ks: &Kickstart) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if let Some(a) = &ks.action {
         action_notes(a, &mut out);
+    }
+    for c in &ks.clearpart {
+        use super::model::ClearTarget as T;
+        let which = match &c.target {
+            T::Drives(d) => format!("the disks {}", d.join(", ")),
+            T::AllDrives => "every disk but the installer's own media".into(),
+            T::IgnoreDrives(d) => {
+                format!("every disk but {} and the installer's media", d.join(", "))
+            }
+            T::FirstDisk(f) => format!("the disk `--firstdisk={}` picks", f.join(",")),
+        };
+        let vmfs = if c.overwrite_vmfs {
+            ""
+        } else {
+            ", and refuse a disk holding VMFS (no --overwritevmfs)"
+        };
+        out.push(note(
+            &c.span,
+            format!("clear {which}: their partition tables and partition heads are zeroed before the install disk is partitioned{vmfs}"),
+        ));
     }
     for p in &ks.pending_includes {
         let how = if p.target.contains("://") {

@@ -18,6 +18,7 @@ pub mod template;
 
 use std::path::{Path, PathBuf};
 
+pub use build::{esxi_only_message, esxi_only_use};
 pub use diag::{Diagnostic, Severity, Span};
 pub use host::UPGRADE_CHECKS;
 pub use model::*;

@@ -371,6 +371,11 @@ impl Media {
                                 if stop.load(Ordering::Relaxed) {
                                     return Ok(());
                                 }
+                                // A safe point: nothing has been written yet.
+                                if let Err(i) = crate::interrupt::check() {
+                                    stop.store(true, Ordering::Relaxed);
+                                    return Err(i.into());
+                                }
                                 let n = r
                                     .read(&mut buf)
                                     .map_err(anyhow::Error::from)

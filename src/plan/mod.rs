@@ -202,6 +202,8 @@ pub struct Plan {
     pub kickstart: String,
     pub media: MediaSummary,
     pub target: Target,
+    /// Other disks `clearpart` clears, before the target is partitioned.
+    pub cleared: Vec<ClearDisk>,
     pub layout: Layout,
     /// Bootloader files for the EFI System Partition (partition 1).
     pub esp_files: Vec<FileCopy>,
@@ -228,6 +230,19 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Set for an upgrade: the banks, what is carried over, what is never written.
     pub upgrade: Option<upgrade::UpgradePlan>,
+}
+
+/// A disk other than the target that `clearpart` clears: these byte ranges (offset, length)
+/// are zeroed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClearDisk {
+    pub name: String,
+    pub path: PathBuf,
+    pub logical_sector_size: u32,
+    pub size_bytes: u64,
+    /// What it holds now, as the inventory read it.
+    pub holds_now: String,
+    pub zero: Vec<(u64, u64)>,
 }
 
 /// The target named on the command line (`--disk`).
@@ -441,6 +456,18 @@ fn choose_target(
     Ok((target, disk.content.clone()))
 }
 
+/// The VMFS and VMFS-L partitions of an install that never finished (an install of ours that
+/// stopped half way): unformatted (their head reads as zeros, as our wipe leaves them) on a disk
+/// where no boot bank has a `boot.cfg`. They hold nothing: no `--overwritevmfs` is needed. An
+/// installed ESXi (a bank with `boot.cfg`) keeps needing it, formatted or not.
+fn unfinished_install(c: &DiskContent) -> &[u32] {
+    if c.esx.is_some() {
+        &[]
+    } else {
+        &c.unformatted
+    }
+}
+
 /// Why a disk's contents may hide a VMFS datastore we cannot see, if they may.
 fn may_hide_vmfs(c: &crate::inventory::DiskContent) -> Option<String> {
     use crate::inventory::PartitionTable;
@@ -476,12 +503,8 @@ fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
 }
 
 /// Rules on disks that hold whatever the kickstart says: never the disk the installer booted
-/// from (or reads its media from); `clearpart` only where we can honour it. Returns the disks'
-/// facts and the disks `clearpart` clears, for the `part` datastores.
-fn check_disks(
-    i: &Inputs<'_>,
-    target: &Target,
-) -> Result<(Vec<storage::safety::DiskFacts>, Vec<String>), PlanError> {
+/// from (or reads its media from); `clearpart` only where we can honour it.
+fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> {
     let boot_disk = match i.media.source.location() {
         crate::media::source::Location::Local(p) => disk_holding(i.sysroot, &p),
         crate::media::source::Location::Url(_) => None,
@@ -494,8 +517,12 @@ fn check_disks(
             id: d.name.clone(),
             aliases: d.aliases.clone(),
             is_boot_media: boot_disk.as_deref() == Some(d.kernel_name.as_str()),
-            has_vmfs: !d.content.vmfs.is_empty()
-                || !d.content.vmfsl.is_empty()
+            has_vmfs: d
+                .content
+                .vmfs
+                .iter()
+                .chain(&d.content.vmfsl)
+                .any(|n| !unfinished_install(&d.content).contains(n))
                 || may_hide_vmfs(&d.content).is_some(),
             is_usb_loop: false,
         })
@@ -532,7 +559,8 @@ fn check_disks(
     }
     let cleared = storage::safety::clearpart_disks(&facts, &lines)
         .map_err(|e| refuse(e.outcome(), e.to_string()))?;
-    // A disk a `part` line lays out is cleared by that layout (datastores.rs).
+    // The install disk is repartitioned anyway, a `part` disk laid out (datastores.rs); the
+    // others are cleared as the kickstart says.
     let part_disks: Vec<String> = ks
         .parts
         .iter()
@@ -541,16 +569,67 @@ fn check_disks(
             DiskTarget::FirstDisk(_) => None,
         })
         .collect();
-    let others: Vec<&String> = cleared
+    let clear = i
+        .inventory
+        .disks
         .iter()
-        .filter(|d| **d != target.name && !part_disks.contains(d))
+        .filter(|d| {
+            d.name != target.name && cleared.contains(&d.name) && !part_disks.contains(&d.name)
+        })
+        .map(|d| clear_disk(i.sysroot, d))
         .collect();
-    if !others.is_empty() {
-        // Clearing means wiping disks we do not install to; until that is built, refuse rather
-        // than leave them as they are while the kickstart says they are cleared.
-        return Err(refuse(Outcome::Precondition, format!("clearpart would clear {}: clearing disks other than the install disk is not supported yet", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+    Ok(DiskRules {
+        facts,
+        cleared,
+        clear,
+    })
+}
+
+/// What the disk rules leave for the rest of the plan.
+struct DiskRules {
+    facts: Vec<storage::safety::DiskFacts>,
+    /// Every disk a `clearpart` line names (a `part` disk among them may be laid out).
+    cleared: Vec<String>,
+    /// What clearing the disks that are neither the install disk nor a `part` disk zeroes.
+    clear: Vec<ClearDisk>,
+}
+
+/// What `clearpart` does to a disk that is not the install disk: its partition tables (MBR and
+/// primary GPT in the first MiB, the backup GPT in the last) and the first 4 MiB of each of its
+/// partitions (where file system signatures live) are zeroed, so that nothing reads a partition
+/// or a file system there any more.
+fn clear_disk(sysroot: &Path, d: &crate::inventory::Disk) -> ClearDisk {
+    const MIB: u64 = 1 << 20;
+    let lbs = u64::from(d.logical_block_size);
+    let mut zero = vec![(0, MIB.min(d.size_bytes))];
+    if d.size_bytes > MIB {
+        zero.push((d.size_bytes - MIB, MIB));
     }
-    Ok((facts, cleared))
+    let heads = d
+        .content
+        .partitions
+        .iter()
+        .map(|p| (p.first_lba, p.last_lba + 1))
+        .chain(d.content.mbr_partitions.iter().map(|p| {
+            (
+                u64::from(p.first_lba),
+                u64::from(p.first_lba) + u64::from(p.sectors),
+            )
+        }));
+    for (first, end) in heads {
+        let (start, end) = (first * lbs, (end * lbs).min(d.size_bytes));
+        if start < end {
+            zero.push((start, (end - start).min(4 * MIB)));
+        }
+    }
+    ClearDisk {
+        name: d.name.clone(),
+        path: sysroot.join(d.device.trim_start_matches('/')),
+        logical_sector_size: d.logical_block_size,
+        size_bytes: d.size_bytes,
+        holds_now: d.content.summary(),
+        zero,
+    }
 }
 
 /// Why the card must wait for the host lay-down, when the install's media come over the network
@@ -925,7 +1004,17 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let (kind, reason) = decide_kind(action, &target, &existing)?;
     warnings.extend(without_effect(ks, kind));
     if kind == RunKind::Upgrade {
-        check_disks(i, &target)?;
+        let cleared = check_disks(i, &target)?.clear;
+        if !cleared.is_empty() {
+            let names: Vec<&str> = cleared.iter().map(|c| c.name.as_str()).collect();
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
+                    "clearpart would clear {}: an upgrade writes one boot bank and clears no disk (use install)",
+                    names.join(", ")
+                ),
+            ));
+        }
         // The media's own warnings are about laying down the system partition, which an
         // upgrade does not write.
         let (mut plan, how) = upgrade::plan_upgrade(i, &target, &existing, &mut warnings)?;
@@ -943,8 +1032,9 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
             n.name, n.reason
         ));
     }
-    let (facts, cleared) = check_disks(i, &target)?;
-    let datastore_disks = datastores::plan(i, &target, &facts, &cleared)?;
+    let rules = check_disks(i, &target)?;
+    let datastore_disks = datastores::plan(i, &target, &rules.facts, &rules.cleared)?;
+    let cleared = rules.clear;
     let layout = layout_for(i, action, &target, &existing, &mut warnings)?;
     let media = i.media;
     warnings.extend(media.metadata.warnings.iter().cloned());
@@ -969,12 +1059,14 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let (generated, boot_cfg, host) = bank_config(media, &bank_files, &first)?;
     warnings.extend(secure_boot_warnings(i, &host)?);
     let post_scripts = post_plans(ks)?;
+    warnings.extend(esxi_only_lines(ks));
     Ok(Plan {
         kind,
         reason,
         kickstart: i.kickstart_name.to_string(),
         media: media_summary(media),
         target,
+        cleared,
         layout,
         esp_files,
         bank_files,
@@ -1072,6 +1164,7 @@ fn layout_for(
     req.osdata_size_mib = i.boot.osdata_size_mib;
     req.no_vmfs_on_disk = action.no_vmfs_on_disk;
     req.existing = existing.partitions.clone();
+    req.unformatted = unfinished_install(existing).to_vec();
     req.vmfs_policy = if action.preserve_vmfs {
         VmfsPolicy::Preserve
     } else if action.overwrite_vmfs {
@@ -1080,10 +1173,29 @@ fn layout_for(
         VmfsPolicy::Refuse
     };
     req.overwrite_vsan = action.overwrite_vsan;
-    let layout = storage::plan_layout(&req).map_err(|e| refuse(e.outcome(), e.to_string()))?;
+    let mut layout = storage::plan_layout(&req).map_err(|e| refuse(e.outcome(), e.to_string()))?;
     warnings.extend(layout.warnings.iter().cloned());
-    if layout.osdata_elsewhere && action.system_disk.is_none() {
-        warnings.push(format!("{} is USB/SD media: it holds only the boot banks, and no --systemdisk names a disk for ESX-OSData", target.name));
+    match &action.system_disk {
+        None if layout.osdata_elsewhere => warnings.push(format!("{} is USB/SD media: it holds only the boot banks, and no --systemdisk names a disk for ESX-OSData", target.name)),
+        None => {}
+        Some(name) => {
+            // Named is never ignored in silence: a disk that is not here is refused, one that
+            // is here is said with what becomes of it.
+            let disk = i.inventory.resolve_disk(name).map_err(|e| {
+                refuse(
+                    Outcome::Precondition,
+                    format!("{}: install --systemdisk={name}: {e}", action.span),
+                )
+            })?;
+            if disk.name == target.name {
+                warnings.push(format!("{}: --systemdisk={name} is the install disk itself: ESX-OSData goes there as on any disk that is not USB/SD media", action.span));
+            } else if layout.osdata_elsewhere {
+                layout.osdata_disk = Some(format!("{} ({})", disk.name, disk.device));
+                warnings.push(format!("{}: --systemdisk={name} ({}): this installer does not partition a second disk, so ESX-OSData is not written there; ESXi on USB/SD media without it keeps its logs and state in RAM until a persistent disk is configured (UNCONFIRMED, docs/LAYOUT.md)", action.span, disk.name));
+            } else {
+                warnings.push(format!("{}: --systemdisk={name} is not used: {} is not USB/SD media and holds ESX-OSData itself", action.span, target.name));
+            }
+        }
     }
 
     Ok(layout)
@@ -1318,6 +1430,29 @@ fn secure_boot_warnings(i: &Inputs<'_>, host: &HostConfig) -> Result<Vec<String>
 }
 
 /// `%post` scripts, each with an interpreter this machine has.
+/// One warning per `%pre`/`%post` line that uses what only ESXi's installer has (`esxcli`,
+/// `/vmfs/`, ...), as `validate` says them; `%firstboot` runs on ESXi and is not checked.
+fn esxi_only_lines(ks: &Kickstart) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in ks
+        .scripts
+        .iter()
+        .filter(|s| matches!(s.kind, ScriptKind::Pre | ScriptKind::Post))
+    {
+        for (i, line) in s.body.lines().enumerate() {
+            if let Some(what) = crate::kickstart::esxi_only_use(line) {
+                out.push(format!(
+                    "{}:{}: {}",
+                    s.span.file,
+                    s.span.line as usize + i + 1,
+                    crate::kickstart::esxi_only_message(s.kind, what)
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn post_plans(ks: &Kickstart) -> Result<Vec<ScriptPlan>, PlanError> {
     let mut post_scripts = Vec::new();
     for s in ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post) {
@@ -1456,6 +1591,16 @@ impl Plan {
             "  holds now: {} -- everything on it except preserved partitions is ERASED",
             t.holds_now
         );
+        for c in &self.cleared {
+            let _ = writeln!(
+                s,
+                "clearpart: {} ({}), {}, holds now: {} -- its partition tables and the first 4 MiB of each partition are ZEROED",
+                c.name,
+                c.path.display(),
+                crate::size::human(c.size_bytes),
+                c.holds_now
+            );
+        }
         let _ = writeln!(s, "{}", self.layout.dry_run_text());
         let esp: u64 = self.esp_files.iter().map(|f| f.size).sum();
         let bank: u64 = self.bank_files.iter().map(|f| f.size).sum();

@@ -384,9 +384,9 @@ pub(super) fn plan_upgrade(
     }
     let new_updated = running.updated.unwrap_or(0) + 1;
     let boot_cfg = upgrade_boot_cfg(media, &all_modules, &carried_names, &to, new_updated);
-    let imgdb = serde_json::to_vec_pretty(&media.manifest)
-        .map_err(|e| refuse(Outcome::UsageOrIo, e.to_string()))?;
-    let generated = vec![super::hostconfig::GeneratedFile::new("imgdb.json", imgdb)];
+    // Real banks carry VMware's imgdb.tgz alone (docs/MEDIA.md): the new bank gets the media's
+    // modules (imgdb.tgz among them) and the carried files, nothing generated of ours.
+    let generated = Vec::new();
     let untouched = existing
         .partitions
         .iter()
@@ -424,6 +424,7 @@ pub(super) fn plan_upgrade(
         kickstart: i.kickstart_name.to_string(),
         media: super::media_summary(media),
         target: target.clone(),
+        cleared: Vec::new(),
         layout,
         esp_files: Vec::new(),
         bank_files,
@@ -517,6 +518,7 @@ fn upgrade_layout(
         partitions,
         wipes: Vec::new(),
         osdata_elsewhere: false,
+        osdata_disk: None,
         warnings: Vec::new(),
     })
 }

@@ -127,6 +127,10 @@ pub struct LayoutRequest {
     pub no_vmfs_on_disk: bool,
     /// The partitions on the disk now, as the inventory read them.
     pub existing: Vec<PartitionEntry>,
+    /// Of `existing`, the VMFS and VMFS-L partitions with no file system (their head reads as
+    /// zeros: an install of ours that stopped half way): no datastore, no consent needed.
+    #[serde(default)]
+    pub unformatted: Vec<u32>,
     pub vmfs_policy: VmfsPolicy,
     /// `install --overwritevsan`.
     pub overwrite_vsan: bool,
@@ -144,6 +148,7 @@ impl LayoutRequest {
             osdata_size_mib: None,
             no_vmfs_on_disk: false,
             existing: Vec::new(),
+            unformatted: Vec::new(),
             vmfs_policy: VmfsPolicy::Refuse,
             overwrite_vsan: false,
         }
@@ -301,6 +306,9 @@ pub struct Layout {
     pub wipes: Vec<Wipe>,
     /// ESX-OSData is not on this disk (USB/SD): the plan stage must place it (`--systemdisk`).
     pub osdata_elsewhere: bool,
+    /// The disk `--systemdisk` names for ESX-OSData, as the plan resolved it (a USB/SD install).
+    #[serde(default)]
+    pub osdata_disk: Option<String>,
     /// Things the user should know (e.g. `--preservevmfs` with no datastore to keep).
     pub warnings: Vec<String>,
 }
@@ -370,8 +378,14 @@ impl Layout {
         for w in &self.warnings {
             out.push_str(&format!("  warning: {w}\n"));
         }
-        if self.osdata_elsewhere {
-            out.push_str("  ESX-OSData is not on this disk: it needs install --systemdisk=\n");
+        match (&self.osdata_disk, self.osdata_elsewhere) {
+            (Some(d), true) => out.push_str(&format!(
+                "  ESX-OSData is not on this disk: --systemdisk names {d}, which this installer does not partition (docs/LAYOUT.md)\n"
+            )),
+            (None, true) => {
+                out.push_str("  ESX-OSData is not on this disk: it needs install --systemdisk=\n")
+            }
+            _ => {}
         }
         out
     }
@@ -467,6 +481,7 @@ pub fn plan_layout_with_ids(
         partitions,
         wipes,
         osdata_elsewhere,
+        osdata_disk: None,
         warnings,
     })
 }
@@ -549,8 +564,12 @@ fn existing_partitions_policy(
     }
     // VMFS-L (an older install's OSData) is VMFS too: overwriting it destroys a host's state, so
     // it needs the same consent (UNCONFIRMED whether ESXi asks for it; refusing is the safe side).
-    let any_vmfs = numbers_of(&|e| e.type_guid == types::VMFS || e.type_guid == types::VMFSL);
-    let datastores = numbers_of(&|e| e.type_guid == types::VMFS);
+    // A VMFS-typed partition with no file system holds nothing to protect or keep.
+    let formatted = |e: &PartitionEntry| !req.unformatted.contains(&e.number);
+    let any_vmfs = numbers_of(&|e| {
+        (e.type_guid == types::VMFS || e.type_guid == types::VMFSL) && formatted(e)
+    });
+    let datastores = numbers_of(&|e| e.type_guid == types::VMFS && formatted(e));
     match req.vmfs_policy {
         VmfsPolicy::Refuse if !any_vmfs.is_empty() => Err(LayoutRefusal::VmfsPresent {
             disk,
@@ -561,7 +580,10 @@ fn existing_partitions_policy(
             if req.no_vmfs_on_disk {
                 return Err(LayoutRefusal::PreserveWithNoVmfs);
             }
-            let mut found = req.existing.iter().filter(|e| e.type_guid == types::VMFS);
+            let mut found = req
+                .existing
+                .iter()
+                .filter(|e| e.type_guid == types::VMFS && formatted(e));
             match (found.next(), found.next()) {
                 (None, _) => {
                     warnings.push(format!(
@@ -972,6 +994,7 @@ pub(crate) fn plan_datastore_disk_with_ids(
         }],
         wipes,
         osdata_elsewhere: false,
+        osdata_disk: None,
         warnings: Vec::new(),
     })
 }

@@ -41,6 +41,11 @@ pub struct Rules {
     pub post_statuses: Vec<u16>,
     /// Path -> URL: GETs of the path are answered 302 with that `Location`.
     pub redirect: HashMap<String, String>,
+    /// Path -> bytes: GETs of the path send that many bytes of the body, then wait for
+    /// `Server::release` before sending the rest (a transfer the test holds at a known point).
+    pub hold_after: HashMap<String, u64>,
+    /// Opened by `Server::release`.
+    pub released: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 pub struct Server {
@@ -58,6 +63,13 @@ impl Server {
             .into_iter()
             .filter(|r| r.method == "GET" && r.path == path)
             .collect()
+    }
+    /// Let every held transfer (`Rules::hold_after`) go on.
+    #[allow(dead_code)]
+    pub fn release(&self) {
+        let gate = self.rules.lock().unwrap().released.clone();
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
     }
     pub fn posts(&self) -> Vec<serde_json::Value> {
         self.requests()
@@ -226,8 +238,11 @@ fn handle<S: Stream>(
         return;
     }
 
-    let (stall, cut, ignore_range) = {
+    let (stall, cut, ignore_range, hold) = {
         let mut r = rules.lock().unwrap();
+        let hold = (method == "GET")
+            .then(|| r.hold_after.get(&path).map(|n| (*n, r.released.clone())))
+            .flatten();
         let stall = if method == "GET" {
             match r.stall.get_mut(&path) {
                 Some((d, n)) if *n > 0 => {
@@ -252,7 +267,7 @@ fn handle<S: Stream>(
         } else {
             None
         };
-        (stall, cut, r.ignore_range)
+        (stall, cut, r.ignore_range, hold)
     };
     if let Some(d) = stall {
         std::thread::sleep(d);
@@ -297,6 +312,24 @@ fn handle<S: Stream>(
         let send = match cut {
             Some(at) => &part[..(at as usize).min(part.len())],
             None => part,
+        };
+        let send = match hold {
+            Some((n, gate)) => {
+                let (head, rest) = send.split_at((n as usize).min(send.len()));
+                if stream
+                    .write_all(head)
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                let mut open = gate.0.lock().unwrap();
+                while !*open {
+                    open = gate.1.wait(open).unwrap();
+                }
+                rest
+            }
+            None => send,
         };
         let _ = stream.write_all(send);
     }

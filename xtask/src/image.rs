@@ -593,6 +593,7 @@ fn make_tree(root: &Path, kernel: &Path, pin: &Pin, bin: &Path, o: &Options) -> 
         .arg(dir.join("usr/share/ksinstall/firmware")))?;
     std::fs::create_dir_all(dir.join("lib/firmware"))?;
     std::fs::create_dir_all(dir.join("lib/ksinstall/hooks"))?;
+    add_python(&dir, &o.cache)?;
     if let Some(rshim) = &o.rshim {
         ensure!(
             rshim.is_file(),
@@ -602,6 +603,48 @@ fn make_tree(root: &Path, kernel: &Path, pin: &Pin, bin: &Path, o: &Options) -> 
         install_exec(rshim, &dir.join("usr/sbin/rshim"))?;
     }
     Ok(dir)
+}
+
+/// Debian's Python 3 for `%pre`/`%post --interpreter=python`: the interpreter, its standard
+/// library and the shared libraries they load (the rest of the image is static and has no
+/// glibc). Unpacked from the packages (`apt-get download`), docs and translations left out, and
+/// run once in the tree with chroot to prove it starts there (docs/IMAGE.md).
+const PYTHON_PACKAGES: &[&str] = &[
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libc6",
+    "zlib1g",
+    "libexpat1",
+    "libssl3",
+    "libffi8",
+    "libbz2-1.0",
+    "liblzma5",
+];
+
+fn add_python(dir: &Path, cache: &Path) -> Result<()> {
+    for package in PYTHON_PACKAGES {
+        let deb = download(&cache.join("dl"), package)?;
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir))?;
+    }
+    for junk in [
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+        "usr/share/lintian",
+        "usr/lib/x86_64-linux-gnu/gconv",
+    ] {
+        let _ = std::fs::remove_dir_all(dir.join(junk));
+    }
+    let python3 = dir.join("usr/bin/python3");
+    let _ = std::fs::remove_file(&python3);
+    std::os::unix::fs::symlink("python3.11", &python3)?;
+    run(Command::new("chroot").arg(dir).args([
+        "/usr/bin/python3",
+        "-c",
+        "import json, subprocess, hashlib, urllib.request",
+    ]))
+    .context("Python 3 does not start in the image's tree")
 }
 
 /// The ISO: isolinux for BIOS; for UEFI an El Torito EFI image whose removable-media loader

@@ -175,8 +175,30 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The variables `cargo run` sets for the crate it runs (xtask itself). A cargo started with
+/// them builds every package with xtask's identity, which invalidates the user's own build
+/// (ring, rustls, ureq, ksinstall recompiled on every `cargo xtask demo`).
+fn crate_env(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
+}
+
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(crate_env) {
+            c.env_remove(&name);
+        }
+    }
+    c
 }
 
 fn test(extra: &[String]) -> Result<()> {
@@ -203,7 +225,8 @@ fn demo() -> Result<()> {
     let root = root();
     run(cargo()
         .current_dir(&root)
-        .args(["build", "--quiet", "--bin", "ksinstall"]))?;
+        // cargo's own progress: a first build takes minutes, a second one says "Finished".
+        .args(["build", "--bin", "ksinstall"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));

@@ -119,7 +119,44 @@ fn welcome(f: &mut Frame<'_>, app: &App, version: &str) {
         inv.disks.len(),
         inv.dpus.len()
     );
-    f.render_widget(wrapped(text), area);
+    let mut lines: Vec<Line<'static>> = text.lines().map(|l| Line::raw(l.to_string())).collect();
+    // What the hardware refuses is known now, before any question: no answer changes it.
+    let refusals = hardware_refusals(app);
+    if !refusals.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "The install cannot go ahead on this host as it is:",
+            ERROR,
+        ));
+        for r in refusals {
+            lines.push(Line::styled(format!("  {r}"), ERROR));
+        }
+        lines.push(Line::raw(
+            "No answer on the next screens changes this: do what it says, then start the installer again (Esc: quit).",
+        ));
+    }
+    f.render_widget(wrapped(lines), area);
+}
+
+/// The DPUs this install would have to install and cannot reach through their interface (no
+/// rshim device, devlink refusing, ...), each with the card's own words on what to do; cards
+/// ESXi would not use as DPUs are not refusals (the host is installed without them).
+fn hardware_refusals(app: &App) -> Vec<String> {
+    app.ctx
+        .inventory
+        .dpus
+        .iter()
+        .filter(|d| d.supported)
+        .filter_map(|d| {
+            let o = app
+                .ctx
+                .dpu_observed
+                .iter()
+                .find(|o| o.address == d.address)?;
+            let p = o.problem.as_ref().filter(|_| o.not_a_dpu.is_none())?;
+            Some(format!("{} {} in {}: {p}", d.vendor, d.model, d.location()))
+        })
+        .collect()
 }
 
 fn disk_kind(d: &ksinstall::inventory::Disk) -> String {
