@@ -1054,7 +1054,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         ks,
         nic,
         formats: &formats,
-        install_log: install_log(i, &target, media),
+        install_log: install_log(media),
     };
     let (generated, boot_cfg, host) = bank_config(media, &bank_files, &first)?;
     warnings.extend(secure_boot_warnings(i, &host)?);
@@ -1351,17 +1351,14 @@ fn format_steps(layout: &Layout, boot_disk: bool) -> Vec<FormatStep> {
 }
 
 /// The install log first boot copies to `/var/log/esxi_install.log`, as weasel copies its own:
-/// what was installed where (no password, no hash).
-fn install_log(i: &Inputs<'_>, target: &Target, media: &Media) -> String {
+/// what was installed, the same bytes for the same install on every host of a fleet (the full
+/// record, with this host's disk and kickstart, is `ksinstall.json` on the bank).
+fn install_log(media: &Media) -> String {
     format!(
-        "ksinstall {}: fresh install of ESXi {} (build {}) from {}\nkickstart: {}\ntarget: {} ({})\n",
+        "ksinstall {}: fresh install of ESXi {} (build {}); the install record is ksinstall.json in this boot bank\n",
         env!("CARGO_PKG_VERSION"),
         media.manifest.version,
         media.manifest.build,
-        media.source.describe(),
-        i.kickstart_name,
-        target.name,
-        crate::size::human(target.size_bytes),
     )
 }
 
