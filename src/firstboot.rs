@@ -245,7 +245,7 @@ fn check_json(bytes: &[u8], r: &mut OnetimeReading) {
             "firstboot.json: key {k:?} is not one ESXi's first boot reads"
         ));
     }
-    let json: FirstbootJson = match serde_json::from_value(value) {
+    let mut json: FirstbootJson = match serde_json::from_value(value) {
         Ok(j) => j,
         Err(e) => {
             r.problems
@@ -265,6 +265,8 @@ fn check_json(bytes: &[u8], r: &mut OnetimeReading) {
             Some(_) => {}
         }
     }
+    // What is read back is shown and serialized (`inspect`): the hash's scheme, never the hash.
+    json.password = json.password.map(|p| scheme(&p).to_string());
     r.json = Some(json);
 }
 
@@ -394,7 +396,7 @@ pub fn applies(r: &OnetimeReading) -> Vec<String> {
             }
         ));
         match &j.password {
-            Some(p) => v.push(format!("root password set: {}", scheme(p))),
+            Some(p) => v.push(format!("root password set: {p}")),
             None => v.push("root password not set".into()),
         }
     }
@@ -452,7 +454,15 @@ mod tests {
         let r = read_onetime(&bytes);
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert_eq!(r.entries[0].path, "var/");
-        assert_eq!(r.json, Some(json));
+        let shown = FirstbootJson {
+            password: Some("SHA-512 crypt ($6$)".into()),
+            ..json
+        };
+        assert_eq!(
+            r.json,
+            Some(shown),
+            "the hash is never shown, its scheme is"
+        );
         let text = String::from_utf8(r.files[&format!("{DIR}/firstboot.json")].clone()).unwrap();
         assert!(text.find("bootCfgPath") < text.find("password"), "{text}");
         assert!(text.contains("\n    \"bootCfgPath\""), "{text}");

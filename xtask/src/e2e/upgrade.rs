@@ -49,16 +49,17 @@ fn host_ran(p: &Paths, disk: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("boot.cfg"), cfg)?;
     std::fs::write(dir.join("marker"), "saved by ESXi\n")?;
-    crate::run(std::process::Command::new("tar").arg("-C").arg(&dir).args([
-        "-czf",
-        "local.tgz",
-        "marker",
-    ]))?;
-    crate::run(std::process::Command::new("tar").arg("-C").arg(&dir).args([
-        "-czf",
-        "state.tgz",
-        "local.tgz",
-    ]))?;
+    // The archive path first and absolute: tar opens it before it changes to -C's directory.
+    for (archive, member) in [("local.tgz", "marker"), ("state.tgz", "local.tgz")] {
+        crate::run(
+            std::process::Command::new("tar")
+                .arg("-czf")
+                .arg(dir.join(archive))
+                .arg("-C")
+                .arg(&dir)
+                .arg(member),
+        )?;
+    }
     for f in ["state.tgz", "boot.cfg"] {
         crate::run(
             std::process::Command::new("mcopy")
