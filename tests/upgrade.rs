@@ -263,11 +263,24 @@ fn install_a_then_upgrades_to_b_and_c_alternate_banks_and_never_touch_the_runnin
     ];
     let osdata_before = hash_range(&img, P7_FIRST * 512, P7_FIRST * 512 + (8 << 20));
 
+    // An upgrade of a disk whose first boot never ran says what is lost (docs/FIRSTBOOT.md).
+    let fresh = s.path("fresh.img");
+    let out = s.run(
+        "A",
+        &s.ks("install.cfg", INSTALL),
+        &fresh,
+        &["--disk-size", "40G"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&s.upgrade("B", &fresh, &["--dry-run"]));
+    assert!(t.contains("has not had its first boot"), "{t}");
+
     // Dry run: the plan says everything, writes nothing.
     let whole = common::hash_image(&img);
     let dry = s.upgrade("B", &img, &["--dry-run"]);
     let t = text(&dry);
     assert_eq!(dry.status.code(), Some(0), "{t}");
+    assert!(!t.contains("has not had its first boot"), "{t}");
     for want in [
         &format!("Upgrade ESXi {BUILD_A} -> {BUILD_B}"),
         "bank 5 boots now (updated=1): NOT written",

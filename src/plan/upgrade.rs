@@ -272,6 +272,14 @@ fn carried_files(running: &Bootbank, warnings: &mut Vec<String>) -> Vec<CarriedF
             running.partition
         )),
     }
+    // A bank ESXi never booted still lists onetime.tgz: its first-boot settings are not carried
+    // (weasel carries state.tgz only), so they would never be applied.
+    if running.first_boot.as_ref().is_some_and(|f| f.pending) {
+        warnings.push(format!(
+            "upgrade: bank {} has not had its first boot (onetime.tgz is still in its boot.cfg): the settings it holds (root password, network, %firstboot, formatting) are not carried to the new bank and will not be applied",
+            running.partition
+        ));
+    }
     if let Some(f) = &running.jumpstrt_gz {
         carried.push(CarriedFile {
             name: "jumpstrt.gz".into(),
