@@ -62,6 +62,14 @@ impl FormatStep {
         };
         format!("{what} on {} partition {}", self.disk, self.partition)
     }
+
+    /// What is made, in two words: `ESX-OSData`, `datastore "datastore1"`.
+    pub fn made(&self) -> String {
+        match &self.label {
+            Some(l) => format!("datastore \"{l}\""),
+            None => "ESX-OSData".to_string(),
+        }
+    }
 }
 
 /// The NIC the management network goes on, and why that one.
@@ -92,6 +100,8 @@ pub struct HostConfig {
     pub firstboot_scripts: Vec<String>,
     /// What our first-boot step formats.
     pub format_steps: Vec<String>,
+    /// The same, in two words each (the console's one line).
+    pub formats_made: Vec<String>,
     /// Whether the host reboots once after formatting ESX-OSData.
     pub reboot_after_format: bool,
     /// What runs only as a first-boot script (ESXi skips them all under Secure Boot).
@@ -256,6 +266,7 @@ pub(crate) fn first_boot(
             mode: 0o755,
         });
         host.format_steps = inp.formats.iter().map(FormatStep::describe).collect();
+        host.formats_made = inp.formats.iter().map(FormatStep::made).collect();
         host.reboot_after_format = inp.formats.iter().any(|f| f.filesystem == "vmfsl");
         host.needs_scripts.extend(host.format_steps.clone());
     }

@@ -650,15 +650,7 @@ fn host_lines(lines: &mut Vec<Line<'static>>, plan: &Plan) {
         lines.push(Line::raw(format!("          VLAN {v}")));
     }
     // What ESXi's own first boot does besides the settings above (docs/FIRSTBOOT.md), in one line.
-    let formats: Vec<String> = h
-        .format_steps
-        .iter()
-        .map(|f| {
-            let what = f.split(" on ").next().unwrap_or(f);
-            what.trim_end_matches(" (VMFS-L)")
-                .replace("VMFS6 datastore", "datastore")
-        })
-        .collect();
+    let formats = &h.formats_made;
     if !formats.is_empty() {
         lines.push(Line::raw(format!(
             "First boot: formats {}{}",
