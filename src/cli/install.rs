@@ -86,6 +86,10 @@ pub struct Common {
     /// Write the final JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write what was read of this machine (disks, DPUs, media, interpreters) as a host document
+    /// (JSON): `ksinstall plan --host FILE` makes the same plan from it on any machine.
+    #[arg(long, value_name = "FILE")]
+    pub save_host: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -267,6 +271,7 @@ impl Common {
             access: self.dpu.access(&self.sysroot),
             firmware_root: self.dpu.firmware_root(),
             strict: self.strict,
+            save_host: self.save_host.clone(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod install;
 pub mod interactive;
 mod iso;
 mod media;
+mod plan;
 mod probe;
 mod pxe;
 mod report;
@@ -33,6 +34,7 @@ enum Command {
     Pxe(pxe::Args),
     Interactive(interactive::Args),
     Inspect(inspect::Args),
+    Plan(plan::Args),
     /// Rules across the hosts of a cluster (docs/FLEET.md).
     #[command(subcommand)]
     Cluster(cluster::Command),
@@ -133,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pxe(a) => pxe::run(a),
         Command::Interactive(a) => interactive::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Cluster(c) => cluster::run(c),
         Command::Hcl(c) => hcl::run(c),
         Command::Media(c) => media::run(c),

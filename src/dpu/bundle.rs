@@ -75,7 +75,7 @@ pub struct BundleManifest {
 }
 
 /// A bundle found on disk and checked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bundle {
     pub dir: PathBuf,
     pub manifest: BundleManifest,

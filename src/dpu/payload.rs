@@ -42,7 +42,7 @@ pub struct PayloadPart {
 }
 
 /// What goes onto one DPU, decided at plan time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PayloadPlan {
     pub format: PayloadFormat,
     pub parts: Vec<PayloadPart>,
@@ -135,7 +135,7 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
 
 /// A payload written out and ready to send. Its own SHA-256 is taken as it is sent, on the
 /// DPU's thread, not here on the path before the first write.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Staged {
     pub path: PathBuf,
     pub size: u64,

@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::DiskOverride;
 use super::{stop, Failure, Options};
 use crate::exit::Outcome;
 use crate::media::Media;
-use crate::plan::{DiskOverride, Plan};
+use crate::plan::Plan;
 use crate::report::{Event, EventSink, Step, StepId};
 
 /// The report must be writable before anything is: an install whose report cannot be written

@@ -6,6 +6,7 @@
 
 pub mod boot;
 mod checks;
+mod host;
 mod read;
 pub mod report;
 
@@ -19,11 +20,11 @@ use crate::exit::Outcome;
 use crate::http::Http;
 use crate::inventory::Inventory;
 use crate::kickstart::Kickstart;
-use crate::media::Media;
-use crate::plan::{self, DiskOverride, Plan};
+use crate::plan::{self, Plan};
 use crate::report::{Event, EventSink, Step, StepId};
 use crate::source::cmdline::BootOptions;
 pub use checks::verify_media;
+pub use host::{interpreters, media_facts, prepare, Prepared};
 pub use report::InstallReport;
 
 /// What the caller decided: the target, the hardware seam, what may run, where the report goes.
@@ -54,6 +55,9 @@ pub struct Options {
     pub firmware_root: Result<PathBuf, String>,
     /// `--strict`: what the plan only warns about is refused (the kickstart's `paranoid` too).
     pub strict: bool,
+    /// `--save-host`: write what was read of the machine (the plan's `Host`) here, as JSON:
+    /// `ksinstall plan --host` makes the same plan from it on any machine.
+    pub save_host: Option<PathBuf>,
 }
 
 /// A kickstart's bytes and the names it goes by (see `source::kickstart::FetchedKickstart`).
@@ -100,82 +104,13 @@ fn from_apply(e: ApplyError) -> Failure {
     }
 }
 
-/// The machine as the plan needs it, read once before the plan: the boot options, the
-/// inventory, the media, the DPU firmware bundles and what each supported DPU runs now.
-pub struct Host {
-    pub sysroot: PathBuf,
-    pub boot: BootOptions,
-    pub inventory: Inventory,
-    pub media: Media,
-    pub firmware_root: Result<PathBuf, String>,
-    pub dpu_observed: Vec<dpu::Observed>,
-}
-
-impl Host {
-    /// The plan's inputs for a kickstart (and a `--disk` named on the command line).
-    pub fn plan_inputs<'a>(
-        &'a self,
-        kickstart_name: &'a str,
-        kickstart: &'a Kickstart,
-        disk_override: Option<DiskOverride<'a>>,
-        image_sector_size: u32,
-    ) -> plan::Inputs<'a> {
-        plan::Inputs {
-            kickstart_name,
-            kickstart,
-            inventory: &self.inventory,
-            sysroot: &self.sysroot,
-            media: &self.media,
-            boot: &self.boot,
-            disk_override,
-            image_sector_size,
-            firmware_root: self.firmware_root.as_deref().map_err(String::as_str),
-            dpu_observed: &self.dpu_observed,
-            strict: false,
-        }
-    }
-}
-
-/// Read the machine: the inventory below the sysroot, the media (structure and sizes checked),
-/// and what each supported DPU runs, through its own interface (read-only). Shared by the
-/// scripted install and the console.
-pub fn prepare(
-    o: &Options,
-    boot: BootOptions,
-    media_location: &str,
-    http: &Http,
-) -> Result<Host, Failure> {
-    let inventory = Inventory::read(&o.sysroot)
-        .map_err(|e| stop(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
-    let mut media = Media::open_with(media_location, http)
-        .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
-    if let Some(path) = &o.trust_cert {
-        let anchor = crate::media::signature::Anchor::load(path)
-            .map_err(|e| stop(StepId::Media, Outcome::UsageOrIo, format!("{e:#}")))?;
-        media
-            .check_signatures(&anchor)
-            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
-    }
-    // The DPU's part of the image is read only when there is a DPU to get it.
-    if inventory.dpus.iter().any(|d| d.supported) {
-        media
-            .pin_dpu()
-            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
-    }
-    let dpu_observed = inventory
-        .dpus
-        .iter()
-        .filter(|d| d.supported)
-        .map(|d| dpu::observe(d, &o.access))
-        .collect();
-    Ok(Host {
-        sysroot: o.sysroot.clone(),
-        boot,
-        inventory,
-        media,
-        firmware_root: o.firmware_root.clone(),
-        dpu_observed,
-    })
+/// The target named on the command line (`--disk`).
+#[derive(Debug, Clone, Copy)]
+pub enum DiskOverride<'a> {
+    /// A block device or image file that exists.
+    Existing(&'a Path),
+    /// An image file the install will create (`--disk-size`).
+    New { path: &'a Path, size_bytes: u64 },
 }
 
 /// The USB and removable disks below the sysroot, as `ks=usb` searches them (the source stage
@@ -254,7 +189,7 @@ fn left_behind(
 /// console.
 pub fn run(
     o: &Options,
-    host: &Host,
+    host: &Prepared,
     plan: &Plan,
     kickstart_name: &str,
     sink: &dyn EventSink,
@@ -536,6 +471,9 @@ impl Run<'_> {
         let ks = self.read_kickstart(ks, http, workdir.path())?;
         safe_point(StepId::Kickstart)?;
         let host = prepare(self.o, boot.clone(), media_location, http)?;
+        if let Some(path) = &self.o.save_host {
+            save_host(&host.host, path)?;
+        }
         safe_point(StepId::Media)?;
         let plan = self.make_plan(&ks, &host)?;
         self.reboot = plan.reboot;
@@ -572,10 +510,10 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn make_plan(&self, ks: &Kickstart, host: &Host) -> Result<Plan, Failure> {
+    fn make_plan(&self, ks: &Kickstart, host: &Prepared) -> Result<Plan, Failure> {
         let started = Instant::now();
         let disk = disk_override(self.o);
-        let mut inputs = host.plan_inputs(&self.name, ks, disk, self.o.sector_size);
+        let mut inputs = plan::Inputs::new(&host.host, &self.name, ks);
         inputs.strict = self.o.strict || ks.paranoid.is_some();
         let mut plan = plan::make(&inputs).map_err(|e| stop(StepId::Plan, e.outcome, e.message))?;
         plan.check_media &= !self.o.skip_media_check;
@@ -583,6 +521,24 @@ impl Run<'_> {
         self.sink.record(StepId::Plan, started);
         Ok(plan)
     }
+}
+
+/// `--save-host`: the host document, written before anything else is.
+fn save_host(host: &plan::Host, path: &Path) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(host).map_err(|e| {
+        stop(
+            StepId::Plan,
+            Outcome::UsageOrIo,
+            format!("--save-host: {e}"),
+        )
+    })?;
+    std::fs::write(path, text + "\n").map_err(|e| {
+        stop(
+            StepId::Plan,
+            Outcome::UsageOrIo,
+            format!("--save-host {}: {e}", path.display()),
+        )
+    })
 }
 
 /// The target named with `--disk`: an image still to be created (`--disk-size`), or one that is

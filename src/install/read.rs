@@ -30,7 +30,11 @@ impl Run<'_> {
         let mut pre_failed = false;
         let mut records = Vec::new();
         let mut runner = |s: &kickstart::Script| {
-            let r = crate::apply::scripts::run(&ScriptPlan::of(s), workdir, &mut records);
+            let r = crate::apply::scripts::run(
+                &ScriptPlan::of(s, &super::interpreters()),
+                workdir,
+                &mut records,
+            );
             pre_failed |= r.is_err();
             r
         };

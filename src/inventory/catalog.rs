@@ -66,7 +66,7 @@ fn yes() -> bool {
 }
 
 /// One DPU model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogEntry {
     pub id: String,
     pub vendor: String,
@@ -127,7 +127,7 @@ pub(crate) struct PciIds {
 }
 
 /// The supported-and-recognised DPU catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub entries: Vec<CatalogEntry>,
 }

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use gpt::disk::LogicalBlockSize;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::installed;
 use crate::partition::{types, PartitionEntry};
@@ -17,7 +17,7 @@ const MAX_GPT_ENTRIES: u32 = 4096;
 /// A `boot.cfg` is a few kilobytes; read no more than this.
 const MAX_BOOT_CFG: u64 = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionTable {
     /// The device could not be opened or read.
@@ -32,7 +32,7 @@ pub enum PartitionTable {
 }
 
 /// One legacy MBR partition record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MbrPartition {
     /// 1 to 4.
     pub number: u32,
@@ -43,7 +43,7 @@ pub struct MbrPartition {
 
 /// One ESXi boot bank found on the disk: a Basic Data partition with the VMware FAT signature
 /// or a `boot.cfg`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootbank {
     pub partition: u32,
     /// The bank UUID of the VMware FAT signature (second sector): without it safeboot ignores
@@ -67,7 +67,7 @@ pub struct Bootbank {
 }
 
 /// An existing ESXi install.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EsxInstall {
     /// Build of the bank that would boot (safeboot's choice), else of the bank with the highest
     /// `updated` that names a build.
@@ -79,7 +79,7 @@ pub struct EsxInstall {
     pub upgrade: installed::Upgradability,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskContent {
     pub table: PartitionTable,
     /// Why the table is unreadable or unknown.

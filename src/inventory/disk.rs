@@ -4,13 +4,13 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::content::{self, DiskContent};
 use crate::sysroot::Sysroot;
 
 /// How the disk is attached, from the sysfs device path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transport {
     Nvme,
@@ -50,7 +50,7 @@ impl Transport {
 }
 
 /// One disk as the installer sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disk {
     /// Canonical ESXi-style name: `naa.…`, `eui.…`, `t10.…`, else `mpx.vmhbaN:C0:T0:L0`.
     pub name: String,

@@ -1,12 +1,12 @@
 //! The Distributed Services Engine rules that need only the inventory, as typed findings.
 //! Whether a finding stops the install is the plan stage's decision.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pci::Dpu;
 
 /// Where a DPU sits, for messages and for the plan stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DpuLocation {
     pub slot: Option<String>,
     /// `domain:bus:device` of the card.
@@ -47,7 +47,7 @@ fn join(locs: &[DpuLocation]) -> String {
         .join("; ")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DpuFinding {
     /// vSphere 8.0 GA hosts one DPU; dual-DPU support came later (UNCONFIRMED which update).

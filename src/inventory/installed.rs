@@ -6,7 +6,7 @@
 //! ../shared/spec/layout.md and media.md §6), written here as a pure function so that tests can
 //! ask "which bank boots now" of any disk: [`safeboot_choice`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::content::Bootbank;
 use crate::partition::{types, PartitionEntry};
@@ -16,7 +16,7 @@ use crate::partition::{types, PartitionEntry};
 pub const MIN_BANK_BYTES: u64 = 499 << 20;
 
 /// What safeboot does with one bank at power-on, and whether it may then boot it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BankAtBoot {
     pub partition: u32,
     /// `bootstate` after safeboot's rewrite: 1 (upgrading) -> 2 (dirty, booted once), 2 -> 3
@@ -26,7 +26,7 @@ pub struct BankAtBoot {
 }
 
 /// safeboot's decision for a disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootChoice {
     /// The partition that boots, if any bank is valid.
     pub boots: Option<u32>,
@@ -117,7 +117,7 @@ fn banks_updated(banks: &[Bootbank], seen: &[BankAtBoot]) -> Vec<u64> {
 }
 
 /// Whether an upgrade can keep this disk's layout, and if not, why (typed: callers branch on it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case", tag = "verdict")]
 pub enum Upgradability {
     #[error("upgradable: the ESXi 7.0/8.x layout (partitions 1, 5, 6, 7)")]
@@ -218,14 +218,14 @@ pub fn upgradability(
 }
 
 /// A file of a bank: its size and SHA-256 as read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileFact {
     pub size: u64,
     pub sha256: String,
 }
 
 /// One installed VIB as the bank's image database names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstalledVib {
     /// `VMware_bootbank_esx-base_8.0.3-0.35.24280767`.
     pub id: String,
@@ -235,7 +235,7 @@ pub struct InstalledVib {
 }
 
 /// The image a bank holds, from its `imgdb.tgz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BankImage {
     pub profile: String,
     /// The version of its `esx-base` (`8.0.3`).

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod catalog;
 pub mod content;
@@ -33,7 +33,7 @@ pub use pci::{Dpu, DpuFunction};
 pub use select::{DiskLookupError, FirstDiskChoice, DEFAULT_FIRSTDISK};
 
 /// What the installer found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Inventory {
     /// Disks in a stable order (by device topology); `--firstdisk` picks the first match.
     pub disks: Vec<Disk>,

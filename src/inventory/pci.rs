@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, PciIds, Role};
 use crate::sysroot::Sysroot;
 
 /// One PCI function as sysfs shows it under `sys/bus/pci/devices/<address>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PciFunction {
     /// `domain:bus:device.function`, e.g. `0000:3b:00.2`.
     pub address: String,
@@ -40,7 +40,7 @@ impl PciFunction {
 }
 
 /// A function of a DPU and what it does there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DpuFunction {
     pub address: String,
     /// `vvvv:dddd`.
@@ -53,7 +53,7 @@ pub struct DpuFunction {
 }
 
 /// A DPU card found in the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dpu {
     /// The catalog entry it matched.
     pub catalog_id: String,

@@ -1,6 +1,6 @@
 //! `--disk` name resolution and the `--firstdisk` filter list (kickstart.md §1.3, §1.4).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::disk::Disk;
 
@@ -11,7 +11,7 @@ pub const DEFAULT_FIRSTDISK: [&str; 3] = ["local", "remote", "usb"];
 const USB_DRIVER_NAMES: [&str; 3] = ["vmkusb", "umass", "usb-storage"];
 
 /// Why a disk could not be chosen. The message lists the disks that exist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DiskLookupError {
     #[error("no disk is named {name:?}; the disks are:{}", list(.disks))]

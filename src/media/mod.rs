@@ -43,7 +43,7 @@ pub struct Media {
 }
 
 /// Where the media's sizes and checksums come from, and what they leave uncovered.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Metadata {
     pub kind: MetadataKind,
     /// Media files no VIB payload covers (never called verified).
@@ -65,7 +65,7 @@ impl Metadata {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "from")]
 pub enum MetadataKind {
     /// VMware's `imgdb.tgz`: the image profile and the VIB descriptors.
@@ -417,20 +417,29 @@ impl Media {
     /// The components that go into the host's boot bank, kernel first: in the image profile's
     /// boot order with imgdb.tgz last (VMware's metadata), or in `boot.cfg` order (MANIFEST.JSON).
     pub fn bank_components(&self) -> Vec<&Component> {
-        if matches!(self.metadata.kind, MetadataKind::ImageDb { .. }) {
-            return self
-                .manifest
-                .components
-                .iter()
-                .filter(|c| matches!(c.role, Role::Kernel | Role::Module))
-                .collect();
-        }
-        self.boot_cfg
-            .files()
-            .iter()
-            .filter_map(|r| manifest::module_path(r).ok())
-            .filter_map(|p| self.manifest.find(&p))
-            .filter(|c| c.role != Role::Dpu)
-            .collect()
+        bank_components(&self.manifest, &self.boot_cfg, &self.metadata)
     }
+}
+
+/// The kernel and modules a boot bank gets: VMware's image database names them (real media), else
+/// `BOOT.CFG`'s modules that the manifest lists, the DPU's never.
+pub fn bank_components<'a>(
+    manifest: &'a Manifest,
+    boot_cfg: &BootCfg,
+    metadata: &Metadata,
+) -> Vec<&'a Component> {
+    if matches!(metadata.kind, MetadataKind::ImageDb { .. }) {
+        return manifest
+            .components
+            .iter()
+            .filter(|c| matches!(c.role, Role::Kernel | Role::Module))
+            .collect();
+    }
+    boot_cfg
+        .files()
+        .iter()
+        .filter_map(|r| manifest::module_path(r).ok())
+        .filter_map(|p| manifest.find(&p))
+        .filter(|c| c.role != Role::Dpu)
+        .collect()
 }

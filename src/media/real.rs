@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bootcfg::BootCfg;
 use super::imgdb::{self, Covered, ImageDb};
@@ -56,7 +56,7 @@ const BIOS_LOADERS: [&str; 3] = ["safeboot.c32", "mboot.c32", "ldlinux.sys"];
 const BIOS_UPPER: [&str; 3] = ["SAFEBOOT.C32", "MBOOT.C32", "LDLINUX.SYS"];
 
 /// Whether descriptor signatures were checked, in words for the plan and the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Signatures {
     /// Our own manifest: there are none to check.

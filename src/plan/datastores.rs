@@ -78,7 +78,7 @@ pub(super) fn plan(
                 ),
             ));
         }
-        let layout = storage::plan_datastore_disk(&req)
+        let layout = storage::layout::plan_datastore_disk_with_ids(&req, &mut || i.ids.next())
             .map_err(|e| refuse(e.outcome(), format!("{}: {e}", p.span)))?;
         out.push(DatastoreDisk {
             path: i.sysroot.join(disk.device.trim_start_matches('/')),

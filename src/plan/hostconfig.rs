@@ -18,7 +18,7 @@ use crate::inventory::Nic;
 use crate::kickstart::{BootProto, Interpreter, Kickstart, NetDevice, ScriptKind};
 
 /// A file the installer makes (rather than copies from the media).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GeneratedFile {
     pub name: String,
     pub size: u64,

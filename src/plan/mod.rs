@@ -3,7 +3,9 @@
 //! else. `--dry-run` prints the plan.
 
 pub mod datastores;
+pub mod host;
 pub mod hostconfig;
+pub mod ids;
 mod lockdown;
 pub mod upgrade;
 
@@ -16,9 +18,10 @@ use crate::exit::Outcome;
 use crate::firstboot;
 use crate::inventory::{DiskContent, Inventory};
 use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
-use crate::media::{BootCfg, Media, Role};
+use crate::media::{BootCfg, Role};
 use crate::source::cmdline::{self, BootOptions};
 use crate::storage::{self, Layout, LayoutRequest, MediaKind, SystemMediaSize, VmfsPolicy};
+pub use host::{Host, Interpreters, MediaFacts, OverrideDisk, OverrideState};
 use hostconfig::{FormatStep, GeneratedFile, HostConfig};
 
 /// A refusal at plan time: nothing has been written. Carries its exit code class.
@@ -54,7 +57,7 @@ pub struct Target {
 }
 
 /// A file copied from the media: its media path, where it goes, its size and SHA-256.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileCopy {
     pub from: String,
     /// Path inside the target FAT partition.
@@ -66,7 +69,7 @@ pub struct FileCopy {
 
 /// A script to run, with all apply needs to run it: the plan carries the body, so apply never
 /// reads the kickstart.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScriptPlan {
     pub kind: ScriptKind,
     pub interpreter: String,
@@ -84,11 +87,13 @@ pub struct ScriptPlan {
 }
 
 impl ScriptPlan {
-    pub fn of(s: &crate::kickstart::Script) -> ScriptPlan {
+    pub fn of(s: &crate::kickstart::Script, found: &Interpreters) -> ScriptPlan {
         ScriptPlan {
             kind: s.kind,
             interpreter: s.interpreter.name().into(),
-            program: interpreter_program(s.interpreter).map(|p| p.display().to_string()),
+            program: found
+                .program(s.interpreter)
+                .map(|p| p.display().to_string()),
             login_shell: s.interpreter == crate::kickstart::Interpreter::Busybox,
             timeout_secs: s.timeout_secs,
             ignore_failure: s.ignore_failure,
@@ -118,7 +123,7 @@ impl std::fmt::Display for DpuAction {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DpuPlan {
     pub vendor: String,
     pub model: String,
@@ -193,7 +198,7 @@ impl std::fmt::Display for RunKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// Fresh install or upgrade.
     pub kind: RunKind,
@@ -234,7 +239,7 @@ pub struct Plan {
 
 /// A disk other than the target that `clearpart` clears: these byte ranges (offset, length)
 /// are zeroed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClearDisk {
     pub name: String,
     pub path: PathBuf,
@@ -245,108 +250,95 @@ pub struct ClearDisk {
     pub zero: Vec<(u64, u64)>,
 }
 
-/// The target named on the command line (`--disk`).
-#[derive(Debug, Clone, Copy)]
-pub enum DiskOverride<'a> {
-    /// A block device or image file that exists.
-    Existing(&'a Path),
-    /// An image file the install will create (`--disk-size`): planned at that size, so that a
-    /// dry run shows what the real run will do.
-    New { path: &'a Path, size_bytes: u64 },
-}
-
-/// Everything the plan is made from.
+/// Everything the plan is made from: the machine as read (`Host`), the kickstart and the
+/// options. Nothing else: `make` reads no file, device or environment variable.
 pub struct Inputs<'a> {
     pub kickstart_name: &'a str,
     pub kickstart: &'a Kickstart,
+    pub host: &'a Host,
     pub inventory: &'a Inventory,
     pub sysroot: &'a Path,
-    pub media: &'a Media,
+    pub media: &'a MediaFacts,
     pub boot: &'a BootOptions,
-    /// `--disk`: a device or image file named on the command line, overriding the kickstart.
-    pub disk_override: Option<DiskOverride<'a>>,
-    /// Sector size for an image file (512 or 4096).
-    pub image_sector_size: u32,
-    /// Where DPU firmware bundles are (`firmware/`), or why no such directory was found.
-    pub firmware_root: Result<&'a Path, &'a str>,
     /// What each supported DPU runs, read through its interface (`dpu::observe`).
     pub dpu_observed: &'a [dpu::Observed],
     /// Refuse what would otherwise be a warning about the installed host (`--strict`, the
     /// kickstart's `paranoid`).
     pub strict: bool,
+    /// The identities of what the plan creates, from the host's seed.
+    pub ids: ids::IdSource,
 }
 
-/// The interpreter program for a script on this machine: busybox -> `/bin/sh`, python ->
-/// `python3` (ESXi runs `/bin/sh -l` and `/usr/bin/python`, Python 3 on 7/8).
-pub(crate) fn interpreter_program(i: crate::kickstart::Interpreter) -> Option<PathBuf> {
-    let candidates: &[&str] = match i {
-        crate::kickstart::Interpreter::Busybox => &["/bin/sh", "/usr/bin/sh"],
-        crate::kickstart::Interpreter::Python => &[
-            "/usr/bin/python3",
-            "/usr/local/bin/python3",
-            "/usr/bin/python",
-        ],
-    };
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .or_else(|| {
-            let name = match i {
-                crate::kickstart::Interpreter::Busybox => "sh",
-                crate::kickstart::Interpreter::Python => "python3",
-            };
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-}
-
-/// The target named with `--disk` that exists: a block device or an image file.
-fn existing_override(i: &Inputs<'_>, path: &Path) -> Result<(Target, DiskContent), PlanError> {
-    // Like coreos-installer's positional disk: the command line names the target.
-    let meta = std::fs::metadata(path)
-        .map_err(|e| refuse(Outcome::Precondition, format!("{}: {e}", path.display())))?;
-    use std::os::unix::fs::FileTypeExt;
-    if !(meta.is_file() || meta.file_type().is_block_device()) {
-        return Err(refuse(
-            Outcome::Precondition,
-            format!(
-                "{}: neither a block device nor a regular file",
-                path.display()
-            ),
-        ));
+impl<'a> Inputs<'a> {
+    pub fn new(host: &'a Host, kickstart_name: &'a str, kickstart: &'a Kickstart) -> Inputs<'a> {
+        Inputs {
+            kickstart_name,
+            kickstart,
+            host,
+            inventory: &host.inventory,
+            sysroot: &host.sysroot,
+            media: &host.media,
+            boot: &host.boot,
+            dpu_observed: &host.dpu_observed,
+            strict: false,
+            ids: ids::IdSource::new(&host.seed),
+        }
     }
-    let known = i.inventory.disks.iter().find(|d| {
-        let node = i.sysroot.join(d.device.trim_start_matches('/'));
-        std::fs::canonicalize(&node).ok() == std::fs::canonicalize(path).ok()
-    });
-    let dev = storage::BlockDev::open_read_only(path, i.image_sector_size)
-        .map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
-    // What the disk holds was read with the inventory when it is one of the machine's disks:
-    // read once, not again here.
-    let content = match known {
-        Some(d) => d.content.clone(),
-        None => crate::inventory::content::read(path, dev.logical_sector_size()),
-    };
-    let target = Target {
-        path: path.to_path_buf(),
-        name: known
-            .map(|d| d.name.clone())
-            .unwrap_or_else(|| path.display().to_string()),
-        aliases: known.map(|d| d.aliases.clone()).unwrap_or_default(),
-        size_bytes: dev.size_bytes(),
-        logical_sector_size: dev.logical_sector_size(),
-        model: known.and_then(|d| d.model.clone()),
-        kind: if known.is_some_and(|d| d.is_usb_or_sd()) {
-            MediaKind::UsbOrSd
-        } else {
-            MediaKind::SystemDisk
-        },
-        chosen_because: "named with --disk on the command line".into(),
-        holds_now: content.summary(),
-    };
-    Ok((target, content))
+}
+
+/// The target named with `--disk`, as `install::prepare` read it.
+fn override_target(d: &OverrideDisk, i: &Inputs<'_>) -> Result<(Target, DiskContent), PlanError> {
+    let path = &d.path;
+    match &d.state {
+        OverrideState::Unusable { why } => Err(refuse(Outcome::Precondition, why.clone())),
+        OverrideState::New { size_bytes } => {
+            let target = Target {
+                path: path.to_path_buf(),
+                name: path.display().to_string(),
+                aliases: Vec::new(),
+                size_bytes: *size_bytes,
+                logical_sector_size: d.image_sector_size,
+                model: None,
+                kind: MediaKind::SystemDisk,
+                chosen_because: "named with --disk on the command line".into(),
+                holds_now: format!(
+                    "nothing yet: a new sparse image file of {} is created",
+                    crate::size::human(*size_bytes)
+                ),
+            };
+            Ok((target, DiskContent::blank()))
+        }
+        OverrideState::Existing {
+            known,
+            size_bytes,
+            logical_sector_size,
+            content,
+            ..
+        } => {
+            // Like coreos-installer's positional disk: the command line names the target.
+            let known = known
+                .as_ref()
+                .and_then(|n| i.inventory.disks.iter().find(|d| &d.name == n));
+            let target = Target {
+                path: path.to_path_buf(),
+                name: known
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| path.display().to_string()),
+                aliases: known.map(|d| d.aliases.clone()).unwrap_or_default(),
+                size_bytes: *size_bytes,
+                logical_sector_size: *logical_sector_size,
+                model: known.and_then(|d| d.model.clone()),
+                kind: if known.is_some_and(|d| d.is_usb_or_sd()) {
+                    MediaKind::UsbOrSd
+                } else {
+                    MediaKind::SystemDisk
+                },
+                chosen_because: "named with --disk on the command line".into(),
+                holds_now: content.summary(),
+            };
+            Ok((target, (**content).clone()))
+        }
+    }
 }
 
 /// The target, and what it holds now (read once: with the inventory, or here for a `--disk`).
@@ -361,34 +353,11 @@ fn choose_target(
             "the kickstart has no install command",
         )
     })?;
-    match i.disk_override {
-        Some(DiskOverride::Existing(path)) => {
-            if action.target.is_some() {
-                warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
-            }
-            return existing_override(i, path);
+    if let Some(d) = &i.host.disk_override {
+        if action.target.is_some() {
+            warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", d.path.display()));
         }
-        Some(DiskOverride::New { path, size_bytes }) => {
-            if action.target.is_some() {
-                warnings.push(format!("the target {} is given on the command line; the kickstart's disk choice is not used", path.display()));
-            }
-            let target = Target {
-                path: path.to_path_buf(),
-                name: path.display().to_string(),
-                aliases: Vec::new(),
-                size_bytes,
-                logical_sector_size: i.image_sector_size,
-                model: None,
-                kind: MediaKind::SystemDisk,
-                chosen_because: "named with --disk on the command line".into(),
-                holds_now: format!(
-                    "nothing yet: a new sparse image file of {} is created",
-                    crate::size::human(size_bytes)
-                ),
-            };
-            return Ok((target, DiskContent::blank()));
-        }
-        None => {}
+        return override_target(d, i);
     }
     let (disk, why) = match &action.target {
         Some(DiskTarget::Disk(name)) => {
@@ -487,28 +456,10 @@ fn may_hide_vmfs(c: &crate::inventory::DiskContent) -> Option<String> {
     }
 }
 
-/// The kernel name of the disk holding `path` (the installer's media), from the device number of
-/// its file system and `sys/dev/block/MAJOR:MINOR` below the sysroot.
-fn disk_holding(sysroot: &Path, path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let dev = std::fs::metadata(path).ok()?.dev();
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let link = std::fs::read_link(sysroot.join(format!("sys/dev/block/{major}:{minor}"))).ok()?;
-    let parts: Vec<String> = link
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    let i = parts.iter().position(|c| c == "block")?;
-    parts.get(i + 1).cloned()
-}
-
 /// Rules on disks that hold whatever the kickstart says: never the disk the installer booted
 /// from (or reads its media from); `clearpart` only where we can honour it.
 fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> {
-    let boot_disk = match i.media.source.location() {
-        crate::media::source::Location::Local(p) => disk_holding(i.sysroot, &p),
-        crate::media::source::Location::Url(_) => None,
-    };
+    let boot_disk = i.host.media_disk.as_deref();
     let facts: Vec<storage::safety::DiskFacts> = i
         .inventory
         .disks
@@ -516,7 +467,7 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> 
         .map(|d| storage::safety::DiskFacts {
             id: d.name.clone(),
             aliases: d.aliases.clone(),
-            is_boot_media: boot_disk.as_deref() == Some(d.kernel_name.as_str()),
+            is_boot_media: boot_disk == Some(d.kernel_name.as_str()),
             has_vmfs: d
                 .content
                 .vmfs
@@ -529,6 +480,9 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> 
         .collect();
     if let Some(f) = facts.iter().find(|f| f.id == target.name) {
         storage::safety::check_install_target(f).map_err(|e| refuse(e.outcome(), e.to_string()))?;
+    }
+    if let Some(d) = &i.host.disk_override {
+        check_override_node(d, boot_disk)?;
     }
     let ks = i.kickstart;
     let mut lines = Vec::new();
@@ -583,6 +537,35 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> 
         cleared,
         clear,
     })
+}
+
+/// A `--disk` that is a partition, or a node (device-mapper, say) built on the disk the
+/// installer booted from: refused like that disk itself. ESXi's layout takes a whole disk.
+fn check_override_node(d: &OverrideDisk, boot_disk: Option<&str>) -> Result<(), PlanError> {
+    let OverrideState::Existing {
+        partition_of,
+        on_disks,
+        ..
+    } = &d.state
+    else {
+        return Ok(());
+    };
+    if let Some(boot) = boot_disk.filter(|b| on_disks.iter().any(|d| d == b)) {
+        let e = storage::safety::SafetyRefusal::BootMedia {
+            disk: format!("{} (on {boot})", d.path.display()),
+        };
+        return Err(refuse(e.outcome(), e.to_string()));
+    }
+    if let Some(disk) = partition_of {
+        return Err(refuse(
+            Outcome::Precondition,
+            format!(
+                "{} is a partition of {disk}: ESXi is installed on a whole disk; name the disk (/dev/{disk})",
+                d.path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What the disk rules leave for the rest of the plan.
@@ -706,11 +689,16 @@ fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<Str
     if i.media.is_local() {
         return None;
     }
-    let ifs = dpu::interfaces_on(d, i.sysroot);
+    let ifs = i
+        .host
+        .dpu_ports
+        .get(&d.address)
+        .cloned()
+        .unwrap_or_default();
     (!ifs.is_empty()).then(|| {
         format!(
             "the media come over the network ({}) and {} {} a port of this card: it is flashed after the host lay-down has fetched and verified every file, since its reset takes the port down",
-            i.media.source.describe(),
+            i.media.describe(),
             ifs.join(", "),
             if ifs.len() == 1 { "is" } else { "are" }
         )
@@ -755,7 +743,7 @@ fn dpu_plans(
                 Outcome::Media,
                 format!(
                     "{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later",
-                    i.media.source.describe(),
+                    i.media.describe(),
                     d.location(),
                     i.media.manifest.version
                 ),
@@ -766,7 +754,7 @@ fn dpu_plans(
                 Outcome::Media,
                 format!(
                     "{} has a DPU ({}), but the media carries no ESXio components for it",
-                    i.media.source.describe(),
+                    i.media.describe(),
                     d.location()
                 ),
             ));
@@ -775,12 +763,20 @@ fn dpu_plans(
         // ESXi): an upgrade keeps the DPU as it is (plan::upgrade::check_dpu).
         let name = format!("{} {} in {}", d.vendor, d.model, d.location());
         let root = i
+            .host
             .firmware_root
+            .as_deref()
             .map_err(|why| refuse(Outcome::Precondition, format!("{name}: {why}")))?;
-        let bundle = dpu::bundle::find(root, &d.catalog_id, &i.media.manifest.version)
-            .map_err(|e| refuse(Outcome::Precondition, format!("{name}: firmware bundle: {e:#}")))?
-            .ok_or_else(|| {
-                refuse(
+        let bundle = match i.host.bundles.get(&d.catalog_id) {
+            Some(Ok(Some(b))) => b,
+            Some(Err(e)) => {
+                return Err(refuse(
+                    Outcome::Precondition,
+                    format!("{name}: firmware bundle: {e}"),
+                ))
+            }
+            Some(Ok(None)) | None => {
+                return Err(refuse(
                     Outcome::Precondition,
                     format!(
                         "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
@@ -788,8 +784,9 @@ fn dpu_plans(
                         root.display(),
                         i.media.manifest.version
                     ),
-                )
-            })?;
+                ))
+            }
+        };
         if bundle.manifest.synthetic {
             warnings.push(format!(
                 "{name}: the firmware bundle {} is synthetic (for tests and demos); drop the vendor's bundle into {} for a real DPU",
@@ -817,7 +814,7 @@ fn dpu_plans(
                 format!("{name}: no host interface to reach it"),
             )
         })?;
-        let mut payload = dpu::payload::describe(&bundle, &i.media.manifest);
+        let mut payload = dpu::payload::describe(bundle, &i.media.manifest);
         let action = if dpu::runs_firmware(&observed, &payload.firmware_version) {
             DpuAction::AlreadyInstalled
         } else {
@@ -946,9 +943,9 @@ fn without_effect(ks: &Kickstart, kind: RunKind) -> Vec<String> {
 }
 
 /// The media as the plan names them.
-fn media_summary(media: &Media) -> MediaSummary {
+fn media_summary(media: &MediaFacts) -> MediaSummary {
     MediaSummary {
-        location: media.source.describe(),
+        location: media.describe().to_string(),
         version: media.manifest.version.clone(),
         build: media.manifest.build.clone(),
         verified_by: media.metadata.verified_by(),
@@ -1058,7 +1055,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     };
     let (generated, boot_cfg, host) = bank_config(media, &bank_files, &first)?;
     warnings.extend(secure_boot_warnings(i, &host)?);
-    let post_scripts = post_plans(ks)?;
+    let post_scripts = post_plans(ks, &i.host.interpreters)?;
     warnings.extend(esxi_only_lines(ks));
     Ok(Plan {
         kind,
@@ -1173,7 +1170,8 @@ fn layout_for(
         VmfsPolicy::Refuse
     };
     req.overwrite_vsan = action.overwrite_vsan;
-    let mut layout = storage::plan_layout(&req).map_err(|e| refuse(e.outcome(), e.to_string()))?;
+    let mut layout = storage::layout::plan_layout_with_ids(&req, &mut || i.ids.next())
+        .map_err(|e| refuse(e.outcome(), e.to_string()))?;
     warnings.extend(layout.warnings.iter().cloned());
     match &action.system_disk {
         None if layout.osdata_elsewhere => warnings.push(format!("{} is USB/SD media: it holds only the boot banks, and no --systemdisk names a disk for ESX-OSData", target.name)),
@@ -1215,7 +1213,7 @@ fn file_copy(c: &crate::media::Component, to: String, partition: u32) -> FileCop
 /// FAT and distinct, `EFI/BOOT/BOOTX64.EFI` among them, all fitting; and `syslinux.cfg` where the
 /// media carry BIOS boot.
 fn esp_plan(
-    media: &Media,
+    media: &MediaFacts,
     layout: &Layout,
 ) -> Result<(Vec<FileCopy>, Vec<GeneratedFile>), PlanError> {
     let esp_files: Vec<FileCopy> = media
@@ -1232,7 +1230,7 @@ fn esp_plan(
                 Outcome::Media,
                 format!(
                     "{}: bootloader {} -> {}: {e:#}",
-                    media.source.describe(),
+                    media.describe(),
                     f.from,
                     f.to
                 ),
@@ -1241,11 +1239,7 @@ fn esp_plan(
         if !esp_names.insert(f.to.to_ascii_lowercase()) {
             return Err(refuse(
                 Outcome::Media,
-                format!(
-                    "{}: two bootloader files go to {}",
-                    media.source.describe(),
-                    f.to
-                ),
+                format!("{}: two bootloader files go to {}", media.describe(), f.to),
             ));
         }
     }
@@ -1272,7 +1266,7 @@ fn esp_plan(
             Outcome::Media,
             format!(
                 "{}: no bootloader component for EFI/BOOT/BOOTX64.EFI",
-                media.source.describe()
+                media.describe()
             ),
         ));
     }
@@ -1280,7 +1274,11 @@ fn esp_plan(
 }
 
 /// Boot bank 0's modules: by their lower-case 8.3 names, distinct, fitting the bank.
-fn bank_plan(media: &Media, layout: &Layout, target: &Target) -> Result<Vec<FileCopy>, PlanError> {
+fn bank_plan(
+    media: &MediaFacts,
+    layout: &Layout,
+    target: &Target,
+) -> Result<Vec<FileCopy>, PlanError> {
     let bank_components = media.bank_components();
     let mut bank_files = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -1294,7 +1292,7 @@ fn bank_plan(media: &Media, layout: &Layout, target: &Target) -> Result<Vec<File
         if !names.insert(base.clone()) {
             return Err(refuse(
                 Outcome::Media,
-                format!("{}: two modules are named {base}", media.source.describe()),
+                format!("{}: two modules are named {base}", media.describe()),
             ));
         }
         bank_files.push(file_copy(c, base, 5));
@@ -1312,7 +1310,7 @@ fn bank_plan(media: &Media, layout: &Layout, target: &Target) -> Result<Vec<File
 
 /// The media's `kernelopt` as an installed bank keeps it: the installer's own words
 /// (`runweasel`, `cdromBoot`, `ks=`) removed, as weasel does (media.md §4).
-pub(super) fn installed_kernelopt(media: &Media) -> String {
+pub(super) fn installed_kernelopt(media: &MediaFacts) -> String {
     media
         .boot_cfg
         .kernelopt
@@ -1353,7 +1351,7 @@ fn format_steps(layout: &Layout, boot_disk: bool) -> Vec<FormatStep> {
 /// The install log first boot copies to `/var/log/esxi_install.log`, as weasel copies its own:
 /// what was installed, the same bytes for the same install on every host of a fleet (the full
 /// record, with this host's disk and kickstart, is `ksinstall.json` on the bank).
-fn install_log(media: &Media) -> String {
+fn install_log(media: &MediaFacts) -> String {
     format!(
         "ksinstall {}: fresh install of ESXi {} (build {}); the install record is ksinstall.json in this boot bank\n",
         env!("CARGO_PKG_VERSION"),
@@ -1365,7 +1363,7 @@ fn install_log(media: &Media) -> String {
 /// `onetime.tgz` (first boot's whole input: a fresh install writes no `state.tgz`) and the
 /// bank's `boot.cfg`, which must be bootable and hand `onetime.tgz` to first boot last.
 fn bank_config(
-    media: &Media,
+    media: &MediaFacts,
     bank_files: &[FileCopy],
     first: &hostconfig::FirstBootInputs<'_>,
 ) -> Result<(Vec<GeneratedFile>, BootCfg, HostConfig), PlanError> {
@@ -1450,10 +1448,10 @@ fn esxi_only_lines(ks: &Kickstart) -> Vec<String> {
     out
 }
 
-fn post_plans(ks: &Kickstart) -> Result<Vec<ScriptPlan>, PlanError> {
+fn post_plans(ks: &Kickstart, found: &Interpreters) -> Result<Vec<ScriptPlan>, PlanError> {
     let mut post_scripts = Vec::new();
     for s in ks.scripts.iter().filter(|s| s.kind == ScriptKind::Post) {
-        let program = interpreter_program(s.interpreter);
+        let program = found.program(s.interpreter);
         if program.is_none() {
             return Err(refuse(
                 Outcome::Script,
@@ -1469,7 +1467,7 @@ fn post_plans(ks: &Kickstart) -> Result<Vec<ScriptPlan>, PlanError> {
                 ),
             ));
         }
-        post_scripts.push(ScriptPlan::of(s));
+        post_scripts.push(ScriptPlan::of(s, found));
     }
 
     Ok(post_scripts)

@@ -6,11 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::MediaFacts;
 use super::{refuse, FileCopy, Inputs, PlanError, Target};
 use crate::exit::Outcome;
 use crate::inventory::installed::{self, BankImage};
 use crate::inventory::{Bootbank, DiskContent, EsxInstall};
-use crate::media::{BootCfg, Media};
+use crate::media::BootCfg;
 use crate::partition::PartitionEntry;
 use crate::storage::{self, Action, Filesystem, Layout, PlannedPartition, Role};
 
@@ -86,26 +87,13 @@ fn weasel_running(esx: &EsxInstall) -> Option<&Bootbank> {
         .max_by_key(|b| (b.updated.unwrap_or(0), std::cmp::Reverse(b.partition)))
 }
 
-/// The new media's image database (`imgdb.tgz`): what the installed VIBs are compared with.
-fn media_image(media: &Media) -> Result<BankImage, PlanError> {
-    let path = media
-        .manifest
-        .components
-        .iter()
-        .find(|c| c.path.to_ascii_lowercase().ends_with("imgdb.tgz"))
-        .map(|c| c.path.clone())
-        .ok_or_else(|| {
-            refuse(
-                Outcome::Media,
-                format!(
-                    "{}: no imgdb.tgz: an upgrade needs VMware's image database to compare with what is installed",
-                    media.source.describe()
-                ),
-            )
-        })?;
-    let bytes = crate::media::read_small(media.source.as_ref(), &path, crate::media::IMGDB_LIMIT)
-        .map_err(|e| refuse(Outcome::Media, format!("{path}: {e:#}")))?;
-    BankImage::from_imgdb(&bytes).map_err(|e| refuse(Outcome::Media, format!("{path}: {e}")))
+/// The new media's image database (`imgdb.tgz`): what the installed VIBs are compared with
+/// (read by `install::prepare` when a disk holds ESXi).
+fn media_image(media: &MediaFacts) -> Result<&BankImage, PlanError> {
+    media
+        .image
+        .as_ref()
+        .map_err(|why| refuse(Outcome::Media, why.clone()))
 }
 
 /// The ESXio VIBs of an image and their versions: what the DPU runs with it (the unified image:
@@ -295,7 +283,7 @@ fn carried_files(running: &Bootbank, warnings: &mut Vec<String>) -> Vec<CarriedF
 /// The new bank's `boot.cfg` in weasel's form: `bootstate=1` (upgrading), `updated=max+1`, the
 /// modules in the media's boot order with the carried `state.tgz` last.
 fn upgrade_boot_cfg(
-    media: &Media,
+    media: &MediaFacts,
     all_modules: &[FileCopy],
     carried_names: &[&str],
     to: &str,
@@ -345,7 +333,7 @@ pub(super) fn plan_upgrade(
     })?;
     let media_img = media_image(media)?;
     let media_names: Vec<&str> = media_img.vibs.iter().map(|v| v.name.as_str()).collect();
-    let dpus = check_dpu(i, running_img, &media_img, &to)?;
+    let dpus = check_dpu(i, running_img, media_img, &to)?;
     let downgrade = check_builds(i, &from, &to, target, running.partition, warnings)?;
     let missing: Vec<String> = running_img
         .vibs
@@ -363,7 +351,7 @@ pub(super) fn plan_upgrade(
             ),
         ));
     }
-    let layout = upgrade_layout(target, existing, target_bank)?;
+    let layout = upgrade_layout(&i.host.gpts, &i.ids, target, existing, target_bank)?;
     let bank = layout.partition(target_bank).cloned().ok_or_else(|| {
         refuse(
             Outcome::Precondition,
@@ -441,7 +429,7 @@ pub(super) fn plan_upgrade(
         boot_cfg,
         host: super::hostconfig::host_config(i.kickstart),
         datastore_disks: Vec::new(),
-        post_scripts: super::post_plans(i.kickstart)?,
+        post_scripts: super::post_plans(i.kickstart, &i.host.interpreters)?,
         dpus: Vec::new(),
         dpus_not_used: Vec::new(),
         check_media: media.is_local(),
@@ -455,18 +443,22 @@ pub(super) fn plan_upgrade(
 /// The disk's layout as it is, every partition preserved but the target bank, which is
 /// reformatted (FAT16, the VMware signature with the bank's own UUID kept).
 fn upgrade_layout(
+    gpts: &std::collections::BTreeMap<String, Result<storage::GptSnapshot, String>>,
+    ids: &super::ids::IdSource,
     target: &Target,
     existing: &DiskContent,
     target_bank: u32,
 ) -> Result<Layout, PlanError> {
-    let mut dev = storage::BlockDev::open_read_only(&target.path, target.logical_sector_size)
-        .map_err(|e| refuse(Outcome::Precondition, format!("{e:#}")))?;
-    let gpt = storage::read_gpt(&mut dev).map_err(|e| {
-        refuse(
-            Outcome::Precondition,
-            format!("{}: reading the GPT: {e:#}", target.name),
-        )
-    })?;
+    let gpt = match gpts.get(&target.name) {
+        Some(Ok(g)) => g,
+        Some(Err(why)) => return Err(refuse(Outcome::Precondition, why.clone())),
+        None => {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!("{}: its GPT was not read", target.name),
+            ))
+        }
+    };
     let ss = u64::from(target.logical_sector_size);
     let bank_uuid = existing
         .esx
@@ -474,7 +466,7 @@ fn upgrade_layout(
         .and_then(|e| e.banks.iter().find(|b| b.partition == target_bank))
         .and_then(|b| b.uuid.as_deref())
         .and_then(|u| uuid::Uuid::parse_str(u).ok())
-        .unwrap_or_else(uuid::Uuid::new_v4);
+        .unwrap_or_else(|| ids.next());
     let partitions = gpt
         .entries
         .iter()
@@ -502,6 +494,7 @@ fn upgrade_layout(
                         size_bytes,
                         target.logical_sector_size,
                         bank_uuid,
+                        ids.next(),
                     ),
                 }
             } else {

@@ -4,12 +4,12 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::words;
 
 /// Where `ks=` says the kickstart is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "location")]
 pub enum KsLocation {
     /// `ks=file://path`, `ks=/path`.
@@ -38,7 +38,7 @@ impl std::fmt::Display for KsLocation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemMediaSize {
     Min,
@@ -47,7 +47,7 @@ pub enum SystemMediaSize {
     Max,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootOptions {
     pub ks: Vec<KsLocation>,
     pub ip: Option<String>,

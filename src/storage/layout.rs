@@ -671,10 +671,16 @@ fn fat_filesystem(
 
 /// A boot bank's FAT16 for an upgrade's reformat: the bank keeps its UUID (ESXi names the
 /// volume by it), gets a fresh volume id and the cluster size a fresh install gives it.
-pub fn bank_filesystem(label: &str, bytes: u64, sector: u32, bank_uuid: Uuid) -> Filesystem {
+pub fn bank_filesystem(
+    label: &str,
+    bytes: u64,
+    sector: u32,
+    bank_uuid: Uuid,
+    fresh: Uuid,
+) -> Filesystem {
     Filesystem::Fat16 {
         label: label.to_string(),
-        volume_id: volume_id_from(Uuid::new_v4()),
+        volume_id: volume_id_from(fresh),
         bytes_per_cluster: fat16_cluster_bytes(bytes, sector),
         reserved_sectors: 2,
         bank_uuid: Some(bank_uuid),
@@ -900,7 +906,7 @@ pub fn plan_datastore_disk(req: &DatastoreRequest) -> Result<Layout, LayoutRefus
 }
 
 /// [`plan_datastore_disk`] with identities drawn from `next_id`.
-pub(crate) fn plan_datastore_disk_with_ids(
+pub fn plan_datastore_disk_with_ids(
     req: &DatastoreRequest,
     next_id: &mut dyn FnMut() -> Uuid,
 ) -> Result<Layout, LayoutRefusal> {

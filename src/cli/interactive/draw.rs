@@ -104,7 +104,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, eula: &str) {
 fn welcome(f: &mut Frame<'_>, app: &App, version: &str) {
     let area = frame_with(f, "Welcome", "Enter: continue  Esc: quit", version);
     let m = &app.ctx.media.manifest;
-    let inv = &app.ctx.inventory;
+    let inv = &app.ctx.host.inventory;
     let text = format!(
         "Welcome to the installation of VMware ESXi {} (build {}).\n\n\
          Media: {}\n\
@@ -143,6 +143,7 @@ fn welcome(f: &mut Frame<'_>, app: &App, version: &str) {
 /// ESXi would not use as DPUs are not refusals (the host is installed without them).
 fn hardware_refusals(app: &App) -> Vec<String> {
     app.ctx
+        .host
         .inventory
         .dpus
         .iter()
@@ -150,6 +151,7 @@ fn hardware_refusals(app: &App) -> Vec<String> {
         .filter_map(|d| {
             let o = app
                 .ctx
+                .host
                 .dpu_observed
                 .iter()
                 .find(|o| o.address == d.address)?;
@@ -188,7 +190,7 @@ fn disks(f: &mut Frame<'_>, app: &App, version: &str) {
         "Up/Down: select  Enter: choose  Esc: back",
         version,
     );
-    let inv = &app.ctx.inventory;
+    let inv = &app.ctx.host.inventory;
     let mut lines = vec![Line::styled(
         format!(
             "  {} {} {} {} {}",
@@ -413,7 +415,7 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
         "Enter: continue  Esc: back",
         version,
     );
-    let inv = &app.ctx.inventory;
+    let inv = &app.ctx.host.inventory;
     let mut lines = Vec::new();
     if inv.dpus.is_empty() {
         lines.push(Line::raw(

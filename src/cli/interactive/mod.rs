@@ -96,6 +96,7 @@ pub fn run_console(
         access: dpu.access(sysroot),
         firmware_root: dpu.firmware_root(),
         strict: false,
+        save_host: None,
     };
     let host = match ksinstall::install::prepare(&options, boot, media, http) {
         Ok(h) => h,
@@ -182,7 +183,7 @@ pub fn run_console(
 fn install_on_screen(
     screen: &mut Screen,
     options: &ksinstall::install::Options,
-    host: &ksinstall::install::Host,
+    host: &ksinstall::install::Prepared,
     plan: &ksinstall::plan::Plan,
     version: &str,
 ) -> Result<(), ksinstall::install::Failure> {
@@ -271,7 +272,12 @@ fn save_kickstart<'a>(
     let Some(chosen) = app.chosen_disk() else {
         anyhow::bail!("F11 without a chosen disk");
     };
-    let text = save::text(&planned.kickstart, &app.ctx.inventory, chosen, save.form);
+    let text = save::text(
+        &planned.kickstart,
+        &app.ctx.host.inventory,
+        chosen,
+        save.form,
+    );
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)

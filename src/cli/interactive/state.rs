@@ -48,7 +48,7 @@ pub enum VmfsChoice {
 
 /// What the scripted path reads from the machine, the console reads too (the library's
 /// `install::prepare`).
-pub type Context = ksinstall::install::Host;
+pub type Context = ksinstall::install::Prepared;
 
 /// The two password fields. The plain text lives only here, while typed; it is wiped as soon
 /// as it is hashed (and when the form is dropped), and never drawn (only as `*`). The fields
@@ -330,7 +330,7 @@ impl App {
     pub fn chosen_disk(&self) -> Option<&ksinstall::inventory::Disk> {
         self.answers
             .disk
-            .and_then(|i| self.ctx.inventory.disks.get(i))
+            .and_then(|i| self.ctx.host.inventory.disks.get(i))
     }
 
     fn back(&mut self) -> Step {
@@ -406,7 +406,7 @@ impl App {
     }
 
     fn disk_key(&mut self, k: KeyEvent) {
-        let n = self.ctx.inventory.disks.len();
+        let n = self.ctx.host.inventory.disks.len();
         match k.code {
             KeyCode::Down if self.disk_cursor + 1 < n => {
                 self.disk_cursor += 1;
@@ -417,7 +417,7 @@ impl App {
                 self.disk_error = None;
             }
             KeyCode::Enter => {
-                let Some(d) = self.ctx.inventory.disks.get(self.disk_cursor) else {
+                let Some(d) = self.ctx.host.inventory.disks.get(self.disk_cursor) else {
                     self.disk_error = Some("there is no disk to install on".into());
                     return;
                 };
@@ -689,9 +689,7 @@ impl App {
             .iter()
             .map(|d| d.message.clone())
             .collect();
-        let inputs = self
-            .ctx
-            .plan_inputs(KICKSTART_NAME, &parsed.kickstart, None, 512);
+        let inputs = plan::Inputs::new(&self.ctx.host, KICKSTART_NAME, &parsed.kickstart);
         let plan = plan::make(&inputs).map_err(|e| e.message)?;
         warnings.extend(plan.warnings.iter().cloned());
         Ok(Planned {
@@ -705,8 +703,6 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ksinstall::inventory::Inventory;
-    use ksinstall::media::Media;
     use ksinstall::source::cmdline::BootOptions;
     use ratatui::crossterm::event::KeyEvent;
 
@@ -723,14 +719,26 @@ mod tests {
             seed: 1,
         })
         .unwrap();
-        App::new(Context {
-            inventory: Inventory::read(&sysroot).unwrap(),
-            media: Media::open(&dir.join("media").display().to_string()).unwrap(),
+        let options = ksinstall::install::Options {
             sysroot: sysroot.clone(),
-            boot: BootOptions::parse("").unwrap(),
+            disk: None,
+            disk_size: None,
+            sector_size: 512,
+            dry_run: false,
+            run_pre: false,
+            skip_media_check: false,
+            trust_cert: None,
+            report: None,
+            access: ksinstall::dpu::Access::new(&sysroot),
             firmware_root: ksinstall::dpu::bundle::default_root(),
-            dpu_observed: Vec::new(),
-        })
+            strict: false,
+            save_host: None,
+        };
+        let media = dir.join("media").display().to_string();
+        let http = ksinstall::http::Http::new(Default::default()).unwrap();
+        let prepared =
+            ksinstall::install::prepare(&options, BootOptions::parse("").unwrap(), &media, &http);
+        App::new(prepared.map_err(|f| f.message).unwrap())
     }
 
     fn typed(app: &mut App, text: &str) {
