@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{hash_image, mcopy_out, run, sha256_file};
-use testkit::synth;
 use ksinstall::media::{Manifest, Role};
+use testkit::synth;
 
 const PASSWORD: &str = "Console-Pass-42x";
 const BF3_SDA: &str = "naa.600062b212345678290a3b4c5d6e7f80";

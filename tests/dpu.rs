@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
-use testkit::sim::{Behaviour, Config, Received, RshimSim};
-use testkit::synth;
-use ksinstall::media::{Manifest};
+use ksinstall::media::Manifest;
 use rshim_daemon::{Card, DaemonConfig, RshimDaemon};
 use serde_json::Value;
+use testkit::sim::{Behaviour, Config, Received, RshimSim};
+use testkit::synth;
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
@@ -170,7 +170,11 @@ fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
     let model = bundle_model(bundle);
     for id in [1u8, 3, 5, 41] {
         let img = got.images.iter().find(|i| i.id == id).unwrap();
-        assert_eq!(Some(img.sha256.clone()), model.image_sha256(id), "image {id}");
+        assert_eq!(
+            Some(img.sha256.clone()),
+            model.image_sha256(id),
+            "image {id}"
+        );
     }
     let esxio = h.manifest().find("esxiodpt.tgz").unwrap().sha256.clone();
     assert_eq!(got.esxio, vec![("esxio/esxiodpt.tgz".to_string(), esxio)]);

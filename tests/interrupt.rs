@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::run;
+use ksinstall::media::Role;
+use serde_json::Value;
 use testkit::sim::{Behaviour, Config};
 use testkit::synth;
-use ksinstall::media::{Role};
-use serde_json::Value;
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\n";

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use testkit::synth;
 use ksinstall::media::{imgdb, Coverage, Media, Role};
+use testkit::synth;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esximg");
 

@@ -166,13 +166,8 @@ impl Misc {
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: a valid descriptor and a buffer of the length given.
-            let n = unsafe {
-                libc::read(
-                    self.inotify.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
+            let n =
+                unsafe { libc::read(self.inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 let e = io::Error::last_os_error();
                 if n == 0 || e.kind() == io::ErrorKind::WouldBlock {

@@ -413,7 +413,13 @@ fn is_tar_header(b: &[u8]) -> bool {
     let sum: u64 = b[..512]
         .iter()
         .enumerate()
-        .map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u64::from(c) })
+        .map(|(i, &c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(c)
+            }
+        })
         .sum();
     let field = String::from_utf8_lossy(&b[148..156]);
     u64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) == Ok(sum)

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use ksinstall::media::Manifest;
 use testkit::synth;
-use ksinstall::media::{Manifest};
 
 pub struct Setup {
     pub dir: tempfile::TempDir,

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use ksinstall::media::Role;
 use testkit::synth;
-use ksinstall::media::{Role};
 
 /// Wall time and peak resident memory of one command (its own, via wait4).
 struct Run {
@@ -487,8 +487,8 @@ fn concurrency(
     host_secs: f64,
 ) -> Result<Concurrency> {
     use ksinstall::dpu::{bundle, payload, rshim};
-    use testkit::sim;
     use std::time::Duration;
+    use testkit::sim;
     let sysroot = work.join("sysroot-bf3");
     let _ = std::fs::remove_dir_all(&sysroot);
     let ok = Command::new("cp")
