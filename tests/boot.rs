@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::http::{make_certs, serve, serve_tls};
 use common::{hash_image, run};
-use ksinstall::media::{synth, BootCfg, Manifest};
+use ksinstall::media::{BootCfg, Manifest};
+use testkit::synth;
 
 const PASSWORD: &str = "Plain-Secret-99x";
 const P5: u64 = 208_896 * 512;

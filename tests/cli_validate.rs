@@ -304,7 +304,7 @@ fn pre_and_post_lines_using_esxi_only_commands_are_warned_per_line() {
     );
     // The plan says the same lines.
     let media = d.path().join("media");
-    ksinstall::media::synth::mkmedia(&ksinstall::media::synth::Options {
+    testkit::synth::mkmedia(&testkit::synth::Options {
         out: media.clone(),
         size: 32 << 20,
         version: "8.0.3".into(),

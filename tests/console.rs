@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{hash_image, mcopy_out, run, sha256_file};
-use ksinstall::media::{synth, Manifest, Role};
+use ksinstall::media::{Manifest, Role};
+use testkit::synth;
 
 const PASSWORD: &str = "Console-Pass-42x";
 const BF3_SDA: &str = "naa.600062b212345678290a3b4c5d6e7f80";
@@ -24,7 +25,7 @@ const P5: u64 = 208_896 * 512;
 struct Host {
     dir: tempfile::TempDir,
     /// The host's BlueField behind rshim's device files, for fixtures that have one.
-    _dpu: Option<ksinstall::dpu::sim::RshimSim>,
+    _dpu: Option<testkit::sim::RshimSim>,
 }
 
 impl Host {
@@ -60,9 +61,9 @@ impl Host {
             _ => None,
         };
         let _dpu = rshim.map(|(address, info)| {
-            ksinstall::dpu::sim::RshimSim::start(
+            testkit::sim::RshimSim::start(
                 &root.join("dev/rshim0"),
-                ksinstall::dpu::sim::Config::new(address, info),
+                testkit::sim::Config::new(address, info),
             )
             .unwrap()
         });

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
-use ksinstall::dpu::sim::{Behaviour, Config, Received, RshimSim};
-use ksinstall::media::{synth, Manifest};
+use ksinstall::media::Manifest;
 use rshim_daemon::{Card, DaemonConfig, RshimDaemon};
 use serde_json::Value;
+use testkit::sim::{Behaviour, Config, Received, RshimSim};
+use testkit::synth;
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
@@ -147,25 +148,33 @@ fn bundle_hash(bundle: &str, file: &str) -> String {
     sha256_file(&repo(&format!("firmware/{bundle}/{file}")))
 }
 
-/// What a BlueField must have been given: every image sound, the firmware of its bundle, the
-/// ESXio depot of the media, and `bf.cfg` naming the payload.
+/// The synthetic model testkit wrote the bundle of.
+fn bundle_model(bundle: &str) -> testkit::bundles::Model {
+    *testkit::bundles::MODELS
+        .iter()
+        .find(|m| m.catalog_id == bundle)
+        .unwrap()
+}
+
+/// What a BlueField must have been given: the bundle's BF-Bundle byte for byte with every
+/// image sound, the ESXio depot of the media, and `bf.cfg` naming the payload.
 fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
     assert!(got.problems.is_empty(), "{:?}", got.problems);
     let ids: Vec<u8> = got.images.iter().map(|i| i.id).collect();
     assert_eq!(
         ids,
         [1, 3, 5, 41, 50, 63],
-        "BL2, BL31, UEFI, NIC firmware, info, ESXio: mlx-mkbfb's order"
+        "BL2, BL31, UEFI, NIC firmware, info, installer ramdisk: mlx-mkbfb's order"
     );
     assert!(got.images.iter().all(|i| i.crc_ok));
-    for (id, file) in [
-        (1u8, "bl2.bin"),
-        (3, "bl31.bin"),
-        (5, "uefi.bin"),
-        (41, "nicfw.bin"),
-    ] {
+    let model = bundle_model(bundle);
+    for id in [1u8, 3, 5, 41] {
         let img = got.images.iter().find(|i| i.id == id).unwrap();
-        assert_eq!(img.sha256, bundle_hash(bundle, file), "image {id}");
+        assert_eq!(
+            Some(img.sha256.clone()),
+            model.image_sha256(id),
+            "image {id}"
+        );
     }
     let esxio = h.manifest().find("esxiodpt.tgz").unwrap().sha256.clone();
     assert_eq!(got.esxio, vec![("esxio/esxiodpt.tgz".to_string(), esxio)]);
@@ -491,11 +500,19 @@ fn dpu_rules_are_checked_before_anything_is_written() {
         .arg(&bad)
         .status()
         .unwrap();
-    std::fs::write(bad.join("nvidia-bluefield-3/nicfw.bin"), vec![0u8; 196_608]).unwrap();
+    let bfb = testkit::bundles::BLUEFIELD3.file_name();
+    let size = std::fs::metadata(bad.join("nvidia-bluefield-3").join(&bfb))
+        .unwrap()
+        .len();
+    std::fs::write(
+        bad.join("nvidia-bluefield-3").join(&bfb),
+        vec![0u8; size as usize],
+    )
+    .unwrap();
     let out = h.install(&["--firmware", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
-        text(&out).contains("nicfw.bin has SHA-256"),
+        text(&out).contains(&format!("{bfb} has SHA-256")),
         "{}",
         text(&out)
     );
@@ -699,7 +716,7 @@ const BF3_RSHIM: &str = "0000:ca:00.2";
 /// NVIDIA ships it, put in a `bfb-passthrough` bundle of a copy of `firmware/`. Returns the
 /// firmware directory and the `.bfb` bytes.
 fn vendor_bundle(h: &Host) -> (PathBuf, Vec<u8>) {
-    use ksinstall::dpu::bfb::{self, Image};
+    use testkit::bfb::{self, Image};
     let fw = h.path("vendor-firmware");
     Command::new("cp")
         .arg("-a")
@@ -880,16 +897,40 @@ fn a_boot_device_held_by_another_process_is_reported_as_such_and_misc_put_back()
     misc_put_back(&d, &seen, false);
 }
 
+/// ksinstall no longer builds a boot stream of its own: a bundle of the retired self-built
+/// format (`bfb`, firmware images packed by ksinstall) is not a bundle to it, so a card behind
+/// a real rshim daemon is only ever sent a BF-Bundle as its bundle holds it.
 #[test]
-fn the_self_built_stream_is_never_offered_to_a_card_behind_a_real_rshim_daemon() {
+fn a_bundle_of_the_retired_self_built_format_is_never_used() {
     let h = Host::new("bluefield3");
     let _d = RshimDaemon::start(
         &h.sysroot.join("dev/rshim0"),
         DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)"),
     );
-    let out = h.install(&["--dpu-timeout", "5"]);
+    let fw = h.path("old-format");
+    let dir = fw.join("nvidia-bluefield-3");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nicfw.bin"), b"hi").unwrap();
+    std::fs::write(
+        dir.join("bundle.toml"),
+        format!(
+            "vendor = \"NVIDIA\"\nmodel = \"BlueField-3\"\ncatalog_ids = [\"nvidia-bluefield-3\"]\ngenerations = []\nversion = \"32.44.1036\"\nmin_esxi = \"8.0.0\"\nformat = \"bfb\"\n\n[[file]]\npath = \"nicfw.bin\"\nkind = \"nic-firmware\"\nsize = 2\nsha256 = \"{}\"\n",
+            ksinstall::media::verify::sha256_hex(b"hi")
+        ),
+    )
+    .unwrap();
+    let out = h.install(&["--firmware", fw.to_str().unwrap(), "--dpu-timeout", "5"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("a real BlueField boots only the vendor's complete BF-Bundle"));
+    assert!(
+        text(&out).contains("no firmware bundle for nvidia-bluefield-3"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("nvidia-bluefield-3/bundle.toml: not a bundle manifest"),
+        "{}",
+        text(&out)
+    );
     assert!(!h.path("disk.img").exists());
 }
 

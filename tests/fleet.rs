@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use ksinstall::dpu::sim::{Behaviour, Config, RshimSim};
-use ksinstall::media::synth;
 use serde_json::Value;
+use testkit::sim::{Behaviour, Config, RshimSim};
+use testkit::synth;
 
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
 

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use common::setup::Setup;
 use common::{hash_image, mcopy_out, run, sha256_file, GIB};
-use ksinstall::media::synth;
+use testkit::synth;
 
 const PASSWORD: &str = "Plain-Secret-99x";
 const P1: u64 = 64 * 512;

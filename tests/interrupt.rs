@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::run;
-use ksinstall::dpu::sim::{Behaviour, Config};
-use ksinstall::media::{synth, Role};
+use ksinstall::media::Role;
 use serde_json::Value;
+use testkit::sim::{Behaviour, Config};
+use testkit::synth;
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\n";
@@ -247,7 +248,7 @@ fn interrupted_while_the_bluefield_installs_the_host_disk_gets_no_boot_cfg() {
         let s = Setup::new("bluefield3", 64 << 20);
         let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
         c.behaviour = Behaviour::Silent;
-        let sim = ksinstall::dpu::sim::RshimSim::start(&s.sysroot.join("dev/rshim0"), c).unwrap();
+        let sim = testkit::sim::RshimSim::start(&s.sysroot.join("dev/rshim0"), c).unwrap();
         let ks = s.path("ks.cfg").display().to_string();
         let child = s.start(&s.path("media").display().to_string(), &ks);
         // The host's disk is laid down and verified, the stream is sent: only the DPU's

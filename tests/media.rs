@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ksinstall::media::{imgdb, synth, Coverage, Media, Role};
+use ksinstall::media::{imgdb, Coverage, Media, Role};
+use testkit::synth;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esximg");
 

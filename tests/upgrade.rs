@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use common::{hash_range, run, sha256_file};
 use ksinstall::inventory::content;
 use ksinstall::inventory::installed::{safeboot_choice, Upgradability};
-use ksinstall::media::synth;
+use testkit::synth;
 
 const P1: (u64, u64) = (64, 204_863);
 const P5: (u64, u64) = (208_896, 8_595_455);

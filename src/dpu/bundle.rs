@@ -12,18 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::media::manifest::check_relative;
 use crate::media::verify;
 
-/// What a bundle file is; for BlueField it decides the BFB image it becomes.
+/// What a bundle file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileKind {
-    /// BlueField: ARM Trusted Firmware BL2 (BFB image 1).
-    Bl2,
-    /// BlueField: ARM Trusted Firmware BL31 (BFB image 3).
-    Bl31,
-    /// BlueField: UEFI (BFB image 5).
-    Uefi,
-    /// BlueField: the ConnectX NIC firmware (BFB image 41).
-    NicFirmware,
     /// Pensando DSC: the firmware package flashed through devlink.
     DscFirmware,
     /// BlueField: the vendor's complete BF-Bundle (`.bfb`), sent byte for byte.
@@ -34,10 +26,6 @@ pub enum FileKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadFormat {
-    /// A BlueField boot stream that ksinstall builds from firmware images: understood by the
-    /// simulator only (a real card boots only a complete vendor stream), never sent to a card
-    /// behind a real rshim daemon.
-    Bfb,
     /// The vendor's BF-Bundle `.bfb` passed through unchanged, followed by our `bf.cfg` (as
     /// `bfb-install -c` appends it) and the ESXio components (in the place of `bfb-install -f`).
     BfbPassthrough,
@@ -161,7 +149,6 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     // Each format takes its own kinds: a file of another kind would be silently left out.
     for f in &manifest.files {
         let fits = match manifest.format {
-            PayloadFormat::Bfb => !matches!(f.kind, FileKind::DscFirmware | FileKind::VendorBfb),
             PayloadFormat::BfbPassthrough => f.kind == FileKind::VendorBfb,
             PayloadFormat::DscPackage => f.kind == FileKind::DscFirmware,
         };
@@ -295,7 +282,7 @@ mod tests {
         std::fs::write(
             dir.join("bundle.toml"),
             format!(
-                "vendor = \"V\"\nmodel = \"M\"\ncatalog_ids = [\"m\"]\ngenerations = []\nversion = \"1\"\nmin_esxi = \"8.0.0\"\nformat = \"bfb\"\n[[file]]\npath = \"{path}\"\nkind = \"nic-firmware\"\nsize = 2\nsha256 = \"{}\"\n",
+                "vendor = \"V\"\nmodel = \"M\"\ncatalog_ids = [\"m\"]\ngenerations = []\nversion = \"1\"\nmin_esxi = \"8.0.0\"\nformat = \"bfb-passthrough\"\n[[file]]\npath = \"{path}\"\nkind = \"vendor-bfb\"\nsize = 2\nsha256 = \"{}\"\n",
                 verify::sha256_hex(b"hi")
             ),
         )?;

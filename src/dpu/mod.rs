@@ -3,12 +3,10 @@
 //! inventory side (`observe`: what a card runs, read-only) and by apply (`install`).
 //! See docs/DPU.md.
 
-pub mod bfb;
 pub mod bundle;
 pub mod devlink;
 pub mod payload;
 pub mod rshim;
-pub mod sim;
 pub mod transport;
 
 use std::path::{Path, PathBuf};
@@ -528,7 +526,6 @@ impl RshimBackend<'_> {
             dir: &self.dir,
             seen: before.log.unwrap_or_default(),
             marker: &self.marker,
-            clears_on_read: !rshim::is_simulator(&self.dir),
             silence: self.access.silence,
             poll: self.access.poll,
             cancel: &self.access.cancel,

@@ -1,7 +1,7 @@
 //! The DPU payload of one card: the ESXio components of the media and the model's firmware
 //! bundle, described at plan time (every part with its hash) and staged as one file just before
-//! the install: a BlueField boot stream followed by its `bf.cfg` (as `bfb-install` sends them),
-//! or a Pensando DSC package for devlink.
+//! the install: a BlueField's vendor BF-Bundle followed by its `bf.cfg` and the ESXio components
+//! (as `bfb-install -b -c -f` sends them), or a Pensando DSC package for devlink.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::bfb::{self, image_id};
 use super::bundle::{Bundle, FileKind, PayloadFormat};
 use crate::media::manifest::Manifest;
 use crate::media::verify::{self, VerifyingReader};
@@ -36,9 +35,6 @@ pub struct PayloadPart {
     pub sha256: String,
     /// `esxio`, or the bundle file kind.
     pub kind: String,
-    /// For a boot stream: the BFB image the part becomes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bfb_image: Option<u8>,
 }
 
 /// What goes onto one DPU, decided at plan time.
@@ -55,16 +51,6 @@ pub struct PayloadPlan {
     pub firmware_version: String,
     /// The staged file's name (in the firmware search path for devlink).
     pub file_name: String,
-}
-
-fn bfb_image_of(kind: FileKind) -> Option<u8> {
-    match kind {
-        FileKind::Bl2 => Some(image_id::BL2),
-        FileKind::Bl31 => Some(image_id::BL31),
-        FileKind::Uefi => Some(image_id::BL33),
-        FileKind::NicFirmware => Some(image_id::NIC_FW),
-        FileKind::DscFirmware | FileKind::VendorBfb => None,
-    }
 }
 
 fn kind_name(kind: FileKind) -> String {
@@ -87,11 +73,6 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
             size: f.size,
             sha256: f.sha256.to_ascii_lowercase(),
             kind: kind_name(f.kind),
-            bfb_image: if format == PayloadFormat::Bfb {
-                bfb_image_of(f.kind)
-            } else {
-                None
-            },
         })
         .collect();
     // A DSC is flashed with the vendor's package byte for byte (its own tools check it); the
@@ -107,7 +88,6 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
         size: c.size,
         sha256: c.sha256.to_ascii_lowercase(),
         kind: "esxio".into(),
-        bfb_image: (format == PayloadFormat::Bfb).then_some(image_id::INITRAMFS),
     }));
     let mut h = Sha256::new();
     h.update(format!("{format:?}\n"));
@@ -116,7 +96,7 @@ pub fn describe(bundle: &Bundle, media: &Manifest) -> PayloadPlan {
     }
     let id = verify::hex(&h.finalize());
     let ext = match format {
-        PayloadFormat::Bfb | PayloadFormat::BfbPassthrough => "bfb",
+        PayloadFormat::BfbPassthrough => "bfb",
         PayloadFormat::DscPackage => "tar",
     };
     PayloadPlan {
@@ -207,17 +187,6 @@ pub fn bf_cfg(plan: &PayloadPlan, model: &str, address: &str, run: &str) -> Stri
     )
 }
 
-fn info_json(plan: &PayloadPlan) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec_pretty(&serde_json::json!({
-        "made_by": format!("ksinstall {}", env!("CARGO_PKG_VERSION")),
-        "payload_id": plan.id,
-        "label": plan.label,
-        "esxio_build": plan.esxio_build,
-        "firmware_version": plan.firmware_version,
-        "parts": plan.parts,
-    }))?)
-}
-
 fn tar_part(tar: &mut tar::Builder<&mut dyn Write>, p: &PayloadPart, media: &Media) -> Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_size(p.size);
@@ -265,50 +234,6 @@ fn write_payload(
         .with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     match plan.format {
-        PayloadFormat::Bfb => {
-            // Images in mlx-mkbfb's table order ("order is significant"): the firmware images,
-            // then the information image, then the ESXio archive; `bf.cfg` follows the stream
-            // as bfb-install appends it.
-            let mut fw: Vec<&PayloadPart> = plan
-                .parts
-                .iter()
-                .filter(|p| p.bfb_image.is_some_and(|i| i != image_id::INITRAMFS))
-                .collect();
-            fw.sort_by_key(|p| p.bfb_image);
-            let esxio: Vec<&PayloadPart> = plan
-                .parts
-                .iter()
-                .filter(|p| p.bfb_image == Some(image_id::INITRAMFS))
-                .collect();
-            let mut ids: Vec<u8> = fw.iter().filter_map(|p| p.bfb_image).collect();
-            ids.push(image_id::INFO);
-            if !esxio.is_empty() {
-                ids.push(image_id::INITRAMFS);
-            }
-            for (n, p) in fw.iter().enumerate() {
-                let id = p.bfb_image.unwrap_or_default();
-                bfb::write_streamed(&mut out, id, &ids[n + 1..], |w| {
-                    let mut r = open_part(p, media)?;
-                    std::io::copy(&mut r, w).with_context(|| format!("packing {}", p.name))?;
-                    Ok(())
-                })?;
-            }
-            let info = info_json(plan)?;
-            bfb::write_streamed(&mut out, image_id::INFO, &ids[fw.len() + 1..], |w| {
-                Ok(w.write_all(&info)?)
-            })?;
-            if !esxio.is_empty() {
-                bfb::write_streamed(&mut out, image_id::INITRAMFS, &[], |w| {
-                    let mut tar = tar::Builder::new(w);
-                    for p in &esxio {
-                        tar_part(&mut tar, p, media)?;
-                    }
-                    tar.finish().context("finishing the ESXio archive")?;
-                    Ok(())
-                })?;
-            }
-            out.write_all(bf_cfg(plan, model, address, run).as_bytes())?;
-        }
         PayloadFormat::BfbPassthrough => {
             // As bfb-install sends them (`cat bfb cfg rootfs > boot`): the vendor's stream
             // unchanged (never re-packed: its images and signatures are NVIDIA's), our bf.cfg,

@@ -144,13 +144,6 @@ pub fn find(sysroot: &Path, addresses: &[String]) -> io::Result<Option<RshimDevi
     Ok(None)
 }
 
-/// Whether `dir` is the simulator (`dpu::sim`): its `boot` is a FIFO, where the rshim daemon
-/// serves a character device. Only the simulator is offered the self-built stream.
-pub(crate) fn is_simulator(dir: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::symlink_metadata(dir.join("boot")).is_ok_and(|m| m.file_type().is_fifo())
-}
-
 /// Why talking to rshim failed, each with its own exit code (`dpu::RshimBackend` maps them).
 #[derive(Debug, thiserror::Error)]
 pub enum RshimError {
@@ -402,13 +395,12 @@ pub(crate) fn line_kind(line: &str, marker: &str) -> LineKind {
 /// Follow `misc` until the card logs `marker` (success), its installer reports a failure, it
 /// boots or finishes without our line, or it says nothing for `silence`. `seen` is the log as
 /// it stood before the push (so an old boot's lines are not news). `ERR` lines that are not the
-/// installer's failure go to `on_warning`.
+/// installer's failure go to `on_warning`. The caller has set `CLEAR_ON_READ 1` (as bfb-install
+/// does), so each read after the first returns only the lines logged since the one before.
 pub struct Watch<'a> {
     pub dir: &'a Path,
     pub seen: Vec<String>,
     pub marker: &'a str,
-    /// `CLEAR_ON_READ 1` is in effect (the daemon), not a file that keeps its log (simulator).
-    pub clears_on_read: bool,
     pub silence: Duration,
     pub poll: Duration,
     pub cancel: &'a AtomicBool,
@@ -429,9 +421,8 @@ pub fn wait(
             .map_err(|e| RshimError::Io(format!("reading {}: {e}", misc.display())))?;
         let (_, log) = parse_misc(&now);
         // With CLEAR_ON_READ 1 the daemon returns the lines since the last read; only the
-        // first read still holds what was there before the push. The simulator's plain file
-        // keeps everything, so there a line is news only past the last read's.
-        let fresh = if w.clears_on_read && !first {
+        // first read still holds what was there before the push.
+        let fresh = if !first {
             log.clone()
         } else {
             new_lines(&seen, log.clone())

@@ -11,7 +11,6 @@ pub mod manifest;
 pub mod real;
 pub mod signature;
 pub mod source;
-pub mod synth;
 pub mod verify;
 
 use std::io::Read;

@@ -18,7 +18,7 @@ pub const IMGDB: &str = "imgdb.tgz";
 /// Files of a real ISO that no VIB payload covers (media.md §2): named in the plan and the
 /// report as such. `imgdb.tgz` goes to the boot bank, `esxiodpt.tgz` to a DPU; the rest are the
 /// installer's own and are not laid down.
-pub(crate) const NOT_COVERED: [&str; 5] = [
+pub const NOT_COVERED: [&str; 5] = [
     "imgdb.tgz",
     "imgpayld.tgz",
     "basemisc.tgz",

@@ -829,16 +829,11 @@ fn dpu_plans(
                 ));
                 Some(firmware_dir.clone())
             }
-            dpu::Interface::Rshim { dir, .. } => {
+            // A BlueField bundle is always the vendor's BF-Bundle (`bfb-passthrough`, the only
+            // BlueField format a bundle can have): what a real card boots, whatever is behind
+            // rshim's files.
+            dpu::Interface::Rshim { .. } => {
                 lockdown::check_rshim(&i.inventory.firmware, &name)?;
-                if bundle.manifest.format == dpu::bundle::PayloadFormat::Bfb
-                    && !dpu::rshim::is_simulator(dir)
-                {
-                    return Err(refuse(Outcome::Precondition, format!(
-                        "{name}: the bundle {} is a boot stream ksinstall builds itself, which only the simulator understands; a real BlueField boots only the vendor's complete BF-Bundle: use a bundle of format \"bfb-passthrough\" (firmware/README.md)",
-                        bundle.dir.display()
-                    )));
-                }
                 None
             }
         };

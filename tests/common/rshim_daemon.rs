@@ -477,7 +477,7 @@ fn release(state: &Arc<Mutex<State>>, node: u64, fh: u64) {
 fn card_lines(st: &State) -> Vec<String> {
     let cfg_at = st.config.bfb_len.unwrap_or(0) as usize;
     let cfg = String::from_utf8_lossy(st.seen.stream.get(cfg_at..).unwrap_or_default());
-    let hook = ksinstall::dpu::sim::hook_line(&cfg);
+    let hook = testkit::sim::hook_line(&cfg);
     let installed = |extra: Option<&str>| {
         let mut v = vec![
             "INFO: bf.cfg found".to_string(),

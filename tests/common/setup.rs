@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ksinstall::media::{synth, Manifest};
+use ksinstall::media::Manifest;
+use testkit::synth;
 
 pub struct Setup {
     pub dir: tempfile::TempDir,

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ksinstall::media::{synth, Role};
+use ksinstall::media::Role;
+use testkit::synth;
 
 /// Wall time and peak resident memory of one command (its own, via wait4).
 struct Run {
@@ -426,7 +427,7 @@ Ratios (targets from the install issue: at most 0.3x the baseline, within 1.2x o
 | time / limit (the slower of openssl and cp: {lim:.2} s) | {al:.2}x | {il:.2}x | {bl:.2}x |\n\n\
 Peak memory (default mode; the copy uses 1 MiB buffers, at most 4 in flight, whatever the media size): {m1} MiB at 1 GiB media, {m4} MiB at 4 GiB.\n\n\
 Every byte is hashed twice by the default mode (the check before writing, then as it is written) and read\nback once from the disk, which the limit (one hash or one copy) does not do; the one-pass mode is the\nfigure comparable with the limit. Hashing runs on a second thread while the writer writes, and the data\nis flushed to the device while it is read back. The disk of this machine is shared: `cp` + `sync` varied\nfrom 4.0 s to 5.6 s between runs, so ratios to the limit move by about 0.2x from run to run. The default trades that time for never destroying an old install with\nbad media (docs/INSTALL.md).\n\n\
-## Host and DPU together\n\nThe DPU install runs on its own thread beside the host lay-down; `boot.cfg` waits for both. A simulated\nBlueField-3 (`ksinstall::dpu::sim`: the rshim device files, a FIFO drained at a fixed {rate} MB/s) takes the\nboot stream ({dpu_mb:.0} MB: the ESXio depot of the 2 GiB medium and the firmware bundle).\n\n| What | Time |\n|---|---|\n| host only (the default install above, no DPU) | {host:.2} s |\n| DPU only (stage and check the payload, push it through rshim, wait for `Rebooting...`) | {dpu:.2} s (staging {stage:.2} s) |\n| host + DPU in one install | {both:.2} s |\n\nConcurrency figure: host + DPU divided by the larger of the two alone = **{ratio:.2}** (target: at most 1.1).\n\n\
+## Host and DPU together\n\nThe DPU install runs on its own thread beside the host lay-down; `boot.cfg` waits for both. A simulated\nBlueField-3 (`testkit::sim`: the rshim device files, a FIFO drained at a fixed {rate} MB/s) takes the\nboot stream ({dpu_mb:.0} MB: the ESXio depot of the 2 GiB medium and the firmware bundle).\n\n| What | Time |\n|---|---|\n| host only (the default install above, no DPU) | {host:.2} s |\n| DPU only (stage and check the payload, push it through rshim, wait for `Rebooting...`) | {dpu:.2} s (staging {stage:.2} s) |\n| host + DPU in one install | {both:.2} s |\n\nConcurrency figure: host + DPU divided by the larger of the two alone = **{ratio:.2}** (target: at most 1.1).\n\n\
 Where the time of the host + DPU run goes (its fastest of 3; seconds from the start of the process):\n\n{timeline}\n\
 Before the DPU's stream may start, the host's media check and the DPU payload's staging must both be done\n(nothing is written to any disk or device before everything is checked): the two share this machine's two\ncores, so that phase is longer than the staging alone. Before it, a DPU host's open reads and hashes the\nESXio depot (the payload's id needs its hash), then the staging reads and hashes it again as it packs it:\nthese two, which the DPU-only figure does not include, are the excess over 1.0, with the simulated card's\nown judging of the stream (it hashes all of it before it logs). A host without a DPU no longer reads the\ndepot at all: with the real-format media it was read at every open (measured: 0.45 s of the first 0.47 s\nof a host-only install; 0.02 s now).\n\nCommands: `cargo xtask bench` (writes this file). The baseline script is in `xtask/src/bench.rs`.\n",
         mem = mem_kib as f64 / 1048576.0,
@@ -485,8 +486,9 @@ fn concurrency(
     ks: &Path,
     host_secs: f64,
 ) -> Result<Concurrency> {
-    use ksinstall::dpu::{bundle, payload, rshim, sim};
+    use ksinstall::dpu::{bundle, payload, rshim};
     use std::time::Duration;
+    use testkit::sim;
     let sysroot = work.join("sysroot-bf3");
     let _ = std::fs::remove_dir_all(&sysroot);
     let ok = Command::new("cp")
@@ -518,6 +520,8 @@ fn concurrency(
         let t = Instant::now();
         let staged = payload::stage(&plan, &media, stage_dir, "BlueField-3", "0000:ca:00")?;
         stage_secs = stage_secs.min(t.elapsed().as_secs_f64());
+        // As the install does: the log on, cleared by each read.
+        rshim::misc_command(&rshim_dir, "CLEAR_ON_READ 1")?;
         rshim::misc_command(&rshim_dir, "DISPLAY_LEVEL 2")?;
         let base = std::fs::read_to_string(rshim_dir.join("misc"))?;
         rshim::push(
@@ -533,7 +537,6 @@ fn concurrency(
                 dir: &rshim_dir,
                 seen: base.lines().map(str::to_string).collect(),
                 marker: &marker,
-                clears_on_read: false,
                 silence: Duration::from_secs(60),
                 poll: Duration::from_millis(50),
                 cancel: &cancel,

@@ -17,7 +17,7 @@ mod e2e;
 mod image;
 mod rollout;
 
-use ksinstall::media::synth as mkmedia;
+use testkit::synth as mkmedia;
 
 /// Programs the tests run, and the Debian package that brings each.
 const TEST_TOOLS: &[(&str, &str)] = &[
@@ -245,9 +245,9 @@ fn demo() -> Result<()> {
         .arg(&sysroot))?;
     // The simulated DPU stands where the rshim daemon's /dev/rshim0 would: it drains the boot
     // stream at 200 MB/s, checks it, and logs its install as a real BlueField does.
-    let mut dpu = ksinstall::dpu::sim::Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+    let mut dpu = testkit::sim::Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
     dpu.rate = Some(200_000_000);
-    let sim = ksinstall::dpu::sim::RshimSim::start(&sysroot.join("dev/rshim0"), dpu)?;
+    let sim = testkit::sim::RshimSim::start(&sysroot.join("dev/rshim0"), dpu)?;
     if !media.join("IMGDB.TGZ").exists() {
         let _ = std::fs::remove_dir_all(&media);
         println!(

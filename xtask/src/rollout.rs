@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ksinstall::dpu::sim::{Config, RshimSim};
-use ksinstall::media::synth;
+use testkit::sim::{Config, RshimSim};
+use testkit::synth;
 
 const KS: &str = "vmaccepteula\nrootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umRYHEgzPhZjOfXvb9/6j3OBpXQpAO238CiGZZ0X5fOIg31\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
 

@@ -712,7 +712,7 @@ mod tests {
 
     fn app(dir: &std::path::Path) -> App {
         let sysroot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain");
-        ksinstall::media::synth::mkmedia(&ksinstall::media::synth::Options {
+        testkit::synth::mkmedia(&testkit::synth::Options {
             out: dir.join("media"),
             size: 16 << 20,
             version: "8.0.3".into(),

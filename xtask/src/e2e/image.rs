@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use ksinstall::media::synth;
+use testkit::synth;
 
 use super::{Laps, Paths};
 use crate::image::{self as installer, Installer, Pin};

@@ -90,14 +90,14 @@ pub(super) fn run(
     let to = next_build(&from)?;
     let media_b = images.www.join("media-b");
     let _ = std::fs::remove_dir_all(&media_b);
-    ksinstall::media::synth::mkmedia_with(
-        &ksinstall::media::synth::Options {
+    testkit::synth::mkmedia_with(
+        &testkit::synth::Options {
             out: media_b,
             size: 48 << 20,
             version: "8.0.3".into(),
             seed: 9,
         },
-        &ksinstall::media::synth::Variant {
+        &testkit::synth::Variant {
             build: Some(to.clone()),
             ..Default::default()
         },

@@ -1,5 +1,5 @@
 //! A deterministic synthetic ESXi 8 installer medium of any size (`cargo xtask mkmedia`, the
-//! demo, the tests and the benchmark all use it), in the real format: upper-case ISO9660 8.3
+//! demo, the tests and the benchmark all use it; never the product), in the real format: upper-case ISO9660 8.3
 //! names, VMware's BOOT.CFG, and `imgdb.tgz` (an image profile and VIB descriptors in VMware's
 //! schema, with the three checksums of each payload). There is no MANIFEST.JSON.
 //!
@@ -15,11 +15,11 @@ use anyhow::{bail, Context, Result};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::manifest::Manifest;
-use super::BootCfg;
+use ksinstall::media::manifest::Manifest;
+use ksinstall::media::BootCfg;
 
 /// The 8.0U3 installer's modules after the kernel `b.b00`, in BOOT.CFG order.
-pub(crate) const MODULES: &str = "jumpstrt.gz useropts.gz features.gz k.b00 uc_intel.b00 uc_amd.b00 uc_hygon.b00 procfs.b00 vmx.v00 vim.v00 tpm.v00 sb.v00 s.v00 atlantic.v00 bcm_mpi3.v00 bnxtnet.v00 bnxtroce.v00 brcmfcoe.v00 cndi_igc.v00 dwi2c.v00 elxiscsi.v00 elxnet.v00 i40en.v00 iavmd.v00 icen.v00 igbn.v00 intelgpi.v00 ionic_cl.v00 ionic_en.v00 irdman.v00 iser.v00 ixgben.v00 lpfc.v00 lpnic.v00 lsi_mr3.v00 lsi_msgp.v00 lsi_msgp.v01 lsi_msgp.v02 mtip32xx.v00 ne1000.v00 nenic.v00 nfnic.v00 nhpsa.v00 nipmi.v00 nmlx5_cc.v00 nmlx5_co.v00 nmlx5_rd.v00 ntg3.v00 nvme_pci.v00 nvmerdma.v00 nvmetcp.v00 nvmxnet3.v00 nvmxnet3.v01 pvscsi.v00 qcnic.v00 qedentv.v00 qedrntv.v00 qfle3.v00 qfle3f.v00 qfle3i.v00 qflge.v00 rdmahl.v00 rshim_ne.v00 rshim.v00 rste.v00 sfvmk.v00 smartpqi.v00 vmkata.v00 vmksdhci.v00 vmkusb.v00 vmw_ahci.v00 bmcal.v00 clusters.v00 crx.v00 drivervm.v00 elx_esx_.v00 btldr.v00 dvfilter.v00 esx_ui.v00 esxupdt.v00 tpmesxup.v00 weaselin.v00 esxio_co.v00 infravis.v00 loadesx.v00 lsuv2_hp.v00 lsuv2_in.v00 lsuv2_ls.v00 lsuv2_nv.v00 lsuv2_oe.v00 lsuv2_oe.v01 lsuv2_sm.v00 native_m.v00 qlnative.v00 trx.v00 vcls_pod.v00 vdfs.v00 vds_vsip.v00 vmware_e.v00 hbrsrv.v00 vsan.v00 vsanheal.v00 vsanmgmt.v00 tools.t00 xorg.v00 gc.v00 imgdb.tgz basemisc.tgz resvibs.tgz esxiodpt.tgz imgpayld.tgz";
+pub const MODULES: &str = "jumpstrt.gz useropts.gz features.gz k.b00 uc_intel.b00 uc_amd.b00 uc_hygon.b00 procfs.b00 vmx.v00 vim.v00 tpm.v00 sb.v00 s.v00 atlantic.v00 bcm_mpi3.v00 bnxtnet.v00 bnxtroce.v00 brcmfcoe.v00 cndi_igc.v00 dwi2c.v00 elxiscsi.v00 elxnet.v00 i40en.v00 iavmd.v00 icen.v00 igbn.v00 intelgpi.v00 ionic_cl.v00 ionic_en.v00 irdman.v00 iser.v00 ixgben.v00 lpfc.v00 lpnic.v00 lsi_mr3.v00 lsi_msgp.v00 lsi_msgp.v01 lsi_msgp.v02 mtip32xx.v00 ne1000.v00 nenic.v00 nfnic.v00 nhpsa.v00 nipmi.v00 nmlx5_cc.v00 nmlx5_co.v00 nmlx5_rd.v00 ntg3.v00 nvme_pci.v00 nvmerdma.v00 nvmetcp.v00 nvmxnet3.v00 nvmxnet3.v01 pvscsi.v00 qcnic.v00 qedentv.v00 qedrntv.v00 qfle3.v00 qfle3f.v00 qfle3i.v00 qflge.v00 rdmahl.v00 rshim_ne.v00 rshim.v00 rste.v00 sfvmk.v00 smartpqi.v00 vmkata.v00 vmksdhci.v00 vmkusb.v00 vmw_ahci.v00 bmcal.v00 clusters.v00 crx.v00 drivervm.v00 elx_esx_.v00 btldr.v00 dvfilter.v00 esx_ui.v00 esxupdt.v00 tpmesxup.v00 weaselin.v00 esxio_co.v00 infravis.v00 loadesx.v00 lsuv2_hp.v00 lsuv2_in.v00 lsuv2_ls.v00 lsuv2_nv.v00 lsuv2_oe.v00 lsuv2_oe.v01 lsuv2_sm.v00 native_m.v00 qlnative.v00 trx.v00 vcls_pod.v00 vdfs.v00 vds_vsip.v00 vmware_e.v00 hbrsrv.v00 vsan.v00 vsanheal.v00 vsanmgmt.v00 tools.t00 xorg.v00 gc.v00 imgdb.tgz basemisc.tgz resvibs.tgz esxiodpt.tgz imgpayld.tgz";
 
 /// Relative weights of the big files (roughly their share of a real 8.0U3 ISO); others weigh 1.
 fn weight(name: &str) -> u64 {
@@ -181,7 +181,7 @@ pub fn make_iso(dir: &Path, iso: &Path) -> Result<()> {
     Ok(())
 }
 
-use super::verify::hex;
+use ksinstall::media::verify::hex;
 
 /// The VIB a module belongs to: esx-base for the base system's, else one VIB per module file
 /// (`lsi_msgp.v00`, `.v01`, `.v02` are three VIBs, each with a payload `lsi_msgp`, as on real media).
@@ -401,7 +401,7 @@ pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
     for m in &v.omit {
         if m == "b.b00"
             || !MODULES.split_whitespace().any(|n| n == m)
-            || super::real::NOT_COVERED.contains(&m.as_str())
+            || ksinstall::media::real::NOT_COVERED.contains(&m.as_str())
         {
             bail!("--omit {m}: not a module of the image that can be left out");
         }
@@ -432,7 +432,7 @@ pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
             .saturating_sub(size % 4096)
             .saturating_add(17 + i as u64 * 31);
         let upper = name.to_ascii_uppercase();
-        if super::real::NOT_COVERED.contains(name) {
+        if ksinstall::media::real::NOT_COVERED.contains(name) {
             if *name != "imgdb.tgz" {
                 write_payload(&o.out, &upper, size, name_seed(o.seed, name), true)?;
             }
@@ -455,7 +455,7 @@ pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
             Written {
                 file: path.into(),
                 size: bytes.len() as u64,
-                sha256: super::verify::sha256_hex(&bytes),
+                sha256: ksinstall::media::verify::sha256_hex(&bytes),
                 sha256_gunzip: String::new(),
                 sha1_gunzip: String::new(),
             }
@@ -508,7 +508,7 @@ pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
     std::fs::write(o.out.join("BOOT.CFG"), boot_cfg.render())?;
     std::fs::write(o.out.join("EFI/BOOT/BOOT.CFG"), boot_cfg.render())?;
     // Opening it is the check that what was written is what the installer reads.
-    Ok(super::Media::open(&o.out.display().to_string())?.manifest)
+    Ok(ksinstall::media::Media::open(&o.out.display().to_string())?.manifest)
 }
 
 /// Replace the file at `media_path` with `bytes` and make VMware's metadata vouch for it: the
@@ -516,8 +516,8 @@ pub fn mkmedia_with(o: &Options, v: &Variant) -> Result<Manifest> {
 /// loader of its own this way). Only for media mkmedia made: it edits our own descriptors.
 pub fn replace_payload(dir: &Path, media_path: &str, bytes: &[u8]) -> Result<()> {
     let old = std::fs::read(dir.join(media_path)).with_context(|| media_path.to_string())?;
-    let (old_size, old_sha) = (old.len(), super::verify::sha256_hex(&old));
-    let (new_size, new_sha) = (bytes.len(), super::verify::sha256_hex(bytes));
+    let (old_size, old_sha) = (old.len(), ksinstall::media::verify::sha256_hex(&old));
+    let (new_size, new_sha) = (bytes.len(), ksinstall::media::verify::sha256_hex(bytes));
     let mut members = read_members(dir)?;
     let mut hits = 0;
     for (_, data) in members.iter_mut() {

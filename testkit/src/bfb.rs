@@ -1,4 +1,6 @@
-//! The BlueField boot stream (BFB), as `mlx-mkbfb` writes it (../shared/spec/dpu.md §2.3).
+//! The BlueField boot stream (BFB), as `mlx-mkbfb` writes it: what the synthetic BF-Bundles of
+//! [`crate::bundles`] are made of. The product never writes one: it sends the vendor's bundle as
+//! it is (docs/DPU.md).
 //!
 //! Written by hand: NVIDIA ships the format only as a Python script and no crate reads or writes
 //! it. A BFB is a sequence of images, each a 24-byte little-endian header and the image padded
@@ -11,23 +13,23 @@
 
 use std::io::{self, Write};
 
-pub(crate) const MAGIC: u32 = 0x1302_6642;
-pub(crate) const HEADER_LEN: usize = 24;
+pub const MAGIC: u32 = 0x1302_6642;
+pub const HEADER_LEN: usize = 24;
 const MAJOR: u64 = 1;
 const MINOR: u64 = 0;
 
-/// Image ids of the format that ksinstall writes (`mlx-mkbfb`'s table).
+/// Image ids of `mlx-mkbfb`'s table that the synthetic bundles use.
 pub mod image_id {
     pub const BL2: u8 = 1;
     pub const BL31: u8 = 3;
     /// UEFI.
-    pub(crate) const BL33: u8 = 5;
+    pub const BL33: u8 = 5;
     pub const SYS: u8 = 29;
-    pub(crate) const NIC_FW: u8 = 41;
+    pub const NIC_FW: u8 = 41;
     /// BFB version information.
     pub const INFO: u8 = 50;
-    /// The installer ramdisk: here, the archive carrying the ESXio components.
-    pub(crate) const INITRAMFS: u8 = 63;
+    /// The installer ramdisk (a BF-Bundle's installer; in the synthetic bundles a placeholder).
+    pub const INITRAMFS: u8 = 63;
 }
 
 /// One image of the stream.
@@ -59,7 +61,7 @@ fn too_big(id: u8, len: u64) -> io::Error {
 }
 
 /// The header from an image's length and the CRC-32 of its padded bytes.
-pub(crate) fn header_of(id: u8, len: u32, crc: u32, following: &[u8]) -> [u8; HEADER_LEN] {
+pub fn header_of(id: u8, len: u32, crc: u32, following: &[u8]) -> [u8; HEADER_LEN] {
     let word0 = u64::from(MAGIC) | MAJOR << 32 | MINOR << 36 | 3u64 << 52 | u64::from(id) << 56;
     let word1 = u64::from(len) | u64::from(crc) << 32;
     let word2 = following.iter().fold(0u64, |m, &f| m | 1u64 << (f & 63));
@@ -68,58 +70,6 @@ pub(crate) fn header_of(id: u8, len: u32, crc: u32, following: &[u8]) -> [u8; HE
     out[8..16].copy_from_slice(&word1.to_le_bytes());
     out[16..24].copy_from_slice(&word2.to_le_bytes());
     out
-}
-
-/// Counts and checksums what passes through, for an image streamed without knowing its size.
-struct CrcWriter<'a, W: Write> {
-    inner: &'a mut W,
-    crc: crc32fast::Hasher,
-    len: u64,
-}
-
-impl<W: Write> Write for CrcWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.crc.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Append one image to a seekable stream whose bytes `fill` writes: a placeholder header first,
-/// then the image, the padding, and the real header written back in place. One pass over the
-/// bytes, however large the image (the ESXio archive is hundreds of MB on real media).
-pub(crate) fn write_streamed<W, F>(
-    out: &mut W,
-    id: u8,
-    following: &[u8],
-    fill: F,
-) -> anyhow::Result<u64>
-where
-    W: Write + io::Seek,
-    F: FnOnce(&mut dyn Write) -> anyhow::Result<()>,
-{
-    let start = out.stream_position()?;
-    out.write_all(&[0u8; HEADER_LEN])?;
-    let mut w = CrcWriter {
-        inner: out,
-        crc: crc32fast::Hasher::new(),
-        len: 0,
-    };
-    fill(&mut w)?;
-    let len = w.len;
-    let pad = (len.div_ceil(8) * 8 - len) as usize;
-    w.write_all(&[0u8; 8][..pad])?;
-    let crc = w.crc.finalize();
-    let len32 = u32::try_from(len).map_err(|_| too_big(id, len))?;
-    let end = out.stream_position()?;
-    out.seek(io::SeekFrom::Start(start))?;
-    out.write_all(&header_of(id, len32, crc, following))?;
-    out.seek(io::SeekFrom::Start(end))?;
-    Ok(end - start)
 }
 
 /// Write `images` as one boot stream; returns the bytes written.
@@ -158,30 +108,5 @@ mod tests {
             u64::from_le_bytes(h[16..24].try_into().unwrap()),
             1 << 50 | 1 << 63
         );
-    }
-
-    #[test]
-    fn streamed_images_equal_buffered_ones() {
-        let images = vec![
-            Image {
-                id: image_id::INFO,
-                bytes: b"{}".to_vec(),
-            },
-            Image {
-                id: image_id::NIC_FW,
-                bytes: vec![7u8; 1001],
-            },
-        ];
-        let mut buffered = Vec::new();
-        write(&images, &mut buffered).unwrap();
-        let mut streamed = io::Cursor::new(Vec::new());
-        for (i, img) in images.iter().enumerate() {
-            let following: Vec<u8> = images[i + 1..].iter().map(|n| n.id).collect();
-            write_streamed(&mut streamed, img.id, &following, |w| {
-                Ok(w.write_all(&img.bytes)?)
-            })
-            .unwrap();
-        }
-        assert_eq!(streamed.into_inner(), buffered);
     }
 }

@@ -1,18 +1,21 @@
 //! A simulated BlueField behind rshim, for tests, the demo and the benchmark: it stands where
-//! the rshim daemon stands (`dev/rshimN/boot` a FIFO, `dev/rshimN/misc` a file), reads the boot
-//! stream at a fixed rate, checks it as a DPU's boot ROM and installer would (magic, header
-//! length, CRC of every image, the archive it carries) and answers in `misc` with the status
-//! lines a real DPU logs: `Rebooting...`, a `CRITICAL ERROR`, or nothing at all.
+//! the rshim daemon stands (`dev/rshimN/boot` a FIFO, `dev/rshimN/misc` a file that clears its
+//! log on read as the daemon's does: [`crate::misc`]), reads the boot stream at a fixed rate,
+//! checks it as a DPU's boot ROM and installer would (magic, header length, CRC of every image
+//! of the BF-Bundle, then `bf.cfg` and the archive of ESXio components that `bfb-install -c -f`
+//! appends) and answers in `misc` with the status lines a real DPU logs: `Rebooting...`, a
+//! `CRITICAL ERROR`, or nothing at all.
 //!
-//! It parses the stream with its own code, not with `dpu::bfb`, so a mistake in our writer
-//! cannot be mirrored by the reader that judges it.
+//! It parses the stream with its own code, not with [`crate::bfb`], so a mistake in the writer
+//! of the synthetic bundles cannot be mirrored by the reader that judges them.
 
 use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -76,9 +79,9 @@ pub struct Received {
     pub bytes: u64,
     pub sha256: String,
     pub images: Vec<SeenImage>,
-    /// Files of the ESXio archive (image 63): name and SHA-256.
+    /// Files of the ESXio archive (the tar after `bf.cfg`): name and SHA-256.
     pub esxio: Vec<(String, String)>,
-    /// The text after the last image (`bf.cfg`).
+    /// The text after the last image, up to the ESXio archive (`bf.cfg`).
     pub bf_cfg: String,
     /// Command lines written to `misc`.
     pub commands: Vec<String>,
@@ -92,6 +95,7 @@ pub struct RshimSim {
     pub dir: PathBuf,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Received>>,
+    misc: Option<JoinHandle<()>>,
 }
 
 const MISC_HEAD: &str = "DISPLAY_LEVEL   0 (0:basic, 1:advanced, 2:log)\n";
@@ -109,69 +113,84 @@ impl RshimSim {
         if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut misc = String::from(MISC_HEAD);
-        misc += &format!(
+        let mut head = String::from(MISC_HEAD);
+        head += &format!(
             "BF_MODE         {}\nBOOT_MODE       1 (0:rshim, 1:emmc, 2:emmc-boot-swap)\nBOOT_TIMEOUT    300 (seconds)\nDROP_MODE       0 (0:normal, 1:drop)\nSW_RESET        0 (1: reset)\nDEV_NAME        {}\nDEV_INFO        {}\nOPN_STR         N/A\nUP_TIME         1234(s)\nSECURE_NIC_MODE 0 (0:no, 1:yes)\nFORCE_CMD       0 (1: send Force command)\n",
             config.bf_mode, config.dev_name, config.dev_info
         );
-        for l in &config.old_log {
-            misc += &format!(" {l}\n");
-        }
-        std::fs::write(dir.join("misc"), misc)?;
+        let misc = crate::misc::Misc::create(dir, &head, &config.old_log)?;
         // Open our end now, non-blocking, so the writer never waits on an open and we can stop.
         let reader = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&boot)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let (log, lines) = std::sync::mpsc::channel();
+        let stop_misc = stop.clone();
+        let misc = std::thread::spawn(move || misc.serve(lines, &stop_misc));
         let stop2 = stop.clone();
         let dir2 = dir.to_path_buf();
-        let thread = std::thread::spawn(move || run(reader, &dir2, &config, &stop2));
+        let thread = std::thread::spawn(move || run(reader, &dir2, &config, &stop2, &log));
         Ok(RshimSim {
             dir: dir.to_path_buf(),
             stop,
             thread: Some(thread),
+            misc: Some(misc),
         })
     }
 
-    /// Stop waiting (if no stream ever came) and return what was received.
+    /// Stop waiting (if no stream ever came) and return what was received, with every command
+    /// written to `misc` up to now.
     pub fn finish(mut self) -> Received {
+        let mut r = self.stop_all().unwrap_or_default();
+        r.commands = commands(&self.dir);
+        r
+    }
+
+    fn stop_all(&mut self) -> Option<Received> {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+        let r = self.thread.take().and_then(|t| t.join().ok());
+        if let Some(m) = self.misc.take() {
+            let _ = m.join();
+        }
+        r
     }
 }
 
 impl Drop for RshimSim {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop_all();
     }
 }
 
-fn poll_in(fd: i32, ms: u64) -> (bool, bool) {
-    match super::transport::poll_fd(fd, libc::POLLIN, Duration::from_millis(ms)) {
-        Ok(Some(r)) => (r & libc::POLLIN != 0, r & libc::POLLHUP != 0),
+fn poll_in(fd: i32, ms: i32) -> (bool, bool) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        n if n > 0 => (
+            pfd.revents & libc::POLLIN != 0,
+            pfd.revents & libc::POLLHUP != 0,
+        ),
         _ => (false, false),
     }
 }
 
-fn append_misc(dir: &Path, lines: &[String]) {
-    if let Ok(mut f) = OpenOptions::new().append(true).open(dir.join("misc")) {
-        for l in lines {
-            let _ = f.write_all(format!(" {l}\n").as_bytes());
-        }
-    }
-}
-
+/// The commands written to `misc` so far. Read through a descriptor opened for writing too, so
+/// that closing it is not taken for a reader's read (which clears the log).
 fn commands(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("misc"))
-        .unwrap_or_default()
-        .lines()
+    let mut text = String::new();
+    if let Ok(mut f) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("misc"))
+    {
+        let _ = f.read_to_string(&mut text);
+    }
+    text.lines()
         .filter(|l| {
             [
                 "DISPLAY_LEVEL ",
@@ -187,7 +206,13 @@ fn commands(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool) -> Received {
+fn run(
+    mut reader: std::fs::File,
+    dir: &Path,
+    config: &Config,
+    stop: &AtomicBool,
+    log: &Sender<String>,
+) -> Received {
     let fd = reader.as_raw_fd();
     // Kept in the pieces it came in: a growing Vec would copy the stream again at each doubling,
     // CPU that a real DPU spends on its own cores, not the host's.
@@ -285,7 +310,7 @@ fn run(mut reader: std::fs::File, dir: &Path, config: &Config, stop: &AtomicBool
         for l in lines {
             // A real DPU logs over minutes; a short gap keeps the lines in separate reads.
             std::thread::sleep(Duration::from_millis(20));
-            append_misc(dir, std::slice::from_ref(&l));
+            let _ = log.send(l);
         }
     }
     r
@@ -309,7 +334,7 @@ fn cfg_value(cfg: &str, key: &str) -> Option<String> {
     })
 }
 
-use crate::media::verify::hex;
+use crate::hex;
 
 /// Read a boot stream as the DPU does: image after image while the magic is there.
 fn judge(stream: &[u8]) -> Received {
@@ -352,12 +377,6 @@ fn judge(stream: &[u8]) -> Received {
         if !crc_ok {
             r.problems.push(format!("image {id}: CRC mismatch"));
         }
-        if id == 63 {
-            match list_tar(image) {
-                Ok(files) => r.esxio = files,
-                Err(e) => r.problems.push(format!("image 63: not an archive: {e}")),
-            }
-        }
         r.images.push(SeenImage {
             id,
             len,
@@ -369,8 +388,41 @@ fn judge(stream: &[u8]) -> Received {
     if r.images.is_empty() {
         r.problems.push("no boot stream magic at the start".into());
     }
-    r.bf_cfg = String::from_utf8_lossy(&stream[at.min(stream.len())..]).into_owned();
+    // What bfb-install appends: `bf.cfg` (text), then the `-f` archive (a tar).
+    let trailer = &stream[at.min(stream.len())..];
+    let tar_at = (0..trailer.len()).find(|&p| is_tar_header(&trailer[p..]));
+    let cfg_end = tar_at.unwrap_or(trailer.len());
+    r.bf_cfg = String::from_utf8_lossy(&trailer[..cfg_end]).into_owned();
+    if let Some(p) = tar_at {
+        match list_tar(&trailer[p..]) {
+            Ok(files) => r.esxio = files,
+            Err(e) => r
+                .problems
+                .push(format!("the archive after bf.cfg is not one: {e}")),
+        }
+    }
     r
+}
+
+/// A ustar header block: the magic at 257 and a checksum (the header's bytes summed, the
+/// checksum field counted as spaces) that matches the octal number in its field.
+fn is_tar_header(b: &[u8]) -> bool {
+    if b.len() < 512 || &b[257..262] != b"ustar" {
+        return false;
+    }
+    let sum: u64 = b[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(c)
+            }
+        })
+        .sum();
+    let field = String::from_utf8_lossy(&b[148..156]);
+    u64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) == Ok(sum)
 }
 
 fn list_tar(bytes: &[u8]) -> io::Result<Vec<(String, String)>> {
