@@ -8,6 +8,8 @@
 //! tests/plans/expected.txt like code.
 
 mod common;
+#[path = "common/devlink_peer.rs"]
+mod devlink_peer;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -57,12 +59,41 @@ fn kickstarts() -> Vec<(String, String)> {
     v
 }
 
+/// The card a DPU fixture carries, answering on its interface while the host is read: the rshim
+/// simulator for a BlueField, a devlink peer for the DSC. Other fixtures' cards get no answer
+/// (the same one on every machine: no rshim device, no peer on the socket).
+enum Card {
+    None,
+    Rshim(testkit::sim::RshimSim),
+    Devlink(devlink_peer::DevlinkPeer),
+}
+
+fn live_card(fixture: &str, setup: &Setup, sysroot: &Path) -> Card {
+    let rshim = |address: &str, info: &str| {
+        let config = testkit::sim::Config::new(address, info);
+        Card::Rshim(testkit::sim::RshimSim::start(&sysroot.join("dev/rshim0"), config).unwrap())
+    };
+    match fixture {
+        "bluefield2" => rshim("0000:3b:00.2", "BlueField-2(Rev 1)"),
+        "bluefield3" | "bluefield3-sibling" => rshim("0000:ca:00.2", "BlueField-3(Rev 1)"),
+        "pensando-dsc2-200" => Card::Devlink(devlink_peer::DevlinkPeer::start(
+            setup.dir.path(),
+            sysroot,
+            "0000:45:00.0",
+            devlink_peer::FlashBehaviour::Succeed,
+            "1.51.0-E-12",
+        )),
+        _ => Card::None,
+    }
+}
+
 /// Read a fixture as a run does (a copy of it, with the synthetic media), and return its host
 /// document; the copy and the media are deleted before the caller plans.
 fn recorded(fixture: &str) -> String {
     let setup = Setup::new("16M");
     let sysroot = setup.path("sysroot");
     copy_dir(&repo().join("tests/fixtures").join(fixture), &sysroot);
+    let card = live_card(fixture, &setup, &sysroot);
     let options = ksinstall::install::Options {
         sysroot: sysroot.clone(),
         disk: None,
@@ -76,7 +107,10 @@ fn recorded(fixture: &str) -> String {
         // The same devlink answer on every machine: no peer on this socket (the kernel's devlink
         // family is there on one machine and not on the next).
         access: ksinstall::dpu::Access {
-            devlink: ksinstall::dpu::Endpoint::Simulator(setup.path("no-devlink.sock")),
+            devlink: ksinstall::dpu::Endpoint::Simulator(match &card {
+                Card::Devlink(peer) => peer.socket.clone(),
+                _ => setup.path("no-devlink.sock"),
+            }),
             ..ksinstall::dpu::Access::new(&sysroot)
         },
         firmware_root: Ok(repo().join("firmware")),
@@ -92,6 +126,7 @@ fn recorded(fixture: &str) -> String {
     // Paths in the document name the deleted copy; one name for every run of the test.
     let tmp = setup.dir.path().display().to_string();
     drop(prepared);
+    drop(card);
     drop(setup);
     text.replace(&tmp, "/recorded")
 }
@@ -166,7 +201,8 @@ fn summary(fixture: &str, ks: &str, r: &Result<Plan, plan::PlanError>) -> String
             }
         }
     }
-    s
+    // The checkout's path differs from one clone to the next.
+    s.replace(&repo().display().to_string(), "<repo>")
 }
 
 #[test]
