@@ -120,8 +120,13 @@ fn recorded(fixture: &str) -> String {
     let http = ksinstall::http::Http::new(Default::default()).unwrap();
     let media = setup.path("media").display().to_string();
     let boot = ksinstall::source::cmdline::BootOptions::parse("").unwrap();
-    let prepared = ksinstall::install::prepare(&options, boot, &media, &http)
+    let mut prepared = ksinstall::install::prepare(&options, boot, &media, &http)
         .unwrap_or_else(|f| panic!("{fixture}: {}", f.message));
+    // The interpreters as the installer image has them, whatever this machine has.
+    prepared.host.interpreters = ksinstall::plan::Interpreters {
+        shell: Some("/bin/sh".into()),
+        python: Some("/usr/bin/python3".into()),
+    };
     let text = serde_json::to_string(&prepared.host).unwrap();
     // Paths in the document name the deleted copy; one name for every run of the test.
     let tmp = setup.dir.path().display().to_string();
