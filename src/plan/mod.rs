@@ -732,129 +732,155 @@ fn dpu_plans(
         if not_a_dpu(i, d, &slots, not_used)? {
             continue;
         }
-        let esxio = i.media.manifest.dpu_components().count();
-        let version_ok = i
-            .media
-            .manifest
-            .version_triple()
-            .is_some_and(|(major, _, _)| major >= 8);
-        if !version_ok {
-            return Err(refuse(
-                Outcome::Media,
-                format!(
-                    "{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later",
-                    i.media.describe(),
-                    d.location(),
-                    i.media.manifest.version
-                ),
-            ));
-        }
-        if esxio == 0 {
-            return Err(refuse(
-                Outcome::Media,
-                format!(
-                    "{} has a DPU ({}), but the media carries no ESXio components for it",
-                    i.media.describe(),
-                    d.location()
-                ),
-            ));
-        }
-        // Only a fresh install gets here (`install`, or `installorupgrade` on a disk without
-        // ESXi): an upgrade keeps the DPU as it is (plan::upgrade::check_dpu).
-        let name = format!("{} {} in {}", d.vendor, d.model, d.location());
-        let root = i
-            .host
-            .firmware_root
-            .as_deref()
-            .map_err(|why| refuse(Outcome::Precondition, format!("{name}: {why}")))?;
-        let bundle = match i.host.bundles.get(&d.catalog_id) {
-            Some(Ok(Some(b))) => b,
-            Some(Err(e)) => {
-                return Err(refuse(
-                    Outcome::Precondition,
-                    format!("{name}: firmware bundle: {e}"),
-                ))
-            }
-            Some(Ok(None)) | None => {
-                return Err(refuse(
-                    Outcome::Precondition,
-                    format!(
-                        "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
-                        d.catalog_id,
-                        root.display(),
-                        i.media.manifest.version
-                    ),
-                ))
-            }
-        };
-        if bundle.manifest.synthetic {
-            warnings.push(format!(
-                "{name}: the firmware bundle {} is synthetic (for tests and demos); drop the vendor's bundle into {} for a real DPU",
-                bundle.dir.display(),
-                root.display()
-            ));
-        }
-        let observed = i
-            .dpu_observed
-            .iter()
-            .find(|o| o.address == d.address)
-            .cloned()
-            .ok_or_else(|| {
-                refuse(
-                    Outcome::Precondition,
-                    format!("{name}: its interface was not read"),
-                )
-            })?;
-        if let Some(p) = &observed.problem {
-            return Err(refuse(Outcome::Precondition, format!("{name}: {p}")));
-        }
-        let interface = observed.interface.clone().ok_or_else(|| {
-            refuse(
-                Outcome::Precondition,
-                format!("{name}: no host interface to reach it"),
-            )
-        })?;
-        let mut payload = dpu::payload::describe(bundle, &i.media.manifest);
-        let action = if dpu::runs_firmware(&observed, &payload.firmware_version) {
-            DpuAction::AlreadyInstalled
-        } else {
-            DpuAction::Install
-        };
-        let stage_dir = match &interface {
-            dpu::Interface::Devlink { firmware_dir, .. } => {
-                // devlink names the file relative to the firmware search path.
-                payload.file_name = format!("ksinstall/{}", payload.file_name);
-                warnings.push(format!(
-                    "{name}: the DSC is flashed with its firmware package only; the media's ESXio components are not sent over devlink (how ESXio reaches a DSC is UNCONFIRMED: docs/DPU.md)"
-                ));
-                Some(firmware_dir.clone())
-            }
-            // A BlueField bundle is always the vendor's BF-Bundle (`bfb-passthrough`, the only
-            // BlueField format a bundle can have): what a real card boots, whatever is behind
-            // rshim's files.
-            dpu::Interface::Rshim { .. } => {
-                lockdown::check_rshim(&i.inventory.firmware, &name)?;
-                None
-            }
-        };
-        out.push(DpuPlan {
-            vendor: d.vendor.clone(),
-            model: d.model.clone(),
-            slot: d.slot.clone(),
-            address: d.address.clone(),
-            management: d.management.clone(),
-            card: d.clone(),
-            action,
-            interface,
-            bundle: bundle.dir.clone(),
-            payload,
-            stage_dir,
-            before: observed,
-            after_host: network_through(d, i),
-            name,
-        });
+        check_media_for_dpu(i, d)?;
+        out.push(dpu_plan(i, d, warnings)?);
     }
     Ok(out)
+}
+
+/// The media must carry what a DPU runs: ESXi 8.0 or later, with its ESXio components.
+fn check_media_for_dpu(i: &Inputs<'_>, d: &crate::inventory::pci::Dpu) -> Result<(), PlanError> {
+    let version_ok = i
+        .media
+        .manifest
+        .version_triple()
+        .is_some_and(|(major, _, _)| major >= 8);
+    if !version_ok {
+        return Err(refuse(
+            Outcome::Media,
+            format!(
+                "{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later",
+                i.media.describe(),
+                d.location(),
+                i.media.manifest.version
+            ),
+        ));
+    }
+    if i.media.manifest.dpu_components().count() == 0 {
+        return Err(refuse(
+            Outcome::Media,
+            format!(
+                "{} has a DPU ({}), but the media carries no ESXio components for it",
+                i.media.describe(),
+                d.location()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The firmware bundle that pairs with the media's ESXi for this card, as `install::prepare`
+/// found it.
+fn bundle_for<'a>(
+    i: &'a Inputs<'_>,
+    d: &crate::inventory::pci::Dpu,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<&'a dpu::bundle::Bundle, PlanError> {
+    let root = i
+        .host
+        .firmware_root
+        .as_deref()
+        .map_err(|why| refuse(Outcome::Precondition, format!("{name}: {why}")))?;
+    let bundle = match i.host.bundles.get(&d.catalog_id) {
+        Some(Ok(Some(b))) => b,
+        Some(Err(e)) => {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!("{name}: firmware bundle: {e}"),
+            ))
+        }
+        Some(Ok(None)) | None => {
+            return Err(refuse(
+                Outcome::Precondition,
+                format!(
+                    "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
+                    d.catalog_id,
+                    root.display(),
+                    i.media.manifest.version
+                ),
+            ))
+        }
+    };
+    if bundle.manifest.synthetic {
+        warnings.push(format!(
+            "{name}: the firmware bundle {} is synthetic (for tests and demos); drop the vendor's bundle into {} for a real DPU",
+            bundle.dir.display(),
+            root.display()
+        ));
+    }
+    Ok(bundle)
+}
+
+/// What this fresh install does with one supported card. Only a fresh install gets here
+/// (`install`, or `installorupgrade` on a disk without ESXi): an upgrade keeps the DPU as it is
+/// (plan::upgrade::check_dpu).
+fn dpu_plan(
+    i: &Inputs<'_>,
+    d: &crate::inventory::pci::Dpu,
+    warnings: &mut Vec<String>,
+) -> Result<DpuPlan, PlanError> {
+    let name = format!("{} {} in {}", d.vendor, d.model, d.location());
+    let bundle = bundle_for(i, d, &name, warnings)?;
+    let observed = i
+        .dpu_observed
+        .iter()
+        .find(|o| o.address == d.address)
+        .cloned()
+        .ok_or_else(|| {
+            refuse(
+                Outcome::Precondition,
+                format!("{name}: its interface was not read"),
+            )
+        })?;
+    if let Some(p) = &observed.problem {
+        return Err(refuse(Outcome::Precondition, format!("{name}: {p}")));
+    }
+    let interface = observed.interface.clone().ok_or_else(|| {
+        refuse(
+            Outcome::Precondition,
+            format!("{name}: no host interface to reach it"),
+        )
+    })?;
+    let mut payload = dpu::payload::describe(bundle, &i.media.manifest);
+    let action = if dpu::runs_firmware(&observed, &payload.firmware_version) {
+        DpuAction::AlreadyInstalled
+    } else {
+        DpuAction::Install
+    };
+    let stage_dir = match &interface {
+        dpu::Interface::Devlink { firmware_dir, .. } => {
+            // devlink names the file relative to the firmware search path.
+            payload.file_name = format!("ksinstall/{}", payload.file_name);
+            warnings.push(format!(
+                "{name}: the DSC is flashed with its firmware package only; the media's ESXio components are not sent over devlink (how ESXio reaches a DSC is UNCONFIRMED: docs/DPU.md)"
+            ));
+            Some(firmware_dir.clone())
+        }
+        // A BlueField bundle is always the vendor's BF-Bundle (`bfb-passthrough`, the only
+        // BlueField format a bundle can have): what a real card boots, whatever is behind
+        // rshim's files.
+        dpu::Interface::Rshim { .. } => {
+            lockdown::check_rshim(&i.inventory.firmware, &name)?;
+            None
+        }
+    };
+    Ok(DpuPlan {
+        vendor: d.vendor.clone(),
+        model: d.model.clone(),
+        slot: d.slot.clone(),
+        address: d.address.clone(),
+        management: d.management.clone(),
+        card: d.clone(),
+        action,
+        interface,
+        bundle: bundle.dir.clone(),
+        payload,
+        stage_dir,
+        before: observed,
+        after_host: network_through(d, i),
+        name,
+    })
 }
 
 fn media_size(o: Option<cmdline::SystemMediaSize>) -> SystemMediaSize {
