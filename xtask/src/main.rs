@@ -33,6 +33,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("mmd", "mtools"),
     ("grub-script-check", "grub-common"),
     ("tmux", "tmux"),
+    ("script", "bsdutils"),
 ];
 
 /// ksinstall's project tasks; `cargo xtask <command> --help` lists a command's options.
