@@ -100,11 +100,12 @@ fn grub_http(url: &str) -> Option<String> {
         Some(_) => return None,
         None => format!("(http,{authority})"),
     };
-    Some(
-        format!("{device}/{}", path.trim_end_matches('/'))
-            .trim_end_matches('/')
-            .to_string(),
-    )
+    let path = path.trim_end_matches('/');
+    Some(if path.is_empty() {
+        device
+    } else {
+        format!("{device}/{path}")
+    })
 }
 
 fn parse_host(s: &str) -> Result<Host, String> {
