@@ -981,8 +981,15 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
         )),
         "{grub}"
     );
-    assert!(grub.contains("  linux vmlinuz ks=$ks inst.repo="), "{grub}");
-    assert!(grub.contains("  initrd initrd.img\n"), "{grub}");
+    // --image-url: GRUB fetches the image over HTTP too.
+    assert!(
+        grub.contains("  linux (http,10.0.0.1)/image/vmlinuz ks=$ks inst.repo="),
+        "{grub}"
+    );
+    assert!(
+        grub.contains("  initrd (http,10.0.0.1)/image/initrd.img\n"),
+        "{grub}"
+    );
 
     // PXELINUX: our kernel and initrd, the host's ks=, IPAPPEND 2 for BOOTIF=.
     let host = read("pxelinux.cfg/01-3c-ec-ef-01-02-03");
@@ -1093,6 +1100,115 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
     );
 }
 
+/// The image's init (xtask/image/init) `ks_by_mac` function, run by sh: the command line with
+/// every `@MAC@` replaced by `mac` as aa-bb-cc-dd-ee-ff.
+fn init_ks_by_mac(cmdline: &str, mac: &str) -> String {
+    let init =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("xtask/image/init"))
+            .unwrap();
+    let start = init.find("ks_by_mac() {").expect("ks_by_mac in the init");
+    let end = start + init[start..].find("\n}\n").unwrap() + 3;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{}ks_by_mac \"$1\" \"$2\"", &init[start..end]))
+        .args(["sh", cmdline, mac])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// Hosts without a --host entry: GRUB gives them BOOTIF= from the firmware's MAC too (iPXE and
+/// PXELINUX already did); grub.cfg loads the image from --image-url; one UEFI HTTP-boot build
+/// finds each host's kickstart by MAC (--out-url), and `ksinstall boot` installs that host's.
+#[test]
+fn pxe_bootif_without_host_entry_grub_image_url_and_http_boot_by_mac() {
+    let s = Setup::new("16M");
+    s.put("ks.cfg", &ks_text(""));
+    s.put("esx2.cfg", &ks_text("").replace("esx1.example", "esx-two"));
+    let srv = serve(&s.path("media"));
+    let out_dir = s.path("media/pxe");
+    let out = ksinstall(&[
+        "pxe",
+        "--media",
+        &s.media(),
+        "--ks-url",
+        &format!("{}/ks.cfg", srv.url),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--host",
+        &format!("3c:ec:ef:01:02:03={}/esx2.cfg", srv.url),
+        "--http-url",
+        &srv.url,
+        "--image-url",
+        "http://10.0.0.1:8080/image/",
+        "--out-url",
+        &format!("{}/pxe/", srv.url),
+    ]);
+    code(&out, 0);
+    let read = |p: &str| std::fs::read_to_string(out_dir.join(p)).unwrap();
+    let bootif = "  set bootif=\n  if regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"; then\n    set bootif=BOOTIF=01-$m1-$m2-$m3-$m4-$m5-$m6\n  fi\n";
+    for cfg in ["grub.cfg", "grub/grub.cfg"] {
+        let (ok, o, e) = run("grub-script-check", &[out_dir.join(cfg).to_str().unwrap()]);
+        assert!(ok, "grub-script-check: {o}{e}\n{}", read(cfg));
+        let text = read(cfg);
+        // Every host, before its own entry is looked at: BOOTIF= from the firmware.
+        let at = text
+            .find(bootif)
+            .unwrap_or_else(|| panic!("{cfg}: no BOOTIF= from $net_default_mac:\n{text}"));
+        assert!(
+            at < text.find("  if [ \"$net_default_mac\" = ").unwrap(),
+            "{text}"
+        );
+    }
+    let grub = read("grub.cfg");
+    assert!(
+        grub.contains("  linux (http,10.0.0.1,8080)/image/vmlinuz ks=$ks inst.repo="),
+        "{grub}"
+    );
+    assert!(
+        grub.contains("  initrd (http,10.0.0.1,8080)/image/initrd.img\n"),
+        "{grub}"
+    );
+    // Debian's signed network GRUB has no HTTP: the Secure Boot entry stays on TFTP.
+    assert!(read("grub/grub.cfg").contains("  linux /vmlinuz ks=$ks "));
+
+    // UEFI HTTP boot: one build for every --host, its ks= by MAC.
+    let http = read("http-boot.txt");
+    let cmdline = http
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("#   cargo xtask image --out DIR --cmdline \"")
+                .and_then(|r| r.strip_suffix('"'))
+        })
+        .unwrap_or_else(|| panic!("no one build for the hosts:\n{http}"));
+    assert!(
+        cmdline.starts_with(&format!("ks={}/pxe/ks/@MAC@.cfg inst.repo=", srv.url)),
+        "{cmdline}"
+    );
+    assert!(!http.contains("DIR-01-3c-ec-ef-01-02-03"), "{http}");
+    assert_eq!(
+        read("ks/3c-ec-ef-01-02-03.cfg").lines().last(),
+        Some(format!("%include {}/esx2.cfg", srv.url).as_str())
+    );
+    // What the image makes of that command line on this host, and what `ksinstall boot` then
+    // installs: the host's own kickstart, fetched through the by-MAC file.
+    let on_host = init_ks_by_mac(cmdline, "3C:EC:EF:01:02:03");
+    assert!(
+        on_host.starts_with(&format!("ks={}/pxe/ks/3c-ec-ef-01-02-03.cfg ", srv.url)),
+        "{on_host}"
+    );
+    let root = s.sysroot("plain");
+    let out = boot(&root, &on_host, &["--dry-run"]);
+    code(&out, 0);
+    says(&out, "esx-two");
+    assert!(!srv.gets("/pxe/ks/3c-ec-ef-01-02-03.cfg").is_empty());
+    assert!(!srv.gets("/esx2.cfg").is_empty());
+}
+
 #[test]
 fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     let s = Setup::new("16M");
@@ -1188,7 +1304,12 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
             );
         }
     }
-    assert!(ipxe.contains("iseq ${net0/mac} 3c:ec:ef:01:02:03 && goto host0 ||"));
+    // The NIC iPXE booted from, not only the first one.
+    assert!(
+        ipxe.contains("iseq ${netX/mac} 3c:ec:ef:01:02:03 && goto host0 ||"),
+        "{ipxe}"
+    );
+    assert!(!ipxe.contains("${net0/"), "{ipxe}");
 
     // boot.cfg: the media's, with prefix= the HTTP URL, relative modules, no cdromBoot, ks=.
     let media_cfg =

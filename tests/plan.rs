@@ -62,6 +62,7 @@ fn kickstarts() -> Vec<(String, String)> {
 /// The card a DPU fixture carries, answering on its interface while the host is read: the rshim
 /// simulator for a BlueField, a devlink peer for the DSC. Other fixtures' cards get no answer
 /// (the same one on every machine: no rshim device, no peer on the socket).
+#[allow(dead_code)] // held for their Drop: the card stops answering when the host is read
 enum Card {
     None,
     Rshim(testkit::sim::RshimSim),

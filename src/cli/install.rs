@@ -10,14 +10,15 @@ use ksinstall::http::{Http, HttpOptions};
 use ksinstall::install::{self as driver, Ended, KickstartInput, Options};
 use ksinstall::report::webhook::{ReportFormat, Tee, Webhook};
 use ksinstall::report::StepId;
-use ksinstall::report::{Bars, Event, EventSink, JsonLines, Quiet};
+use ksinstall::report::{Bars, Event, EventSink, JsonLines, LogWarnings, Quiet};
 use ksinstall::source::cmdline::BootOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Progress {
     /// Bars on a terminal (stderr), nothing otherwise.
     Auto,
-    /// Bars even when stderr is not a terminal (plain lines there).
+    /// Bars even when stderr is not a terminal (plain lines there: each step's start, each
+    /// quarter of its bytes, its end, warnings and errors).
     Tty,
     /// One JSON event per line on stdout (docs/INSTALL.md: step_started, progress, warning,
     /// status, step_finished, failed, and finished last); a dry run adds the plan as one line.
@@ -165,6 +166,8 @@ impl NetArgs {
 /// Where events go: the terminal or stdout as --progress says, and the webhook if any.
 pub struct Sinks {
     shown: Box<dyn EventSink>,
+    /// The shown sink does not print warnings (not bars): they go through the log, once.
+    log_warnings: Option<LogWarnings>,
     webhook: Option<Webhook>,
     /// --report, and its modification time before this run (a report left by an earlier run
     /// is not sent as this one's).
@@ -173,12 +176,14 @@ pub struct Sinks {
 
 impl Sinks {
     pub fn new(c: &Common) -> Sinks {
+        let bars = match c.progress {
+            Progress::Tty => true,
+            Progress::Auto => std::io::stderr().is_terminal() && !c.dry_run,
+            Progress::Json | Progress::None => false,
+        };
         let shown: Box<dyn EventSink> = match c.progress {
             Progress::Json => Box::new(JsonLines::new(std::io::stdout())),
-            Progress::Tty => Box::new(Bars::default()),
-            Progress::Auto if std::io::stderr().is_terminal() && !c.dry_run => {
-                Box::new(Bars::default())
-            }
+            _ if bars => Box::new(Bars::default()),
             _ => Box::new(Quiet),
         };
         let report = c.report.clone().map(|p| {
@@ -187,6 +192,7 @@ impl Sinks {
         });
         Sinks {
             shown,
+            log_warnings: (!bars).then_some(LogWarnings),
             webhook: None,
             report,
         }
@@ -215,6 +221,9 @@ impl Sinks {
     }
     pub fn tee(&self) -> Tee<'_> {
         let mut all: Vec<&dyn EventSink> = vec![self.shown.as_ref()];
+        if let Some(l) = &self.log_warnings {
+            all.push(l);
+        }
         if let Some(w) = &self.webhook {
             all.push(w);
         }

@@ -51,6 +51,12 @@ pub struct Args {
     /// and the base of the iPXE script's paths; without it the modules are loaded over TFTP.
     #[arg(long, value_name = "URL")]
     http_url: Option<String>,
+    /// The HTTP URL at which --out is served. With it (--loader ksinstall) pxe writes
+    /// ks/<aa-bb-cc-dd-ee-ff>.cfg for each --host (an `%include` of its kickstart), and
+    /// http-boot.txt gives one ksinstall.efi build for all of them: ks=URL/ks/@MAC@.cfg, which
+    /// the image fills in with the MAC of the NIC it brings up.
+    #[arg(long, value_name = "URL")]
+    out_url: Option<String>,
     /// More boot options for every host (e.g. "ip=10.0.0.5 netmask=255.255.255.0 inst.ks.sendmac").
     #[arg(long, value_name = "OPTIONS", default_value = "")]
     append: String,
@@ -65,8 +71,41 @@ struct Host {
 impl Host {
     /// `01-aa-bb-cc-dd-ee-ff`: PXELINUX's per-MAC file name, and ESXi's per-MAC directory.
     fn pxe_name(&self) -> String {
-        format!("01-{}", self.mac.replace(':', "-"))
+        format!("01-{}", self.hyphens())
     }
+    /// `aa-bb-cc-dd-ee-ff`: what the installer image puts for `@MAC@` in ks= (xtask/image/init).
+    fn hyphens(&self) -> String {
+        self.mac.replace(':', "-")
+    }
+}
+
+/// GRUB's `BOOTIF=` for every host, from the firmware's MAC of the booting NIC
+/// (`$net_default_mac`, `aa:bb:cc:dd:ee:ff`) in PXELINUX's form `01-aa-bb-cc-dd-ee-ff`. GRUB has
+/// no substitution but `regexp` (built into Debian's signed network GRUB).
+const GRUB_BOOTIF: &str = "  set bootif=\n  if regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"; then\n    set bootif=BOOTIF=01-$m1-$m2-$m3-$m4-$m5-$m6\n  fi\n";
+
+/// An `http://HOST[:PORT]/PATH` URL as a GRUB file name: `(http,HOST)/PATH` or
+/// `(http,HOST,PORT)/PATH` (GRUB's network device syntax). None for anything else: GRUB has no
+/// TLS.
+fn grub_http(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.is_empty() || authority.contains('@') || authority.starts_with('[') {
+        return None;
+    }
+    let device = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => {
+            format!("(http,{host},{port})")
+        }
+        Some(_) => return None,
+        None => format!("(http,{authority})"),
+    };
+    let path = path.trim_end_matches('/');
+    Some(if path.is_empty() {
+        device
+    } else {
+        format!("{device}/{path}")
+    })
 }
 
 fn parse_host(s: &str) -> Result<Host, String> {
@@ -195,12 +234,23 @@ pub fn run(a: Args) -> Result<Outcome> {
                 );
                 return Ok(Outcome::UsageOrIo);
             }
+            if let Some(Err(e)) = a.out_url.as_deref().map(check_url) {
+                eprintln!(
+                    "ksinstall: error: --out-url {}",
+                    e.replace("the kickstart URL", "it")
+                );
+                return Ok(Outcome::UsageOrIo);
+            }
             let image = ImageBoot {
                 build: &build,
                 image: a.image_url.as_deref().map(|u| u.trim_end_matches('/')),
                 repo: repo.trim_end_matches('/'),
                 extra,
+                out_url: a.out_url.as_deref().map(|u| u.trim_end_matches('/')),
             };
+            if let Some(url) = image.image.filter(|u| grub_http(u).is_none()) {
+                eprintln!("ksinstall: warning: --image-url {url}: GRUB fetches only http://HOST[:PORT]/PATH (it has no TLS): grub.cfg loads vmlinuz and initrd.img from where GRUB itself was loaded");
+            }
             image_files(&image, &a.ks_url, &hosts, &mut put)?;
         }
     }
@@ -280,12 +330,22 @@ struct ImageBoot<'a> {
     /// inst.repo=: the media over HTTP.
     repo: &'a str,
     extra: &'a str,
+    /// Where --out is served over HTTP (--out-url): the by-MAC kickstarts.
+    out_url: Option<&'a str>,
 }
 
 impl ImageBoot<'_> {
     fn at(&self, file: &str) -> String {
         match self.image {
             Some(b) => format!("{b}/{file}"),
+            None => file.to_string(),
+        }
+    }
+    /// A file of the image as GRUB names it: over HTTP from --image-url (an http:// one), else
+    /// relative to where GRUB was loaded from.
+    fn grub_at(&self, file: &str) -> String {
+        match self.image.and_then(grub_http) {
+            Some(dir) => format!("{dir}/{file}"),
             None => file.to_string(),
         }
     }
@@ -342,9 +402,10 @@ fn image_files(
         )?;
     }
 
-    // GRUB loads the files from where it came from (its $prefix's device: TFTP or HTTP).
+    // GRUB loads the files over HTTP from --image-url, else from where it came from (its
+    // $prefix's device: TFTP or HTTP). BOOTIF= from the firmware's MAC for every host.
     let mut grub = format!(
-        "# {head}\nset timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall)\" {{\n  set ks={ks_default}\n  set bootif=\n",
+        "# {head}\nset timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall)\" {{\n  set ks={ks_default}\n{GRUB_BOOTIF}",
         b.build
     );
     for h in hosts {
@@ -359,7 +420,9 @@ fn image_files(
     }
     writeln!(
         grub,
-        "  linux vmlinuz ks=$ks {opts} $bootif\n  initrd initrd.img\n}}"
+        "  linux {} ks=$ks {opts} $bootif\n  initrd {}\n}}",
+        b.grub_at("vmlinuz"),
+        b.grub_at("initrd.img")
     )
     .ok();
     put("grub.cfg".into(), grub)?;
@@ -385,27 +448,59 @@ fn image_files(
 
     put("grub/grub.cfg".into(), shim_grub_cfg(b, ks_default, hosts))?;
 
-    // UEFI HTTP boot loads one file and passes no options: ksinstall.efi with its command line
-    // built in.
-    let mut http = format!("# {head}\n# UEFI HTTP boot: give the host this boot file URL (DHCP option 67, or its\n# firmware's HTTP boot setting). ksinstall.efi carries its kernel command line;\n# build it for these hosts with:\n");
-    writeln!(
-        http,
-        "#   cargo xtask image --out DIR --cmdline \"ks={ks_default} {opts}\"\n{}",
-        b.at("ksinstall.efi")
-    )
-    .ok();
-    for h in hosts {
-        writeln!(
-            http,
-            "# {}: cargo xtask image --out DIR-{} --cmdline \"ks={} {opts} BOOTIF={}\"",
-            h.mac,
-            h.pxe_name(),
-            h.ks_url,
-            h.pxe_name()
-        )
-        .ok();
+    put(
+        "http-boot.txt".into(),
+        http_boot(b, ks_default, hosts, &opts),
+    )?;
+    // The by-MAC kickstarts of the one HTTP-boot build: each an `%include` of the host's own.
+    if b.out_url.is_some() {
+        for h in hosts {
+            put(
+                format!("ks/{}.cfg", h.hyphens()),
+                format!(
+                    "# Written by ksinstall pxe: the kickstart of {} (UEFI HTTP boot, ks=.../ks/@MAC@.cfg).\n%include {}\n",
+                    h.mac, h.ks_url
+                ),
+            )?;
+        }
     }
-    put("http-boot.txt".into(), http)
+    Ok(())
+}
+
+/// UEFI HTTP boot loads one file and passes no options: ksinstall.efi with its command line
+/// built in. One build for the default kickstart; with --out-url one build for every --host
+/// (ks= by MAC), else one build per host.
+fn http_boot(b: &ImageBoot, ks_default: &str, hosts: &[Host], opts: &str) -> String {
+    let mut http = format!("# Written by ksinstall pxe: ksinstall's installer image for ESXi {}.\n# UEFI HTTP boot: give the host this boot file URL (DHCP option 67, or its\n# firmware's HTTP boot setting). ksinstall.efi carries its kernel command line;\n# build it for these hosts with:\n", b.build);
+    match (b.out_url, hosts.is_empty()) {
+        (Some(out), false) => {
+            writeln!(
+                http,
+                "#   every --host (by MAC: the image puts the MAC of the NIC it brings up, aa-bb-cc-dd-ee-ff,\n#   for @MAC@ and fetches ks/<mac>.cfg, written here; a host without one stops at its 404):\n#   cargo xtask image --out DIR --cmdline \"ks={out}/ks/@MAC@.cfg {opts}\"\n#   every other host:\n#   cargo xtask image --out DIR-default --cmdline \"ks={ks_default} {opts}\""
+            )
+            .ok();
+        }
+        _ => {
+            writeln!(
+                http,
+                "#   cargo xtask image --out DIR --cmdline \"ks={ks_default} {opts}\""
+            )
+            .ok();
+            for h in hosts {
+                writeln!(
+                    http,
+                    "# {}: cargo xtask image --out DIR-{} --cmdline \"ks={} {opts} BOOTIF={}\"",
+                    h.mac,
+                    h.pxe_name(),
+                    h.ks_url,
+                    h.pxe_name()
+                )
+                .ok();
+            }
+        }
+    }
+    writeln!(http, "{}", b.at("ksinstall.efi")).ok();
+    http
 }
 
 /// `grub/grub.cfg` for Secure Boot: read by Debian's signed network GRUB (`grubx64.efi`, which
@@ -419,7 +514,7 @@ fn shim_grub_cfg(b: &ImageBoot, ks_default: &str, hosts: &[Host]) -> String {
         "# Written by ksinstall pxe: ksinstall's installer image for ESXi {}, Secure Boot on.\n\
          # DHCP boot file shimx64.efi; grubx64.efi (Debian's grubnetx64.efi.signed) beside it;\n\
          # this file at grub/grub.cfg, vmlinuz and initrd.img at the TFTP root (that GRUB has no HTTP).\n\
-         set timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall, Secure Boot)\" {{\n  set ks={ks_default}\n  set bootif=\n",
+         set timeout=5\nset default=0\n\nmenuentry \"Install ESXi {} (ksinstall, Secure Boot)\" {{\n  set ks={ks_default}\n{GRUB_BOOTIF}",
         b.build, b.build
     );
     for h in hosts {
@@ -501,7 +596,8 @@ fn ipxe_script(build: &str, hosts: &[Host], loader: &str, base: Option<&str>) ->
     };
     let mut ipxe = format!("#!ipxe\n# Written by ksinstall pxe for ESXi {build}.\n");
     for (i, h) in hosts.iter().enumerate() {
-        writeln!(ipxe, "iseq ${{net0/mac}} {} && goto host{i} ||", h.mac).ok();
+        // ${netX/mac}: the NIC iPXE booted from (its last DHCP), whichever it is.
+        writeln!(ipxe, "iseq ${{netX/mac}} {} && goto host{i} ||", h.mac).ok();
     }
     writeln!(ipxe, "set cfg {}\ngoto boot", at("boot.cfg")).ok();
     for (i, h) in hosts.iter().enumerate() {

@@ -161,7 +161,6 @@ pub(super) fn wait_for_entropy(sink: &dyn EventSink) {
         return;
     }
     let message = "the kernel's random number generator is not ready yet (no hardware entropy source: RDRAND or virtio-rng); waiting for it";
-    log::warn!("{message}");
     // The plan draws the GUIDs: the wait is the plan's.
     sink.emit(Event::Warning {
         step: StepId::Plan,

@@ -199,7 +199,6 @@ pub fn run(
             step: StepId::Plan,
             message: w.clone(),
         });
-        log::warn!("{w}");
     }
     // Checked here too, not only by the scripted path's plan: the console's plans come straight
     // from `plan::make`, and a DPU may start flashing beside the lay-down.

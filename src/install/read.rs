@@ -76,7 +76,6 @@ impl Run<'_> {
     }
 
     fn warn(&self, step: StepId, message: String) {
-        log::warn!("{message}");
         self.sink.emit(Event::Warning { step, message });
     }
 

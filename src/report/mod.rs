@@ -157,23 +157,99 @@ impl<W: Write + Send> EventSink for JsonLines<W> {
     }
 }
 
+/// Warnings through the log (stderr, `[WARN ...]`), for the sinks that do not print them
+/// themselves (`--progress none`, `json`, and `auto` off a terminal). [`Bars`] prints its own:
+/// a warning is shown once either way.
+pub struct LogWarnings;
+
+impl EventSink for LogWarnings {
+    fn emit(&self, event: Event) {
+        if let Event::Warning { step, message } = event {
+            log::warn!("{step}: {message}");
+        }
+    }
+}
+
 /// A bar per step on a terminal (indicatif); plain lines when stderr is not a terminal.
 pub struct Bars {
     multi: indicatif::MultiProgress,
     bars: Mutex<std::collections::HashMap<StepId, indicatif::ProgressBar>>,
+    /// stderr is not a terminal: plain lines instead of bars (indicatif draws nothing there),
+    /// with each step's last quarter of its bytes printed.
+    plain: Option<Mutex<std::collections::HashMap<StepId, u64>>>,
 }
 
 impl Default for Bars {
     fn default() -> Self {
+        use std::io::IsTerminal;
+        Bars::new(!std::io::stderr().is_terminal())
+    }
+}
+
+/// Every bar and spinner starts with its step's name.
+const BAR_TEMPLATE: &str = "{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}";
+const SPINNER_TEMPLATE: &str = "{prefix:>10} {spinner} {msg}";
+
+impl Bars {
+    /// `plain`: lines on stderr instead of bars.
+    pub fn new(plain: bool) -> Bars {
         Bars {
             multi: indicatif::MultiProgress::new(),
             bars: Mutex::new(Default::default()),
+            plain: plain.then(|| Mutex::new(Default::default())),
         }
+    }
+
+    /// The plain-lines form of an event (stderr is not a terminal).
+    fn plain_line(quarters: &Mutex<std::collections::HashMap<StepId, u64>>, event: Event) {
+        let line = match event {
+            Event::StepStarted {
+                step,
+                description,
+                total_bytes,
+            } => match total_bytes {
+                Some(n) => format!("{step}: {description} ({n} bytes)"),
+                None => format!("{step}: {description}"),
+            },
+            Event::Progress {
+                step,
+                done_bytes,
+                total_bytes,
+                percent,
+            } => {
+                let quarter = if total_bytes == 0 {
+                    4
+                } else {
+                    u64::try_from(u128::from(done_bytes) * 4 / u128::from(total_bytes))
+                        .unwrap_or(4)
+                        .min(4)
+                };
+                let mut q = quarters.lock().unwrap_or_else(|p| p.into_inner());
+                let last = q.entry(step).or_insert(0);
+                if quarter <= *last {
+                    return;
+                }
+                *last = quarter;
+                format!("{step}: {percent}% ({done_bytes} of {total_bytes} bytes)")
+            }
+            Event::StepFinished { step, elapsed_ms } => {
+                format!("{step}: done in {:.1}s", elapsed_ms as f64 / 1000.0)
+            }
+            Event::Warning { step, message } => format!("warning: {step}: {message}"),
+            Event::Status { step, message } => format!("{step}: {message}"),
+            Event::Failed { step, message, .. } => format!("error: {step}: {message}"),
+            Event::Finished { .. } => return,
+        };
+        eprintln!("{line}");
     }
 }
 
 impl EventSink for Bars {
     fn emit(&self, event: Event) {
+        if let Some(quarters) = &self.plain {
+            Bars::plain_line(quarters, event);
+            return;
+        }
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         match event {
             Event::StepStarted {
@@ -181,18 +257,14 @@ impl EventSink for Bars {
                 description,
                 total_bytes,
             } => {
-                let bar = match total_bytes {
-                    Some(n) => {
-                        let b = self.multi.add(indicatif::ProgressBar::new(n));
-                        if let Ok(style) = indicatif::ProgressStyle::with_template(
-                            "{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-                        ) {
-                            b.set_style(style.progress_chars("=> "));
-                        }
-                        b
-                    }
-                    None => self.multi.add(indicatif::ProgressBar::new_spinner()),
+                let (bar, template) = match total_bytes {
+                    Some(n) => (indicatif::ProgressBar::new(n), BAR_TEMPLATE),
+                    None => (indicatif::ProgressBar::new_spinner(), SPINNER_TEMPLATE),
                 };
+                let bar = self.multi.add(bar);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
                 bar.set_prefix(step.as_str());
                 bar.set_message(description);
                 bars.insert(step, bar);

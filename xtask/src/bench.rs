@@ -146,8 +146,16 @@ fn sh(script: &str) -> Command {
 
 /// `cargo xtask bench [--concurrency]`: the whole bench (writes docs/PERFORMANCE.md), or only
 /// host alone, DPU alone and both, with the timeline of the both run (printed, for profiling).
-pub fn bench(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
-    let concurrency_only = args.iter().any(|a| a == "--concurrency");
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only host alone, DPU alone and both, with the timeline of the both run (printed, for
+    /// profiling); docs/PERFORMANCE.md is not written.
+    #[arg(long)]
+    pub concurrency: bool,
+}
+
+pub fn bench(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
+    let concurrency_only = args.concurrency;
     super::ensure_tools()?;
     let status = cargo
         .current_dir(root)

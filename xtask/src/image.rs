@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::run;
 
@@ -823,38 +823,35 @@ pub(crate) fn build(
     Ok(inst)
 }
 
-/// `cargo xtask image --out DIR [--with-rshim FILE] [--cmdline "ks=..."]`.
-pub fn image(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
+/// `cargo xtask image --out DIR [--with-rshim FILE] [--cmdline "ks=..."] [--sign-key KEY --sign-cert CERT]`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write vmlinuz, initrd.img, ksinstall.efi, ksinstall.iso and the signed shim chain.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// NVIDIA's rshim daemon (a static binary) to carry in the image (docs/IMAGE.md).
+    #[arg(long, value_name = "FILE")]
+    pub with_rshim: Option<PathBuf>,
+    /// Boot options built into ksinstall.efi and the ISO (e.g. "ks=URL inst.repo=URL").
+    #[arg(long, value_name = "OPTIONS", default_value = "")]
+    pub cmdline: String,
+    /// Sign ksinstall.efi with this db key (PEM; with --sign-cert).
+    #[arg(long, value_name = "KEY", requires = "sign_cert")]
+    pub sign_key: Option<PathBuf>,
+    /// The certificate of --sign-key (PEM; with --sign-key).
+    #[arg(long, value_name = "CERT", requires = "sign_key")]
+    pub sign_cert: Option<PathBuf>,
+}
+
+pub fn image(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
     let target = crate::target_dir(root);
-    let mut o = Options {
-        out: PathBuf::new(),
+    let o = Options {
+        out: args.out.clone(),
         cache: target.join("image"),
-        rshim: None,
-        cmdline: String::new(),
-        sign: None,
+        rshim: args.with_rshim.clone(),
+        cmdline: args.cmdline.clone(),
+        sign: args.sign_key.clone().zip(args.sign_cert.clone()),
     };
-    let (mut key, mut cert) = (None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--out" => o.out = PathBuf::from(val()?),
-            "--with-rshim" => o.rshim = Some(PathBuf::from(val()?)),
-            "--cmdline" => o.cmdline = val()?.clone(),
-            "--sign-key" => key = Some(PathBuf::from(val()?)),
-            "--sign-cert" => cert = Some(PathBuf::from(val()?)),
-            other => bail!("image: unknown argument {other} (--out DIR [--with-rshim FILE] [--cmdline OPTIONS] [--sign-key KEY --sign-cert CERT])"),
-        }
-    }
-    o.sign = match (key, cert) {
-        (Some(k), Some(c)) => Some((k, c)),
-        (None, None) => None,
-        _ => bail!("image: --sign-key and --sign-cert go together (a db key and its certificate)"),
-    };
-    ensure!(
-        !o.out.as_os_str().is_empty(),
-        "image: --out DIR is required"
-    );
     let inst = build(root, &target, cargo, &o)?;
     println!("== the installer image ({}):", inst.pin.release);
     for f in [

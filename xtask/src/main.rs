@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
 
 mod bench;
 mod e2e;
@@ -32,23 +33,111 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("mmd", "mtools"),
     ("grub-script-check", "grub-common"),
     ("tmux", "tmux"),
+    ("script", "bsdutils"),
 ];
 
+/// ksinstall's project tasks; `cargo xtask <command> --help` lists a command's options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Install the Debian tools the tests cross-check with (when missing, as root), then run
+    /// every test: `cargo test --workspace ARGS...`.
+    Test(TestArgs),
+    /// The installer's main job on embedded defaults: no real hardware, no root.
+    Demo,
+    /// Install the Debian tools the tests cross-check with (when missing, as root).
+    Deps,
+    /// A deterministic synthetic ESXi medium in VMware's real format (docs/MEDIA.md).
+    Mkmedia(MkmediaArgs),
+    /// The lay-down measured against real tools; writes docs/PERFORMANCE.md.
+    Bench(bench::Args),
+    /// A rack installed in parallel and checked as one cluster (docs/FLEET.md).
+    Rollout(rollout::Args),
+    /// The installer image under QEMU, judged by real clients (docs/TESTING.md).
+    E2e(e2e::Args),
+    /// The installer image people boot (docs/IMAGE.md).
+    Image(image::Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// Passed to `cargo test --workspace` as they are (e.g. `--test install`, `-- --nocapture`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CARGO_TEST_ARGS"
+    )]
+    cargo_args: Vec<String>,
+}
+
+/// `cargo xtask mkmedia --out DIR ...`.
+#[derive(Debug, clap::Args)]
+struct MkmediaArgs {
+    /// The directory to write the medium's tree into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The medium's size (bytes, or with K, M, G).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    size: u64,
+    /// The ESXi version, MAJOR.MINOR.PATCH.
+    #[arg(long, default_value = "8.0.3")]
+    version: String,
+    /// `build=` of BOOT.CFG and every VIB's version (default: VERSION-0.35.<24280767 + seed % 1000>).
+    #[arg(long)]
+    build: Option<String>,
+    /// The version of the ESXio VIBs (the DPU's part), when it differs from --build.
+    #[arg(long, value_name = "BUILD")]
+    esxio_build: Option<String>,
+    /// A module file (e.g. qflge.v00) left off the medium: the file, its VIB and its BOOT.CFG
+    /// entry. Repeatable.
+    #[arg(long, value_name = "MODULE")]
+    omit: Vec<String>,
+    /// The seed of the filler bytes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// Also write an ISO9660 image of the tree (BIOS and EFI El Torito entries).
+    #[arg(long, value_name = "FILE")]
+    iso: Option<PathBuf>,
+    /// Sign every VIB descriptor with this key (PEM; with --sign-cert).
+    #[arg(long, value_name = "KEY.pem", requires = "sign_cert")]
+    sign_key: Option<PathBuf>,
+    /// The certificate of --sign-key (PEM; with --sign-key).
+    #[arg(long, value_name = "CERT.pem", requires = "sign_key")]
+    sign_cert: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    ksinstall::size::parse_size(s)
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("demo") => demo(),
-        Some("deps") => ensure_tools(),
-        Some("mkmedia") => mkmedia_cmd(&args[1..]),
-        Some("bench") => bench::bench(&root(), &mut cargo(), &args[1..]),
-        Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
-        Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
-        Some("image") => image::image(&root(), &mut cargo(), &args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | bench [--concurrency] | image --out DIR [--with-rshim FILE] [--cmdline OPTIONS] | e2e [--only SCENARIOS] | rollout [--hosts 16] [--jobs 4] [--media-size 256M] [--wrong other-model|no-dpu|other-image] [--no-doc] | deps | mkmedia --out DIR [--size 1G] [--version 8.0.3] [--build 8.0.3-0.35.N] [--omit MODULE]... [--seed N] [--iso FILE] [--sign-key KEY.pem --sign-cert CERT.pem]>");
-            std::process::exit(1);
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help is no failure; every usage error exits 1, as before clap.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
         }
+    };
+    match cli.cmd {
+        Cmd::Test(a) => test(&a.cargo_args),
+        Cmd::Demo => demo(),
+        Cmd::Deps => ensure_tools(),
+        Cmd::Mkmedia(a) => mkmedia_cmd(&a),
+        Cmd::Bench(a) => bench::bench(&root(), &mut cargo(), &a),
+        Cmd::Rollout(a) => rollout::rollout(&root(), &mut cargo(), &a),
+        Cmd::E2e(a) => e2e::e2e(&root(), &mut cargo(), &a),
+        Cmd::Image(a) => image::image(&root(), &mut cargo(), &a),
     }
 }
 
@@ -117,38 +206,21 @@ fn ensure_tools() -> Result<()> {
     Ok(())
 }
 
-fn mkmedia_cmd(args: &[String]) -> Result<()> {
-    let mut iso: Option<PathBuf> = None;
-    let (mut sign_key, mut sign_cert): (Option<PathBuf>, Option<PathBuf>) = (None, None);
-    let mut o = mkmedia::Options {
-        out: PathBuf::new(),
-        size: 1 << 30,
-        version: "8.0.3".into(),
-        seed: 1,
+fn mkmedia_cmd(a: &MkmediaArgs) -> Result<()> {
+    let o = mkmedia::Options {
+        out: a.out.clone(),
+        size: a.size,
+        version: a.version.clone(),
+        seed: a.seed,
     };
-    let mut variant = mkmedia::Variant::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--out" => o.out = PathBuf::from(val()?),
-            "--size" => o.size = ksinstall::size::parse_size(val()?)?,
-            "--version" => o.version = val()?.clone(),
-            "--seed" => o.seed = val()?.parse().context("--seed wants a number")?,
-            "--iso" => iso = Some(PathBuf::from(val()?)),
-            "--build" => variant.build = Some(val()?.clone()),
-            "--omit" => variant.omit.push(val()?.clone()),
-            "--esxio-build" => variant.esxio_build = Some(val()?.clone()),
-            "--sign-key" => sign_key = Some(PathBuf::from(val()?)),
-            "--sign-cert" => sign_cert = Some(PathBuf::from(val()?)),
-            other => bail!("mkmedia: unknown argument {other}"),
-        }
-    }
-    if o.out.as_os_str().is_empty() {
-        bail!("mkmedia: --out DIR is required");
-    }
+    let variant = mkmedia::Variant {
+        build: a.build.clone(),
+        omit: a.omit.clone(),
+        esxio_build: a.esxio_build.clone(),
+    };
+    let (iso, sign_key, sign_cert) = (&a.iso, &a.sign_key, &a.sign_cert);
     let m = mkmedia::mkmedia_with(&o, &variant)?;
-    match (&sign_key, &sign_cert) {
+    match (sign_key, sign_cert) {
         (Some(key), Some(cert)) => {
             let n = mkmedia::sign(&o.out, key, cert)?;
             eprintln!(
@@ -159,7 +231,7 @@ fn mkmedia_cmd(args: &[String]) -> Result<()> {
         (None, None) => {}
         _ => bail!("mkmedia: --sign-key and --sign-cert go together"),
     }
-    if let Some(iso) = &iso {
+    if let Some(iso) = iso {
         mkmedia::make_iso(&o.out, iso)?;
         println!("{}: ISO9660 image of {}", iso.display(), o.out.display());
     }
@@ -362,5 +434,225 @@ fn human(bytes: u64) -> String {
         format!("{gib:.1} GiB")
     } else {
         format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied()))
+    }
+
+    /// The long options a subcommand accepts, as clap knows them.
+    fn longs(cmd: &str) -> Vec<String> {
+        let app = Cli::command();
+        let sub = app
+            .find_subcommand(cmd)
+            .unwrap_or_else(|| panic!("no xtask command {cmd}"));
+        sub.get_arguments()
+            .filter_map(|a| a.get_long().map(String::from))
+            .collect()
+    }
+
+    #[test]
+    fn every_command_has_help_listing_every_option() {
+        for cmd in [
+            "test", "demo", "deps", "mkmedia", "bench", "rollout", "e2e", "image",
+        ] {
+            let e = parse(&[cmd, "--help"]).expect_err("--help ends the parse");
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{cmd}");
+            assert!(!e.use_stderr(), "{cmd} --help is no error");
+            let help = e.render().to_string();
+            for long in longs(cmd) {
+                assert!(
+                    help.contains(&format!("--{long}")),
+                    "{cmd} --help leaves out --{long}:\n{help}"
+                );
+            }
+        }
+        let help = parse(&["mkmedia", "--help"])
+            .expect_err("help")
+            .render()
+            .to_string();
+        for opt in [
+            "--out",
+            "--size",
+            "--version",
+            "--build",
+            "--esxio-build",
+            "--omit",
+            "--seed",
+            "--iso",
+            "--sign-key",
+            "--sign-cert",
+        ] {
+            assert!(help.contains(opt), "mkmedia --help: no {opt}:\n{help}");
+        }
+    }
+
+    /// Invocations from .ci/run, the README and docs/, and the e2e's own calls, parse as the
+    /// hand-written parser took them.
+    #[test]
+    fn documented_invocations_parse() {
+        let cli = parse(&[
+            "mkmedia",
+            "--out",
+            "m",
+            "--size",
+            "2G",
+            "--omit",
+            "a.v00",
+            "--omit",
+            "b.v00",
+            "--esxio-build",
+            "8.0.3-0.35.1",
+            "--seed",
+            "7",
+            "--iso",
+            "m.iso",
+        ])
+        .expect("mkmedia");
+        let Cmd::Mkmedia(m) = cli.cmd else {
+            panic!("not mkmedia")
+        };
+        assert_eq!(m.size, 2 << 30);
+        assert_eq!(m.omit, ["a.v00", "b.v00"]);
+        assert_eq!(m.seed, 7);
+        assert_eq!(m.esxio_build.as_deref(), Some("8.0.3-0.35.1"));
+        let Cmd::Mkmedia(m) = parse(&["mkmedia", "--out", "m"]).expect("defaults").cmd else {
+            panic!("not mkmedia")
+        };
+        assert_eq!((m.size, m.version.as_str(), m.seed), (1 << 30, "8.0.3", 1));
+        assert!(parse(&["mkmedia", "--out", "m", "--sign-key", "k.pem"]).is_err());
+        assert!(parse(&["mkmedia"]).is_err(), "--out is required");
+
+        let Cmd::Test(t) = parse(&["test", "--test", "install", "--", "--nocapture"])
+            .expect("test")
+            .cmd
+        else {
+            panic!("not test")
+        };
+        assert_eq!(t.cargo_args, ["--test", "install", "--", "--nocapture"]);
+
+        let Cmd::Rollout(r) = parse(&["rollout", "--engine", "ironic", "--hosts", "3"])
+            .expect("rollout ironic")
+            .cmd
+        else {
+            panic!("not rollout")
+        };
+        assert_eq!((r.engine, r.hosts), (rollout::Engine::Ironic, Some(3)));
+        let Cmd::Rollout(r) = parse(&[
+            "rollout",
+            "--hosts",
+            "16",
+            "--jobs",
+            "4",
+            "--media-size",
+            "256M",
+            "--wrong",
+            "no-dpu",
+            "--no-doc",
+        ])
+        .expect("rollout sim")
+        .cmd
+        else {
+            panic!("not rollout")
+        };
+        assert_eq!(r.engine, rollout::Engine::Sim);
+        assert_eq!(r.media_size, Some(256 << 20));
+        assert_eq!(r.wrong, Some(rollout::Wrong::NoDpu));
+
+        let Cmd::E2e(e) = parse(&["e2e", "--only", "pxe,upgrade"]).expect("e2e").cmd else {
+            panic!("not e2e")
+        };
+        assert_eq!(e.only, Some(vec!["pxe".to_string(), "upgrade".to_string()]));
+        assert!(parse(&["e2e", "--only", "pxe,nosuch"]).is_err());
+
+        let Cmd::Image(i) = parse(&[
+            "image",
+            "--out",
+            "d",
+            "--cmdline",
+            "ks=http://x/ks.cfg BOOTIF=01-aa",
+            "--sign-key",
+            "k",
+            "--sign-cert",
+            "c",
+        ])
+        .expect("image")
+        .cmd
+        else {
+            panic!("not image")
+        };
+        assert_eq!(i.cmdline, "ks=http://x/ks.cfg BOOTIF=01-aa");
+        assert!(i.sign_key.is_some() && i.sign_cert.is_some());
+        for ok in [
+            &["demo"][..],
+            &["deps"],
+            &["test"],
+            &["bench"],
+            &["bench", "--concurrency"],
+            &["e2e"],
+            &["rollout"],
+        ] {
+            parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+    }
+
+    /// Every `cargo xtask CMD --option` written in the README, docs/ and .ci/run names a
+    /// command and options that exist (usage lines in brackets included).
+    #[test]
+    fn docs_name_only_real_commands_and_options() {
+        let root = root();
+        let mut files = vec![root.join("README.md"), root.join(".ci/run")];
+        for e in std::fs::read_dir(root.join("docs")).expect("docs/") {
+            let p = e.expect("docs/ entry").path();
+            if p.extension().is_some_and(|x| x == "md") {
+                files.push(p);
+            }
+        }
+        let mut seen = 0;
+        for f in &files {
+            let text = std::fs::read_to_string(f).expect("readable doc");
+            for (n, line) in text.lines().enumerate() {
+                for (i, _) in line.match_indices("cargo xtask ") {
+                    let rest = &line[i + "cargo xtask ".len()..];
+                    let rest = rest
+                        .split(['`', '"', ')', '(', ':', ';'])
+                        .next()
+                        .unwrap_or("");
+                    let mut words = rest.split_whitespace();
+                    let Some(cmd) = words.next() else { continue };
+                    let cmd = cmd.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+                    if cmd.is_empty() || cmd.contains('|') || cmd == "command" {
+                        continue;
+                    }
+                    let known = longs(cmd);
+                    seen += 1;
+                    if cmd == "test" {
+                        continue; // its options are cargo test's
+                    }
+                    for w in words {
+                        for part in w.split('|') {
+                            let opt = part.trim_matches(|c: char| "[],.".contains(c));
+                            let Some(long) = opt.strip_prefix("--") else {
+                                continue;
+                            };
+                            let long = long.split('=').next().unwrap_or(long);
+                            assert!(
+                                long == "help" || known.iter().any(|k| k == long),
+                                "{}:{}: `cargo xtask {cmd}` has no --{long}",
+                                f.display(),
+                                n + 1
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen > 20, "only {seen} xtask invocations found in the docs");
     }
 }

@@ -20,8 +20,8 @@ use testkit::synth;
 const KS: &str = "vmaccepteula\nrootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umRYHEgzPhZjOfXvb9/6j3OBpXQpAO238CiGZZ0X5fOIg31\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
 
 /// What is wrong with the odd host out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wrong {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wrong {
     /// A BlueField-2 among BlueField-3s.
     OtherModel,
     /// No DPU at all.
@@ -31,14 +31,6 @@ enum Wrong {
 }
 
 impl Wrong {
-    fn parse(s: &str) -> Result<Wrong> {
-        Ok(match s {
-            "other-model" => Wrong::OtherModel,
-            "no-dpu" => Wrong::NoDpu,
-            "other-image" => Wrong::OtherImage,
-            _ => bail!("--wrong wants other-model, no-dpu or other-image, not {s}"),
-        })
-    }
     /// The rule `cluster check` must report for it.
     fn rule(self) -> &'static str {
         match self {
@@ -47,6 +39,42 @@ impl Wrong {
             Wrong::OtherImage => "same_image",
         }
     }
+}
+
+/// Who installs the rack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// Simulated hosts (fixtures and simulated DPUs) installed in parallel by ksinstall itself.
+    Sim,
+    /// A standalone OpenStack Ironic through sushy-tools' Redfish BMCs over libvirt (docs/FLEET.md).
+    Ironic,
+}
+
+/// `cargo xtask rollout [--engine sim|ironic] [--hosts N] ...`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Who installs the rack.
+    #[arg(long, value_enum, default_value_t = Engine::Sim)]
+    pub engine: Engine,
+    /// Hosts in the rack (sim: at least 2, default 16; ironic: 1 to 16, default 3).
+    #[arg(long, value_name = "N")]
+    pub hosts: Option<usize>,
+    /// Installs at once (sim only).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Size of the synthetic media (sim only; default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub media_size: Option<u64>,
+    /// What is wrong with the odd host out (sim only; default other-model).
+    #[arg(long, value_enum)]
+    pub wrong: Option<Wrong>,
+    /// Do not write the figures into docs/PERFORMANCE.md (sim only).
+    #[arg(long)]
+    pub no_doc: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    ksinstall::size::parse_size(s)
 }
 
 struct Options {
@@ -58,30 +86,17 @@ struct Options {
 }
 
 impl Options {
-    fn parse(args: &[String]) -> Result<Options> {
-        let mut o = Options {
-            hosts: 16,
-            jobs: 4,
-            media_size: 256 << 20,
-            wrong: Wrong::OtherModel,
-            write_doc: true,
+    fn sim(a: &Args) -> Result<Options> {
+        let o = Options {
+            hosts: a.hosts.unwrap_or(16),
+            jobs: a.jobs.unwrap_or(4).max(1),
+            media_size: a.media_size.unwrap_or(256 << 20),
+            wrong: a.wrong.unwrap_or(Wrong::OtherModel),
+            write_doc: !a.no_doc,
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut val = || it.next().with_context(|| format!("{a} needs a value"));
-            match a.as_str() {
-                "--hosts" => o.hosts = val()?.parse().context("--hosts wants a number")?,
-                "--jobs" => o.jobs = val()?.parse().context("--jobs wants a number")?,
-                "--media-size" => o.media_size = ksinstall::size::parse_size(val()?)?,
-                "--wrong" => o.wrong = Wrong::parse(val()?)?,
-                "--no-doc" => o.write_doc = false,
-                other => bail!("rollout: unknown argument {other}"),
-            }
-        }
         if o.hosts < 2 {
             bail!("--hosts must be at least 2 (one of them is the wrong one)");
         }
-        o.jobs = o.jobs.max(1);
         Ok(o)
     }
 }
@@ -262,33 +277,16 @@ pub fn section_of(doc: &str, heading: &str) -> Option<String> {
 
 pub const HEADING: &str = "## Rollout";
 
-pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
+pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
     // --engine ironic: the rack installed by OpenStack Ironic through Redfish BMCs
     // (xtask/src/e2e/ironic); --engine sim (the default): the simulated hosts below.
-    let engine = args
-        .iter()
-        .position(|a| a == "--engine")
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-        .unwrap_or("sim");
-    match engine {
-        "ironic" => return crate::e2e::ironic::rollout(root, cargo, args),
-        "sim" => {}
-        other => bail!("rollout: --engine ironic|sim, not {other}"),
-    }
-    let args: Vec<String> = {
-        let mut v = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if a == "--engine" {
-                it.next();
-            } else {
-                v.push(a.clone());
-            }
+    if args.engine == Engine::Ironic {
+        if args.jobs.is_some() || args.media_size.is_some() || args.wrong.is_some() || args.no_doc {
+            bail!("rollout --engine ironic takes --hosts N only (--jobs, --media-size, --wrong and --no-doc are the simulated rack's)");
         }
-        v
-    };
-    let o = Options::parse(&args)?;
+        return crate::e2e::ironic::rollout(root, cargo, args.hosts.unwrap_or(3));
+    }
+    let o = Options::sim(args)?;
     let status = cargo
         .current_dir(root)
         .args(["build", "--quiet", "--release", "--bin", "ksinstall"])

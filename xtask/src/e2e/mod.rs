@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::image::Pin;
 use guest::{Guest, HttpServer, Nic};
@@ -52,8 +52,16 @@ impl Paths {
     }
 }
 
-pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
-    let only = parse_only(args)?;
+/// `cargo xtask e2e [--only SCENARIOS]`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only these scenarios (comma-separated); all of them when absent.
+    #[arg(long, value_name = "SCENARIOS", value_delimiter = ',', value_parser = SCENARIO_NAMES)]
+    pub only: Option<Vec<String>>,
+}
+
+pub fn e2e(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
+    let only: Option<BTreeSet<String>> = args.only.as_ref().map(|v| v.iter().cloned().collect());
     let target = crate::target_dir(root);
     let t0 = Instant::now();
     let mut laps = Laps {
@@ -64,24 +72,6 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
     let results = run_scenarios(&p, &images, only.as_ref())?;
     laps.lap("scenarios");
     report(&p, t0, &laps.timings, &results)
-}
-
-/// `--only a,b,c`: the scenarios to run (all when absent).
-fn parse_only(args: &[String]) -> Result<Option<BTreeSet<String>>> {
-    let mut only: Option<BTreeSet<String>> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--only" => {
-                let v = it
-                    .next()
-                    .with_context(|| format!("--only needs a list: {SCENARIOS}"))?;
-                only = Some(v.split(',').map(String::from).collect());
-            }
-            other => bail!("e2e: unknown argument {other} (--only {SCENARIOS})"),
-        }
-    }
-    Ok(only)
 }
 
 /// How long each phase took, for the summary.
@@ -151,8 +141,19 @@ impl ImageGuests<'_> {
 }
 
 /// Every scenario's name, for --only.
-const SCENARIOS: &str =
-    "pxe,dsc-version,bluefield,datastore,broken,vlan,removable,failures,upgrade,secureboot,embed";
+const SCENARIO_NAMES: [&str; 11] = [
+    "pxe",
+    "dsc-version",
+    "bluefield",
+    "datastore",
+    "broken",
+    "vlan",
+    "removable",
+    "failures",
+    "upgrade",
+    "secureboot",
+    "embed",
+];
 
 /// The scenarios, in order, each judged as soon as its guest ends; each is one call here.
 fn run_scenarios(

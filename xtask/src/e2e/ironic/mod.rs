@@ -547,30 +547,9 @@ fn wait_shut_off(hosts: &[Host], deadline: Instant) -> Vec<(usize, bool, Duratio
         .collect()
 }
 
-fn parse(args: &[String]) -> Result<usize> {
-    let mut hosts = 3;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--engine" => {
-                it.next();
-            }
-            "--hosts" => {
-                hosts = it
-                    .next()
-                    .context("--hosts N")?
-                    .parse()
-                    .context("--hosts N")?
-            }
-            other => bail!("rollout --engine ironic: unknown argument {other} (--hosts N)"),
-        }
-    }
-    anyhow::ensure!((1..=16).contains(&hosts), "--hosts: 1 to 16");
-    Ok(hosts)
-}
-
-pub fn rollout(root: &Path, cargo: &mut Command, args: &[String]) -> Result<()> {
-    let n = parse(args)?;
+/// `cargo xtask rollout --engine ironic --hosts N`.
+pub fn rollout(root: &Path, cargo: &mut Command, n: usize) -> Result<()> {
+    anyhow::ensure!((1..=16).contains(&n), "--hosts: 1 to 16");
     let target = crate::target_dir(root);
     let t0 = Instant::now();
     let mut laps = Laps {
