@@ -13,6 +13,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod counts;
 mod e2e;
 mod image;
 mod rollout;
@@ -41,6 +42,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("deps") => ensure_tools(),
         Some("mkmedia") => mkmedia_cmd(&args[1..]),
+        Some("counts") => counts::counts(&root(), &args[1..]),
         Some("bench") => bench::bench(&root(), &mut cargo(), &args[1..]),
         Some("rollout") => rollout::rollout(&root(), &mut cargo(), &args[1..]),
         Some("e2e") => e2e::e2e(&root(), &mut cargo(), &args[1..]),
