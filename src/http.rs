@@ -75,9 +75,41 @@ fn worth_retrying(e: &ureq::Error) -> bool {
     }
 }
 
+/// A certificate the handshake refused, read from the error's type: during the handshake
+/// rustls' error travels inside ureq's `Io` error (rustls wraps it in an `InvalidData` I/O error).
 fn is_tls_trust_error(e: &ureq::Error) -> bool {
-    let text = e.to_string().to_ascii_lowercase();
-    matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_)) || text.contains("certificate")
+    match e {
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) => true,
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(is_certificate_problem),
+        _ => false,
+    }
+}
+
+/// The server's certificate refused here, or ours or the server's refused by the other side.
+fn is_certificate_problem(e: &rustls::Error) -> bool {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::InvalidCertRevocationList(_) => true,
+        rustls::Error::AlertReceived(alert) => matches!(
+            alert,
+            A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::CertificateRequired
+                | A::CertificateUnobtainable
+                | A::BadCertificateStatusResponse
+                | A::BadCertificateHashValue
+        ),
+        _ => false,
+    }
 }
 
 /// A URL as it may be shown, logged or reported: ureq sends the userinfo of a URL

@@ -75,7 +75,9 @@ impl Inputs {
                 (Some(h), true) => h.get_small(source).map_err(|e| format!("{e:#}")),
                 _ => std::fs::read(source).map_err(|e| format!("reading {source}: {e}")),
             };
-            match bytes.and_then(|b| HostRecord::parse(&name, source, &b)) {
+            match bytes
+                .and_then(|b| HostRecord::parse(&name, source, &b).map_err(|e| e.to_string()))
+            {
                 Ok(h) => hosts.push(h),
                 Err(e) => problems.push(e),
             }

@@ -10,7 +10,7 @@ pub mod hcl;
 pub mod receiver;
 pub mod record;
 
-pub use record::{DpuRecord, HostRecord, Image, RecordKind};
+pub use record::{DpuRecord, HostRecord, Image, ProbeFault, RecordError, RecordKind};
 
 use serde::Serialize;
 

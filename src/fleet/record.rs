@@ -87,12 +87,51 @@ pub struct HostRecord {
     pub upgraded_from: Option<String>,
 }
 
+/// Why a host's document could not be read; each names the input.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{input}: not JSON: {reason}")]
+    NotJson {
+        input: String,
+        reason: serde_json::Error,
+    },
+    #[error("{input}: not a ksinstall report or probe (not an object)")]
+    NotAnObject { input: String },
+    #[error(
+        "{input}: neither an install report (no \"media\" and \"exit_code\") nor a probe (no \"disks\" and \"dpus\")"
+    )]
+    Neither { input: String },
+    #[error("{input}: {reason}")]
+    Report {
+        input: String,
+        reason: crate::install::report::UnreadableReport,
+    },
+    #[error("{input}: {fault}")]
+    Probe { input: String, fault: ProbeFault },
+}
+
+/// What a probe document lacks.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFault {
+    #[error("{what} has no \"{key}\"")]
+    Missing { what: String, key: &'static str },
+    #[error("{what} has no \"catalog_id\" (a report from a ksinstall before fleet checks: probe the host instead)")]
+    NoCatalogId { what: String },
+    #[error("no \"{key}\" list")]
+    NoList { key: &'static str },
+    #[error("\"{key}\" is not a list")]
+    NotAList { key: &'static str },
+}
+
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn required<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str, String> {
-    str_at(v, key).ok_or_else(|| format!("{what} has no \"{key}\""))
+fn required<'a>(v: &'a Value, key: &'static str, what: &str) -> Result<&'a str, ProbeFault> {
+    str_at(v, key).ok_or_else(|| ProbeFault::Missing {
+        what: what.to_string(),
+        key,
+    })
 }
 
 /// `8.0.3` from `8.0.3-0.35.24280767`.
@@ -125,49 +164,50 @@ pub fn host_name(source: &str) -> String {
 
 impl HostRecord {
     /// Parse either JSON shape. `name` is how the host is called in findings.
-    pub fn parse(name: &str, source: &str, bytes: &[u8]) -> Result<HostRecord, String> {
-        let doc: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("{source}: not JSON: {e}"))?;
+    pub fn parse(name: &str, source: &str, bytes: &[u8]) -> Result<HostRecord, RecordError> {
+        let input = source.to_string();
+        let doc: Value = serde_json::from_slice(bytes).map_err(|reason| RecordError::NotJson {
+            input: input.clone(),
+            reason,
+        })?;
         if !doc.is_object() {
-            return Err(format!(
-                "{source}: not a ksinstall report or probe (not an object)"
-            ));
+            return Err(RecordError::NotAnObject { input });
         }
-        let parsed = if doc.get("media").is_some() && doc.get("exit_code").is_some() {
+        if doc.get("media").is_some() && doc.get("exit_code").is_some() {
             crate::install::InstallReport::parse(bytes)
-                .map_err(|e| e.to_string())
+                .map_err(|reason| RecordError::Report { input, reason })
                 .map(|r| from_report(name, source, &r))
         } else if doc.get("disks").is_some() && doc.get("dpus").is_some() {
-            from_probe(name, source, &doc)
+            from_probe(name, source, &doc).map_err(|fault| RecordError::Probe { input, fault })
         } else {
-            Err("neither an install report (no \"media\" and \"exit_code\") nor a probe (no \"disks\" and \"dpus\")".to_string())
-        };
-        parsed.map_err(|e| format!("{source}: {e}"))
+            Err(RecordError::Neither { input })
+        }
     }
 }
 
-fn list<'a>(doc: &'a Value, key: &str) -> Result<&'a Vec<Value>, String> {
+fn list<'a>(doc: &'a Value, key: &'static str) -> Result<&'a Vec<Value>, ProbeFault> {
     match doc.get(key) {
         Some(Value::Array(a)) => Ok(a),
-        Some(Value::Null) | None => Err(format!("no \"{key}\" list")),
-        Some(_) => Err(format!("\"{key}\" is not a list")),
+        Some(Value::Null) | None => Err(ProbeFault::NoList { key }),
+        Some(_) => Err(ProbeFault::NotAList { key }),
     }
 }
 
-fn card(d: &Value, i: usize) -> Result<DpuRecord, String> {
+fn card(d: &Value, i: usize) -> Result<DpuRecord, ProbeFault> {
     let what = format!("DPU #{}", i + 1);
-    let catalog_id = str_at(d, "catalog_id").ok_or_else(|| {
-        format!("{what} has no \"catalog_id\" (a report from a ksinstall before fleet checks: probe the host instead)")
-    })?;
+    let catalog_id =
+        str_at(d, "catalog_id").ok_or_else(|| ProbeFault::NoCatalogId { what: what.clone() })?;
     Ok(DpuRecord {
         catalog_id: catalog_id.to_string(),
         vendor: required(d, "vendor", &what)?.to_string(),
         model: required(d, "model", &what)?.to_string(),
         generation: str_at(d, "generation").unwrap_or("unknown").to_string(),
-        supported: d
-            .get("supported")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| format!("{what} has no \"supported\""))?,
+        supported: d.get("supported").and_then(Value::as_bool).ok_or_else(|| {
+            ProbeFault::Missing {
+                what: what.clone(),
+                key: "supported",
+            }
+        })?,
         address: required(d, "address", &what)?.to_string(),
         slot: str_at(d, "slot").map(str::to_string),
         firmware: None,
@@ -279,7 +319,7 @@ fn not_used_dpu(n: &crate::plan::NotUsedDpu) -> DpuRecord {
     }
 }
 
-fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, String> {
+fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, ProbeFault> {
     let software = doc
         .get("dpu_software")
         .and_then(Value::as_array)
@@ -347,16 +387,19 @@ mod tests {
     #[test]
     fn other_json_is_refused_with_a_reason() {
         let e = HostRecord::parse("x", "x.json", br#"{"hello": 1}"#).unwrap_err();
-        assert!(e.contains("neither an install report"), "{e}");
+        assert!(matches!(e, RecordError::Neither { .. }), "{e:?}");
+        assert!(e.to_string().contains("neither an install report"), "{e}");
         let e = HostRecord::parse("x", "x.json", b"[1]").unwrap_err();
-        assert!(e.contains("not an object"), "{e}");
+        assert!(matches!(e, RecordError::NotAnObject { .. }), "{e:?}");
+        assert!(e.to_string().contains("not an object"), "{e}");
         let e = HostRecord::parse(
             "x",
             "x.json",
             br#"{"media": {}, "exit_code": 900, "dpus": []}"#,
         )
         .unwrap_err();
-        assert!(e.contains("exit_code"), "{e}");
+        assert!(matches!(e, RecordError::Report { .. }), "{e:?}");
+        assert!(e.to_string().contains("exit_code"), "{e}");
     }
 
     #[test]

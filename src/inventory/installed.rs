@@ -1,6 +1,8 @@
-//! The ESXi already on a disk, as an upgrade needs it: each boot bank's `boot.cfg`, its image
-//! database (`imgdb.tgz`: the profile and VIBs installed), `state.tgz` and `jumpstrt.gz`, whether
-//! the disk has the 7.0/8.x layout an upgrade keeps, and which bank ESXi's bootloader boots.
+//! What a disk holds (the model, [`DiskContent`], filled by [`super::content::read`]) and the
+//! rules on it. The ESXi already on a disk, as an upgrade needs it: each boot bank's `boot.cfg`,
+//! its image database (`imgdb.tgz`: the profile and VIBs installed), `state.tgz` and
+//! `jumpstrt.gz`, whether the disk has the 7.0/8.x layout an upgrade keeps, and which bank
+//! ESXi's bootloader boots.
 //!
 //! The boot choice is our own reading of esx-boot's `safeboot/bootbank.c` (8.0.3; facts in
 //! ../shared/spec/layout.md and media.md §6), written here as a pure function so that tests can
@@ -8,8 +10,151 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::content::Bootbank;
 use crate::partition::{types, PartitionEntry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionTable {
+    /// The device could not be opened or read.
+    Unreadable,
+    /// The first sector is all zeros and there is no GPT.
+    Blank,
+    /// Data, but no partition table we recognise (or a damaged one).
+    Unknown,
+    /// A legacy (non-protective) MBR.
+    Mbr,
+    Gpt,
+}
+
+/// One legacy MBR partition record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MbrPartition {
+    /// 1 to 4.
+    pub number: u32,
+    pub os_type: u8,
+    pub first_lba: u32,
+    pub sectors: u32,
+}
+
+/// One ESXi boot bank found on the disk: a Basic Data partition with the VMware FAT signature
+/// or a `boot.cfg`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootbank {
+    pub partition: u32,
+    /// The bank UUID of the VMware FAT signature (second sector): without it safeboot ignores
+    /// the partition.
+    pub uuid: Option<String>,
+    pub has_boot_cfg: bool,
+    /// `build=` of its `boot.cfg`, e.g. `7.0.3-0.50.20036589`.
+    pub build: Option<String>,
+    pub updated: Option<u64>,
+    pub bootstate: Option<i64>,
+    pub quickboot: bool,
+    /// The installed image (`imgdb.tgz`): profile and VIBs.
+    pub image: Option<BankImage>,
+    /// The host configuration ESXi saved (`state.tgz`).
+    pub state_tgz: Option<FileFact>,
+    pub jumpstrt_gz: Option<FileFact>,
+    /// What this bank hands ESXi's first boot (`onetime.tgz`), read back as ESXi reads it.
+    pub first_boot: Option<crate::firstboot::BankFirstBoot>,
+    /// What could not be read (the FAT, `boot.cfg`, `imgdb.tgz`).
+    pub problem: Option<String>,
+}
+
+/// An existing ESXi install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EsxInstall {
+    /// Build of the bank that would boot (safeboot's choice), else of the bank with the highest
+    /// `updated` that names a build.
+    pub version: Option<String>,
+    pub banks: Vec<Bootbank>,
+    /// The partition ESXi's bootloader boots ([`safeboot_choice`]).
+    pub boots: Option<u32>,
+    /// Whether `upgrade` can keep this disk, and if not, why.
+    pub upgrade: Upgradability,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskContent {
+    pub table: PartitionTable,
+    /// Why the table is unreadable or unknown.
+    pub problem: Option<String>,
+    /// LBA 0 holds a protective MBR (type 0xEE) in front of the GPT.
+    pub protective_mbr: bool,
+    pub partitions: Vec<PartitionEntry>,
+    pub mbr_partitions: Vec<MbrPartition>,
+    pub esx: Option<EsxInstall>,
+    /// Numbers of partitions typed VMFS (datastores).
+    pub vmfs: Vec<u32>,
+    /// Numbers of partitions typed VMFS-L (ESX-OSData).
+    pub vmfsl: Vec<u32>,
+    /// Numbers of partitions typed vSAN.
+    pub vsan: Vec<u32>,
+    /// Of `vmfs` and `vmfsl`, the partitions with no file system: their first 4 MiB (where a
+    /// VMFS volume header would be, at 1 MiB) read as zeros, as our layout's wipe leaves them
+    /// until the host formats them at first boot. An install of ours that stopped half way
+    /// leaves these; they hold no datastore, so they need no `--overwritevmfs`.
+    pub unformatted: Vec<u32>,
+}
+
+impl DiskContent {
+    /// A disk with nothing on it: an image file still to be created.
+    pub fn blank() -> DiskContent {
+        DiskContent::empty(PartitionTable::Blank, None)
+    }
+
+    pub(crate) fn empty(table: PartitionTable, problem: Option<String>) -> DiskContent {
+        DiskContent {
+            table,
+            problem,
+            protective_mbr: false,
+            partitions: Vec::new(),
+            mbr_partitions: Vec::new(),
+            esx: None,
+            vmfs: Vec::new(),
+            vmfsl: Vec::new(),
+            vsan: Vec::new(),
+            unformatted: Vec::new(),
+        }
+    }
+
+    /// A short text such as `ESXi 7.0.3-0.50.20036589, VMFS (p8)`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        match self.table {
+            PartitionTable::Unreadable => parts.push("unreadable".to_string()),
+            PartitionTable::Blank => parts.push("blank".to_string()),
+            PartitionTable::Unknown => parts.push("unknown data".to_string()),
+            PartitionTable::Mbr => {
+                parts.push(format!("MBR, {} partitions", self.mbr_partitions.len()))
+            }
+            PartitionTable::Gpt => parts.push(format!("GPT, {} partitions", self.partitions.len())),
+        }
+        if let Some(esx) = &self.esx {
+            parts.push(format!(
+                "ESXi {}",
+                esx.version.as_deref().unwrap_or("(unknown build)")
+            ));
+        }
+        let list = |label: &str, nums: &[u32]| {
+            let n: Vec<String> = nums.iter().map(|n| format!("p{n}")).collect();
+            format!("{label} ({})", n.join(","))
+        };
+        if !self.vmfs.is_empty() {
+            parts.push(list("VMFS", &self.vmfs));
+        }
+        if !self.vmfsl.is_empty() {
+            parts.push(list("VMFS-L", &self.vmfsl));
+        }
+        if !self.vsan.is_empty() {
+            parts.push(list("vSAN", &self.vsan));
+        }
+        if !self.unformatted.is_empty() {
+            parts.push(list("unformatted", &self.unformatted));
+        }
+        parts.join(", ")
+    }
+}
 
 /// The smallest boot bank an upgrade writes to: 7.0 and later have banks of "500 MB" (the
 /// smallest column of VMware's table; ksinstall lays down 499 MiB there); 6.x had 250 MB banks.

@@ -32,7 +32,12 @@ impl Builder {
 fn needs(a: &Args, options: &[&str], span: &Span, message: &str, help: &str, sink: &mut Sink) {
     match options.iter().find_map(|o| a.refused(o)) {
         Some(i) => sink.escalate(i, &format!(": {message}")),
-        None => sink.error_help(span, message, help),
+        None => {
+            sink.error_help(span, message, help);
+            if let [only] = options {
+                sink.about(only);
+            }
+        }
     }
 }
 
@@ -514,6 +519,7 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
         Some(_) => BootProto::Dhcp,
         None => {
             sink.lint(&span, "network has no --bootproto; DHCP is used", None);
+            sink.about("bootproto");
             BootProto::Dhcp
         }
     };
@@ -556,14 +562,16 @@ fn network(a: &Args, span: Span, sink: &mut Sink) -> Option<Network> {
     }
     // Warnings about the gateway and host name filled in: said only when the address they are
     // about is usable (a bad --hostname does not make the computed gateway less true).
-    let mut defaults: Vec<String> = Vec::new();
+    // (message, the option it is about)
+    let mut defaults: Vec<(String, &str)> = Vec::new();
     let address_ok = match bootproto {
         BootProto::Dhcp => dhcp(a, &mut net, sink),
         BootProto::Static => static_address(a, &mut net, &mut defaults, sink)?,
     };
     if ok && address_ok {
-        for d in defaults {
+        for (d, option) in defaults {
             sink.warn(&span, d);
+            sink.about(option);
         }
     }
     let host_ok = hostname_ok(a, &net, sink);
@@ -603,7 +611,7 @@ fn dhcp(a: &Args, net: &mut Network, sink: &mut Sink) -> bool {
 fn static_address(
     a: &Args,
     net: &mut Network,
-    defaults: &mut Vec<String>,
+    defaults: &mut Vec<(String, &'static str)>,
     sink: &mut Sink,
 ) -> Option<bool> {
     let span = net.span.clone();
@@ -643,6 +651,7 @@ fn static_address(
                 classful_netmask(ip)
             ),
         );
+        sink.about("netmask");
     }
     let mask = u32::from(net.effective_netmask().unwrap_or(classful_netmask(ip)));
     let host = u32::from(ip) & !mask;
@@ -672,13 +681,16 @@ fn static_address(
         }
         (None, None) => {
             if let Some(g) = net.effective_gateway() {
-                defaults.push(format!("network has no --gateway; {g} is used"));
+                defaults.push((format!("network has no --gateway; {g} is used"), "gateway"));
             }
         }
         _ => ok = false,
     }
     if net.hostname.is_none() {
-        defaults.push("network has no --hostname; \"localhost\" is used".into());
+        defaults.push((
+            "network has no --hostname; \"localhost\" is used".into(),
+            "hostname",
+        ));
     }
     Some(ok)
 }

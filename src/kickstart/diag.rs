@@ -41,6 +41,11 @@ pub struct Diagnostic {
     /// a warning (ESXi would not stop), `--strict` does not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lint: bool,
+    /// The option a finding about a whole command is about (`netmask` for "network has no
+    /// --netmask"), when its span is the command's rather than the option's: the console puts
+    /// the finding by the field of that option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
 }
 
 impl Diagnostic {
@@ -80,6 +85,7 @@ impl Sink {
             message: message.into(),
             help: None,
             lint: false,
+            option: None,
         });
     }
     /// A warning of ksinstall's own (see [`Diagnostic::lint`]).
@@ -98,6 +104,12 @@ impl Sink {
     }
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Error, span, message);
+    }
+    /// Name the option the last diagnostic is about (see [`Diagnostic::option`]).
+    pub(crate) fn about(&mut self, option: &str) {
+        if let Some(d) = self.items.last_mut() {
+            d.option = Some(option.to_string());
+        }
     }
     /// Attach a hint to the last diagnostic.
     pub fn help(&mut self, help: impl Into<String>) {

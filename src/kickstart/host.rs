@@ -17,6 +17,7 @@ fn note(span: &Span, message: String) -> Diagnostic {
         message: format!("{PREFIX} {message}"),
         help: None,
         lint: false,
+        option: None,
     }
 }
 

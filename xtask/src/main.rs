@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod counts;
 mod e2e;
 mod image;
 mod rollout;
@@ -67,6 +68,19 @@ enum Cmd {
     E2e(e2e::Args),
     /// The installer image people boot (docs/IMAGE.md).
     Image(image::Args),
+    /// The house's counts (#28): functions over 120 lines, `Result<_, String>` signatures, lines
+    /// in src/cli/, import circles, docs/ARCHITECTURE.md arrows against `use` lines.
+    Counts(CountsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CountsArgs {
+    /// The checkout to measure (default: this one).
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -138,6 +152,13 @@ fn main() -> Result<()> {
         Cmd::Rollout(a) => rollout::rollout(&root(), &mut cargo(), &a),
         Cmd::E2e(a) => e2e::e2e(&root(), &mut cargo(), &a),
         Cmd::Image(a) => image::image(&root(), &mut cargo(), &a),
+        Cmd::Counts(a) => {
+            let mut args: Vec<String> = a.dir.iter().map(|d| d.display().to_string()).collect();
+            if a.json {
+                args.push("--json".into());
+            }
+            counts::counts(&root(), &args)
+        }
     }
 }
 

@@ -651,12 +651,10 @@ impl App {
                 .iter()
                 .find(|(_, from, to)| (*from..=*to).contains(&d.span.col))
                 .map(|(f, ..)| *f)
-                // A finding about the whole line names the option it misses ("no --netmask").
+                // A finding about the whole line says which option it is about ("no --netmask").
                 .or_else(|| {
-                    shown
-                        .iter()
-                        .copied()
-                        .find(|f| d.message.contains(&format!("--{}", f.option())))
+                    let option = d.option.as_deref()?;
+                    shown.iter().copied().find(|f| f.option() == option)
                 })
                 .unwrap_or(NetField::Mode)
         };
