@@ -332,25 +332,9 @@ pub(super) fn plan_upgrade(
         )
     })?;
     let media_img = media_image(media)?;
-    let media_names: Vec<&str> = media_img.vibs.iter().map(|v| v.name.as_str()).collect();
     let dpus = check_dpu(i, running_img, media_img, &to)?;
     let downgrade = check_builds(i, &from, &to, target, running.partition, warnings)?;
-    let missing: Vec<String> = running_img
-        .vibs
-        .iter()
-        .filter(|v| !media_names.contains(&v.name.as_str()))
-        .map(|v| v.id.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(refuse(
-            Outcome::Precondition,
-            format!(
-                "upgrade: {} installed VIB(s) are not in the new image: {}; keeping them would mean merging their payloads and descriptors into VMware's image database, which ksinstall does not do (how ESXi 7/8's installer treats them is UNCONFIRMED), and dropping them may drop a driver the host needs: add them to the image (a custom ISO) or remove them from the host first",
-                missing.len(),
-                missing.join(", ")
-            ),
-        ));
-    }
+    check_vibs_kept(running_img, media_img)?;
     let layout = upgrade_layout(&i.host.gpts, &i.ids, target, existing, target_bank)?;
     let bank = layout.partition(target_bank).cloned().ok_or_else(|| {
         refuse(
@@ -438,6 +422,29 @@ pub(super) fn plan_upgrade(
         upgrade: Some(upgrade),
     };
     Ok((plan, reason))
+}
+
+/// Every VIB installed must be in the new image: ksinstall does not merge VIBs into VMware's
+/// image database, and dropping one may drop a driver the host needs.
+fn check_vibs_kept(running: &BankImage, media: &BankImage) -> Result<(), PlanError> {
+    let media_names: Vec<&str> = media.vibs.iter().map(|v| v.name.as_str()).collect();
+    let missing: Vec<String> = running
+        .vibs
+        .iter()
+        .filter(|v| !media_names.contains(&v.name.as_str()))
+        .map(|v| v.id.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(refuse(
+        Outcome::Precondition,
+        format!(
+            "upgrade: {} installed VIB(s) are not in the new image: {}; keeping them would mean merging their payloads and descriptors into VMware's image database, which ksinstall does not do (how ESXi 7/8's installer treats them is UNCONFIRMED), and dropping them may drop a driver the host needs: add them to the image (a custom ISO) or remove them from the host first",
+            missing.len(),
+            missing.join(", ")
+        ),
+    ))
 }
 
 /// The disk's layout as it is, every partition preserved but the target bank, which is
