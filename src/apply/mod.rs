@@ -242,30 +242,7 @@ fn lay_down(
     let t = &plan.target;
     let mut dev =
         BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify(StepId::Open, e))?;
-
-    let step = Step::start(
-        sink,
-        StepId::Partition,
-        format!("partitioning {}", t.name),
-        None,
-    );
-    for c in &plan.cleared {
-        clear_disk(c).map_err(|e| classify(StepId::Partition, e))?;
-        step.status(format!("clearpart: {} cleared", c.name));
-    }
-    storage::apply_layout(&mut dev, &plan.layout).map_err(|e| classify(StepId::Partition, e))?;
-    // `part` datastore disks: a GPT with one VMFS partition each, wiped; formatted at first boot.
-    for d in &plan.datastore_disks {
-        let mut other = BlockDev::open(&d.path, d.layout.logical_sector_size)
-            .map_err(|e| classify(StepId::Open, e))?;
-        storage::apply_layout(&mut other, &d.layout)
-            .map_err(|e| classify(StepId::Partition, e.context(d.name.clone())))?;
-    }
-    applied.timings.push(StepTiming {
-        step: StepId::Partition,
-        elapsed_ms: step.finish(),
-    });
-
+    partition(plan, &mut dev, sink, applied)?;
     let esp = plan
         .layout
         .partition(1)
@@ -287,6 +264,85 @@ fn lay_down(
             )
         })?;
 
+    let esp_bytes = write_esp(plan, media, &mut dev, &esp, sink, applied)?;
+    let bank_bytes = write_bank(plan, media, &mut dev, &bank, sink, applied)?;
+    // Flush the written data to the device while the read-back below runs (that reads from
+    // memory anyway), so the final sync after boot.cfg has little left to do.
+    let early_sync = dev
+        .sync_handle()
+        .map(|f| std::thread::spawn(move || f.sync_data()))
+        .map_err(|e| classify(StepId::Verify, e))?;
+
+    verify_written(
+        plan,
+        &mut dev,
+        [(&esp, 1), (&bank, 5)],
+        esp_bytes + bank_bytes,
+        sink,
+        applied,
+    )?;
+    match early_sync.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(classify(
+                StepId::Verify,
+                anyhow::Error::from(e).context("flushing the written data"),
+            ))
+        }
+        Err(_) => {
+            return Err(classify(
+                StepId::Verify,
+                anyhow::anyhow!("the flushing thread failed"),
+            ))
+        }
+    }
+
+    Ok(dev)
+}
+
+/// `clearpart`'s other disks, the target's GPT and wipes, the `part` datastore disks.
+fn partition(
+    plan: &Plan,
+    dev: &mut BlockDev,
+    sink: &dyn EventSink,
+    applied: &mut Applied,
+) -> Result<(), ApplyError> {
+    let t = &plan.target;
+    let step = Step::start(
+        sink,
+        StepId::Partition,
+        format!("partitioning {}", t.name),
+        None,
+    );
+    for c in &plan.cleared {
+        clear_disk(c).map_err(|e| classify(StepId::Partition, e))?;
+        step.status(format!("clearpart: {} cleared", c.name));
+    }
+    storage::apply_layout(dev, &plan.layout).map_err(|e| classify(StepId::Partition, e))?;
+    // `part` datastore disks: a GPT with one VMFS partition each, wiped; formatted at first boot.
+    for d in &plan.datastore_disks {
+        let mut other = BlockDev::open(&d.path, d.layout.logical_sector_size)
+            .map_err(|e| classify(StepId::Open, e))?;
+        storage::apply_layout(&mut other, &d.layout)
+            .map_err(|e| classify(StepId::Partition, e.context(d.name.clone())))?;
+    }
+    applied.timings.push(StepTiming {
+        step: StepId::Partition,
+        elapsed_ms: step.finish(),
+    });
+
+    Ok(())
+}
+
+/// The EFI System Partition (partition 1); returns the bytes it holds.
+fn write_esp(
+    plan: &Plan,
+    media: &Media,
+    dev: &mut BlockDev,
+    esp: &crate::partition::PartitionEntry,
+    sink: &dyn EventSink,
+    applied: &mut Applied,
+) -> Result<u64, ApplyError> {
     // The EFI System Partition: safeboot as EFI/BOOT/BOOTX64.EFI, mboot and crypto in EFI/VMware.
     let esp_bytes: u64 = plan.esp_files.iter().map(|f| f.size).sum::<u64>()
         + plan.esp_generated.iter().map(|g| g.size).sum::<u64>();
@@ -304,13 +360,11 @@ fn lay_down(
     dirs.sort_unstable();
     dirs.dedup();
     for d in dirs {
-        storage::fat::create_dir_all(&mut dev, &esp, d)
-            .map_err(|e| classify(StepId::Bootloader, e))?;
+        storage::fat::create_dir_all(dev, esp, d).map_err(|e| classify(StepId::Bootloader, e))?;
     }
     let mut done = 0;
     {
-        let fs =
-            storage::fat::open_fat(&mut dev, &esp).map_err(|e| classify(StepId::Bootloader, e))?;
+        let fs = storage::fat::open_fat(dev, esp).map_err(|e| classify(StepId::Bootloader, e))?;
         for f in &plan.esp_files {
             copy_in(&fs, media, f, &step, &mut done)
                 .map_err(|e| classify(StepId::Bootloader, e))?;
@@ -327,6 +381,18 @@ fn lay_down(
         elapsed_ms: step.finish(),
     });
 
+    Ok(esp_bytes)
+}
+
+/// Boot bank 0 (partition 5); returns the bytes it holds.
+fn write_bank(
+    plan: &Plan,
+    media: &Media,
+    dev: &mut BlockDev,
+    bank: &crate::partition::PartitionEntry,
+    sink: &dyn EventSink,
+    applied: &mut Applied,
+) -> Result<u64, ApplyError> {
     // Boot bank 0: every module, streamed and verified, then the generated archives.
     let bank_bytes: u64 = plan.bank_files.iter().map(|f| f.size).sum::<u64>()
         + plan.generated.iter().map(|g| g.size).sum::<u64>();
@@ -341,8 +407,7 @@ fn lay_down(
     );
     let mut done = 0;
     {
-        let fs =
-            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootbank, e))?;
+        let fs = storage::fat::open_fat(dev, bank).map_err(|e| classify(StepId::Bootbank, e))?;
         for f in &plan.bank_files {
             copy_in(&fs, media, f, &step, &mut done).map_err(|e| classify(StepId::Bootbank, e))?;
         }
@@ -359,15 +424,19 @@ fn lay_down(
         elapsed_ms: step.finish(),
     });
 
-    // Flush the written data to the device while the read-back below runs (that reads from
-    // memory anyway), so the final sync after boot.cfg has little left to do.
-    let early_sync = dev
-        .sync_handle()
-        .map(|f| std::thread::spawn(move || f.sync_data()))
-        .map_err(|e| classify(StepId::Verify, e))?;
+    Ok(bank_bytes)
+}
 
+/// Every written file read back from the disk and compared with the plan.
+fn verify_written(
+    plan: &Plan,
+    dev: &mut BlockDev,
+    partitions: [(&crate::partition::PartitionEntry, u32); 2],
+    total: u64,
+    sink: &dyn EventSink,
+    applied: &mut Applied,
+) -> Result<(), ApplyError> {
     // Read everything back from the disk and compare with the plan.
-    let total = esp_bytes + bank_bytes;
     let step = Step::start(
         sink,
         StepId::Verify,
@@ -375,9 +444,8 @@ fn lay_down(
         Some(total),
     );
     let mut done = 0;
-    for (entry, number) in [(&esp, 1u32), (&bank, 5u32)] {
-        let fs =
-            storage::fat::open_fat(&mut dev, entry).map_err(|e| classify(StepId::Verify, e))?;
+    for (entry, number) in partitions {
+        let fs = storage::fat::open_fat(dev, entry).map_err(|e| classify(StepId::Verify, e))?;
         let expected: Vec<(String, u64, String)> = plan
             .esp_files
             .iter()
@@ -408,23 +476,7 @@ fn lay_down(
         elapsed_ms: step.finish(),
     });
 
-    match early_sync.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            return Err(classify(
-                StepId::Verify,
-                anyhow::Error::from(e).context("flushing the written data"),
-            ))
-        }
-        Err(_) => {
-            return Err(classify(
-                StepId::Verify,
-                anyhow::anyhow!("the flushing thread failed"),
-            ))
-        }
-    }
-
-    Ok(dev)
+    Ok(())
 }
 
 /// Hash every host component of the media (`--skip-media-check` turns this off).
@@ -577,6 +629,66 @@ fn install_dpu(
     }
 }
 
+/// The install record and, last, `boot.cfg`, each read back: until `boot.cfg` is there the bank
+/// does not boot.
+fn finish_bank(
+    plan: &Plan,
+    dev: &mut BlockDev,
+    install_record: &dyn Fn(&Applied) -> Vec<u8>,
+    sink: &dyn EventSink,
+    applied: &mut Applied,
+) -> Result<(), ApplyError> {
+    let bank = plan
+        .layout
+        .partition(5)
+        .map(|p| p.entry.clone())
+        .ok_or_else(|| {
+            classify(
+                StepId::Bootcfg,
+                anyhow::anyhow!("the layout has no partition 5"),
+            )
+        })?;
+
+    // The install record, kept on the bank itself: how this host was installed, with every file's
+    // hash as read back (never the password).
+    {
+        let bytes = install_record(applied);
+        let fs = storage::fat::open_fat(dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
+        write_bytes(&fs, INSTALL_RECORD, &bytes).map_err(|e| classify(StepId::Bootcfg, e))?;
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
+    }
+
+    // boot.cfg last: until it is there (with bootstate=0, updated>0, a build), the bank does not
+    // boot, so no failure above can leave a bootable half-written bank.
+    let step = Step::start(
+        sink,
+        StepId::Bootcfg,
+        "writing boot.cfg to boot bank 0",
+        None,
+    );
+    let text = plan.boot_cfg.render();
+    {
+        let fs = storage::fat::open_fat(dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
+        write_bytes(&fs, "boot.cfg", text.as_bytes()).map_err(|e| classify(StepId::Bootcfg, e))?;
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
+    }
+    dev.sync().map_err(|e| classify(StepId::Bootcfg, e))?;
+    {
+        let fs = storage::fat::open_fat(dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
+        let w = read_back(&fs, 5, "boot.cfg").map_err(|e| classify(StepId::Bootcfg, e))?;
+        if let Some(e) = mismatch(&w, text.len() as u64, &verify::sha256_hex(text.as_bytes())) {
+            return Err(e);
+        }
+        applied.files.push(w);
+        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
+    }
+    applied.timings.push(StepTiming {
+        step: StepId::Bootcfg,
+        elapsed_ms: step.finish(),
+    });
+    Ok(())
+}
+
 /// Carry out `plan` with the bytes of `media`. Every DPU payload is staged (and so checked)
 /// first; then each DPU is installed on its own thread while the host's disk is laid down, and
 /// `boot.cfg` is written only when both have succeeded. `install_record` makes the bytes of
@@ -693,57 +805,7 @@ pub fn apply(
     for r in dpus {
         applied.dpus.push(r?);
     }
-    let bank = plan
-        .layout
-        .partition(5)
-        .map(|p| p.entry.clone())
-        .ok_or_else(|| {
-            classify(
-                StepId::Bootcfg,
-                anyhow::anyhow!("the layout has no partition 5"),
-            )
-        })?;
-
-    // The install record, kept on the bank itself: how this host was installed, with every file's
-    // hash as read back (never the password).
-    {
-        let bytes = install_record(&applied);
-        let fs =
-            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
-        write_bytes(&fs, INSTALL_RECORD, &bytes).map_err(|e| classify(StepId::Bootcfg, e))?;
-        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
-    }
-
-    // boot.cfg last: until it is there (with bootstate=0, updated>0, a build), the bank does not
-    // boot, so no failure above can leave a bootable half-written bank.
-    let step = Step::start(
-        sink,
-        StepId::Bootcfg,
-        "writing boot.cfg to boot bank 0",
-        None,
-    );
-    let text = plan.boot_cfg.render();
-    {
-        let fs =
-            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
-        write_bytes(&fs, "boot.cfg", text.as_bytes()).map_err(|e| classify(StepId::Bootcfg, e))?;
-        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
-    }
-    dev.sync().map_err(|e| classify(StepId::Bootcfg, e))?;
-    {
-        let fs =
-            storage::fat::open_fat(&mut dev, &bank).map_err(|e| classify(StepId::Bootcfg, e))?;
-        let w = read_back(&fs, 5, "boot.cfg").map_err(|e| classify(StepId::Bootcfg, e))?;
-        if let Some(e) = mismatch(&w, text.len() as u64, &verify::sha256_hex(text.as_bytes())) {
-            return Err(e);
-        }
-        applied.files.push(w);
-        unmount(fs, "partition 5").map_err(|e| classify(StepId::Bootcfg, e))?;
-    }
-    applied.timings.push(StepTiming {
-        step: StepId::Bootcfg,
-        elapsed_ms: step.finish(),
-    });
+    finish_bank(plan, &mut dev, install_record, sink, &mut applied)?;
     log::info!(
         "{}: installed in {:.1}s",
         t.path.display(),
