@@ -95,29 +95,19 @@ fn recorded(fixture: &str) -> String {
     let sysroot = setup.path("sysroot");
     copy_dir(&repo().join("tests/fixtures").join(fixture), &sysroot);
     let card = live_card(fixture, &setup, &sysroot);
-    let options = ksinstall::install::Options {
-        sysroot: sysroot.clone(),
-        disk: None,
-        disk_size: None,
-        sector_size: 512,
-        dry_run: true,
-        run_pre: false,
-        skip_media_check: true,
-        trust_cert: None,
-        report: None,
-        // The same devlink answer on every machine: no peer on this socket (the kernel's devlink
-        // family is there on one machine and not on the next).
-        access: ksinstall::dpu::Access {
-            devlink: ksinstall::dpu::Endpoint::Simulator(match &card {
-                Card::Devlink(peer) => peer.socket.clone(),
-                _ => setup.path("no-devlink.sock"),
-            }),
-            ..ksinstall::dpu::Access::new(&sysroot)
-        },
-        firmware_root: Ok(repo().join("firmware")),
-        strict: false,
-        save_host: None,
+    // The same devlink answer on every machine: the card's peer, or no peer on this socket (the
+    // kernel's devlink family is there on one machine and not on the next).
+    let access = ksinstall::dpu::Access {
+        devlink: ksinstall::dpu::Endpoint::Simulator(match &card {
+            Card::Devlink(peer) => peer.socket.clone(),
+            _ => setup.path("no-devlink.sock"),
+        }),
+        ..ksinstall::dpu::Access::new(&sysroot)
     };
+    let mut options =
+        ksinstall::install::Options::new(&sysroot, access, Ok(repo().join("firmware")));
+    options.dry_run = true;
+    options.skip_media_check = true;
     let http = ksinstall::http::Http::new(Default::default()).unwrap();
     let media = setup.path("media").display().to_string();
     let boot = ksinstall::source::cmdline::BootOptions::parse("").unwrap();

@@ -243,26 +243,8 @@ fn lay_down(
     let mut dev =
         BlockDev::open(&t.path, t.logical_sector_size).map_err(|e| classify(StepId::Open, e))?;
     partition(plan, &mut dev, sink, applied)?;
-    let esp = plan
-        .layout
-        .partition(1)
-        .map(|p| p.entry.clone())
-        .ok_or_else(|| {
-            classify(
-                StepId::Bootloader,
-                anyhow::anyhow!("the layout has no partition 1"),
-            )
-        })?;
-    let bank = plan
-        .layout
-        .partition(5)
-        .map(|p| p.entry.clone())
-        .ok_or_else(|| {
-            classify(
-                StepId::Bootbank,
-                anyhow::anyhow!("the layout has no partition 5"),
-            )
-        })?;
+    let esp = layout_entry(plan, 1, StepId::Bootloader)?;
+    let bank = layout_entry(plan, 5, StepId::Bootbank)?;
 
     let esp_bytes = write_esp(plan, media, &mut dev, &esp, sink, applied)?;
     let bank_bytes = write_bank(plan, media, &mut dev, &bank, sink, applied)?;
@@ -298,6 +280,23 @@ fn lay_down(
     }
 
     Ok(dev)
+}
+
+/// The planned GPT entry of partition `number`; a plan without it fails at `step`.
+fn layout_entry(
+    plan: &Plan,
+    number: u32,
+    step: StepId,
+) -> Result<crate::partition::PartitionEntry, ApplyError> {
+    plan.layout
+        .partition(number)
+        .map(|p| p.entry.clone())
+        .ok_or_else(|| {
+            classify(
+                step,
+                anyhow::anyhow!("the layout has no partition {number}"),
+            )
+        })
 }
 
 /// `clearpart`'s other disks, the target's GPT and wipes, the `part` datastore disks.
@@ -638,16 +637,7 @@ fn finish_bank(
     sink: &dyn EventSink,
     applied: &mut Applied,
 ) -> Result<(), ApplyError> {
-    let bank = plan
-        .layout
-        .partition(5)
-        .map(|p| p.entry.clone())
-        .ok_or_else(|| {
-            classify(
-                StepId::Bootcfg,
-                anyhow::anyhow!("the layout has no partition 5"),
-            )
-        })?;
+    let bank = layout_entry(plan, 5, StepId::Bootcfg)?;
 
     // The install record, kept on the bank itself: how this host was installed, with every file's
     // hash as read back (never the password).

@@ -60,6 +60,32 @@ pub struct Options {
     pub save_host: Option<PathBuf>,
 }
 
+impl Options {
+    /// A run that writes the disk the plan chooses, runs no `%pre`, writes no report: the
+    /// console's options, and the start of every other caller's.
+    pub fn new(
+        sysroot: &Path,
+        access: dpu::Access,
+        firmware_root: Result<PathBuf, String>,
+    ) -> Options {
+        Options {
+            sysroot: sysroot.to_path_buf(),
+            disk: None,
+            disk_size: None,
+            sector_size: 512,
+            dry_run: false,
+            run_pre: false,
+            skip_media_check: false,
+            trust_cert: None,
+            report: None,
+            access,
+            firmware_root,
+            strict: false,
+            save_host: None,
+        }
+    }
+}
+
 /// A kickstart's bytes and the names it goes by (see `source::kickstart::FetchedKickstart`).
 pub struct KickstartInput {
     pub name: String,

@@ -83,21 +83,8 @@ pub fn run_console(
         Err(e) => return Ok(refuse(Outcome::Precondition, &e)),
     };
     // The console chooses its disk on the screen, runs no scripts, and writes no report file.
-    let options = ksinstall::install::Options {
-        sysroot: sysroot.to_path_buf(),
-        disk: None,
-        disk_size: None,
-        sector_size: 512,
-        dry_run: false,
-        run_pre: false,
-        skip_media_check: false,
-        trust_cert: None,
-        report: None,
-        access: dpu.access(sysroot),
-        firmware_root: dpu.firmware_root(),
-        strict: false,
-        save_host: None,
-    };
+    let options =
+        ksinstall::install::Options::new(sysroot, dpu.access(sysroot), dpu.firmware_root());
     let host = match ksinstall::install::prepare(&options, boot, media, http) {
         Ok(h) => h,
         Err(f) => return Ok(refuse(f.outcome, &f.message)),

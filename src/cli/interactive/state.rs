@@ -717,21 +717,11 @@ mod tests {
             seed: 1,
         })
         .unwrap();
-        let options = ksinstall::install::Options {
-            sysroot: sysroot.clone(),
-            disk: None,
-            disk_size: None,
-            sector_size: 512,
-            dry_run: false,
-            run_pre: false,
-            skip_media_check: false,
-            trust_cert: None,
-            report: None,
-            access: ksinstall::dpu::Access::new(&sysroot),
-            firmware_root: ksinstall::dpu::bundle::default_root(),
-            strict: false,
-            save_host: None,
-        };
+        let options = ksinstall::install::Options::new(
+            &sysroot,
+            ksinstall::dpu::Access::new(&sysroot),
+            ksinstall::dpu::bundle::default_root(),
+        );
         let media = dir.join("media").display().to_string();
         let http = ksinstall::http::Http::new(Default::default()).unwrap();
         let prepared =
