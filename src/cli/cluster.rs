@@ -1,5 +1,6 @@
 //! `ksinstall cluster check`: the Distributed Services Engine rules across hosts.
 
+use super::Format;
 use ksinstall::exit::Outcome;
 use ksinstall::fleet::{cluster, record, HostRecord};
 use ksinstall::http::{Http, HttpOptions};
@@ -9,12 +10,6 @@ pub enum Command {
     /// Check that the hosts can form one DPU cluster: one supported DPU each, one DPU vendor and
     /// model, one image. Exit 0: every rule holds; 12: a rule is broken; 13: an input unreadable.
     Check(Args),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 /// Where the host records come from, and how to print the verdict (shared with `hcl check`).

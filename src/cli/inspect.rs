@@ -2,6 +2,7 @@
 //! what that bank's first boot will apply, with everything ESXi would not read flagged
 //! (docs/FIRSTBOOT.md).
 
+use super::Format;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -22,12 +23,6 @@ pub struct Args {
     /// Output for people (text) or machines (json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {

@@ -3,7 +3,7 @@
 use ksinstall::exit::Outcome;
 use ksinstall::media::{check, DirSource, HttpSource, MediaSource};
 
-use super::cluster::Format;
+use super::Format;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

@@ -17,6 +17,13 @@ mod pxe;
 mod report;
 mod validate;
 
+/// Output for people (text) or machines (json), shared by every subcommand that offers both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
 /// An installer for ESXi hosts that carry a DPU (vSphere 8 Distributed Services Engine).
 #[derive(Debug, Parser)]
 #[command(name = "ksinstall", version, about)]

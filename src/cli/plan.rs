@@ -1,6 +1,7 @@
 //! `ksinstall plan`: the plan from a host document (`install --save-host`) and a kickstart, on
 //! any machine. Reads the two files and nothing else: no sysroot, no media, no DPU, no `%pre`.
 
+use super::Format;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -24,12 +25,6 @@ pub struct Args {
     /// Output for people (text) or machines (json: one document that reads back as a plan).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {

@@ -1,3 +1,4 @@
+use super::Format;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -24,12 +25,6 @@ pub struct Args {
     record: Option<PathBuf>,
     #[command(flatten)]
     dpu: super::DpuArgs,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {

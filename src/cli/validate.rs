@@ -1,16 +1,11 @@
 //! `ksinstall validate`: ksvalidator for ESXi kickstarts.
 
+use super::Format;
 use std::io::Write;
 use std::path::PathBuf;
 
 use ksinstall::exit::Outcome;
 use ksinstall::kickstart::{self, Severity};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
 
 /// Check kickstart files the way ESXi 8's installer reads them, and explain every problem.
 ///
