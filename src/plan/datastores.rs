@@ -33,8 +33,9 @@ pub(super) fn plan(
     let mut out: Vec<DatastoreDisk> = Vec::new();
     for p in &i.kickstart.parts {
         let disk = match &p.target {
-            DiskTarget::Disk(name) => i.inventory.resolve_disk(name),
+            DiskTarget::Disk(name) => i.host.inventory.resolve_disk(name),
             DiskTarget::FirstDisk(filters) => i
+                .host
                 .inventory
                 .first_disk_choice(filters, false, false)
                 .map(|c| c.disk),
@@ -81,7 +82,7 @@ pub(super) fn plan(
         let layout = storage::layout::plan_datastore_disk_with_ids(&req, &mut || i.ids.next())
             .map_err(|e| refuse(e.outcome(), format!("{}: {e}", p.span)))?;
         out.push(DatastoreDisk {
-            path: i.sysroot.join(disk.device.trim_start_matches('/')),
+            path: i.host.sysroot.join(disk.device.trim_start_matches('/')),
             name: disk.name.clone(),
             datastore: p.datastore.clone(),
             layout,

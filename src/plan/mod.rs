@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::dpu;
 use crate::exit::Outcome;
 use crate::firstboot;
-use crate::inventory::{DiskContent, Inventory};
+use crate::inventory::DiskContent;
 use crate::kickstart::{ActionKind, DiskTarget, Kickstart, ScriptKind};
 use crate::media::{BootCfg, Role};
-use crate::source::cmdline::{self, BootOptions};
+use crate::source::cmdline;
 use crate::storage::{self, Layout, LayoutRequest, MediaKind, SystemMediaSize, VmfsPolicy};
 pub use host::{Host, Interpreters, MediaFacts, OverrideDisk, OverrideState};
 use hostconfig::{FormatStep, GeneratedFile, HostConfig};
@@ -256,12 +256,6 @@ pub struct Inputs<'a> {
     pub kickstart_name: &'a str,
     pub kickstart: &'a Kickstart,
     pub host: &'a Host,
-    pub inventory: &'a Inventory,
-    pub sysroot: &'a Path,
-    pub media: &'a MediaFacts,
-    pub boot: &'a BootOptions,
-    /// What each supported DPU runs, read through its interface (`dpu::observe`).
-    pub dpu_observed: &'a [dpu::Observed],
     /// Refuse what would otherwise be a warning about the installed host (`--strict`, the
     /// kickstart's `paranoid`).
     pub strict: bool,
@@ -275,11 +269,6 @@ impl<'a> Inputs<'a> {
             kickstart_name,
             kickstart,
             host,
-            inventory: &host.inventory,
-            sysroot: &host.sysroot,
-            media: &host.media,
-            boot: &host.boot,
-            dpu_observed: &host.dpu_observed,
             strict: false,
             ids: ids::IdSource::new(&host.seed),
         }
@@ -318,7 +307,7 @@ fn override_target(d: &OverrideDisk, i: &Inputs<'_>) -> Result<(Target, DiskCont
             // Like coreos-installer's positional disk: the command line names the target.
             let known = known
                 .as_ref()
-                .and_then(|n| i.inventory.disks.iter().find(|d| &d.name == n));
+                .and_then(|n| i.host.inventory.disks.iter().find(|d| &d.name == n));
             let target = Target {
                 path: path.to_path_buf(),
                 name: known
@@ -361,7 +350,7 @@ fn choose_target(
     }
     let (disk, why) = match &action.target {
         Some(DiskTarget::Disk(name)) => {
-            let d = i.inventory.resolve_disk(name).map_err(|e| {
+            let d = i.host.inventory.resolve_disk(name).map_err(|e| {
                 refuse(
                     Outcome::Precondition,
                     format!("{} --disk: {e}", action.kind.command()),
@@ -375,6 +364,7 @@ fn choose_target(
             let esx_first = match action.kind {
                 ActionKind::Install => None,
                 ActionKind::Upgrade | ActionKind::InstallOrUpgrade => i
+                    .host
                     .inventory
                     .first_disk_choice(filters, action.ignore_ssd, true)
                     .ok(),
@@ -383,7 +373,8 @@ fn choose_target(
             let choice = esx_first
                 .map(Ok)
                 .unwrap_or_else(|| {
-                    i.inventory
+                    i.host
+                        .inventory
                         .first_disk_choice(filters, action.ignore_ssd, esx_only)
                 })
                 .map_err(|e| {
@@ -408,7 +399,7 @@ fn choose_target(
         None => return Err(refuse(Outcome::InvalidKickstart, "install names no disk")),
     };
     let target = Target {
-        path: i.sysroot.join(disk.device.trim_start_matches('/')),
+        path: i.host.sysroot.join(disk.device.trim_start_matches('/')),
         name: disk.name.clone(),
         aliases: disk.aliases.clone(),
         size_bytes: disk.size_bytes,
@@ -461,6 +452,7 @@ fn may_hide_vmfs(c: &crate::inventory::DiskContent) -> Option<String> {
 fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> {
     let boot_disk = i.host.media_disk.as_deref();
     let facts: Vec<storage::safety::DiskFacts> = i
+        .host
         .inventory
         .disks
         .iter()
@@ -495,6 +487,7 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> 
             K::IgnoreDrives(d) => T::IgnoreDrives(d.clone()),
             K::FirstDisk(filters) => {
                 let choice = i
+                    .host
                     .inventory
                     .first_disk_choice(filters, false, false)
                     .map_err(|e| {
@@ -519,18 +512,24 @@ fn check_disks(i: &Inputs<'_>, target: &Target) -> Result<DiskRules, PlanError> 
         .parts
         .iter()
         .filter_map(|p| match &p.target {
-            DiskTarget::Disk(n) => i.inventory.resolve_disk(n).ok().map(|d| d.name.clone()),
+            DiskTarget::Disk(n) => i
+                .host
+                .inventory
+                .resolve_disk(n)
+                .ok()
+                .map(|d| d.name.clone()),
             DiskTarget::FirstDisk(_) => None,
         })
         .collect();
     let clear = i
+        .host
         .inventory
         .disks
         .iter()
         .filter(|d| {
             d.name != target.name && cleared.contains(&d.name) && !part_disks.contains(&d.name)
         })
-        .map(|d| clear_disk(i.sysroot, d))
+        .map(|d| clear_disk(&i.host.sysroot, d))
         .collect();
     Ok(DiskRules {
         facts,
@@ -623,7 +622,8 @@ fn clear_disk(sysroot: &Path, d: &crate::inventory::Disk) -> ClearDisk {
 /// models vSphere 8 does not support. ESXi installs such a host without Distributed Services
 /// Engine (docs/DPU.md, "Cards ESXi would not use").
 fn unsupported_cards(i: &Inputs<'_>) -> Vec<NotUsedDpu> {
-    i.inventory
+    i.host
+        .inventory
         .dpus
         .iter()
         .filter(|d| !d.supported)
@@ -656,6 +656,7 @@ fn not_a_dpu(
     not_used: &mut Vec<NotUsedDpu>,
 ) -> Result<bool, PlanError> {
     let Some(mode) = i
+        .host
         .dpu_observed
         .iter()
         .find(|o| o.address == d.address)
@@ -686,7 +687,7 @@ fn not_a_dpu(
 }
 
 fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<String> {
-    if i.media.is_local() {
+    if i.host.media.is_local() {
         return None;
     }
     let ifs = i
@@ -698,7 +699,7 @@ fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<Str
     (!ifs.is_empty()).then(|| {
         format!(
             "the media come over the network ({}) and {} {} a port of this card: it is flashed after the host lay-down has fetched and verified every file, since its reset takes the port down",
-            i.media.describe(),
+            i.host.media.describe(),
             ifs.join(", "),
             if ifs.len() == 1 { "is" } else { "are" }
         )
@@ -718,7 +719,7 @@ fn dpu_plans(
         .unwrap_or_default();
     // Every blocking finding is a Distributed Services Engine rule the install must not break:
     // more than one DPU, an unrecovered DPU, --dpuPciSlots naming a slot without one.
-    let findings = i.inventory.dpu_findings(&slots);
+    let findings = i.host.inventory.dpu_findings(&slots);
     let blocking: Vec<String> = findings
         .iter()
         .filter(|f| f.blocks_install())
@@ -728,7 +729,7 @@ fn dpu_plans(
         return Err(refuse(Outcome::Precondition, blocking.join("; ")));
     }
     let mut out = Vec::new();
-    for d in i.inventory.dpus.iter().filter(|d| d.supported) {
+    for d in i.host.inventory.dpus.iter().filter(|d| d.supported) {
         if not_a_dpu(i, d, &slots, not_used)? {
             continue;
         }
@@ -741,6 +742,7 @@ fn dpu_plans(
 /// The media must carry what a DPU runs: ESXi 8.0 or later, with its ESXio components.
 fn check_media_for_dpu(i: &Inputs<'_>, d: &crate::inventory::pci::Dpu) -> Result<(), PlanError> {
     let version_ok = i
+        .host
         .media
         .manifest
         .version_triple()
@@ -750,18 +752,18 @@ fn check_media_for_dpu(i: &Inputs<'_>, d: &crate::inventory::pci::Dpu) -> Result
             Outcome::Media,
             format!(
                 "{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later",
-                i.media.describe(),
+                i.host.media.describe(),
                 d.location(),
-                i.media.manifest.version
+                i.host.media.manifest.version
             ),
         ));
     }
-    if i.media.manifest.dpu_components().count() == 0 {
+    if i.host.media.manifest.dpu_components().count() == 0 {
         return Err(refuse(
             Outcome::Media,
             format!(
                 "{} has a DPU ({}), but the media carries no ESXio components for it",
-                i.media.describe(),
+                i.host.media.describe(),
                 d.location()
             ),
         ));
@@ -797,7 +799,7 @@ fn bundle_for<'a>(
                     "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
                     d.catalog_id,
                     root.display(),
-                    i.media.manifest.version
+                    i.host.media.manifest.version
                 ),
             ))
         }
@@ -823,6 +825,7 @@ fn dpu_plan(
     let name = format!("{} {} in {}", d.vendor, d.model, d.location());
     let bundle = bundle_for(i, d, &name, warnings)?;
     let observed = i
+        .host
         .dpu_observed
         .iter()
         .find(|o| o.address == d.address)
@@ -842,7 +845,7 @@ fn dpu_plan(
             format!("{name}: no host interface to reach it"),
         )
     })?;
-    let mut payload = dpu::payload::describe(bundle, &i.media.manifest);
+    let mut payload = dpu::payload::describe(bundle, &i.host.media.manifest);
     let action = if dpu::runs_firmware(&observed, &payload.firmware_version) {
         DpuAction::AlreadyInstalled
     } else {
@@ -861,7 +864,7 @@ fn dpu_plan(
         // BlueField format a bundle can have): what a real card boots, whatever is behind
         // rshim's files.
         dpu::Interface::Rshim { .. } => {
-            lockdown::check_rshim(&i.inventory.firmware, &name)?;
+            lockdown::check_rshim(&i.host.inventory.firmware, &name)?;
             None
         }
     };
@@ -1016,7 +1019,7 @@ fn decide_kind(
 
 pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let ks = i.kickstart;
-    let mut warnings: Vec<String> = i.boot.warnings.clone();
+    let mut warnings: Vec<String> = i.host.boot.warnings.clone();
     let action = check_request(ks)?;
     let (target, existing) = choose_target(i, &mut warnings)?;
     let (kind, reason) = decide_kind(action, &target, &existing)?;
@@ -1054,14 +1057,14 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let datastore_disks = datastores::plan(i, &target, &rules.facts, &rules.cleared)?;
     let cleared = rules.clear;
     let layout = layout_for(i, action, &target, &existing, &mut warnings)?;
-    let media = i.media;
+    let media = &i.host.media;
     warnings.extend(media.metadata.warnings.iter().cloned());
     let (esp_files, esp_generated) = esp_plan(media, &layout)?;
     let bank_files = bank_plan(media, &layout, &target)?;
     let nic = hostconfig::choose_nic(
         ks,
-        i.boot.netdevice.as_deref(),
-        &i.inventory.nics,
+        i.host.boot.netdevice.as_deref(),
+        &i.host.inventory.nics,
         &mut warnings,
     );
     let mut formats = format_steps(&layout, true);
@@ -1096,7 +1099,7 @@ pub fn make(i: &Inputs<'_>) -> Result<Plan, PlanError> {
         post_scripts,
         dpus,
         dpus_not_used,
-        check_media: i.media.is_local(),
+        check_media: i.host.media.is_local(),
         reboot: ks.reboot.as_ref().map(|r| r.no_eject),
         warnings,
         upgrade: None,
@@ -1178,8 +1181,8 @@ fn layout_for(
         target.logical_sector_size,
     );
     req.kind = target.kind;
-    req.media_size = media_size(i.boot.system_media_size);
-    req.osdata_size_mib = i.boot.osdata_size_mib;
+    req.media_size = media_size(i.host.boot.system_media_size);
+    req.osdata_size_mib = i.host.boot.osdata_size_mib;
     req.no_vmfs_on_disk = action.no_vmfs_on_disk;
     req.existing = existing.partitions.clone();
     req.unformatted = unfinished_install(existing).to_vec();
@@ -1200,7 +1203,7 @@ fn layout_for(
         Some(name) => {
             // Named is never ignored in silence: a disk that is not here is refused, one that
             // is here is said with what becomes of it.
-            let disk = i.inventory.resolve_disk(name).map_err(|e| {
+            let disk = i.host.inventory.resolve_disk(name).map_err(|e| {
                 refuse(
                     Outcome::Precondition,
                     format!("{}: install --systemdisk={name}: {e}", action.span),
@@ -1427,7 +1430,7 @@ fn bank_config(
 /// documentation; 6.7's `kickstart.py`), and the installed host boots with the firmware setting
 /// this machine has now: each thing that then does not happen is named. `--strict` refuses.
 fn secure_boot_warnings(i: &Inputs<'_>, host: &HostConfig) -> Result<Vec<String>, PlanError> {
-    if i.inventory.firmware.secure_boot != Some(true) || host.needs_scripts.is_empty() {
+    if i.host.inventory.firmware.secure_boot != Some(true) || host.needs_scripts.is_empty() {
         return Ok(Vec::new());
     }
     let what = format!(

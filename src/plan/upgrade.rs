@@ -131,7 +131,7 @@ fn check_dpu(
     };
     let mut kept = Vec::new();
     // A model vSphere does not support is not a DPU to ESXi (docs/DPU.md): it runs no ESXio.
-    for d in i.inventory.dpus.iter().filter(|d| d.supported) {
+    for d in i.host.inventory.dpus.iter().filter(|d| d.supported) {
         if now.is_empty() || now != new {
             return Err(refuse(
                 Outcome::Precondition,
@@ -317,7 +317,7 @@ pub(super) fn plan_upgrade(
     existing: &DiskContent,
     warnings: &mut Vec<String>,
 ) -> Result<(super::Plan, String), PlanError> {
-    let media = i.media;
+    let media = &i.host.media;
     let running = running_bank(existing, target)?;
     let target_bank = if running.partition == 5 { 6 } else { 5 };
     let from = running.build.clone().unwrap_or_default();

@@ -597,21 +597,9 @@ pub fn rollout(root: &Path, cargo: &mut Command, n: usize) -> Result<()> {
     )
 }
 
-/// Start, enroll, deploy, wait, judge; what each host came to.
-fn drive(
-    stack: &mut Stack,
-    p: &Paths,
-    images: &Images,
-    bin: &Path,
-    hosts: &[Host],
-    laps: &mut Laps,
-) -> Result<Vec<Outcome>> {
-    start_libvirt(stack, hosts)?;
-    let (www, _httpboot) = start_services(stack, bin, &images.installer.bin)?;
-    laps.lap("stack up, domains defined");
-    enroll_and_deploy(stack, bin, hosts)?;
-    laps.lap("enroll, deploy to active");
-    let states = baremetal(
+/// `baremetal node list`: each node's name, provision state and power state, a line each.
+fn node_states(stack: &Stack, bin: &Path) -> Result<String> {
+    baremetal(
         stack,
         bin,
         &[
@@ -626,7 +614,24 @@ fn drive(
             "-c",
             "Power State",
         ],
-    )?;
+    )
+}
+
+/// Start, enroll, deploy, wait, judge; what each host came to.
+fn drive(
+    stack: &mut Stack,
+    p: &Paths,
+    images: &Images,
+    bin: &Path,
+    hosts: &[Host],
+    laps: &mut Laps,
+) -> Result<Vec<Outcome>> {
+    start_libvirt(stack, hosts)?;
+    let (www, _httpboot) = start_services(stack, bin, &images.installer.bin)?;
+    laps.lap("stack up, domains defined");
+    enroll_and_deploy(stack, bin, hosts)?;
+    laps.lap("enroll, deploy to active");
+    let states = node_states(stack, bin)?;
     println!("== Ironic node states after deploy:\n{states}");
     let ended = wait_shut_off(hosts, Instant::now() + Duration::from_secs(480));
     laps.lap("installs");
@@ -664,22 +669,7 @@ fn drive(
         o.name = format!("{} ({how})", h.name);
         out.push(o);
     }
-    let final_states = baremetal(
-        stack,
-        bin,
-        &[
-            "node",
-            "list",
-            "-f",
-            "value",
-            "-c",
-            "Name",
-            "-c",
-            "Provision State",
-            "-c",
-            "Power State",
-        ],
-    )?;
+    let final_states = node_states(stack, bin)?;
     println!("== Ironic node states at the end:\n{final_states}");
     Ok(out)
 }
