@@ -366,3 +366,22 @@ fn a_disk_node_on_the_boot_disk_is_refused_like_the_disk() {
     let p = with_node("/dev/dm-1", None, &["sdb", "sdd"]).unwrap();
     assert_eq!(p.target.name, "/dev/dm-1");
 }
+
+/// `--save-host` names a file: a device (or any other node) is refused, and nothing is written.
+#[test]
+fn a_host_document_is_never_written_over_a_device() {
+    let s = Setup::new("16M");
+    let ks = s.ks(&kickstarts()[1].1);
+    let out = s.install(&ks, &["--dry-run", "--save-host", "/dev/null"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--save-host /dev/null: not a regular file"),
+        "{err}"
+    );
+}

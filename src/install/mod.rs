@@ -550,6 +550,14 @@ impl Run<'_> {
 
 /// `--save-host`: the host document, written before anything else is.
 fn save_host(host: &plan::Host, path: &Path) -> Result<(), Failure> {
+    // A host document is a file: `--save-host /dev/sdb` must not write JSON over a disk.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(stop(
+            StepId::Plan,
+            Outcome::Precondition,
+            format!("--save-host {}: not a regular file", path.display()),
+        ));
+    }
     let text = serde_json::to_string_pretty(host).map_err(|e| {
         stop(
             StepId::Plan,
