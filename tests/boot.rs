@@ -968,11 +968,7 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
     // No mboot files: the hosts boot our kernel, not VMware's loader.
     assert!(!out_dir.join("boot.cfg").exists());
 
-    let (ok, o, e) = run(
-        "grub-script-check",
-        &[out_dir.join("grub.cfg").to_str().unwrap()],
-    );
-    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub.cfg"));
+    grub_script_check(&out_dir, "grub.cfg");
     let grub = read("grub.cfg");
     assert!(
         grub.contains(&format!(
@@ -1045,11 +1041,7 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
     );
     // Secure Boot: Debian's signed network GRUB (started by shim) reads grub/grub.cfg; it loads
     // the kernel over TFTP (it has no HTTP) with the host's ks= and BOOTIF=.
-    let (ok, o, e) = run(
-        "grub-script-check",
-        &[out_dir.join("grub/grub.cfg").to_str().unwrap()],
-    );
-    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub/grub.cfg"));
+    grub_script_check(&out_dir, "grub/grub.cfg");
     let sb = read("grub/grub.cfg");
     assert!(
         sb.contains(&format!(
@@ -1152,8 +1144,7 @@ fn pxe_bootif_without_host_entry_grub_image_url_and_http_boot_by_mac() {
     let read = |p: &str| std::fs::read_to_string(out_dir.join(p)).unwrap();
     let bootif = "  set bootif=\n  if regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"; then\n    set bootif=BOOTIF=01-$m1-$m2-$m3-$m4-$m5-$m6\n  fi\n";
     for cfg in ["grub.cfg", "grub/grub.cfg"] {
-        let (ok, o, e) = run("grub-script-check", &[out_dir.join(cfg).to_str().unwrap()]);
-        assert!(ok, "grub-script-check: {o}{e}\n{}", read(cfg));
+        grub_script_check(&out_dir, cfg);
         let text = read(cfg);
         // Every host, before its own entry is looked at: BOOTIF= from the firmware.
         let at = text
@@ -1237,11 +1228,7 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     let read = |p: &str| std::fs::read_to_string(out_dir.join(p)).unwrap();
 
     // GRUB's own checker accepts the config.
-    let (ok, o, e) = run(
-        "grub-script-check",
-        &[out_dir.join("grub.cfg").to_str().unwrap()],
-    );
-    assert!(ok, "grub-script-check: {o}{e}\n{}", read("grub.cfg"));
+    grub_script_check(&out_dir, "grub.cfg");
     let grub = read("grub.cfg");
     assert!(
         grub.contains("\"$net_default_mac\" = \"3c:ec:ef:01:02:03\""),
@@ -1652,4 +1639,12 @@ fn a_rollouts_reports_reach_the_receiver_and_cluster_check_names_the_failed_host
     // Nothing was written to the broken host's disk: the sparse file has no block.
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&broken_disk).unwrap().blocks(), 0);
+}
+
+/// GRUB's own checker accepts `dir/cfg` (the file is shown when it does not).
+fn grub_script_check(dir: &Path, cfg: &str) {
+    let path = dir.join(cfg);
+    let (ok, o, e) = run("grub-script-check", &[path.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(ok, "grub-script-check {cfg}: {o}{e}\n{text}");
 }
