@@ -5,11 +5,14 @@
 use std::process::ExitCode;
 
 /// The classes of outcome a run of `ksinstall` can end with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized by these names (`"Success"`, `"UsageOrIo"`, ...) in reports and JSON output.
+/// The default (a report read back without an outcome) is not a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// Everything asked for was done (warnings allowed).
     Success = 0,
     /// Bad command-line usage, or an I/O failure outside the other classes.
+    #[default]
     UsageOrIo = 1,
     /// The kickstart has at least one error (or a warning under `--strict`/`paranoid`).
     InvalidKickstart = 2,
@@ -41,8 +44,56 @@ pub enum Outcome {
     Interrupted = 14,
 }
 
+impl Outcome {
+    /// The name reports and JSON output use (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Success => "Success",
+            Outcome::UsageOrIo => "UsageOrIo",
+            Outcome::InvalidKickstart => "InvalidKickstart",
+            Outcome::Precondition => "Precondition",
+            Outcome::Media => "Media",
+            Outcome::Verify => "Verify",
+            Outcome::Write => "Write",
+            Outcome::Dpu => "Dpu",
+            Outcome::Script => "Script",
+            Outcome::DpuTimeout => "DpuTimeout",
+            Outcome::DpuTransfer => "DpuTransfer",
+            Outcome::DpuRefused => "DpuRefused",
+            Outcome::RuleBroken => "RuleBroken",
+            Outcome::InputUnreadable => "InputUnreadable",
+            Outcome::Interrupted => "Interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl From<Outcome> for ExitCode {
     fn from(o: Outcome) -> Self {
         ExitCode::from(o as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn an_outcome_is_written_and_read_back_by_its_name() {
+        for o in [
+            Outcome::Success,
+            Outcome::UsageOrIo,
+            Outcome::DpuTimeout,
+            Outcome::Interrupted,
+        ] {
+            let json = serde_json::to_string(&o).unwrap();
+            assert_eq!(json, format!("\"{}\"", o.name()));
+            assert_eq!(serde_json::from_str::<Outcome>(&json).unwrap(), o);
+        }
     }
 }

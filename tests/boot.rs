@@ -1648,3 +1648,114 @@ fn grub_script_check(dir: &Path, cfg: &str) {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(ok, "grub-script-check {cfg}: {o}{e}\n{text}");
 }
+
+/// Every mode of `boot` ends through the same session: the console (no `ks=`) writes `--report`
+/// when it stops, a bad command line is tagged `source` as in `install`, and the JSON stream
+/// carries the kickstart's findings and the scripts' output as events.
+#[test]
+fn every_mode_writes_its_report_and_says_the_same_step() {
+    let s = Setup::new("16M");
+    let root = s.sysroot("plain");
+    let media = s.media();
+    let report = s.path("console-report.json");
+    let out = boot(
+        &root,
+        "runweasel",
+        &["--media", &media, "--report", report.to_str().unwrap()],
+    );
+    code(&out, 1);
+    says(
+        &out,
+        "ksinstall: error: the console install needs a terminal",
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("the console's report")).unwrap();
+    assert_eq!(r["exit_code"], 1, "{r}");
+    assert_eq!(r["outcome"], "UsageOrIo", "{r}");
+    assert_eq!(r["document"], "install-report", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a terminal"),
+        "{r}"
+    );
+
+    // The same bad boot option, through `boot` and through `install`: exit 3, step `source`.
+    let ks = s.path("ks.cfg");
+    std::fs::write(&ks, ks_text("")).unwrap();
+    for (cmd, report) in [("boot", "boot-bad.json"), ("install", "install-bad.json")] {
+        let report = s.path(report);
+        let mut args = vec![
+            cmd,
+            "--sysroot",
+            root.to_str().unwrap(),
+            "--cmdline",
+            "ks=uuid:1234",
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        if cmd == "install" {
+            args.extend(["--ks", ks.to_str().unwrap(), "--media", &media]);
+        }
+        let out = ksinstall(&args);
+        code(&out, 3);
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        assert_eq!(r["error"]["step"], "source", "{cmd}: {r}");
+    }
+
+    // --progress json: a finding and a %pre script's lines are events on stdout too.
+    std::fs::write(
+        &ks,
+        ks_text("bogusoption\n%pre --interpreter=busybox\necho from-pre\n"),
+    )
+    .unwrap();
+    let out = ksinstall(&[
+        "install",
+        "--sysroot",
+        root.to_str().unwrap(),
+        "--cmdline",
+        "",
+        "--ks",
+        ks.to_str().unwrap(),
+        "--media",
+        &media,
+        "--dry-run",
+        "--run-pre",
+        "--progress",
+        "json",
+    ]);
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(kinds.contains(&"diagnostic"), "{kinds:?}\n{}", text(&out));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "script_output" && e["line"] == "from-pre"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "script_ended" && e["ok"] == true),
+        "{}",
+        text(&out)
+    );
+    // ... and on stderr, as before.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("%pre ") && l.ends_with("ks.cfg:6:1: from-pre")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ks.cfg:5:1: warning: unknown command"),
+        "{stderr}"
+    );
+}

@@ -2,13 +2,15 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::Context;
 use ksinstall::exit::Outcome;
 use ksinstall::http::{Http, HttpOptions};
-use ksinstall::install::{self as driver, Ended, KickstartInput, Options};
-use ksinstall::report::webhook::{ReportFormat, Tee, Webhook};
+use ksinstall::install::{Ended, Failure, KickstartInput, Options, Session};
+use ksinstall::report::webhook::{ReportFormat, Webhook};
 use ksinstall::report::StepId;
 use ksinstall::report::{Bars, Event, EventSink, JsonLines, LogWarnings, Quiet};
 use ksinstall::source::cmdline::BootOptions;
@@ -163,12 +165,16 @@ impl NetArgs {
     }
 }
 
-/// Where events go: the terminal or stdout as --progress says, and the webhook if any.
+/// Where events go: the terminal or stdout as --progress says, the lines every mode prints on
+/// stderr, and the webhook if any.
 pub struct Sinks {
     shown: Box<dyn EventSink>,
     /// The shown sink does not print warnings (not bars): they go through the log, once.
     log_warnings: Option<LogWarnings>,
-    webhook: Option<Webhook>,
+    /// Set while the console's screen is up: it draws the run itself, and a line on stderr
+    /// would garble it. The webhook still hears everything.
+    screen_up: AtomicBool,
+    webhook: OnceLock<Webhook>,
     /// --report, and its modification time before this run (a report left by an earlier run
     /// is not sent as this one's).
     report: Option<(PathBuf, Option<std::time::SystemTime>)>,
@@ -193,12 +199,30 @@ impl Sinks {
         Sinks {
             shown,
             log_warnings: (!bars).then_some(LogWarnings),
-            webhook: None,
+            screen_up: AtomicBool::new(false),
+            webhook: OnceLock::new(),
             report,
         }
     }
+
+    /// `interactive`: no progress of its own (the console draws it), no webhook, no report.
+    pub fn console_only() -> Sinks {
+        Sinks {
+            shown: Box::new(Quiet),
+            log_warnings: Some(LogWarnings),
+            screen_up: AtomicBool::new(false),
+            webhook: OnceLock::new(),
+            report: None,
+        }
+    }
+
+    /// The console's screen is up (`true`) or given back (`false`).
+    pub fn set_screen_up(&self, up: bool) {
+        self.screen_up.store(up, Ordering::SeqCst);
+    }
+
     /// Start posting to --report-url (once the HTTP options are known).
-    pub fn connect(&mut self, net: &NetArgs, http: &Http) -> anyhow::Result<()> {
+    pub fn connect(&self, net: &NetArgs, http: &Http) -> anyhow::Result<()> {
         if let Some(url) = &net.report_url {
             let token = match &net.report_token_file {
                 Some(path) => {
@@ -215,34 +239,29 @@ impl Sinks {
                 }
                 None => net.report_token.clone(),
             };
-            self.webhook = Some(Webhook::start(url, net.report_format, token, http.clone()));
+            let webhook = Webhook::start(url, net.report_format, token, http.clone());
+            // Connected once per run: a second call keeps the first webhook.
+            let _ = self.webhook.set(webhook);
         }
         Ok(())
     }
-    pub fn tee(&self) -> Tee<'_> {
-        let mut all: Vec<&dyn EventSink> = vec![self.shown.as_ref()];
-        if let Some(l) = &self.log_warnings {
-            all.push(l);
-        }
-        if let Some(w) = &self.webhook {
-            all.push(w);
-        }
-        Tee(all)
-    }
+
     /// The last event, then give the webhook a little time to deliver what is queued.
-    pub fn finish(&self, outcome: Outcome, started: Instant) {
+    pub fn finish(&self, outcome: Outcome, started: Instant) -> Outcome {
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.tee().emit(Event::Finished {
+        self.emit(Event::Finished {
             exit_code: outcome as u8,
             elapsed_ms,
         });
-        if let Some(w) = &self.webhook {
+        if let Some(w) = self.webhook.get() {
             if let Some(report) = self.fresh_report() {
                 w.report(report);
             }
             w.close(std::time::Duration::from_secs(30));
         }
+        outcome
     }
+
     /// The report this run wrote, read back.
     fn fresh_report(&self) -> Option<serde_json::Value> {
         let (path, before) = self.report.as_ref()?;
@@ -257,6 +276,38 @@ impl Sinks {
         serde_json::from_str(&text)
             .map_err(|e| log::warn!("{}: {e}; the report is not posted", path.display()))
             .ok()
+    }
+}
+
+impl EventSink for Sinks {
+    fn emit(&self, event: Event) {
+        if !self.screen_up.load(Ordering::SeqCst) {
+            self.shown.emit(event.clone());
+            if let Some(l) = &self.log_warnings {
+                l.emit(event.clone());
+            }
+            stderr_line(&event);
+        }
+        if let Some(w) = self.webhook.get() {
+            w.emit(event);
+        }
+    }
+}
+
+/// What every mode says on stderr, whatever --progress shows: the error a run stopped on, the
+/// kickstart's findings, and the output of its scripts.
+fn stderr_line(event: &Event) {
+    match event {
+        Event::Failed { message, .. } => eprintln!("ksinstall: error: {message}"),
+        Event::Diagnostic(d) => eprintln!("{d}"),
+        Event::ScriptOutput { section, at, line } => eprintln!("{section} {at}: {line}"),
+        Event::ScriptEnded {
+            section,
+            at,
+            status,
+            ..
+        } => eprintln!("{section} {at}: {status}"),
+        _ => {}
     }
 }
 
@@ -285,45 +336,49 @@ impl Common {
     }
 }
 
-/// Boot options from --cmdline, else proc/cmdline below the sysroot.
-pub fn boot_options(c: &Common) -> Result<BootOptions, String> {
-    BootOptions::read(&c.sysroot, c.cmdline.as_deref())
+/// The start every scripted run and `boot` share: the boot options (with `check_nic`, the
+/// installer environment's check that `netdevice=` names a NIC here), the HTTP client and the
+/// webhook. A refusal on the way is said, reported and ends the event stream: `Err` is the
+/// run's exit.
+pub fn start(
+    c: &Common,
+    sinks: &Sinks,
+    session: &Session<'_>,
+    check_nic: bool,
+) -> Result<(BootOptions, Http), Outcome> {
+    let checked = session
+        .boot_options(c.cmdline.as_deref())
+        .and_then(|boot| match check_nic {
+            true => session.check_netdevice(&boot).map(|()| boot),
+            false => Ok(boot),
+        });
+    let boot = match checked {
+        Ok(b) => b,
+        Err(f) => {
+            // The provisioning system hears of a bad command line too (without the identity
+            // headers, which the command line would have turned on).
+            let _ = connect(c, sinks, &BootOptions::default());
+            return Err(refused(sinks, session, &f));
+        }
+    };
+    connect(c, sinks, &boot)
+        .map(|http| (boot, http))
+        .map_err(|f| refused(sinks, session, &f))
+}
+
+/// A refusal before the run had a kickstart: said, reported, and the event stream ended.
+pub fn refused(sinks: &Sinks, session: &Session<'_>, f: &Failure) -> Outcome {
+    let o = session.refuse(f);
+    sinks.finish(o, session.started())
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
     ksinstall::interrupt::install().context("taking SIGINT, SIGTERM and SIGHUP")?;
-    let mut sinks = Sinks::new(&a.common);
-    let options = a.common.options(a.run_pre);
-    let boot = match boot_options(&a.common) {
-        Ok(b) => b,
-        Err(e) => {
-            let o = driver::refuse_early(
-                &options,
-                &sinks.tee(),
-                StepId::Plan,
-                Outcome::Precondition,
-                &e,
-                started,
-            );
-            sinks.finish(o, started);
-            return Ok(o);
-        }
-    };
-    let http = match connect(&a.common, &mut sinks, &boot) {
-        Ok(h) => h,
-        Err(e) => {
-            let o = driver::refuse_early(
-                &options,
-                &sinks.tee(),
-                StepId::Source,
-                Outcome::UsageOrIo,
-                &e,
-                started,
-            );
-            sinks.finish(o, started);
-            return Ok(o);
-        }
+    let sinks = Sinks::new(&a.common);
+    let session = Session::new(a.common.options(a.run_pre), &sinks);
+    let (boot, http) = match start(&a.common, &sinks, &session, false) {
+        Ok(started) => started,
+        Err(o) => return Ok(o),
     };
     let ks = match ksinstall::source::kickstart::read_given(&a.ks, &http) {
         Ok(k) => KickstartInput {
@@ -332,29 +387,29 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             bytes: k.bytes,
         },
         Err(e) => {
-            let o = driver::refuse_early(
-                &options,
-                &sinks.tee(),
-                StepId::Source,
-                Outcome::UsageOrIo,
-                &format!("{e:#}"),
-                started,
-            );
-            sinks.finish(o, started);
-            return Ok(o);
+            let f = Failure {
+                step: StepId::Source,
+                outcome: Outcome::UsageOrIo,
+                message: format!("{e:#}"),
+            };
+            return Ok(refused(&sinks, &session, &f));
         }
     };
-    let ended = driver::execute(&options, &a.media, ks, &boot, &http, &sinks.tee(), started);
-    show_end(&a.common, &ended, started);
-    sinks.finish(ended.outcome, started);
-    Ok(ended.outcome)
+    let ended = session.scripted(&a.media, ks, &boot, &http);
+    show_end(&a.common, &ended, session.started());
+    Ok(sinks.finish(ended.outcome, session.started()))
 }
 
 /// The HTTP client the options make, and the webhook started with it: a bad `--ca-file` or an
 /// unreadable `--report-token-file` is a refusal like any other (reported, `finished` sent).
-pub fn connect(c: &Common, sinks: &mut Sinks, boot: &BootOptions) -> Result<Http, String> {
-    let http = c.net.http(&c.sysroot, boot).map_err(|e| format!("{e:#}"))?;
-    sinks.connect(&c.net, &http).map_err(|e| format!("{e:#}"))?;
+fn connect(c: &Common, sinks: &Sinks, boot: &BootOptions) -> Result<Http, Failure> {
+    let refusal = |e: anyhow::Error| Failure {
+        step: StepId::Source,
+        outcome: Outcome::UsageOrIo,
+        message: format!("{e:#}"),
+    };
+    let http = c.net.http(&c.sysroot, boot).map_err(refusal)?;
+    sinks.connect(&c.net, &http).map_err(refusal)?;
     Ok(http)
 }
 

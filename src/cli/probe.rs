@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ksinstall::exit::Outcome;
-use ksinstall::inventory::Inventory;
+use ksinstall::install::ProbeReport;
+use ksinstall::inventory::{Disk, Dpu};
 use ksinstall::size::human as human_size;
 
 /// Show the disks and DPUs the installer sees, or record them as a test fixture.
@@ -42,64 +43,39 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Success);
     }
-    let inv =
-        Inventory::read(&a.sysroot).with_context(|| format!("probing {}", a.sysroot.display()))?;
-    let findings = inv.dpu_findings(&a.dpu_pci_slots);
-    // What each supported DPU runs, asked through its own interface (read-only).
     let access = a.dpu.access(&a.sysroot);
-    let observed: Vec<ksinstall::dpu::Observed> = inv
-        .dpus
-        .iter()
-        .filter(|d| d.supported)
-        .map(|d| ksinstall::dpu::observe(d, &access))
-        .collect();
+    let probe = ProbeReport::read(&a.sysroot, &a.dpu_pci_slots, &access)
+        .with_context(|| format!("probing {}", a.sysroot.display()))?;
     match a.format {
-        Format::Json => {
-            let doc = serde_json::json!({
-                "disks": inv.disks,
-                "dpus": inv.dpus,
-                "dpu_software": observed,
-                "firmware": inv.firmware,
-                "nics": inv.nics,
-                "findings": findings
-                    .iter()
-                    .map(|f| serde_json::json!({"finding": f, "message": f.to_string()}))
-                    .collect::<Vec<_>>(),
-            });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        }
-        Format::Text => print!("{}", render_text(&inv, &findings, &observed)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&probe)?),
+        Format::Text => print!("{}", render_text(&probe)),
     }
     Ok(Outcome::Success)
 }
 
-fn render_text(
-    inv: &Inventory,
-    findings: &[ksinstall::inventory::DpuFinding],
-    observed: &[ksinstall::dpu::Observed],
-) -> String {
+fn render_text(probe: &ProbeReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Firmware: {}", inv.firmware.describe());
-    if inv.firmware.secure_boot == Some(true) {
+    let _ = writeln!(out, "Firmware: {}", probe.firmware.describe());
+    if probe.firmware.secure_boot == Some(true) {
         let _ = writeln!(
             out,
             "  ESXi installed here runs no %firstboot script while Secure Boot is on"
         );
     }
-    write_disks(&mut out, inv);
-    write_dpus(&mut out, inv, observed);
-    if !findings.is_empty() {
+    write_disks(&mut out, &probe.disks);
+    write_dpus(&mut out, &probe.dpus, &probe.dpu_software);
+    if !probe.findings.is_empty() {
         let _ = writeln!(out, "Findings:");
-        for f in findings {
-            let _ = writeln!(out, "  - {f}");
+        for f in &probe.findings {
+            let _ = writeln!(out, "  - {}", f.message);
         }
     }
     out
 }
 
 /// The disks as a table, each with its other names under it.
-fn write_disks(out: &mut String, inv: &Inventory) {
-    let _ = writeln!(out, "Disks ({}):", inv.disks.len());
+fn write_disks(out: &mut String, disks: &[Disk]) {
+    let _ = writeln!(out, "Disks ({}):", disks.len());
     let mut rows: Vec<[String; 8]> = vec![[
         "NAME",
         "KERNEL",
@@ -112,7 +88,7 @@ fn write_disks(out: &mut String, inv: &Inventory) {
     ]
     .map(String::from)];
     let mut also = Vec::new();
-    for d in &inv.disks {
+    for d in disks {
         let mut kind = vec![if d.remote {
             "remote"
         } else if d.usb {
@@ -154,7 +130,7 @@ fn write_disks(out: &mut String, inv: &Inventory) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    if !inv.disks.is_empty() {
+    if !disks.is_empty() {
         for (i, row) in rows.iter().enumerate() {
             let mut line = String::from(" ");
             for (cell, w) in row.iter().zip(widths.iter()) {
@@ -168,7 +144,7 @@ fn write_disks(out: &mut String, inv: &Inventory) {
             }
             if let Some(esx) = i
                 .checked_sub(1)
-                .and_then(|j| inv.disks.get(j))
+                .and_then(|j| disks.get(j))
                 .and_then(|d| d.content.esx.as_ref())
             {
                 write_esx(out, esx);
@@ -215,9 +191,9 @@ fn write_esx(out: &mut String, esx: &ksinstall::inventory::EsxInstall) {
 }
 
 /// Each DPU, its PCI functions, its management interface and what the card said.
-fn write_dpus(out: &mut String, inv: &Inventory, observed: &[ksinstall::dpu::Observed]) {
-    let _ = writeln!(out, "DPUs ({}):", inv.dpus.len());
-    for p in &inv.dpus {
+fn write_dpus(out: &mut String, dpus: &[Dpu], observed: &[ksinstall::dpu::Observed]) {
+    let _ = writeln!(out, "DPUs ({}):", dpus.len());
+    for p in dpus {
         let support = if p.supported {
             "supported"
         } else {

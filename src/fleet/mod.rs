@@ -10,7 +10,7 @@ pub mod hcl;
 pub mod receiver;
 pub mod record;
 
-pub use record::{DpuRecord, HostRecord, Image, ProbeFault, RecordError, RecordKind};
+pub use record::{DpuRecord, HostRecord, Image, RecordError, RecordKind};
 
 use serde::Serialize;
 

@@ -1,10 +1,13 @@
 //! One host as the fleet checks see it, read from an install report or a probe.
 //!
-//! Both documents come from outside (files, URLs), so every field is looked up defensively: a
-//! missing optional field is `None`, a missing required one is an error naming it.
+//! Both documents come from outside (files, URLs): each is read through its own type
+//! (`InstallReport`, `ProbeReport`), chosen by the kind the document says it is; a missing
+//! required field is an error naming it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::install::{DocumentKind, ProbeReport};
 
 /// Which JSON the record was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,7 +32,7 @@ pub struct Image {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstallResult {
     pub exit_code: u8,
-    pub outcome: String,
+    pub outcome: crate::exit::Outcome,
     /// The step and message of the failure, if it failed.
     pub error: Option<String>,
 }
@@ -97,41 +100,24 @@ pub enum RecordError {
     },
     #[error("{input}: not a ksinstall report or probe (not an object)")]
     NotAnObject { input: String },
+    /// No `"document"`: read as a report of a ksinstall before documents said their kind.
     #[error(
-        "{input}: neither an install report (no \"media\" and \"exit_code\") nor a probe (no \"disks\" and \"dpus\")"
+        "{input}: neither an install report ({reason}) nor a probe (no \"document\": \"probe\")"
     )]
-    Neither { input: String },
+    Neither {
+        input: String,
+        reason: crate::install::report::UnreadableReport,
+    },
     #[error("{input}: {reason}")]
     Report {
         input: String,
         reason: crate::install::report::UnreadableReport,
     },
-    #[error("{input}: {fault}")]
-    Probe { input: String, fault: ProbeFault },
-}
-
-/// What a probe document lacks.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeFault {
-    #[error("{what} has no \"{key}\"")]
-    Missing { what: String, key: &'static str },
-    #[error("{what} has no \"catalog_id\" (a report from a ksinstall before fleet checks: probe the host instead)")]
-    NoCatalogId { what: String },
-    #[error("no \"{key}\" list")]
-    NoList { key: &'static str },
-    #[error("\"{key}\" is not a list")]
-    NotAList { key: &'static str },
-}
-
-fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-fn required<'a>(v: &'a Value, key: &'static str, what: &str) -> Result<&'a str, ProbeFault> {
-    str_at(v, key).ok_or_else(|| ProbeFault::Missing {
-        what: what.to_string(),
-        key,
-    })
+    #[error("{input}: {reason}")]
+    UnreadableProbe {
+        input: String,
+        reason: crate::install::probe::UnreadableProbe,
+    },
 }
 
 /// `8.0.3` from `8.0.3-0.35.24280767`.
@@ -162,8 +148,25 @@ pub fn host_name(source: &str) -> String {
     }
 }
 
+/// The head of any JSON document: the kind it says it is.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    document: Option<DocumentKind>,
+}
+
+/// What a report of a ksinstall before documents said their kind always carries (the report
+/// type itself reads leniently: every other key may be missing).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // read only to be required
+struct EarlierReport {
+    exit_code: u8,
+}
+
 impl HostRecord {
-    /// Parse either JSON shape. `name` is how the host is called in findings.
+    /// Parse either document, by the kind it says it is (`"document"`); a document without one
+    /// is a report of a ksinstall before documents said their kind. `name` is how the host is
+    /// called in findings.
     pub fn parse(name: &str, source: &str, bytes: &[u8]) -> Result<HostRecord, RecordError> {
         let input = source.to_string();
         let doc: Value = serde_json::from_slice(bytes).map_err(|reason| RecordError::NotJson {
@@ -173,48 +176,23 @@ impl HostRecord {
         if !doc.is_object() {
             return Err(RecordError::NotAnObject { input });
         }
-        if doc.get("media").is_some() && doc.get("exit_code").is_some() {
-            crate::install::InstallReport::parse(bytes)
+        let head = Head::deserialize(&doc).unwrap_or(Head { document: None });
+        match head.document {
+            Some(DocumentKind::Probe) => ProbeReport::parse(bytes)
+                .map_err(|reason| RecordError::UnreadableProbe { input, reason })
+                .map(|p| from_probe(name, source, &p)),
+            Some(DocumentKind::InstallReport) => crate::install::InstallReport::parse(bytes)
                 .map_err(|reason| RecordError::Report { input, reason })
-                .map(|r| from_report(name, source, &r))
-        } else if doc.get("disks").is_some() && doc.get("dpus").is_some() {
-            from_probe(name, source, &doc).map_err(|fault| RecordError::Probe { input, fault })
-        } else {
-            Err(RecordError::Neither { input })
+                .map(|r| from_report(name, source, &r)),
+            None => EarlierReport::deserialize(&doc)
+                .map_err(|e| crate::install::report::UnreadableReport {
+                    reason: e.to_string(),
+                })
+                .and_then(|_| crate::install::InstallReport::parse(bytes))
+                .map_err(|reason| RecordError::Neither { input, reason })
+                .map(|r| from_report(name, source, &r)),
         }
     }
-}
-
-fn list<'a>(doc: &'a Value, key: &'static str) -> Result<&'a Vec<Value>, ProbeFault> {
-    match doc.get(key) {
-        Some(Value::Array(a)) => Ok(a),
-        Some(Value::Null) | None => Err(ProbeFault::NoList { key }),
-        Some(_) => Err(ProbeFault::NotAList { key }),
-    }
-}
-
-fn card(d: &Value, i: usize) -> Result<DpuRecord, ProbeFault> {
-    let what = format!("DPU #{}", i + 1);
-    let catalog_id =
-        str_at(d, "catalog_id").ok_or_else(|| ProbeFault::NoCatalogId { what: what.clone() })?;
-    Ok(DpuRecord {
-        catalog_id: catalog_id.to_string(),
-        vendor: required(d, "vendor", &what)?.to_string(),
-        model: required(d, "model", &what)?.to_string(),
-        generation: str_at(d, "generation").unwrap_or("unknown").to_string(),
-        supported: d.get("supported").and_then(Value::as_bool).ok_or_else(|| {
-            ProbeFault::Missing {
-                what: what.clone(),
-                key: "supported",
-            }
-        })?,
-        address: required(d, "address", &what)?.to_string(),
-        slot: str_at(d, "slot").map(str::to_string),
-        firmware: None,
-        esxio_build: None,
-        esxio_included: None,
-        not_used: None,
-    })
 }
 
 fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> HostRecord {
@@ -258,7 +236,7 @@ fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> H
         image,
         install: Some(InstallResult {
             exit_code: r.exit_code,
-            outcome: r.outcome.clone(),
+            outcome: r.outcome,
             error: r
                 .error
                 .as_ref()
@@ -319,33 +297,39 @@ fn not_used_dpu(n: &crate::plan::NotUsedDpu) -> DpuRecord {
     }
 }
 
-fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, ProbeFault> {
-    let software = doc
-        .get("dpu_software")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut dpus = Vec::new();
-    for (i, d) in list(doc, "dpus")?.iter().enumerate() {
-        let mut r = card(d, i)?;
-        let seen = software
-            .iter()
-            .find(|o| str_at(o, "address") == Some(r.address.as_str()));
-        r.firmware = seen
-            .and_then(|o| str_at(o, "software"))
-            .and_then(firmware_in);
-        dpus.push(r);
-    }
-    // The image of an installed host is the build its boot banks would boot.
-    let image = list(doc, "disks")?
+fn from_probe(name: &str, source: &str, probe: &ProbeReport) -> HostRecord {
+    let dpus = probe
+        .dpus
         .iter()
-        .filter_map(|d| d.get("content")?.get("esx")?.get("version")?.as_str())
-        .next()
+        .map(|d| DpuRecord {
+            catalog_id: d.catalog_id.clone(),
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            generation: d.generation.clone(),
+            supported: d.supported,
+            address: d.address.clone(),
+            slot: d.slot.clone(),
+            firmware: probe
+                .dpu_software
+                .iter()
+                .find(|o| o.address == d.address)
+                .and_then(|o| o.software.as_deref())
+                .and_then(firmware_in),
+            esxio_build: None,
+            esxio_included: None,
+            not_used: None,
+        })
+        .collect();
+    // The image of an installed host is the build its boot banks would boot.
+    let image = probe
+        .disks
+        .iter()
+        .find_map(|d| d.content.esx.as_ref()?.version.as_deref())
         .map(|build| Image {
             version: version_of_build(build),
             build: build.to_string(),
         });
-    Ok(HostRecord {
+    HostRecord {
         name: name.to_string(),
         source: source.to_string(),
         kind: RecordKind::Probe,
@@ -354,7 +338,7 @@ fn from_probe(name: &str, source: &str, doc: &Value) -> Result<HostRecord, Probe
         install: None,
         dpus,
         upgraded_from: None,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -395,7 +379,7 @@ mod tests {
         let e = HostRecord::parse(
             "x",
             "x.json",
-            br#"{"media": {}, "exit_code": 900, "dpus": []}"#,
+            br#"{"document": "install-report", "media": {}, "exit_code": 900, "dpus": []}"#,
         )
         .unwrap_err();
         assert!(matches!(e, RecordError::Report { .. }), "{e:?}");

@@ -62,37 +62,63 @@ pub fn sources(
     })
 }
 
-/// After a successful install: `reboot` in the kickstart reboots the machine (ejecting the CDs
-/// we read unless `--noeject`), but only under --allow-reboot; otherwise say what would happen.
-pub fn finish(reboot: Option<bool>, allowed: bool, cd_drives: &[PathBuf]) -> anyhow::Result<()> {
-    let Some(no_eject) = reboot else {
-        eprintln!("ksinstall: done; the kickstart has no `reboot`, so the machine stays up");
-        return Ok(());
-    };
-    let eject: Vec<&PathBuf> = if no_eject {
-        Vec::new()
-    } else {
-        cd_drives.iter().collect()
-    };
-    if !allowed {
-        eprintln!(
-            "ksinstall: the kickstart says reboot{}; not rebooting without --allow-reboot{}",
-            if no_eject { " --noeject" } else { "" },
-            if eject.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (would eject {})",
-                    eject
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
-        return Ok(());
+/// What the end of a successful install does, as the kickstart's `reboot` and `--allow-reboot`
+/// decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterInstall {
+    /// The kickstart has no `reboot`: the machine stays up.
+    StayUp,
+    /// `reboot` without `--allow-reboot`: said, not done. `eject`: the CDs it would eject.
+    WouldReboot { no_eject: bool, eject: Vec<PathBuf> },
+    /// Eject these CDs, then reboot ([`reboot`]).
+    Reboot { eject: Vec<PathBuf> },
+}
+
+impl AfterInstall {
+    /// `reboot`: the kickstart's `reboot` (`Some(no_eject)`); `cd_drives`: the CDs read from.
+    pub fn decide(reboot: Option<bool>, allowed: bool, cd_drives: &[PathBuf]) -> AfterInstall {
+        let Some(no_eject) = reboot else {
+            return AfterInstall::StayUp;
+        };
+        let eject = if no_eject {
+            Vec::new()
+        } else {
+            cd_drives.to_vec()
+        };
+        if allowed {
+            AfterInstall::Reboot { eject }
+        } else {
+            AfterInstall::WouldReboot { no_eject, eject }
+        }
     }
+}
+
+impl std::fmt::Display for AfterInstall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AfterInstall::StayUp => {
+                f.write_str("done; the kickstart has no `reboot`, so the machine stays up")
+            }
+            AfterInstall::WouldReboot { no_eject, eject } => {
+                write!(
+                    f,
+                    "the kickstart says reboot{}; not rebooting without --allow-reboot",
+                    if *no_eject { " --noeject" } else { "" }
+                )?;
+                if !eject.is_empty() {
+                    let names: Vec<String> =
+                        eject.iter().map(|p| p.display().to_string()).collect();
+                    write!(f, " (would eject {})", names.join(", "))?;
+                }
+                Ok(())
+            }
+            AfterInstall::Reboot { .. } => f.write_str("rebooting"),
+        }
+    }
+}
+
+/// Eject `eject` (a drive that does not eject is only logged), then reboot the machine.
+pub fn reboot(eject: &[PathBuf]) -> anyhow::Result<()> {
     for drive in eject {
         if let Err(e) = eject_cd(drive) {
             log::warn!("{}: not ejected: {e}", drive.display());
@@ -120,7 +146,6 @@ fn eject_cd(drive: &std::path::Path) -> std::io::Result<()> {
 /// A clean reboot through systemd when it runs the machine, else sync and reboot(2) (an
 /// installer image whose init is ksinstall's own wrapper).
 fn reboot_now() -> anyhow::Result<()> {
-    eprintln!("ksinstall: rebooting");
     if std::path::Path::new("/run/systemd/system").is_dir() {
         let status = std::process::Command::new("systemctl")
             .arg("reboot")

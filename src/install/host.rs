@@ -113,29 +113,56 @@ pub fn media_facts(media: &Media, read_image: bool) -> MediaFacts {
         boot_cfg: media.boot_cfg.clone(),
         metadata: media.metadata.clone(),
         image: if read_image {
-            media_image(media)
+            media_image(media).map_err(|e| e.to_string())
         } else {
             Err("the media's image database was not read: no disk holds ESXi".into())
         },
     }
 }
 
-fn media_image(media: &Media) -> Result<crate::inventory::installed::BankImage, String> {
+/// Why a fact of the machine could not be read. The host document keeps its words: the plan
+/// refuses with them when it needs the fact (an upgrade's image database, the `--disk` target,
+/// the GPT an upgrade keeps).
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{media}: no imgdb.tgz: an upgrade needs VMware's image database to compare with what is installed")]
+    NoImgdb { media: String },
+    #[error("{path}: {reason:#}")]
+    Media { path: String, reason: anyhow::Error },
+    #[error("{path}: {reason}")]
+    Imgdb { path: String, reason: String },
+    #[error("{}: {reason}", path.display())]
+    Stat {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("{}: neither a block device nor a regular file", path.display())]
+    NotDeviceOrFile { path: PathBuf },
+    #[error("{0:#}")]
+    Open(anyhow::Error),
+    #[error("{name}: reading the GPT: {reason:#}")]
+    Gpt { name: String, reason: anyhow::Error },
+}
+
+fn media_image(media: &Media) -> Result<crate::inventory::installed::BankImage, ReadError> {
     let path = media
         .manifest
         .components
         .iter()
         .find(|c| c.path.to_ascii_lowercase().ends_with("imgdb.tgz"))
         .map(|c| c.path.clone())
-        .ok_or_else(|| {
-            format!(
-                "{}: no imgdb.tgz: an upgrade needs VMware's image database to compare with what is installed",
-                media.source.describe()
-            )
+        .ok_or_else(|| ReadError::NoImgdb {
+            media: media.source.describe(),
         })?;
     let bytes = crate::media::read_small(media.source.as_ref(), &path, crate::media::IMGDB_LIMIT)
-        .map_err(|e| format!("{path}: {e:#}"))?;
-    crate::inventory::installed::BankImage::from_imgdb(&bytes).map_err(|e| format!("{path}: {e}"))
+        .map_err(|reason| ReadError::Media {
+        path: path.clone(),
+        reason,
+    })?;
+    crate::inventory::installed::BankImage::from_imgdb(&bytes).map_err(|e| ReadError::Imgdb {
+        path,
+        reason: e.to_string(),
+    })
 }
 
 /// For each supported card: the firmware bundle that pairs with the media's ESXi.
@@ -192,8 +219,9 @@ fn find_program(candidates: &[&str], name: &str) -> Option<PathBuf> {
 fn read_override(o: &Options, path: &Path, inventory: &Inventory) -> OverrideDisk {
     let state = match o.disk_size {
         Some(size_bytes) if !path.exists() => OverrideState::New { size_bytes },
-        _ => existing_override(o, path, inventory)
-            .unwrap_or_else(|why| OverrideState::Unusable { why }),
+        _ => existing_override(o, path, inventory).unwrap_or_else(|why| OverrideState::Unusable {
+            why: why.to_string(),
+        }),
     };
     OverrideDisk {
         path: path.to_path_buf(),
@@ -206,21 +234,23 @@ fn existing_override(
     o: &Options,
     path: &Path,
     inventory: &Inventory,
-) -> Result<OverrideState, String> {
+) -> Result<OverrideState, ReadError> {
     use std::os::unix::fs::FileTypeExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|reason| ReadError::Stat {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     if !(meta.is_file() || meta.file_type().is_block_device()) {
-        return Err(format!(
-            "{}: neither a block device nor a regular file",
-            path.display()
-        ));
+        return Err(ReadError::NotDeviceOrFile {
+            path: path.to_path_buf(),
+        });
     }
     let known = inventory.disks.iter().find(|d| {
         let node = o.sysroot.join(d.device.trim_start_matches('/'));
         std::fs::canonicalize(&node).ok() == std::fs::canonicalize(path).ok()
     });
-    let dev = crate::storage::BlockDev::open_read_only(path, o.sector_size)
-        .map_err(|e| format!("{e:#}"))?;
+    let dev =
+        crate::storage::BlockDev::open_read_only(path, o.sector_size).map_err(ReadError::Open)?;
     // What the disk holds was read with the inventory when it is one of the machine's disks:
     // read once, not again here.
     let content = match known {
@@ -326,7 +356,7 @@ fn gpts(
         let path = sysroot.join(d.device.trim_start_matches('/'));
         out.insert(
             d.name.clone(),
-            read_gpt(&path, &d.name, d.logical_block_size),
+            read_gpt(&path, &d.name, d.logical_block_size).map_err(|e| e.to_string()),
         );
     }
     if let Some(OverrideDisk {
@@ -344,7 +374,7 @@ fn gpts(
     {
         let name = known.clone().unwrap_or_else(|| path.display().to_string());
         if content.esx.is_some() && !out.contains_key(&name) {
-            let gpt = read_gpt(path, &name, *logical_sector_size);
+            let gpt = read_gpt(path, &name, *logical_sector_size).map_err(|e| e.to_string());
             out.insert(name, gpt);
         }
     }
@@ -355,10 +385,13 @@ fn read_gpt(
     path: &Path,
     name: &str,
     sector_size: u32,
-) -> Result<crate::storage::GptSnapshot, String> {
-    let mut dev = crate::storage::BlockDev::open_read_only(path, sector_size)
-        .map_err(|e| format!("{e:#}"))?;
-    crate::storage::read_gpt(&mut dev).map_err(|e| format!("{name}: reading the GPT: {e:#}"))
+) -> Result<crate::storage::GptSnapshot, ReadError> {
+    let mut dev =
+        crate::storage::BlockDev::open_read_only(path, sector_size).map_err(ReadError::Open)?;
+    crate::storage::read_gpt(&mut dev).map_err(|reason| ReadError::Gpt {
+        name: name.to_string(),
+        reason,
+    })
 }
 
 /// 128 bits from the kernel's random source, hex: the seed of this run's identities.

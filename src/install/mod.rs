@@ -7,25 +7,25 @@
 pub mod boot;
 mod checks;
 mod host;
+pub mod probe;
 mod read;
 pub mod report;
+mod session;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Instant;
 
-use crate::apply::{self, ApplyError, StepTiming};
+use crate::apply::{self, ApplyError};
 use crate::dpu;
 use crate::exit::Outcome;
-use crate::http::Http;
 use crate::inventory::Inventory;
-use crate::kickstart::Kickstart;
 use crate::plan::{self, Plan};
-use crate::report::{Event, EventSink, Step, StepId};
+use crate::report::{EventSink, Step, StepId};
 use crate::source::cmdline::BootOptions;
 pub use checks::verify_media;
 pub use host::{interpreters, media_facts, prepare, Prepared};
+pub use probe::{DocumentKind, ProbeReport};
 pub use report::InstallReport;
+pub use session::Session;
 
 /// What the caller decided: the target, the hardware seam, what may run, where the report goes.
 pub struct Options {
@@ -102,6 +102,8 @@ pub struct Ended {
     pub plan: Option<Plan>,
     /// Nothing was written: `--dry-run`, or the kickstart's `dryrun`.
     pub dry_run: bool,
+    /// Why it stopped, when it did.
+    pub failure: Option<Failure>,
 }
 
 /// A run that stopped: the step, the exit class and why.
@@ -210,85 +212,6 @@ fn left_behind(
     }
 }
 
-/// Carry out a plan that every check has passed: create the `--disk` image if it is new, apply
-/// (with the install record on the bank), then `%post`. Shared by the scripted install and the
-/// console.
-pub fn run(
-    o: &Options,
-    host: &Prepared,
-    plan: &Plan,
-    kickstart_name: &str,
-    sink: &dyn EventSink,
-) -> Ran {
-    for w in &plan.warnings {
-        sink.emit(Event::Warning {
-            step: StepId::Plan,
-            message: w.clone(),
-        });
-    }
-    // Checked here too, not only by the scripted path's plan: the console's plans come straight
-    // from `plan::make`, and a DPU may start flashing beside the lay-down.
-    let untouched = |f| Ran {
-        applied: None,
-        result: Err(f),
-        target: report::TargetState::Untouched,
-        scripts: Vec::new(),
-    };
-    if let Err(f) = checks::target_writable(plan, disk_override(o), false) {
-        return untouched(f);
-    }
-    let created = match checks::create_image(o) {
-        Ok(c) => c,
-        Err(f) => return untouched(f),
-    };
-    let record = |applied: &apply::Applied| {
-        let mut r = InstallReport::without_plan(Some(kickstart_name), Outcome::Success, false)
-            .with_plan(plan, Some(applied));
-        r.timings = applied.timings.clone();
-        // Plain structs of strings and numbers: serialising them cannot fail.
-        serde_json::to_vec_pretty(&r).unwrap_or_default()
-    };
-    let applied = match apply::apply(plan, &host.media, sink, &o.access, &record) {
-        Ok(a) => a,
-        Err(e) => {
-            // Stopped before the first write (bad media, a bad DPU payload, a signal): the
-            // image made for the install goes too, as after a refused plan.
-            let removed = match (
-                e.step == StepId::Media || e.step == StepId::DpuStage,
-                &created,
-            ) {
-                (true, Some(p)) => std::fs::remove_file(p).is_ok(),
-                _ => false,
-            };
-            let mut failure = from_apply(e);
-            let target = left_behind(plan, failure.step, removed, &mut failure);
-            return Ran {
-                applied: None,
-                result: Err(failure),
-                target,
-                scripts: Vec::new(),
-            };
-        }
-    };
-    let result = tempfile::tempdir().map_err(|e| {
-        stop(
-            StepId::Post,
-            Outcome::UsageOrIo,
-            format!("making a scratch directory for scripts: {e}"),
-        )
-    });
-    let mut scripts = Vec::new();
-    let result = result.and_then(|dir| {
-        run_post(&plan.post_scripts, dir.path(), sink, &mut scripts).map_err(from_apply)
-    });
-    Ran {
-        applied: Some(applied),
-        result,
-        target: report::TargetState::Written,
-        scripts,
-    }
-}
-
 /// A safe point between two stages: a signal that arrived stops the run here.
 fn safe_point(step: StepId) -> Result<(), Failure> {
     crate::interrupt::check().map_err(|i| stop(step, Outcome::Interrupted, format!("{step}: {i}")))
@@ -302,249 +225,6 @@ fn outcome_of(e: &anyhow::Error, outcome: Outcome) -> Outcome {
         Outcome::Interrupted
     } else {
         outcome
-    }
-}
-
-/// Passes events on and keeps the time of every finished step, for the report.
-struct Recorder<'a> {
-    inner: &'a dyn EventSink,
-    timings: Mutex<Vec<StepTiming>>,
-    /// Every warning said on the way (a failed `%post --ignorefailure=true` among them), for
-    /// the report.
-    warnings: Mutex<Vec<String>>,
-}
-
-impl Recorder<'_> {
-    /// The time of a stage that has no progress events of its own (kickstart, plan): it goes
-    /// into the report, not into the event stream, whose steps are documented as stable.
-    fn record(&self, step: StepId, started: Instant) {
-        let mut t = self.timings.lock().unwrap_or_else(|p| p.into_inner());
-        t.push(StepTiming {
-            step,
-            elapsed_ms: elapsed_ms(started),
-        });
-    }
-}
-
-impl EventSink for Recorder<'_> {
-    fn emit(&self, event: Event) {
-        if let Event::Warning { message, .. } = &event {
-            let mut w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
-            if !w.contains(message) {
-                w.push(message.clone());
-            }
-        }
-        if let Event::StepFinished { step, elapsed_ms } = &event {
-            let mut t = self.timings.lock().unwrap_or_else(|p| p.into_inner());
-            t.push(StepTiming {
-                step: *step,
-                elapsed_ms: *elapsed_ms,
-            });
-        }
-        self.inner.emit(event);
-    }
-}
-
-/// Say that a run failed: the `failed` event and the `ksinstall: error:` line.
-pub fn fail(sink: &dyn EventSink, step: StepId, outcome: Outcome, message: &str) -> Outcome {
-    sink.emit(Event::Failed {
-        step,
-        message: message.into(),
-        exit_code: outcome as u8,
-    });
-    eprintln!("ksinstall: error: {message}");
-    outcome
-}
-
-/// A run that stopped before it had a kickstart (bad boot options, an unreadable `--ks`, no
-/// `ks=` location answering): said, and written as a report when one is asked for.
-pub fn refuse_early(
-    o: &Options,
-    sink: &dyn EventSink,
-    step: StepId,
-    outcome: Outcome,
-    message: &str,
-    started: Instant,
-) -> Outcome {
-    fail(sink, step, outcome, message);
-    // The same check as every run's: a refusal never writes its report over a device.
-    if let Err(f) = checks::report_path(o) {
-        eprintln!("ksinstall: error: {}", f.message);
-        return outcome;
-    }
-    if let Some(path) = &o.report {
-        let mut r = InstallReport::without_plan(None, outcome, o.dry_run);
-        r.elapsed_ms = elapsed_ms(started);
-        r.error = Some(report::ReportError {
-            step,
-            message: message.into(),
-        });
-        if let Err(e) = r.write(path) {
-            eprintln!("ksinstall: error: {e:#}");
-        }
-    }
-    outcome
-}
-
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// One install from a kickstart's bytes: read it, read the hardware and the media, plan, check,
-/// write, run `%post`, report. Never returns without saying why it stopped (a `failed` event,
-/// the error line, and the report when one is asked for).
-pub fn execute(
-    o: &Options,
-    media_location: &str,
-    ks: KickstartInput,
-    boot: &BootOptions,
-    http: &Http,
-    sink: &dyn EventSink,
-    started: Instant,
-) -> Ended {
-    let recorder = Recorder {
-        inner: sink,
-        timings: Mutex::new(Vec::new()),
-        warnings: Mutex::new(Vec::new()),
-    };
-    let mut run = Run {
-        o,
-        sink: &recorder,
-        name: ks.name.clone(),
-        dry_run: o.dry_run,
-        plan: None,
-        applied: None,
-        reboot: None,
-        report_checked: false,
-        target: None,
-        scripts: Vec::new(),
-    };
-    let result = run.drive(media_location, ks, boot, http);
-    let mut outcome = match &result {
-        Ok(()) => Outcome::Success,
-        Err(f) => fail(&recorder, f.step, f.outcome, &f.message),
-    };
-    let timings = std::mem::take(&mut *recorder.timings.lock().unwrap_or_else(|p| p.into_inner()));
-    // A report path that failed its check is not tried again.
-    if let Some(path) = o.report.as_ref().filter(|_| run.report_checked) {
-        let mut r = InstallReport::without_plan(Some(&run.name), outcome, run.dry_run);
-        if let Some(p) = &run.plan {
-            r = r.with_plan(p, run.applied.as_ref());
-        }
-        r.elapsed_ms = elapsed_ms(started);
-        r.timings = timings;
-        r.target_state = run.target;
-        r.scripts = std::mem::take(&mut run.scripts);
-        for w in std::mem::take(&mut *recorder.warnings.lock().unwrap_or_else(|p| p.into_inner())) {
-            if !r.warnings.contains(&w) {
-                r.warnings.push(w);
-            }
-        }
-        r.error = result.as_ref().err().map(|f| report::ReportError {
-            step: f.step,
-            message: f.message.clone(),
-        });
-        if let Err(e) = r.write(path) {
-            // The path was checked before the first write; a failure now is an I/O failure.
-            outcome = fail(sink, StepId::Report, Outcome::UsageOrIo, &format!("{e:#}"));
-        }
-    }
-    Ended {
-        outcome,
-        reboot: run.reboot.filter(|_| outcome == Outcome::Success),
-        plan: run.plan,
-        dry_run: run.dry_run,
-    }
-}
-
-/// The state of one run, so that the report can say how far it got.
-struct Run<'a> {
-    o: &'a Options,
-    sink: &'a Recorder<'a>,
-    name: String,
-    dry_run: bool,
-    plan: Option<Plan>,
-    applied: Option<apply::Applied>,
-    reboot: Option<bool>,
-    /// The `--report` path took a test write: the report can be written.
-    report_checked: bool,
-    /// What apply left the target as, once it ran.
-    target: Option<report::TargetState>,
-    /// The `%pre` and `%post` scripts run.
-    scripts: Vec<apply::scripts::ScriptRecord>,
-}
-
-impl Run<'_> {
-    fn drive(
-        &mut self,
-        media_location: &str,
-        ks: KickstartInput,
-        boot: &BootOptions,
-        http: &Http,
-    ) -> Result<(), Failure> {
-        checks::report_path(self.o)?;
-        self.report_checked = true;
-        checks::wait_for_entropy(self.sink);
-        let workdir = tempfile::tempdir().map_err(|e| {
-            stop(
-                StepId::Kickstart,
-                Outcome::UsageOrIo,
-                format!("making a scratch directory for scripts: {e}"),
-            )
-        })?;
-        safe_point(StepId::Kickstart)?;
-        let ks = self.read_kickstart(ks, http, workdir.path())?;
-        safe_point(StepId::Kickstart)?;
-        let host = prepare(self.o, boot.clone(), media_location, http)?;
-        if let Some(path) = &self.o.save_host {
-            save_host(&host.host, path)?;
-        }
-        safe_point(StepId::Media)?;
-        let plan = self.make_plan(&ks, &host)?;
-        self.reboot = plan.reboot;
-        let plan = self.plan.insert(plan);
-        safe_point(StepId::Plan)?;
-        if self.dry_run {
-            // Local media is read once in full here too, so a dry run finds a bad module.
-            if plan.check_media {
-                verify_media(&host.media, self.sink).map_err(|e| {
-                    stop(
-                        StepId::Media,
-                        outcome_of(&e, Outcome::Media),
-                        format!("{e:#}"),
-                    )
-                })?;
-            }
-            return Ok(());
-        }
-        let ran = run(self.o, &host, plan, &self.name, self.sink);
-        self.applied = ran.applied;
-        self.target = Some(ran.target);
-        self.scripts.extend(ran.scripts);
-        ran.result?;
-        log::info!(
-            "{} ESXi {} on {} ({})",
-            match plan.kind {
-                plan::RunKind::Install => "installed",
-                plan::RunKind::Upgrade => "upgraded to",
-            },
-            plan.media.build,
-            plan.target.name,
-            plan.target.path.display()
-        );
-        Ok(())
-    }
-
-    fn make_plan(&self, ks: &Kickstart, host: &Prepared) -> Result<Plan, Failure> {
-        let started = Instant::now();
-        let disk = disk_override(self.o);
-        let mut inputs = plan::Inputs::new(&host.host, &self.name, ks);
-        inputs.strict = self.o.strict || ks.paranoid.is_some();
-        let mut plan = plan::make(&inputs).map_err(|e| stop(StepId::Plan, e.outcome, e.message))?;
-        plan.check_media &= !self.o.skip_media_check;
-        checks::target_writable(&plan, disk, self.dry_run)?;
-        self.sink.record(StepId::Plan, started);
-        Ok(plan)
     }
 }
 
@@ -610,7 +290,7 @@ fn run_post(
                 message: format!("{i} before {}; the disk is installed", s.at),
             });
         }
-        if let Err(why) = apply::scripts::run(s, workdir, records) {
+        if let Err(why) = apply::scripts::run(s, workdir, sink, records) {
             if s.ignore_failure {
                 step.warn(format!("{}: {why} (--ignorefailure=true)", s.at));
             } else {

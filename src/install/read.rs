@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{stop, Failure, KickstartInput, Run};
+use super::session::Run;
+use super::{stop, Failure, KickstartInput};
 use crate::exit::Outcome;
 use crate::http::Http;
 use crate::kickstart::{self, Kickstart, ScriptKind};
@@ -29,14 +30,16 @@ impl Run<'_> {
         // Which error the run ends with is decided by what failed, not by a message's words.
         let mut pre_failed = false;
         let mut records = Vec::new();
+        let sink = self.sink;
         let mut runner = |s: &kickstart::Script| {
             let r = crate::apply::scripts::run(
                 &ScriptPlan::of(s, &super::interpreters()),
                 workdir,
+                sink,
                 &mut records,
             );
             pre_failed |= r.is_err();
-            r
+            r.map_err(|e| e.to_string())
         };
         let pre: Option<kickstart::PreRunner<'_>> = if self.o.run_pre {
             Some(&mut runner)
@@ -46,7 +49,7 @@ impl Run<'_> {
         let parsed = kickstart::parse(&input.name, &input.key, &input.bytes, &mut loader, pre);
         self.scripts.append(&mut records);
         for d in &parsed.diagnostics {
-            eprintln!("{d}");
+            self.sink.emit(Event::Diagnostic(d.clone()));
         }
         if parsed.has_errors() {
             let outcome = if pre_failed {

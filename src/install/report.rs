@@ -70,8 +70,11 @@ pub struct ReportPayload {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InstallReport {
+    /// `install-report` (reports of earlier versions: absent).
+    #[serde(default)]
+    pub document: Option<super::DocumentKind>,
     pub ksinstall: String,
-    pub outcome: String,
+    pub outcome: crate::exit::Outcome,
     #[serde(deserialize_with = "exit_code")]
     pub exit_code: u8,
     pub elapsed_ms: u64,
@@ -151,8 +154,9 @@ impl InstallReport {
     /// A report of a run that stopped before there was a plan.
     pub(crate) fn without_plan(kickstart: Option<&str>, outcome: Outcome, dry_run: bool) -> Self {
         InstallReport {
+            document: Some(super::DocumentKind::InstallReport),
             ksinstall: env!("CARGO_PKG_VERSION").into(),
-            outcome: format!("{outcome:?}"),
+            outcome,
             exit_code: outcome as u8,
             elapsed_ms: 0,
             kickstart: kickstart.map(str::to_string),

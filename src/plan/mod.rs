@@ -30,12 +30,16 @@ use hostconfig::{FormatStep, GeneratedFile, HostConfig};
 pub struct PlanError {
     pub outcome: Outcome,
     pub message: String,
+    /// The Distributed Services Engine rules the plan refused on (more than one DPU, a DPU
+    /// that needs recovery, `--dpuPciSlots` naming no DPU); empty for every other refusal.
+    pub dpu_findings: Vec<crate::inventory::DpuFinding>,
 }
 
 fn refuse(outcome: Outcome, message: impl Into<String>) -> PlanError {
     PlanError {
         outcome,
         message: message.into(),
+        dpu_findings: Vec::new(),
     }
 }
 
@@ -719,14 +723,19 @@ fn dpu_plans(
         .unwrap_or_default();
     // Every blocking finding is a Distributed Services Engine rule the install must not break:
     // more than one DPU, an unrecovered DPU, --dpuPciSlots naming a slot without one.
-    let findings = i.host.inventory.dpu_findings(&slots);
-    let blocking: Vec<String> = findings
-        .iter()
+    let blocking: Vec<_> = i
+        .host
+        .inventory
+        .dpu_findings(&slots)
+        .into_iter()
         .filter(|f| f.blocks_install())
-        .map(|f| f.to_string())
         .collect();
     if !blocking.is_empty() {
-        return Err(refuse(Outcome::Precondition, blocking.join("; ")));
+        let words: Vec<String> = blocking.iter().map(ToString::to_string).collect();
+        return Err(PlanError {
+            dpu_findings: blocking,
+            ..refuse(Outcome::Precondition, words.join("; "))
+        });
     }
     let mut out = Vec::new();
     for d in i.host.inventory.dpus.iter().filter(|d| d.supported) {

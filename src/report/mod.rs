@@ -92,6 +92,22 @@ pub enum Event {
         step: StepId,
         message: String,
     },
+    /// A finding of the kickstart (`FILE:LINE:COL`, its severity, the message and a hint).
+    Diagnostic(crate::kickstart::Diagnostic),
+    /// A line a `%pre` or `%post` script printed (stdout and stderr together).
+    ScriptOutput {
+        section: String,
+        /// Where the script is in the kickstart (`ks.cfg:12`).
+        at: String,
+        line: String,
+    },
+    /// How a script ended: its exit status, a timeout, a missing interpreter.
+    ScriptEnded {
+        section: String,
+        at: String,
+        ok: bool,
+        status: String,
+    },
     Failed {
         step: StepId,
         message: String,
@@ -238,7 +254,11 @@ impl Bars {
             Event::Warning { step, message } => format!("warning: {step}: {message}"),
             Event::Status { step, message } => format!("{step}: {message}"),
             Event::Failed { step, message, .. } => format!("error: {step}: {message}"),
-            Event::Finished { .. } => return,
+            // Said on stderr by the caller's own lines, in every progress mode.
+            Event::Diagnostic(_)
+            | Event::ScriptOutput { .. }
+            | Event::ScriptEnded { .. }
+            | Event::Finished { .. } => return,
         };
         eprintln!("{line}");
     }
@@ -296,7 +316,10 @@ impl EventSink for Bars {
                 }
                 let _ = self.multi.println(format!("error: {step}: {message}"));
             }
-            Event::Finished { .. } => {}
+            Event::Diagnostic(_)
+            | Event::ScriptOutput { .. }
+            | Event::ScriptEnded { .. }
+            | Event::Finished { .. } => {}
         }
     }
 }

@@ -149,7 +149,11 @@ impl Shaper {
                             Some(result),
                         ));
                     }
-                    Event::Progress { .. } | Event::Status { .. } => {}
+                    Event::Progress { .. }
+                    | Event::Status { .. }
+                    | Event::Diagnostic(_)
+                    | Event::ScriptOutput { .. }
+                    | Event::ScriptEnded { .. } => {}
                 }
             }
             ReportFormat::Ironic => {

@@ -426,11 +426,8 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
         Some(Ok(p)) => Some(&p.plan),
         _ => None,
     };
-    let findings: Vec<String> = inv
-        .dpu_findings(&[])
-        .iter()
-        .map(|f| f.to_string())
-        .collect();
+    let shown_findings = inv.dpu_findings(&[]);
+    let findings: Vec<String> = shown_findings.iter().map(|f| f.to_string()).collect();
     for d in &inv.dpus {
         lines.push(Line::styled(
             format!("{} {}", d.vendor, d.model),
@@ -477,9 +474,11 @@ fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
         }
         lines.push(Line::raw(""));
     }
-    // A refusal the findings above already explain is not repeated.
+    // A refusal on DPU rules the findings above already show is not repeated.
     if let Some(Err(e)) = app.planned.as_ref().filter(|p| match p {
-        Err(e) => !findings.iter().any(|f| e.contains(f.as_str())),
+        Err(e) => {
+            e.dpu_findings.is_empty() || !e.dpu_findings.iter().all(|f| shown_findings.contains(f))
+        }
         Ok(_) => false,
     }) {
         lines.push(Line::styled(
@@ -507,7 +506,7 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
         Some(Ok(p)) => p,
         Some(Err(e)) => {
             lines.push(Line::styled("The install cannot go ahead:", ERROR));
-            lines.push(Line::styled(e.clone(), ERROR));
+            lines.push(Line::styled(e.message.clone(), ERROR));
             lines.push(Line::raw(""));
             lines.push(Line::raw("Press Esc to go back and change your answers."));
             return lines;
@@ -734,7 +733,12 @@ impl Progress {
             Event::Failed { step, message, .. } => {
                 self.failure = Some(format!("{step}: {message}"))
             }
-            Event::Finished { .. } => {}
+            // The console's kickstart has neither findings left (it plans only a clean one) nor
+            // scripts.
+            Event::Diagnostic(_)
+            | Event::ScriptOutput { .. }
+            | Event::ScriptEnded { .. }
+            | Event::Finished { .. } => {}
         }
     }
 }

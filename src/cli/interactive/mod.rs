@@ -8,14 +8,16 @@ pub mod state;
 
 use std::io::{IsTerminal, Stdout};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ksinstall::exit::Outcome;
+use ksinstall::install::{Failure, Options, Session};
 use ksinstall::report::StepId;
 use ksinstall::report::{Event, EventSink};
+use ksinstall::source::cmdline::BootOptions;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, KeyCode, KeyEventKind};
 use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
@@ -23,6 +25,7 @@ use ratatui::crossterm::{cursor, execute};
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
+use super::install::Sinks;
 use state::{App, Step};
 
 const EULA: &str = include_str!("eula.txt");
@@ -57,42 +60,52 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         save::Form::Fleet
     };
     let save_ks = a.save_ks.as_deref().map(|path| save::SaveKs { path, form });
-    run_console(&a.sysroot, &a.media, save_ks, None, &a.dpu, &http)
+    // The console chooses its disk on the screen, runs no scripts, and writes no report file.
+    let options = Options::new(&a.sysroot, a.dpu.access(&a.sysroot), a.dpu.firmware_root());
+    let sinks = Sinks::console_only();
+    let session = Session::new(options, &sinks);
+    let boot = match session.boot_options(None) {
+        Ok(b) => b,
+        Err(f) => return Ok(session.refuse(&f)),
+    };
+    run_console(&session, &sinks, boot, &a.media, save_ks, &http)
 }
 
-/// The console install, for `interactive` and for `boot` without `ks=`.
+/// The console install, for `interactive` and for `boot` without `ks=`: a run of `session`
+/// (its refusals and its end reported as every run's), drawn on the screen. `sinks`: muted while
+/// the screen is up.
 pub fn run_console(
-    sysroot: &Path,
+    session: &Session<'_>,
+    sinks: &Sinks,
+    boot: BootOptions,
     media: &str,
     save_ks: Option<save::SaveKs<'_>>,
-    cmdline: Option<&str>,
-    dpu: &super::DpuArgs,
     http: &ksinstall::http::Http,
 ) -> anyhow::Result<Outcome> {
+    let refuse = |step: StepId, outcome: Outcome, message: String| {
+        session.refuse(&Failure {
+            step,
+            outcome,
+            message,
+        })
+    };
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        eprintln!("ksinstall: error: the console install needs a terminal; use `ksinstall install --ks FILE` for a scripted install");
-        return Ok(Outcome::UsageOrIo);
+        let why = "the console install needs a terminal; use `ksinstall install --ks FILE` for a scripted install";
+        return Ok(refuse(StepId::Source, Outcome::UsageOrIo, why.into()));
     }
     // Everything is read before the screen is taken, so these errors print plainly.
     // Log lines on stderr would garble the screen: off, unless RUST_LOG asks for them.
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(log::LevelFilter::Off);
     }
-    let boot = match ksinstall::source::cmdline::BootOptions::read(sysroot, cmdline) {
-        Ok(b) => b,
-        Err(e) => return Ok(refuse(Outcome::Precondition, &e)),
-    };
-    // The console chooses its disk on the screen, runs no scripts, and writes no report file.
-    let options =
-        ksinstall::install::Options::new(sysroot, dpu.access(sysroot), dpu.firmware_root());
-    let host = match ksinstall::install::prepare(&options, boot, media, http) {
+    let host = match session.prepare(boot, media, http) {
         Ok(h) => h,
-        Err(f) => return Ok(refuse(f.outcome, &f.message)),
+        Err(f) => return Ok(session.refuse(&f)),
     };
-    let mut app = App::new(host);
+    let mut app = App::new(host, session.options().strict);
     let version = app.ctx.media.manifest.version.clone();
 
-    let mut screen = Screen::take()?;
+    let mut screen = Screen::take(sinks)?;
     loop {
         screen
             .term
@@ -107,8 +120,8 @@ pub fn run_console(
             Step::Stay => {}
             Step::Quit => {
                 drop(screen);
-                eprintln!("ksinstall: the console install was left; nothing was written");
-                return Ok(Outcome::UsageOrIo);
+                let why = "the console install was left; nothing was written";
+                return Ok(refuse(StepId::Plan, Outcome::UsageOrIo, why.into()));
             }
             Step::Install => break,
         }
@@ -122,13 +135,12 @@ pub fn run_console(
     };
 
     let plan = &planned.plan;
-    let result = install_on_screen(&mut screen, &options, &app.ctx, plan, &version);
+    let ended = install_on_screen(&mut screen, session, &app.ctx, plan, &version);
     let media = &app.ctx.media;
-    let outcome = match &result {
-        Ok(()) => Outcome::Success,
-        Err(e) => e.outcome,
+    let result = match ended.failure {
+        None => Ok(()),
+        Some(f) => Err(f),
     };
-
     let kernel = app
         .chosen_disk()
         .map(|d| d.kernel_name.clone())
@@ -161,19 +173,21 @@ pub fn run_console(
             plan.target.name,
             plan.target.path.display()
         ),
+        // Said as an event while the screen was up (the webhook heard it); printed now.
         Err(e) => eprintln!("ksinstall: error: {}: {}", e.step, e.message),
     }
-    Ok(outcome)
+    Ok(ended.outcome)
 }
 
-/// The install: the scripted path's media check and apply, its progress shown on the screen.
+/// The install: the session's apply (the scripted path's media check, lay-down, report), its
+/// progress drawn on the screen.
 fn install_on_screen(
     screen: &mut Screen,
-    options: &ksinstall::install::Options,
+    session: &Session<'_>,
     host: &ksinstall::install::Prepared,
     plan: &ksinstall::plan::Plan,
     version: &str,
-) -> Result<(), ksinstall::install::Failure> {
+) -> ksinstall::install::Ended {
     let sink = ScreenSink {
         inner: Mutex::new(SinkState {
             term: &mut screen.term,
@@ -182,17 +196,9 @@ fn install_on_screen(
         }),
         version: version.to_string(),
     };
-    // The scripted install's run: apply checks the media first (plan.check_media), beside
-    // packing the DPU payload; the plan's warnings are shown on the way.
-    let result = ksinstall::install::run(options, host, plan, state::KICKSTART_NAME, &sink).result;
-    if let Err(e) = &result {
-        sink.emit(Event::Failed {
-            step: e.step,
-            message: e.message.clone(),
-            exit_code: e.outcome as u8,
-        });
-    }
-    result
+    // apply checks the media first (plan.check_media), beside packing the DPU payload; the
+    // plan's warnings and a failure are shown on the way.
+    session.apply_planned(host, plan.clone(), state::KICKSTART_NAME, &sink)
 }
 
 /// The result screen's text. `media_local`: the media were checked in full before the first
@@ -276,19 +282,16 @@ fn save_kickstart<'a>(
     Ok(save)
 }
 
-fn refuse(outcome: Outcome, message: &str) -> Outcome {
-    eprintln!("ksinstall: error: {message}");
-    outcome
-}
-
 /// The terminal in raw mode on the alternate screen; given back as it was on drop, also on an
 /// error.
-struct Screen {
+struct Screen<'a> {
     term: Terminal<CrosstermBackend<Stdout>>,
+    /// Told while the screen is up, so that nothing else prints on it.
+    sinks: &'a Sinks,
 }
 
-impl Screen {
-    fn take() -> anyhow::Result<Screen> {
+impl Screen<'_> {
+    fn take(sinks: &Sinks) -> anyhow::Result<Screen<'_>> {
         // A panic's message is printed before the unwinding drops the Screen: on the alternate
         // screen, where it would be lost. Give the terminal back first (console thread only:
         // a worker thread's panic is reported on the screen as a failed step).
@@ -319,14 +322,16 @@ impl Screen {
             )
             .context("opening the terminal")?;
         }
-        Ok(Screen { term })
+        sinks.set_screen_up(true);
+        Ok(Screen { term, sinks })
     }
 }
 
-impl Drop for Screen {
+impl Drop for Screen<'_> {
     fn drop(&mut self) {
         let _ = execute!(self.term.backend_mut(), LeaveAlternateScreen, cursor::Show);
         let _ = terminal::disable_raw_mode();
+        self.sinks.set_screen_up(false);
     }
 }
 

@@ -251,7 +251,9 @@ pub struct App {
     pub network: NetworkForm,
     pub answers: Answers,
     /// The plan for the confirmation, or why there is none.
-    pub planned: Option<Result<Planned, String>>,
+    pub planned: Option<Result<Planned, plan::PlanError>>,
+    /// `boot --strict`: what the plan only warns about is refused, as in a scripted install.
+    pub strict: bool,
     pub confirm_scroll: u16,
 }
 
@@ -278,7 +280,7 @@ fn typed(k: &KeyEvent) -> bool {
 }
 
 impl App {
-    pub fn new(ctx: Context) -> App {
+    pub fn new(ctx: Context, strict: bool) -> App {
         let keyboard = KEYBOARDS
             .iter()
             .position(|k| *k == "US Default")
@@ -301,6 +303,7 @@ impl App {
                 ..Default::default()
             },
             planned: None,
+            strict,
             confirm_scroll: 0,
         }
     }
@@ -678,17 +681,22 @@ impl App {
     }
 
     /// The plan from the parsed answers: the scripted install's `plan::make`.
-    fn make_plan(&self, parsed: kickstart::Parsed) -> Result<Planned, String> {
+    fn make_plan(&self, parsed: kickstart::Parsed) -> Result<Planned, plan::PlanError> {
         if let Some(e) = parsed.diagnostics.iter().find(|d| d.is_error()) {
-            return Err(e.to_string());
+            return Err(plan::PlanError {
+                outcome: ksinstall::exit::Outcome::InvalidKickstart,
+                message: e.to_string(),
+                dpu_findings: Vec::new(),
+            });
         }
         let mut warnings: Vec<String> = parsed
             .diagnostics
             .iter()
             .map(|d| d.message.clone())
             .collect();
-        let inputs = plan::Inputs::new(&self.ctx.host, KICKSTART_NAME, &parsed.kickstart);
-        let plan = plan::make(&inputs).map_err(|e| e.message)?;
+        let mut inputs = plan::Inputs::new(&self.ctx.host, KICKSTART_NAME, &parsed.kickstart);
+        inputs.strict = self.strict;
+        let plan = plan::make(&inputs)?;
         warnings.extend(plan.warnings.iter().cloned());
         Ok(Planned {
             kickstart: parsed.kickstart,
@@ -726,7 +734,7 @@ mod tests {
         let http = ksinstall::http::Http::new(Default::default()).unwrap();
         let prepared =
             ksinstall::install::prepare(&options, BootOptions::parse("").unwrap(), &media, &http);
-        App::new(prepared.map_err(|f| f.message).unwrap())
+        App::new(prepared.map_err(|f| f.message).unwrap(), false)
     }
 
     fn typed(app: &mut App, text: &str) {
