@@ -293,20 +293,14 @@ fn upgrade_boot_cfg(
     if carried_names.contains(&"state.tgz") {
         modules.push("state.tgz".into());
     }
-    let kernelopt = super::installed_kernelopt(media);
-    let boot_cfg = BootCfg {
-        bootstate: Some(1),
-        title: Some("Loading VMware ESXi".into()),
-        timeout: Some(5),
-        prefix: Some(String::new()),
-        kernel: all_modules.first().map(|f| f.to.clone()),
-        kernelopt: Some(kernelopt),
+    super::bank_boot_cfg(super::BankBoot {
+        kernel: all_modules.first(),
         modules,
-        build: Some(to.to_string()),
-        updated: Some(new_updated),
-        other: Vec::new(),
-    };
-    boot_cfg
+        kernelopt: super::installed_kernelopt(media),
+        build: to,
+        bootstate: 1,
+        updated: new_updated,
+    })
 }
 
 /// The planned upgrade: checks, then the new bank's files, `boot.cfg` and the layout with every
