@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{make_certs, serve, serve_tls};
 use common::setup::{ks_text, Setup, PASSWORD};
+use common::text;
 use common::{hash_image, run};
 use ksinstall::media::{BootCfg, Manifest};
 
@@ -44,14 +45,6 @@ fn boot(sysroot: &Path, cmdline: &str, args: &[&str]) -> Output {
     ];
     all.extend_from_slice(args);
     ksinstall(&all)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn code(o: &Output, want: i32) {

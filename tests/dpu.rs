@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use common::setup::Setup;
+use common::text;
 use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
 use ksinstall::media::Manifest;
@@ -23,14 +24,6 @@ use testkit::sim::{Behaviour, Config, Received, RshimSim};
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::setup::{ks_text, Setup, PASSWORD};
+use common::text;
 use common::{hash_image, mcopy_out, run, sha256_file, GIB};
 use testkit::synth;
 
@@ -29,14 +30,6 @@ fn installed_disk(s: &Setup) -> PathBuf {
 /// it), then `extra`.
 fn ks_german(extra: &str) -> String {
     ks_text(&format!("keyboard German\n{extra}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The install must be refused with `code`, saying `says`.

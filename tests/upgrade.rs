@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::setup::{fixture, Setup};
+use common::text;
 use common::{hash_range, run, sha256_file};
 use ksinstall::inventory::content;
 use ksinstall::inventory::installed::{safeboot_choice, Upgradability};
@@ -89,14 +90,6 @@ impl Upgrades for Setup {
 
 const INSTALL: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 --gateway=10.1.2.1 --hostname=esx1.example\n";
 const UPGRADE: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\nupgrade --firstdisk\n";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn range(img: &Path, (first, last): (u64, u64)) -> String {
     hash_range(img, first * 512, (last + 1) * 512)
