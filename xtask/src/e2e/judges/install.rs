@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::Result;
 
 use super::disk::{check_host_tools, sgdisk_partitions, untouched};
-use super::kernel_view::{check_bank_and_loader, check_kernel_gpt, check_vfat, guest_hashes};
+use super::kernel_view::check_guest_reading;
 use super::{judge, Outcome};
 use crate::e2e::guest::{HttpServer, Removable, Serial};
 use crate::e2e::Paths;
@@ -33,17 +33,11 @@ pub(in crate::e2e) fn check_pxe(
             }
         }
         check_served(server, ks, &mut problems);
-        let host = sgdisk_partitions(disk)?;
-        let numbers = check_kernel_gpt(serial, &host, &mut problems);
-        details.push(format!("kernel GPT {numbers:?}"));
-        // The kernel's vfat driver: every file of partitions 1, 5, 6 with its hash, against
-        // mtools here and the media.
-        let manifest = ksinstall::media::Media::open(&media.display().to_string())?.manifest;
-        let guest = guest_hashes(serial);
-        let hashed = check_vfat(serial, disk, &host, &guest, &mut problems)?;
-        let modules = check_bank_and_loader(&manifest, &guest, uki, &mut problems)?;
+        let read = check_guest_reading(serial, disk, media, uki, &mut problems)?;
+        details.push(format!("kernel GPT {:?}", read.numbers));
         details.push(format!(
-            "{hashed} files read by the guest's vfat = mtools; {modules} modules = media"
+            "{} files read by the guest's vfat = mtools; {} modules = media",
+            read.hashed, read.modules
         ));
         Ok(())
     })();
@@ -147,15 +141,11 @@ pub(in crate::e2e) fn check_embedded(
         if serial.text.contains("inst.repo=http") || serial.text.contains("network: DHCP") {
             problems.push("the guest used the network; the disc alone must do".into());
         }
-        let host = sgdisk_partitions(disk)?;
-        let numbers = check_kernel_gpt(serial, &host, &mut problems);
-        details.push(format!("kernel GPT {numbers:?}"));
-        let manifest = ksinstall::media::Media::open(&media.display().to_string())?.manifest;
-        let guest = guest_hashes(serial);
-        let hashed = check_vfat(serial, disk, &host, &guest, &mut problems)?;
-        let modules = check_bank_and_loader(&manifest, &guest, uki, &mut problems)?;
+        let read = check_guest_reading(serial, disk, media, uki, &mut problems)?;
+        details.push(format!("kernel GPT {:?}", read.numbers));
         details.push(format!(
-            "{source}; {hashed} files read by the guest's vfat = mtools; {modules} modules = media"
+            "{source}; {} files read by the guest's vfat = mtools; {} modules = media",
+            read.hashed, read.modules
         ));
         let tools = check_host_tools(p, disk);
         if tools.passed {

@@ -13,9 +13,42 @@ use super::{judge, Outcome};
 use crate::e2e::guest::Serial;
 use crate::e2e::image::sha256_file;
 
+/// What the guest's kernel read of the installed disk, each part checked.
+pub(super) struct GuestReading {
+    /// The partition numbers its GPT parser saw.
+    pub(super) numbers: Vec<u32>,
+    /// How many files it hashed on the vfat partitions.
+    pub(super) hashed: usize,
+    /// How many of the media's host modules the bank holds byte for byte.
+    pub(super) modules: usize,
+}
+
+/// The installed disk as the guest's kernel read it: its GPT against sgdisk here, its vfat
+/// driver's files of partitions 1, 5 and 6 with their hashes against mtools here, and the bank
+/// and the ESP's loader against the media.
+pub(super) fn check_guest_reading(
+    serial: &Serial,
+    disk: &Path,
+    media: &Path,
+    uki: &Path,
+    problems: &mut Vec<String>,
+) -> Result<GuestReading> {
+    let host = sgdisk_partitions(disk)?;
+    let numbers = check_kernel_gpt(serial, &host, problems);
+    let manifest = ksinstall::media::Media::open(&media.display().to_string())?.manifest;
+    let guest = guest_hashes(serial);
+    let hashed = check_vfat(serial, disk, &host, &guest, problems)?;
+    let modules = check_bank_and_loader(&manifest, &guest, uki, problems)?;
+    Ok(GuestReading {
+        numbers,
+        hashed,
+        modules,
+    })
+}
+
 /// The kernel's GPT parser: partition numbers and extents as sgdisk reads them here. Returns
 /// the numbers the kernel saw.
-pub(super) fn check_kernel_gpt(
+fn check_kernel_gpt(
     serial: &Serial,
     host: &[HostPartition],
     problems: &mut Vec<String>,
@@ -45,7 +78,7 @@ pub(super) fn check_kernel_gpt(
 }
 
 /// The files the guest hashed, by partition number: path -> SHA-256.
-pub(super) fn guest_hashes(serial: &Serial) -> BTreeMap<u32, BTreeMap<String, String>> {
+fn guest_hashes(serial: &Serial) -> BTreeMap<u32, BTreeMap<String, String>> {
     let mut guest: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
     for l in serial.lines("E2E-SHA256 ") {
         let w: Vec<&str> = l.split_whitespace().collect();
@@ -62,7 +95,7 @@ pub(super) fn guest_hashes(serial: &Serial) -> BTreeMap<u32, BTreeMap<String, St
 
 /// Partitions 1, 5 and 6 mounted as vfat in the guest, and the guest's files the ones mtools
 /// reads here (names compared without case). Returns how many files the guest hashed.
-pub(super) fn check_vfat(
+fn check_vfat(
     serial: &Serial,
     disk: &Path,
     host: &[HostPartition],
@@ -100,7 +133,7 @@ pub(super) fn check_vfat(
 
 /// The bank holds every host module of the media, byte for byte, and boot.cfg; the ESP's
 /// loader is the media's. Returns how many modules matched.
-pub(super) fn check_bank_and_loader(
+fn check_bank_and_loader(
     manifest: &Manifest,
     guest: &BTreeMap<u32, BTreeMap<String, String>>,
     uki: &Path,
