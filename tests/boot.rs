@@ -6,64 +6,22 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::http::{make_certs, serve, serve_tls};
+use common::setup::{ks_text, Setup, PASSWORD};
+use common::text;
 use common::{hash_image, run};
 use ksinstall::media::{BootCfg, Manifest};
-use testkit::synth;
 
-const PASSWORD: &str = "Plain-Secret-99x";
 const P5: u64 = 208_896 * 512;
 
-struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new(media_size: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let o = synth::Options {
-            out: dir.path().join("media"),
-            size: ksinstall::size::parse_size(media_size).unwrap(),
-            version: "8.0.3".into(),
-            seed: 3,
-        };
-        synth::mkmedia(&o).unwrap();
-        // Served over HTTP as a PXE tree is: lower-case names, as Linux mounts the ISO.
-        common::lower_case_tree(&o.out);
-        Setup { dir }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn media(&self) -> String {
-        self.path("media").display().to_string()
-    }
-    fn manifest(&self) -> Manifest {
-        ksinstall::media::Media::open(&self.path("media").display().to_string())
-            .unwrap()
-            .manifest
-    }
-    /// A copy of a fixture sysroot (symlinks kept), to add files to.
-    fn sysroot(&self, fixture: &str) -> PathBuf {
-        common::copy_fixture(fixture, &self.path(&format!("sysroot-{fixture}")))
-    }
-    /// Write a file into the media directory (so the test servers serve it).
-    fn put(&self, rel: &str, text: &str) {
-        std::fs::write(self.path("media").join(rel), text).unwrap();
-    }
-    fn disk(&self) -> String {
-        self.path("disk.img").display().to_string()
-    }
-}
-
-fn ks_text(extra: &str) -> String {
-    format!(
-        "vmaccepteula\nrootpw '{PASSWORD}'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 --gateway=10.1.2.1 --hostname=esx1.example --nameserver=10.1.2.2\n{extra}"
-    )
+/// A 16M medium with the lower-case names of a PXE tree (as Linux mounts the ISO), served over
+/// HTTP by the tests.
+fn pxe_setup() -> Setup {
+    Setup::with().media("16M").lower_case().build()
 }
 
 fn ksinstall(args: &[&str]) -> Output {
@@ -89,14 +47,6 @@ fn boot(sysroot: &Path, cmdline: &str, args: &[&str]) -> Output {
     ksinstall(&all)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn code(o: &Output, want: i32) {
     assert_eq!(o.status.code(), Some(want), "{}", text(o));
 }
@@ -114,14 +64,14 @@ use common::json_lines;
 
 #[test]
 fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_serial() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("net.cfg", "network --bootproto=static --ip=10.9.8.7 --netmask=255.255.255.0 --gateway=10.9.8.1 --hostname=from-include\n");
     s.put(
         "ks.cfg",
         "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\n%include ./net.cfg\nreboot\n",
     );
     let srv = serve(&s.path("media"));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
     std::fs::write(
         root.join("sys/class/net/eno1/address"),
@@ -195,11 +145,11 @@ fn boot_over_http_tries_each_ks_url_includes_relative_files_and_sends_mac_and_se
 
 #[test]
 fn https_checks_certificates_with_the_ca_file_and_names_the_fix_when_it_fails() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     let (ca, cert, key, other_ca) = make_certs(s.dir.path());
     let srv = serve_tls(&s.path("media"), &cert, &key);
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let cmdline = format!("ks={}/ks.cfg", srv.url);
     let dry = |extra: &[&str]| {
         let mut args = vec!["--media", &srv.url, "--dry-run", "--http-attempts", "2"];
@@ -254,7 +204,7 @@ fn https_checks_certificates_with_the_ca_file_and_names_the_fix_when_it_fails() 
 
 #[test]
 fn a_stalled_server_is_timed_out_and_asked_again() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     let srv = serve(&s.path("media"));
     srv.rules
@@ -262,7 +212,7 @@ fn a_stalled_server_is_timed_out_and_asked_again() {
         .unwrap()
         .stall
         .insert("/ks.cfg".into(), (Duration::from_secs(4), 1));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let t = Instant::now();
     let out = boot(
         &root,
@@ -314,7 +264,7 @@ fn largest_module(m: &Manifest) -> (String, u64, String) {
 
 #[test]
 fn media_dropped_mid_file_is_resumed_with_a_range_request() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     let (module, size, sha) = largest_module(&s.manifest());
     let srv = serve(&s.path("media"));
@@ -324,7 +274,7 @@ fn media_dropped_mid_file_is_resumed_with_a_range_request() {
         .unwrap()
         .drop_after
         .insert(format!("/{module}"), (cut, 2));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let report = s.path("report.json");
     let out = boot(
         &root,
@@ -379,7 +329,7 @@ fn media_dropped_mid_file_is_resumed_with_a_range_request() {
 
 #[test]
 fn a_server_that_ignores_range_is_read_again_from_the_start() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     let (module, size, sha) = largest_module(&s.manifest());
     let srv = serve(&s.path("media"));
     {
@@ -405,7 +355,7 @@ fn a_server_that_ignores_range_is_read_again_from_the_start() {
 
 #[test]
 fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     // A disk that holds a good install first: what a failed reinstall must not leave bootable.
     let good = ksinstall(&[
@@ -436,7 +386,7 @@ fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
         .unwrap()
         .drop_after
         .insert(format!("/{module}"), (0, u32::MAX));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let cmdline = format!("ks={}/ks.cfg", srv.url);
     let disk = s.disk();
     let args = [
@@ -485,13 +435,13 @@ fn media_that_keeps_failing_or_is_corrupt_never_leaves_a_bootable_bank() {
 
 #[test]
 fn curtin_events_reach_a_webhook_in_order_even_when_a_post_fails_once() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text("reboot --noeject\n"));
     let media = serve(&s.path("media"));
     let hook_dir = tempfile::tempdir().unwrap();
     let hook = serve(hook_dir.path());
     hook.rules.lock().unwrap().post_statuses = vec![500];
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let out = boot(
         &root,
         &format!("ks={}/ks.cfg", media.url),
@@ -577,8 +527,8 @@ fn curtin_events_reach_a_webhook_in_order_even_when_a_post_fails_once() {
 
 #[test]
 fn json_and_ironic_reports_and_a_dead_receiver_never_fail_the_install() {
-    let s = Setup::new("16M");
-    let root = s.sysroot("plain");
+    let s = pxe_setup();
+    let root = s.copy_fixture("plain");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/ks.cfg"), ks_text("")).unwrap();
     std::fs::write(
@@ -771,8 +721,8 @@ fn fat32_stick(img: &Path, offset: u64, files: &[(&str, &str)]) {
 
 #[test]
 fn ks_usb_finds_the_kickstart_on_a_fat32_stick_and_rescans_as_esxi_does() {
-    let s = Setup::new("16M");
-    let root = s.sysroot("usb-boot");
+    let s = pxe_setup();
+    let root = s.copy_fixture("usb-boot");
     let ks = ks_text("").replace("--firstdisk", "--firstdisk=local");
     fat32_stick(
         &root.join("dev/sdb"),
@@ -799,7 +749,7 @@ fn ks_usb_finds_the_kickstart_on_a_fat32_stick_and_rescans_as_esxi_does() {
     says(&out, "esx-one");
 
     // Two sticks: a blank one and one formatted without a partition table.
-    let twins = s.sysroot("usb-twins");
+    let twins = s.copy_fixture("usb-twins");
     fat32_stick(&twins.join("dev/sdc"), 0, &[("KS.CFG", &ks)]);
     let out = boot(
         &twins,
@@ -837,9 +787,9 @@ fn ks_usb_finds_the_kickstart_on_a_fat32_stick_and_rescans_as_esxi_does() {
 
 #[test]
 fn ks_cdrom_reads_an_iso_made_with_xorriso_which_also_holds_the_media() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("KS.CFG", &ks_text("reboot\n"));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let iso = root.join("dev/sr0");
     let (ok, o, e) = run(
         "xorriso",
@@ -884,8 +834,8 @@ fn ks_cdrom_reads_an_iso_made_with_xorriso_which_also_holds_the_media() {
 
 #[test]
 fn boot_option_errors_unsupported_sources_and_no_ks() {
-    let s = Setup::new("16M");
-    let root = s.sysroot("plain");
+    let s = pxe_setup();
+    let root = s.copy_fixture("plain");
     let media = s.media();
     // No ks=: the console install, as on ESXi; here it has no terminal and says so.
     let out = boot(&root, "runweasel", &["--media", &media]);
@@ -925,7 +875,7 @@ fn boot_option_errors_unsupported_sources_and_no_ks() {
 
 #[test]
 fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     s.put("esx2.cfg", &ks_text("").replace("esx1.example", "esx-two"));
     let srv = serve(&s.path("media"));
@@ -1075,7 +1025,7 @@ fn pxe_files_boot_the_installer_image_with_each_hosts_kickstart() {
 
     // What PXELINUX hands the host's kernel (APPEND + IPAPPEND's BOOTIF=) starts `ksinstall
     // boot` on that host's kickstart with the media from inst.repo=.
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
     std::fs::write(
         root.join("sys/class/net/eno1/address"),
@@ -1118,7 +1068,7 @@ fn init_ks_by_mac(cmdline: &str, mac: &str) -> String {
 /// finds each host's kickstart by MAC (--out-url), and `ksinstall boot` installs that host's.
 #[test]
 fn pxe_bootif_without_host_entry_grub_image_url_and_http_boot_by_mac() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     s.put("esx2.cfg", &ks_text("").replace("esx1.example", "esx-two"));
     let srv = serve(&s.path("media"));
@@ -1192,7 +1142,7 @@ fn pxe_bootif_without_host_entry_grub_image_url_and_http_boot_by_mac() {
         on_host.starts_with(&format!("ks={}/pxe/ks/3c-ec-ef-01-02-03.cfg ", srv.url)),
         "{on_host}"
     );
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let out = boot(&root, &on_host, &["--dry-run"]);
     code(&out, 0);
     says(&out, "esx-two");
@@ -1202,7 +1152,7 @@ fn pxe_bootif_without_host_entry_grub_image_url_and_http_boot_by_mac() {
 
 #[test]
 fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     s.put("esx2.cfg", &ks_text("").replace("esx1.example", "esx-two"));
     let srv = serve(&s.path("media"));
@@ -1332,7 +1282,7 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
 
     // The kernel command line a host gets starts `ksinstall boot` on its own kickstart, with
     // the media where inst.repo= says (no --media).
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     std::fs::create_dir_all(root.join("sys/class/net/eno1")).unwrap();
     std::fs::write(
         root.join("sys/class/net/eno1/address"),
@@ -1395,7 +1345,7 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
 
 #[test]
 fn an_https_kickstart_is_never_taken_from_a_redirect_to_plain_http() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     let (ca, cert, key, _) = make_certs(s.dir.path());
     let plain = serve(&s.path("media"));
@@ -1405,7 +1355,7 @@ fn an_https_kickstart_is_never_taken_from_a_redirect_to_plain_http() {
         .unwrap()
         .redirect
         .insert("/ks.cfg".into(), format!("{}/ks.cfg", plain.url));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let out = boot(
         &root,
         &format!("ks={}/ks.cfg", tls.url),
@@ -1429,13 +1379,13 @@ fn an_https_kickstart_is_never_taken_from_a_redirect_to_plain_http() {
 
 #[test]
 fn a_webhook_that_answers_with_a_redirect_has_not_received_the_event() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text(""));
     let media = serve(&s.path("media"));
     let hook_dir = tempfile::tempdir().unwrap();
     let hook = serve(hook_dir.path());
     hook.rules.lock().unwrap().post_statuses = vec![303; 64];
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let out = boot(
         &root,
         &format!("ks={}/ks.cfg", media.url),
@@ -1458,11 +1408,11 @@ fn a_webhook_that_answers_with_a_redirect_has_not_received_the_event() {
 
 #[test]
 fn a_password_in_a_url_is_sent_as_basic_auth_and_never_shown() {
-    let s = Setup::new("16M");
+    let s = pxe_setup();
     s.put("ks.cfg", &ks_text("%include ./kb.cfg\n"));
     s.put("kb.cfg", "keyboard 'US Default'\n");
     let srv = serve(&s.path("media"));
-    let root = s.sysroot("plain");
+    let root = s.copy_fixture("plain");
     let authed = srv.url.replacen("http://", "http://deploy:S3cr3t-pw@", 1);
     let shown = srv.url.replacen("http://", "http://deploy:***@", 1);
     let out = boot(
@@ -1546,8 +1496,8 @@ impl Drop for Receiver {
 
 #[test]
 fn a_rollouts_reports_reach_the_receiver_and_cluster_check_names_the_failed_host() {
-    let s = Setup::new("16M");
-    let root = s.sysroot("plain");
+    let s = pxe_setup();
+    let root = s.copy_fixture("plain");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/ks.cfg"), ks_text("")).unwrap();
     // A root password ESXi refuses: the kickstart is invalid, nothing is written.

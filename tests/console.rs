@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::setup::Setup;
 use common::{hash_image, mcopy_out, run, sha256_file};
-use ksinstall::media::{Manifest, Role};
+use ksinstall::media::Role;
 use testkit::synth;
 
 const PASSWORD: &str = "Console-Pass-42x";
@@ -21,58 +22,26 @@ const P1: u64 = 64 * 512;
 const P5: u64 = 208_896 * 512;
 
 /// A recorded host (tests/fixtures/NAME) whose disks are sparse images of their sysfs sizes,
-/// and a small synthetic medium.
-struct Host {
-    dir: tempfile::TempDir,
-    /// The host's BlueField behind rshim's device files, for fixtures that have one.
-    _dpu: Option<testkit::sim::RshimSim>,
+/// its BlueField (if it has one) answering behind rshim's device files, and a small synthetic
+/// medium.
+fn host_of(fixture: &str) -> Setup {
+    Setup::with()
+        .host(fixture)
+        .disks_from_sysfs()
+        .live_bluefield()
+        .media("256M")
+        .build()
 }
 
-impl Host {
-    fn new() -> Host {
-        Host::of("bluefield3")
-    }
-    fn of(fixture: &str) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let root = common::copy_fixture(fixture, &dir.path().join("root"));
-        let disks: Vec<String> = std::fs::read_dir(root.join("dev"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        for disk in disks {
-            let sectors: u64 = std::fs::read_to_string(root.join(format!("sys/block/{disk}/size")))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            let f = std::fs::File::create(root.join("dev").join(disk)).unwrap();
-            f.set_len(sectors * 512).unwrap();
-        }
-        synth::mkmedia(&synth::Options {
-            out: dir.path().join("media"),
-            size: ksinstall::size::parse_size("256M").unwrap(),
-            version: "8.0.3".into(),
-            seed: 3,
-        })
-        .unwrap();
-        let rshim = match fixture {
-            "bluefield3" | "bluefield3-sibling" => Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
-            "bluefield2" => Some(("0000:3b:00.2", "BlueField-2(Rev 1)")),
-            _ => None,
-        };
-        let _dpu = rshim.map(|(address, info)| {
-            testkit::sim::RshimSim::start(
-                &root.join("dev/rshim0"),
-                testkit::sim::Config::new(address, info),
-            )
-            .unwrap()
-        });
-        Host { dir, _dpu }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn disk(&self, name: &str) -> PathBuf {
+/// The console on the shared set-up: the host's disk images and the console run on it.
+trait ConsoleHost {
+    fn dev(&self, name: &str) -> PathBuf;
+    fn console(&self, extra: &[&str]) -> Console;
+    fn args(&self, extra: &[&str]) -> Vec<String>;
+}
+
+impl ConsoleHost for Setup {
+    fn dev(&self, name: &str) -> PathBuf {
         self.path(&format!("root/dev/{name}"))
     }
     fn console(&self, extra: &[&str]) -> Console {
@@ -88,11 +57,6 @@ impl Host {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         args
-    }
-    fn manifest(&self) -> Manifest {
-        ksinstall::media::Media::open(&self.path("media").display().to_string())
-            .unwrap()
-            .manifest
     }
 }
 
@@ -337,7 +301,7 @@ fn mtype(img: &Path, offset: u64, file: &str) -> String {
 
 /// The boot bank's files, copied out with mcopy, hash to the media's manifest; returns the
 /// bank's boot.cfg.
-fn check_bootbank(host: &Host, img: &Path, to: &str) -> String {
+fn check_bootbank(host: &Setup, img: &Path, to: &str) -> String {
     let back = host.path(to);
     std::fs::create_dir(&back).unwrap();
     mcopy_out(img, P5, "::/", &back);
@@ -399,7 +363,7 @@ fn comment_before(ks: &str, prefix: &str) -> String {
 }
 
 /// `ksinstall install --ks SAVED --dry-run` on another host: (exit code, stdout, stderr).
-fn replay_dry_run(saved: &Path, on: &Host) -> (Option<i32>, String, String) {
+fn replay_dry_run(saved: &Path, on: &Setup) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
         .arg("install")
         .arg("--ks")
@@ -420,10 +384,10 @@ fn replay_dry_run(saved: &Path, on: &Host) -> (Option<i32>, String, String) {
 
 #[test]
 fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_repeats_it() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     let saved = host.path("saved-ks.cfg");
-    let sda = host.disk("sda");
-    let sdb_before = hash_image(&host.disk("sdb"));
+    let sda = host.dev("sda");
+    let sdb_before = hash_image(&host.dev("sdb"));
     let c = host.console(&["--save-ks", saved.to_str().unwrap()]);
     c.accept_eula();
     let disks = c.wait_for(&["sda", "sdb", "MR9560-16i", "LUN C-Mode", "893.8 GiB"]);
@@ -498,7 +462,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
     }
     assert!(!common::image_contains(&sda, PASSWORD.as_bytes()));
     assert_eq!(
-        hash_image(&host.disk("sdb")),
+        hash_image(&host.dev("sdb")),
         sdb_before,
         "only the chosen disk is written"
     );
@@ -537,7 +501,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
         String::from_utf8_lossy(&validate.stdout),
         String::from_utf8_lossy(&validate.stderr)
     );
-    let fleet = Host::new();
+    let fleet = host_of("bluefield3");
     let install = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
         .arg("install")
         .arg("--ks")
@@ -555,7 +519,7 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
         "{}",
         String::from_utf8_lossy(&install.stderr)
     );
-    let fleet_sda = fleet.disk("sda");
+    let fleet_sda = fleet.dev("sda");
     // `sgdisk -p` rows: number, first and last sector, size, type code, name.
     assert_eq!(table(&fleet_sda), table(&sda), "the same partition table");
     let fleet_cfg = check_bootbank(&fleet, &fleet_sda, "fleet-back");
@@ -584,10 +548,10 @@ fn a_console_install_on_a_bluefield3_host_checks_out_and_its_saved_kickstart_rep
 
 #[test]
 fn the_saved_kickstart_chooses_the_disk_by_its_model_on_another_host_of_the_fleet() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     let saved = host.path("saved-ks.cfg");
     // sda holds an older ESXi with a datastore: the user confirms the overwrite.
-    old_layout_with_datastore(&host.disk("sda"), b"old datastore");
+    old_layout_with_datastore(&host.dev("sda"), b"old datastore");
     let c = host.console(&["--save-ks", saved.to_str().unwrap()]);
     c.accept_eula();
     c.wait_for(&["MR9560-16i", "VMFS (p8)"]);
@@ -640,10 +604,10 @@ fn the_saved_kickstart_chooses_the_disk_by_its_model_on_another_host_of_the_flee
 
     // Another host of the fleet: its disks are found in another order, with other names. The
     // rule finds its MegaRAID volume, sdb there.
-    let sibling = Host::of("bluefield3-sibling");
+    let sibling = host_of("bluefield3-sibling");
     let before: Vec<String> = ["sda", "sdb", "sdc"]
         .iter()
-        .map(|d| hash_image(&sibling.disk(d)))
+        .map(|d| hash_image(&sibling.dev(d)))
         .collect();
     let (code, plan, err) = replay_dry_run(&saved, &sibling);
     assert_eq!(code, Some(0), "{plan}{err}");
@@ -659,14 +623,14 @@ fn the_saved_kickstart_chooses_the_disk_by_its_model_on_another_host_of_the_flee
     );
     let after: Vec<String> = ["sda", "sdb", "sdc"]
         .iter()
-        .map(|d| hash_image(&sibling.disk(d)))
+        .map(|d| hash_image(&sibling.dev(d)))
         .collect();
     assert_eq!(after, before, "a dry run writes nothing");
 }
 
 #[test]
 fn save_ks_exact_keeps_this_hosts_disk_name_and_address() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     let saved = host.path("exact-ks.cfg");
     let c = host.console(&["--save-ks", saved.to_str().unwrap(), "--save-ks-exact"]);
     c.accept_eula();
@@ -695,14 +659,14 @@ fn save_ks_exact_keeps_this_hosts_disk_name_and_address() {
         "{ks}"
     );
     // Replayed on this host (a copy of it) it picks the same disk ...
-    let (code, plan, err) = replay_dry_run(&saved, &Host::new());
+    let (code, plan, err) = replay_dry_run(&saved, &host_of("bluefield3"));
     assert_eq!(code, Some(0), "{plan}{err}");
     assert!(
         plan.contains(&format!("Target: {BF3_SDA} (")) && plan.contains("/root/dev/sda)"),
         "{plan}"
     );
     // ... and on another host of the fleet it finds no disk of that name: nothing is written.
-    let (code, plan, err) = replay_dry_run(&saved, &Host::of("bluefield3-sibling"));
+    let (code, plan, err) = replay_dry_run(&saved, &host_of("bluefield3-sibling"));
     assert_eq!(code, Some(3), "{plan}{err}");
     assert!(
         err.contains(&format!("no disk is named \"{BF3_SDA}\"")),
@@ -712,8 +676,8 @@ fn save_ks_exact_keeps_this_hosts_disk_name_and_address() {
 
 #[test]
 fn a_weak_password_is_refused_on_its_screen() {
-    let host = Host::new();
-    let sda_before = hash_image(&host.disk("sda"));
+    let host = host_of("bluefield3");
+    let sda_before = hash_image(&host.dev("sda"));
     let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
@@ -756,7 +720,7 @@ fn a_weak_password_is_refused_on_its_screen() {
     c.keys(&["Escape"]);
     assert_eq!(c.exit_code(), 1);
     assert!(c.stderr().contains("nothing was written"), "{}", c.stderr());
-    assert_eq!(hash_image(&host.disk("sda")), sda_before);
+    assert_eq!(hash_image(&host.dev("sda")), sda_before);
 }
 
 /// ESXi 7's layout on `img` with the real sgdisk: partitions 1, 5, 6, 7 (VMFS-L) and a VMFS
@@ -796,8 +760,8 @@ fn old_layout_with_datastore(img: &Path, marker: &[u8]) {
 
 #[test]
 fn a_vmfs_datastore_the_user_preserves_survives_the_install() {
-    let host = Host::new();
-    let sda = host.disk("sda");
+    let host = host_of("bluefield3");
+    let sda = host.dev("sda");
     let marker = b"VMFS datastore contents: virtual machines live here";
     old_layout_with_datastore(&sda, marker);
     let before = table(&sda);
@@ -870,8 +834,8 @@ fn a_vmfs_datastore_the_user_preserves_survives_the_install() {
 
 #[test]
 fn going_back_from_the_confirmation_changes_the_plan() {
-    let host = Host::new();
-    let sda_before = hash_image(&host.disk("sda"));
+    let host = host_of("bluefield3");
+    let sda_before = hash_image(&host.dev("sda"));
     let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
@@ -931,18 +895,14 @@ fn going_back_from_the_confirmation_changes_the_plan() {
     c.press(&["F11"], &["Installation complete", "installed on sdb"]);
     c.keys(&["Enter"]);
     assert_eq!(c.exit_code(), 0, "{}", c.stderr());
-    assert_eq!(table(&host.disk("sdb")).len(), 5, "sdb holds the install");
-    assert_eq!(
-        hash_image(&host.disk("sda")),
-        sda_before,
-        "sda is untouched"
-    );
+    assert_eq!(table(&host.dev("sdb")).len(), 5, "sdb holds the install");
+    assert_eq!(hash_image(&host.dev("sda")), sda_before, "sda is untouched");
 }
 
 #[test]
 fn a_card_vsphere_cannot_use_is_explained_and_the_host_installs_without_dse() {
-    let host = Host::of("bluefield1");
-    let sda_before = hash_image(&host.disk("sda"));
+    let host = host_of("bluefield1");
+    let sda_before = hash_image(&host.dev("sda"));
     let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
@@ -967,7 +927,7 @@ fn a_card_vsphere_cannot_use_is_explained_and_the_host_installs_without_dse() {
     c.keys(&["C-c"]);
     assert_eq!(c.exit_code(), 1);
     assert_eq!(
-        hash_image(&host.disk("sda")),
+        hash_image(&host.dev("sda")),
         sda_before,
         "nothing is written before F11"
     );
@@ -975,7 +935,7 @@ fn a_card_vsphere_cannot_use_is_explained_and_the_host_installs_without_dse() {
 
 #[test]
 fn a_serial_line_that_reports_no_size_gets_80x24() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     // A serial console: a dumb terminal type, and no window size from the kernel.
     let c = Console::launch(
         host.dir.path(),
@@ -1002,13 +962,13 @@ fn a_serial_line_that_reports_no_size_gets_80x24() {
 
 #[test]
 fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     let module = host.path("media/VIM.V00");
     let mut bytes = std::fs::read(&module).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&module, bytes).unwrap();
-    let sda_before = hash_image(&host.disk("sda"));
+    let sda_before = hash_image(&host.dev("sda"));
     let c = host.console(&[]);
     c.accept_eula();
     c.choose_blank_disk(0);
@@ -1029,7 +989,7 @@ fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
     c.keys(&["Enter"]);
     assert_eq!(c.exit_code(), 4, "{}", c.stderr());
     assert_eq!(
-        hash_image(&host.disk("sda")),
+        hash_image(&host.dev("sda")),
         sda_before,
         "bad media never costs the disk its contents"
     );
@@ -1037,7 +997,7 @@ fn bad_media_is_found_before_the_disk_is_touched_and_the_result_says_so() {
 
 #[test]
 fn without_a_terminal_it_refuses_at_once_and_points_to_the_scripted_install() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
         .args(host.args(&[]))
         .stdin(std::process::Stdio::null())
@@ -1053,7 +1013,7 @@ fn without_a_terminal_it_refuses_at_once_and_points_to_the_scripted_install() {
 
 #[test]
 fn boot_without_ks_opens_the_media_from_inst_repo_over_https_with_the_ca_file() {
-    let host = Host::new();
+    let host = host_of("bluefield3");
     let (ca, cert, key, _) = common::http::make_certs(host.dir.path());
     let srv = common::http::serve_tls(&host.path("media"), &cert, &key);
     // A PXE boot without ks=: the console starts on the media inst.repo= names.
@@ -1087,22 +1047,18 @@ fn boot_without_ks_opens_the_media_from_inst_repo_over_https_with_the_ca_file() 
 
 #[test]
 fn a_disk_holding_esxi_is_offered_an_upgrade_with_the_scripted_plan() {
-    let host = Host::of("plain");
-    let sda = host.disk("sda");
+    let host = host_of("plain");
+    let sda = host.dev("sda");
     // An older build of the same release installed on sda, by the scripted path.
-    synth::mkmedia_with(
-        &synth::Options {
-            out: host.path("old-media"),
-            size: 48 << 20,
-            version: "8.0.3".into(),
-            seed: 3,
-        },
+    host.add_media(
+        "old-media",
+        48 << 20,
+        "8.0.3",
         &synth::Variant {
             build: Some("8.0.3-0.35.24280700".into()),
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
     let ks = host.path("old.cfg");
     std::fs::write(
         &ks,
@@ -1176,9 +1132,13 @@ fn a_disk_holding_esxi_is_offered_an_upgrade_with_the_scripted_plan() {
 /// to do are on the first screen, before any question, since no answer can fix it.
 #[test]
 fn a_hardware_refusal_shows_on_the_first_screen_with_what_to_do() {
-    let mut host = Host::of("bluefield3");
-    host._dpu = None;
-    std::fs::remove_dir_all(host.path("root/dev/rshim0")).unwrap();
+    // The BlueField without its rshim answering: no simulator started, so no rshim device.
+    let host = Setup::with()
+        .host("bluefield3")
+        .disks_from_sysfs()
+        .media("256M")
+        .build();
+    assert!(!host.path("root/dev/rshim0").exists());
     let c = host.console(&[]);
     let s = c.wait_for(&["Welcome", "The install cannot go ahead on this host"]);
     assert!(s.contains("BlueField-3"), "{s}");

@@ -13,71 +13,64 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
+use common::setup::Setup;
+use common::text;
 use common::{mcopy_out, run, sha256_file};
 use devlink_peer::{DevlinkPeer, FlashBehaviour};
 use ksinstall::media::Manifest;
 use rshim_daemon::{Card, DaemonConfig, RshimDaemon};
 use serde_json::Value;
 use testkit::sim::{Behaviour, Config, Received, RshimSim};
-use testkit::synth;
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
-
-struct Host {
-    dir: tempfile::TempDir,
-    sysroot: PathBuf,
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-impl Host {
-    /// A writable copy of a fixture sysroot, and a small synthetic ESXi 8.0.3 medium.
-    fn new(fixture: &str) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let sysroot = common::copy_fixture(fixture, &dir.path().join("root"));
-        synth::mkmedia(&synth::Options {
-            out: dir.path().join("media"),
-            size: 64 << 20,
-            version: "8.0.3".into(),
-            seed: 5,
-        })
-        .unwrap();
-        std::fs::write(dir.path().join("ks.cfg"), KS).unwrap();
-        Host { dir, sysroot }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn manifest(&self) -> Manifest {
-        let mut m =
-            ksinstall::media::Media::open(&self.path("media").display().to_string()).unwrap();
+/// A writable copy of a fixture sysroot, and a small synthetic ESXi 8.0.3 medium.
+fn host(fixture: &str) -> Setup {
+    Setup::with()
+        .host(fixture)
+        .media("64M")
+        .seed(5)
+        .ks(KS)
+        .build()
+}
+
+/// What the DPU tests do on the shared set-up: start a card, run the binary on the host, and
+/// judge the host's disk.
+trait DpuHost {
+    fn pinned_manifest(&self) -> Manifest;
+    fn rshim(&self, config: Config) -> RshimSim;
+    fn ksinstall(&self, args: &[&str]) -> Output;
+    fn dpu_install(&self, extra: &[&str]) -> Output;
+    fn check_host_disk(&self);
+    fn boot_cfg(&self) -> Option<String>;
+}
+
+impl DpuHost for Setup {
+    /// The medium's manifest with the DPU's part pinned, as a DPU install reads it.
+    fn pinned_manifest(&self) -> Manifest {
+        let mut m = ksinstall::media::Media::open(&self.media()).unwrap();
         m.pin_dpu().unwrap();
         m.manifest
     }
     fn rshim(&self, config: Config) -> RshimSim {
-        RshimSim::start(&self.sysroot.join("dev/rshim0"), config).unwrap()
+        RshimSim::start(&self.sysroot().join("dev/rshim0"), config).unwrap()
     }
     fn ksinstall(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ksinstall"))
             .args(args)
             .arg("--sysroot")
-            .arg(&self.sysroot)
+            .arg(self.sysroot())
             .env("RUST_LOG", "info")
             .output()
             .unwrap()
     }
-    fn install(&self, extra: &[&str]) -> Output {
+    /// `install` onto `disk.img` (40G) with JSON progress and `report.json`.
+    fn dpu_install(&self, extra: &[&str]) -> Output {
         let mut args = vec![
             "install".to_string(),
             "--ks".into(),
@@ -99,9 +92,6 @@ impl Host {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.ksinstall(&refs)
     }
-    fn report(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.path("report.json")).unwrap()).unwrap()
-    }
     /// The host disk checks out with sgdisk and mtools, its modules hash to the media, and it
     /// is bootable.
     fn check_host_disk(&self) {
@@ -111,7 +101,7 @@ impl Host {
         let back = self.path("bank0");
         std::fs::create_dir(&back).unwrap();
         mcopy_out(&img, P5, "::/", &back);
-        let m = self.manifest();
+        let m = self.pinned_manifest();
         for c in m.components.iter().filter(|c| {
             matches!(
                 c.role,
@@ -158,7 +148,7 @@ fn bundle_model(bundle: &str) -> testkit::bundles::Model {
 
 /// What a BlueField must have been given: the bundle's BF-Bundle byte for byte with every
 /// image sound, the ESXio depot of the media, and `bf.cfg` naming the payload.
-fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
+fn check_bluefield_stream(h: &Setup, got: &Received, bundle: &str) {
     assert!(got.problems.is_empty(), "{:?}", got.problems);
     let ids: Vec<u8> = got.images.iter().map(|i| i.id).collect();
     assert_eq!(
@@ -176,7 +166,12 @@ fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
             "image {id}"
         );
     }
-    let esxio = h.manifest().find("esxiodpt.tgz").unwrap().sha256.clone();
+    let esxio = h
+        .pinned_manifest()
+        .find("esxiodpt.tgz")
+        .unwrap()
+        .sha256
+        .clone();
     assert_eq!(got.esxio, vec![("esxio/esxiodpt.tgz".to_string(), esxio)]);
     assert!(
         got.bf_cfg.contains("UPDATE_DPU_OS=\"yes\""),
@@ -191,12 +186,12 @@ fn check_bluefield_stream(h: &Host, got: &Received, bundle: &str) {
 }
 
 fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &str) {
-    let h = Host::new(fixture);
+    let h = host(fixture);
     let mut config = Config::new(address, dev_info);
     // A DPU drains its boot FIFO at a finite rate: the host lay-down goes on meanwhile.
     config.rate = Some(40 << 20);
     let sim = h.rshim(config);
-    let out = h.install(&["--dpu-timeout", "20"]);
+    let out = h.dpu_install(&["--dpu-timeout", "20"]);
     let got = sim.finish();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     check_bluefield_stream(&h, &got, bundle);
@@ -227,7 +222,7 @@ fn bluefield_end_to_end(fixture: &str, address: &str, dev_info: &str, bundle: &s
         "{:?}",
         got.commands
     );
-    let misc = std::fs::read_to_string(h.sysroot.join("dev/rshim0/misc")).unwrap();
+    let misc = std::fs::read_to_string(h.sysroot().join("dev/rshim0/misc")).unwrap();
     let last_level = misc
         .lines()
         .rfind(|l| l.starts_with("DISPLAY_LEVEL ") && !l.contains('('));
@@ -277,10 +272,10 @@ const DSC_PF: &str = "0000:45:00.0";
 
 #[test]
 fn pensando_dsc_is_flashed_through_devlink() {
-    let h = Host::new("pensando-dsc2-200");
+    let h = host("pensando-dsc2-200");
     let peer = DevlinkPeer::start(
         h.dir.path(),
-        &h.sysroot,
+        h.sysroot(),
         DSC_PF,
         FlashBehaviour::Succeed,
         "1.51.0-E-12",
@@ -294,7 +289,7 @@ fn pensando_dsc_is_flashed_through_devlink() {
     assert!(shown.contains("running fw: 1.51.0-E-12"), "{shown}");
     assert!(shown.contains("stored fw.goldfw: 1.51.0-G-3"), "{shown}");
 
-    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
+    let out = h.dpu_install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = peer.log();
     assert!(log.problems.is_empty(), "{:?}", log.problems);
@@ -312,7 +307,7 @@ fn pensando_dsc_is_flashed_through_devlink() {
     );
     assert!(text(&out).contains("the media's ESXio components are not sent over devlink"));
     // The staged file (and our directory) is gone from the firmware search path afterwards.
-    assert!(!h.sysroot.join("lib/firmware/ksinstall").exists());
+    assert!(!h.sysroot().join("lib/firmware/ksinstall").exists());
 
     // Progress came from the device's status notifications (and not from another device's).
     let ev = events(&out);
@@ -346,7 +341,7 @@ fn pensando_dsc_is_flashed_through_devlink() {
 }
 
 /// A failed DPU: its exit code, a message naming the card, and no boot.cfg on the host.
-fn dpu_failed(h: &Host, out: &Output, code: i32, says: &str) {
+fn dpu_failed(h: &Setup, out: &Output, code: i32, says: &str) {
     let t = text(out);
     assert_eq!(out.status.code(), Some(code), "{t}");
     assert!(t.contains(says), "{says:?} not in {t}");
@@ -365,11 +360,11 @@ fn a_bluefield_that_reports_a_failure_fails_the_install_without_boot_cfg() {
         // The OS installer's failure, followed by its reboot all the same.
         (Behaviour::ErrorThenReboot, "ERR Installation failed"),
     ] {
-        let h = Host::new("bluefield3");
+        let h = host("bluefield3");
         let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
         c.behaviour = behaviour;
         let sim = h.rshim(c);
-        let out = h.install(&["--dpu-timeout", "20"]);
+        let out = h.dpu_install(&["--dpu-timeout", "20"]);
         sim.finish();
         dpu_failed(&h, &out, 7, "BlueField-3 in slot 4 (0000:ca:00)");
         assert!(text(&out).contains(says), "{}", text(&out));
@@ -378,11 +373,11 @@ fn a_bluefield_that_reports_a_failure_fails_the_install_without_boot_cfg() {
 
 #[test]
 fn a_silent_bluefield_times_out() {
-    let h = Host::new("bluefield3");
+    let h = host("bluefield3");
     let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
     c.behaviour = Behaviour::Silent;
     let sim = h.rshim(c);
-    let out = h.install(&["--dpu-timeout", "2"]);
+    let out = h.dpu_install(&["--dpu-timeout", "2"]);
     let got = sim.finish();
     assert!(
         got.problems.is_empty(),
@@ -394,11 +389,11 @@ fn a_silent_bluefield_times_out() {
 
 #[test]
 fn a_bluefield_that_stops_reading_is_a_short_write() {
-    let h = Host::new("bluefield3");
+    let h = host("bluefield3");
     let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
     c.behaviour = Behaviour::CloseAfter(300_000);
     let sim = h.rshim(c);
-    let out = h.install(&["--dpu-timeout", "20"]);
+    let out = h.dpu_install(&["--dpu-timeout", "20"]);
     sim.finish();
     dpu_failed(&h, &out, 10, "short write");
     assert!(text(&out).contains("0000:ca:00"));
@@ -420,10 +415,10 @@ fn devlink_errors_end_the_install_each_with_its_code() {
             "no word from the device for 2s (last status: Downloading)",
         ),
     ] {
-        let h = Host::new("pensando-dsc2-200");
-        let peer = DevlinkPeer::start(h.dir.path(), &h.sysroot, DSC_PF, behaviour, "1.51.0-E-12");
+        let h = host("pensando-dsc2-200");
+        let peer = DevlinkPeer::start(h.dir.path(), h.sysroot(), DSC_PF, behaviour, "1.51.0-E-12");
         let sock = peer.socket.display().to_string();
-        let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "2"]);
+        let out = h.dpu_install(&["--devlink-socket", &sock, "--dpu-timeout", "2"]);
         dpu_failed(&h, &out, code, says);
         assert!(
             text(&out).contains("DSC2-200 in slot 3 (0000:41:00)"),
@@ -435,17 +430,17 @@ fn devlink_errors_end_the_install_each_with_its_code() {
 
 #[test]
 fn a_dsc_that_already_runs_the_bundles_firmware_is_not_flashed_again() {
-    let h = Host::new("pensando-dsc2-200");
+    let h = host("pensando-dsc2-200");
     // devlink says the card runs 1.68.0-E-21: the version of the bundle in firmware/.
     let peer = DevlinkPeer::start(
         h.dir.path(),
-        &h.sysroot,
+        h.sysroot(),
         DSC_PF,
         FlashBehaviour::Succeed,
         "1.68.0-E-21",
     );
     let sock = peer.socket.display().to_string();
-    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "5"]);
+    let out = h.dpu_install(&["--devlink-socket", &sock, "--dpu-timeout", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         !peer.log().commands.contains(&58),
@@ -460,8 +455,8 @@ fn a_dsc_that_already_runs_the_bundles_firmware_is_not_flashed_again() {
 #[test]
 fn dpu_rules_are_checked_before_anything_is_written() {
     // No rshim daemon: refused at plan time, no image made.
-    let h = Host::new("bluefield3");
-    let out = h.install(&[]);
+    let h = host("bluefield3");
+    let out = h.dpu_install(&[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("no rshim device for 0000:ca:00.2"));
     // Nor any daemon on the system: the refusal says how an installer image gets one.
@@ -472,19 +467,19 @@ fn dpu_rules_are_checked_before_anything_is_written() {
     );
     assert!(!h.path("disk.img").exists());
     // A daemon installed that made no device: the question is whether it runs.
-    std::fs::create_dir_all(h.sysroot.join("usr/sbin")).unwrap();
-    std::fs::write(h.sysroot.join("usr/sbin/rshim"), "").unwrap();
-    let out = h.install(&[]);
+    std::fs::create_dir_all(h.sysroot().join("usr/sbin")).unwrap();
+    std::fs::write(h.sysroot().join("usr/sbin/rshim"), "").unwrap();
+    let out = h.dpu_install(&[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("is it running"), "{}", text(&out));
     assert!(!text(&out).contains("--with-rshim"), "{}", text(&out));
-    std::fs::remove_file(h.sysroot.join("usr/sbin/rshim")).unwrap();
+    std::fs::remove_file(h.sysroot().join("usr/sbin/rshim")).unwrap();
 
     // No firmware bundle for the model.
     let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
     let empty = h.path("no-firmware");
     std::fs::create_dir(&empty).unwrap();
-    let out = h.install(&["--firmware", empty.to_str().unwrap()]);
+    let out = h.dpu_install(&["--firmware", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("no firmware bundle for nvidia-bluefield-3"),
@@ -509,7 +504,7 @@ fn dpu_rules_are_checked_before_anything_is_written() {
         vec![0u8; size as usize],
     )
     .unwrap();
-    let out = h.install(&["--firmware", bad.to_str().unwrap()]);
+    let out = h.dpu_install(&["--firmware", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("{bfb} has SHA-256")),
@@ -527,7 +522,7 @@ fn dpu_rules_are_checked_before_anything_is_written() {
         ),
     )
     .unwrap();
-    let out = h.install(&["--dry-run"]);
+    let out = h.dpu_install(&["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("so this is a fresh install")
@@ -538,14 +533,14 @@ fn dpu_rules_are_checked_before_anything_is_written() {
 }
 
 /// The card as rshim shows it in a mode in which ESXi does not use it as a DPU.
-fn card_not_a_dpu(h: &Host, mode: &str) -> RshimSim {
+fn card_not_a_dpu(h: &Setup, mode: &str) -> RshimSim {
     let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
     if mode == "NIC mode" {
         c.bf_mode = "NIC mode".into();
     }
     let sim = h.rshim(c);
     if mode == "SECURE_NIC_MODE" {
-        let misc = h.sysroot.join("dev/rshim0/misc");
+        let misc = h.sysroot().join("dev/rshim0/misc");
         let text = std::fs::read_to_string(&misc).unwrap();
         std::fs::write(
             &misc,
@@ -560,7 +555,7 @@ fn card_not_a_dpu(h: &Host, mode: &str) -> RshimSim {
 fn a_card_esxi_would_not_use_as_a_dpu_is_left_alone_and_the_host_installed_without_dse() {
     for mode in ["NIC mode", "SECURE_NIC_MODE"] {
         // Named by --dpuPciSlots: the user asked for DSE on it, so nothing is written.
-        let h = Host::new("bluefield3");
+        let h = host("bluefield3");
         let sim = card_not_a_dpu(&h, mode);
         std::fs::write(
             h.path("ks.cfg"),
@@ -570,7 +565,7 @@ fn a_card_esxi_would_not_use_as_a_dpu_is_left_alone_and_the_host_installed_witho
             ),
         )
         .unwrap();
-        let out = h.install(&[]);
+        let out = h.dpu_install(&[]);
         assert_eq!(out.status.code(), Some(3), "{mode}: {}", text(&out));
         assert!(text(&out).contains("--dpuPciSlots names"), "{}", text(&out));
         assert!(text(&out).contains(mode), "{mode}: {}", text(&out));
@@ -579,7 +574,7 @@ fn a_card_esxi_would_not_use_as_a_dpu_is_left_alone_and_the_host_installed_witho
         // Not named: ESXi goes on the host alone, the card gets nothing, and the plan, the
         // report and the fleet check all say so.
         std::fs::write(h.path("ks.cfg"), KS).unwrap();
-        let out = h.install(&[]);
+        let out = h.dpu_install(&[]);
         assert_eq!(out.status.code(), Some(0), "{mode}: {}", text(&out));
         h.check_host_disk();
         let got = sim.finish();
@@ -629,14 +624,14 @@ fn host_rules_of_distributed_services_engine() {
             "--dpuPciSlots names slot \"9\"",
         ),
     ] {
-        let h = Host::new(fixture);
+        let h = host(fixture);
         let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
         std::fs::write(
             h.path("ks.cfg"),
             KS.replace("--overwritevmfs", &format!("--overwritevmfs{extra}")),
         )
         .unwrap();
-        let out = h.install(&[]);
+        let out = h.dpu_install(&[]);
         assert_eq!(out.status.code(), Some(3), "{fixture}: {}", text(&out));
         assert!(
             text(&out).contains(says),
@@ -647,8 +642,8 @@ fn host_rules_of_distributed_services_engine() {
     }
 
     // A model vSphere 8 does not support is not a DPU to ESXi: the host installs without it.
-    let h = Host::new("bluefield1");
-    let out = h.install(&[]);
+    let h = host("bluefield1");
+    let out = h.dpu_install(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let left = &h.report()["dpus_not_used"][0];
     assert_eq!(left["supported_model"], false, "{left:#}");
@@ -661,15 +656,9 @@ fn host_rules_of_distributed_services_engine() {
     );
 
     // ESXi 7 media on a DPU host.
-    let h = Host::new("bluefield3");
+    let h = host("bluefield3");
     let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
-    synth::mkmedia(&synth::Options {
-        out: h.path("media7"),
-        size: 64 << 20,
-        version: "7.0.3".into(),
-        seed: 5,
-    })
-    .unwrap();
+    h.add_media("media7", 64 << 20, "7.0.3", &Default::default());
     let out = h.ksinstall(&[
         "install",
         "--ks",
@@ -715,7 +704,7 @@ const BF3_RSHIM: &str = "0000:ca:00.2";
 /// A vendor-style BF-Bundle: a complete stream of images (firmware, kernel, initramfs) as
 /// NVIDIA ships it, put in a `bfb-passthrough` bundle of a copy of `firmware/`. Returns the
 /// firmware directory and the `.bfb` bytes.
-fn vendor_bundle(h: &Host) -> (PathBuf, Vec<u8>) {
+fn vendor_bundle(h: &Setup) -> (PathBuf, Vec<u8>) {
     use testkit::bfb::{self, Image};
     let fw = h.path("vendor-firmware");
     Command::new("cp")
@@ -759,15 +748,15 @@ fn daemon_install(
     card: Card,
     tweak: &dyn Fn(&mut DaemonConfig),
     timeout: &str,
-) -> (Host, Output, rshim_daemon::Seen, RshimDaemon, Vec<u8>) {
-    let h = Host::new("bluefield3");
+) -> (Setup, Output, rshim_daemon::Seen, RshimDaemon, Vec<u8>) {
+    let h = host("bluefield3");
     let (fw, bfb) = vendor_bundle(&h);
     let mut c = DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)");
     c.card = card;
     c.bfb_len = Some(bfb.len() as u64);
     tweak(&mut c);
-    let d = RshimDaemon::start(&h.sysroot.join("dev/rshim0"), c);
-    let out = h.install(&["--firmware", fw.to_str().unwrap(), "--dpu-timeout", timeout]);
+    let d = RshimDaemon::start(&h.sysroot().join("dev/rshim0"), c);
+    let out = h.dpu_install(&["--firmware", fw.to_str().unwrap(), "--dpu-timeout", timeout]);
     let seen = d.seen();
     (h, out, seen, d, bfb)
 }
@@ -902,9 +891,9 @@ fn a_boot_device_held_by_another_process_is_reported_as_such_and_misc_put_back()
 /// a real rshim daemon is only ever sent a BF-Bundle as its bundle holds it.
 #[test]
 fn a_bundle_of_the_retired_self_built_format_is_never_used() {
-    let h = Host::new("bluefield3");
+    let h = host("bluefield3");
     let _d = RshimDaemon::start(
-        &h.sysroot.join("dev/rshim0"),
+        &h.sysroot().join("dev/rshim0"),
         DaemonConfig::new(BF3_RSHIM, "BlueField-3(Rev 1)"),
     );
     let fw = h.path("old-format");
@@ -919,7 +908,7 @@ fn a_bundle_of_the_retired_self_built_format_is_never_used() {
         ),
     )
     .unwrap();
-    let out = h.install(&["--firmware", fw.to_str().unwrap(), "--dpu-timeout", "5"]);
+    let out = h.dpu_install(&["--firmware", fw.to_str().unwrap(), "--dpu-timeout", "5"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("no firmware bundle for nvidia-bluefield-3"),
@@ -936,25 +925,25 @@ fn a_bundle_of_the_retired_self_built_format_is_never_used() {
 
 #[test]
 fn a_dsc_with_only_ionic_bound_is_flashed_through_ionic() {
-    let h = Host::new("pensando-dsc2-200");
+    let h = host("pensando-dsc2-200");
     // pds_core not bound to the core PF (an older kernel, or unbound): only ionic is there.
-    std::fs::remove_file(h.sysroot.join("sys/bus/pci/devices/0000:45:00.0/driver")).unwrap();
+    std::fs::remove_file(h.sysroot().join("sys/bus/pci/devices/0000:45:00.0/driver")).unwrap();
     let ionic = "0000:43:00.0";
     let peer = DevlinkPeer::start(
         h.dir.path(),
-        &h.sysroot,
+        h.sysroot(),
         ionic,
         FlashBehaviour::Succeed,
         "1.51.0-E-12",
     );
     let sock = peer.socket.display().to_string();
-    let dry = h.install(&["--devlink-socket", &sock, "--dry-run"]);
+    let dry = h.dpu_install(&["--devlink-socket", &sock, "--dry-run"]);
     assert!(
         text(&dry).contains("reached through ionic on 0000:43:00.0 (the core PF 0000:45:00.0 is bound to no driver)"),
         "{}",
         text(&dry)
     );
-    let out = h.install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
+    let out = h.dpu_install(&["--devlink-socket", &sock, "--dpu-timeout", "20"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = peer.log();
     assert!(log.problems.is_empty(), "{:?}", log.problems);
@@ -967,12 +956,12 @@ fn a_dsc_with_only_ionic_bound_is_flashed_through_ionic() {
 
 #[test]
 fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() {
-    let h = Host::new("bluefield3");
+    let h = host("bluefield3");
     // The host's NIC is a function of the BlueField: eth0 is its PF 0000:ca:00.0.
-    let net = h.sysroot.join("sys/class/net/eth0");
+    let net = h.sysroot().join("sys/class/net/eth0");
     std::fs::create_dir_all(&net).unwrap();
     std::os::unix::fs::symlink(
-        h.sysroot
+        h.sysroot()
             .join("sys/devices/pci0000:c9/0000:c9:02.0/0000:ca:00.0"),
         net.join("device"),
     )
@@ -998,7 +987,7 @@ fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() 
             r.drop_after.insert(p.clone(), (0, u32::MAX));
         }
     }));
-    let _d = RshimDaemon::start(&h.sysroot.join("dev/rshim0"), c);
+    let _d = RshimDaemon::start(&h.sysroot().join("dev/rshim0"), c);
     let url = format!("{}/media", server.url);
     let args = |extra: &[&'static str]| -> Vec<&'static str> {
         let mut a = vec![
@@ -1044,12 +1033,12 @@ fn media_over_the_dpus_own_port_are_all_fetched_and_verified_before_the_reset() 
 
 #[test]
 fn a_locked_down_kernel_without_an_iommu_refuses_the_bluefield_before_anything_is_written() {
-    let h = Host::new("bluefield3");
+    let h = host("bluefield3");
     let _sim = h.rshim(Config::new("0000:ca:00.2", "BlueField-3(Rev 1)"));
-    let lockdown = h.sysroot.join("sys/kernel/security/lockdown");
+    let lockdown = h.sysroot().join("sys/kernel/security/lockdown");
     std::fs::create_dir_all(lockdown.parent().unwrap()).unwrap();
     std::fs::write(&lockdown, "none [integrity] confidentiality\n").unwrap();
-    let out = h.install(&[]);
+    let out = h.dpu_install(&[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("locked down (integrity, Secure Boot) and this machine has no IOMMU"),
@@ -1058,7 +1047,7 @@ fn a_locked_down_kernel_without_an_iommu_refuses_the_bluefield_before_anything_i
     );
     assert!(!h.path("disk.img").exists());
     // With an IOMMU (VFIO can map the card), the plan goes ahead.
-    std::fs::create_dir_all(h.sysroot.join("sys/class/iommu/dmar0")).unwrap();
-    let out = h.install(&["--dry-run"]);
+    std::fs::create_dir_all(h.sysroot().join("sys/class/iommu/dmar0")).unwrap();
+    let out = h.dpu_install(&["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::setup::Setup;
+use common::text as output_text;
 use common::{mcopy_out, run, MIB};
 
 const PASSWORD: &str = "Plain-Secret-99x";
@@ -451,14 +452,6 @@ fn a_bare_kickstart_sets_only_the_password_and_keeps_esxi_defaults() {
     let log = read(&root, "vmkfstools.log");
     assert!(log.contains("-C vmfsl") && !log.contains("vmfs6"), "{log}");
     assert!(!read(&root, "bootbank/boot.cfg").contains("onetime.tgz"));
-}
-
-fn output_text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

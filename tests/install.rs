@@ -7,11 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::setup::Setup;
+use common::setup::{ks_text, Setup, PASSWORD};
+use common::text;
 use common::{hash_image, mcopy_out, run, sha256_file, GIB};
 use testkit::synth;
 
-const PASSWORD: &str = "Plain-Secret-99x";
 const P1: u64 = 64 * 512;
 const P5: u64 = 208_896 * 512;
 
@@ -19,25 +19,17 @@ const P5: u64 = 208_896 * 512;
 fn installed_disk(s: &Setup) -> PathBuf {
     let img = s.path("disk.img");
     let ok = s.install(
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
     );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     img
 }
 
-fn ks_text(extra: &str) -> String {
-    format!(
-        "vmaccepteula\nrootpw '{PASSWORD}'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 --gateway=10.1.2.1 --hostname=esx1.example --nameserver=10.1.2.2\nkeyboard German\n{extra}"
-    )
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// The install tests' kickstart: the shared one with a keyboard layout (first boot must apply
+/// it), then `extra`.
+fn ks_german(extra: &str) -> String {
+    ks_text(&format!("keyboard German\n{extra}"))
 }
 
 /// The install must be refused with `code`, saying `says`.
@@ -55,7 +47,7 @@ fn bank_boot_cfg(img: &Path) -> Option<String> {
 #[test]
 fn a_full_install_checks_out_with_real_tools() {
     let s = Setup::new("256M");
-    let ks = s.ks(&ks_text("%firstboot --interpreter=busybox\necho first boot\n%firstboot --interpreter=python\nprint('hi')\n"));
+    let ks = s.ks(&ks_german("%firstboot --interpreter=busybox\necho first boot\n%firstboot --interpreter=python\nprint('hi')\n"));
     let img = s.path("disk.img");
     let report = s.path("report.json");
     let out = s.install(
@@ -326,7 +318,7 @@ fn a_flipped_byte_in_the_media_is_found_before_anything_is_written() {
     let img = installed_disk(&s);
     let before = hash_image(&img);
     flip_byte(&s.path("media/VIM.V00"));
-    let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
+    let out = s.install(&s.ks(&ks_german("")), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("vim.v00: SHA-256"), "{}", text(&out));
     assert_eq!(
@@ -343,7 +335,7 @@ fn without_the_media_check_a_bad_module_stops_the_lay_down_and_leaves_no_bootabl
     assert!(bank_boot_cfg(&img).is_some_and(|c| c.contains("bootstate=0")));
     flip_byte(&s.path("media/VIM.V00"));
     let out = s.install(
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &["--disk", img.to_str().unwrap(), "--skip-media-check"],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -371,7 +363,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
 
     // The dry run says what first boot applies: the VLAN, the name servers, each %firstboot.
     let vlan = s.install(
-        &s.ks(&ks_text("%firstboot --interpreter=busybox\necho hi\n")
+        &s.ks(&ks_german("%firstboot --interpreter=busybox\necho hi\n")
             .replace("--nameserver", "--vlanid=42 --nameserver")),
         &[&disk[..], &["--dry-run"]].concat(),
     );
@@ -392,7 +384,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
             "{want:?} not in {first_boot:?}"
         );
     }
-    let dry = s.install(&s.ks(&ks_text("")), &[&disk[..], &["--dry-run"]].concat());
+    let dry = s.install(&s.ks(&ks_german("")), &[&disk[..], &["--dry-run"]].concat());
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     let plan = String::from_utf8_lossy(&dry.stdout);
     assert!(
@@ -404,7 +396,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         "{plan}"
     );
     let json = s.install(
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &[&disk[..], &["--dry-run", "--progress", "json"]].concat(),
     );
     let v: serde_json::Value = String::from_utf8_lossy(&json.stdout)
@@ -432,7 +424,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
-    let out = s.install(&s.ks(&ks_text("")), &disk);
+    let out = s.install(&s.ks(&ks_german("")), &disk);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("xorg.v00"), "{}", text(&out));
     std::fs::OpenOptions::new()
@@ -443,18 +435,18 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         .unwrap();
     let cfg = std::fs::read_to_string(s.path("media/BOOT.CFG")).unwrap();
     std::fs::write(s.path("media/BOOT.CFG"), cfg.replace("/k.b00", "/../k.b00")).unwrap();
-    let out = s.install(&s.ks(&ks_text("")), &disk);
+    let out = s.install(&s.ks(&ks_german("")), &disk);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("../k.b00"), "{}", text(&out));
     std::fs::write(s.path("media/BOOT.CFG"), cfg).unwrap();
     // Preconditions: 3 (upgrade not built; a VMFS-L disk without --overwritevmfs).
     let up = s.install(&s.ks("vmaccepteula\nupgrade --firstdisk\n"), &disk);
     assert_eq!(up.status.code(), Some(3), "{}", text(&up));
-    let no_ow = s.install(&s.ks(&ks_text("").replace(" --overwritevmfs", "")), &disk);
+    let no_ow = s.install(&s.ks(&ks_german("").replace(" --overwritevmfs", "")), &disk);
     assert_eq!(no_ow.status.code(), Some(3), "{}", text(&no_ow));
     assert!(text(&no_ow).contains("--overwritevmfs"), "{}", text(&no_ow));
     let iou = s.install(
-        &s.ks(&ks_text("").replace(
+        &s.ks(&ks_german("").replace(
             "install --firstdisk --overwritevmfs",
             "installorupgrade --firstdisk",
         )),
@@ -470,13 +462,13 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
     // A part datastore on a disk that is not the one planned (the fixture's sdb is an empty
     // file): refused before anything is written (tests/firstboot.rs lays one out).
     let part = s.install(
-        &s.ks(&ks_text("part ds2 --ondisk=naa.5002538e40a1b2c4\n")),
+        &s.ks(&ks_german("part ds2 --ondisk=naa.5002538e40a1b2c4\n")),
         &disk,
     );
     refused(&part, 3, "the plan is for 1000204886016 bytes");
     // clearpart of other disks is not built yet: refused, not ignored.
     let clear = s.install(
-        &s.ks(&ks_text("clearpart --alldrives --overwritevmfs\n")),
+        &s.ks(&ks_german("clearpart --alldrives --overwritevmfs\n")),
         &disk,
     );
     // The fixture's dev/ files are empty where sysfs says 1 TB: clearpart refuses to clear a
@@ -501,7 +493,7 @@ fn plan_time_failures_and_dry_run_leave_the_disk_byte_identical() {
         }]
     });
     std::fs::write(s.path("media/MANIFEST.JSON"), m.to_string()).unwrap();
-    let esp = s.install(&s.ks(&ks_text("")), &disk);
+    let esp = s.install(&s.ks(&ks_german("")), &disk);
     assert_eq!(esp.status.code(), Some(4), "{}", text(&esp));
     assert!(text(&esp).contains("VMware-x"), "{}", text(&esp));
     std::fs::remove_file(s.path("media/MANIFEST.JSON")).unwrap();
@@ -526,7 +518,7 @@ fn post_scripts_run_after_the_install_and_their_failure_is_exit_8() {
     let s = Setup::new("32M");
     let img = s.path("disk.img");
     let marker = s.path("post-ran");
-    let ks = s.ks(&ks_text(&format!(
+    let ks = s.ks(&ks_german(&format!(
         "%post --interpreter=busybox\necho done > {}\n",
         marker.display()
     )));
@@ -536,16 +528,16 @@ fn post_scripts_run_after_the_install_and_their_failure_is_exit_8() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "done\n");
-    let ks = s.ks(&ks_text("%post --interpreter=busybox\nexit 3\n"));
+    let ks = s.ks(&ks_german("%post --interpreter=busybox\nexit 3\n"));
     let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(text(&out).contains("%post script failed"), "{}", text(&out));
-    let ks = s.ks(&ks_text(
+    let ks = s.ks(&ks_german(
         "%post --interpreter=busybox --ignorefailure=true\nexit 3\n",
     ));
     let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let ks = s.ks(&ks_text(
+    let ks = s.ks(&ks_german(
         "%post --interpreter=busybox --timeout=1\nsleep 30\n",
     ));
     let out = s.install(&ks, &["--disk", img.to_str().unwrap()]);
@@ -558,7 +550,7 @@ fn json_progress_has_stable_steps_in_order() {
     let s = Setup::new("64M");
     let img = s.path("disk.img");
     let out = s.install(
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &[
             "--disk",
             img.to_str().unwrap(),
@@ -773,7 +765,7 @@ fn media_disagreeing_with_vmwares_metadata_stop_before_the_first_write() {
     ];
     for (want, edit) in cases {
         edit_imgdb(&s.path("media"), edit);
-        let out = s.install(&s.ks(&ks_text("")), &disk);
+        let out = s.install(&s.ks(&ks_german("")), &disk);
         assert_eq!(out.status.code(), Some(4), "{}", text(&out));
         assert!(text(&out).contains(want), "{want}: {}", text(&out));
         std::fs::write(s.path("media/IMGDB.TGZ"), &good).unwrap();
@@ -783,7 +775,7 @@ fn media_disagreeing_with_vmwares_metadata_stop_before_the_first_write() {
     let mid = bad.len() / 2;
     bad[mid] ^= 0x55;
     std::fs::write(s.path("media/IMGDB.TGZ"), &bad).unwrap();
-    let out = s.install(&s.ks(&ks_text("")), &disk);
+    let out = s.install(&s.ks(&ks_german("")), &disk);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("imgdb.tgz"), "{}", text(&out));
     std::fs::write(s.path("media/IMGDB.TGZ"), &good).unwrap();
@@ -802,7 +794,7 @@ fn an_install_from_an_extracted_tree_with_lower_case_names() {
     assert!(media.join("boot.cfg").is_file() && !media.join("BOOT.CFG").exists());
     let img = s.path("disk.img");
     let out = s.install(
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -827,7 +819,7 @@ fn an_install_straight_from_an_iso_image() {
     let img = s.path("disk.img");
     let out = s.install_from(
         iso.as_os_str(),
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &["--disk", img.to_str().unwrap(), "--disk-size", "40G"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -840,7 +832,7 @@ fn an_install_straight_from_an_iso_image() {
     // The plan says what vouched for the files, what nothing covers, and the signatures.
     let dry = s.install_from(
         iso.as_os_str(),
-        &s.ks(&ks_text("")),
+        &s.ks(&ks_german("")),
         &["--disk", img.to_str().unwrap(), "--dry-run"],
     );
     let log = text(&dry);
@@ -877,7 +869,7 @@ fn a_disk_we_cannot_read_may_hide_vmfs_and_needs_overwritevmfs() {
     // Data at LBA 0 that is neither a GPT nor an MBR.
     common::poke(&img, 0, b"not a partition table, but not empty either");
     let before = hash_image(&img);
-    let no_ow = ks_text("").replace(" --overwritevmfs", "");
+    let no_ow = ks_german("").replace(" --overwritevmfs", "");
     let out = s.install(&s.ks(&no_ow), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
@@ -905,7 +897,7 @@ fn a_disk_we_cannot_read_may_hide_vmfs_and_needs_overwritevmfs() {
     assert_eq!(hash_image(&img), before_mbr);
     assert_ne!(before, before_mbr);
     // With consent it installs.
-    let out = s.install(&s.ks(&ks_text("")), &["--disk", img.to_str().unwrap()]);
+    let out = s.install(&s.ks(&ks_german("")), &["--disk", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
@@ -928,7 +920,7 @@ fn a_kickstart_saying_dryrun_writes_nothing_and_prints_the_plan() {
     let before = hash_image(&img);
     let report = s.path("report.json");
     let out = s.install(
-        &s.ks(&ks_text("reboot\ndryrun\n")),
+        &s.ks(&ks_german("reboot\ndryrun\n")),
         &[
             "--disk",
             img.to_str().unwrap(),
@@ -957,7 +949,7 @@ fn a_kickstart_saying_dryrun_writes_nothing_and_prints_the_plan() {
     let sysroot = s.path("root");
     common::copy_fixture("plain", &sysroot);
     std::fs::create_dir_all(sysroot.join("ks")).unwrap();
-    std::fs::write(sysroot.join("ks/ks.cfg"), ks_text("reboot\ndryrun\n")).unwrap();
+    std::fs::write(sysroot.join("ks/ks.cfg"), ks_german("reboot\ndryrun\n")).unwrap();
     let boot = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
         .arg("boot")
         .arg("--media")
@@ -990,7 +982,7 @@ fn pre_scripts_run_only_where_asked() {
     let made = s.path("made-by-pre.cfg");
     let ks = s.ks(&format!(
         "{}%include {}\n%pre --interpreter=busybox\ntouch {}\necho 'keyboard German' > {}\n",
-        ks_text(""),
+        ks_german(""),
         made.display(),
         marker.display(),
         made.display()
@@ -1030,7 +1022,7 @@ fn what_the_run_needs_is_checked_before_the_first_write() {
     let s = Setup::new("32M");
     let img = disk_with_data(&s, "data.img");
     let before = hash_image(&img);
-    let ks = s.ks(&ks_text(""));
+    let ks = s.ks(&ks_german(""));
 
     // A report that cannot be written: refused before the disk is touched.
     let out = s.install(
@@ -1192,7 +1184,7 @@ fn refusals_write_the_report_and_end_the_event_stream() {
     let mut a = args(&[]);
     a.extend(["--ca-file".to_string(), "/nonexistent/ca.pem".to_string()]);
     let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = s.install(&s.ks(&ks_text("")), &refs);
+    let out = s.install(&s.ks(&ks_german("")), &refs);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("/nonexistent/ca.pem"), "{}", text(&out));
     assert_eq!(
@@ -1246,7 +1238,7 @@ fn the_report_times_every_step_of_the_run() {
     let img = s.path("disk.img");
     let report = s.path("report.json");
     let out = s.install(
-        &s.ks(&ks_text("%post --interpreter=busybox\ntrue\n")),
+        &s.ks(&ks_german("%post --interpreter=busybox\ntrue\n")),
         &[
             "--disk",
             img.to_str().unwrap(),
@@ -1314,7 +1306,7 @@ fn a_disk_we_cannot_open_is_not_a_warning_when_disk_names_the_target() {
     let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))
         .arg("install")
         .arg("--ks")
-        .arg(s.ks(&ks_text("")))
+        .arg(s.ks(&ks_german("")))
         .arg("--media")
         .arg(s.path("media"))
         .arg("--sysroot")
@@ -1529,7 +1521,7 @@ fn script_output_and_status_reach_the_console_and_the_report() {
     let s = Setup::new("32M");
     let img = s.path("disk.img");
     let report = s.path("report.json");
-    let ks = s.ks(&ks_text(
+    let ks = s.ks(&ks_german(
         "%post --interpreter=busybox --ignorefailure=true\necho hello from post\necho to stderr >&2\nexit 3\n%post --interpreter=busybox\necho second ran\n",
     ));
     let out = Command::new(env!("CARGO_BIN_EXE_ksinstall"))

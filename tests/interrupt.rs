@@ -13,45 +13,40 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::run;
+use common::setup::Setup;
 use ksinstall::media::Role;
 use serde_json::Value;
 use testkit::sim::{Behaviour, Config};
-use testkit::synth;
 
 const P5: u64 = 208_896 * 512;
 const KS: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\n";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    sysroot: PathBuf,
+/// A writable copy of `fixture` with a synthetic medium of `media_size` and `KS` in ks.cfg.
+fn setup(fixture: &str, media_size: &str) -> Setup {
+    Setup::with()
+        .host(fixture)
+        .media(media_size)
+        .seed(7)
+        .ks(KS)
+        .build()
 }
 
-impl Setup {
-    fn new(fixture: &str, media_size: u64) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let sysroot = common::copy_fixture(fixture, &dir.path().join("root"));
-        synth::mkmedia(&synth::Options {
-            out: dir.path().join("media"),
-            size: media_size,
-            version: "8.0.3".into(),
-            seed: 7,
-        })
-        .unwrap();
-        std::fs::write(dir.path().join("ks.cfg"), KS).unwrap();
-        Setup { dir, sysroot }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
+/// The install started in the background, its events read as they come.
+trait Interrupted {
+    fn start(&self, media: &str, ks: &str) -> Child;
+    fn stderr(&self) -> String;
+}
+
+impl Interrupted for Setup {
     fn start(&self, media: &str, ks: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_ksinstall"))
             .args(["install", "--ks", ks, "--media", media, "--cmdline", ""])
             .arg("--sysroot")
-            .arg(&self.sysroot)
+            .arg(self.sysroot())
             .arg("--disk")
             .arg(self.path("disk.img"))
             .args(["--disk-size", "40G", "--progress", "json", "--report"])
@@ -61,15 +56,6 @@ impl Setup {
             .stderr(std::fs::File::create(self.path("stderr.log")).unwrap())
             .spawn()
             .unwrap()
-    }
-    fn report(&self) -> Value {
-        let bytes = std::fs::read(self.path("report.json")).unwrap();
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "the report is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
     }
     fn stderr(&self) -> String {
         std::fs::read_to_string(self.path("stderr.log")).unwrap()
@@ -154,7 +140,7 @@ fn boot_cfg(img: &Path) -> Option<String> {
 #[test]
 fn interrupted_while_the_media_is_hashed_the_new_image_is_removed() {
     for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
-        let s = Setup::new("plain", 256 << 20);
+        let s = setup("plain", "256M");
         let ks = s.path("ks.cfg").display().to_string();
         let child = s.start(&s.path("media").display().to_string(), &ks);
         let (events, code) = interrupt(
@@ -176,7 +162,7 @@ fn interrupted_while_the_media_is_hashed_the_new_image_is_removed() {
 #[test]
 fn interrupted_during_the_lay_down_the_disk_is_half_written_and_the_next_run_takes_it() {
     for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
-        let s = Setup::new("plain", 128 << 20);
+        let s = setup("plain", "128M");
         let media = ksinstall::media::Media::open(&s.path("media").display().to_string())
             .unwrap()
             .manifest;
@@ -227,7 +213,7 @@ fn interrupted_during_the_lay_down_the_disk_is_half_written_and_the_next_run_tak
             .arg(s.path("media"))
             .args(["--cmdline", ""])
             .arg("--sysroot")
-            .arg(&s.sysroot)
+            .arg(s.sysroot())
             .arg("--disk")
             .arg(&img)
             .output()
@@ -245,10 +231,10 @@ fn interrupted_during_the_lay_down_the_disk_is_half_written_and_the_next_run_tak
 #[test]
 fn interrupted_while_the_bluefield_installs_the_host_disk_gets_no_boot_cfg() {
     for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
-        let s = Setup::new("bluefield3", 64 << 20);
+        let s = setup("bluefield3", "64M");
         let mut c = Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
         c.behaviour = Behaviour::Silent;
-        let sim = testkit::sim::RshimSim::start(&s.sysroot.join("dev/rshim0"), c).unwrap();
+        let sim = testkit::sim::RshimSim::start(&s.sysroot().join("dev/rshim0"), c).unwrap();
         let ks = s.path("ks.cfg").display().to_string();
         let child = s.start(&s.path("media").display().to_string(), &ks);
         // The host's disk is laid down and verified, the stream is sent: only the DPU's

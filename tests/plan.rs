@@ -12,7 +12,7 @@ mod common;
 mod devlink_peer;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::setup::Setup;
@@ -59,48 +59,38 @@ fn kickstarts() -> Vec<(String, String)> {
     v
 }
 
-/// The card a DPU fixture carries, answering on its interface while the host is read: the rshim
-/// simulator for a BlueField, a devlink peer for the DSC. Other fixtures' cards get no answer
-/// (the same one on every machine: no rshim device, no peer on the socket).
-#[allow(dead_code)] // held for their Drop: the card stops answering when the host is read
-enum Card {
-    None,
-    Rshim(testkit::sim::RshimSim),
-    Devlink(devlink_peer::DevlinkPeer),
-}
-
-fn live_card(fixture: &str, setup: &Setup, sysroot: &Path) -> Card {
-    let rshim = |address: &str, info: &str| {
-        let config = testkit::sim::Config::new(address, info);
-        Card::Rshim(testkit::sim::RshimSim::start(&sysroot.join("dev/rshim0"), config).unwrap())
-    };
-    match fixture {
-        "bluefield2" => rshim("0000:3b:00.2", "BlueField-2(Rev 1)"),
-        "bluefield3" | "bluefield3-sibling" => rshim("0000:ca:00.2", "BlueField-3(Rev 1)"),
-        "pensando-dsc2-200" => Card::Devlink(devlink_peer::DevlinkPeer::start(
+/// The DSC's devlink peer, answering on its socket while the host is read (a BlueField answers
+/// behind rshim's files through the set-up). Other fixtures' cards get no answer (the same one
+/// on every machine: no rshim device, no peer on the socket).
+fn devlink_peer(fixture: &str, setup: &Setup) -> Option<devlink_peer::DevlinkPeer> {
+    (fixture == "pensando-dsc2-200").then(|| {
+        devlink_peer::DevlinkPeer::start(
             setup.dir.path(),
-            sysroot,
+            setup.sysroot(),
             "0000:45:00.0",
             devlink_peer::FlashBehaviour::Succeed,
             "1.51.0-E-12",
-        )),
-        _ => Card::None,
-    }
+        )
+    })
 }
 
 /// Read a fixture as a run does (a copy of it, with the synthetic media), and return its host
 /// document; the copy and the media are deleted before the caller plans.
 fn recorded(fixture: &str) -> String {
-    let setup = Setup::new("16M");
-    let sysroot = setup.path("sysroot");
-    copy_dir(&repo().join("tests/fixtures").join(fixture), &sysroot);
-    let card = live_card(fixture, &setup, &sysroot);
+    // The card answers while the host is read: the set-up's BlueField, or the DSC's peer.
+    let setup = Setup::with()
+        .media("16M")
+        .host(fixture)
+        .live_bluefield()
+        .build();
+    let sysroot = setup.sysroot().to_path_buf();
+    let peer = devlink_peer(fixture, &setup);
     // The same devlink answer on every machine: the card's peer, or no peer on this socket (the
     // kernel's devlink family is there on one machine and not on the next).
     let access = ksinstall::dpu::Access {
-        devlink: ksinstall::dpu::Endpoint::Simulator(match &card {
-            Card::Devlink(peer) => peer.socket.clone(),
-            _ => setup.path("no-devlink.sock"),
+        devlink: ksinstall::dpu::Endpoint::Simulator(match &peer {
+            Some(peer) => peer.socket.clone(),
+            None => setup.path("no-devlink.sock"),
         }),
         ..ksinstall::dpu::Access::new(&sysroot)
     };
@@ -122,19 +112,9 @@ fn recorded(fixture: &str) -> String {
     // Paths in the document name the deleted copy; one name for every run of the test.
     let tmp = setup.dir.path().display().to_string();
     drop(prepared);
-    drop(card);
+    drop(peer);
     drop(setup);
     text.replace(&tmp, "/recorded")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// A kickstart parsed once: a plain `rootpw` is hashed with a fresh salt at each parse.

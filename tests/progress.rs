@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::setup::Setup;
+use common::text;
 
 const KS: &str = "vmaccepteula\nrootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e18QdWwUGxkYYf27pufzcgy.uh99Ch9umRYHEgzPhZjOfXvb9/6j3OBpXQpAO238CiGZZ0X5fOIg31\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=dhcp\n";
 
@@ -15,33 +15,18 @@ const KS: &str = "vmaccepteula\nrootpw --iscrypted $6$ksinstallExampl$gs0rWRb4e1
 const WARNING: &str = "the kickstart's disk choice is not used";
 
 /// `ksinstall install` onto a 40 GB image on the `plain` fixture, with RUST_LOG unset (what a
-/// user gets).
+/// user gets): the program and its arguments.
 fn install_args(s: &Setup, extra: &[&str]) -> Vec<String> {
     let ks = s.ks(KS);
-    let img = s.path("disk.img");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain");
-    let mut a: Vec<String> = vec![env!("CARGO_BIN_EXE_ksinstall").into(), "install".into()];
-    for (k, v) in [
-        ("--ks", ks.display().to_string()),
-        ("--media", s.path("media").display().to_string()),
-        ("--sysroot", fixture.display().to_string()),
-        ("--disk", img.display().to_string()),
-        ("--disk-size", "40G".into()),
-        ("--cmdline", String::new()),
-    ] {
-        a.push(k.into());
-        a.push(v);
-    }
-    a.extend(extra.iter().map(|e| e.to_string()));
-    a
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    let mut c = s.install_command(s.sysroot(), s.path("media").as_os_str(), &ks);
+    c.arg("--disk")
+        .arg(s.path("disk.img"))
+        .args(["--disk-size", "40G"])
+        .args(extra);
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]

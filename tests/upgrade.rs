@@ -7,6 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::setup::{fixture, Setup};
+use common::text;
 use common::{hash_range, run, sha256_file};
 use ksinstall::inventory::content;
 use ksinstall::inventory::installed::{safeboot_choice, Upgradability};
@@ -21,41 +23,40 @@ const BUILD_A: &str = "8.0.3-0.35.24280767";
 const BUILD_B: &str = "8.0.3-0.35.24280800";
 const BUILD_C: &str = "8.0.3-0.35.24280900";
 
-struct Setup {
-    dir: tempfile::TempDir,
+/// The shared set-up with media of builds A, B and C (48M each) in `A/`, `B/` and `C/`.
+fn setup() -> Setup {
+    let s = Setup::with().build();
+    for (name, build) in [("A", BUILD_A), ("B", BUILD_B), ("C", BUILD_C)] {
+        s.add_build(name, build, &[]);
+    }
+    s
 }
 
-impl Setup {
-    fn new() -> Setup {
-        let s = Setup {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        for (name, build) in [("A", BUILD_A), ("B", BUILD_B), ("C", BUILD_C)] {
-            s.media(name, build, &[]);
-        }
-        s
+/// What the upgrade tests do with the shared set-up: media of a given build, kickstarts by
+/// name, and runs that name a medium by its directory and the disk image.
+trait Upgrades {
+    fn add_build(&self, name: &str, build: &str, omit: &[&str]);
+    fn add_build_esxio(&self, name: &str, build: &str, omit: &[&str], esxio: Option<&str>);
+    fn ks_file(&self, name: &str, text: &str) -> PathBuf;
+    fn run(&self, media: &str, ks: &Path, disk: &Path, extra: &[&str]) -> Output;
+    fn run_on(&self, sysroot: &str, media: &str, ks: &Path, disk: &Path, extra: &[&str]) -> Output;
+    fn installed_a(&self, name: &str) -> PathBuf;
+    fn upgrade(&self, media: &str, disk: &Path, extra: &[&str]) -> Output;
+}
+
+impl Upgrades for Setup {
+    fn add_build(&self, name: &str, build: &str, omit: &[&str]) {
+        self.add_build_esxio(name, build, omit, None)
     }
-    fn media(&self, name: &str, build: &str, omit: &[&str]) {
-        self.media_esxio(name, build, omit, None)
-    }
-    fn media_esxio(&self, name: &str, build: &str, omit: &[&str], esxio: Option<&str>) {
-        let o = synth::Options {
-            out: self.path(name),
-            size: 48 << 20,
-            version: "8.0.3".into(),
-            seed: 3,
-        };
+    fn add_build_esxio(&self, name: &str, build: &str, omit: &[&str], esxio: Option<&str>) {
         let v = synth::Variant {
             build: Some(build.into()),
             omit: omit.iter().map(|s| s.to_string()).collect(),
             esxio_build: esxio.map(str::to_string),
         };
-        synth::mkmedia_with(&o, &v).unwrap();
+        self.add_media(name, 48 << 20, "8.0.3", &v);
     }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn ks(&self, name: &str, text: &str) -> PathBuf {
+    fn ks_file(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, text).unwrap();
         p
@@ -65,19 +66,7 @@ impl Setup {
     }
     /// A run on the machine of fixture `sysroot`.
     fn run_on(&self, sysroot: &str, media: &str, ks: &Path, disk: &Path, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ksinstall"))
-            .arg("install")
-            .arg("--ks")
-            .arg(ks)
-            .arg("--media")
-            .arg(self.path(media))
-            .arg("--sysroot")
-            .arg(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/fixtures")
-                    .join(sysroot),
-            )
-            .args(["--cmdline", ""])
+        self.install_command(&fixture(sysroot), self.path(media).as_os_str(), ks)
             .arg("--disk")
             .arg(disk)
             .args(extra)
@@ -87,28 +76,20 @@ impl Setup {
     /// A 40 GB image holding a fresh install of build A.
     fn installed_a(&self, name: &str) -> PathBuf {
         let img = self.path(name);
-        let ks = self.ks("install.cfg", INSTALL);
+        let ks = self.ks_file("install.cfg", INSTALL);
         let out = self.run("A", &ks, &img, &["--disk-size", "40G"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         host_ran(self, &img);
         img
     }
     fn upgrade(&self, media: &str, disk: &Path, extra: &[&str]) -> Output {
-        let ks = self.ks("upgrade.cfg", UPGRADE);
+        let ks = self.ks_file("upgrade.cfg", UPGRADE);
         self.run(media, &ks, disk, extra)
     }
 }
 
 const INSTALL: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstall --firstdisk --overwritevmfs\nnetwork --bootproto=static --ip=10.1.2.3 --netmask=255.255.255.0 --gateway=10.1.2.1 --hostname=esx1.example\n";
 const UPGRADE: &str = "vmaccepteula\nrootpw 'Plain-Secret-99x'\nupgrade --firstdisk\n";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn range(img: &Path, (first, last): (u64, u64)) -> String {
     hash_range(img, first * 512, (last + 1) * 512)
@@ -240,7 +221,7 @@ fn set_bootstate(s: &Setup, img: &Path, bank: (u64, u64), state: u32) {
 
 #[test]
 fn install_a_then_upgrades_to_b_and_c_alternate_banks_and_never_touch_the_running_one() {
-    let s = Setup::new();
+    let s = setup();
     let img = s.installed_a("disk.img");
     // What the inventory (and probe) sees on a fresh install.
     let c = content::read(&img, 512);
@@ -267,7 +248,7 @@ fn install_a_then_upgrades_to_b_and_c_alternate_banks_and_never_touch_the_runnin
     let fresh = s.path("fresh.img");
     let out = s.run(
         "A",
-        &s.ks("install.cfg", INSTALL),
+        &s.ks_file("install.cfg", INSTALL),
         &fresh,
         &["--disk-size", "40G"],
     );
@@ -396,8 +377,8 @@ fn install_a_then_upgrades_to_b_and_c_alternate_banks_and_never_touch_the_runnin
 
 #[test]
 fn installorupgrade_installs_on_empty_upgrades_esxi_and_refuses_a_foreign_disk() {
-    let s = Setup::new();
-    let ks = s.ks(
+    let s = setup();
+    let ks = s.ks_file(
         "iou.cfg",
         "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstalloupgrade --firstdisk\n"
             .replace("installoupgrade", "installorupgrade")
@@ -454,7 +435,7 @@ fn installorupgrade_installs_on_empty_upgrades_esxi_and_refuses_a_foreign_disk()
     assert!(t.contains("--overwritevmfs not specified"), "{t}");
     assert_eq!(common::hash_image(&foreign), whole);
     // With --overwritevmfs it is a fresh install.
-    let ks2 = s.ks(
+    let ks2 = s.ks_file(
         "iou2.cfg",
         "vmaccepteula\nrootpw 'Plain-Secret-99x'\ninstallorupgrade --firstdisk --overwritevmfs\n",
     );
@@ -469,8 +450,8 @@ fn installorupgrade_installs_on_empty_upgrades_esxi_and_refuses_a_foreign_disk()
 
 #[test]
 fn downgrades_the_same_build_missing_vibs_and_old_layouts_are_refused_before_any_write() {
-    let s = Setup::new();
-    s.media("B-noqflge", BUILD_B, &["qflge.v00"]);
+    let s = setup();
+    s.add_build("B-noqflge", BUILD_B, &["qflge.v00"]);
     let img = s.installed_a("disk.img");
     let out = s.upgrade("B", &img, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -486,7 +467,7 @@ fn downgrades_the_same_build_missing_vibs_and_old_layouts_are_refused_before_any
     // The same build again.
     refused(s.upgrade("B", &img, &[]), "already boots build");
     // The kickstart's --ignoreprereqerrors allows the downgrade, with a warning.
-    let ks = s.ks(
+    let ks = s.ks_file(
         "down.cfg",
         "vmaccepteula\nupgrade --firstdisk --ignoreprereqerrors\n",
     );
@@ -596,38 +577,18 @@ fn bank_choice_follows_esx_boot_rules() {
     );
 }
 
-/// splitmix64: the kill points, seeded from the clock (printed, so a failure can be replayed
-/// with KILL_SEED=N).
-struct Points(u64);
-impl Points {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 #[test]
 fn kill_9_at_random_points_of_an_upgrade_leaves_the_old_bank_booting_and_a_rerun_succeeds() {
-    let s = Setup::new();
+    let s = setup();
     let base = s.installed_a("base.img");
     let bank5 = range(&base, P5);
     let esp = range(&base, P1);
     let gpt = hash_range(&base, 0, 34 * 512);
     let bank6_empty = range(&base, P6);
-    let ks = s.ks("upgrade.cfg", UPGRADE);
+    let ks = s.ks_file("upgrade.cfg", UPGRADE);
     let command = |disk: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ksinstall"));
-        c.arg("install")
-            .arg("--ks")
-            .arg(&ks)
-            .arg("--media")
-            .arg(s.path("B"))
-            .arg("--sysroot")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plain"))
-            .args(["--cmdline", "", "--skip-media-check"])
+        let mut c = s.install_command(s.sysroot(), s.path("B").as_os_str(), &ks);
+        c.arg("--skip-media-check")
             .arg("--disk")
             .arg(disk)
             .stdout(std::process::Stdio::null())
@@ -652,7 +613,9 @@ fn kill_9_at_random_points_of_an_upgrade_leaves_the_old_bank_booting_and_a_rerun
                 .as_nanos() as u64
         });
     eprintln!("kill points: KILL_SEED={seed}, a whole upgrade takes {whole_us} us");
-    let mut points = Points(seed);
+    // splitmix64: the kill points, seeded from the clock (printed, so a failure can be replayed
+    // with KILL_SEED=N).
+    let mut points = synth::SplitMix64(seed);
     let (mut mid_write, mut finished) = (0, 0);
     for trial in 0..24 {
         let disk = s.path("trial.img");
@@ -704,12 +667,12 @@ fn kill_9_at_random_points_of_an_upgrade_leaves_the_old_bank_booting_and_a_rerun
 
 #[test]
 fn a_dpu_host_is_upgraded_only_when_the_new_image_carries_the_esxio_its_dpu_runs() {
-    let s = Setup::new();
+    let s = setup();
     // B's host part with A's ESXio: the DPU keeps running what the new image carries.
-    s.media_esxio("B-same-esxio", BUILD_B, &[], Some(BUILD_A));
+    s.add_build_esxio("B-same-esxio", BUILD_B, &[], Some(BUILD_A));
     let img = s.installed_a("disk.img");
     let whole = common::hash_image(&img);
-    let ks = s.ks("upgrade.cfg", UPGRADE);
+    let ks = s.ks_file("upgrade.cfg", UPGRADE);
     let refused_report = s.path("refused.json");
     let o = s.run_on(
         "bluefield2",
@@ -771,18 +734,18 @@ fn a_dpu_host_is_upgraded_only_when_the_new_image_carries_the_esxio_its_dpu_runs
 
 #[test]
 fn probe_shows_each_bank_which_one_boots_and_whether_it_can_be_upgraded() {
-    let s = Setup::new();
+    let s = setup();
     let root = common::copy_fixture("plain", &s.path("root"));
     let sda = root.join("dev/sda");
     std::fs::File::create(&sda)
         .unwrap()
         .set_len(1_953_525_168 * 512)
         .unwrap();
-    let ks = s.ks("install.cfg", INSTALL);
+    let ks = s.ks_file("install.cfg", INSTALL);
     let out = s.run("A", &ks, &sda, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     host_ran(&s, &sda);
-    let ks = s.ks("upgrade.cfg", UPGRADE);
+    let ks = s.ks_file("upgrade.cfg", UPGRADE);
     let out = s.run("B", &ks, &sda, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // inspect on the upgraded disk: bank 6 boots; bank 5's first boot is done.

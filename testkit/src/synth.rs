@@ -46,10 +46,12 @@ pub struct Options {
     pub seed: u64,
 }
 
-/// splitmix64: deterministic, fast, and enough for filler bytes (no secrecy needed).
-struct Filler(u64);
-impl Filler {
-    fn next(&mut self) -> u64 {
+/// splitmix64: deterministic, fast, and enough for filler bytes and test choices (no secrecy
+/// needed); the same seed gives the same numbers.
+pub struct SplitMix64(pub u64);
+impl SplitMix64 {
+    #[allow(clippy::should_implement_trait)] // an endless stream: Iterator's Option is noise
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -103,7 +105,7 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
 /// Write `size` filler bytes to `out`, hashing them (sha-256, sha-1).
 fn fill(out: &mut dyn Write, size: u64, seed: u64) -> Result<(String, String)> {
     let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
-    let mut rng = Filler(seed);
+    let mut rng = SplitMix64(seed);
     let mut buf = vec![0u8; 1 << 16];
     let mut left = size;
     while left > 0 {

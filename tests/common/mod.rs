@@ -44,6 +44,15 @@ pub fn tool(name: &str) -> PathBuf {
     );
 }
 
+/// What a run printed: its stdout, then its stderr.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Run a tool; returns (success, stdout, stderr).
 pub fn run(name: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(tool(name))

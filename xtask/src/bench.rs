@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ksinstall::media::Role;
+use ksinstall::media::{Manifest, Role};
 use testkit::synth;
 
 /// Wall time and peak resident memory of one command (its own, via wait4).
@@ -155,47 +155,13 @@ pub struct Args {
 }
 
 pub fn bench(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
-    let concurrency_only = args.concurrency;
     super::ensure_tools()?;
-    let status = cargo
-        .current_dir(root)
-        .args(["build", "--quiet", "--release", "--bin", "ksinstall"])
-        .status()?;
-    anyhow::ensure!(status.success(), "release build failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/ksinstall");
-    let work = target.join("bench");
-    std::fs::create_dir_all(&work)?;
-    let ks = work.join("ks.cfg");
-    std::fs::write(&ks, KS)?;
-    let sysroot = root.join("tests/fixtures/plain");
-    let img = work.join("disk.img");
-    let fresh_image = || -> Result<()> {
-        let _ = std::fs::remove_file(&img);
-        Ok(())
-    };
-    let ours = |m: &Path, extra: &[&str]| -> Result<Command> {
-        let mut c = Command::new(&bin);
-        c.arg("install")
-            .arg("--ks")
-            .arg(&ks)
-            .arg("--media")
-            .arg(m)
-            .arg("--sysroot")
-            .arg(&sysroot);
-        c.arg("--disk")
-            .arg(&img)
-            .args(["--disk-size", "40G", "--progress", "none", "--cmdline", ""])
-            .args(extra);
-        Ok(c)
-    };
-
-    let m2 = media(&work, 2)?;
-    if concurrency_only {
-        let host = best_of(3, || ours(&m2, &[]), fresh_image)?;
-        let conc = concurrency(root, &bin, &work, &m2, &ks, host.secs)?;
+    let (bin, target) = release_build(root, cargo)?;
+    let b = Bench::new(root, bin, target.join("bench"))?;
+    let m2 = media(&b.work, 2)?;
+    if args.concurrency {
+        let host = best_of(3, || b.ours(&m2, &[]), || b.fresh_image())?;
+        let conc = concurrency(root, &b.bin, &b.work, &m2, &b.ks, host.secs)?;
         println!(
             "host {:.2} s, DPU {:.2} s (staging {:.2} s), both {:.2} s: {:.2}\n{}",
             host.secs,
@@ -208,18 +174,7 @@ pub fn bench(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
         return Ok(());
     }
     let manifest = ksinstall::media::Media::open(&m2.display().to_string())?.manifest;
-    // The real format's names: upper-case 8.3 on the media (BOOT.CFG and the manifest spell them
-    // in lower case; the media are read without case).
-    let on_disk = |p: &str| p.to_ascii_uppercase();
-    let mut laid: Vec<String> = manifest
-        .components
-        .iter()
-        .filter(|c| c.role != Role::Dpu)
-        .map(|c| on_disk(&c.path))
-        .collect();
-    // safeboot is laid down twice from one media file; read it once.
-    laid.dedup();
-    let iso = work.join("media-2g.iso");
+    let iso = b.work.join("media-2g.iso");
     if !iso.exists() {
         synth::make_iso(&m2, &iso)?;
     }
@@ -235,79 +190,14 @@ pub fn bench(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
         "find {} -type f -exec cat {{}} + > /dev/null",
         m2.display(),
     )))?;
-
-    println!("bench: ours (media checked before writing) ...");
-    let ours_checked = best_of(3, || ours(&m2, &[]), fresh_image)?;
-    println!("bench: ours from the real-format ISO file ...");
-    measure(&mut sh(&format!("cat {} > /dev/null", iso.display())))?;
-    let ours_iso = best_of(3, || ours(&iso, &[]), fresh_image)?;
-    println!("bench: ours (--skip-media-check: one pass) ...");
-    let ours_onepass = best_of(3, || ours(&m2, &["--skip-media-check"]), fresh_image)?;
-
-    // The baseline: the same job with sgdisk, mkfs.fat, sha256sum and mcopy.
-    let sums = work.join("sums");
-    std::fs::write(
-        &sums,
-        manifest
-            .components
-            .iter()
-            .filter(|c| c.role != Role::Dpu)
-            .map(|c| format!("{}  {}\n", c.sha256, on_disk(&c.path)))
-            .collect::<String>(),
-    )?;
-    let bank: Vec<String> = manifest
-        .components
-        .iter()
-        .filter(|c| c.role == Role::Kernel || c.role == Role::Module)
-        .map(|c| format!("{}/{}", m2.display(), on_disk(&c.path)))
-        .collect();
-    let back = work.join("back");
-    let baseline = baseline_script(&img, &m2, &sums, &bank, &back);
-    println!("bench: baseline script (sgdisk, mkfs.fat, sha256sum, mcopy) ...");
-    let base = best_of(2, || Ok(sh(&baseline)), fresh_image)?;
-
-    // The physical limit: hashing the same bytes with the CPU's SHA instructions, or copying them.
-    let files: Vec<String> = laid
-        .iter()
-        .map(|p| format!("{}/{}", m2.display(), p))
-        .collect();
-    println!("bench: limits (openssl dgst -sha256, cp) ...");
-    let openssl = best_of(
-        3,
-        || {
-            Ok(sh(&format!(
-                "cat {} | openssl dgst -sha256 > /dev/null",
-                files.join(" ")
-            )))
-        },
-        || Ok(()),
-    )?;
-    let cpdir = work.join("cp");
-    let cp = best_of(
-        3,
-        || {
-            Ok(sh(&format!(
-                "rm -rf {d}; mkdir -p {d}; cp {f} {d}/; sync -f {d}",
-                d = cpdir.display(),
-                f = files.join(" ")
-            )))
-        },
-        || Ok(()),
-    )?;
-    let _ = std::fs::remove_dir_all(&cpdir);
-
-    println!("bench: peak memory at 1 GiB and 4 GiB media ...");
-    let m1 = media(&work, 1)?;
-    fresh_image()?;
-    let mem1 = measure(&mut ours(&m1, &[])?)?;
-    let m4 = media(&work, 4)?;
-    fresh_image()?;
-    let mem4 = measure(&mut ours(&m4, &[])?)?;
-    let _ = std::fs::remove_file(&img);
+    let (ours_checked, ours_iso, ours_onepass) = b.ours_three_ways(&m2, &iso)?;
+    let base = b.baseline(&m2, &manifest)?;
+    let (openssl, cp) = b.limits(&m2, &manifest)?;
+    let (mem1, mem4) = b.peak_memory()?;
 
     // After the memory runs: the simulated DPU holds its stream in this process's memory.
     println!("bench: host + DPU at once, against each alone ...");
-    let conc = concurrency(root, &bin, &work, &m2, &ks, ours_checked.secs)?;
+    let conc = concurrency(root, &b.bin, &b.work, &m2, &b.ks, ours_checked.secs)?;
 
     let report = render(&Figures {
         media_bytes,
@@ -322,9 +212,174 @@ pub fn bench(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
         mem4,
         conc,
     });
-    // The `## Rollout` section is `cargo xtask rollout`'s: keep it.
+    write_report(root, report)
+}
+
+/// `cargo build --release` of the binary; returns it and the target directory.
+pub fn release_build(root: &Path, cargo: &mut Command) -> Result<(PathBuf, PathBuf)> {
+    let status = cargo
+        .current_dir(root)
+        .args(["build", "--quiet", "--release", "--bin", "ksinstall"])
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok((target.join("release/ksinstall"), target))
+}
+
+/// The real format's names: upper-case 8.3 on the media (BOOT.CFG and the manifest spell them
+/// in lower case; the media are read without case).
+fn on_disk(p: &str) -> String {
+    p.to_ascii_uppercase()
+}
+
+/// Where the bench works and what every run of ours shares: the binary, the kickstart, the
+/// `plain` fixture and one 40 GiB sparse image.
+struct Bench {
+    bin: PathBuf,
+    work: PathBuf,
+    ks: PathBuf,
+    sysroot: PathBuf,
+    img: PathBuf,
+}
+
+impl Bench {
+    fn new(root: &Path, bin: PathBuf, work: PathBuf) -> Result<Bench> {
+        std::fs::create_dir_all(&work)?;
+        let ks = work.join("ks.cfg");
+        std::fs::write(&ks, KS)?;
+        Ok(Bench {
+            bin,
+            ks,
+            sysroot: root.join("tests/fixtures/plain"),
+            img: work.join("disk.img"),
+            work,
+        })
+    }
+
+    fn fresh_image(&self) -> Result<()> {
+        let _ = std::fs::remove_file(&self.img);
+        Ok(())
+    }
+
+    /// `ksinstall install` from media `m` onto the image, without progress output.
+    fn ours(&self, m: &Path, extra: &[&str]) -> Result<Command> {
+        let mut c = Command::new(&self.bin);
+        c.arg("install")
+            .arg("--ks")
+            .arg(&self.ks)
+            .arg("--media")
+            .arg(m)
+            .arg("--sysroot")
+            .arg(&self.sysroot);
+        c.arg("--disk")
+            .arg(&self.img)
+            .args(["--disk-size", "40G", "--progress", "none", "--cmdline", ""])
+            .args(extra);
+        Ok(c)
+    }
+
+    /// Ours from the directory (media checked first), from the ISO file, and in one pass.
+    fn ours_three_ways(&self, m2: &Path, iso: &Path) -> Result<(Run, Run, Run)> {
+        println!("bench: ours (media checked before writing) ...");
+        let checked = best_of(3, || self.ours(m2, &[]), || self.fresh_image())?;
+        println!("bench: ours from the real-format ISO file ...");
+        measure(&mut sh(&format!("cat {} > /dev/null", iso.display())))?;
+        let from_iso = best_of(3, || self.ours(iso, &[]), || self.fresh_image())?;
+        println!("bench: ours (--skip-media-check: one pass) ...");
+        let onepass = best_of(
+            3,
+            || self.ours(m2, &["--skip-media-check"]),
+            || self.fresh_image(),
+        )?;
+        Ok((checked, from_iso, onepass))
+    }
+
+    /// The baseline: the same job with sgdisk, mkfs.fat, sha256sum and mcopy.
+    fn baseline(&self, m2: &Path, manifest: &Manifest) -> Result<Run> {
+        let sums = self.work.join("sums");
+        std::fs::write(
+            &sums,
+            manifest
+                .components
+                .iter()
+                .filter(|c| c.role != Role::Dpu)
+                .map(|c| format!("{}  {}\n", c.sha256, on_disk(&c.path)))
+                .collect::<String>(),
+        )?;
+        let bank: Vec<String> = manifest
+            .components
+            .iter()
+            .filter(|c| c.role == Role::Kernel || c.role == Role::Module)
+            .map(|c| format!("{}/{}", m2.display(), on_disk(&c.path)))
+            .collect();
+        let back = self.work.join("back");
+        let baseline = baseline_script(&self.img, m2, &sums, &bank, &back);
+        println!("bench: baseline script (sgdisk, mkfs.fat, sha256sum, mcopy) ...");
+        best_of(2, || Ok(sh(&baseline)), || self.fresh_image())
+    }
+
+    /// The physical limit: hashing the laid-down bytes with the CPU's SHA instructions
+    /// (openssl), and copying them (cp, then sync).
+    fn limits(&self, m2: &Path, manifest: &Manifest) -> Result<(Run, Run)> {
+        let mut laid: Vec<String> = manifest
+            .components
+            .iter()
+            .filter(|c| c.role != Role::Dpu)
+            .map(|c| on_disk(&c.path))
+            .collect();
+        // safeboot is laid down twice from one media file; read it once.
+        laid.dedup();
+        let files: Vec<String> = laid
+            .iter()
+            .map(|p| format!("{}/{}", m2.display(), p))
+            .collect();
+        println!("bench: limits (openssl dgst -sha256, cp) ...");
+        let openssl = best_of(
+            3,
+            || {
+                Ok(sh(&format!(
+                    "cat {} | openssl dgst -sha256 > /dev/null",
+                    files.join(" ")
+                )))
+            },
+            || Ok(()),
+        )?;
+        let cpdir = self.work.join("cp");
+        let cp = best_of(
+            3,
+            || {
+                Ok(sh(&format!(
+                    "rm -rf {d}; mkdir -p {d}; cp {f} {d}/; sync -f {d}",
+                    d = cpdir.display(),
+                    f = files.join(" ")
+                )))
+            },
+            || Ok(()),
+        )?;
+        let _ = std::fs::remove_dir_all(&cpdir);
+        Ok((openssl, cp))
+    }
+
+    /// Our peak memory at 1 GiB and at 4 GiB media (it must not grow with the media).
+    fn peak_memory(&self) -> Result<(Run, Run)> {
+        println!("bench: peak memory at 1 GiB and 4 GiB media ...");
+        let m1 = media(&self.work, 1)?;
+        self.fresh_image()?;
+        let mem1 = measure(&mut self.ours(&m1, &[])?)?;
+        let m4 = media(&self.work, 4)?;
+        self.fresh_image()?;
+        let mem4 = measure(&mut self.ours(&m4, &[])?)?;
+        let _ = std::fs::remove_file(&self.img);
+        Ok((mem1, mem4))
+    }
+}
+
+/// docs/PERFORMANCE.md: the report, with the `## Rollout` section (`cargo xtask rollout`'s)
+/// kept as it was.
+fn write_report(root: &Path, mut report: String) -> Result<()> {
     let doc_path = root.join("docs/PERFORMANCE.md");
-    let mut report = report;
     if let Some(rollout) = std::fs::read_to_string(&doc_path)
         .ok()
         .and_then(|old| super::rollout::section_of(&old, super::rollout::HEADING))
@@ -494,9 +549,7 @@ fn concurrency(
     ks: &Path,
     host_secs: f64,
 ) -> Result<Concurrency> {
-    use ksinstall::dpu::{bundle, payload, rshim};
-    use std::time::Duration;
-    use testkit::sim;
+    use ksinstall::dpu::{bundle, payload};
     let sysroot = work.join("sysroot-bf3");
     let _ = std::fs::remove_dir_all(&sysroot);
     let ok = Command::new("cp")
@@ -505,7 +558,6 @@ fn concurrency(
         .arg(&sysroot)
         .status()?;
     anyhow::ensure!(ok.success(), "copying the BlueField-3 fixture");
-    let rshim_dir = sysroot.join("dev/rshim0");
     let mut media = ksinstall::media::Media::open(&media_dir.display().to_string())?;
     media.pin_dpu()?;
     let b = bundle::load(&root.join("firmware/nvidia-bluefield-3"))?;
@@ -514,26 +566,74 @@ fn concurrency(
     // Pick the rate so the DPU alone takes about as long as the host alone: the case where
     // running them together gains the most, and where any serialisation would show.
     let rate = ((payload_bytes as f64 / host_secs.max(0.5)) as u64).max(1 << 20);
-    let config = || {
-        let mut c = sim::Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
-        c.rate = Some(rate);
-        c
+    let card = SimCard {
+        rshim_dir: sysroot.join("dev/rshim0"),
+        rate,
     };
+    let (dpu_only, stage_secs) = dpu_alone(&card, &plan, &media)?;
+    let mut run = Command::new(bin);
+    run.arg("install")
+        .arg("--ks")
+        .arg(ks)
+        .arg("--media")
+        .arg(media_dir)
+        .arg("--sysroot")
+        .arg(&sysroot)
+        .args(["--disk-size", "40G", "--progress", "json", "--cmdline", ""])
+        .args(["--dpu-timeout", "60"])
+        .arg("--firmware")
+        .arg(root.join("firmware"));
+    let (both, timeline) = host_and_dpu(&card, run, &work.join("disk-dpu.img"))?;
+    Ok(Concurrency {
+        rate,
+        payload_bytes,
+        dpu_only,
+        stage_secs,
+        both,
+        timeline,
+    })
+}
+
+/// The simulated BlueField-3 of the concurrency runs: where its rshim files are, and the rate
+/// (bytes/s) it drains its boot FIFO at.
+struct SimCard {
+    rshim_dir: PathBuf,
+    rate: u64,
+}
+
+impl SimCard {
+    fn start(&self) -> Result<testkit::sim::RshimSim> {
+        let mut c = testkit::sim::Config::new("0000:ca:00.2", "BlueField-3(Rev 1)");
+        c.rate = Some(self.rate);
+        Ok(testkit::sim::RshimSim::start(&self.rshim_dir, c)?)
+    }
+}
+
+/// The DPU alone, best of 3: stage and check the payload, push it through rshim, wait for the
+/// card's marker. Returns (whole, staging) in seconds.
+fn dpu_alone(
+    card: &SimCard,
+    plan: &ksinstall::dpu::payload::PayloadPlan,
+    media: &ksinstall::media::Media,
+) -> Result<(f64, f64)> {
+    use ksinstall::dpu::{payload, rshim};
+    use std::time::Duration;
+    let rshim_dir = &card.rshim_dir;
     let stage_dir = payload::scratch_dir()?;
     let stage_dir = stage_dir.path();
     let mut dpu_only = f64::MAX;
     let mut stage_secs = f64::MAX;
     for _ in 0..3 {
-        let s = sim::RshimSim::start(&rshim_dir, config())?;
+        let s = card.start()?;
         let t = Instant::now();
-        let staged = payload::stage(&plan, &media, stage_dir, "BlueField-3", "0000:ca:00")?;
+        let staged = payload::stage(plan, media, stage_dir, "BlueField-3", "0000:ca:00")?;
         stage_secs = stage_secs.min(t.elapsed().as_secs_f64());
         // As the install does: the log on, cleared by each read.
-        rshim::misc_command(&rshim_dir, "CLEAR_ON_READ 1")?;
-        rshim::misc_command(&rshim_dir, "DISPLAY_LEVEL 2")?;
+        rshim::misc_command(rshim_dir, "CLEAR_ON_READ 1")?;
+        rshim::misc_command(rshim_dir, "DISPLAY_LEVEL 2")?;
         let base = std::fs::read_to_string(rshim_dir.join("misc"))?;
         rshim::push(
-            &rshim_dir,
+            rshim_dir,
             &staged.path,
             Duration::from_secs(60),
             &mut |_| {},
@@ -542,7 +642,7 @@ fn concurrency(
         let cancel = std::sync::atomic::AtomicBool::new(false);
         rshim::wait(
             rshim::Watch {
-                dir: &rshim_dir,
+                dir: rshim_dir,
                 seen: base.lines().map(str::to_string).collect(),
                 marker: &marker,
                 silence: Duration::from_secs(60),
@@ -560,28 +660,19 @@ fn concurrency(
             got.problems
         );
     }
-    let img = work.join("disk-dpu.img");
+    Ok((dpu_only, stage_secs))
+}
+
+/// Host + DPU in one install (`run`, given `--disk img` here), best of 3: its time and the
+/// timeline of its fastest run.
+fn host_and_dpu(card: &SimCard, mut run: Command, img: &Path) -> Result<(f64, Timeline)> {
+    run.arg("--disk").arg(img);
     let mut both = f64::MAX;
     let mut timeline = Vec::new();
     for _ in 0..3 {
-        let _ = std::fs::remove_file(&img);
-        let s = sim::RshimSim::start(&rshim_dir, config())?;
-        let (r, steps) = measure_steps(
-            Command::new(bin)
-                .arg("install")
-                .arg("--ks")
-                .arg(ks)
-                .arg("--media")
-                .arg(media_dir)
-                .arg("--sysroot")
-                .arg(&sysroot)
-                .arg("--disk")
-                .arg(&img)
-                .args(["--disk-size", "40G", "--progress", "json", "--cmdline", ""])
-                .args(["--dpu-timeout", "60"])
-                .arg("--firmware")
-                .arg(root.join("firmware")),
-        )?;
+        let _ = std::fs::remove_file(img);
+        let s = card.start()?;
+        let (r, steps) = measure_steps(&mut run)?;
         let got = s.finish();
         if r.secs < both {
             both = r.secs;
@@ -603,13 +694,6 @@ fn concurrency(
             got.problems
         );
     }
-    let _ = std::fs::remove_file(&img);
-    Ok(Concurrency {
-        rate,
-        payload_bytes,
-        dpu_only,
-        stage_secs,
-        both,
-        timeline,
-    })
+    let _ = std::fs::remove_file(img);
+    Ok((both, timeline))
 }

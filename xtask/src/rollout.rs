@@ -287,43 +287,86 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
         return crate::e2e::ironic::rollout(root, cargo, args.hosts.unwrap_or(3));
     }
     let o = Options::sim(args)?;
-    let status = cargo
-        .current_dir(root)
-        .args(["build", "--quiet", "--release", "--bin", "ksinstall"])
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release failed");
+    let (bin, work) = release_build(root, cargo)?;
+    let media = rack_media(&work, "media", o.media_size, 1)?;
+    let other_media = rack_media(&work, "media-other-build", o.media_size, 2)?;
+    std::fs::write(work.join("www/ks.cfg"), KS)?;
+    let server = serve(work.join("www"))?;
+    let ks_url = format!("{}/ks.cfg", server.url);
+    let hosts = rack(&o, &media, &other_media);
+    let wrong_name = hosts[o.hosts / 3].name.clone();
+
+    let alone = install_alone(&bin, &work, &ks_url, &hosts[0])?;
+    println!(
+        "== {} hosts, {} at a time, kickstart from {ks_url}",
+        o.hosts, o.jobs
+    );
+    let (results, wall) = install_rack(&bin, &work, &ks_url, &hosts, o.jobs)?;
+    let reports: Vec<PathBuf> = results
+        .iter()
+        .map(|r| work.join("reports").join(format!("{}.json", r.host.name)))
+        .collect();
+    let verdict = cluster_check(&bin, &reports)?;
+    print_table(&results, &verdict.broken);
+    let figures = Figures::of(&alone, &results, wall);
+    println!(
+        "rack: {} hosts in {wall:.1} s = {:.1} hosts/minute; {:.0} MB laid down at {:.1} MB/s aggregate ({:.2}x one host alone at {:.1} MB/s); {:.0} MB to the DPUs; kickstart served {} times",
+        o.hosts,
+        figures.per_minute,
+        figures.host_bytes as f64 / 1e6,
+        figures.aggregate,
+        figures.aggregate / figures.alone_mbs,
+        figures.alone_mbs,
+        figures.dpu_bytes as f64 / 1e6,
+        server.served.load(Ordering::SeqCst)
+    );
+    print!(
+        "{}",
+        String::from_utf8_lossy(
+            &Command::new(&bin)
+                .args(["cluster", "check"])
+                .args(&reports)
+                .output()?
+                .stdout
+        )
+    );
+    judge(&results, &verdict, &wrong_name, o.wrong)?;
+    if o.write_doc {
+        write_section(root, &section(&o, &wrong_name, &figures))?;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/ksinstall");
+    Ok(())
+}
+
+/// `cargo build --release` of the binary the rack runs; returns it and the rack's work
+/// directory (under the target directory, emptied of the last run's hosts and reports).
+fn release_build(root: &Path, cargo: &mut Command) -> Result<(PathBuf, PathBuf)> {
+    let (bin, target) = crate::bench::release_build(root, cargo)?;
     let work = target.join("rollout");
     let _ = std::fs::remove_dir_all(work.join("hosts"));
     let _ = std::fs::remove_dir_all(work.join("reports"));
     for d in ["hosts", "reports", "www"] {
         std::fs::create_dir_all(work.join(d)).with_context(|| format!("{}", work.display()))?;
     }
-    let mk = |name: &str, seed: u64| -> Result<PathBuf> {
-        let dir = work.join(format!("{name}-{}m", o.media_size >> 20));
-        if !dir.join("IMGDB.TGZ").exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-            synth::mkmedia(&synth::Options {
-                out: dir.clone(),
-                size: o.media_size,
-                version: "8.0.3".into(),
-                seed,
-            })?;
-        }
-        Ok(dir)
-    };
-    let media = mk("media", 1)?;
-    let other_media = mk("media-other-build", 2)?;
-    std::fs::write(work.join("www/ks.cfg"), KS)?;
-    let server = serve(work.join("www"))?;
-    let ks_url = format!("{}/ks.cfg", server.url);
+    Ok((bin, work))
+}
 
-    // The rack: BlueField-3 hosts on mixed disks; the wrong one a third of the way in.
+/// A synthetic medium of `size` bytes under `work`, kept between runs (it takes a while).
+fn rack_media(work: &Path, name: &str, size: u64, seed: u64) -> Result<PathBuf> {
+    let dir = work.join(format!("{name}-{}m", size >> 20));
+    if !dir.join("IMGDB.TGZ").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        synth::mkmedia(&synth::Options {
+            out: dir.clone(),
+            size,
+            version: "8.0.3".into(),
+            seed,
+        })?;
+    }
+    Ok(dir)
+}
+
+/// The rack: BlueField-3 hosts on mixed disks; the wrong one a third of the way in.
+fn rack(o: &Options, media: &Path, other_media: &Path) -> Vec<Host> {
     let disks: [(&str, &str, u32); 4] = [
         ("sda", "40G", 512),
         ("sdb", "200G", 512),
@@ -331,14 +374,14 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
         ("sdb", "480G", 512),
     ];
     let wrong_at = o.hosts / 3;
-    let hosts: Vec<Host> = (0..o.hosts)
+    (0..o.hosts)
         .map(|i| {
             let (disk, disk_size, sector_size) = disks[i % disks.len()];
             let mut h = Host {
                 name: format!("esx-{:02}", i + 1),
                 fixture: "bluefield3",
                 rshim: Some(("0000:ca:00.2", "BlueField-3(Rev 1)")),
-                media: media.clone(),
+                media: media.to_path_buf(),
                 disk,
                 disk_size,
                 sector_size,
@@ -354,50 +397,57 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
                         h.fixture = "plain";
                         h.rshim = None;
                     }
-                    Wrong::OtherImage => h.media = other_media.clone(),
+                    Wrong::OtherImage => h.media = other_media.to_path_buf(),
                 }
             }
             h
         })
-        .collect();
-    let wrong_name = hosts[wrong_at].name.clone();
+        .collect()
+}
 
-    println!("== one host alone ({}), for comparison", hosts[0].name);
+/// The first host installed on its own, the yardstick for the rack's aggregate figure.
+fn install_alone(bin: &Path, work: &Path, ks_url: &str, first: &Host) -> Result<Outcome> {
+    println!("== one host alone ({}), for comparison", first.name);
     let alone = install(
-        &bin,
-        &work,
-        &ks_url,
+        bin,
+        work,
+        ks_url,
         &Host {
             name: "alone".into(),
-            ..hosts[0].clone()
+            ..first.clone()
         },
     )?;
     if alone.exit != Some(0) {
         bail!("the lone install failed ({:?})", alone.exit);
     }
-    let alone_mbs = alone.bytes_written as f64 / 1e6 / alone.secs;
     println!(
         "   {:.2} s, {:.0} MB laid down: {:.1} MB/s",
         alone.secs,
         alone.bytes_written as f64 / 1e6,
-        alone_mbs
+        alone.bytes_written as f64 / 1e6 / alone.secs
     );
     let _ = std::fs::remove_file(work.join("reports/alone.json"));
+    Ok(alone)
+}
 
-    println!(
-        "== {} hosts, {} at a time, kickstart from {ks_url}",
-        o.hosts, o.jobs
-    );
+/// Every host installed, `jobs` at a time; the outcomes sorted by host name, and the wall time.
+fn install_rack(
+    bin: &Path,
+    work: &Path,
+    ks_url: &str,
+    hosts: &[Host],
+    jobs: usize,
+) -> Result<(Vec<Outcome>, f64)> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..o.jobs.min(o.hosts) {
+        for _ in 0..jobs.min(hosts.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(h) = hosts.get(i) else { break };
-                match install(&bin, &work, &ks_url, h) {
+                match install(bin, work, ks_url, h) {
                     Ok(r) => results.lock().map(|mut v| v.push(r)).unwrap_or(()),
                     Err(e) => failures
                         .lock()
@@ -414,15 +464,21 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
     }
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+    Ok((results, wall))
+}
 
-    // The reports, as a fleet tool would gather them, to the cluster check.
-    let reports: Vec<PathBuf> = results
-        .iter()
-        .map(|r| work.join("reports").join(format!("{}.json", r.host.name)))
-        .collect();
-    let check = Command::new(&bin)
+/// What `cluster check` said of the rack.
+struct Verdict {
+    /// (host, rule) of every finding of severity "broken".
+    broken: Vec<(String, String)>,
+    exit: Option<i32>,
+}
+
+/// The reports, as a fleet tool would gather them, to `cluster check --format json`.
+fn cluster_check(bin: &Path, reports: &[PathBuf]) -> Result<Verdict> {
+    let check = Command::new(bin)
         .args(["cluster", "check", "--format", "json"])
-        .args(&reports)
+        .args(reports)
         .output()
         .context("running ksinstall cluster check")?;
     let verdict: serde_json::Value = serde_json::from_slice(&check.stdout).with_context(|| {
@@ -444,12 +500,19 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
             )
         })
         .collect();
+    Ok(Verdict {
+        broken,
+        exit: check.status.code(),
+    })
+}
 
+/// One line a host: what it is, how its install went, what the cluster check says of it.
+fn print_table(results: &[Outcome], broken: &[(String, String)]) {
     println!(
         "{:<8} {:<11} {:<12} {:>6} {:>6} {:>8} {:>8} {:>8} {:>5}  CLUSTER",
         "HOST", "FIXTURE", "DISK", "SIZE", "SECTOR", "TIME s", "HOST MB", "DPU MB", "EXIT"
     );
-    for r in &results {
+    for r in results {
         let rules: Vec<&str> = broken
             .iter()
             .filter(|(h, _)| *h == r.host.name)
@@ -473,64 +536,82 @@ pub fn rollout(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
             }
         );
     }
-    let host_bytes: u64 = results.iter().map(|r| r.bytes_written).sum();
-    let dpu_bytes: u64 = results.iter().map(|r| r.dpu_bytes).sum();
-    let per_minute = o.hosts as f64 / wall * 60.0;
-    let aggregate = host_bytes as f64 / 1e6 / wall;
-    println!(
-        "rack: {} hosts in {wall:.1} s = {per_minute:.1} hosts/minute; {:.0} MB laid down at {aggregate:.1} MB/s aggregate ({:.2}x one host alone at {alone_mbs:.1} MB/s); {:.0} MB to the DPUs; kickstart served {} times",
-        o.hosts,
-        host_bytes as f64 / 1e6,
-        aggregate / alone_mbs,
-        dpu_bytes as f64 / 1e6,
-        server.served.load(Ordering::SeqCst)
-    );
-    print!(
-        "{}",
-        String::from_utf8_lossy(
-            &Command::new(&bin)
-                .args(["cluster", "check"])
-                .args(&reports)
-                .output()?
-                .stdout
-        )
-    );
+}
+
+/// Every install succeeded and the cluster check flagged exactly the wrong host, by its rule,
+/// with exit 12.
+fn judge(results: &[Outcome], verdict: &Verdict, wrong_name: &str, wrong: Wrong) -> Result<()> {
+    let (broken, check_exit) = (&verdict.broken, verdict.exit);
     let failed: Vec<&str> = results
         .iter()
         .filter(|r| r.exit != Some(0))
         .map(|r| r.host.name.as_str())
         .collect();
-    let expected = vec![(wrong_name.clone(), o.wrong.rule().to_string())];
+    let expected = vec![(wrong_name.to_string(), wrong.rule().to_string())];
     if !failed.is_empty() {
         bail!("installs failed: {}", failed.join(", "));
     }
-    if broken != expected || check.status.code() != Some(12) {
+    if *broken != expected || check_exit != Some(12) {
         bail!(
             "cluster check should flag exactly {wrong_name} ({}), it flagged {broken:?} (exit {:?})",
-            o.wrong.rule(),
-            check.status.code()
+            wrong.rule(),
+            check_exit
         );
     }
     println!(
         "cluster check flagged exactly {wrong_name} ({}), exit 12",
-        o.wrong.rule()
+        wrong.rule()
     );
+    Ok(())
+}
 
-    if o.write_doc {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| {
-                c.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|s| s.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let section = format!(
-            "{HEADING}\n\nMeasured by `cargo xtask rollout --hosts {n} --jobs {jobs}` (release build; writes this section only).\n\
+/// What the rack measured, for the summary line and docs/PERFORMANCE.md.
+struct Figures {
+    alone_secs: f64,
+    alone_bytes: u64,
+    alone_mbs: f64,
+    wall: f64,
+    per_minute: f64,
+    host_bytes: u64,
+    dpu_bytes: u64,
+    /// MB/s laid down by the whole rack.
+    aggregate: f64,
+    dpus: usize,
+}
+
+impl Figures {
+    fn of(alone: &Outcome, results: &[Outcome], wall: f64) -> Figures {
+        let host_bytes: u64 = results.iter().map(|r| r.bytes_written).sum();
+        Figures {
+            alone_secs: alone.secs,
+            alone_bytes: alone.bytes_written,
+            alone_mbs: alone.bytes_written as f64 / 1e6 / alone.secs,
+            wall,
+            per_minute: results.len() as f64 / wall * 60.0,
+            host_bytes,
+            dpu_bytes: results.iter().map(|r| r.dpu_bytes).sum(),
+            aggregate: host_bytes as f64 / 1e6 / wall,
+            dpus: results.iter().filter(|r| r.dpu_bytes > 0).count(),
+        }
+    }
+}
+
+/// The `## Rollout` section of docs/PERFORMANCE.md.
+fn section(o: &Options, wrong_name: &str, f: &Figures) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!(
+        "{HEADING}\n\nMeasured by `cargo xtask rollout --hosts {n} --jobs {jobs}` (release build; writes this section only).\n\
 A simulated rack on one machine ({cpu}, {cores} cores): {n} hosts, copies of the `bluefield3` fixture (but the wrong one), each\n\
 DPU simulated behind rshim's files (draining at 200 MB/s), installed onto its own disk file (40 G to 480 G,\n\
 512- and 4096-byte sectors) from one kickstart served over HTTP, from a {msize} MiB synthetic 8.0.3 medium, {jobs}\n\
@@ -545,33 +626,37 @@ Why the aggregate is not {jobs}x: the {jobs} installs share this machine's two c
 install hashes every byte twice (the media check, then as it is written) and reads it back; not profiled\n\
 further. In a real rack every host has its own CPU and disk. The machine is shared with other jobs, so the\n\
 figures move from run to run.\n",
-            n = o.hosts,
-            jobs = o.jobs,
-            msize = o.media_size >> 20,
-            wrong = wrong_name,
-            why = match o.wrong {
-                Wrong::OtherModel => "a BlueField-2 among BlueField-3s",
-                Wrong::NoDpu => "no DPU",
-                Wrong::OtherImage => "another build of 8.0.3",
-            },
-            rule = o.wrong.rule(),
-            at = alone.secs,
-            amb = alone.bytes_written as f64 / 1e6,
-            ambs = alone_mbs,
-            ppm = per_minute,
-            hmb = host_bytes as f64 / 1e6,
-            agg = aggregate,
-            ratio = aggregate / alone_mbs,
-            dmb = dpu_bytes as f64 / 1e6,
-            ndpu = results.iter().filter(|r| r.dpu_bytes > 0).count(),
-        );
-        let doc_path = root.join("docs/PERFORMANCE.md");
-        let doc = std::fs::read_to_string(&doc_path)
-            .with_context(|| format!("reading {}", doc_path.display()))?;
-        std::fs::write(&doc_path, with_section(&doc, HEADING, &section))
-            .with_context(|| format!("writing {}", doc_path.display()))?;
-        println!("wrote the {HEADING} section of {}", doc_path.display());
-    }
+        n = o.hosts,
+        jobs = o.jobs,
+        msize = o.media_size >> 20,
+        wrong = wrong_name,
+        why = match o.wrong {
+            Wrong::OtherModel => "a BlueField-2 among BlueField-3s",
+            Wrong::NoDpu => "no DPU",
+            Wrong::OtherImage => "another build of 8.0.3",
+        },
+        rule = o.wrong.rule(),
+        at = f.alone_secs,
+        amb = f.alone_bytes as f64 / 1e6,
+        ambs = f.alone_mbs,
+        wall = f.wall,
+        ppm = f.per_minute,
+        hmb = f.host_bytes as f64 / 1e6,
+        agg = f.aggregate,
+        ratio = f.aggregate / f.alone_mbs,
+        dmb = f.dpu_bytes as f64 / 1e6,
+        ndpu = f.dpus,
+    )
+}
+
+/// Replace (or add) the `## Rollout` section of docs/PERFORMANCE.md; the rest is the bench's.
+fn write_section(root: &Path, section: &str) -> Result<()> {
+    let doc_path = root.join("docs/PERFORMANCE.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .with_context(|| format!("reading {}", doc_path.display()))?;
+    std::fs::write(&doc_path, with_section(&doc, HEADING, section))
+        .with_context(|| format!("writing {}", doc_path.display()))?;
+    println!("wrote the {HEADING} section of {}", doc_path.display());
     Ok(())
 }
 

@@ -358,6 +358,18 @@ impl Guest<'_> {
             cmd.args(["-monitor", "none"]);
         }
         self.boot_args(p, &mut cmd);
+        self.disk_args(&mut cmd);
+        self.nic_args(&mut cmd);
+        self.edu_args(&mut cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// The disks: the target disk (the firmware's first boot choice), the disc booted first if
+    /// any, and the OEMDRV stick.
+    fn disk_args(&self, cmd: &mut Command) {
         let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
         // The disk is the firmware's first boot choice: empty, it falls through to the NIC.
         cmd.arg("-drive").arg(format!(
@@ -399,6 +411,10 @@ impl Guest<'_> {
                 "usb-storage,bus=xhci2.0,drive=oemdrv,removable=on",
             ]);
         }
+    }
+
+    /// The NIC: none, QEMU's user network, a tap device (with the netboot ROM), or a UDP trunk.
+    fn nic_args(&self, cmd: &mut Command) {
         match &self.nic {
             Nic::None => {}
             Nic::User => {
@@ -432,6 +448,10 @@ impl Guest<'_> {
                     .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"));
             }
         }
+    }
+
+    /// The stock `edu` devices that wear the DPU identities.
+    fn edu_args(&self, cmd: &mut Command) {
         for i in 0..self.edu {
             // The second edu is function 2 of the first one's slot: one card, two functions.
             if self.edu > 1 {
@@ -445,10 +465,6 @@ impl Guest<'_> {
                 cmd.args(["-device", "edu,addr=6.0"]);
             }
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
     }
 
     /// The console lines until the guest ends, prints `stop_at` or passes `deadline` (then it
