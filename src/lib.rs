@@ -17,6 +17,7 @@ pub mod kickstart;
 pub mod media;
 pub mod partition;
 pub mod plan;
+pub mod pxe;
 pub mod report;
 pub mod size;
 pub mod source;
