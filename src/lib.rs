@@ -19,6 +19,7 @@ pub mod partition;
 pub mod plan;
 pub mod pxe;
 pub mod report;
+pub mod savedks;
 pub mod size;
 pub mod source;
 pub mod storage;
