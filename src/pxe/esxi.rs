@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::request::Host;
 use super::write::{Files, Role};
-use super::Host;
 use crate::media::BootCfg;
 
 /// Where the media are and what every host is given.

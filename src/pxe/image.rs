@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
+use super::request::Host;
 use super::write::{Files, Role};
-use super::Host;
 
 /// Which written file boots which firmware: `ksinstall pxe` prints it after the files.
 pub const FIRMWARE_GUIDE: &str = "\

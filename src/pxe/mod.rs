@@ -12,7 +12,7 @@
 //! ([`write`]) and says which file is for what ([`Generated`]).
 
 mod esxi;
-pub mod image;
+mod image;
 mod request;
 pub mod write;
 
