@@ -14,7 +14,9 @@ use common::http::{make_certs, serve, serve_tls};
 use common::setup::{ks_text, Setup, PASSWORD};
 use common::text;
 use common::{hash_image, run};
+use ksinstall::exit::Outcome;
 use ksinstall::media::{BootCfg, Manifest};
+use ksinstall::pxe;
 
 const P5: u64 = 208_896 * 512;
 
@@ -1343,6 +1345,226 @@ fn pxe_files_parse_with_grub_and_carry_ks_and_bootif_to_the_installer() {
     says(&out, "is not a MAC address");
 }
 
+/// The files under `dir`, by path relative to it, with their bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The request document: the same request as `ksinstall pxe` options and as JSON handed to the
+/// library makes the same files, byte for byte, in the same order, with the same warnings; the
+/// JSON reads back as the request it was.
+#[test]
+fn a_pxe_request_document_makes_the_files_the_options_make() {
+    let s = Setup::new("16M");
+    for loader in ["ksinstall", "esxi"] {
+        let by_cli = s.path(&format!("cli-{loader}"));
+        let by_lib = s.path(&format!("lib-{loader}"));
+        let out = ksinstall(&[
+            "pxe",
+            "--loader",
+            loader,
+            "--media",
+            &s.media(),
+            "--ks-url",
+            "http://10.0.0.1/ks.cfg",
+            "--out",
+            by_cli.to_str().unwrap(),
+            "--host",
+            "3C-EC-EF-01-02-03=http://10.0.0.1/esx2.cfg",
+            "--http-url",
+            "http://10.0.0.1/media/",
+            "--image-url",
+            "https://10.0.0.1/image",
+            "--out-url",
+            "http://10.0.0.1/pxe",
+            "--append",
+            "inst.ks.sendmac",
+        ]);
+        code(&out, 0);
+        let doc = serde_json::json!({
+            "loader": loader,
+            "media": s.media(),
+            "ks_url": "http://10.0.0.1/ks.cfg",
+            "out": by_lib,
+            "hosts": [{"mac": "3C-EC-EF-01-02-03", "ks_url": "http://10.0.0.1/esx2.cfg"}],
+            "http_url": "http://10.0.0.1/media/",
+            "image_url": "https://10.0.0.1/image",
+            "out_url": "http://10.0.0.1/pxe",
+            "append": "inst.ks.sendmac",
+        });
+        let request: pxe::Request = serde_json::from_value(doc).unwrap();
+        let json = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            serde_json::from_str::<pxe::Request>(&json).unwrap(),
+            request
+        );
+        let generated = pxe::generate(&request).unwrap();
+        // The same document given to `ksinstall pxe --request`.
+        let by_file = s.path(&format!("file-{loader}"));
+        let file = s.path(&format!("request-{loader}.json"));
+        let mut doc = serde_json::to_value(&request).unwrap();
+        doc["out"] = serde_json::json!(by_file);
+        std::fs::write(&file, doc.to_string()).unwrap();
+        let from_file = ksinstall(&["pxe", "--request", file.to_str().unwrap()]);
+        code(&from_file, 0);
+        assert_eq!(tree(&by_file), tree(&by_cli), "{loader}");
+
+        let cli_files = tree(&by_cli);
+        assert_eq!(tree(&by_lib), cli_files, "{loader}");
+        assert!(cli_files.contains_key("pxelinux.cfg/01-3c-ec-ef-01-02-03"));
+        // The CLI prints the files in the order the library wrote them.
+        let printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                Path::new(l)
+                    .strip_prefix(&by_cli)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let written: Vec<String> = generated
+            .files
+            .iter()
+            .map(|f| f.path.strip_prefix(&by_lib).unwrap().display().to_string())
+            .collect();
+        assert_eq!(printed, written);
+        assert_eq!(written.len(), cli_files.len());
+        // Every per-host file says whose it is; the default files say no host.
+        for f in &generated.files {
+            let per_host = f.path.to_string_lossy().contains("3c-ec-ef-01-02-03");
+            assert_eq!(
+                f.host.as_deref(),
+                per_host.then_some("3c:ec:ef:01:02:03"),
+                "{f:?}"
+            );
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        for w in &generated.warnings {
+            assert!(err.contains(&format!("ksinstall: warning: {w}")), "{err}");
+        }
+        match loader {
+            "ksinstall" => {
+                assert_eq!(
+                    generated.warnings,
+                    [pxe::Warning::GrubCannotFetchImage {
+                        url: "https://10.0.0.1/image".into()
+                    }]
+                );
+                assert!(generated
+                    .files
+                    .iter()
+                    .any(|f| f.role == pxe::Role::Kickstart
+                        && f.path.ends_with("ks/3c-ec-ef-01-02-03.cfg")));
+            }
+            _ => assert!(generated.files.iter().any(|f| f.role == pxe::Role::BootCfg
+                && f.path.ends_with("01-3c-ec-ef-01-02-03/boot.cfg"))),
+        }
+    }
+}
+
+/// A request the checks refuse says why as a typed error, and nothing is written.
+#[test]
+fn a_refused_pxe_request_is_a_typed_error_and_writes_nothing() {
+    let s = Setup::new("16M");
+    let out = s.path("out");
+    let request = |extra: serde_json::Value| -> pxe::Request {
+        let mut doc = serde_json::json!({
+            "media": s.media(),
+            "ks_url": "http://10.0.0.1/ks.cfg",
+            "out": out,
+            "http_url": "http://10.0.0.1/media",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        serde_json::from_value(doc).unwrap()
+    };
+    let e = pxe::generate(&request(serde_json::json!({"ks_url": "nfs://h/ks.cfg"}))).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            pxe::PxeError::Url {
+                field: pxe::UrlField::KsUrl,
+                error: pxe::UrlError {
+                    problem: pxe::UrlProblem::NotHttp,
+                    ..
+                }
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.outcome(), Outcome::UsageOrIo);
+    let e = pxe::generate(&request(serde_json::json!({"out_url": "http://h/a b"}))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--out-url http://h/a b: no spaces or quotes in a boot option"
+    );
+    let e = pxe::generate(&request(serde_json::json!({
+        "hosts": [{"mac": "3c:ec:ef:01:02", "ks_url": "http://h/x.cfg"}]
+    })))
+    .unwrap_err();
+    assert!(
+        matches!(&e, pxe::PxeError::Host(pxe::HostError::NotAMac { mac, .. }) if mac == "3c:ec:ef:01:02"),
+        "{e:?}"
+    );
+    let e = pxe::generate(&request(serde_json::json!({"http_url": null}))).unwrap_err();
+    assert!(matches!(e, pxe::PxeError::NeedsHttpUrl), "{e:?}");
+    let e = pxe::generate(&request(serde_json::json!({"media": s.path("nothing")}))).unwrap_err();
+    assert_eq!(e.outcome(), Outcome::Media);
+    assert!(!out.exists());
+    // An unknown field is refused, not ignored.
+    let typo = serde_json::json!({"media": "m", "ks_url": "http://h/k", "out": "o", "host": []});
+    assert!(serde_json::from_value::<pxe::Request>(typo).is_err());
+    // --request and the options are one or the other.
+    let out = ksinstall(&["pxe", "--request", "r.json", "--ks-url", "http://h/ks.cfg"]);
+    code(&out, 1);
+    says(&out, "cannot be used with");
+    std::fs::write(
+        s.path("bad.json"),
+        r#"{"media": "m", "ks_url": "http://h/k"}"#,
+    )
+    .unwrap();
+    let out = ksinstall(&["pxe", "--request", s.path("bad.json").to_str().unwrap()]);
+    code(&out, 1);
+    says(&out, "missing field `out`");
+    // `--host` as clap reads it.
+    assert_eq!(
+        pxe::parse_host("3C-EC-EF-01-02-03=http://h/x.cfg"),
+        Ok(pxe::Host {
+            mac: "3c:ec:ef:01:02:03".into(),
+            ks_url: "http://h/x.cfg".into()
+        })
+    );
+    assert!(matches!(
+        pxe::parse_host("3c:ec:ef:01:02:03"),
+        Err(pxe::HostError::NotMacEqualsUrl { .. })
+    ));
+    assert!(matches!(
+        pxe::parse_host("3c:ec:ef:01:02:03=ftp://h/x"),
+        Err(pxe::HostError::Url {
+            url: pxe::UrlError {
+                problem: pxe::UrlProblem::NotHttp,
+                ..
+            },
+            ..
+        })
+    ));
+}
+
 #[test]
 fn an_https_kickstart_is_never_taken_from_a_redirect_to_plain_http() {
     let s = pxe_setup();
@@ -1604,8 +1826,8 @@ fn grub_script_check(dir: &Path, cfg: &str) {
 /// carries the kickstart's findings and the scripts' output as events.
 #[test]
 fn every_mode_writes_its_report_and_says_the_same_step() {
-    let s = Setup::new("16M");
-    let root = s.sysroot("plain");
+    let s = pxe_setup();
+    let root = s.copy_fixture("plain");
     let media = s.media();
     let report = s.path("console-report.json");
     let out = boot(
