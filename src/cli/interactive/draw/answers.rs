@@ -138,7 +138,7 @@ pub(super) fn disks(f: &mut Frame<'_>, app: &App, version: &str) {
         lines.push(Line::raw(format!("Name:     {}", d.name)));
         lines.push(Line::raw(format!("Model:    {}", d.description())));
         lines.push(Line::raw(format!("Contains: {}", d.content.summary())));
-        if super::state::needs_vmfs_choice(&d.content) {
+        if super::super::state::needs_vmfs_choice(&d.content) {
             lines.push(Line::styled(
                 "Warning: this disk holds data ESXi may need (VMFS, ESXi); you will be asked what to do with it.",
                 WARNING,

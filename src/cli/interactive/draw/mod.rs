@@ -21,7 +21,6 @@ mod confirm;
 mod dpu;
 
 use answers::*;
-pub use confirm::confirm_lines;
 use confirm::*;
 use dpu::*;
 

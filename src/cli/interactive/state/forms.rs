@@ -44,7 +44,7 @@ impl Default for PasswordForm {
 const PASSWORD_ROOM: usize = 1024;
 
 impl PasswordForm {
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         // Zeroizing<String> wipes the whole buffer, then empties it; the capacity stays.
         self.first.zeroize();
         self.second.zeroize();
@@ -77,7 +77,7 @@ impl NetField {
         }
     }
     /// The kickstart option each field becomes.
-    fn option(self) -> &'static str {
+    pub(super) fn option(self) -> &'static str {
         match self {
             NetField::Mode => "bootproto",
             NetField::Ip => "ip",
@@ -139,7 +139,7 @@ impl NetworkForm {
             NetField::Vlan => &self.vlan,
         }
     }
-    fn value_mut(&mut self, f: NetField) -> Option<&mut String> {
+    pub(super) fn value_mut(&mut self, f: NetField) -> Option<&mut String> {
         match f {
             NetField::Mode => None,
             NetField::Ip => Some(&mut self.ip),
@@ -157,7 +157,7 @@ impl NetworkForm {
 
     /// The `network` line, and the column range each field's option occupies in it, so that a
     /// diagnostic's column says which field it is about.
-    fn line(&self) -> (String, Vec<(NetField, u32, u32)>) {
+    pub(super) fn line(&self) -> (String, Vec<(NetField, u32, u32)>) {
         let mut line = String::from("network");
         let mut spans = Vec::new();
         for f in self.fields() {
