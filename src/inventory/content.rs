@@ -519,7 +519,7 @@ fn read_bank_files(
     if let Some(db) = read_whole(&fs, "imgdb.tgz", MAX_BANK_FILE)? {
         match installed::BankImage::from_imgdb(&db) {
             Ok(img) => bank.image = Some(img),
-            Err(why) => bank.problem = Some(why),
+            Err(why) => bank.problem = Some(why.to_string()),
         }
     }
     Ok(())
