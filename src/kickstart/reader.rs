@@ -51,7 +51,11 @@ pub trait IncludeLoader {
 }
 
 /// Runs a `%pre` script while the kickstart is read. Returning `Err` aborts, as ESXi does.
-pub type PreRunner<'a> = &'a mut dyn FnMut(&Script) -> Result<(), String>;
+pub type PreRunner<'a> = &'a mut dyn FnMut(&Script) -> Result<(), PreFailure>;
+
+/// Why a `%pre` script failed, as the runner says it (the runner belongs to a later stage, whose
+/// error type this stage does not name); only its message is shown, in the diagnostic.
+pub type PreFailure = Box<dyn std::error::Error + Send + Sync>;
 
 /// One argument word of a command line.
 #[derive(Debug, Clone)]
