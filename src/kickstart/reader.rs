@@ -2,7 +2,7 @@
 //! section bodies up to the next section line (there is no `%end`), `%include` resolution with
 //! cycle detection, the 256-command limit, and the evaluation order: `%pre` first (run while
 //! reading, so it can write files that are included), then includes, then the action command, then
-//! everything else (spec §0.5). Commands are handed to `build.rs` in that order.
+//! everything else (spec §0.5). Commands are handed to `build/` in that order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
