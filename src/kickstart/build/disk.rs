@@ -1,7 +1,7 @@
 //! The action command (`install`, `upgrade`, `installorupgrade`) and the disk commands
 //! (`clearpart`, `part`).
 
-use super::{needs, split_list};
+use super::shared::{needs, split_list};
 use crate::kickstart::args::Args;
 use crate::kickstart::diag::{Sink, Span};
 use crate::kickstart::model::*;

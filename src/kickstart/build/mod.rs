@@ -3,17 +3,19 @@
 //!
 //! By command family: `rootpw.rs` (the root password), `disk.rs` (the action command,
 //! `clearpart`, `part`), `network.rs`, `keyboard.rs`, `scripts.rs` (`%pre`, `%post`,
-//! `%firstboot` and the lints on their bodies); the dispatch and the once-only rules here.
+//! `%firstboot` and the lints on their bodies), `shared.rs` (what several use); the dispatch and
+//! the once-only rules here.
 
 mod disk;
 mod keyboard;
 mod network;
 mod rootpw;
 mod scripts;
+mod shared;
 
 use std::collections::HashMap;
 
-use super::args::{self, Args};
+use super::args;
 use super::diag::{Sink, Span};
 use super::grammar::{Build, Occurs};
 use super::model::*;
@@ -25,6 +27,7 @@ use network::network;
 use rootpw::{rootpw, rootpw_placeholder};
 use scripts::script;
 pub use scripts::{esxi_only_message, esxi_only_use};
+use shared::needs;
 
 #[derive(Default)]
 pub struct Builder {
@@ -38,35 +41,6 @@ impl Builder {
     pub fn seen(&self, command: &str) -> bool {
         self.seen.contains_key(command)
     }
-}
-
-/// A rule needs one of `options` and none is there. When one was given but refused, the
-/// diagnostic that refused it is the one report (a warning becomes an error saying what that
-/// broke); otherwise `message` is reported at `span`.
-fn needs(a: &Args, options: &[&str], span: &Span, message: &str, help: &str, sink: &mut Sink) {
-    match options.iter().find_map(|o| a.refused(o)) {
-        Some(i) => sink.escalate(i, &format!(": {message}")),
-        None => {
-            sink.error_help(span, message, help);
-            if let [only] = options {
-                sink.about(only);
-            }
-        }
-    }
-}
-
-fn split_list(v: &str, lower: bool) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if lower {
-                s.to_lowercase()
-            } else {
-                s.to_string()
-            }
-        })
-        .collect()
 }
 
 impl Visitor for Builder {

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{needs, split_list};
+use super::shared::{needs, split_list};
 use crate::kickstart::args::Args;
 use crate::kickstart::diag::{Sink, Span};
 use crate::kickstart::model::*;
