@@ -483,3 +483,28 @@ impl ImageDb {
 pub(crate) fn is_bank_module(kind: &str) -> bool {
     matches!(kind, "boot" | "vgz" | "tgz")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_descriptor_names_the_member_and_what_is_wrong() {
+        let e = parse_vib("vibs/a.xml", b"<vib><name>a</name>").unwrap_err();
+        assert_eq!(
+            e,
+            ImgDbError::Syntax {
+                member: "vibs/a.xml".into(),
+                error: XmlError::Unterminated
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "vibs/a.xml: the document ends inside an element"
+        );
+        let e = parse_vib("vibs/b.xml", b"<vib>&nope;</vib>").unwrap_err();
+        assert_eq!(e.to_string(), "vibs/b.xml: unknown entity &nope;");
+        let e = parse_profile("profiles/p", b"").unwrap_err();
+        assert_eq!(e.to_string(), "profiles/p: no root element");
+    }
+}

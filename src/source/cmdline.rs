@@ -466,6 +466,23 @@ mod tests {
     }
 
     #[test]
+    fn a_sysroot_that_is_not_there_is_named() {
+        let e = BootOptions::read(std::path::Path::new("/nonexistent-sysroot"), None).unwrap_err();
+        assert!(
+            matches!(&e, CmdlineError::Sysroot { sysroot, .. } if sysroot == std::path::Path::new("/nonexistent-sysroot")),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("/nonexistent-sysroot"), "{e}");
+        // A refused word keeps its own error, message unchanged.
+        let e = BootOptions::read(std::path::Path::new("/"), Some("ks=uuid:1")).unwrap_err();
+        assert!(matches!(e, CmdlineError::Option(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "boot option \"ks=uuid:1\": ks=uuid is no longer a supported method"
+        );
+    }
+
+    #[test]
     fn the_spec_errors() {
         assert!(BootOptions::parse("netmask=255.255.255.0")
             .unwrap_err()
