@@ -381,10 +381,10 @@ fn pre_scripts_run_before_includes_are_read() {
     let text = "vmaccepteula\n%include /tmp/net\ninstall --firstdisk\nrootpw 'Change-Me-2day'\n%pre --interpreter=busybox\necho network > /tmp/net\n";
     let root = dir.path().to_path_buf();
     let mut ran = Vec::new();
-    let mut runner = |s: &kickstart::Script| -> Result<(), String> {
+    let mut runner = |s: &kickstart::Script| -> Result<(), kickstart::PreFailure> {
         ran.push(s.body.clone());
         std::fs::create_dir_all(root.join("tmp")).map_err(|e| e.to_string())?;
-        std::fs::write(root.join("tmp/net"), "network --bootproto=static --ip=10.0.0.5 --netmask=255.255.255.0 --gateway=10.0.0.1 --hostname=h\n").map_err(|e| e.to_string())
+        std::fs::write(root.join("tmp/net"), "network --bootproto=static --ip=10.0.0.5 --netmask=255.255.255.0 --gateway=10.0.0.1 --hostname=h\n").map_err(Into::into)
     };
     let mut loader = kickstart::FsLoader::new(dir.path());
     let p = kickstart::parse(
@@ -401,7 +401,9 @@ fn pre_scripts_run_before_includes_are_read() {
         Some("10.0.0.5".parse().unwrap())
     );
     // A failing %pre aborts, as on ESXi.
-    let mut failing = |_: &kickstart::Script| -> Result<(), String> { Err("exit status 1".into()) };
+    let mut failing = |_: &kickstart::Script| -> Result<(), kickstart::PreFailure> {
+        Err("exit status 1".into())
+    };
     let mut loader = kickstart::FsLoader::new(dir.path());
     let p = kickstart::parse(
         "ks.cfg",
@@ -603,7 +605,7 @@ fn includes_are_read_breadth_first_each_running_its_pre_when_read() {
     w("b.cfg", "%pre --interpreter=busybox\nb\n");
     w("a1.cfg", "%pre --interpreter=busybox\na1\n");
     let mut order = Vec::new();
-    let mut runner = |s: &kickstart::Script| -> Result<(), String> {
+    let mut runner = |s: &kickstart::Script| -> Result<(), kickstart::PreFailure> {
         order.push(s.body.trim().to_string());
         Ok(())
     };
@@ -631,7 +633,7 @@ fn nothing_runs_past_the_command_limit() {
     let text =
         format!("{BASE}%pre --interpreter=busybox\necho hi\n%include /nonexistent\n{filler}");
     let mut ran = false;
-    let mut runner = |_: &kickstart::Script| -> Result<(), String> {
+    let mut runner = |_: &kickstart::Script| -> Result<(), kickstart::PreFailure> {
         ran = true;
         Ok(())
     };

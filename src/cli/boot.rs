@@ -113,7 +113,7 @@ fn console(
         Some(m) => m,
         None => match cdrom::installer_media(&c.sysroot) {
             Ok((location, _)) => location,
-            Err(e) => return refuse(Outcome::Media, e),
+            Err(e) => return refuse(Outcome::Media, e.to_string()),
         },
     };
     let o = super::interactive::run_console(session, sinks, boot, &media, None, http)?;

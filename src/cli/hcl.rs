@@ -36,7 +36,7 @@ pub fn run(c: Command) -> anyhow::Result<Outcome> {
         .map_or_else(ksinstall::dpu::bundle::default_root, Ok)
     {
         Ok(r) => r,
-        Err(why) => return Ok(unreadable(&[why])),
+        Err(why) => return Ok(unreadable(&[why.to_string()])),
     };
     let table_path = a.table.clone().unwrap_or_else(|| root.join("hcl.toml"));
     let table = match hcl::Table::read(&table_path) {

@@ -121,7 +121,7 @@ impl DpuArgs {
     pub fn firmware_root(&self) -> Result<std::path::PathBuf, String> {
         match &self.firmware {
             Some(dir) => Ok(dir.clone()),
-            None => ksinstall::dpu::bundle::default_root(),
+            None => ksinstall::dpu::bundle::default_root().map_err(|e| e.to_string()),
         }
     }
 }

@@ -81,8 +81,8 @@ impl Bundle {
 /// the checkout's `firmware/` for a binary in a cargo `target/` directory or run by cargo
 /// (`CARGO_MANIFEST_DIR` in the environment, as `cargo run` and `cargo test` set it), else
 /// `/usr/share/ksinstall/firmware`. `Err` names every place looked in.
-pub fn default_root() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("no firmware directory: give --firmware DIR (the running binary's path is unknown: {e})"))?;
+pub fn default_root() -> Result<PathBuf, FirmwareRootError> {
+    let exe = std::env::current_exe().map_err(FirmwareRootError::NoExe)?;
     let mut candidates = Vec::new();
     if let Some(dir) = exe.parent() {
         if let Some(prefix) = dir.parent() {
@@ -105,15 +105,32 @@ pub fn default_root() -> Result<PathBuf, String> {
     candidates.push(PathBuf::from("/usr/share/ksinstall/firmware"));
     match candidates.iter().find(|c| c.join("dpus.toml").is_file()) {
         Some(found) => Ok(found.clone()),
-        None => Err(format!(
-            "no firmware directory: give --firmware DIR (looked in {})",
-            candidates
-                .iter()
-                .map(|c| c.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        None => Err(FirmwareRootError::NotFound {
+            looked_in: candidates,
+        }),
     }
+}
+
+/// Why no firmware directory was found when none was given.
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareRootError {
+    #[error(
+        "no firmware directory: give --firmware DIR (the running binary's path is unknown: {0})"
+    )]
+    NoExe(std::io::Error),
+    #[error(
+        "no firmware directory: give --firmware DIR (looked in {})",
+        joined(looked_in)
+    )]
+    NotFound { looked_in: Vec<PathBuf> },
+}
+
+fn joined(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|c| c.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Compare dotted versions part by part, numbers as numbers (`8.0.10` > `8.0.9`).

@@ -265,7 +265,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
             ("pci".to_string(), device)
         }
         (None, Err(why)) => {
-            o.problem = Some(why);
+            o.problem = Some(why.to_string());
             return;
         }
     };
@@ -328,7 +328,7 @@ fn observe_devlink(dpu: &Dpu, access: &Access, o: &mut Observed) {
 /// only where a driver registered one. `pds_core` on the core PF (100c) first, as the catalog
 /// prefers it; else `ionic` on an Ethernet PF (1002), lowest address first. Returns the address
 /// and a sentence saying which and why.
-pub(crate) fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
+pub(crate) fn devlink_function(dpu: &Dpu) -> Result<(String, String), NoDevlinkFunction> {
     let bound = |role: Role, driver: &str| {
         let mut f: Vec<&inventory_function> = dpu
             .functions
@@ -356,11 +356,13 @@ pub(crate) fn devlink_function(dpu: &Dpu) -> Result<(String, String), String> {
             .unwrap_or_else(|| "the card shows no core PF".into());
         return Ok((a.clone(), format!("reached through ionic on {a} ({core})")));
     }
-    Err(
-        "no function of the card is bound to pds_core (core PF 1dd8:100c) or ionic (Ethernet PF 1dd8:1002): without one the kernel has no devlink instance to flash through"
-            .into(),
-    )
+    Err(NoDevlinkFunction)
 }
+
+/// A DSC none of whose functions is bound to a driver that registers a devlink instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no function of the card is bound to pds_core (core PF 1dd8:100c) or ionic (Ethernet PF 1dd8:1002): without one the kernel has no devlink instance to flash through")]
+pub(crate) struct NoDevlinkFunction;
 
 /// The host's network interfaces that are functions of this card: `sys/class/net/<if>/device`
 /// resolves to one of the card's PCI functions (its NIC PFs). Resetting the card (a BlueField

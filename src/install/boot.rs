@@ -44,7 +44,7 @@ pub fn sources(
         Some(m) => m,
         None => {
             let (location, drive) = cdrom::installer_media(sysroot)
-                .map_err(|e| stop(StepId::Source, Outcome::Media, e))?;
+                .map_err(|e| stop(StepId::Source, Outcome::Media, e.to_string()))?;
             if !cd_drives.contains(&drive) {
                 cd_drives.push(drive);
             }

@@ -39,7 +39,7 @@ impl Run<'_> {
                 &mut records,
             );
             pre_failed |= r.is_err();
-            r.map_err(|e| e.to_string())
+            r.map_err(kickstart::PreFailure::from)
         };
         let pre: Option<kickstart::PreRunner<'_>> = if self.o.run_pre {
             Some(&mut runner)

@@ -313,8 +313,8 @@ fn open_gpt(file: &File, lb: LogicalBlockSize) -> io::Result<GptRead> {
 }
 
 /// Bytes at the head of a VMFS or VMFS-L partition that must read as zeros for it to count as
-/// unformatted: the layout's wipe (`storage::layout::WIPE_HEAD_BYTES`), which covers the VMFS
-/// volume header at 1 MiB.
+/// unformatted: the layout's wipe (`WIPE_HEAD_BYTES` in src/storage/layout/sizes.rs), which
+/// covers the VMFS volume header at 1 MiB.
 const UNFORMATTED_HEAD: u64 = 4 << 20;
 
 /// The partition's first 4 MiB (or all of it, if smaller) read, and every byte is zero. A read
@@ -519,7 +519,7 @@ fn read_bank_files(
     if let Some(db) = read_whole(&fs, "imgdb.tgz", MAX_BANK_FILE)? {
         match installed::BankImage::from_imgdb(&db) {
             Ok(img) => bank.image = Some(img),
-            Err(why) => bank.problem = Some(why),
+            Err(why) => bank.problem = Some(why.to_string()),
         }
     }
     Ok(())

@@ -388,9 +388,14 @@ pub struct BankImage {
     pub vibs: Vec<InstalledVib>,
 }
 
+/// A bank's (or the media's) `imgdb.tgz` that cannot be read as an image database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("imgdb.tgz {0}")]
+pub struct BadImgDb(pub crate::media::imgdb::ImgDbError);
+
 impl BankImage {
-    pub(crate) fn from_imgdb(bytes: &[u8]) -> Result<BankImage, String> {
-        let db = crate::media::imgdb::parse(bytes).map_err(|e| format!("imgdb.tgz {e}"))?;
+    pub(crate) fn from_imgdb(bytes: &[u8]) -> Result<BankImage, BadImgDb> {
+        let db = crate::media::imgdb::parse(bytes).map_err(BadImgDb)?;
         Ok(BankImage {
             profile: db.profile.name.clone(),
             version: db.version(),

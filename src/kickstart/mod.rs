@@ -23,7 +23,7 @@ pub use diag::{Diagnostic, Severity, Span};
 pub use host::UPGRADE_CHECKS;
 pub use model::*;
 pub use printer::print;
-pub use reader::{IncludeLoader, IncludeTarget, Loaded, PreRunner};
+pub use reader::{IncludeLoader, IncludeTarget, Loaded, PreFailure, PreRunner};
 
 /// A kickstart read and checked: the model (meaningful when there is no error) and every
 /// diagnostic, sorted by file and position.

@@ -2,7 +2,7 @@
 //! section bodies up to the next section line (there is no `%end`), `%include` resolution with
 //! cycle detection, the 256-command limit, and the evaluation order: `%pre` first (run while
 //! reading, so it can write files that are included), then includes, then the action command, then
-//! everything else (spec §0.5). Commands are handed to `build.rs` in that order.
+//! everything else (spec §0.5). Commands are handed to `build/` in that order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,7 +51,11 @@ pub trait IncludeLoader {
 }
 
 /// Runs a `%pre` script while the kickstart is read. Returning `Err` aborts, as ESXi does.
-pub type PreRunner<'a> = &'a mut dyn FnMut(&Script) -> Result<(), String>;
+pub type PreRunner<'a> = &'a mut dyn FnMut(&Script) -> Result<(), PreFailure>;
+
+/// Why a `%pre` script failed, as the runner says it (the runner belongs to a later stage, whose
+/// error type this stage does not name); only its message is shown, in the diagnostic.
+pub type PreFailure = Box<dyn std::error::Error + Send + Sync>;
 
 /// One argument word of a command line.
 #[derive(Debug, Clone)]

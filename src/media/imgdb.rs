@@ -20,6 +20,8 @@ pub enum ImgDbError {
     Archive(String),
     #[error("{member}: {message}")]
     Xml { member: String, message: String },
+    #[error("{member}: {error}")]
+    Syntax { member: String, error: XmlError },
     #[error("{member}: unpacks to more than {limit} bytes")]
     TooLarge { member: String, limit: u64 },
     #[error("has no image profile (profiles/*)")]
@@ -130,18 +132,42 @@ impl Node {
     }
 }
 
-fn parse_tree(bytes: &[u8]) -> Result<Node, String> {
+/// Why a member is not well-formed XML (as far as this reader needs it to be).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum XmlError {
+    #[error("at byte {at}: {message}")]
+    Syntax { at: u64, message: String },
+    /// An attribute, a text or a character reference quick-xml could not decode.
+    #[error("{0}")]
+    Undecodable(String),
+    #[error("unknown entity &{0};")]
+    UnknownEntity(String),
+    #[error("unbalanced elements")]
+    Unbalanced,
+    #[error("an end tag without a start")]
+    EndWithoutStart,
+    #[error("the document ends inside an element")]
+    Unterminated,
+    #[error("no root element")]
+    NoRoot,
+}
+
+fn undecodable(e: impl std::fmt::Display) -> XmlError {
+    XmlError::Undecodable(e.to_string())
+}
+
+fn parse_tree(bytes: &[u8]) -> Result<Node, XmlError> {
     let mut reader = quick_xml::Reader::from_reader(bytes);
     let mut stack: Vec<Node> = vec![Node::default()];
-    let element = |e: &quick_xml::events::BytesStart<'_>| -> Result<Node, String> {
+    let element = |e: &quick_xml::events::BytesStart<'_>| -> Result<Node, XmlError> {
         let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
         let mut attrs = Vec::new();
         for a in e.attributes() {
-            let a = a.map_err(|e| e.to_string())?;
+            let a = a.map_err(undecodable)?;
             let key = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
             let value = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| e.to_string())?
+                .map_err(undecodable)?
                 .into_owned();
             attrs.push((key, value));
         }
@@ -152,35 +178,34 @@ fn parse_tree(bytes: &[u8]) -> Result<Node, String> {
         })
     };
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
-        let top = stack.last_mut().ok_or("unbalanced elements")?;
+        let event = reader.read_event().map_err(|e| XmlError::Syntax {
+            at: reader.error_position(),
+            message: e.to_string(),
+        })?;
+        let top = stack.last_mut().ok_or(XmlError::Unbalanced)?;
         match event {
             Event::Start(e) => {
                 let node = element(&e)?;
                 stack.push(node);
             }
             Event::Empty(e) => top.children.push(element(&e)?),
-            Event::Text(t) => top
-                .text
-                .push_str(&t.xml10_content().map_err(|e| e.to_string())?),
+            Event::Text(t) => top.text.push_str(&t.xml10_content().map_err(undecodable)?),
             Event::CData(t) => top.text.push_str(&String::from_utf8_lossy(&t)),
             Event::GeneralRef(r) => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+                let name = r.decode().map_err(undecodable)?;
+                if let Some(c) = r.resolve_char_ref().map_err(undecodable)? {
                     top.text.push(c);
                 } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
                     top.text.push_str(s);
                 } else {
-                    return Err(format!("unknown entity &{name};"));
+                    return Err(XmlError::UnknownEntity(name.into_owned()));
                 }
             }
             Event::End(_) => {
-                let done = stack.pop().ok_or("unbalanced elements")?;
+                let done = stack.pop().ok_or(XmlError::Unbalanced)?;
                 stack
                     .last_mut()
-                    .ok_or("an end tag without a start")?
+                    .ok_or(XmlError::EndWithoutStart)?
                     .children
                     .push(done);
             }
@@ -189,12 +214,12 @@ fn parse_tree(bytes: &[u8]) -> Result<Node, String> {
         }
     }
     if stack.len() != 1 {
-        return Err("the document ends inside an element".into());
+        return Err(XmlError::Unterminated);
     }
     stack
         .pop()
         .and_then(|mut root| root.children.pop())
-        .ok_or_else(|| "no root element".into())
+        .ok_or(XmlError::NoRoot)
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -207,7 +232,10 @@ pub fn parse_vib(member: &str, bytes: &[u8]) -> Result<Vib, ImgDbError> {
         member: member.to_string(),
         message,
     };
-    let root = parse_tree(bytes).map_err(xml)?;
+    let root = parse_tree(bytes).map_err(|error| ImgDbError::Syntax {
+        member: member.to_string(),
+        error,
+    })?;
     if root.name != "vib" {
         return Err(xml(format!("<{}> where a <vib> was expected", root.name)));
     }
@@ -296,7 +324,10 @@ pub fn parse_profile(member: &str, bytes: &[u8]) -> Result<Profile, ImgDbError> 
         member: member.to_string(),
         message,
     };
-    let root = parse_tree(bytes).map_err(xml)?;
+    let root = parse_tree(bytes).map_err(|error| ImgDbError::Syntax {
+        member: member.to_string(),
+        error,
+    })?;
     if root.name != "imageprofile" {
         return Err(xml(format!(
             "<{}> where an <imageprofile> was expected",
@@ -451,4 +482,29 @@ impl ImageDb {
 /// Whether a payload of this type is a boot module that goes to the boot bank.
 pub(crate) fn is_bank_module(kind: &str) -> bool {
     matches!(kind, "boot" | "vgz" | "tgz")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_descriptor_names_the_member_and_what_is_wrong() {
+        let e = parse_vib("vibs/a.xml", b"<vib><name>a</name>").unwrap_err();
+        assert_eq!(
+            e,
+            ImgDbError::Syntax {
+                member: "vibs/a.xml".into(),
+                error: XmlError::Unterminated
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "vibs/a.xml: the document ends inside an element"
+        );
+        let e = parse_vib("vibs/b.xml", b"<vib>&nope;</vib>").unwrap_err();
+        assert_eq!(e.to_string(), "vibs/b.xml: unknown entity &nope;");
+        let e = parse_profile("profiles/p", b"").unwrap_err();
+        assert_eq!(e.to_string(), "profiles/p: no root element");
+    }
 }

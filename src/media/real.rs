@@ -491,7 +491,7 @@ pub(crate) fn signatures_with(
         },
         Err(e) => Signatures::Failed {
             member: e.member,
-            reason: e.reason,
+            reason: e.reason.to_string(),
         },
     }
 }

@@ -40,7 +40,65 @@ pub struct Anchor {
 #[error("{member}: {reason}")]
 pub struct SignatureError {
     pub member: String,
-    pub reason: String,
+    pub reason: SignatureProblem,
+}
+
+/// Why a descriptor's signature does not hold. Names and values are those of the signature and
+/// its certificates; the descriptor is [`SignatureError::member`].
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureProblem {
+    #[error("has a .xml.sig but no .xml.orig (the signed bytes)")]
+    NoSignedBytes,
+    /// `.xml.orig` is not a descriptor.
+    #[error("{0}")]
+    SignedDescriptor(imgdb::ImgDbError),
+    #[error("a signature for a descriptor the image does not have")]
+    NoSuchDescriptor,
+    #[error("the signed descriptor (.xml.orig) differs from the one in use: VIB {vib} payloads do not match")]
+    OrigDiffers { vib: String },
+    #[error("PEM: {0}")]
+    Pem(String),
+    #[error("a PEM {0}, not a PKCS7 signature")]
+    PemLabel(String),
+    #[error("not PKCS#7: {0}")]
+    NotPkcs7(String),
+    #[error("PKCS#7 {0}, not signed data")]
+    NotSignedData(String),
+    #[error("PKCS#7 signed data: {0}")]
+    SignedData(String),
+    #[error("{0} signers; one was expected")]
+    SignerCount(usize),
+    #[error("digest {0}, not SHA-256")]
+    Digest(String),
+    #[error("the signed attributes have no message digest")]
+    NoMessageDigest,
+    #[error("message digest: {0}")]
+    MessageDigest(String),
+    #[error("the signed message digest is not the SHA-256 of .xml.orig")]
+    DigestMismatch,
+    /// The signed attributes could not be encoded again (DER) to check the signature over them.
+    #[error("{0}")]
+    Encoding(String),
+    #[error("signature algorithm {0}, not RSA")]
+    SignatureAlgorithm(String),
+    #[error("the signature does not verify with the signer's key")]
+    BadSignature,
+    #[error("the signer is named by key id; only issuer and serial are supported")]
+    SignerByKeyId,
+    #[error("signed by {issuer} serial {serial}, which is neither the trust certificate nor carried in the signature")]
+    SignerUnknown { issuer: String, serial: String },
+    #[error("signed by {subject}, issued by {issuer}: not the trust certificate {anchor}")]
+    NotIssuedByAnchor {
+        subject: String,
+        issuer: String,
+        anchor: String,
+    },
+    #[error("the signer's certificate is signed with {0}, not RSA")]
+    CertAlgorithm(String),
+    #[error("the signer's certificate signature is not whole bytes")]
+    CertSignatureBits,
+    #[error("the signer's certificate ({0}) is not signed by the trust certificate")]
+    CertNotSignedByAnchor(String),
 }
 
 impl Anchor {
@@ -81,14 +139,12 @@ pub fn check(db: &ImageDb, anchor: &Anchor) -> Result<Checked, SignatureError> {
     let mut signers: Vec<String> = Vec::new();
     let mut verified = 0;
     for s in db.signatures.iter().filter(|s| s.sig.is_some()) {
-        let bad = |reason: String| SignatureError {
+        let bad = |reason: SignatureProblem| SignatureError {
             member: s.member.clone(),
             reason,
         };
         let (Some(sig), Some(orig)) = (&s.sig, &s.orig) else {
-            return Err(bad(
-                "has a .xml.sig but no .xml.orig (the signed bytes)".into()
-            ));
+            return Err(bad(SignatureProblem::NoSignedBytes));
         };
         let signer = verify_detached(orig, sig, anchor).map_err(bad)?;
         same_payloads(db, &s.member, orig).map_err(bad)?;
@@ -121,47 +177,52 @@ fn same_member(a: &str, b: &str) -> bool {
 
 /// `.xml.orig` is what VMware signed; the install reads `.xml`. They must describe the same VIB
 /// with the same payloads (sizes, checksums), or the signature vouches for other bytes.
-fn same_payloads(db: &ImageDb, member: &str, orig: &[u8]) -> Result<(), String> {
-    let signed = imgdb::parse_vib(&format!("{member}.orig"), orig).map_err(|e| e.to_string())?;
+fn same_payloads(db: &ImageDb, member: &str, orig: &[u8]) -> Result<(), SignatureProblem> {
+    let signed = imgdb::parse_vib(&format!("{member}.orig"), orig)
+        .map_err(SignatureProblem::SignedDescriptor)?;
     let used = db
         .vibs
         .iter()
         .find(|v| same_member(&v.member, member))
-        .ok_or("a signature for a descriptor the image does not have")?;
+        .ok_or(SignatureProblem::NoSuchDescriptor)?;
     if signed.id != used.id || signed.payloads != used.payloads {
-        return Err(format!(
-            "the signed descriptor (.xml.orig) differs from the one in use: VIB {} payloads do not match",
-            used.id
-        ));
+        return Err(SignatureProblem::OrigDiffers {
+            vib: used.id.clone(),
+        });
     }
     Ok(())
 }
 
 /// Verify a PEM (or DER) PKCS#7 detached signature over `content`; returns the signer's name.
-fn verify_detached(content: &[u8], sig: &[u8], anchor: &Anchor) -> Result<String, String> {
+fn verify_detached(
+    content: &[u8],
+    sig: &[u8],
+    anchor: &Anchor,
+) -> Result<String, SignatureProblem> {
     let der = if sig.starts_with(b"-----BEGIN") {
-        let (label, der) = der::pem::decode_vec(sig).map_err(|e| format!("PEM: {e}"))?;
+        let (label, der) =
+            der::pem::decode_vec(sig).map_err(|e| SignatureProblem::Pem(e.to_string()))?;
         if !matches!(label, "PKCS7" | "CMS") {
-            return Err(format!("a PEM {label}, not a PKCS7 signature"));
+            return Err(SignatureProblem::PemLabel(label.to_string()));
         }
         der
     } else {
         sig.to_vec()
     };
-    let ci = ContentInfo::from_der(&der).map_err(|e| format!("not PKCS#7: {e}"))?;
+    let ci = ContentInfo::from_der(&der).map_err(|e| SignatureProblem::NotPkcs7(e.to_string()))?;
     if ci.content_type != SIGNED_DATA {
-        return Err(format!("PKCS#7 {}, not signed data", ci.content_type));
+        return Err(SignatureProblem::NotSignedData(ci.content_type.to_string()));
     }
     let sd: SignedData = ci
         .content
         .decode_as()
-        .map_err(|e| format!("PKCS#7 signed data: {e}"))?;
+        .map_err(|e| SignatureProblem::SignedData(e.to_string()))?;
     let si = match sd.signer_infos.0.as_slice() {
         [one] => one,
-        other => return Err(format!("{} signers; one was expected", other.len())),
+        other => return Err(SignatureProblem::SignerCount(other.len())),
     };
     if si.digest_alg.oid != SHA256 {
-        return Err(format!("digest {}, not SHA-256", si.digest_alg.oid));
+        return Err(SignatureProblem::Digest(si.digest_alg.oid.to_string()));
     }
     let signer = signer_cert(&sd, si, anchor)?;
     let digest = Sha256::digest(content);
@@ -171,21 +232,22 @@ fn verify_detached(content: &[u8], sig: &[u8], anchor: &Anchor) -> Result<String
                 .iter()
                 .find(|a| a.oid == MESSAGE_DIGEST)
                 .and_then(|a| a.values.get(0))
-                .ok_or("the signed attributes have no message digest")?
+                .ok_or(SignatureProblem::NoMessageDigest)?
                 .decode_as::<der::asn1::OctetString>()
-                .map_err(|e| format!("message digest: {e}"))?;
+                .map_err(|e| SignatureProblem::MessageDigest(e.to_string()))?;
             if md.as_bytes() != digest.as_slice() {
-                return Err("the signed message digest is not the SHA-256 of .xml.orig".into());
+                return Err(SignatureProblem::DigestMismatch);
             }
             // RFC 5652 §5.4: the signature is over the DER of the SET OF attributes.
-            attrs.to_der().map_err(|e| e.to_string())?
+            attrs
+                .to_der()
+                .map_err(|e| SignatureProblem::Encoding(e.to_string()))?
         }
         None => content.to_vec(),
     };
     if !matches!(si.signature_algorithm.oid, o if o == RSA || o == SHA256_WITH_RSA) {
-        return Err(format!(
-            "signature algorithm {}, not RSA",
-            si.signature_algorithm.oid
+        return Err(SignatureProblem::SignatureAlgorithm(
+            si.signature_algorithm.oid.to_string(),
         ));
     }
     rsa_verify(
@@ -194,15 +256,19 @@ fn verify_detached(content: &[u8], sig: &[u8], anchor: &Anchor) -> Result<String
         &signed_bytes,
         si.signature.as_bytes(),
     )
-    .map_err(|_| "the signature does not verify with the signer's key".to_string())?;
+    .map_err(|_| SignatureProblem::BadSignature)?;
     Ok(signer.tbs_certificate.subject.to_string())
 }
 
 /// The signer's certificate: the anchor itself, or one in the signature that the anchor issued
 /// and signed.
-fn signer_cert(sd: &SignedData, si: &SignerInfo, anchor: &Anchor) -> Result<Certificate, String> {
+fn signer_cert(
+    sd: &SignedData,
+    si: &SignerInfo,
+    anchor: &Anchor,
+) -> Result<Certificate, SignatureProblem> {
     let SignerIdentifier::IssuerAndSerialNumber(id) = &si.sid else {
-        return Err("the signer is named by key id; only issuer and serial are supported".into());
+        return Err(SignatureProblem::SignerByKeyId);
     };
     let is_signer = |c: &Certificate| {
         c.tbs_certificate.issuer == id.issuer && c.tbs_certificate.serial_number == id.serial_number
@@ -218,19 +284,16 @@ fn signer_cert(sd: &SignedData, si: &SignerInfo, anchor: &Anchor) -> Result<Cert
             CertificateChoices::Certificate(c) if is_signer(c) => Some(c.clone()),
             _ => None,
         })
-        .ok_or_else(|| {
-            format!(
-                "signed by {} serial {}, which is neither the trust certificate nor carried in the signature",
-                id.issuer, id.serial_number
-            )
+        .ok_or_else(|| SignatureProblem::SignerUnknown {
+            issuer: id.issuer.to_string(),
+            serial: id.serial_number.to_string(),
         })?;
     if carried.tbs_certificate.issuer != anchor.cert.tbs_certificate.subject {
-        return Err(format!(
-            "signed by {}, issued by {}: not the trust certificate {}",
-            carried.tbs_certificate.subject,
-            carried.tbs_certificate.issuer,
-            anchor.cert.tbs_certificate.subject
-        ));
+        return Err(SignatureProblem::NotIssuedByAnchor {
+            subject: carried.tbs_certificate.subject.to_string(),
+            issuer: carried.tbs_certificate.issuer.to_string(),
+            anchor: anchor.cert.tbs_certificate.subject.to_string(),
+        });
     }
     let alg: &'static dyn ring::signature::VerificationAlgorithm = match carried
         .signature_algorithm
@@ -238,25 +301,18 @@ fn signer_cert(sd: &SignedData, si: &SignerInfo, anchor: &Anchor) -> Result<Cert
     {
         o if o == SHA256_WITH_RSA => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
         o if o == SHA1_WITH_RSA => &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        o => {
-            return Err(format!(
-                "the signer's certificate is signed with {o}, not RSA"
-            ))
-        }
+        o => return Err(SignatureProblem::CertAlgorithm(o.to_string())),
     };
     let tbs = carried
         .tbs_certificate
         .to_der()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SignatureProblem::Encoding(e.to_string()))?;
     let cert_sig = carried
         .signature
         .as_bytes()
-        .ok_or("the signer's certificate signature is not whole bytes")?;
+        .ok_or(SignatureProblem::CertSignatureBits)?;
     rsa_verify(&anchor.cert, alg, &tbs, cert_sig).map_err(|_| {
-        format!(
-            "the signer's certificate ({}) is not signed by the trust certificate",
-            carried.tbs_certificate.subject
-        )
+        SignatureProblem::CertNotSignedByAnchor(carried.tbs_certificate.subject.to_string())
     })?;
     Ok(carried)
 }

@@ -81,20 +81,30 @@ pub fn find(sysroot: &Path, path: &str) -> Result<(Vec<u8>, PathBuf)> {
 
 /// The installer media on a CD/DVD drive below the sysroot (when no `--media` or `inst.repo=`
 /// names them): the drive's location and its device node.
-pub fn installer_media(sysroot: &Path) -> std::result::Result<(String, PathBuf), String> {
-    let mut why = Vec::new();
+pub fn installer_media(sysroot: &Path) -> std::result::Result<(String, PathBuf), NoInstallerMedia> {
+    let mut rejected = Vec::new();
     for drive in drives(sysroot) {
         let location = drive.display().to_string();
         match crate::media::Media::open(&location) {
             Ok(_) => return Ok((location, drive)),
-            Err(e) => why.push(format!("{e:#}")),
+            Err(e) => rejected.push(format!("{e:#}")),
         }
     }
-    if why.is_empty() {
-        why.push(format!("no CD/DVD drive below {}", sysroot.display()));
-    }
-    Err(format!(
-        "no installation media: give --media, or boot from the installer CD ({})",
-        why.join("; ")
-    ))
+    Err(if rejected.is_empty() {
+        NoInstallerMedia::NoDrive {
+            sysroot: sysroot.to_path_buf(),
+        }
+    } else {
+        NoInstallerMedia::NoneUsable { rejected }
+    })
+}
+
+/// No `--media`, no `inst.repo=`, and no CD/DVD drive holding the installer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoInstallerMedia {
+    #[error("no installation media: give --media, or boot from the installer CD (no CD/DVD drive below {})", sysroot.display())]
+    NoDrive { sysroot: PathBuf },
+    /// Each drive's reason, as the media reader gave it (it names the drive).
+    #[error("no installation media: give --media, or boot from the installer CD ({})", rejected.join("; "))]
+    NoneUsable { rejected: Vec<String> },
 }

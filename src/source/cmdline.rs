@@ -81,7 +81,31 @@ pub struct BootOptionError {
     pub why: String,
 }
 
-fn ks_location(v: &str) -> Result<KsLocation, String> {
+/// Why the boot options of this run could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CmdlineError {
+    /// The sysroot cannot be opened; the message names it.
+    #[error("{message}")]
+    Sysroot {
+        sysroot: std::path::PathBuf,
+        message: String,
+    },
+    /// `proc/cmdline` below the sysroot cannot be read; the message names it.
+    #[error("{message}")]
+    Unreadable {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error(transparent)]
+    Option(#[from] BootOptionError),
+}
+
+/// A `ks=` value that is none of the kickstart locations ESXi knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a kickstart location (file://, /path, http(s)://, cdrom:/PATH, usb, usb:/PATH)")]
+struct NotAKsLocation;
+
+fn ks_location(v: &str) -> Result<KsLocation, NotAKsLocation> {
     let lower = v.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return Ok(KsLocation::Http(v.to_string()));
@@ -109,7 +133,7 @@ fn ks_location(v: &str) -> Result<KsLocation, String> {
     if let Some(p) = v.strip_prefix("usb:") {
         return Ok(KsLocation::Usb(p.to_string()));
     }
-    Err("not a kickstart location (file://, /path, http(s)://, cdrom:/PATH, usb, usb:/PATH)".into())
+    Err(NotAKsLocation)
 }
 
 fn mac_from_bootif(v: &str) -> Option<String> {
@@ -126,8 +150,14 @@ fn mac_from_bootif(v: &str) -> Option<String> {
 impl BootOptions {
     /// The boot options of this run: `cmdline` when given (`--cmdline`), else `proc/cmdline`
     /// below the sysroot; none when that file does not exist (not a booted installer).
-    pub fn read(sysroot: &std::path::Path, cmdline: Option<&str>) -> Result<BootOptions, String> {
-        let sys = crate::sysroot::Sysroot::new(sysroot).map_err(|e| format!("{e:#}"))?;
+    pub fn read(
+        sysroot: &std::path::Path,
+        cmdline: Option<&str>,
+    ) -> Result<BootOptions, CmdlineError> {
+        let sys = crate::sysroot::Sysroot::new(sysroot).map_err(|e| CmdlineError::Sysroot {
+            sysroot: sysroot.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
         BootOptions::read_in(&sys, cmdline)
     }
 
@@ -135,16 +165,20 @@ impl BootOptions {
     pub(crate) fn read_in(
         sys: &crate::sysroot::Sysroot,
         cmdline: Option<&str>,
-    ) -> Result<BootOptions, String> {
+    ) -> Result<BootOptions, CmdlineError> {
+        let rel = std::path::Path::new("proc/cmdline");
         let text = match cmdline {
             Some(c) => c.to_string(),
             None => sys
-                .attr(std::path::Path::new("proc/cmdline"))
-                .map_err(|e| format!("{e:#}"))?
+                .attr(rel)
+                .map_err(|e| CmdlineError::Unreadable {
+                    path: sys.host_path(rel),
+                    message: format!("{e:#}"),
+                })?
                 .unwrap_or_default(),
         };
         // Its warnings become plan warnings (shown and reported there).
-        BootOptions::parse(&text).map_err(|e| e.to_string())
+        Ok(BootOptions::parse(&text)?)
     }
 
     pub fn parse(cmdline: &str) -> Result<BootOptions, BootOptionError> {
@@ -208,7 +242,7 @@ impl BootOptions {
                     ));
                 }
                 self.ks
-                    .push(ks_location(value).map_err(WordError::Ignored)?);
+                    .push(ks_location(value).map_err(|e| WordError::Ignored(e.to_string()))?);
             }
             "ip" | "netmask" | "gateway" | "nameserver" | "vlanid" => {
                 self.network_word(key, value)?
@@ -428,6 +462,23 @@ mod tests {
             o.warnings.iter().any(|w| w.contains("inst.repo=nfs")),
             "{:?}",
             o.warnings
+        );
+    }
+
+    #[test]
+    fn a_sysroot_that_is_not_there_is_named() {
+        let e = BootOptions::read(std::path::Path::new("/nonexistent-sysroot"), None).unwrap_err();
+        assert!(
+            matches!(&e, CmdlineError::Sysroot { sysroot, .. } if sysroot == std::path::Path::new("/nonexistent-sysroot")),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("/nonexistent-sysroot"), "{e}");
+        // A refused word keeps its own error, message unchanged.
+        let e = BootOptions::read(std::path::Path::new("/"), Some("ks=uuid:1")).unwrap_err();
+        assert!(matches!(e, CmdlineError::Option(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "boot option \"ks=uuid:1\": ks=uuid is no longer a supported method"
         );
     }
 

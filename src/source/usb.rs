@@ -88,25 +88,49 @@ pub fn find(
     )
 }
 
+/// Why one region of a disk holds no kickstart ESXi would read; `what` names the region.
+#[derive(Debug, thiserror::Error)]
+enum NotHere {
+    #[error("{what}: no FAT file system")]
+    NoFat { what: String },
+    #[error("{what}: FAT12, which ESXi does not read")]
+    Fat12 { what: String },
+    #[error("{what} ({fat:?}): no {path}")]
+    NoFile {
+        what: String,
+        fat: fatfs::FatType,
+        path: String,
+    },
+    #[error("{what}: a damaged FAT file system")]
+    Damaged { what: String },
+}
+
 /// `path` from the FAT file system in `slice`: the bytes, or why not (no FAT, FAT12, no file).
 fn read_ks(
     slice: StreamSlice<File>,
     path: &str,
     d: &UsbDisk,
     what: &str,
-) -> Result<std::result::Result<Vec<u8>, String>> {
+) -> Result<std::result::Result<Vec<u8>, NotHere>> {
+    let what = what.to_string();
     let fs = match fatfs::FileSystem::new(BufStream::new(slice), fatfs::FsOptions::new()) {
         Ok(fs) => fs,
-        Err(_) => return Ok(Err(format!("{what}: no FAT file system"))),
+        Err(_) => return Ok(Err(NotHere::NoFat { what })),
     };
     let fat = fs.fat_type();
     if fat == fatfs::FatType::Fat12 {
-        return Ok(Err(format!("{what}: FAT12, which ESXi does not read")));
+        return Ok(Err(NotHere::Fat12 { what }));
     }
     let inner = path.trim_start_matches('/');
     let mut f = match fs.root_dir().open_file(inner) {
         Ok(f) => f,
-        Err(_) => return Ok(Err(format!("{what} ({fat:?}): no {path}"))),
+        Err(_) => {
+            return Ok(Err(NotHere::NoFile {
+                what,
+                fat,
+                path: path.to_string(),
+            }))
+        }
     };
     let mut bytes = Vec::new();
     (&mut f)
@@ -153,7 +177,7 @@ fn find_on_disk(sysroot: &Path, d: &UsbDisk, path: &str) -> Result<Found> {
             }
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                tried.push(format!("{what}: a damaged FAT file system"));
+                tried.push(NotHere::Damaged { what });
                 continue;
             }
         };
@@ -165,5 +189,6 @@ fn find_on_disk(sysroot: &Path, d: &UsbDisk, path: &str) -> Result<Found> {
             device,
         });
     }
+    let tried: Vec<String> = tried.iter().map(ToString::to_string).collect();
     anyhow::bail!("{} ({}): {}", d.device, d.description, tried.join(", "))
 }

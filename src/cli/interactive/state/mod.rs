@@ -537,7 +537,7 @@ mod tests {
         let options = ksinstall::install::Options::new(
             &sysroot,
             ksinstall::dpu::Access::new(&sysroot),
-            ksinstall::dpu::bundle::default_root(),
+            ksinstall::dpu::bundle::default_root().map_err(|e| e.to_string()),
         );
         let media = dir.join("media").display().to_string();
         let http = ksinstall::http::Http::new(Default::default()).unwrap();
