@@ -73,9 +73,10 @@ impl<'a> Session<'a> {
     pub fn refuse(&self, failure: &Failure) -> Outcome {
         let outcome = failure.outcome;
         fail(self.sink, failure.step, outcome, &failure.message);
-        // The same check as every run's: a refusal never writes its report over a device.
+        // The same check as every run's: a refusal never writes its report over a device. The
+        // run has its one `failed` event already: a report that cannot be written is a warning.
         if let Err(f) = checks::report_path(&self.options) {
-            fail(self.sink, f.step, outcome, &f.message);
+            self.warn_report(f.message);
             return outcome;
         }
         if let Some(path) = &self.options.report {
@@ -86,10 +87,23 @@ impl<'a> Session<'a> {
                 message: failure.message.clone(),
             });
             if let Err(e) = r.write(path) {
-                fail(self.sink, StepId::Report, outcome, &format!("{e:#}"));
+                self.warn_report(format!("{e:#}"));
             }
         }
         outcome
+    }
+
+    fn warn_report(&self, message: String) {
+        self.sink.emit(Event::Warning {
+            step: StepId::Report,
+            message,
+        });
+    }
+
+    /// The `--report` path takes a test write (the console checks it before its first screen,
+    /// so that a bad path is not found after every answer was given).
+    pub fn check_report_path(&self) -> Result<(), Failure> {
+        checks::report_path(&self.options)
     }
 
     /// One install from a kickstart's bytes: read it, read the hardware and the media, plan,
@@ -131,7 +145,12 @@ impl<'a> Session<'a> {
     }
 
     /// The end of a run: the `failed` event when it stopped, then the report.
-    fn end(&self, mut run: Run<'_>, recorder: &Recorder<'_>, result: Result<(), Failure>) -> Ended {
+    fn end(
+        &self,
+        mut run: Run<'_>,
+        recorder: &Recorder<'_>,
+        mut result: Result<(), Failure>,
+    ) -> Ended {
         let mut outcome = match &result {
             Ok(()) => Outcome::Success,
             Err(f) => fail(recorder, f.step, f.outcome, &f.message),
@@ -140,13 +159,13 @@ impl<'a> Session<'a> {
         if let Some(path) = self.options.report.as_ref().filter(|_| run.report_checked) {
             let r = run.report(outcome, recorder, result.as_ref().err(), self.started);
             if let Err(e) = r.write(path) {
-                // The path was checked before the first write; a failure now is an I/O failure.
-                outcome = fail(
-                    self.sink,
-                    StepId::Report,
-                    Outcome::UsageOrIo,
-                    &format!("{e:#}"),
-                );
+                // The path was checked before the first write; a failure now is an I/O failure,
+                // said where the run is shown (the console's screen too).
+                let f = stop(StepId::Report, Outcome::UsageOrIo, format!("{e:#}"));
+                outcome = fail(recorder, f.step, f.outcome, &f.message);
+                if result.is_ok() {
+                    result = Err(f);
+                }
             }
         }
         Ended {

@@ -95,6 +95,12 @@ impl Shaper {
         let mut out = Vec::new();
         match self.format {
             ReportFormat::Json => {
+                // A script's lines and the kickstart's findings are in the report posted at the
+                // end: one post per line would queue thousands and delay `finished` past its
+                // deadline.
+                if matches!(e, Event::ScriptOutput { .. } | Event::Diagnostic(_)) {
+                    return out;
+                }
                 if let Event::Progress { step, percent, .. } = e {
                     let last = self.progress.entry(*step).or_insert(-100.0);
                     if *percent < 100.0 && *percent < *last + 10.0 {
@@ -284,6 +290,34 @@ impl EventSink for Tee<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_posts_how_a_script_ended_but_not_each_of_its_lines() {
+        let mut s = Shaper {
+            format: ReportFormat::Json,
+            token: None,
+            started: false,
+            warned_steps: HashSet::new(),
+            any_warning: false,
+            last_failure: None,
+            progress: Default::default(),
+        };
+        let line = Event::ScriptOutput {
+            section: "%post".into(),
+            at: "ks.cfg:9".into(),
+            line: "hello".into(),
+        };
+        let ended = Event::ScriptEnded {
+            section: "%post".into(),
+            at: "ks.cfg:9".into(),
+            ok: true,
+            status: "exit status: 0".into(),
+        };
+        assert!(s.bodies(&line).is_empty());
+        let posted = s.bodies(&ended);
+        assert_eq!(posted.len(), 1);
+        assert_eq!(posted[0]["event"], "script_ended");
+    }
 
     #[test]
     fn curtin_marks_the_failed_step_and_the_install_fail() {

@@ -98,6 +98,9 @@ pub fn run_console(
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(log::LevelFilter::Off);
     }
+    if let Err(f) = session.check_report_path() {
+        return Ok(session.refuse(&f));
+    }
     let host = match session.prepare(boot, media, http) {
         Ok(h) => h,
         Err(f) => return Ok(session.refuse(&f)),
