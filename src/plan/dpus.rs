@@ -15,22 +15,15 @@ pub(super) fn unsupported_cards(i: &Inputs<'_>) -> Vec<NotUsedDpu> {
         .dpus
         .iter()
         .filter(|d| !d.supported)
-        .map(|d| NotUsedDpu {
-            name: format!("{} {} in {}", d.vendor, d.model, d.location()),
-            address: d.address.clone(),
-            slot: d.slot.clone(),
-            catalog_id: d.catalog_id.clone(),
-            vendor: d.vendor.clone(),
-            model: d.model.clone(),
-            generation: d.generation.clone(),
-            supported_model: false,
-            reason: format!(
+        .map(|d| {
+            let reason = format!(
                 "a model vSphere 8 does not support{}: ESXi does not use it as a DPU",
                 d.note
                     .as_deref()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default()
-            ),
+            );
+            NotUsedDpu::left_alone(d, reason)
         })
         .collect()
 }
@@ -52,7 +45,7 @@ pub(super) fn not_a_dpu(
     else {
         return Ok(false);
     };
-    let name = format!("{} {} in {}", d.vendor, d.model, d.location());
+    let name = NotUsedDpu::name_of(d);
     let named = slots.iter().map(|s| s.trim()).any(|s| d.named_by(s));
     if named {
         return Err(refuse(
@@ -60,17 +53,7 @@ pub(super) fn not_a_dpu(
             format!("--dpuPciSlots names {name}, but {mode}; {}", mode.fix()),
         ));
     }
-    not_used.push(NotUsedDpu {
-        name,
-        address: d.address.clone(),
-        slot: d.slot.clone(),
-        catalog_id: d.catalog_id.clone(),
-        vendor: d.vendor.clone(),
-        model: d.model.clone(),
-        generation: d.generation.clone(),
-        supported_model: true,
-        reason: mode.to_string(),
-    });
+    not_used.push(NotUsedDpu::left_alone(d, mode.to_string()));
     Ok(true)
 }
 

@@ -127,6 +127,28 @@ pub struct NotUsedDpu {
     pub reason: String,
 }
 
+impl NotUsedDpu {
+    /// A card of the inventory that the install leaves alone, and why.
+    pub fn left_alone(d: &crate::inventory::Dpu, reason: String) -> NotUsedDpu {
+        NotUsedDpu {
+            name: NotUsedDpu::name_of(d),
+            address: d.address.clone(),
+            slot: d.slot.clone(),
+            catalog_id: d.catalog_id.clone(),
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            generation: d.generation.clone(),
+            supported_model: d.supported,
+            reason,
+        }
+    }
+
+    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`.
+    pub fn name_of(d: &crate::inventory::Dpu) -> String {
+        format!("{} {} in {}", d.vendor, d.model, d.location())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MediaSummary {

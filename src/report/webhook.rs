@@ -82,6 +82,18 @@ fn curtin(name: &str, event_type: &str, description: &str, result: Option<&str>)
 }
 
 impl Shaper {
+    fn new(format: ReportFormat, token: Option<String>) -> Shaper {
+        Shaper {
+            format,
+            token,
+            started: false,
+            warned_steps: HashSet::new(),
+            any_warning: false,
+            last_failure: None,
+            progress: Default::default(),
+        }
+    }
+
     fn ironic(&self, status: &str, message: &str) -> Value {
         json!({
             "callback_url": "",
@@ -199,15 +211,7 @@ impl Webhook {
         let (done_tx, done_rx) = mpsc::channel();
         let url = url.to_string();
         std::thread::spawn(move || {
-            let mut shaper = Shaper {
-                format,
-                token,
-                started: false,
-                warned_steps: HashSet::new(),
-                any_warning: false,
-                last_failure: None,
-                progress: Default::default(),
-            };
+            let mut shaper = Shaper::new(format, token);
             let headers: Vec<(&str, String)> = match format {
                 ReportFormat::Ironic => vec![("X-OpenStack-Ironic-API-Version", "1.72".into())],
                 _ => Vec::new(),
@@ -293,15 +297,7 @@ mod tests {
 
     #[test]
     fn json_posts_how_a_script_ended_but_not_each_of_its_lines() {
-        let mut s = Shaper {
-            format: ReportFormat::Json,
-            token: None,
-            started: false,
-            warned_steps: HashSet::new(),
-            any_warning: false,
-            last_failure: None,
-            progress: Default::default(),
-        };
+        let mut s = Shaper::new(ReportFormat::Json, None);
         let line = Event::ScriptOutput {
             section: "%post".into(),
             at: "ks.cfg:9".into(),
@@ -321,15 +317,7 @@ mod tests {
 
     #[test]
     fn curtin_marks_the_failed_step_and_the_install_fail() {
-        let mut s = Shaper {
-            format: ReportFormat::Curtin,
-            token: None,
-            started: false,
-            warned_steps: HashSet::new(),
-            any_warning: false,
-            last_failure: None,
-            progress: Default::default(),
-        };
+        let mut s = Shaper::new(ReportFormat::Curtin, None);
         let events = [
             Event::StepStarted {
                 step: StepId::Bootbank,
