@@ -646,7 +646,8 @@ fn host_rules_of_distributed_services_engine() {
     let out = h.dpu_install(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let left = &h.report()["dpus_not_used"][0];
-    assert_eq!(left["supported_model"], false, "{left:#}");
+    assert_eq!(left["supported"], false, "{left:#}");
+    assert_eq!(left["catalog_id"], "nvidia-bluefield-1", "{left:#}");
     assert!(
         left["reason"]
             .as_str()

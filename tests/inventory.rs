@@ -76,12 +76,12 @@ fn bluefield2_is_one_card_in_slot_2_managed_through_rshim() {
     assert_eq!(inv.dpus.len(), 1);
     let d = &inv.dpus[0];
     assert_eq!(
-        (d.vendor.as_str(), d.model.as_str()),
+        (d.identity.vendor.as_str(), d.identity.model.as_str()),
         ("NVIDIA", "BlueField-2")
     );
-    assert!(d.supported);
-    assert_eq!(d.slot.as_deref(), Some("2"));
-    assert_eq!(d.address, "0000:3b:00");
+    assert!(d.identity.supported);
+    assert_eq!(d.identity.slot.as_deref(), Some("2"));
+    assert_eq!(d.identity.address, "0000:3b:00");
     let roles: Vec<(&str, Role)> = d
         .functions
         .iter()
@@ -106,9 +106,9 @@ fn bluefield3_is_found_in_slot_4() {
     let inv = read("bluefield3");
     assert_eq!(inv.dpus.len(), 1);
     let d = &inv.dpus[0];
-    assert_eq!(d.model, "BlueField-3");
-    assert!(d.supported);
-    assert_eq!(d.slot.as_deref(), Some("4"));
+    assert_eq!(d.identity.model, "BlueField-3");
+    assert!(d.identity.supported);
+    assert_eq!(d.identity.slot.as_deref(), Some("4"));
     assert_eq!(d.management.as_deref(), Some("0000:ca:00.2"));
     assert_eq!(d.management_role, Some(Role::Rshim));
     assert!(inv.dpu_findings(&strings(&["4"])).is_empty());
@@ -120,13 +120,13 @@ fn pensando_dsc2_200_is_grouped_by_its_own_switch() {
     assert_eq!(inv.dpus.len(), 1);
     let d = &inv.dpus[0];
     assert_eq!(
-        (d.vendor.as_str(), d.model.as_str()),
+        (d.identity.vendor.as_str(), d.identity.model.as_str()),
         ("AMD Pensando", "DSC2-200")
     );
-    assert!(d.supported);
+    assert!(d.identity.supported);
     // The card root is the Elba upstream port, not the AMD root port above it.
-    assert_eq!(d.address, "0000:41:00");
-    assert_eq!(d.slot.as_deref(), Some("3"));
+    assert_eq!(d.identity.address, "0000:41:00");
+    assert_eq!(d.identity.slot.as_deref(), Some("3"));
     let addresses: Vec<&str> = d.functions.iter().map(|f| f.address.as_str()).collect();
     assert_eq!(
         addresses,
@@ -153,7 +153,7 @@ fn pensando_dsc2_200_is_grouped_by_its_own_switch() {
 #[test]
 fn two_dpus_are_a_finding_naming_both_slots_and_addresses() {
     let inv = read("two-dpus");
-    let models: Vec<&str> = inv.dpus.iter().map(|d| d.model.as_str()).collect();
+    let models: Vec<&str> = inv.dpus.iter().map(|d| d.identity.model.as_str()).collect();
     assert_eq!(models, vec!["BlueField-2", "DSC-25"]);
     // A DSC-25 has no pds_core function: its management path is the first ionic PF.
     assert_eq!(inv.dpus[1].management.as_deref(), Some("0000:60:00.0"));
@@ -190,8 +190,8 @@ fn pollara_ai_nic_is_not_a_dpu_and_its_slot_holds_none() {
 fn bluefield1_is_a_dpu_vsphere_8_does_not_support() {
     let inv = read("bluefield1");
     assert_eq!(inv.dpus.len(), 1);
-    assert!(!inv.dpus[0].supported);
-    assert_eq!(inv.dpus[0].model, "BlueField");
+    assert!(!inv.dpus[0].identity.supported);
+    assert_eq!(inv.dpus[0].identity.model, "BlueField");
     assert!(
         matches!(inv.findings.as_slice(), [DpuFinding::UnsupportedDpu { dpu, .. }] if dpu.slot.as_deref() == Some("1")),
         "{:?}",
@@ -244,8 +244,8 @@ fn a_dsc_of_unknown_model_counts_as_an_unsupported_dpu() {
     }
     let inv = Inventory::read(&root).expect("read");
     assert_eq!(inv.dpus.len(), 1);
-    assert_eq!(inv.dpus[0].catalog_id, "amd-pensando-dsc-unknown");
-    assert!(!inv.dpus[0].supported);
+    assert_eq!(inv.dpus[0].identity.catalog_id, "amd-pensando-dsc-unknown");
+    assert!(!inv.dpus[0].identity.supported);
     // Roles still come out, so the plan stage can name the management path.
     assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:45:00.0"));
     assert!(matches!(
@@ -956,8 +956,8 @@ fn bluefield_3_lx_and_bluefield_4_are_recognised_but_unsupported() {
         set_attr(&root, &format!("{card}.2/device"), rshim);
         let inv = Inventory::read(&root).expect("read");
         assert_eq!(inv.dpus.len(), 1, "{model}");
-        assert_eq!(inv.dpus[0].model, model);
-        assert!(!inv.dpus[0].supported, "{model}");
+        assert_eq!(inv.dpus[0].identity.model, model);
+        assert!(!inv.dpus[0].identity.supported, "{model}");
         assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:ca:00.2"));
         assert!(
             matches!(inv.findings.as_slice(), [DpuFinding::UnsupportedDpu { .. }]),
@@ -1036,8 +1036,8 @@ fn a_bluefield3_whose_rshim_shows_the_lx_id_is_still_a_bluefield3() {
     );
     let inv = Inventory::read(&root).expect("read");
     assert_eq!(inv.dpus.len(), 1);
-    assert_eq!(inv.dpus[0].model, "BlueField-3");
-    assert!(inv.dpus[0].supported);
+    assert_eq!(inv.dpus[0].identity.model, "BlueField-3");
+    assert!(inv.dpus[0].identity.supported);
     assert_eq!(inv.dpus[0].management.as_deref(), Some("0000:ca:00.2"));
     assert_eq!(inv.dpus[0].management_role, Some(Role::Rshim));
 }

@@ -539,7 +539,13 @@ fn stage_dpus<'p>(
             Some(total),
         );
         let dir = d.stage_dir.as_deref().unwrap_or(scratch);
-        let staged = match dpu::payload::stage(&d.payload, media, dir, &d.model, &d.address) {
+        let staged = match dpu::payload::stage(
+            &d.payload,
+            media,
+            dir,
+            &d.card.identity.model,
+            &d.card.identity.address,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 // What was staged for another card goes too.
@@ -613,7 +619,7 @@ fn install_dpu(
         Ok(sent) => {
             step.finish();
             Ok(dpu::Installed {
-                address: d.address.clone(),
+                address: d.card.identity.address.clone(),
                 staged_sha256: sent.sha256,
                 staged_bytes: sent.bytes,
                 after: sent.after,

@@ -194,7 +194,7 @@ fn write_esx(out: &mut String, esx: &ksinstall::inventory::EsxInstall) {
 fn write_dpus(out: &mut String, dpus: &[Dpu], observed: &[ksinstall::dpu::Observed]) {
     let _ = writeln!(out, "DPUs ({}):", dpus.len());
     for p in dpus {
-        let support = if p.supported {
+        let support = if p.identity.supported {
             "supported"
         } else {
             "NOT supported by vSphere 8"
@@ -202,10 +202,10 @@ fn write_dpus(out: &mut String, dpus: &[Dpu], observed: &[ksinstall::dpu::Observ
         let _ = writeln!(
             out,
             "  {} {} [{}], {}, {}",
-            p.vendor,
-            p.model,
-            p.generation,
-            p.location(),
+            p.identity.vendor,
+            p.identity.model,
+            p.identity.generation,
+            p.identity.location(),
             support
         );
         for f in &p.functions {
@@ -228,7 +228,7 @@ fn write_dpus(out: &mut String, dpus: &[Dpu], observed: &[ksinstall::dpu::Observ
                 let _ = writeln!(out, "    management: none found");
             }
         }
-        if let Some(o) = observed.iter().find(|o| o.address == p.address) {
+        if let Some(o) = observed.iter().find(|o| o.address == p.identity.address) {
             if let Some(i) = &o.interface {
                 let _ = writeln!(out, "    reached through: {i}");
             }

@@ -121,7 +121,7 @@ pub struct Observed {
 impl Observed {
     fn new(dpu: &Dpu) -> Observed {
         Observed {
-            address: dpu.address.clone(),
+            address: dpu.identity.address.clone(),
             interface: None,
             running_firmware: None,
             software: None,

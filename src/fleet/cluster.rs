@@ -130,22 +130,28 @@ fn model_counts(hosts: &[HostRecord]) -> Vec<ModelCount> {
     let single: Vec<(&HostRecord, &super::DpuRecord)> = hosts
         .iter()
         .filter(|h| h.dpus.len() == 1)
-        .filter_map(|h| h.dpus.first().filter(|d| d.supported).map(|d| (h, d)))
+        .filter_map(|h| {
+            h.dpus
+                .first()
+                .filter(|d| d.identity.supported)
+                .map(|d| (h, d))
+        })
         .collect();
-    tally(
-        single
-            .iter()
-            .map(|(h, d)| ((d.vendor.clone(), d.model.clone()), h.name.clone())),
-    )
+    tally(single.iter().map(|(h, d)| {
+        (
+            (d.identity.vendor.clone(), d.identity.model.clone()),
+            h.name.clone(),
+        )
+    }))
     .into_iter()
     .map(|((vendor, model), names)| {
         let mut generations: Vec<String> = Vec::new();
         for (_, d) in single
             .iter()
-            .filter(|(_, d)| d.vendor == vendor && d.model == model)
+            .filter(|(_, d)| d.identity.vendor == vendor && d.identity.model == model)
         {
-            if !generations.contains(&d.generation) {
-                generations.push(d.generation.clone());
+            if !generations.contains(&d.identity.generation) {
+                generations.push(d.identity.generation.clone());
             }
         }
         ModelCount {
@@ -209,10 +215,10 @@ fn dpu_finding(
             "no DPU: every host of a Distributed Services Engine cluster needs one".into(),
             format!("fit a {want_model} in this host, or move it to a cluster without DPUs"),
         )),
-        [d] if !d.supported => Some(broken(
+        [d] if !d.identity.supported => Some(broken(
             Rule::SupportedDpu,
             h,
-            format!("{}: not supported by vSphere 8", d.describe()),
+            format!("{}: not supported by vSphere 8", d.identity.name()),
             format!("replace it with a {want_model}"),
         )),
         [d] if d.not_used.is_some() => Some(broken(
@@ -220,14 +226,14 @@ fn dpu_finding(
             h,
             format!(
                 "{}: the install did not make it a DPU: {}",
-                d.describe(),
+                d.identity.name(),
                 d.not_used.as_deref().unwrap_or_default()
             ),
             "put the card in DPU mode and install the host again (docs/DPU.md)".into(),
         )),
         [d] => {
             let m = expected_model?;
-            if d.vendor == m.vendor && d.model == m.model {
+            if d.identity.vendor == m.vendor && d.identity.model == m.model {
                 return None;
             }
             Some(broken(
@@ -235,14 +241,14 @@ fn dpu_finding(
                 h,
                 format!(
                     "{}: the other {} host(s) carry a {} {}",
-                    d.describe(),
+                    d.identity.name(),
                     m.hosts.len(),
                     m.vendor,
                     m.model
                 ),
                 format!(
                     "replace it with a {} {}, or move the host to a cluster of {} {} hosts",
-                    m.vendor, m.model, d.vendor, d.model
+                    m.vendor, m.model, d.identity.vendor, d.identity.model
                 ),
             ))
         }
@@ -253,7 +259,7 @@ fn dpu_finding(
                 "{} DPUs: {}",
                 many.len(),
                 many.iter()
-                    .map(|d| d.describe())
+                    .map(|d| d.identity.name())
                     .collect::<Vec<_>>()
                     .join("; ")
             ),

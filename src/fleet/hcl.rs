@@ -274,17 +274,21 @@ fn check_dpu(
     recs: &mut Vec<Recommendation>,
     bundles: &[AvailableBundle],
 ) {
-    let name = Some(d.describe());
-    if !table.models.iter().any(|m| m.catalog_id == d.catalog_id) {
+    let name = Some(d.identity.name());
+    if !table
+        .models
+        .iter()
+        .any(|m| m.catalog_id == d.identity.catalog_id)
+    {
         out.add(
             Check::ModelNotListed,
             Severity::Broken,
             name,
             format!(
                 "{}: the model ({}) is not in the compatibility table{}",
-                d.describe(),
-                d.catalog_id,
-                if d.supported {
+                d.identity.name(),
+                d.identity.catalog_id,
+                if d.identity.supported {
                     ""
                 } else {
                     "; vSphere 8 does not support it"
@@ -299,20 +303,24 @@ fn check_dpu(
     if release.esxio {
         check_esxio(d, image, &name, out);
     }
-    let Some(pairing) = release.dpus.iter().find(|p| p.catalog_id == d.catalog_id) else {
+    let Some(pairing) = release
+        .dpus
+        .iter()
+        .find(|p| p.catalog_id == d.identity.catalog_id)
+    else {
         out.add(
             Check::ModelNotForRelease,
             Severity::Broken,
             name,
             format!(
                 "{}: the table pairs no firmware with ESXi {} for this model",
-                d.describe(),
+                d.identity.name(),
                 release.esxi
             ),
         );
         return;
     };
-    let model = format!("{} {}", d.vendor, d.model);
+    let model = format!("{} {}", d.identity.vendor, d.identity.model);
     match &d.firmware {
         Some(fw)
             if pairing
@@ -326,7 +334,7 @@ fn check_dpu(
                 name,
                 format!(
                     "{}: firmware {fw} does not pair with ESXi {} (the table pairs {})",
-                    d.describe(),
+                    d.identity.name(),
                     release.esxi,
                     pairing.firmware.join(", ")
                 ),
@@ -340,7 +348,7 @@ fn check_dpu(
                 name,
                 format!(
                     "{}: its firmware version is not known (a probe cannot read it, or the install report does not show that the payload reached the card)",
-                    d.describe()
+                    d.identity.name()
                 ),
             );
             recommend(recs, bundles, pairing, &model, &release.esxi, &h.name);
@@ -357,7 +365,7 @@ fn check_esxio(d: &DpuRecord, image: &Image, name: &Option<String>, out: &mut Ho
             name.clone(),
             format!(
                 "{}: the image put no ESXio components on the DPU",
-                d.describe()
+                d.identity.name()
             ),
         );
     }
@@ -368,7 +376,7 @@ fn check_esxio(d: &DpuRecord, image: &Image, name: &Option<String>, out: &mut Ho
             name.clone(),
             format!(
                 "{}: runs ESXio {b}, the host's image is {}",
-                d.describe(),
+                d.identity.name(),
                 image.build
             ),
         );

@@ -40,15 +40,8 @@ pub struct InstallResult {
 /// One DPU of a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DpuRecord {
-    /// The `firmware/dpus.toml` entry, e.g. `nvidia-bluefield-3`.
-    pub catalog_id: String,
-    pub vendor: String,
-    pub model: String,
-    pub generation: String,
-    /// Whether vSphere 8 supports the model (the catalog's word).
-    pub supported: bool,
-    pub address: String,
-    pub slot: Option<String>,
+    #[serde(flatten)]
+    pub identity: crate::inventory::DpuIdentity,
     /// The firmware version the DPU was given (report) or reports running (probe), if known.
     pub firmware: Option<String>,
     /// The ESXio build put on the DPU (reports only).
@@ -57,19 +50,6 @@ pub struct DpuRecord {
     pub esxio_included: Option<bool>,
     /// Why the install left the card alone instead of making it a DPU (reports only).
     pub not_used: Option<String>,
-}
-
-impl DpuRecord {
-    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`
-    pub fn describe(&self) -> String {
-        match &self.slot {
-            Some(s) => format!(
-                "{} {} in slot {s} ({})",
-                self.vendor, self.model, self.address
-            ),
-            None => format!("{} {} at {}", self.vendor, self.model, self.address),
-        }
-    }
 }
 
 /// One host: its DPUs, its image and, from a report, how its install ended.
@@ -215,13 +195,7 @@ fn from_report(name: &str, source: &str, r: &crate::install::InstallReport) -> H
     let mut dpus: Vec<DpuRecord> = r.dpus.iter().map(report_dpu).collect();
     // An upgrade leaves the DPU running the ESXio the new image carries.
     dpus.extend(r.kept_dpus.iter().map(|d| DpuRecord {
-        catalog_id: d.catalog_id.clone(),
-        vendor: d.vendor.clone(),
-        model: d.model.clone(),
-        generation: d.generation.clone(),
-        supported: d.supported,
-        address: d.address.clone(),
-        slot: d.slot.clone(),
+        identity: d.identity.clone(),
         firmware: None,
         esxio_build: (!d.esxio_build.is_empty()).then(|| d.esxio_build.clone()),
         esxio_included: Some(true),
@@ -255,13 +229,7 @@ fn report_dpu(d: &crate::install::report::ReportDpu) -> DpuRecord {
     let p = &d.payload;
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     DpuRecord {
-        catalog_id: d.catalog_id.clone(),
-        vendor: d.vendor.clone(),
-        model: d.model.clone(),
-        generation: d.generation.clone(),
-        supported: d.supported,
-        address: d.address.clone(),
-        slot: d.slot.clone(),
+        identity: d.identity.clone(),
         firmware: given
             .then(|| non_empty(&p.firmware_version).or_else(|| firmware_in(&p.label)))
             .flatten(),
@@ -283,13 +251,7 @@ fn report_dpu(d: &crate::install::report::ReportDpu) -> DpuRecord {
 /// A card the install left alone (NIC mode, an unsupported model): still a card of the host.
 fn not_used_dpu(n: &crate::plan::NotUsedDpu) -> DpuRecord {
     DpuRecord {
-        catalog_id: n.catalog_id.clone(),
-        vendor: n.vendor.clone(),
-        model: n.model.clone(),
-        generation: n.generation.clone(),
-        supported: n.supported_model,
-        address: n.address.clone(),
-        slot: n.slot.clone(),
+        identity: n.identity.clone(),
         firmware: None,
         esxio_build: None,
         esxio_included: None,
@@ -302,17 +264,11 @@ fn from_probe(name: &str, source: &str, probe: &ProbeReport) -> HostRecord {
         .dpus
         .iter()
         .map(|d| DpuRecord {
-            catalog_id: d.catalog_id.clone(),
-            vendor: d.vendor.clone(),
-            model: d.model.clone(),
-            generation: d.generation.clone(),
-            supported: d.supported,
-            address: d.address.clone(),
-            slot: d.slot.clone(),
+            identity: d.identity.clone(),
             firmware: probe
                 .dpu_software
                 .iter()
-                .find(|o| o.address == d.address)
+                .find(|o| o.address == d.identity.address)
                 .and_then(|o| o.software.as_deref())
                 .and_then(firmware_in),
             esxio_build: None,
@@ -421,5 +377,41 @@ mod tests {
             firmware(report("null", "already_installed")).as_deref(),
             Some("1.68.0-E-21")
         );
+    }
+
+    #[test]
+    fn a_card_left_alone_reads_back_from_reports_old_and_new() {
+        // Reports before the one identity type said `supported_model` for a card left alone.
+        let report = |supported_key: &str| {
+            format!(
+                r#"{{"media": {{"version": "8.0.3", "build": "8.0.3-0.35.24280767"}}, "exit_code": 0,
+                "dpus_not_used": [{{"name": "NVIDIA BlueField in slot 3 (0000:3b:00)",
+                  "catalog_id": "nvidia-bluefield-1", "vendor": "NVIDIA", "model": "BlueField",
+                  "generation": "BlueField-1", "{supported_key}": false, "address": "0000:3b:00",
+                  "slot": "3", "reason": "a model vSphere 8 does not support"}}]}}"#
+            )
+        };
+        for key in ["supported", "supported_model"] {
+            let host = HostRecord::parse("h", "h.json", report(key).as_bytes()).unwrap();
+            let d = &host.dpus[0];
+            assert_eq!(d.identity.catalog_id, "nvidia-bluefield-1", "{key}");
+            assert!(!d.identity.supported, "{key}");
+            assert_eq!(d.identity.slot.as_deref(), Some("3"), "{key}");
+            assert_eq!(
+                d.not_used.as_deref(),
+                Some("a model vSphere 8 does not support")
+            );
+            assert_eq!(
+                d.identity.name(),
+                "NVIDIA BlueField in slot 3 (0000:3b:00)",
+                "{key}"
+            );
+        }
+        // A record says the identity's keys at the card's top level, as the reports do.
+        let host = HostRecord::parse("h", "h.json", report("supported").as_bytes()).unwrap();
+        let v = serde_json::to_value(&host.dpus[0]).unwrap();
+        assert_eq!(v["catalog_id"], "nvidia-bluefield-1", "{v:#}");
+        assert_eq!(v["supported"], false, "{v:#}");
+        assert!(v.get("identity").is_none(), "{v:#}");
     }
 }

@@ -37,7 +37,7 @@ pub fn prepare(
     let dpu_observed = inventory
         .dpus
         .iter()
-        .filter(|d| d.supported)
+        .filter(|d| d.identity.supported)
         .map(|d| dpu::observe(d, &o.access))
         .collect();
     let disk_override = o
@@ -53,7 +53,12 @@ pub fn prepare(
         dpu_ports: inventory
             .dpus
             .iter()
-            .map(|d| (d.address.clone(), dpu::interfaces_on(d, &o.sysroot)))
+            .map(|d| {
+                (
+                    d.identity.address.clone(),
+                    dpu::interfaces_on(d, &o.sysroot),
+                )
+            })
             .collect(),
         media_disk: match media.source.location() {
             crate::media::source::Location::Local(p) => disk_holding(&o.sysroot, &p),
@@ -86,7 +91,7 @@ fn open_media(
             .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
     }
     // The DPU's part of the image is read only when there is a DPU to get it.
-    if inventory.dpus.iter().any(|d| d.supported) {
+    if inventory.dpus.iter().any(|d| d.identity.supported) {
         media
             .pin_dpu()
             .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
@@ -177,11 +182,11 @@ fn bundles(
     inventory
         .dpus
         .iter()
-        .filter(|d| d.supported)
+        .filter(|d| d.identity.supported)
         .map(|d| {
-            let found =
-                dpu::bundle::find(root, &d.catalog_id, esxi_version).map_err(|e| format!("{e:#}"));
-            (d.catalog_id.clone(), found)
+            let found = dpu::bundle::find(root, &d.identity.catalog_id, esxi_version)
+                .map_err(|e| format!("{e:#}"));
+            (d.identity.catalog_id.clone(), found)
         })
         .collect()
 }

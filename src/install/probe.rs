@@ -65,7 +65,7 @@ impl ProbeReport {
         let dpu_software = inv
             .dpus
             .iter()
-            .filter(|d| d.supported)
+            .filter(|d| d.identity.supported)
             .map(|d| dpu::observe(d, access))
             .collect();
         Ok(ProbeReport {

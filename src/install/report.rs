@@ -39,13 +39,8 @@ pub enum TargetState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportDpu {
     pub name: String,
-    pub catalog_id: String,
-    pub vendor: String,
-    pub model: String,
-    pub generation: String,
-    pub supported: bool,
-    pub address: String,
-    pub slot: Option<String>,
+    #[serde(flatten)]
+    pub identity: crate::inventory::DpuIdentity,
     pub interface: crate::dpu::Interface,
     pub action: crate::plan::DpuAction,
     pub payload: ReportPayload,
@@ -207,13 +202,7 @@ impl InstallReport {
             .iter()
             .map(|d| ReportDpu {
                 name: d.name.clone(),
-                catalog_id: d.card.catalog_id.clone(),
-                vendor: d.card.vendor.clone(),
-                model: d.card.model.clone(),
-                generation: d.card.generation.clone(),
-                supported: d.card.supported,
-                address: d.address.clone(),
-                slot: d.slot.clone(),
+                identity: d.card.identity.clone(),
                 interface: d.interface.clone(),
                 action: d.action,
                 payload: ReportPayload {
@@ -224,8 +213,12 @@ impl InstallReport {
                     parts: d.payload.parts.clone(),
                 },
                 before: Some(d.before.clone()),
-                after: applied
-                    .and_then(|a| a.dpus.iter().find(|x| x.address == d.address).cloned()),
+                after: applied.and_then(|a| {
+                    a.dpus
+                        .iter()
+                        .find(|x| x.address == d.card.identity.address)
+                        .cloned()
+                }),
             })
             .collect();
         self.dpus_not_used = plan.dpus_not_used.clone();

@@ -17,9 +17,9 @@ pub struct DpuLocation {
 impl DpuLocation {
     pub fn of(d: &Dpu) -> DpuLocation {
         DpuLocation {
-            slot: d.slot.clone(),
-            address: d.address.clone(),
-            model: format!("{} {}", d.vendor, d.model),
+            slot: d.identity.slot.clone(),
+            address: d.identity.address.clone(),
+            model: format!("{} {}", d.identity.vendor, d.identity.model),
         }
     }
 }
@@ -83,14 +83,14 @@ impl DpuFinding {
 pub(crate) fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
     let mut out = Vec::new();
     // Only the models vSphere supports count as DPUs: another card is not one to ESXi.
-    let supported: Vec<&Dpu> = dpus.iter().filter(|d| d.supported).collect();
+    let supported: Vec<&Dpu> = dpus.iter().filter(|d| d.identity.supported).collect();
     if supported.len() > 1 {
         out.push(DpuFinding::MultipleDpus {
             dpus: supported.iter().map(|d| DpuLocation::of(d)).collect(),
         });
     }
     for d in dpus {
-        if !d.supported {
+        if !d.identity.supported {
             out.push(DpuFinding::UnsupportedDpu {
                 dpu: DpuLocation::of(d),
                 note: d.note.clone(),
@@ -114,7 +114,9 @@ pub fn findings(dpus: &[Dpu], dpu_pci_slots: &[String]) -> Vec<DpuFinding> {
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
     {
-        let holds_supported = dpus.iter().any(|d| d.supported && d.named_by(slot));
+        let holds_supported = dpus
+            .iter()
+            .any(|d| d.identity.supported && d.identity.named_by(slot));
         if !holds_supported {
             out.push(DpuFinding::SlotWithoutSupportedDpu {
                 slot: slot.to_string(),

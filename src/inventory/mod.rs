@@ -29,7 +29,7 @@ pub use disk::{Disk, Transport};
 pub use findings::{DpuFinding, DpuLocation};
 pub use firmware::{BootFirmware, FirmwareState};
 pub use nic::Nic;
-pub use pci::{Dpu, DpuFunction};
+pub use pci::{Dpu, DpuFunction, DpuIdentity};
 pub use select::{DiskLookupError, FirstDiskChoice, DEFAULT_FIRSTDISK};
 
 /// What the installer found.
@@ -74,13 +74,7 @@ impl Inventory {
         let slots = pci::read_slots(sys).context("reading PCI slots")?;
         let dpus = pci::find_dpus(&functions, &slots, catalog);
         for d in &dpus {
-            log::info!(
-                "DPU {} {} at {}, management {:?}",
-                d.vendor,
-                d.model,
-                d.location(),
-                d.management
-            );
+            log::info!("DPU {}, management {:?}", d.identity.name(), d.management);
         }
         let findings = findings::host_findings(&dpus);
         Ok(Inventory {

@@ -52,43 +52,60 @@ pub struct DpuFunction {
     pub role: Role,
 }
 
-/// A DPU card found in the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dpu {
-    /// The catalog entry it matched.
+/// Which DPU card this is: the catalog entry it matched and where it sits. The one type that
+/// names a card wherever it appears: the inventory, a plan, a report and the fleet's records
+/// (flattened there, so each document keeps these keys at the card's top level).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpuIdentity {
+    /// The `firmware/dpus.toml` entry, e.g. `nvidia-bluefield-3`.
     pub catalog_id: String,
     pub vendor: String,
     pub model: String,
     pub generation: String,
-    /// Whether vSphere 8 supports it.
+    /// Whether vSphere 8 supports the model (the catalog's word; a supported card in NIC mode
+    /// is still not used). Reports before this type called it `supported_model` for cards the
+    /// install left alone.
+    #[serde(alias = "supported_model")]
     pub supported: bool,
-    pub note: Option<String>,
     /// `domain:bus:device` of the card's top-most function: the key that groups its functions.
     pub address: String,
     /// Physical slot name from `sys/bus/pci/slots/*/address`, when firmware created one.
     pub slot: Option<String>,
-    pub functions: Vec<DpuFunction>,
-    /// Address of the function through which the card is managed (rshim, pds_core or ionic PF).
-    pub management: Option<String>,
-    pub management_role: Option<Role>,
-    /// Some function shows a flash-recovery ID: the card's NIC firmware is not running.
-    pub needs_recovery: bool,
 }
 
-impl Dpu {
+impl DpuIdentity {
     /// Whether a `--dpuPciSlots` value names this card: its slot, or its PCI address
     /// (`0000:3b:00`) for hosts whose firmware names no slots.
     pub fn named_by(&self, slot: &str) -> bool {
         self.slot.as_deref() == Some(slot) || self.address.eq_ignore_ascii_case(slot)
     }
 
-    /// How to name this card to a person: slot first, PCI address always.
+    /// How to name this card's place to a person: slot first, PCI address always.
     pub fn location(&self) -> String {
         match &self.slot {
             Some(s) => format!("slot {s} ({})", self.address),
             None => format!("PCI {} (no slot information)", self.address),
         }
     }
+
+    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`.
+    pub fn name(&self) -> String {
+        format!("{} {} in {}", self.vendor, self.model, self.location())
+    }
+}
+
+/// A DPU card found in the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dpu {
+    #[serde(flatten)]
+    pub identity: DpuIdentity,
+    pub note: Option<String>,
+    pub functions: Vec<DpuFunction>,
+    /// Address of the function through which the card is managed (rshim, pds_core or ionic PF).
+    pub management: Option<String>,
+    pub management_role: Option<Role>,
+    /// Some function shows a flash-recovery ID: the card's NIC firmware is not running.
+    pub needs_recovery: bool,
 }
 
 const DEVICES: &str = "sys/bus/pci/devices";
@@ -260,18 +277,20 @@ pub(crate) fn find_dpus(
                 .map(|f| (f.address.clone(), *role))
         });
         dpus.push(Dpu {
-            catalog_id: entry.id.clone(),
-            vendor: entry.vendor.clone(),
-            model: entry.model.clone(),
-            generation: entry.generation.clone(),
-            supported: entry.supported,
+            identity: DpuIdentity {
+                catalog_id: entry.id.clone(),
+                vendor: entry.vendor.clone(),
+                model: entry.model.clone(),
+                generation: entry.generation.clone(),
+                supported: entry.supported,
+                slot: slot_for(slots, &key),
+                address: key,
+            },
             note: entry.note.clone(),
-            slot: slot_for(slots, &key),
             needs_recovery: functions.iter().any(|f| f.role == Role::Recovery),
             management_role: management.as_ref().map(|m| m.1),
             management: management.map(|m| m.0),
             functions,
-            address: key,
         });
     }
     dpus

@@ -14,7 +14,7 @@ pub(super) fn unsupported_cards(i: &Inputs<'_>) -> Vec<NotUsedDpu> {
         .inventory
         .dpus
         .iter()
-        .filter(|d| !d.supported)
+        .filter(|d| !d.identity.supported)
         .map(|d| {
             let reason = format!(
                 "a model vSphere 8 does not support{}: ESXi does not use it as a DPU",
@@ -40,13 +40,16 @@ pub(super) fn not_a_dpu(
         .host
         .dpu_observed
         .iter()
-        .find(|o| o.address == d.address)
+        .find(|o| o.address == d.identity.address)
         .and_then(|o| o.not_a_dpu)
     else {
         return Ok(false);
     };
-    let name = NotUsedDpu::name_of(d);
-    let named = slots.iter().map(|s| s.trim()).any(|s| d.named_by(s));
+    let name = d.identity.name();
+    let named = slots
+        .iter()
+        .map(|s| s.trim())
+        .any(|s| d.identity.named_by(s));
     if named {
         return Err(refuse(
             Outcome::Precondition,
@@ -64,7 +67,7 @@ pub(super) fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) ->
     let ifs = i
         .host
         .dpu_ports
-        .get(&d.address)
+        .get(&d.identity.address)
         .cloned()
         .unwrap_or_default();
     (!ifs.is_empty()).then(|| {
@@ -105,7 +108,13 @@ pub(super) fn dpu_plans(
         });
     }
     let mut out = Vec::new();
-    for d in i.host.inventory.dpus.iter().filter(|d| d.supported) {
+    for d in i
+        .host
+        .inventory
+        .dpus
+        .iter()
+        .filter(|d| d.identity.supported)
+    {
         if not_a_dpu(i, d, &slots, not_used)? {
             continue;
         }
@@ -132,7 +141,7 @@ pub(super) fn check_media_for_dpu(
             format!(
                 "{} has a DPU ({}), but the media is ESXi {}: a DPU needs ESXi 8.0 or later",
                 i.host.media.describe(),
-                d.location(),
+                d.identity.location(),
                 i.host.media.manifest.version
             ),
         ));
@@ -143,7 +152,7 @@ pub(super) fn check_media_for_dpu(
             format!(
                 "{} has a DPU ({}), but the media carries no ESXio components for it",
                 i.host.media.describe(),
-                d.location()
+                d.identity.location()
             ),
         ));
     }
@@ -163,7 +172,7 @@ pub(super) fn bundle_for<'a>(
         .firmware_root
         .as_deref()
         .map_err(|why| refuse(Outcome::Precondition, format!("{name}: {why}")))?;
-    let bundle = match i.host.bundles.get(&d.catalog_id) {
+    let bundle = match i.host.bundles.get(&d.identity.catalog_id) {
         Some(Ok(Some(b))) => b,
         Some(Err(e)) => {
             return Err(refuse(
@@ -176,7 +185,7 @@ pub(super) fn bundle_for<'a>(
                 Outcome::Precondition,
                 format!(
                     "{name}: no firmware bundle for {} in {} that pairs with ESXi {} (see firmware/README.md)",
-                    d.catalog_id,
+                    d.identity.catalog_id,
                     root.display(),
                     i.host.media.manifest.version
                 ),
@@ -201,13 +210,13 @@ pub(super) fn dpu_plan(
     d: &crate::inventory::pci::Dpu,
     warnings: &mut Vec<String>,
 ) -> Result<DpuPlan, PlanError> {
-    let name = format!("{} {} in {}", d.vendor, d.model, d.location());
+    let name = d.identity.name();
     let bundle = bundle_for(i, d, &name, warnings)?;
     let observed = i
         .host
         .dpu_observed
         .iter()
-        .find(|o| o.address == d.address)
+        .find(|o| o.address == d.identity.address)
         .cloned()
         .ok_or_else(|| {
             refuse(
@@ -248,11 +257,6 @@ pub(super) fn dpu_plan(
         }
     };
     Ok(DpuPlan {
-        vendor: d.vendor.clone(),
-        model: d.model.clone(),
-        slot: d.slot.clone(),
-        address: d.address.clone(),
-        management: d.management.clone(),
         card: d.clone(),
         action,
         interface,

@@ -88,12 +88,8 @@ impl std::fmt::Display for DpuAction {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DpuPlan {
-    pub vendor: String,
-    pub model: String,
-    pub slot: Option<String>,
-    pub address: String,
-    pub management: Option<String>,
-    /// The card as the inventory found it (functions, catalog entry).
+    /// The card as the inventory found it: which card (`card.identity`), its functions, the
+    /// function it is managed through.
     pub card: crate::inventory::pci::Dpu,
     pub action: DpuAction,
     pub interface: dpu::Interface,
@@ -114,16 +110,10 @@ pub struct DpuPlan {
 /// A card in the host that this install does not make a DPU, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotUsedDpu {
+    /// How to name the card to a person (`DpuIdentity::name`).
     pub name: String,
-    pub address: String,
-    pub slot: Option<String>,
-    /// The `firmware/dpus.toml` entry.
-    pub catalog_id: String,
-    pub vendor: String,
-    pub model: String,
-    pub generation: String,
-    /// Whether vSphere 8 supports the model (a supported card in NIC mode is still not used).
-    pub supported_model: bool,
+    #[serde(flatten)]
+    pub identity: crate::inventory::DpuIdentity,
     pub reason: String,
 }
 
@@ -131,21 +121,10 @@ impl NotUsedDpu {
     /// A card of the inventory that the install leaves alone, and why.
     pub fn left_alone(d: &crate::inventory::Dpu, reason: String) -> NotUsedDpu {
         NotUsedDpu {
-            name: NotUsedDpu::name_of(d),
-            address: d.address.clone(),
-            slot: d.slot.clone(),
-            catalog_id: d.catalog_id.clone(),
-            vendor: d.vendor.clone(),
-            model: d.model.clone(),
-            generation: d.generation.clone(),
-            supported_model: d.supported,
+            name: d.identity.name(),
+            identity: d.identity.clone(),
             reason,
         }
-    }
-
-    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`.
-    pub fn name_of(d: &crate::inventory::Dpu) -> String {
-        format!("{} {} in {}", d.vendor, d.model, d.location())
     }
 }
 

@@ -30,13 +30,8 @@ pub struct CarriedFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KeptDpu {
-    pub catalog_id: String,
-    pub vendor: String,
-    pub model: String,
-    pub generation: String,
-    pub supported: bool,
-    pub address: String,
-    pub slot: Option<String>,
+    #[serde(flatten)]
+    pub identity: crate::inventory::DpuIdentity,
     /// The ESXio build it runs (that of the installed image's ESXio VIBs, the same in the new
     /// image).
     pub esxio_build: String,
@@ -131,28 +126,26 @@ fn check_dpu(
     };
     let mut kept = Vec::new();
     // A model vSphere does not support is not a DPU to ESXi (docs/DPU.md): it runs no ESXio.
-    for d in i.host.inventory.dpus.iter().filter(|d| d.supported) {
+    for d in i
+        .host
+        .inventory
+        .dpus
+        .iter()
+        .filter(|d| d.identity.supported)
+    {
         if now.is_empty() || now != new {
             return Err(refuse(
                 Outcome::Precondition,
                 format!(
-                    "upgrade on a host with a DPU ({} {} in {}): the DPU runs {} (from the installed image), the new media {to} carry {}; ESXi's installer does not update a DPU, and host and DPU must run one image: upgrade this host with vSphere Lifecycle Manager (vLCM), which updates host and DPU together",
-                    d.vendor,
-                    d.model,
-                    d.location(),
+                    "upgrade on a host with a DPU ({}): the DPU runs {} (from the installed image), the new media {to} carry {}; ESXi's installer does not update a DPU, and host and DPU must run one image: upgrade this host with vSphere Lifecycle Manager (vLCM), which updates host and DPU together",
+                    d.identity.name(),
                     said(&now),
                     said(&new)
                 ),
             ));
         }
         kept.push(KeptDpu {
-            catalog_id: d.catalog_id.clone(),
-            vendor: d.vendor.clone(),
-            model: d.model.clone(),
-            generation: d.generation.clone(),
-            supported: d.supported,
-            address: d.address.clone(),
-            slot: d.slot.clone(),
+            identity: d.identity.clone(),
             esxio_build: now.first().map(|(_, v)| v.clone()).unwrap_or_default(),
         });
     }

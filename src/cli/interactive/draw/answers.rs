@@ -48,16 +48,16 @@ pub(super) fn hardware_refusals(app: &App) -> Vec<String> {
         .inventory
         .dpus
         .iter()
-        .filter(|d| d.supported)
+        .filter(|d| d.identity.supported)
         .filter_map(|d| {
             let o = app
                 .ctx
                 .host
                 .dpu_observed
                 .iter()
-                .find(|o| o.address == d.address)?;
+                .find(|o| o.address == d.identity.address)?;
             let p = o.problem.as_ref().filter(|_| o.not_a_dpu.is_none())?;
-            Some(format!("{} {} in {}: {p}", d.vendor, d.model, d.location()))
+            Some(format!("{}: {p}", d.identity.name()))
         })
         .collect()
 }

@@ -66,9 +66,9 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
     for d in &plan.dpus {
         lines.push(Line::raw(format!(
             "DPU: {} {} in slot {}: {}",
-            d.vendor,
-            d.model,
-            d.slot.as_deref().unwrap_or("?"),
+            d.card.identity.vendor,
+            d.card.identity.model,
+            d.card.identity.slot.as_deref().unwrap_or("?"),
             d.action
         )));
     }

@@ -24,21 +24,31 @@ pub(super) fn dpu(f: &mut Frame<'_>, app: &App, version: &str) {
     let findings: Vec<String> = shown_findings.iter().map(|f| f.to_string()).collect();
     for d in &inv.dpus {
         lines.push(Line::styled(
-            format!("{} {}", d.vendor, d.model),
+            format!("{} {}", d.identity.vendor, d.identity.model),
             Style::new().add_modifier(Modifier::BOLD),
         ));
-        lines.push(Line::raw(format!("  Location:   {}", d.location())));
+        lines.push(Line::raw(format!(
+            "  Location:   {}",
+            d.identity.location()
+        )));
         lines.push(Line::raw(format!(
             "  Management: {}",
             d.management.as_deref().unwrap_or("none found")
         )));
         lines.push(Line::raw(format!(
             "  Supported by vSphere 8: {}",
-            if d.supported { "yes" } else { "no" }
+            if d.identity.supported { "yes" } else { "no" }
         )));
-        let action = planned.and_then(|p| p.dpus.iter().find(|x| x.address == d.address));
-        let left_alone =
-            planned.and_then(|p| p.dpus_not_used.iter().find(|x| x.address == d.address));
+        let action = planned.and_then(|p| {
+            p.dpus
+                .iter()
+                .find(|x| x.card.identity.address == d.identity.address)
+        });
+        let left_alone = planned.and_then(|p| {
+            p.dpus_not_used
+                .iter()
+                .find(|x| x.identity.address == d.identity.address)
+        });
         match action {
             None if left_alone.is_some() => {
                 let why = left_alone.map(|n| n.reason.as_str()).unwrap_or_default();
