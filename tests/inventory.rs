@@ -170,8 +170,14 @@ fn two_dpus_are_a_finding_naming_both_slots_and_addresses() {
         vec![(Some("2"), "0000:3b:00"), (Some("5"), "0000:5e:00")]
     );
     let message = inv.findings[0].to_string();
-    assert!(message.contains("slot 2 (PCI 0000:3b:00)"), "{message}");
-    assert!(message.contains("slot 5 (PCI 0000:5e:00)"), "{message}");
+    assert!(
+        message.contains("NVIDIA BlueField-2 in slot 2 (0000:3b:00)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("AMD Pensando DSC-25 in slot 5 (0000:5e:00)"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -3,46 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::pci::Dpu;
+use super::pci::{Dpu, DpuIdentity};
 
-/// Where a DPU sits, for messages and for the plan stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DpuLocation {
-    pub slot: Option<String>,
-    /// `domain:bus:device` of the card.
-    pub address: String,
-    pub model: String,
-}
-
-impl DpuLocation {
-    pub fn of(d: &Dpu) -> DpuLocation {
-        DpuLocation {
-            slot: d.identity.slot.clone(),
-            address: d.identity.address.clone(),
-            model: format!("{} {}", d.identity.vendor, d.identity.model),
-        }
-    }
-}
-
-impl std::fmt::Display for DpuLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.slot {
-            Some(s) => write!(f, "{} in slot {s} (PCI {})", self.model, self.address),
-            None => write!(
-                f,
-                "{} at PCI {} (no slot information)",
-                self.model, self.address
-            ),
-        }
-    }
-}
-
-fn join(locs: &[DpuLocation]) -> String {
-    if locs.is_empty() {
+fn join(cards: &[DpuIdentity]) -> String {
+    if cards.is_empty() {
         return "none".to_string();
     }
-    locs.iter()
-        .map(ToString::to_string)
+    cards
+        .iter()
+        .map(DpuIdentity::name)
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -52,20 +21,20 @@ fn join(locs: &[DpuLocation]) -> String {
 pub enum DpuFinding {
     /// vSphere 8.0 GA hosts one DPU; dual-DPU support came later (UNCONFIRMED which update).
     #[error("this host has {} DPUs: {}", .dpus.len(), join(.dpus))]
-    MultipleDpus { dpus: Vec<DpuLocation> },
-    #[error("{dpu} is a DPU that vSphere 8 does not support{}", .note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())]
+    MultipleDpus { dpus: Vec<DpuIdentity> },
+    #[error("{} is a DPU that vSphere 8 does not support{}", .dpu.name(), .note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())]
     UnsupportedDpu {
-        dpu: DpuLocation,
+        dpu: DpuIdentity,
         note: Option<String>,
     },
     /// A function shows a flash-recovery ID: the card's NIC firmware is not running.
-    #[error("{dpu} is in flash-recovery mode: its firmware must be recovered before use")]
-    DpuNeedsRecovery { dpu: DpuLocation },
+    #[error("{} is in flash-recovery mode: its firmware must be recovered before use", .dpu.name())]
+    DpuNeedsRecovery { dpu: DpuIdentity },
     #[error("--dpuPciSlots names slot {slot:?}, which holds no supported DPU; DPUs found: {}", join(.dpus))]
     SlotWithoutSupportedDpu {
         slot: String,
         /// Every DPU in the host, so the message can say where they are.
-        dpus: Vec<DpuLocation>,
+        dpus: Vec<DpuIdentity>,
     },
 }
 
@@ -86,19 +55,19 @@ pub(crate) fn host_findings(dpus: &[Dpu]) -> Vec<DpuFinding> {
     let supported: Vec<&Dpu> = dpus.iter().filter(|d| d.identity.supported).collect();
     if supported.len() > 1 {
         out.push(DpuFinding::MultipleDpus {
-            dpus: supported.iter().map(|d| DpuLocation::of(d)).collect(),
+            dpus: supported.iter().map(|d| d.identity.clone()).collect(),
         });
     }
     for d in dpus {
         if !d.identity.supported {
             out.push(DpuFinding::UnsupportedDpu {
-                dpu: DpuLocation::of(d),
+                dpu: d.identity.clone(),
                 note: d.note.clone(),
             });
         }
         if d.needs_recovery {
             out.push(DpuFinding::DpuNeedsRecovery {
-                dpu: DpuLocation::of(d),
+                dpu: d.identity.clone(),
             });
         }
     }
@@ -120,7 +89,7 @@ pub fn findings(dpus: &[Dpu], dpu_pci_slots: &[String]) -> Vec<DpuFinding> {
         if !holds_supported {
             out.push(DpuFinding::SlotWithoutSupportedDpu {
                 slot: slot.to_string(),
-                dpus: dpus.iter().map(DpuLocation::of).collect(),
+                dpus: dpus.iter().map(|d| d.identity.clone()).collect(),
             });
         }
     }

@@ -26,7 +26,7 @@ use crate::sysroot;
 pub use catalog::{Catalog, Role};
 pub use content::{Bootbank, DiskContent, EsxInstall, PartitionTable};
 pub use disk::{Disk, Transport};
-pub use findings::{DpuFinding, DpuLocation};
+pub use findings::DpuFinding;
 pub use firmware::{BootFirmware, FirmwareState};
 pub use nic::Nic;
 pub use pci::{Dpu, DpuFunction, DpuIdentity};

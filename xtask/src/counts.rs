@@ -9,6 +9,10 @@
 //!   paths in code, test code left out; a circle is a strongly connected set of modules. An edge
 //!   between a module and its own submodule (a parent re-exporting a child, a child using
 //!   `super::`) is the module's inside and is counted apart;
+//! - structs in `src/` that repeat a DPU card's identity: a struct with an `address`, a `slot` or
+//!   `catalog_id`, and two or more of `catalog_id`, `vendor`, `model`, `generation`, `supported`,
+//!   `slot` (the one identity type, `DpuIdentity`, is the one expected; the catalog's entry names
+//!   a model, not a card, and has no address; a disk has a vendor and model but no slot);
 //! - every arrow of docs/ARCHITECTURE.md's rooms table (`A` with `B` in its "Uses" column means A
 //!   uses B) against the uses between top-level modules in the code.
 //!
@@ -46,6 +50,8 @@ pub struct FileFacts {
     /// `Result<_, String>` outside a function's return type (fields, aliases, closures,
     /// nested results), test code left out: (file, line).
     pub other_string_errors: Vec<(String, usize)>,
+    /// Structs that repeat a DPU card's identity, test code left out: (file, line, name).
+    pub identity_structs: Vec<(String, usize, String)>,
     /// Module paths referred to, already made absolute (`["lib", "inventory", "content", "X"]`).
     pub refs: Vec<Vec<String>>,
 }
@@ -58,6 +64,8 @@ pub struct Counts {
     pub other_string_errors: Vec<(String, usize)>,
     pub cli_lines: usize,
     pub cli_files: usize,
+    /// Structs in `src/` that repeat a DPU card's identity (file, line, name).
+    pub identity_structs: Vec<(String, usize, String)>,
     /// Circles with edges between a module and its own submodules left out.
     pub circles: Vec<Circle>,
     /// Circles through edges between a module and its own submodules only.
@@ -127,6 +135,7 @@ pub fn measure(root: &Path) -> Result<Counts> {
     let mut long_fns = Vec::new();
     let mut string_errors = Vec::new();
     let mut other_string_errors = Vec::new();
+    let mut identity_structs = Vec::new();
     // file module -> (target module -> file that holds the use)
     let mut edges: BTreeMap<Vec<String>, BTreeMap<Vec<String>, String>> = BTreeMap::new();
     for (rel, text) in &sources {
@@ -142,6 +151,7 @@ pub fn measure(root: &Path) -> Result<Counts> {
         }
         if rel.starts_with("src/") {
             other_string_errors.extend(facts.other_string_errors);
+            identity_structs.extend(facts.identity_structs);
         }
         let Some(module) = module else { continue };
         let out = edges.entry(module.clone()).or_default();
@@ -165,6 +175,7 @@ pub fn measure(root: &Path) -> Result<Counts> {
         other_string_errors,
         cli_lines,
         cli_files,
+        identity_structs,
         circles: outer,
         inner_circles,
         arrows,
@@ -273,6 +284,27 @@ fn is_test_attr(attrs: &[syn::Attribute]) -> bool {
         });
         test
     })
+}
+
+/// A struct with an `address`, a `slot` or `catalog_id`, and two or more of the other fields that
+/// say which DPU card it is.
+fn repeats_dpu_identity(fields: &syn::Fields) -> bool {
+    const IDENTITY: &[&str] = &[
+        "catalog_id",
+        "vendor",
+        "model",
+        "generation",
+        "supported",
+        "slot",
+    ];
+    let names: Vec<String> = fields
+        .iter()
+        .filter_map(|f| f.ident.as_ref().map(ToString::to_string))
+        .collect();
+    let has = |n: &str| names.iter().any(|x| x == n);
+    has("address")
+        && (has("slot") || has("catalog_id"))
+        && IDENTITY.iter().filter(|n| has(n)).count() >= 2
 }
 
 fn is_string(ty: &syn::Type) -> bool {
@@ -469,6 +501,17 @@ impl<'ast> Visit<'ast> for Visitor<'_> {
         self.owner.push(t.ident.to_string());
         syn::visit::visit_item_trait(self, t);
         self.owner.pop();
+    }
+
+    fn visit_item_struct(&mut self, s: &'ast syn::ItemStruct) {
+        if self.test_depth == 0 && !is_test_attr(&s.attrs) && repeats_dpu_identity(&s.fields) {
+            self.facts.identity_structs.push((
+                self.file.to_string(),
+                s.ident.span().start().line,
+                s.ident.to_string(),
+            ));
+        }
+        syn::visit::visit_item_struct(self, s);
     }
 
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
@@ -766,6 +809,14 @@ fn to_text(root: &Path, c: &Counts) -> String {
         "\nlines in src/cli/: {} ({} files)",
         c.cli_lines, c.cli_files
     );
+    let _ = writeln!(
+        s,
+        "\nstructs repeating a DPU card's identity (src/): {}",
+        c.identity_structs.len()
+    );
+    for (file, line, name) in &c.identity_structs {
+        let _ = writeln!(s, "  {file}:{line}  {name}");
+    }
     for (title, circles) in [
         (
             "import circles between modules under src/ (module <-> own submodule left out)",
@@ -840,6 +891,11 @@ fn to_json(c: &Counts) -> Value {
         },
         "cli_lines": c.cli_lines,
         "cli_files": c.cli_files,
+        "dpu_identity_structs": {
+            "count": c.identity_structs.len(),
+            "list": c.identity_structs.iter()
+                .map(|(f, l, n)| json!({"file": f, "line": l, "name": n})).collect::<Vec<_>>(),
+        },
         "import_circles": {"count": c.circles.len(), "list": circles(&c.circles)},
         "inner_circles": {"count": c.inner_circles.len(), "list": circles(&c.inner_circles)},
         "architecture": {
@@ -915,6 +971,26 @@ mod tests {
         assert_eq!(
             got,
             [("Foo::big".to_string(), 132), ("inner".to_string(), 130)]
+        );
+    }
+
+    #[test]
+    fn a_struct_repeating_a_cards_identity_is_counted_and_one_carrying_it_is_not() {
+        let facts = analyse(
+            "src/a.rs",
+            "pub struct Repeats { pub model: String, pub address: String, pub slot: u8 }\n\
+             pub struct Carries { pub identity: Id, pub address: String, pub note: String }\n\
+             pub struct CatalogModel { pub vendor: String, pub model: String, pub supported: bool }\n\
+             pub struct Function { pub address: String, pub slot: Option<String> }\n\
+             pub struct Disk { pub vendor: String, pub model: String, pub address: String }\n\
+             #[cfg(test)]\nmod tests { struct T { vendor: u8, model: u8, address: u8, slot: u8 } }\n",
+            vec!["lib".into(), "a".into()],
+            &BTreeSet::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            facts.identity_structs,
+            [("src/a.rs".to_string(), 1, "Repeats".to_string())]
         );
     }
 
