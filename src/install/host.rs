@@ -35,9 +35,7 @@ pub fn prepare(
         .map_err(|e| stop(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
     let media = open_media(o, media_location, http, &inventory)?;
     let dpu_observed = inventory
-        .dpus
-        .iter()
-        .filter(|d| d.identity.supported)
+        .supported_dpus()
         .map(|d| dpu::observe(d, &o.access))
         .collect();
     let disk_override = o
@@ -91,7 +89,7 @@ fn open_media(
             .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
     }
     // The DPU's part of the image is read only when there is a DPU to get it.
-    if inventory.dpus.iter().any(|d| d.identity.supported) {
+    if inventory.supported_dpus().next().is_some() {
         media
             .pin_dpu()
             .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
@@ -180,9 +178,7 @@ fn bundles(
         return BTreeMap::new();
     };
     inventory
-        .dpus
-        .iter()
-        .filter(|d| d.identity.supported)
+        .supported_dpus()
         .map(|d| {
             let found = dpu::bundle::find(root, &d.identity.catalog_id, esxi_version)
                 .map_err(|e| format!("{e:#}"));

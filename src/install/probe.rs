@@ -63,9 +63,7 @@ impl ProbeReport {
             })
             .collect();
         let dpu_software = inv
-            .dpus
-            .iter()
-            .filter(|d| d.identity.supported)
+            .supported_dpus()
             .map(|d| dpu::observe(d, access))
             .collect();
         Ok(ProbeReport {

@@ -86,6 +86,12 @@ impl Inventory {
         })
     }
 
+    /// The cards of a model vSphere 8 supports: the only ones that are DPUs to ESXi (another
+    /// card is left as it is, docs/DPU.md).
+    pub fn supported_dpus(&self) -> impl Iterator<Item = &Dpu> {
+        self.dpus.iter().filter(|d| d.identity.supported)
+    }
+
     /// The disk a `--disk`/`--ondisk` name stands for: any ESXi alias (`naa.…`, `t10.…`,
     /// `eui.…`, `mpx.…`, `vml.…`, with or without `/vmfs/devices/disks/` or `/dev/disks/`), or
     /// the Linux name. Errors list the disks, and refuse a name that fits two disks.

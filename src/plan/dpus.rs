@@ -108,13 +108,7 @@ pub(super) fn dpu_plans(
         });
     }
     let mut out = Vec::new();
-    for d in i
-        .host
-        .inventory
-        .dpus
-        .iter()
-        .filter(|d| d.identity.supported)
-    {
+    for d in i.host.inventory.supported_dpus() {
         if not_a_dpu(i, d, &slots, not_used)? {
             continue;
         }

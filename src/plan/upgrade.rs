@@ -126,13 +126,7 @@ fn check_dpu(
     };
     let mut kept = Vec::new();
     // A model vSphere does not support is not a DPU to ESXi (docs/DPU.md): it runs no ESXio.
-    for d in i
-        .host
-        .inventory
-        .dpus
-        .iter()
-        .filter(|d| d.identity.supported)
-    {
+    for d in i.host.inventory.supported_dpus() {
         if now.is_empty() || now != new {
             return Err(refuse(
                 Outcome::Precondition,

@@ -46,9 +46,7 @@ pub(super) fn hardware_refusals(app: &App) -> Vec<String> {
     app.ctx
         .host
         .inventory
-        .dpus
-        .iter()
-        .filter(|d| d.identity.supported)
+        .supported_dpus()
         .filter_map(|d| {
             let o = app
                 .ctx
