@@ -402,6 +402,54 @@ fn two_dpus_and_an_unsupported_dpu_are_found_in_probes() {
     );
 }
 
+/// Probes written before `DpuIdentity` named a finding's card `{slot, address, model}` with the
+/// vendor inside `model`: they still read, and the verdict is the same.
+#[test]
+fn probes_with_findings_of_an_earlier_version_give_the_same_verdict() {
+    let r = rack();
+    let mut args = vec![r.report("esx-01")];
+    for name in ["two-dpus", "bluefield1"] {
+        let mut doc: Value =
+            serde_json::from_slice(&std::fs::read(r.probe(name)).unwrap()).unwrap();
+        let mut rewritten = 0;
+        for f in doc["findings"].as_array_mut().unwrap() {
+            let finding = &mut f["finding"];
+            let cards: Vec<&mut Value> = if finding.get("dpu").is_some() {
+                vec![&mut finding["dpu"]]
+            } else {
+                finding["dpus"].as_array_mut().unwrap().iter_mut().collect()
+            };
+            for c in cards {
+                let model = format!(
+                    "{} {}",
+                    c["vendor"].as_str().unwrap(),
+                    c["model"].as_str().unwrap()
+                );
+                *c =
+                    serde_json::json!({"slot": c["slot"], "address": c["address"], "model": model});
+                rewritten += 1;
+            }
+        }
+        assert!(
+            rewritten > 0,
+            "{name}: the probe has no finding naming a card: {doc:#}"
+        );
+        let old = r.path(&format!("old-probe-{name}.json"));
+        std::fs::write(&old, serde_json::to_vec(&doc).unwrap()).unwrap();
+        args.push(old.display().to_string());
+    }
+    args.push(r.report("esx-02"));
+    let (code, v) = json_of("cluster", &args);
+    assert_eq!(code, 12, "{v:#}");
+    assert_eq!(
+        broken(&v, "rule"),
+        [
+            pair("old-probe-two-dpus", "one_dpu"),
+            pair("old-probe-bluefield1", "supported_dpu")
+        ]
+    );
+}
+
 #[test]
 fn a_probe_after_install_sees_the_image_on_the_disk() {
     let r = rack();

@@ -144,7 +144,7 @@ pub struct Finding {
     pub check: Check,
     pub severity: Severity,
     pub host: String,
-    /// The DPU, as `describe()` names it, when the finding is about one.
+    /// The DPU, as `DpuIdentity::name` names it, when the finding is about one.
     pub dpu: Option<String>,
     pub message: String,
 }

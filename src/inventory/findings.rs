@@ -21,21 +21,70 @@ fn join(cards: &[DpuIdentity]) -> String {
 pub enum DpuFinding {
     /// vSphere 8.0 GA hosts one DPU; dual-DPU support came later (UNCONFIRMED which update).
     #[error("this host has {} DPUs: {}", .dpus.len(), join(.dpus))]
-    MultipleDpus { dpus: Vec<DpuIdentity> },
+    MultipleDpus {
+        #[serde(deserialize_with = "cards")]
+        dpus: Vec<DpuIdentity>,
+    },
     #[error("{} is a DPU that vSphere 8 does not support{}", .dpu.name(), .note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())]
     UnsupportedDpu {
+        #[serde(deserialize_with = "card")]
         dpu: DpuIdentity,
         note: Option<String>,
     },
     /// A function shows a flash-recovery ID: the card's NIC firmware is not running.
     #[error("{} is in flash-recovery mode: its firmware must be recovered before use", .dpu.name())]
-    DpuNeedsRecovery { dpu: DpuIdentity },
+    DpuNeedsRecovery {
+        #[serde(deserialize_with = "card")]
+        dpu: DpuIdentity,
+    },
     #[error("--dpuPciSlots names slot {slot:?}, which holds no supported DPU; DPUs found: {}", join(.dpus))]
     SlotWithoutSupportedDpu {
         slot: String,
         /// Every DPU in the host, so the message can say where they are.
+        #[serde(deserialize_with = "cards")]
         dpus: Vec<DpuIdentity>,
     },
+}
+
+/// A card in a finding as this version writes it, or as versions before `DpuIdentity` wrote it
+/// (`slot`, `address`, and `model` holding vendor and model): probes and recorded host
+/// documents of those versions still read.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FoundCard {
+    Identity(DpuIdentity),
+    Located {
+        slot: Option<String>,
+        address: String,
+        model: String,
+    },
+}
+
+impl From<FoundCard> for DpuIdentity {
+    fn from(c: FoundCard) -> DpuIdentity {
+        match c {
+            FoundCard::Identity(d) => d,
+            // The vendor is inside `model`: name() says "NVIDIA BlueField-2 in slot 2 (...)".
+            FoundCard::Located {
+                slot,
+                address,
+                model,
+            } => DpuIdentity {
+                model,
+                address,
+                slot,
+                ..DpuIdentity::default()
+            },
+        }
+    }
+}
+
+fn card<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DpuIdentity, D::Error> {
+    FoundCard::deserialize(d).map(DpuIdentity::from)
+}
+
+fn cards<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DpuIdentity>, D::Error> {
+    Vec::<FoundCard>::deserialize(d).map(|v| v.into_iter().map(DpuIdentity::from).collect())
 }
 
 impl DpuFinding {
@@ -94,4 +143,45 @@ pub fn findings(dpus: &[Dpu], dpu_pci_slots: &[String]) -> Vec<DpuFinding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finding_of_an_earlier_version_reads_and_names_its_cards() {
+        // What versions before DpuIdentity wrote: `model` with the vendor, no catalog entry.
+        let old: DpuFinding = serde_json::from_str(
+            r#"{"kind": "multiple-dpus", "dpus": [
+                {"slot": "2", "address": "0000:3b:00", "model": "NVIDIA BlueField-2"},
+                {"slot": null, "address": "0000:5e:00", "model": "AMD Pensando DSC-25"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old.to_string(),
+            "this host has 2 DPUs: NVIDIA BlueField-2 in slot 2 (0000:3b:00); \
+             AMD Pensando DSC-25 at PCI 0000:5e:00 (no slot information)"
+        );
+        // This version's finding reads back as itself.
+        let card = DpuIdentity {
+            catalog_id: "nvidia-bluefield-1".into(),
+            vendor: "NVIDIA".into(),
+            model: "BlueField".into(),
+            generation: "BlueField-1".into(),
+            supported: false,
+            address: "0000:3b:00".into(),
+            slot: Some("3".into()),
+        };
+        let new = DpuFinding::UnsupportedDpu {
+            dpu: card,
+            note: Some("end of life".into()),
+        };
+        let back: DpuFinding = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        assert_eq!(
+            back.to_string(),
+            "NVIDIA BlueField in slot 3 (0000:3b:00) is a DPU that vSphere 8 does not support (end of life)"
+        );
+    }
 }

@@ -88,9 +88,19 @@ impl DpuIdentity {
         }
     }
 
-    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`.
+    /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`, or `NVIDIA BlueField-3 at PCI 0000:ca:00 (no
+    /// slot information)`.
     pub fn name(&self) -> String {
-        format!("{} {} in {}", self.vendor, self.model, self.location())
+        let what = [self.vendor.as_str(), self.model.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match &self.slot {
+            Some(_) => format!("{what} in {}", self.location()),
+            None => format!("{what} at {}", self.location()),
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub struct CarriedFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KeptDpu {
+    /// Required keys even under the container's `default` (serde's flatten does not take it);
+    /// every version that wrote `kept_dpus` wrote them all.
     #[serde(flatten)]
     pub identity: crate::inventory::DpuIdentity,
     /// The ESXio build it runs (that of the installed image's ESXio VIBs, the same in the new

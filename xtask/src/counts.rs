@@ -9,7 +9,7 @@
 //!   paths in code, test code left out; a circle is a strongly connected set of modules. An edge
 //!   between a module and its own submodule (a parent re-exporting a child, a child using
 //!   `super::`) is the module's inside and is counted apart;
-//! - structs in `src/` that repeat a DPU card's identity: a struct with an `address`, a `slot` or
+//! - structs (and enum variants) in `src/` that repeat a DPU card's identity: one with an `address`, a `slot` or
 //!   `catalog_id`, and two or more of `catalog_id`, `vendor`, `model`, `generation`, `supported`,
 //!   `slot` (the one identity type, `DpuIdentity`, is the one expected; the catalog's entry names
 //!   a model, not a card, and has no address; a disk has a vendor and model but no slot);
@@ -514,6 +514,23 @@ impl<'ast> Visit<'ast> for Visitor<'_> {
         syn::visit::visit_item_struct(self, s);
     }
 
+    fn visit_item_enum(&mut self, e: &'ast syn::ItemEnum) {
+        if self.test_depth == 0 && !is_test_attr(&e.attrs) {
+            for v in e
+                .variants
+                .iter()
+                .filter(|v| repeats_dpu_identity(&v.fields))
+            {
+                self.facts.identity_structs.push((
+                    self.file.to_string(),
+                    v.ident.span().start().line,
+                    format!("{}::{}", e.ident, v.ident),
+                ));
+            }
+        }
+        syn::visit::visit_item_enum(self, e);
+    }
+
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
         let test = is_test_attr(&u.attrs);
         self.test_depth += usize::from(test);
@@ -811,7 +828,7 @@ fn to_text(root: &Path, c: &Counts) -> String {
     );
     let _ = writeln!(
         s,
-        "\nstructs repeating a DPU card's identity (src/): {}",
+        "\nstructs and enum variants repeating a DPU card's identity (src/): {}",
         c.identity_structs.len()
     );
     for (file, line, name) in &c.identity_structs {
@@ -983,6 +1000,7 @@ mod tests {
              pub struct CatalogModel { pub vendor: String, pub model: String, pub supported: bool }\n\
              pub struct Function { pub address: String, pub slot: Option<String> }\n\
              pub struct Disk { pub vendor: String, pub model: String, pub address: String }\n\
+             pub enum Finding { Card { model: String, address: String, slot: u8 }, Other }\n\
              #[cfg(test)]\nmod tests { struct T { vendor: u8, model: u8, address: u8, slot: u8 } }\n",
             vec!["lib".into(), "a".into()],
             &BTreeSet::new(),
@@ -990,7 +1008,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             facts.identity_structs,
-            [("src/a.rs".to_string(), 1, "Repeats".to_string())]
+            [
+                ("src/a.rs".to_string(), 1, "Repeats".to_string()),
+                ("src/a.rs".to_string(), 6, "Finding::Card".to_string())
+            ]
         );
     }
 

@@ -64,13 +64,7 @@ pub fn confirm_lines(app: &App) -> Vec<Line<'static>> {
     host_lines(&mut lines, plan);
     lines.push(Line::raw("Root password: set (kept as a SHA-512 hash)"));
     for d in &plan.dpus {
-        lines.push(Line::raw(format!(
-            "DPU: {} {} in slot {}: {}",
-            d.card.identity.vendor,
-            d.card.identity.model,
-            d.card.identity.slot.as_deref().unwrap_or("?"),
-            d.action
-        )));
+        lines.push(Line::raw(format!("DPU: {}: {}", d.name, d.action)));
     }
     for w in &p.warnings {
         lines.push(Line::styled(format!("Warning: {w}"), WARNING));
