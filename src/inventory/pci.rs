@@ -53,8 +53,9 @@ pub struct DpuFunction {
 }
 
 /// Which DPU card this is: the catalog entry it matched and where it sits. The one type that
-/// names a card wherever it appears: the inventory, a plan, a report and the fleet's records
-/// (flattened there, so each document keeps these keys at the card's top level).
+/// names a card wherever it appears (docs/ARCHITECTURE.md): flattened into the inventory's card,
+/// the report's cards and the fleet's records, so those documents keep these keys at the card's
+/// top level; whole in a finding; the plan's DPU holds the inventory's card.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DpuIdentity {
     /// The `firmware/dpus.toml` entry, e.g. `nvidia-bluefield-3`.
@@ -91,12 +92,9 @@ impl DpuIdentity {
     /// `NVIDIA BlueField-3 in slot 4 (0000:ca:00)`, or `NVIDIA BlueField-3 at PCI 0000:ca:00 (no
     /// slot information)`.
     pub fn name(&self) -> String {
-        let what = [self.vendor.as_str(), self.model.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ");
+        // A finding of an earlier version has the vendor inside `model` and no `vendor`.
+        let what = format!("{} {}", self.vendor, self.model);
+        let what = what.trim();
         match &self.slot {
             Some(_) => format!("{what} in {}", self.location()),
             None => format!("{what} at {}", self.location()),
