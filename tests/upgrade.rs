@@ -271,6 +271,8 @@ fn install_a_then_upgrades_to_b_and_c_alternate_banks_and_never_touch_the_runnin
         "carried from bank 5: jumpstrt.gz",
         "never written: partitions 1, 5, 7",
         "\"rootpw\" is ignored when upgrading",
+        // The media and target lines are an install's: the sector size is said too.
+        "512-byte sectors",
     ] {
         assert!(t.contains(want), "{want:?} not in\n{t}");
     }

@@ -8,23 +8,13 @@ impl Plan {
     fn upgrade_text(&self, u: &upgrade::UpgradePlan) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let t = &self.target;
         let _ = writeln!(
             s,
             "Upgrade ESXi {} -> {} from {}",
             u.from_build, u.to_build, self.media.location
         );
         let _ = writeln!(s, "  why: {}", self.reason);
-        let _ = writeln!(s, "  verified by: {}", self.media.verified_by);
-        let _ = writeln!(s, "  signatures: {}", self.media.signatures);
-        let _ = writeln!(
-            s,
-            "Target: {} ({}), {}; {}",
-            t.name,
-            t.path.display(),
-            crate::size::human(t.size_bytes),
-            t.chosen_because
-        );
+        self.media_and_target_lines(&mut s);
         let _ = writeln!(
             s,
             "  bank {} boots now (updated={}): NOT written; it stays for rollback",
@@ -53,7 +43,7 @@ impl Plan {
                 c.from_partition,
                 c.name,
                 c.size,
-                &c.sha256[..16.min(c.sha256.len())],
+                short(&c.sha256),
                 c.why
             );
         }
@@ -69,29 +59,15 @@ impl Plan {
         if u.downgrade {
             let _ = writeln!(s, "  DOWNGRADE");
         }
-        if !self.post_scripts.is_empty() {
-            let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
-        }
-        for w in &self.warnings {
-            let _ = writeln!(s, "warning: {w}");
-        }
+        self.scripts_and_warnings(&mut s);
         s
     }
 
-    /// The plan for people: what will be erased and written.
-    pub fn text(&self) -> String {
+    /// What vouches for the media, and the target disk: the same lines for an install and an
+    /// upgrade.
+    fn media_and_target_lines(&self, s: &mut String) {
         use std::fmt::Write;
-        if let Some(u) = &self.upgrade {
-            return self.upgrade_text(u);
-        }
-        let mut s = String::new();
         let t = &self.target;
-        let _ = writeln!(s, "{}", self.reason);
-        let _ = writeln!(
-            s,
-            "Install ESXi {} ({}) from {}",
-            self.media.version, self.media.build, self.media.location
-        );
         let _ = writeln!(s, "  verified by: {}", self.media.verified_by);
         if !self.media.not_covered.is_empty() {
             let _ = writeln!(
@@ -110,6 +86,33 @@ impl Plan {
             t.logical_sector_size,
             t.chosen_because
         );
+    }
+
+    fn scripts_and_warnings(&self, s: &mut String) {
+        use std::fmt::Write;
+        if !self.post_scripts.is_empty() {
+            let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+    }
+
+    /// The plan for people: what will be erased and written.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        if let Some(u) = &self.upgrade {
+            return self.upgrade_text(u);
+        }
+        let mut s = String::new();
+        let t = &self.target;
+        let _ = writeln!(s, "{}", self.reason);
+        let _ = writeln!(
+            s,
+            "Install ESXi {} ({}) from {}",
+            self.media.version, self.media.build, self.media.location
+        );
+        self.media_and_target_lines(&mut s);
         let _ = writeln!(
             s,
             "  holds now: {} -- everything on it except preserved partitions is ERASED",
@@ -167,7 +170,7 @@ impl Plan {
                 d.action,
                 d.payload.label,
                 d.payload.parts.len(),
-                &d.payload.id[..16]
+                short(&d.payload.id)
             );
             let _ = writeln!(
                 s,
@@ -181,12 +184,13 @@ impl Plan {
                 let _ = writeln!(s, "     {r}");
             }
         }
-        if !self.post_scripts.is_empty() {
-            let _ = writeln!(s, "%post scripts: {}", self.post_scripts.len());
-        }
-        for w in &self.warnings {
-            let _ = writeln!(s, "warning: {w}");
-        }
+        self.scripts_and_warnings(&mut s);
         s
     }
+}
+
+/// The first 16 characters of a hex digest, for people (a plan read back from a file may hold a
+/// shorter one: never a slice past its end).
+fn short(digest: &str) -> &str {
+    digest.get(..16).unwrap_or(digest)
 }
