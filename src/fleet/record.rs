@@ -93,6 +93,12 @@ pub enum RecordError {
         input: String,
         reason: crate::install::report::UnreadableReport,
     },
+    #[error("{input}: \"document\": {kind} is no document ksinstall writes ({reason})")]
+    UnknownKind {
+        input: String,
+        kind: String,
+        reason: serde_json::Error,
+    },
     #[error("{input}: {reason}")]
     UnreadableProbe {
         input: String,
@@ -156,7 +162,13 @@ impl HostRecord {
         if !doc.is_object() {
             return Err(RecordError::NotAnObject { input });
         }
-        let head = Head::deserialize(&doc).unwrap_or(Head { document: None });
+        // A `document` this version does not know is not an earlier report: it is refused by
+        // the word it says, not guessed at.
+        let head = Head::deserialize(&doc).map_err(|reason| RecordError::UnknownKind {
+            input: input.clone(),
+            kind: doc["document"].to_string(),
+            reason,
+        })?;
         match head.document {
             Some(DocumentKind::Probe) => ProbeReport::parse(bytes)
                 .map_err(|reason| RecordError::UnreadableProbe { input, reason })
@@ -340,6 +352,19 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, RecordError::Report { .. }), "{e:?}");
         assert!(e.to_string().contains("exit_code"), "{e}");
+        // A kind this version does not know, even with an exit code, is not read as a report.
+        let e = HostRecord::parse(
+            "x",
+            "x.json",
+            br#"{"document": "probe-v2", "exit_code": 0}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, RecordError::UnknownKind { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains(r#""document": "probe-v2" is no document ksinstall writes"#),
+            "{e}"
+        );
     }
 
     #[test]
