@@ -107,10 +107,10 @@ impl Shaper {
         let mut out = Vec::new();
         match self.format {
             ReportFormat::Json => {
-                // A script's lines and the kickstart's findings are in the report posted at the
-                // end: one post per line would queue thousands and delay `finished` past its
-                // deadline.
-                if matches!(e, Event::ScriptOutput { .. } | Event::Diagnostic(_)) {
+                // A script's lines are in the report's `scripts` (its output, up to a limit): one
+                // post per line would queue thousands and delay `finished` past its deadline.
+                // The kickstart's findings, one per line of it at most, are posted.
+                if matches!(e, Event::ScriptOutput { .. }) {
                     return out;
                 }
                 if let Event::Progress { step, percent, .. } = e {
@@ -313,6 +313,30 @@ mod tests {
         let posted = s.bodies(&ended);
         assert_eq!(posted.len(), 1);
         assert_eq!(posted[0]["event"], "script_ended");
+    }
+
+    #[test]
+    fn json_posts_the_kickstarts_findings() {
+        let mut s = Shaper::new(ReportFormat::Json, None);
+        let finding = Event::Diagnostic(crate::kickstart::Diagnostic {
+            severity: crate::kickstart::Severity::Warning,
+            span: crate::kickstart::Span {
+                file: "ks.cfg".into(),
+                line: 3,
+                col: 1,
+            },
+            message: "keyboard: unknown layout".into(),
+            help: None,
+            lint: false,
+            option: None,
+        });
+        let posted = s.bodies(&finding);
+        assert_eq!(posted.len(), 1, "{posted:?}");
+        assert!(
+            posted[0].to_string().contains("keyboard: unknown layout"),
+            "{}",
+            posted[0]
+        );
     }
 
     #[test]
