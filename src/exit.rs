@@ -85,12 +85,28 @@ mod tests {
 
     #[test]
     fn an_outcome_is_written_and_read_back_by_its_name() {
-        for o in [
+        // Every variant: `name()` is written by hand beside serde's derived names.
+        let all = [
             Outcome::Success,
             Outcome::UsageOrIo,
+            Outcome::InvalidKickstart,
+            Outcome::Precondition,
+            Outcome::Media,
+            Outcome::Verify,
+            Outcome::Write,
+            Outcome::Dpu,
+            Outcome::Script,
             Outcome::DpuTimeout,
+            Outcome::DpuTransfer,
+            Outcome::DpuRefused,
+            Outcome::RuleBroken,
+            Outcome::InputUnreadable,
             Outcome::Interrupted,
-        ] {
+        ];
+        // The codes are 0..=14 without a gap, so the list above misses none.
+        let codes: Vec<u8> = all.iter().map(|o| *o as u8).collect();
+        assert_eq!(codes, (0..=14).collect::<Vec<u8>>());
+        for o in all {
             let json = serde_json::to_string(&o).unwrap();
             assert_eq!(json, format!("\"{}\"", o.name()));
             assert_eq!(serde_json::from_str::<Outcome>(&json).unwrap(), o);

@@ -51,10 +51,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         return console(&a, &sinks, &session, boot, &http);
     }
     // From here the run is scripted: a signal stops it at a safe point (src/interrupt.rs).
-    anyhow::Context::context(
-        ksinstall::interrupt::install(),
-        "taking SIGINT, SIGTERM and SIGHUP",
-    )?;
+    if let Err(e) = ksinstall::interrupt::install() {
+        let why = format!("taking SIGINT, SIGTERM and SIGHUP: {e}");
+        let f = Failure::new(StepId::Source, Outcome::UsageOrIo, why);
+        return Ok(install::refused(&sinks, &session, &f));
+    }
     let wanted: Vec<String> = boot.ks.iter().map(ToString::to_string).collect();
     let step = Step::start(
         &sinks,
@@ -98,11 +99,7 @@ fn console(
 ) -> anyhow::Result<Outcome> {
     let c = &a.common;
     let refuse = |outcome: Outcome, message: String| {
-        let f = Failure {
-            step: StepId::Source,
-            outcome,
-            message,
-        };
+        let f = Failure::new(StepId::Source, outcome, message);
         Ok(install::refused(sinks, session, &f))
     };
     if c.dry_run || c.disk.is_some() {
@@ -116,6 +113,6 @@ fn console(
             Err(e) => return refuse(Outcome::Media, e.to_string()),
         },
     };
-    let o = super::interactive::run_console(session, sinks, boot, &media, None, http)?;
+    let o = super::interactive::run_console(session, sinks, boot, &media, None, http);
     Ok(sinks.finish(o, session.started()))
 }

@@ -373,9 +373,13 @@ pub fn refused(sinks: &Sinks, session: &Session<'_>, f: &Failure) -> Outcome {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    ksinstall::interrupt::install().context("taking SIGINT, SIGTERM and SIGHUP")?;
     let sinks = Sinks::new(&a.common);
     let session = Session::new(a.common.options(a.run_pre), &sinks);
+    if let Err(e) = ksinstall::interrupt::install() {
+        let why = format!("taking SIGINT, SIGTERM and SIGHUP: {e}");
+        let f = Failure::new(StepId::Source, Outcome::UsageOrIo, why);
+        return Ok(refused(&sinks, &session, &f));
+    }
     let (boot, http) = match start(&a.common, &sinks, &session, false) {
         Ok(started) => started,
         Err(o) => return Ok(o),
@@ -387,11 +391,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             bytes: k.bytes,
         },
         Err(e) => {
-            let f = Failure {
-                step: StepId::Source,
-                outcome: Outcome::UsageOrIo,
-                message: format!("{e:#}"),
-            };
+            let f = Failure::new(StepId::Source, Outcome::UsageOrIo, format!("{e:#}"));
             return Ok(refused(&sinks, &session, &f));
         }
     };
@@ -403,11 +403,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 /// The HTTP client the options make, and the webhook started with it: a bad `--ca-file` or an
 /// unreadable `--report-token-file` is a refusal like any other (reported, `finished` sent).
 fn connect(c: &Common, sinks: &Sinks, boot: &BootOptions) -> Result<Http, Failure> {
-    let refusal = |e: anyhow::Error| Failure {
-        step: StepId::Source,
-        outcome: Outcome::UsageOrIo,
-        message: format!("{e:#}"),
-    };
+    let refusal =
+        |e: anyhow::Error| Failure::new(StepId::Source, Outcome::UsageOrIo, format!("{e:#}"));
     let http = c.net.http(&c.sysroot, boot).map_err(refusal)?;
     sinks.connect(&c.net, &http).map_err(refusal)?;
     Ok(http)

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{stop, Failure, KickstartInput};
+use super::{Failure, KickstartInput};
 use crate::exit::Outcome;
 use crate::http::Http;
 use crate::report::StepId;
@@ -37,14 +37,14 @@ pub fn sources(
         usb,
     };
     let fetched = ks_source::fetch(&boot.ks, &reach)
-        .map_err(|e| stop(StepId::Source, Outcome::UsageOrIo, e.to_string()))?;
+        .map_err(|e| Failure::new(StepId::Source, Outcome::UsageOrIo, e.to_string()))?;
     log::info!("kickstart: {}", fetched.name);
     let mut cd_drives: Vec<PathBuf> = fetched.cdrom.iter().cloned().collect();
     let media = match media.map(str::to_string).or_else(|| boot.media.clone()) {
         Some(m) => m,
         None => {
             let (location, drive) = cdrom::installer_media(sysroot)
-                .map_err(|e| stop(StepId::Source, Outcome::Media, e.to_string()))?;
+                .map_err(|e| Failure::new(StepId::Source, Outcome::Media, e.to_string()))?;
             if !cd_drives.contains(&drive) {
                 cd_drives.push(drive);
             }

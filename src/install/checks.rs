@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::DiskOverride;
-use super::{stop, Failure, Options};
+use super::{Failure, Options};
 use crate::exit::Outcome;
 use crate::media::Media;
 use crate::plan::Plan;
@@ -20,7 +20,7 @@ pub(super) fn report_path(o: &Options) -> Result<(), Failure> {
     // A report is a file: `--report /dev/sdb` would write JSON over a disk, even on a dry run.
     if let Ok(meta) = std::fs::metadata(path) {
         if !meta.is_file() {
-            return Err(stop(
+            return Err(Failure::new(
                 StepId::Plan,
                 Outcome::Precondition,
                 format!("--report {}: not a regular file", path.display()),
@@ -34,7 +34,7 @@ pub(super) fn report_path(o: &Options) -> Result<(), Failure> {
         .open(path)
         .map(drop)
         .map_err(|e| {
-            stop(
+            Failure::new(
                 StepId::Plan,
                 Outcome::Precondition,
                 format!("--report {}: cannot be written: {e}", path.display()),
@@ -52,7 +52,7 @@ pub(super) fn target_writable(
     dry_run: bool,
 ) -> Result<(), Failure> {
     let refuse = |what: &Path, e: std::io::Error| {
-        stop(
+        Failure::new(
             StepId::Plan,
             Outcome::Precondition,
             format!("{}: cannot be written: {e}", what.display()),
@@ -65,7 +65,7 @@ pub(super) fn target_writable(
             .map(|d| d.size_bytes())
             .map_err(|e| refuse(&c.path, std::io::Error::other(format!("{e:#}"))))?;
         if size != c.size_bytes {
-            return Err(stop(
+            return Err(Failure::new(
                 StepId::Plan,
                 Outcome::Precondition,
                 format!(
@@ -139,7 +139,7 @@ pub(super) fn create_image(o: &Options) -> Result<Option<PathBuf>, Failure> {
         return Ok(None);
     }
     let io = |e: std::io::Error| {
-        stop(
+        Failure::new(
             StepId::Partition,
             Outcome::Write,
             format!("creating {}: {e}", path.display()),

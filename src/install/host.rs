@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{stop, Failure, Options};
+use super::{Failure, Options};
 use crate::dpu;
 use crate::exit::Outcome;
 use crate::http::Http;
@@ -32,7 +32,7 @@ pub fn prepare(
     http: &Http,
 ) -> Result<Prepared, Failure> {
     let inventory = Inventory::read(&o.sysroot)
-        .map_err(|e| stop(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
+        .map_err(|e| Failure::new(StepId::Inventory, Outcome::Precondition, format!("{e:#}")))?;
     let media = open_media(o, media_location, http, &inventory)?;
     let dpu_observed = inventory
         .supported_dpus()
@@ -80,19 +80,19 @@ fn open_media(
     inventory: &Inventory,
 ) -> Result<Media, Failure> {
     let mut media = Media::open_with(location, http)
-        .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+        .map_err(|e| Failure::new(StepId::Media, Outcome::Media, format!("{e:#}")))?;
     if let Some(path) = &o.trust_cert {
         let anchor = crate::media::signature::Anchor::load(path)
-            .map_err(|e| stop(StepId::Media, Outcome::UsageOrIo, format!("{e:#}")))?;
+            .map_err(|e| Failure::new(StepId::Media, Outcome::UsageOrIo, format!("{e:#}")))?;
         media
             .check_signatures(&anchor)
-            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+            .map_err(|e| Failure::new(StepId::Media, Outcome::Media, format!("{e:#}")))?;
     }
     // The DPU's part of the image is read only when there is a DPU to get it.
     if inventory.supported_dpus().next().is_some() {
         media
             .pin_dpu()
-            .map_err(|e| stop(StepId::Media, Outcome::Media, format!("{e:#}")))?;
+            .map_err(|e| Failure::new(StepId::Media, Outcome::Media, format!("{e:#}")))?;
     }
     Ok(media)
 }

@@ -115,11 +115,13 @@ pub struct Failure {
     pub message: String,
 }
 
-fn stop(step: StepId, outcome: Outcome, message: impl Into<String>) -> Failure {
-    Failure {
-        step,
-        outcome,
-        message: message.into(),
+impl Failure {
+    pub fn new(step: StepId, outcome: Outcome, message: impl Into<String>) -> Failure {
+        Failure {
+            step,
+            outcome,
+            message: message.into(),
+        }
     }
 }
 
@@ -174,16 +176,6 @@ pub fn record(
     })
 }
 
-/// What `run` did: the disk's account when apply finished, how the run ended, and the state
-/// it left the target in.
-pub struct Ran {
-    pub applied: Option<apply::Applied>,
-    pub result: Result<(), Failure>,
-    pub target: report::TargetState,
-    /// The `%post` scripts run, with their output and how each ended.
-    pub scripts: Vec<apply::scripts::ScriptRecord>,
-}
-
 /// The state a stop in apply's `step` leaves the target in; says so in the failure's message
 /// when the disk was written to.
 fn left_behind(
@@ -214,7 +206,8 @@ fn left_behind(
 
 /// A safe point between two stages: a signal that arrived stops the run here.
 fn safe_point(step: StepId) -> Result<(), Failure> {
-    crate::interrupt::check().map_err(|i| stop(step, Outcome::Interrupted, format!("{step}: {i}")))
+    crate::interrupt::check()
+        .map_err(|i| Failure::new(step, Outcome::Interrupted, format!("{step}: {i}")))
 }
 
 /// An error of a stage that may carry an interrupt: `Interrupted` then, else `outcome`.
@@ -232,21 +225,21 @@ fn outcome_of(e: &anyhow::Error, outcome: Outcome) -> Outcome {
 fn save_host(host: &plan::Host, path: &Path) -> Result<(), Failure> {
     // A host document is a file: `--save-host /dev/sdb` must not write JSON over a disk.
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Err(stop(
+        return Err(Failure::new(
             StepId::Plan,
             Outcome::Precondition,
             format!("--save-host {}: not a regular file", path.display()),
         ));
     }
     let text = serde_json::to_string_pretty(host).map_err(|e| {
-        stop(
+        Failure::new(
             StepId::Plan,
             Outcome::UsageOrIo,
             format!("--save-host: {e}"),
         )
     })?;
     std::fs::write(path, text + "\n").map_err(|e| {
-        stop(
+        Failure::new(
             StepId::Plan,
             Outcome::UsageOrIo,
             format!("--save-host {}: {e}", path.display()),

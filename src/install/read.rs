@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::session::Run;
-use super::{stop, Failure, KickstartInput};
+use super::{Failure, KickstartInput};
 use crate::exit::Outcome;
 use crate::http::Http;
 use crate::kickstart::{self, Kickstart, ScriptKind};
@@ -57,7 +57,7 @@ impl Run<'_> {
             } else {
                 Outcome::InvalidKickstart
             };
-            return Err(stop(
+            return Err(Failure::new(
                 StepId::Kickstart,
                 outcome,
                 format!("{}: the kickstart has errors", input.name),
@@ -92,7 +92,7 @@ impl Run<'_> {
             return Ok(());
         }
         if !self.dry_run {
-            return Err(stop(StepId::Kickstart,
+            return Err(Failure::new(StepId::Kickstart,
                 Outcome::Precondition,
                 format!(
                     "{}: the kickstart has a %pre script, which `install` runs only with --run-pre (as root, on this machine); `ksinstall boot` runs it in the installer environment",

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::{
     checks, from_apply, left_behind, outcome_of, prepare, report, run_post, safe_point, save_host,
-    stop, verify_media, Ended, Failure, InstallReport, KickstartInput, Options, Prepared,
+    verify_media, Ended, Failure, InstallReport, KickstartInput, Options, Prepared,
 };
 use crate::apply::{self, StepTiming};
 use crate::exit::Outcome;
@@ -48,13 +48,13 @@ impl<'a> Session<'a> {
     /// The boot options: `cmdline` when given, else `proc/cmdline` below the sysroot.
     pub fn boot_options(&self, cmdline: Option<&str>) -> Result<BootOptions, Failure> {
         BootOptions::read(&self.options.sysroot, cmdline)
-            .map_err(|e| stop(StepId::Source, Outcome::Precondition, e.to_string()))
+            .map_err(|e| Failure::new(StepId::Source, Outcome::Precondition, e.to_string()))
     }
 
     /// The installer environment's check of `netdevice=`/`BOOTIF=`: it must name a NIC here.
     pub fn check_netdevice(&self, boot: &BootOptions) -> Result<(), Failure> {
         cmdline::check_netdevice(&self.options.sysroot, boot)
-            .map_err(|e| stop(StepId::Source, Outcome::Precondition, e.to_string()))
+            .map_err(|e| Failure::new(StepId::Source, Outcome::Precondition, e.to_string()))
     }
 
     /// What the console plans from: the machine, the media and the DPUs, read once.
@@ -158,14 +158,21 @@ impl<'a> Session<'a> {
         // A report path that failed its check is not tried again.
         if let Some(path) = self.options.report.as_ref().filter(|_| run.report_checked) {
             let r = run.report(outcome, recorder, result.as_ref().err(), self.started);
-            if let Err(e) = r.write(path) {
-                // The path was checked before the first write; a failure now is an I/O failure,
-                // said where the run is shown (the console's screen too).
-                let f = stop(StepId::Report, Outcome::UsageOrIo, format!("{e:#}"));
-                outcome = fail(recorder, f.step, f.outcome, &f.message);
-                if result.is_ok() {
+            match r.write(path) {
+                // The path was checked before the first write; a failure now is an I/O failure
+                // of a run that had succeeded, said where the run is shown (the console's screen
+                // too). A run that failed already keeps its one `failed` event and its exit
+                // class: the report is a warning then.
+                Err(e) if result.is_ok() => {
+                    let f = Failure::new(StepId::Report, Outcome::UsageOrIo, format!("{e:#}"));
+                    outcome = fail(recorder, f.step, f.outcome, &f.message);
                     result = Err(f);
                 }
+                Err(e) => recorder.emit(Event::Warning {
+                    step: StepId::Report,
+                    message: format!("{e:#}"),
+                }),
+                Ok(()) => {}
             }
         }
         Ended {
@@ -284,7 +291,7 @@ impl<'a> Run<'a> {
         self.report_checked = true;
         checks::wait_for_entropy(self.sink);
         let workdir = tempfile::tempdir().map_err(|e| {
-            stop(
+            Failure::new(
                 StepId::Kickstart,
                 Outcome::UsageOrIo,
                 format!("making a scratch directory for scripts: {e}"),
@@ -306,7 +313,7 @@ impl<'a> Run<'a> {
             // Local media is read once in full here too, so a dry run finds a bad module.
             if plan.check_media {
                 verify_media(&host.media, self.sink).map_err(|e| {
-                    stop(
+                    Failure::new(
                         StepId::Media,
                         outcome_of(&e, Outcome::Media),
                         format!("{e:#}"),
@@ -324,7 +331,8 @@ impl<'a> Run<'a> {
         let disk = super::disk_override(self.o);
         let mut inputs = plan::Inputs::new(&host.host, &self.name, ks);
         inputs.strict = self.o.strict || ks.paranoid.is_some();
-        let mut plan = plan::make(&inputs).map_err(|e| stop(StepId::Plan, e.outcome, e.message))?;
+        let mut plan =
+            plan::make(&inputs).map_err(|e| Failure::new(StepId::Plan, e.outcome, e.message))?;
         plan.check_media &= !self.o.skip_media_check;
         checks::target_writable(&plan, disk, self.dry_run)?;
         self.sink.record(StepId::Plan, started);
@@ -374,7 +382,7 @@ impl<'a> Run<'a> {
         self.applied = Some(applied);
         self.target = Some(report::TargetState::Written);
         let dir = tempfile::tempdir().map_err(|e| {
-            stop(
+            Failure::new(
                 StepId::Post,
                 Outcome::UsageOrIo,
                 format!("making a scratch directory for scripts: {e}"),

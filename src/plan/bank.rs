@@ -163,8 +163,6 @@ pub(super) fn install_log(media: &MediaFacts) -> String {
     )
 }
 
-/// `onetime.tgz` (first boot's whole input: a fresh install writes no `state.tgz`) and the
-/// bank's `boot.cfg`, which must be bootable and hand `onetime.tgz` to first boot last.
 /// What differs between the `boot.cfg` of a fresh install's bank and of an upgrade's new bank.
 pub(super) struct BankBoot<'a> {
     /// The first file of the bank: the kernel (`b.b00`).
@@ -196,6 +194,8 @@ pub(super) fn bank_boot_cfg(b: BankBoot<'_>) -> BootCfg {
     }
 }
 
+/// `onetime.tgz` (first boot's whole input: a fresh install writes no `state.tgz`) and the
+/// bank's `boot.cfg`, which must be bootable and hand `onetime.tgz` to first boot last.
 pub(super) fn bank_config(
     media: &MediaFacts,
     bank_files: &[FileCopy],

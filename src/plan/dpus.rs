@@ -2,10 +2,6 @@
 
 use super::*;
 
-/// Why the card must wait for the host lay-down, when the install's media come over the network
-/// and the host has an interface that is a function of the card: resetting the card takes that
-/// port down, and a transfer under way would break. Every interface of the card counts, not only
-/// the one routing to the media: the route can move to it, and waiting costs only overlap.
 /// Cards in the host that this install leaves alone because ESXi would not use them as DPUs:
 /// models vSphere 8 does not support. ESXi installs such a host without Distributed Services
 /// Engine (docs/DPU.md, "Cards ESXi would not use").
@@ -60,6 +56,10 @@ pub(super) fn not_a_dpu(
     Ok(true)
 }
 
+/// Why the card must wait for the host lay-down, when the install's media come over the network
+/// and the host has an interface that is a function of the card: resetting the card takes that
+/// port down, and a transfer under way would break. Every interface of the card counts, not only
+/// the one routing to the media: the route can move to it, and waiting costs only overlap.
 pub(super) fn network_through(d: &crate::inventory::pci::Dpu, i: &Inputs<'_>) -> Option<String> {
     if i.host.media.is_local() {
         return None;

@@ -68,7 +68,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         Ok(b) => b,
         Err(f) => return Ok(session.refuse(&f)),
     };
-    run_console(&session, &sinks, boot, &a.media, save_ks, &http)
+    Ok(run_console(
+        &session, &sinks, boot, &a.media, save_ks, &http,
+    ))
 }
 
 /// The console install, for `interactive` and for `boot` without `ks=`: a run of `session`
@@ -81,17 +83,13 @@ pub fn run_console(
     media: &str,
     save_ks: Option<save::SaveKs<'_>>,
     http: &ksinstall::http::Http,
-) -> anyhow::Result<Outcome> {
+) -> Outcome {
     let refuse = |step: StepId, outcome: Outcome, message: String| {
-        session.refuse(&Failure {
-            step,
-            outcome,
-            message,
-        })
+        session.refuse(&Failure::new(step, outcome, message))
     };
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         let why = "the console install needs a terminal; use `ksinstall install --ks FILE` for a scripted install";
-        return Ok(refuse(StepId::Source, Outcome::UsageOrIo, why.into()));
+        return refuse(StepId::Source, Outcome::UsageOrIo, why.into());
     }
     // Everything is read before the screen is taken, so these errors print plainly.
     // Log lines on stderr would garble the screen: off, unless RUST_LOG asks for them.
@@ -99,42 +97,42 @@ pub fn run_console(
         log::set_max_level(log::LevelFilter::Off);
     }
     if let Err(f) = session.check_report_path() {
-        return Ok(session.refuse(&f));
+        return session.refuse(&f);
     }
     let host = match session.prepare(boot, media, http) {
         Ok(h) => h,
-        Err(f) => return Ok(session.refuse(&f)),
+        Err(f) => return session.refuse(&f),
     };
     let mut app = App::new(host, session.options().strict);
     let version = app.ctx.media.manifest.version.clone();
 
-    let mut screen = Screen::take(sinks)?;
-    loop {
-        screen
-            .term
-            .draw(|f| draw::draw(f, &app, EULA))
-            .context("drawing the screen")?;
-        let ev = event::read().context("reading the keyboard")?;
-        let event::Event::Key(k) = ev else { continue };
-        if k.kind != KeyEventKind::Press {
-            continue;
-        }
-        match app.key(k) {
-            Step::Stay => {}
-            Step::Quit => {
-                drop(screen);
-                let why = "the console install was left; nothing was written";
-                return Ok(refuse(StepId::Plan, Outcome::UsageOrIo, why.into()));
-            }
-            Step::Install => break,
-        }
-    }
-    let Some(Ok(planned)) = app.planned.take() else {
-        anyhow::bail!("F11 without a plan");
+    // Until the install starts, a terminal that fails ends the run as a refusal: one `failed`
+    // event and the report, nothing written.
+    let mut screen = match Screen::take(sinks) {
+        Ok(s) => s,
+        Err(e) => return refuse(StepId::Plan, Outcome::UsageOrIo, format!("{e:#}")),
     };
-    let saved = match save_ks {
-        Some(s) => Some(save_kickstart(&app, &planned, s)?),
+    let planned = match answers(&mut screen, &mut app) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            drop(screen);
+            let why = "the console install was left; nothing was written";
+            return refuse(StepId::Plan, Outcome::UsageOrIo, why.into());
+        }
+        Err(e) => {
+            drop(screen);
+            let why = format!("the console: {e:#}; nothing was written");
+            return refuse(StepId::Plan, Outcome::UsageOrIo, why);
+        }
+    };
+    let saved = match save_ks.map(|s| save_kickstart(&app, &planned, s)) {
         None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            drop(screen);
+            let why = format!("{e:#}; nothing was installed");
+            return refuse(StepId::Plan, Outcome::UsageOrIo, why);
+        }
     };
 
     let plan = &planned.plan;
@@ -149,20 +147,10 @@ pub fn run_console(
         .map(|d| d.kernel_name.clone())
         .unwrap_or_default();
     let lines = result_lines(&result, plan, &kernel, saved, media.is_local());
-    // Keys pressed while installing must not dismiss the result unseen.
-    while event::poll(Duration::ZERO).context("reading the keyboard")? {
-        event::read().context("reading the keyboard")?;
-    }
-    loop {
-        screen
-            .term
-            .draw(|f| draw::draw_result(f, &lines, result.is_ok(), &version))
-            .context("drawing the screen")?;
-        if let event::Event::Key(k) = event::read().context("reading the keyboard")? {
-            if k.kind == KeyEventKind::Press && matches!(k.code, KeyCode::Enter | KeyCode::Esc) {
-                break;
-            }
-        }
+    // The run has ended and is reported: a terminal that fails now only ends the result screen
+    // (the outcome below is the run's, printed as well).
+    if let Err(e) = show_result(&mut screen, &lines, result.is_ok(), &version) {
+        log::warn!("the console's result screen: {e:#}");
     }
     drop(screen);
     match &result {
@@ -179,7 +167,55 @@ pub fn run_console(
         // Said as an event while the screen was up (the webhook heard it); printed now.
         Err(e) => eprintln!("ksinstall: error: {}: {}", e.step, e.message),
     }
-    Ok(ended.outcome)
+    ended.outcome
+}
+
+/// The answer screens until F11 (the plan to install) or leaving (`None`).
+fn answers(screen: &mut Screen, app: &mut App) -> anyhow::Result<Option<state::Planned>> {
+    loop {
+        screen
+            .term
+            .draw(|f| draw::draw(f, app, EULA))
+            .context("drawing the screen")?;
+        let ev = event::read().context("reading the keyboard")?;
+        let event::Event::Key(k) = ev else { continue };
+        if k.kind != KeyEventKind::Press {
+            continue;
+        }
+        match app.key(k) {
+            Step::Stay => {}
+            Step::Quit => return Ok(None),
+            Step::Install => break,
+        }
+    }
+    match app.planned.take() {
+        Some(Ok(planned)) => Ok(Some(planned)),
+        _ => anyhow::bail!("F11 without a plan"),
+    }
+}
+
+/// The result until Enter or Esc.
+fn show_result(
+    screen: &mut Screen,
+    lines: &[String],
+    ok: bool,
+    version: &str,
+) -> anyhow::Result<()> {
+    // Keys pressed while installing must not dismiss the result unseen.
+    while event::poll(Duration::ZERO).context("reading the keyboard")? {
+        event::read().context("reading the keyboard")?;
+    }
+    loop {
+        screen
+            .term
+            .draw(|f| draw::draw_result(f, lines, ok, version))
+            .context("drawing the screen")?;
+        if let event::Event::Key(k) = event::read().context("reading the keyboard")? {
+            if k.kind == KeyEventKind::Press && matches!(k.code, KeyCode::Enter | KeyCode::Esc) {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The install: the session's apply (the scripted path's media check, lay-down, report), its
