@@ -1149,3 +1149,48 @@ fn a_hardware_refusal_shows_on_the_first_screen_with_what_to_do() {
         "{s}"
     );
 }
+
+/// `boot` without `ks=` starts the console, which checks `--report` before its first screen: a
+/// path it cannot write is said once (one `failed`, no warning repeating it), with exit 3, and
+/// no screen asks for answers.
+#[test]
+fn a_console_boot_whose_report_cannot_be_written_is_refused_once_before_any_screen() {
+    let host = host_of("plain");
+    let not_a_file = host.path("reports");
+    std::fs::create_dir(&not_a_file).unwrap();
+    let args: Vec<String> = [
+        "boot",
+        "--sysroot",
+        host.path("root").to_str().unwrap(),
+        "--cmdline",
+        "runweasel",
+        "--media",
+        host.path("media").to_str().unwrap(),
+        "--report",
+        not_a_file.to_str().unwrap(),
+        "--progress",
+        "tty",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let c = Console::start(host.dir.path(), &args);
+    assert_eq!(c.exit_code(), 3, "{}", c.stderr());
+    // With plain progress lines on stderr: the `failed` event's line, then the final line.
+    let err = c.stderr();
+    assert_eq!(
+        err.matches("error: plan: --report").count(),
+        1,
+        "one failed event:\n{err}"
+    );
+    assert!(
+        !err.contains("warning"),
+        "not said again as a warning:\n{err}"
+    );
+    assert!(
+        err.contains("ksinstall: error: --report") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(!c.screen().contains("End User License"), "{}", c.screen());
+    assert!(not_a_file.is_dir(), "the directory is left as it was");
+}

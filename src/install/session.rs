@@ -101,9 +101,12 @@ impl<'a> Session<'a> {
     }
 
     /// The `--report` path takes a test write (the console checks it before its first screen,
-    /// so that a bad path is not found after every answer was given).
-    pub fn check_report_path(&self) -> Result<(), Failure> {
+    /// so that a bad path is not found after every answer was given). When it fails, the run is
+    /// refused with that failure: one `failed` event, and no report tried (nor warned about)
+    /// again.
+    pub fn check_report_path(&self) -> Result<(), Outcome> {
         checks::report_path(&self.options)
+            .map_err(|f| fail(self.sink, f.step, f.outcome, &f.message))
     }
 
     /// One install from a kickstart's bytes: read it, read the hardware and the media, plan,

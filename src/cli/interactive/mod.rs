@@ -96,8 +96,8 @@ pub fn run_console(
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(log::LevelFilter::Off);
     }
-    if let Err(f) = session.check_report_path() {
-        return session.refuse(&f);
+    if let Err(outcome) = session.check_report_path() {
+        return outcome;
     }
     let host = match session.prepare(boot, media, http) {
         Ok(h) => h,
