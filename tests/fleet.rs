@@ -355,6 +355,50 @@ fn another_image_build_is_named() {
     );
 }
 
+/// Two hosts that differ (a two-node cluster) have no majority: neither is blamed as the odd one,
+/// both are named, and the message lists what each carries.
+#[test]
+fn two_hosts_that_differ_are_both_named_without_a_majority() {
+    let r = rack();
+    let model = [
+        "no one model is on most hosts (",
+        "NVIDIA BlueField-3 on esx-01",
+        "NVIDIA BlueField-2 on esx-03",
+    ];
+    let image = [
+        "no one image is on most hosts (8.0.3 build ",
+        " on esx-05",
+        " on esx-01",
+    ];
+    for (other, rule, says) in [
+        ("esx-03", "same_model", model),
+        ("esx-05", "same_image", image),
+    ] {
+        let one = r.report("esx-01");
+        for args in [
+            vec![one.clone(), r.report(other)],
+            vec![r.report(other), one],
+        ] {
+            let (code, v) = json_of("cluster", &args);
+            assert_eq!(code, 12);
+            let mut named = broken(&v, "rule");
+            named.sort();
+            assert_eq!(named, [pair("esx-01", rule), pair(other, rule)]);
+            let key = if rule == "same_model" {
+                "expected_model"
+            } else {
+                "expected_image"
+            };
+            assert!(v["verdict"][key].is_null(), "{}", v["verdict"]);
+            let t = text_of(&check("cluster", &args));
+            for part in says {
+                assert_eq!(t.matches(part).count(), 2, "{part}: {t}");
+            }
+            assert_eq!(t.matches("fix: choose the cluster's").count(), 2, "{t}");
+        }
+    }
+}
+
 #[test]
 fn a_host_whose_install_failed_is_named() {
     let r = rack();

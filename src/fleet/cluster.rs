@@ -2,8 +2,10 @@
 //! requirements): one supported DPU per host, the same DPU vendor and model everywhere
 //! (generations may differ), the same image version and build everywhere.
 //!
-//! What "the cluster's" model and image are is decided by majority among the hosts (the first
-//! seen wins a tie), so the odd host out is the one named, with what would fix it.
+//! What "the cluster's" model and image are is decided by majority among the hosts, so the odd
+//! host out is the one named, with what would fix it. Without a majority (two hosts that differ,
+//! or two groups of the same size at the top) which host is odd is the operator's call, not
+//! ours: every host of the groups is named, and the message lists them all.
 
 use serde::Serialize;
 
@@ -63,9 +65,10 @@ pub struct ClusterReport {
     /// True when no rule is broken.
     pub ok: bool,
     pub hosts: usize,
-    /// The model the cluster is measured against (the most common one), if any host has a DPU.
+    /// The model the cluster is measured against: the one on more hosts than any other; none
+    /// when no host has a single supported DPU or no model has a majority.
     pub expected_model: Option<ModelCount>,
-    /// The image the cluster is measured against.
+    /// The image the cluster is measured against, decided as the model is.
     pub expected_image: Option<ImageCount>,
     /// Every model seen, most common first.
     pub models: Vec<ModelCount>,
@@ -86,22 +89,36 @@ fn tally<K: PartialEq + Clone>(items: impl Iterator<Item = (K, String)>) -> Vec<
     groups
 }
 
+/// The first of `groups` (most hosts first) when no other group has as many hosts.
+fn majority<T>(groups: &[T], hosts: impl Fn(&T) -> usize) -> Option<&T> {
+    match groups {
+        [first, second, ..] if hosts(first) == hosts(second) => None,
+        [first, ..] => Some(first),
+        [] => None,
+    }
+}
+
 /// Check the rules over these hosts.
 pub fn check(hosts: &[HostRecord]) -> ClusterReport {
     let models = model_counts(hosts);
-    let expected_model = models.first().cloned();
+    let expected_model = majority(&models, |m| m.hosts.len()).cloned();
     let want_model = expected_model
         .as_ref()
         .map(|m| format!("{} {}", m.vendor, m.model))
         .unwrap_or_else(|| "a supported DPU (NVIDIA BlueField-2/-3 or AMD Pensando DSC)".into());
     let images = image_counts(hosts);
-    let expected_image = images.first().cloned();
+    let expected_image = majority(&images, |i| i.hosts.len()).cloned();
 
     let mut findings = Vec::new();
     for h in hosts {
         findings.extend(install_finding(h));
-        findings.extend(dpu_finding(h, expected_model.as_ref(), &want_model));
-        findings.extend(image_finding(h, expected_image.as_ref()));
+        findings.extend(dpu_finding(
+            h,
+            &models,
+            expected_model.as_ref(),
+            &want_model,
+        ));
+        findings.extend(image_finding(h, &images, expected_image.as_ref()));
     }
     ClusterReport {
         ok: !findings.iter().any(|f| f.severity == Severity::Broken),
@@ -205,6 +222,7 @@ fn install_finding(h: &HostRecord) -> Option<Finding> {
 /// One supported DPU per host, of the cluster's model.
 fn dpu_finding(
     h: &HostRecord,
+    models: &[ModelCount],
     expected_model: Option<&ModelCount>,
     want_model: &str,
 ) -> Option<Finding> {
@@ -231,27 +249,7 @@ fn dpu_finding(
             ),
             "put the card in DPU mode and install the host again (docs/DPU.md)".into(),
         )),
-        [d] => {
-            let m = expected_model?;
-            if d.identity.vendor == m.vendor && d.identity.model == m.model {
-                return None;
-            }
-            Some(broken(
-                Rule::SameModel,
-                h,
-                format!(
-                    "{}: the other {} host(s) carry a {} {}",
-                    d.identity.name(),
-                    m.hosts.len(),
-                    m.vendor,
-                    m.model
-                ),
-                format!(
-                    "replace it with a {} {}, or move the host to a cluster of {} {} hosts",
-                    m.vendor, m.model, d.identity.vendor, d.identity.model
-                ),
-            ))
-        }
+        [d] => model_finding(h, d, models, expected_model),
         many => Some(broken(
             Rule::OneDpu,
             h,
@@ -268,8 +266,57 @@ fn dpu_finding(
     }
 }
 
+/// A host's one supported DPU against the cluster's model, or against every model when none has
+/// a majority.
+fn model_finding(
+    h: &HostRecord,
+    d: &super::DpuRecord,
+    models: &[ModelCount],
+    expected_model: Option<&ModelCount>,
+) -> Option<Finding> {
+    let same = |m: &ModelCount| d.identity.vendor == m.vendor && d.identity.model == m.model;
+    match expected_model {
+        Some(m) if same(m) => None,
+        Some(m) => Some(broken(
+            Rule::SameModel,
+            h,
+            format!(
+                "{}: the other {} host(s) carry a {} {}",
+                d.identity.name(),
+                m.hosts.len(),
+                m.vendor,
+                m.model
+            ),
+            format!(
+                "replace it with a {} {}, or move the host to a cluster of {} {} hosts",
+                m.vendor, m.model, d.identity.vendor, d.identity.model
+            ),
+        )),
+        None if models.len() > 1 => Some(broken(
+            Rule::SameModel,
+            h,
+            format!(
+                "{}: no one model is on most hosts ({})",
+                d.identity.name(),
+                models
+                    .iter()
+                    .map(|m| format!("{} {} on {}", m.vendor, m.model, m.hosts.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "choose the cluster's model and replace the cards of the hosts that carry another"
+                .into(),
+        )),
+        None => None,
+    }
+}
+
 /// The cluster's image on every host (a note when a host's image is not known).
-fn image_finding(h: &HostRecord, expected_image: Option<&ImageCount>) -> Option<Finding> {
+fn image_finding(
+    h: &HostRecord,
+    images: &[ImageCount],
+    expected_image: Option<&ImageCount>,
+) -> Option<Finding> {
     match (&h.image, expected_image) {
         (Some(i), Some(e)) if i.version != e.version || i.build != e.build => Some(broken(
             Rule::SameImage,
@@ -286,6 +333,22 @@ fn image_finding(h: &HostRecord, expected_image: Option<&ImageCount>) -> Option<
                 "install the host again from the cluster's image, ESXi {} build {}",
                 e.version, e.build
             ),
+        )),
+        (Some(i), None) if images.len() > 1 => Some(broken(
+            Rule::SameImage,
+            h,
+            format!(
+                "carries ESXi {} (build {}); no one image is on most hosts ({})",
+                i.version,
+                i.build,
+                images
+                    .iter()
+                    .map(|e| format!("{} build {} on {}", e.version, e.build, e.hosts.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "choose the cluster's image and install the hosts that carry another again from it"
+                .into(),
         )),
         (None, _) => Some(Finding {
             rule: Rule::ImageKnown,

@@ -97,6 +97,13 @@ impl Options {
         if o.hosts < 2 {
             bail!("--hosts must be at least 2 (one of them is the wrong one)");
         }
+        // Two hosts that differ in model or image have no majority, and cluster check names both.
+        if o.hosts < 3 && o.wrong != Wrong::NoDpu {
+            bail!(
+                "--wrong {} needs --hosts 3 or more: of two hosts that differ, neither is the odd one out",
+                clap::ValueEnum::to_possible_value(&o.wrong).map(|v| v.get_name().to_string()).unwrap_or_default()
+            );
+        }
         Ok(o)
     }
 }

@@ -17,6 +17,7 @@ mod judges;
 mod netlab;
 mod network;
 mod secureboot;
+mod sweep;
 mod upgrade;
 
 use std::collections::BTreeSet;
@@ -34,6 +35,7 @@ use judges::{
     shipped_dsc_version, Outcome,
 };
 use netlab::NetLab;
+use sweep::DiskSweeper;
 
 /// What the installer image's init says when it stays up instead of rebooting (xtask/image/init).
 const IMAGE_STAYS: &str = "ksinstall-image: the machine stays up";
@@ -52,12 +54,15 @@ impl Paths {
     }
 }
 
-/// `cargo xtask e2e [--only SCENARIOS]`.
+/// `cargo xtask e2e [--only SCENARIOS] [--keep-disks]`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Run only these scenarios (comma-separated); all of them when absent.
     #[arg(long, value_name = "SCENARIOS", value_delimiter = ',', value_parser = SCENARIO_NAMES)]
     pub only: Option<Vec<String>>,
+    /// Keep every scenario's disk image; by default a disk is deleted once its scenario passed.
+    #[arg(long)]
+    pub keep_disks: bool,
 }
 
 pub fn e2e(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
@@ -69,7 +74,9 @@ pub fn e2e(root: &Path, cargo: &mut Command, args: &Args) -> Result<()> {
         since: Instant::now(),
     };
     let (p, images) = image::build(root, &target, cargo, &mut laps)?;
-    let results = run_scenarios(&p, &images, only.as_ref())?;
+    print_free_space(&p.work);
+    let mut sweep = DiskSweeper::new(&p.work, args.keep_disks);
+    let results = run_scenarios(&p, &images, only.as_ref(), &mut sweep)?;
     laps.lap("scenarios");
     report(&p, t0, &laps.timings, &results)
 }
@@ -160,6 +167,7 @@ fn run_scenarios(
     p: &Paths,
     images: &Images,
     only: Option<&BTreeSet<String>>,
+    sweep: &mut DiskSweeper,
 ) -> Result<Vec<Outcome>> {
     let server = HttpServer::start(&images.www, &p.w("http.log"))?;
     let want = |s: &str| only.is_none_or(|o| o.contains(s));
@@ -190,9 +198,11 @@ fn run_scenarios(
         // The upgrade scenario needs the disk this install made.
         installed = pxe.iter().take(2).all(|o| o.passed);
         results.extend(pxe);
+        sweep.settle(&results, &[p.w("disk-pxe.img")]);
     }
     if want("dsc-version") {
         results.push(dsc_version(p, &guests)?);
+        sweep.settle(&results, &[]);
     }
     if want("bluefield") {
         let disk = fresh_disk(&p.w("disk-bluefield.img"))?;
@@ -200,6 +210,7 @@ fn run_scenarios(
             .guest("bluefield", "pxe.cfg", "bluefield", "", disk.clone())
             .run(p)?;
         results.push(check_bluefield(&serial, &disk));
+        sweep.settle(&results, &[]);
     }
     if want("datastore") {
         // Above 142 GiB of disk the layout gets its datastore, partition 8.
@@ -209,6 +220,7 @@ fn run_scenarios(
             .run(p)?;
         results.push(check_datastore(&serial, &disk));
         results.push(check_first_boot(&serial, &disk, &images.installer.bin));
+        sweep.settle(&results, &[]);
     }
     if want("broken") {
         let disk = fresh_disk(&p.w("disk-broken.img"))?;
@@ -216,14 +228,19 @@ fn run_scenarios(
             .guest("broken", "broken.cfg", "none", "", disk.clone())
             .run(p)?;
         results.push(check_broken(&serial, &disk));
+        sweep.settle(&results, &[]);
     }
     if let (true, Some(lab)) = (want("vlan"), lab.as_mut()) {
         results.push(network::vlan(p, images, lab, deadline)?);
+        sweep.settle(&results, &[]);
     }
     // After the pxe guest's UEFI boot (which leaves the disk as it was): the next build into
     // the other bank.
     if want("upgrade") && installed {
-        results.push(upgrade::run(p, images, &guests, &p.w("disk-pxe.img"))?);
+        let upgrade = upgrade::run(p, images, &guests, &p.w("disk-pxe.img"))?;
+        sweep.release(&p.w("disk-pxe.img"), upgrade.passed);
+        results.push(upgrade);
+        sweep.settle(&results, &[]);
     } else if want("upgrade") {
         results.push(Outcome {
             name: "7 upgrade (real kernel)".into(),
@@ -234,20 +251,40 @@ fn run_scenarios(
     }
     if let (true, Some(lab)) = (want("removable"), &lab) {
         results.extend(network::removable(p, images, lab, deadline)?);
+        sweep.settle(&results, &[]);
     }
     if let (true, Some(lab)) = (want("secureboot"), &lab) {
         results.extend(secureboot::network(p, images, lab, &images.sb, deadline)?);
         results.extend(secureboot::uki(p, &images.sb, deadline)?);
+        sweep.settle(&results, &[]);
     }
     if want("embed") {
         results.extend(embed::run(p, images, deadline)?);
+        sweep.settle(&results, &[]);
     }
     if want("failures") {
         results.extend(network::failures(p, images, &guests.url, deadline)?);
+        sweep.settle(&results, &[]);
     }
     drop(lab);
     drop(server);
     Ok(results)
+}
+
+/// What the disk under `target/e2e` has free at the start, so that a run cut short by a full disk
+/// says how little it had (a run needs about 1.5 GB there with its disks swept).
+fn print_free_space(work: &Path) {
+    let free = Command::new("df")
+        .args(["--output=avail", "-B1M"])
+        .arg(work)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().nth(1).map(|l| l.trim().to_string()));
+    match free {
+        Some(mb) => println!("== {mb} MB free under {}", work.display()),
+        None => println!("== free space under {} unknown (df failed)", work.display()),
+    }
 }
 
 /// The DSC flashed with the repository's bundle as shipped: netdevsim does not store its
