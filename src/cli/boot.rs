@@ -75,16 +75,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let (input, media, cd_drives) = (found.kickstart, found.media, found.cd_drives);
     let ended = session.scripted(&media, input, &boot, &http);
     install::show_end(c, &ended, session.started());
-    sinks.finish(ended.outcome, session.started());
+    sinks.finish(ended.outcome(), session.started());
     // A dry run (--dry-run, or the kickstart's dryrun) never reboots.
-    if ended.outcome == Outcome::Success && !ended.dry_run {
+    if ended.outcome() == Outcome::Success && !ended.dry_run {
         let after = AfterInstall::decide(ended.reboot, a.allow_reboot, &cd_drives);
         eprintln!("ksinstall: {after}");
         if let AfterInstall::Reboot { eject } = after {
             driver::boot::reboot(&eject)?;
         }
     }
-    Ok(ended.outcome)
+    Ok(ended.outcome())
 }
 
 /// As ESXi does without ks=: the interactive installer on this console, from the media given,

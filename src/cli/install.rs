@@ -397,7 +397,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     };
     let ended = session.scripted(&a.media, ks, &boot, &http);
     show_end(&a.common, &ended, session.started());
-    Ok(sinks.finish(ended.outcome, session.started()))
+    Ok(sinks.finish(ended.outcome(), session.started()))
 }
 
 /// The HTTP client the options make, and the webhook started with it: a bad `--ca-file` or an
@@ -418,7 +418,7 @@ pub fn show_end(c: &Common, ended: &Ended, started: Instant) {
         return;
     };
     if ended.dry_run {
-        if ended.outcome != Outcome::Success {
+        if ended.outcome() != Outcome::Success {
             return;
         }
         let mut out = std::io::stdout().lock();
@@ -430,7 +430,7 @@ pub fn show_end(c: &Common, ended: &Ended, started: Instant) {
             let _ = write!(out, "{}", plan.text());
             let _ = writeln!(out, "Dry run: nothing was written.");
         }
-    } else if ended.outcome == Outcome::Success && c.progress != Progress::Json {
+    } else if ended.outcome() == Outcome::Success && c.progress != Progress::Json {
         eprintln!(
             "ksinstall: {} ESXi {} on {} ({}) in {:.1}s",
             match plan.kind {

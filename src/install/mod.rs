@@ -95,8 +95,7 @@ pub struct KickstartInput {
 
 /// How a run ended.
 pub struct Ended {
-    pub outcome: Outcome,
-    /// `reboot` in the kickstart: `Some(no_eject)`.
+    /// `reboot` in the kickstart, when the run succeeded: `Some(no_eject)`.
     pub reboot: Option<bool>,
     /// The plan, when the run got that far.
     pub plan: Option<Plan>,
@@ -104,6 +103,15 @@ pub struct Ended {
     pub dry_run: bool,
     /// Why it stopped, when it did.
     pub failure: Option<Failure>,
+}
+
+impl Ended {
+    /// The run's exit class: its failure's, or success.
+    pub fn outcome(&self) -> Outcome {
+        self.failure
+            .as_ref()
+            .map_or(Outcome::Success, |f| f.outcome)
+    }
 }
 
 /// A run that stopped: the step, the exit class and why.

@@ -179,7 +179,6 @@ impl<'a> Session<'a> {
             }
         }
         Ended {
-            outcome,
             reboot: run.reboot.filter(|_| outcome == Outcome::Success),
             plan: run.plan,
             dry_run: run.dry_run,

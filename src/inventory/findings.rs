@@ -46,45 +46,49 @@ pub enum DpuFinding {
     },
 }
 
-/// A card in a finding as this version writes it, or as versions before `DpuIdentity` wrote it
-/// (`slot`, `address`, and `model` holding vendor and model): probes and recorded host
-/// documents of those versions still read.
+/// A card in a finding as versions before `DpuIdentity` wrote it (`slot`, `address`, and
+/// `model` holding vendor and model): probes and recorded host documents of those versions
+/// still read.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum FoundCard {
-    Identity(DpuIdentity),
-    Located {
-        slot: Option<String>,
-        address: String,
-        model: String,
-    },
+struct LocatedCard {
+    slot: Option<String>,
+    address: String,
+    model: String,
 }
 
-impl From<FoundCard> for DpuIdentity {
-    fn from(c: FoundCard) -> DpuIdentity {
-        match c {
-            FoundCard::Identity(d) => d,
-            // The vendor is inside `model`: name() says "NVIDIA BlueField-2 in slot 2 (...)".
-            FoundCard::Located {
-                slot,
-                address,
-                model,
-            } => DpuIdentity {
-                model,
-                address,
-                slot,
-                ..DpuIdentity::default()
-            },
+impl From<LocatedCard> for DpuIdentity {
+    // The vendor is inside `model`: name() says "NVIDIA BlueField-2 in slot 2 (...)".
+    fn from(c: LocatedCard) -> DpuIdentity {
+        DpuIdentity {
+            model: c.model,
+            address: c.address,
+            slot: c.slot,
+            ..DpuIdentity::default()
         }
     }
 }
 
+/// A card this version wrote has its `catalog_id`; one without is of the earlier shape. Told
+/// apart by that key rather than by trying both shapes (serde's untagged enum), so that a
+/// malformed card is refused with what is wrong in its own shape ("missing field `address`").
+fn found_card<E: serde::de::Error>(v: serde_json::Value) -> Result<DpuIdentity, E> {
+    let read = if v.get("catalog_id").is_some() {
+        DpuIdentity::deserialize(v)
+    } else {
+        LocatedCard::deserialize(v).map(DpuIdentity::from)
+    };
+    read.map_err(|e| E::custom(format_args!("a DPU card in a finding: {e}")))
+}
+
 fn card<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DpuIdentity, D::Error> {
-    FoundCard::deserialize(d).map(DpuIdentity::from)
+    found_card(serde_json::Value::deserialize(d)?)
 }
 
 fn cards<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DpuIdentity>, D::Error> {
-    Vec::<FoundCard>::deserialize(d).map(|v| v.into_iter().map(DpuIdentity::from).collect())
+    Vec::<serde_json::Value>::deserialize(d)?
+        .into_iter()
+        .map(found_card)
+        .collect()
 }
 
 impl DpuFinding {
@@ -182,6 +186,39 @@ mod tests {
         assert_eq!(
             back.to_string(),
             "NVIDIA BlueField in slot 3 (0000:3b:00) is a DPU that vSphere 8 does not support (end of life)"
+        );
+    }
+
+    #[test]
+    fn a_malformed_card_in_a_finding_is_refused_naming_what_is_wrong() {
+        let err = |card: &str| {
+            serde_json::from_str::<DpuFinding>(&format!(
+                r#"{{"kind": "dpu-needs-recovery", "dpu": {card}}}"#
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        // This version's shape without its address; the earlier shape without its model.
+        let new = err(
+            r#"{"catalog_id": "x", "vendor": "V", "model": "M", "generation": "G",
+            "supported": true, "slot": null}"#,
+        );
+        assert!(
+            new.starts_with("a DPU card in a finding: missing field `address`"),
+            "{new}"
+        );
+        let old = err(r#"{"slot": "2", "address": "0000:3b:00"}"#);
+        assert!(
+            old.starts_with("a DPU card in a finding: missing field `model`"),
+            "{old}"
+        );
+        let wrong = err(
+            r#"{"catalog_id": "x", "vendor": "V", "model": "M", "generation": "G",
+            "supported": "yes", "address": "a", "slot": null}"#,
+        );
+        assert!(
+            wrong.contains("invalid type: string \"yes\", expected a boolean"),
+            "{wrong}"
         );
     }
 }

@@ -138,6 +138,7 @@ pub fn run_console(
     let plan = &planned.plan;
     let ended = install_on_screen(&mut screen, session, &app.ctx, plan, &version);
     let media = &app.ctx.media;
+    let outcome = ended.outcome();
     let result = match ended.failure {
         None => Ok(()),
         Some(f) => Err(f),
@@ -167,7 +168,7 @@ pub fn run_console(
         // Said as an event while the screen was up (the webhook heard it); printed now.
         Err(e) => eprintln!("ksinstall: error: {}: {}", e.step, e.message),
     }
-    ended.outcome
+    outcome
 }
 
 /// The answer screens until F11 (the plan to install) or leaving (`None`).
