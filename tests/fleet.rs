@@ -399,6 +399,31 @@ fn two_hosts_that_differ_are_both_named_without_a_majority() {
     }
 }
 
+/// Two models on one host each and a host without a DPU: the host without is told to fit
+/// either model, and both carriers are named.
+#[test]
+fn a_host_without_a_dpu_beside_a_tie_is_told_either_model() {
+    let r = rack();
+    let args = vec![r.report("esx-01"), r.report("esx-03"), r.report("esx-04")];
+    let (code, v) = json_of("cluster", &args);
+    assert_eq!(code, 12);
+    let mut named = broken(&v, "rule");
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            pair("esx-01", "same_model"),
+            pair("esx-03", "same_model"),
+            pair("esx-04", "has_dpu")
+        ]
+    );
+    let t = text_of(&check("cluster", &args));
+    assert!(
+        t.contains("fix: fit a NVIDIA BlueField-3 or NVIDIA BlueField-2 in this host"),
+        "{t}"
+    );
+}
+
 #[test]
 fn a_host_whose_install_failed_is_named() {
     let r = rack();

@@ -2,10 +2,10 @@
 //! requirements): one supported DPU per host, the same DPU vendor and model everywhere
 //! (generations may differ), the same image version and build everywhere.
 //!
-//! What "the cluster's" model and image are is decided by majority among the hosts, so the odd
-//! host out is the one named, with what would fix it. Without a majority (two hosts that differ,
-//! or two groups of the same size at the top) which host is odd is the operator's call, not
-//! ours: every host of the groups is named, and the message lists them all.
+//! "The cluster's" model and image are the ones on more hosts than any other, so the odd host
+//! out is the one named, with what would fix it. When two or more share the most hosts (two
+//! hosts that differ, say) which is odd is the operator's call, not ours: every host with a
+//! model (or an image) is named, and the message lists each with its hosts.
 
 use serde::Serialize;
 
@@ -90,7 +90,7 @@ fn tally<K: PartialEq + Clone>(items: impl Iterator<Item = (K, String)>) -> Vec<
 }
 
 /// The first of `groups` (most hosts first) when no other group has as many hosts.
-fn majority<T>(groups: &[T], hosts: impl Fn(&T) -> usize) -> Option<&T> {
+fn most_common<T>(groups: &[T], hosts: impl Fn(&T) -> usize) -> Option<&T> {
     match groups {
         [first, second, ..] if hosts(first) == hosts(second) => None,
         [first, ..] => Some(first),
@@ -101,13 +101,10 @@ fn majority<T>(groups: &[T], hosts: impl Fn(&T) -> usize) -> Option<&T> {
 /// Check the rules over these hosts.
 pub fn check(hosts: &[HostRecord]) -> ClusterReport {
     let models = model_counts(hosts);
-    let expected_model = majority(&models, |m| m.hosts.len()).cloned();
-    let want_model = expected_model
-        .as_ref()
-        .map(|m| format!("{} {}", m.vendor, m.model))
-        .unwrap_or_else(|| "a supported DPU (NVIDIA BlueField-2/-3 or AMD Pensando DSC)".into());
+    let expected_model = most_common(&models, |m| m.hosts.len()).cloned();
+    let want_model = wanted_model(&models, expected_model.as_ref());
     let images = image_counts(hosts);
-    let expected_image = majority(&images, |i| i.hosts.len()).cloned();
+    let expected_image = most_common(&images, |i| i.hosts.len()).cloned();
 
     let mut findings = Vec::new();
     for h in hosts {
@@ -128,6 +125,22 @@ pub fn check(hosts: &[HostRecord]) -> ClusterReport {
         models,
         images,
         findings,
+    }
+}
+
+/// What a host without the cluster's model should carry, after "a": the cluster's model; the
+/// models that share the most hosts when none is the cluster's; any supported one without DPUs.
+fn wanted_model(models: &[ModelCount], expected: Option<&ModelCount>) -> String {
+    let name = |m: &ModelCount| format!("{} {}", m.vendor, m.model);
+    match (expected, models.first()) {
+        (Some(m), _) => name(m),
+        (None, Some(top)) => models
+            .iter()
+            .take_while(|m| m.hosts.len() == top.hosts.len())
+            .map(name)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        (None, None) => "supported DPU (NVIDIA BlueField-2/-3 or AMD Pensando DSC)".into(),
     }
 }
 

@@ -71,24 +71,30 @@ impl From<LocatedCard> for DpuIdentity {
 /// A card this version wrote has its `catalog_id`; one without is of the earlier shape. Told
 /// apart by that key rather than by trying both shapes (serde's untagged enum), so that a
 /// malformed card is refused with what is wrong in its own shape ("missing field `address`").
-fn found_card<E: serde::de::Error>(v: serde_json::Value) -> Result<DpuIdentity, E> {
+fn found_card(v: serde_json::Value, place: &str) -> Result<DpuIdentity, String> {
     let read = if v.get("catalog_id").is_some() {
         DpuIdentity::deserialize(v)
     } else {
         LocatedCard::deserialize(v).map(DpuIdentity::from)
     };
-    read.map_err(|e| E::custom(format_args!("a DPU card in a finding: {e}")))
+    read.map_err(|e| format!("{place}: {e}"))
 }
 
 fn card<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DpuIdentity, D::Error> {
-    found_card(serde_json::Value::deserialize(d)?)
+    found_card(
+        serde_json::Value::deserialize(d)?,
+        "a DPU card in a finding",
+    )
+    .map_err(serde::de::Error::custom)
 }
 
 fn cards<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DpuIdentity>, D::Error> {
     Vec::<serde_json::Value>::deserialize(d)?
         .into_iter()
-        .map(found_card)
-        .collect()
+        .enumerate()
+        .map(|(i, v)| found_card(v, &format!("DPU card {} of a finding's list", i + 1)))
+        .collect::<Result<_, _>>()
+        .map_err(serde::de::Error::custom)
 }
 
 impl DpuFinding {
@@ -219,6 +225,18 @@ mod tests {
         assert!(
             wrong.contains("invalid type: string \"yes\", expected a boolean"),
             "{wrong}"
+        );
+        // In a list, which card it is.
+        let second = serde_json::from_str::<DpuFinding>(
+            r#"{"kind": "multiple-dpus", "dpus": [
+                {"slot": "2", "address": "0000:3b:00", "model": "NVIDIA BlueField-2"},
+                {"slot": null, "model": "AMD Pensando DSC-25"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            second.starts_with("DPU card 2 of a finding's list: missing field `address`"),
+            "{second}"
         );
     }
 }

@@ -56,7 +56,8 @@ pub struct Args {
     /// Who installs the rack.
     #[arg(long, value_enum, default_value_t = Engine::Sim)]
     pub engine: Engine,
-    /// Hosts in the rack (sim: at least 2, default 16; ironic: 1 to 16, default 3).
+    /// Hosts in the rack (sim: at least 2, 3 for --wrong other-model/other-image, default 16;
+    /// ironic: 1 to 16, default 3).
     #[arg(long, value_name = "N")]
     pub hosts: Option<usize>,
     /// Installs at once (sim only).

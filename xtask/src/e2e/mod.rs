@@ -192,13 +192,19 @@ fn run_scenarios(
     } else {
         None
     };
-    let mut installed = false;
+    let (mut installed, mut pxe_passed) = (false, false);
     if let (true, Some(lab)) = (want("pxe") || want("upgrade"), &lab) {
         let pxe = network::pxe_boot(p, images, lab, deadline)?;
         // The upgrade scenario needs the disk this install made.
         installed = pxe.iter().take(2).all(|o| o.passed);
+        pxe_passed = pxe.iter().all(|o| o.passed);
         results.extend(pxe);
-        sweep.settle(&results, &[p.w("disk-pxe.img")]);
+        let spare = if want("upgrade") && installed {
+            vec![p.w("disk-pxe.img")]
+        } else {
+            Vec::new()
+        };
+        sweep.settle(&results, &spare);
     }
     if want("dsc-version") {
         results.push(dsc_version(p, &guests)?);
@@ -238,7 +244,7 @@ fn run_scenarios(
     // the other bank.
     if want("upgrade") && installed {
         let upgrade = upgrade::run(p, images, &guests, &p.w("disk-pxe.img"))?;
-        sweep.release(&p.w("disk-pxe.img"), upgrade.passed);
+        sweep.release(&p.w("disk-pxe.img"), pxe_passed && upgrade.passed);
         results.push(upgrade);
         sweep.settle(&results, &[]);
     } else if want("upgrade") {
@@ -248,6 +254,7 @@ fn run_scenarios(
             elapsed: Duration::ZERO,
             detail: "not run: it upgrades the disk the pxe scenario installs, and that install failed or did not run".into(),
         });
+        sweep.settle(&results, &[]);
     }
     if let (true, Some(lab)) = (want("removable"), &lab) {
         results.extend(network::removable(p, images, lab, deadline)?);

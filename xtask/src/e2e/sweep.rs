@@ -1,8 +1,8 @@
-//! The scenarios' disks, deleted once judged. Each disk image is sparse, but an install writes
-//! 60-100 MB into its own and a run makes 16 of them (about 1 GB with their mtools copies, at the
-//! end of a run where the build already holds several); CI once ran out of space there. A
-//! scenario whose outcomes all passed has its disks deleted as soon as it is judged; a failed
-//! one's stay for inspection, and every disk stays with `--keep-disks`.
+//! The guests' disks, deleted once judged. Each disk image is sparse, but an install writes
+//! 60-100 MB into its own and a run makes 14 of them (about 0.9 GB at the end of a run, beside
+//! the build); CI once ran out of space there. A block of scenarios whose outcomes all passed has
+//! its disks deleted as soon as it is judged; a failed block's stay for inspection, and every
+//! disk stays with `--keep-disks`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -36,27 +36,31 @@ impl DiskSweeper {
     /// Settles the disks made since the last call, judged by the outcomes added since: deleted
     /// when all passed (but for `spare`, a disk a later scenario still needs), kept otherwise.
     pub(super) fn settle(&mut self, results: &[Outcome], spare: &[PathBuf]) {
-        let passed = results
-            .get(self.judged..)
-            .is_none_or(|new| new.iter().all(|o| o.passed));
+        let passed = results[self.judged..].iter().all(|o| o.passed);
         self.judged = results.len();
         for disk in self.made_this_run() {
             if !self.settled.insert(disk.clone()) || spare.contains(&disk) {
                 continue;
             }
-            if passed && !self.keep {
-                remove(&disk);
-            } else {
-                println!("   kept for inspection: {}", disk.display());
-            }
+            self.judge(&disk, passed);
         }
     }
 
-    /// Deletes one spared disk once the scenario that needed it passed.
+    /// A spared disk, judged once the scenarios that made and needed it are: `passed` when all
+    /// of them passed.
     pub(super) fn release(&self, disk: &Path, passed: bool) {
-        if passed && !self.keep {
+        self.judge(disk, passed);
+        self.judge(&disk.with_extension("mtools"), passed);
+    }
+
+    fn judge(&self, disk: &Path, passed: bool) {
+        if self.keep || !disk.exists() {
+            return;
+        }
+        if passed {
             remove(disk);
-            remove(&disk.with_extension("mtools"));
+        } else {
+            println!("   kept for inspection: {}", disk.display());
         }
     }
 
@@ -92,5 +96,70 @@ fn remove(path: &Path) {
         if e.kind() != std::io::ErrorKind::NotFound {
             eprintln!("   could not delete {}: {e}", path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn outcome(passed: bool) -> Outcome {
+        Outcome {
+            name: "x".into(),
+            passed,
+            elapsed: Duration::ZERO,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_passed_blocks_disks_go_a_failed_ones_stay_and_a_spared_one_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = |n: &str| dir.path().join(format!("disk-{n}.img"));
+        let make = |n: &str| std::fs::write(disk(n), b"x").unwrap();
+        // An earlier run's disk, older than this run: never this run's to delete.
+        make("old");
+        let old = std::fs::File::options()
+            .write(true)
+            .open(disk("old"))
+            .unwrap();
+        old.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let mut sweep = DiskSweeper::new(dir.path(), false);
+        let mut results = Vec::new();
+
+        make("pxe");
+        std::fs::create_dir(dir.path().join("disk-pxe.mtools")).unwrap();
+        results.push(outcome(true));
+        sweep.settle(&results, &[disk("pxe")]);
+        assert!(disk("pxe").exists(), "spared for the upgrade");
+        assert!(!dir.path().join("disk-pxe.mtools").exists());
+
+        make("broken");
+        results.push(outcome(false));
+        sweep.settle(&results, &[]);
+        assert!(disk("broken").exists(), "its block failed");
+
+        // The failure above is not counted against the next block.
+        make("vlan");
+        results.extend([outcome(true), outcome(true)]);
+        sweep.settle(&results, &[]);
+        assert!(!disk("vlan").exists());
+        assert!(disk("broken").exists(), "settled once, kept");
+
+        sweep.release(&disk("pxe"), true);
+        assert!(!disk("pxe").exists());
+        assert!(disk("old").exists());
+    }
+
+    #[test]
+    fn keep_disks_keeps_every_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sweep = DiskSweeper::new(dir.path(), true);
+        std::fs::write(dir.path().join("disk-a.img"), b"x").unwrap();
+        sweep.settle(&[outcome(true)], &[]);
+        sweep.release(&dir.path().join("disk-a.img"), true);
+        assert!(dir.path().join("disk-a.img").exists());
     }
 }
