@@ -50,7 +50,12 @@ impl DiskSweeper {
     /// of them passed.
     pub(super) fn release(&self, disk: &Path, passed: bool) {
         self.judge(disk, passed);
-        self.judge(&disk.with_extension("mtools"), passed);
+        // Its mtools copies (remade by the later judge) go with it; kept, they were said with
+        // their own block already.
+        let copies = disk.with_extension("mtools");
+        if passed || !self.settled.contains(&copies) {
+            self.judge(&copies, passed);
+        }
     }
 
     fn judge(&self, disk: &Path, passed: bool) {
@@ -148,8 +153,11 @@ mod tests {
         assert!(!disk("vlan").exists());
         assert!(disk("broken").exists(), "settled once, kept");
 
+        // The upgrade's judge remade the pxe disk's mtools copies.
+        std::fs::create_dir(dir.path().join("disk-pxe.mtools")).unwrap();
         sweep.release(&disk("pxe"), true);
         assert!(!disk("pxe").exists());
+        assert!(!dir.path().join("disk-pxe.mtools").exists());
         assert!(disk("old").exists());
     }
 
