@@ -66,7 +66,7 @@ pub struct ClusterReport {
     pub ok: bool,
     pub hosts: usize,
     /// The model the cluster is measured against: the one on more hosts than any other; none
-    /// when no host has a single supported DPU or no model has a majority.
+    /// when no host has a single supported DPU or two or more models share the most hosts.
     pub expected_model: Option<ModelCount>,
     /// The image the cluster is measured against, decided as the model is.
     pub expected_image: Option<ImageCount>,
@@ -311,17 +311,25 @@ fn model_finding(
             format!(
                 "{}: no one model is on most hosts ({})",
                 d.identity.name(),
-                models
-                    .iter()
-                    .map(|m| format!("{} {} on {}", m.vendor, m.model, m.hosts.join(", ")))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                each_on(
+                    models
+                        .iter()
+                        .map(|m| (format!("{} {}", m.vendor, m.model), &m.hosts))
+                )
             ),
             "choose the cluster's model and replace the cards of the hosts that carry another"
                 .into(),
         )),
         None => None,
     }
+}
+
+/// "A on h1, h2; B on h3": what each group is and its hosts, for a tie's message.
+fn each_on<'a>(groups: impl Iterator<Item = (String, &'a Vec<String>)>) -> String {
+    groups
+        .map(|(what, hosts)| format!("{what} on {}", hosts.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The cluster's image on every host (a note when a host's image is not known).
@@ -354,11 +362,11 @@ fn image_finding(
                 "carries ESXi {} (build {}); no one image is on most hosts ({})",
                 i.version,
                 i.build,
-                images
-                    .iter()
-                    .map(|e| format!("{} build {} on {}", e.version, e.build, e.hosts.join(", ")))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                each_on(
+                    images
+                        .iter()
+                        .map(|e| (format!("{} build {}", e.version, e.build), &e.hosts))
+                )
             ),
             "choose the cluster's image and install the hosts that carry another again from it"
                 .into(),
